@@ -1,0 +1,52 @@
+"""hep-actors: distributed event processing on asyncio actors.
+
+``import actors`` is cheap: it imports no optional backend (mpi4py, ucxx, cupy,
+uproot, matplotlib); those load on first use.
+"""
+
+from __future__ import annotations
+
+from .errors import (
+    ActorDead,
+    ActorError,
+    ActorFailed,
+    ActorsError,
+    AskTimeout,
+    AuthenticationError,
+    BackendUnavailable,
+    CodecError,
+    ConfigError,
+    DistributedError,
+    FrameworkError,
+    ModuleError,
+    PeerLost,
+    ProductNotFound,
+    ProtocolError,
+    RemoteError,
+    SchemaMismatch,
+    TransportError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActorDead",
+    "ActorError",
+    "ActorFailed",
+    "ActorsError",
+    "AskTimeout",
+    "AuthenticationError",
+    "BackendUnavailable",
+    "CodecError",
+    "ConfigError",
+    "DistributedError",
+    "FrameworkError",
+    "ModuleError",
+    "PeerLost",
+    "ProductNotFound",
+    "ProtocolError",
+    "RemoteError",
+    "SchemaMismatch",
+    "TransportError",
+    "__version__",
+]

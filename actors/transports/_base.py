@@ -1,0 +1,165 @@
+"""The transport contract: ``Backend`` -> ``Listener`` / ``Link``.
+
+A *link* carries messages ``(header: bytes, buffers: list)`` between two
+endpoints, in order, reliably, both ways. ``header`` is small (control data);
+``buffers`` are memory regions (see :mod:`actors.buffers`) that are moved
+without being concatenated. Ownership of sent buffers passes to the link: the
+sender must not modify them after ``send`` returns (zero-copy transports may
+still be reading them, and ``inproc://`` hands the very same objects over).
+
+Received host buffers are writable-or-readonly byte ``memoryview``-compatible
+objects (buffer protocol, C-contiguous, ``uint8``); received device buffers are
+device arrays when the link has ``device_memory`` capability (others stage
+through host memory and also hand back device arrays when cupy is installed).
+
+Errors (all from :mod:`actors.errors`):
+
+- :class:`PeerLost` - the peer died, disconnected, or closed the link: pending
+  and later ``send``/``recv`` raise it promptly (within ~2 s), never hang.
+  ``recv`` after our own ``close`` raises it too.
+- :class:`ProtocolError` - a peer sent a malformed/oversized frame; the link is
+  closed, other links and the listener carry on.
+- :class:`AuthenticationError` - wrong secret at handshake.
+
+Loop rules: a link belongs to the event loop it was created on; ``send`` may be
+called concurrently by several tasks (messages are not interleaved), ``recv``
+by one task at a time.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+__all__ = [
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "Backend",
+    "Capabilities",
+    "Link",
+    "Listener",
+    "Message",
+]
+
+#: Default limit on one message (header + all buffers), in bytes. Frames that
+#: announce more are refused with ProtocolError. Override per listen/connect.
+DEFAULT_MAX_MESSAGE_SIZE = 8 << 30
+
+Message = tuple[bytes, list[Any]]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do; callers choose by it, benchmarks report it.
+
+    ``zero_copy_receive``: received buffers are not copied again after the
+    transport writes them (receive lands in the final allocation or in shared
+    memory). ``device_memory``: device buffers travel without staging through
+    host memory. ``crosses_nodes``: peers may live on other hosts.
+    """
+
+    zero_copy_receive: bool
+    device_memory: bool
+    crosses_nodes: bool
+
+
+class Link(abc.ABC):
+    """One bidirectional, ordered, reliable message channel to one peer."""
+
+    #: Capabilities of the backend that made this link.
+    capabilities: Capabilities
+    #: Human-readable description of the peer, used in error messages.
+    peer: str = "?"
+
+    @abc.abstractmethod
+    async def send(self, header: bytes, buffers: Sequence[Any] = ()) -> None:
+        """Send one message. Raises PeerLost if the link is closed or the peer gone."""
+
+    @abc.abstractmethod
+    async def recv(self) -> Message:
+        """Receive the next message. Raises PeerLost, ProtocolError."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Close the link; idempotent. The peer's pending/later calls raise PeerLost."""
+
+    @property
+    @abc.abstractmethod
+    def closed(self) -> bool:
+        """True once the link is closed (by either side or by an error)."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class Listener(abc.ABC):
+    """Accepts incoming links on one address."""
+
+    #: The URL actually bound (e.g. with the resolved port), usable by connect().
+    address: str
+
+    @abc.abstractmethod
+    async def accept(self) -> Link:
+        """Wait for the next authenticated link.
+
+        Connections that fail the handshake (garbage, wrong secret) are dropped
+        and logged; they never surface here. Raises PeerLost if the listener is
+        closed.
+        """
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Stop listening; idempotent. Links already accepted stay open."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __aiter__(self) -> AsyncIterator[Link]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Link]:
+        from ..errors import PeerLost
+
+        while True:
+            try:
+                link = await self.accept()
+            except PeerLost:
+                return
+            yield link
+
+
+class Backend(abc.ABC):
+    """A transport implementation registered under one URL scheme."""
+
+    scheme: str
+    capabilities: Capabilities
+
+    @abc.abstractmethod
+    async def listen(
+        self, address: str, *, secret: bytes | None, max_message_size: int
+    ) -> Listener:
+        """Start listening at ``address`` (the part after ``scheme://``)."""
+
+    @abc.abstractmethod
+    async def connect(
+        self, address: str, *, secret: bytes | None, timeout: float, max_message_size: int
+    ) -> Link:
+        """Connect to a listener at ``address``; raises PeerLost on failure/timeout."""

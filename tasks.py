@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Set up a local virtual environment and run the project's main jobs.
+
+Needs only Python >= 3.11 with pip/venv:
+
+    python3 tasks.py demo     # install hep-actors into .venv and run the example job
+    python3 tasks.py test     # install with the test extras and run lint + the test suite
+    python3 tasks.py bench    # run the benchmark suite (python -m benchmarks --quick)
+
+The virtual environment (``.venv``, or ``$VENV``) is created once and reused;
+an install is redone when pyproject.toml changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = Path(os.environ.get("VENV", ROOT / ".venv"))
+PY = VENV / "bin" / "python"
+
+EXTRAS = {
+    "demo": "",
+    "test": "[dev,mpi,ucx,hep]",
+    "bench": "[dev,mpi,ucx,hep,plots]",
+}
+
+
+def run(*cmd: str | Path) -> None:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    code = subprocess.call([str(c) for c in cmd], cwd=ROOT)
+    if code:
+        sys.exit(code)
+
+
+def ensure_venv(extras: str) -> None:
+    if not PY.exists():
+        print(f"creating virtual environment {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
+    stamp = VENV / f".hep-actors-installed{extras or '[]'}"
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    run(PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    run(PY, "-m", "pip", "install", "--quiet", "-e", f".{extras}")
+    stamp.write_text(digest)
+
+
+def demo(args: list[str]) -> None:
+    ensure_venv(EXTRAS["demo"])
+    run(PY, "-m", "actors.launch", "examples/offload/topology.toml", *args)
+
+
+def test(args: list[str]) -> None:
+    ensure_venv(EXTRAS["test"])
+    run(PY, "-m", "ruff", "check", "actors", "benchmarks", "tests")
+    run(PY, "-m", "mypy", "actors")
+    run(PY, "-m", "pytest", *args)
+
+
+def bench(args: list[str]) -> None:
+    ensure_venv(EXTRAS["bench"])
+    run(PY, "-m", "benchmarks", *(args or ["--quick"]))
+
+
+COMMANDS = {"demo": demo, "test": test, "bench": bench}
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        sys.exit(f"usage: python3 tasks.py {{{'|'.join(COMMANDS)}}} [args...]")
+    COMMANDS[sys.argv[1]](sys.argv[2:])
