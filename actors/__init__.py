@@ -6,6 +6,7 @@ uproot, matplotlib); those load on first use.
 
 from __future__ import annotations
 
+from .actor import Actor
 from .errors import (
     ActorDead,
     ActorError,
@@ -26,13 +27,19 @@ from .errors import (
     SchemaMismatch,
     TransportError,
 )
+from .ref import ActorRef
+from .supervision import SupervisorPolicy
+from .system import ActorSystem
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Actor",
     "ActorDead",
     "ActorError",
     "ActorFailed",
+    "ActorRef",
+    "ActorSystem",
     "ActorsError",
     "AskTimeout",
     "AuthenticationError",
@@ -47,6 +54,7 @@ __all__ = [
     "ProtocolError",
     "RemoteError",
     "SchemaMismatch",
+    "SupervisorPolicy",
     "TransportError",
     "__version__",
 ]

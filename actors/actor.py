@@ -1,0 +1,118 @@
+"""The :class:`Actor` base class users subclass."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._cell import ActorCell
+    from .ref import ActorRef
+    from .supervision import SupervisorPolicy
+    from .system import ActorSystem
+
+__all__ = ["Actor"]
+
+
+class Actor:
+    """An actor: private state plus ``async def receive(self, message)``.
+
+    Each actor has one bounded mailbox and one asyncio task that takes
+    messages from it and awaits ``receive`` for one message at a time, so an
+    actor's state needs no locks. The return value of ``receive`` is the reply
+    to an ``ask`` (ignored for a ``tell``). Optional hooks: ``async on_start()``
+    (before the first message, and again after a restart) and ``async
+    on_stop()`` (after the last message, after its children have stopped).
+    ``self.name``, ``self.system``, ``self.self_ref`` and ``self.parent`` are
+    set before ``__init__`` runs. Create actors with ``system.spawn(Cls, ...)``
+    or, for a child, ``self.spawn(Cls, ...)``; never instantiate them directly.
+
+    Failure rules:
+
+    1. ``receive`` raises while handling an **ask**: the exception is raised
+       in the asker (the very same object for a local asker; for a remote one
+       the original type when it is a builtin exception or an
+       :mod:`actors.errors` class, otherwise :class:`~actors.RemoteError`
+       carrying the type name, message and remote traceback). The actor keeps
+       running with its state as the failed ``receive`` left it.
+    2. ``receive`` raises while handling a **tell**: the failure is logged
+       (actor name, message, traceback) and wrapped in
+       :class:`~actors.ActorFailed` ``(actor, message, cause)`` for the actor's
+       supervisor, which applies the actor's
+       :class:`~actors.SupervisorPolicy`: ``restart`` (new instance from the
+       same class and arguments, mailbox kept), ``stop``, or ``escalate`` (the
+       default: stop, and the parent handles the failure as its own; at the
+       top the system records it in ``system.failures`` and raises it from
+       ``__aexit__``). A failing ``on_start`` is handled the same way.
+    3. A stopped actor processes nothing more: asks waiting in its mailbox,
+       and asks and tells sent to it later, raise :class:`~actors.ActorDead`.
+       A ``tell`` blocked on its full mailbox raises ``ActorDead`` too.
+    4. ``asyncio.CancelledError`` is never swallowed: it is not a failure,
+       it ends the actor's task (the system only cancels actors at shutdown,
+       after their grace period).
+    5. An ask whose caller gave up (timeout or cancellation) before the actor
+       took it from the mailbox is skipped, not processed.
+
+    Loop rules: an actor runs on its system's event loop; ``receive`` must not
+    block that loop (run blocking work with ``asyncio.to_thread``).
+    """
+
+    _actor_cell: ActorCell
+
+    async def receive(self, message: Any) -> Any:
+        """Handle one message; the return value is the reply to an ask."""
+        raise NotImplementedError(f"{type(self).__qualname__} does not implement receive()")
+
+    async def on_start(self) -> None:
+        """Called before the first message (and after each restart)."""
+
+    async def on_stop(self) -> None:
+        """Called once the actor processes nothing more (also before a restart)."""
+
+    @property
+    def name(self) -> str:
+        """This actor's name, unique in its system (``parent/child`` for children)."""
+        return self._actor_cell.name
+
+    @property
+    def system(self) -> ActorSystem:
+        """The system this actor lives in."""
+        return self._actor_cell.system
+
+    @property
+    def self_ref(self) -> ActorRef:
+        """A reference to this actor, to hand to others."""
+        return self._actor_cell.ref
+
+    @property
+    def parent(self) -> ActorRef | None:
+        """The parent's reference, or None for a top-level actor."""
+        parent = self._actor_cell.parent
+        return None if parent is None else parent.ref
+
+    def spawn(
+        self,
+        actor_class: type[Actor],
+        *args: Any,
+        name: str | None = None,
+        mailbox_size: int | None = None,
+        supervisor_policy: SupervisorPolicy | str | None = None,
+        **kwargs: Any,
+    ) -> ActorRef:
+        """Start a child actor supervised by this one; see :meth:`ActorSystem.spawn`.
+
+        The child's full name is ``"<this name>/<name>"``. Children stop before
+        their parent's ``on_stop`` runs, and when their parent restarts.
+        """
+        return self._actor_cell.spawn_child(
+            actor_class,
+            args,
+            kwargs,
+            name=name,
+            mailbox_size=mailbox_size,
+            supervisor_policy=supervisor_policy,
+        )
+
+    def __repr__(self) -> str:
+        cell = getattr(self, "_actor_cell", None)
+        where = f" {cell.name!r}" if cell is not None else ""
+        return f"<{type(self).__qualname__}{where}>"
