@@ -86,6 +86,15 @@ class ActorCell:
     def dead_error(self) -> ActorDead:
         return ActorDead(f"actor {self.name!r} in system {self.system.name!r} is stopped")
 
+    async def deliver(self, item: Item) -> None:
+        """Put ``(message, future | None)`` in the mailbox (awaits space); ActorDead if stopped."""
+        if self.dead:
+            raise self.dead_error()
+        if self.mailbox.full():
+            await self.put_blocking(item)
+        else:
+            self.mailbox.put_nowait(item)
+
     async def put_blocking(self, item: Item) -> None:
         """``mailbox.put`` that raises ActorDead if the actor dies meanwhile."""
         await self.mailbox.put(item)

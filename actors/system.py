@@ -189,10 +189,13 @@ class ActorSystem:
 
     def lookup(self, name: str) -> ActorRef:
         """The ref of the live actor ``name``; raises ActorDead naming the system."""
+        return self._live_cell(name).ref
+
+    def _live_cell(self, name: str) -> ActorCell:
         cell = self._cells.get(name)
         if cell is None or cell.dead:
             raise ActorDead(self._unknown(name))
-        return cell.ref
+        return cell
 
     @property
     def actor_names(self) -> list[str]:

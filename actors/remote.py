@@ -1,0 +1,413 @@
+"""Location transparency: serving a system's actors on a link, and remote refs.
+
+``await system.serve(url)`` listens with :func:`actors.transports.listen`;
+every accepted link gets a reader task (requests in) and a writer task
+(replies out). ``await system.remote(url, name)`` connects once per URL and
+returns a :class:`RemoteActorRef` whose ``tell``/``ask``/``stop`` become
+frames on that link (see :mod:`actors._wire` for the frame layout); payloads
+and replies are encoded by :mod:`actors.codecs`, so arrays travel as raw
+buffers.
+
+Backpressure: frames leave through a bounded per-link outbox, and the serving
+side's reader awaits mailbox space before it reads the next frame; so a full
+remote mailbox stalls the reader, the transport's buffers fill, and the
+sender's ``tell`` waits. One full mailbox thus slows every request on that
+link (one link per pair of systems and direction); asks in flight on one
+served link are bounded by ``max_inflight``.
+
+Failures: a lost link (peer died, closed, sent garbage) fails the asks
+pending on it with :class:`~actors.PeerLost` at once, and later
+tells/asks/stops through refs on it raise ``PeerLost``; call
+``system.remote`` again to reconnect. Tells still queued in the outbox when
+the link dies are lost (logged). The ask timeout covers the whole round trip.
+A tell to an actor that does not exist (any more) on the serving side makes
+later calls through that ref raise :class:`~actors.ActorDead`.
+
+Loop rules: everything here runs on the owning system's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from . import _wire
+from .codecs import decode, encode
+from .errors import ActorDead, AskTimeout, CodecError, PeerLost, ProtocolError
+from .ref import ActorRef
+from .transports import Link, Listener, connect, listen
+
+if TYPE_CHECKING:
+    from ._cell import ActorCell
+    from .system import ActorSystem
+
+__all__ = ["RemoteActorRef", "RemoteHub"]
+
+log = logging.getLogger("actors.remote")
+
+#: Frames waiting to be sent on one client link before tell/ask wait.
+OUTBOX_SIZE = 64
+#: Asks from one served link being processed at once before its reader waits.
+MAX_INFLIGHT = 1024
+
+Frame = tuple[bytes, list[Any], int]
+
+
+class _Outbox:
+    """A writer task that sends queued frames in order; send is never cancelled midway."""
+
+    def __init__(
+        self,
+        link: Link,
+        maxsize: int,
+        on_lost: Callable[[BaseException], None],
+        on_sent: Callable[[int], None] | None = None,
+    ) -> None:
+        self.link = link
+        self.queue: asyncio.Queue[Frame] = asyncio.Queue(maxsize)
+        self._on_lost = on_lost
+        self._on_sent = on_sent
+        self.task = asyncio.get_running_loop().create_task(
+            self._run(), name=f"actor link writer {link.peer}"
+        )
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                header, buffers, corr = await self.queue.get()
+                await self.link.send(header, buffers)
+                if self._on_sent is not None:
+                    self._on_sent(corr)
+        except (PeerLost, ProtocolError) as exc:
+            self._on_lost(exc)
+        finally:
+            if self.queue.qsize():
+                log.warning("link %s lost %d unsent frame(s)", self.link.peer, self.queue.qsize())
+
+
+class _ServedLink:
+    """The serving side of one accepted link: requests in, replies out."""
+
+    def __init__(self, system: ActorSystem, link: Link, max_inflight: int) -> None:
+        self.system = system
+        self.link = link
+        self._slots = asyncio.Semaphore(max_inflight)
+        self._open = True
+        self._outbox = _Outbox(link, 0, self._lost, self._sent)
+        self._stoppers: set[asyncio.Task[None]] = set()
+
+    def _lost(self, exc: BaseException) -> None:
+        self._open = False
+        log.info("served link %s closed: %s", self.link.peer, exc)
+
+    def _sent(self, corr: int) -> None:
+        if corr:
+            self._slots.release()
+
+    def _send(self, kind: int, target: str, corr: int, obj: Any) -> None:
+        if not self._open:
+            return
+        try:
+            body, buffers = encode(obj)
+        except CodecError as exc:
+            kind, body, buffers = _wire.ERROR, _wire.exception_to_wire(exc), []
+        self._outbox.queue.put_nowait((_wire.pack_header(kind, target, corr, body), buffers, corr))
+
+    def _send_error(self, target: str, corr: int, exc: BaseException) -> None:
+        if self._open:
+            header = _wire.pack_header(_wire.ERROR, target, corr, _wire.exception_to_wire(exc))
+            self._outbox.queue.put_nowait((header, [], corr))
+
+    async def run(self) -> None:
+        try:
+            while True:
+                header, buffers = await self.link.recv()
+                await self._dispatch(header, buffers)
+        except PeerLost:
+            pass
+        except ProtocolError as exc:
+            log.error("closing served link %s: %s", self.link.peer, exc)
+        finally:
+            self._open = False
+            await self.close()
+
+    async def close(self) -> None:
+        self._open = False
+        await self.link.close()
+        for task in (self._outbox.task, *self._stoppers):
+            task.cancel()
+        await asyncio.wait([self._outbox.task, *self._stoppers])
+
+    async def _dispatch(self, header: bytes, buffers: list[Any]) -> None:
+        kind, target, corr, body = _wire.unpack_header(header, self.link.peer)
+        if kind not in (_wire.TELL, _wire.ASK, _wire.STOP, _wire.LOOKUP) or (
+            kind != _wire.TELL and corr <= 0
+        ):
+            raise ProtocolError(f"unexpected frame kind {kind} from client {self.link.peer}")
+        if kind != _wire.TELL:
+            await self._slots.acquire()
+        try:
+            cell = self.system._live_cell(target)
+        except ActorDead as exc:
+            self._refuse(kind, target, corr, exc)
+            return
+        if kind == _wire.LOOKUP:
+            self._send(_wire.REPLY, target, corr, None)
+        elif kind == _wire.STOP:
+            self._stop(cell, corr)
+        else:
+            await self._deliver(cell, kind, target, corr, body, buffers)
+
+    def _refuse(self, kind: int, target: str, corr: int, exc: ActorDead) -> None:
+        if kind == _wire.TELL:
+            self._send_error(target, 0, exc)
+            log.warning("tell from %s dropped: %s", self.link.peer, exc)
+        elif kind == _wire.STOP:
+            self._send(_wire.REPLY, target, corr, None)  # stopping a stopped actor is fine
+        else:
+            self._send_error(target, corr, exc)
+
+    def _stop(self, cell: ActorCell, corr: int) -> None:
+        async def stop() -> None:
+            await cell.stop()
+            self._send(_wire.REPLY, cell.name, corr, None)
+
+        task = asyncio.get_running_loop().create_task(stop())
+        self._stoppers.add(task)
+        task.add_done_callback(self._stoppers.discard)
+
+    async def _deliver(
+        self, cell: ActorCell, kind: int, target: str, corr: int, body: bytes, buffers: list[Any]
+    ) -> None:
+        try:
+            message = decode(body, buffers)
+        except CodecError as exc:
+            log.error("undecodable message for actor %r from %s: %s", target, self.link.peer, exc)
+            if kind == _wire.ASK:
+                self._send_error(target, corr, exc)
+            return
+        fut: asyncio.Future[Any] | None = None
+        if kind == _wire.ASK:
+            fut = asyncio.get_running_loop().create_future()
+            fut.add_done_callback(lambda f: self._reply(target, corr, f))
+        try:
+            await cell.deliver((message, fut))
+        except ActorDead as exc:
+            if fut is None:
+                self._send_error(target, 0, exc)
+            elif not fut.done():
+                fut.set_exception(exc)
+
+    def _reply(self, target: str, corr: int, fut: asyncio.Future[Any]) -> None:
+        if fut.cancelled():
+            self._send_error(target, corr, ActorDead(f"ask to actor {target!r} was cancelled"))
+        elif (exc := fut.exception()) is not None:
+            self._send_error(target, corr, exc)
+        else:
+            self._send(_wire.REPLY, target, corr, fut.result())
+
+
+class _ClientLink:
+    """The calling side of one link to a serving system."""
+
+    def __init__(self, url: str, link: Link) -> None:
+        self.url = url
+        self.link = link
+        self.lost: BaseException | None = None
+        self.dead_targets: set[str] = set()
+        self._pending: dict[int, tuple[str, asyncio.Future[Any]]] = {}
+        self._ids = itertools.count(1)
+        self._outbox = _Outbox(link, OUTBOX_SIZE, self._lose)
+        self.reader = asyncio.get_running_loop().create_task(
+            self._read(), name=f"actor link reader {url}"
+        )
+
+    def _lose(self, exc: BaseException) -> None:
+        if self.lost is None:
+            self.lost = exc
+            log.info("link to %s lost: %s", self.url, exc)
+        pending, self._pending = self._pending, {}
+        for target, fut in pending.values():
+            if not fut.done():
+                fut.set_exception(self._lost_error(target))
+
+    def _lost_error(self, target: str) -> PeerLost:
+        err = PeerLost(f"link to {self.url} lost (actor {target!r}): {self.lost}")
+        err.__cause__ = self.lost
+        return err
+
+    def check(self, target: str) -> None:
+        if self.lost is not None:
+            raise self._lost_error(target)
+        if target in self.dead_targets:
+            raise ActorDead(f"actor {target!r} at {self.url} is stopped")
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                header, buffers = await self.link.recv()
+                self._on_frame(header, buffers)
+        except (PeerLost, ProtocolError) as exc:
+            self._lose(exc)
+        finally:
+            self._lose(PeerLost(f"link to {self.url} closed"))
+            await self.link.close()
+
+    def _on_frame(self, header: bytes, buffers: list[Any]) -> None:
+        kind, target, corr, body = _wire.unpack_header(header, self.url)
+        if kind == _wire.ERROR and corr == 0:
+            self.dead_targets.add(target)
+            return
+        entry = self._pending.pop(corr, None)
+        if entry is None or entry[1].done():
+            return  # the asker timed out or was cancelled
+        fut = entry[1]
+        if kind == _wire.REPLY:
+            try:
+                fut.set_result(decode(body, buffers))
+            except CodecError as exc:
+                fut.set_exception(exc)
+        elif kind == _wire.ERROR:
+            fut.set_exception(_wire.exception_from_wire(body, f"actor {target!r} at {self.url}"))
+        else:
+            raise ProtocolError(f"unexpected frame kind {kind} from server {self.url}")
+
+    async def tell(self, target: str, message: Any) -> None:
+        self.check(target)
+        body, buffers = encode(message)
+        await self._outbox.queue.put((_wire.pack_header(_wire.TELL, target, 0, body), buffers, 0))
+
+    async def request(self, kind: int, target: str, message: Any, timeout: float | None) -> Any:
+        self.check(target)
+        body, buffers = encode(message)
+        corr = next(self._ids)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[corr] = (target, fut)
+        frame = (_wire.pack_header(kind, target, corr, body), buffers, corr)
+        try:
+            async with asyncio.timeout(timeout) as deadline:
+                await self._outbox.queue.put(frame)
+                return await fut
+        except TimeoutError:
+            if deadline.expired():
+                raise AskTimeout(
+                    f"no reply from actor {target!r} at {self.url} within {timeout} s"
+                ) from None
+            raise
+        finally:
+            self._pending.pop(corr, None)
+
+    async def close(self) -> None:
+        await self.link.close()
+        self._outbox.task.cancel()
+        await asyncio.wait([self.reader, self._outbox.task])
+
+
+class RemoteActorRef(ActorRef):
+    """A ref to an actor of another system, reached through a link.
+
+    Same contract as :class:`~actors.ActorRef`, plus :class:`~actors.PeerLost`
+    when the link is lost. Exceptions raised by the remote ``receive`` come
+    back as their own type when builtin or from :mod:`actors.errors`, else as
+    :class:`~actors.RemoteError`; the remote traceback is in a note.
+    """
+
+    def __init__(self, client: _ClientLink, name: str) -> None:
+        self._client = client
+        self.name = name
+
+    @property
+    def is_alive(self) -> bool:
+        return self._client.lost is None and self.name not in self._client.dead_targets
+
+    async def tell(self, message: Any) -> None:
+        await self._client.tell(self.name, message)
+
+    async def ask(self, message: Any, timeout: float | None = None) -> Any:
+        return await self._client.request(_wire.ASK, self.name, message, timeout)
+
+    async def stop(self) -> None:
+        if self.name in self._client.dead_targets:
+            return
+        await self._client.request(_wire.STOP, self.name, None, None)
+        self._client.dead_targets.add(self.name)
+
+    def __repr__(self) -> str:
+        return f"<RemoteActorRef {self.name!r} at {self._client.url}>"
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, RemoteActorRef)
+            and other._client is self._client
+            and other.name == self.name
+        )
+
+    def __hash__(self) -> int:
+        return hash((id(self._client), self.name))
+
+
+class RemoteHub:
+    """A system's listeners, served links and client links (made on first use)."""
+
+    def __init__(self, system: ActorSystem, max_inflight: int = MAX_INFLIGHT) -> None:
+        self.system = system
+        self.max_inflight = max_inflight
+        self._listeners: list[tuple[Listener, asyncio.Task[None]]] = []
+        self._served: dict[_ServedLink, asyncio.Task[None]] = {}
+        self._clients: dict[str, _ClientLink] = {}
+
+    async def serve(self, url: str, *, secret: bytes | str | None) -> str:
+        listener = await listen(url, secret=secret)
+        task = asyncio.get_running_loop().create_task(
+            self._accept(listener), name=f"actor listener {listener.address}"
+        )
+        self._listeners.append((listener, task))
+        log.info("system %r serves its actors at %s", self.system.name, listener.address)
+        return listener.address
+
+    async def _accept(self, listener: Listener) -> None:
+        async for link in listener:
+            served = _ServedLink(self.system, link, self.max_inflight)
+            task = asyncio.get_running_loop().create_task(
+                served.run(), name=f"actor served link {link.peer}"
+            )
+            self._served[served] = task
+            task.add_done_callback(functools.partial(self._forget_served, served))
+
+    def _forget_served(self, served: _ServedLink, _task: asyncio.Task[None]) -> None:
+        self._served.pop(served, None)
+
+    async def remote(
+        self, url: str, name: str, *, secret: bytes | str | None, timeout: float
+    ) -> RemoteActorRef:
+        client = self._clients.get(url)
+        if client is None or client.lost is not None:
+            link = await connect(url, secret=secret, timeout=timeout)
+            client = self._clients[url] = _ClientLink(url, link)
+        try:
+            await client.request(_wire.LOOKUP, name, None, timeout)
+        except AskTimeout:
+            raise PeerLost(f"no answer from {url} within {timeout} s") from None
+        return RemoteActorRef(client, name)
+
+    async def close_servers(self) -> None:
+        for listener, _task in self._listeners:
+            await listener.close()
+        tasks = [t for _l, t in self._listeners] + list(self._served.values())
+        for served in list(self._served):
+            await served.close()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        self._listeners.clear()
+
+    async def close_clients(self) -> None:
+        clients = list(self._clients.values())
+        self._clients.clear()
+        for client in clients:
+            await client.close()
