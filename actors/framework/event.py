@@ -1,0 +1,411 @@
+"""Event data model: IDs, products with provenance, references, and the Event.
+
+A module never builds an :class:`Event`; the scheduler hands it one per call.
+The Event a module sees is a light view of the event's product store bound to
+that module: ``put`` knows the module's label and declared products, ``get``
+records nothing and copies nothing.
+
+Threading: an Event may be used from the worker thread running the module's
+sync code or from the loop (async modules); products are only added, never
+replaced, so concurrent ``get`` from other modules of the same event is safe.
+A product, once put, is immutable for consumers: numpy arrays are made
+read-only; other values must not be mutated after ``put`` (by convention).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from ..errors import FrameworkError, ProductNotFound
+from .branch import Branch, Selection
+
+if TYPE_CHECKING:
+    from .module import Token
+
+__all__ = [
+    "Event",
+    "EventID",
+    "Lumi",
+    "LumiID",
+    "ProcessEntry",
+    "Product",
+    "Provenance",
+    "Ref",
+    "RefVector",
+    "Run",
+]
+
+
+class EventID(NamedTuple):
+    """``(run, lumi, event)``; ``str()`` is ``run:lumi:event``."""
+
+    run: int
+    lumi: int
+    event: int
+
+    def __str__(self) -> str:
+        return f"{self.run}:{self.lumi}:{self.event}"
+
+
+class LumiID(NamedTuple):
+    """``(run, lumi)``; ``str()`` is ``run:lumi``."""
+
+    run: int
+    lumi: int
+
+    def __str__(self) -> str:
+        return f"{self.run}:{self.lumi}"
+
+
+class ProcessEntry(NamedTuple):
+    """One step of a run's process history: process name and configuration hash."""
+
+    name: str
+    config_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Who made a product: module label/type, parameter hash, process, parents.
+
+    ``parents`` are the branches the producing module declared it consumes and
+    that were present in the event when it put the product.
+    """
+
+    module_label: str
+    module_type: str
+    parameter_hash: str
+    process: str
+    parents: tuple[Branch, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    """A value in an event with its branch and provenance."""
+
+    branch: Branch
+    value: Any
+    provenance: Provenance
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """Reference to element ``index`` of the product in ``branch`` (like ``edm::Ref``).
+
+    Resolved through the event holding that product: ``event.resolve(ref)``.
+    """
+
+    branch: Branch
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class RefVector:
+    """References to several elements of one product; resolves to a list."""
+
+    branch: Branch
+    indices: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __iter__(self) -> Iterator[Ref]:
+        return (Ref(self.branch, i) for i in self.indices)
+
+
+# ---------------------------------------------------------------- run / lumi
+
+
+class RunContext:
+    """Framework-side state of one run in flight (not for modules)."""
+
+    __slots__ = ("number", "process_history", "states")
+
+    def __init__(self, number: int, process_history: tuple[ProcessEntry, ...]) -> None:
+        self.number = number
+        self.process_history = process_history
+        self.states: dict[int, Any] = {}
+
+
+class LumiContext:
+    """Framework-side state of one luminosity block in flight (not for modules)."""
+
+    __slots__ = ("id", "run", "states")
+
+    def __init__(self, lumi_id: LumiID, run: RunContext) -> None:
+        self.id = lumi_id
+        self.run = run
+        self.states: dict[int, Any] = {}
+
+
+class Run:
+    """A module's view of a run: number, process history and its per-run state.
+
+    ``state`` is private to the module instance and to this run: set it in
+    ``begin_run``, read it from events (``event.run.state``) and in ``end_run``.
+    """
+
+    __slots__ = ("_ctx", "_slot")
+
+    def __init__(self, ctx: RunContext, slot: int) -> None:
+        self._ctx = ctx
+        self._slot = slot
+
+    @property
+    def number(self) -> int:
+        return self._ctx.number
+
+    @property
+    def process_history(self) -> tuple[ProcessEntry, ...]:
+        """Process names and configuration hashes, oldest first, this process last."""
+        return self._ctx.process_history
+
+    @property
+    def state(self) -> Any:
+        return self._ctx.states.get(self._slot)
+
+    @state.setter
+    def state(self, value: Any) -> None:
+        self._ctx.states[self._slot] = value
+
+    def __repr__(self) -> str:
+        return f"Run({self.number})"
+
+
+class Lumi:
+    """A module's view of a luminosity block: ID and its per-lumi state.
+
+    ``state`` is private to the module instance and this lumi (several lumis may
+    be in flight at once): set it in ``begin_lumi``, update it from events
+    (``event.lumi.state``), read it in ``end_lumi``. A STREAM module has one
+    instance per stream, so its per-lumi state sees only that stream's events.
+    """
+
+    __slots__ = ("_ctx", "_slot")
+
+    def __init__(self, ctx: LumiContext, slot: int) -> None:
+        self._ctx = ctx
+        self._slot = slot
+
+    @property
+    def id(self) -> LumiID:
+        return self._ctx.id
+
+    @property
+    def number(self) -> int:
+        return self._ctx.id.lumi
+
+    @property
+    def run(self) -> Run:
+        return Run(self._ctx.run, self._slot)
+
+    @property
+    def state(self) -> Any:
+        return self._ctx.states.get(self._slot)
+
+    @state.setter
+    def state(self, value: Any) -> None:
+        self._ctx.states[self._slot] = value
+
+    def __repr__(self) -> str:
+        return f"Lumi({self._ctx.id})"
+
+
+# ---------------------------------------------------------------- event
+
+
+class EventData:
+    """The product store of one event (framework side, shared by its views)."""
+
+    __slots__ = ("id", "index", "lumi", "products")
+
+    def __init__(self, event_id: EventID, index: int, lumi: LumiContext) -> None:
+        self.id = event_id
+        self.index = index  # position in input order, from 0
+        self.lumi = lumi
+        self.products: dict[Branch, Product] = {}
+
+
+@dataclass(slots=True)
+class ModuleInfo:
+    """What an Event view needs to know about the module it is handed to."""
+
+    label: str
+    module_type: str
+    parameter_hash: str
+    process: str
+    produces: dict[str, Branch] = field(default_factory=dict)  # instance -> branch
+    consumes: tuple[Branch, ...] = ()
+    slot: int = 0  # identifies the module instance for run/lumi state
+
+
+def _freeze(value: Any) -> Any:
+    flags = getattr(value, "flags", None)
+    if flags is not None and hasattr(flags, "writeable"):
+        with contextlib.suppress(ValueError):  # a view of a read-only base stays as is
+            flags.writeable = False
+    return value
+
+
+class Event:
+    """A module's view of one event.
+
+    ``get`` accepts a :class:`~actors.framework.module.Token` from
+    ``declare`` (fast), or a string: a module label or a branch selection with
+    wildcards. It raises :class:`~actors.errors.ProductNotFound` when nothing
+    matches and :class:`~actors.errors.FrameworkError` when several products
+    match (use :meth:`get_many`). ``put`` stores a product under the branch the
+    module declared for ``instance``.
+    """
+
+    __slots__ = ("_data", "_module")
+
+    def __init__(self, data: EventData, module: ModuleInfo) -> None:
+        self._data = data
+        self._module = module
+
+    @property
+    def id(self) -> EventID:
+        return self._data.id
+
+    @property
+    def lumi(self) -> Lumi:
+        """This module's view of the event's luminosity block (per-lumi state)."""
+        return Lumi(self._data.lumi, self._module.slot)
+
+    @property
+    def run(self) -> Run:
+        """This module's view of the event's run (per-run state)."""
+        return Run(self._data.lumi.run, self._module.slot)
+
+    # -- reading
+    def get_product(self, what: Token | str | Branch) -> Product:
+        """The single product selected by ``what``, with branch and provenance."""
+        found = self._find(what)
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise ProductNotFound(
+                f"event {self.id}: no product matches {_describe(what)} "
+                f"(asked by module {self._module.label!r})"
+            )
+        names = ", ".join(str(p.branch) for p in found)
+        raise FrameworkError(
+            f"event {self.id}: {_describe(what)} matches several products ({names}); "
+            f"module {self._module.label!r} should use get_many or a narrower selection"
+        )
+
+    def get(self, what: Token | str | Branch) -> Any:
+        """The value of the single product selected by ``what``."""
+        return self.get_product(what).value
+
+    def get_many(self, what: Token | str | Branch) -> dict[Branch, Any]:
+        """All present products selected by ``what``, as ``{branch: value}``."""
+        return {p.branch: p.value for p in self._find(what)}
+
+    def get_branch(self, branch: Branch | str) -> Any:
+        """The value stored under exactly ``branch`` (no wildcards)."""
+        key = Branch.parse(branch) if isinstance(branch, str) else branch
+        product = self._data.products.get(key)
+        if product is None:
+            raise ProductNotFound(f"event {self.id}: no product {key}")
+        return product.value
+
+    def branches(self) -> list[Branch]:
+        """Branches of all products present now."""
+        return list(self._data.products)
+
+    def resolve(self, ref: Ref | RefVector) -> Any:
+        """Element(s) of another product in this event that ``ref`` points to."""
+        value = self.get_branch(ref.branch)
+        try:
+            if isinstance(ref, RefVector):
+                return [value[i] for i in ref.indices]
+            return value[ref.index]
+        except (IndexError, KeyError, TypeError) as exc:
+            raise FrameworkError(
+                f"event {self.id}: cannot resolve {ref} in product {ref.branch}: {exc}"
+            ) from exc
+
+    def ref(self, what: Token | str | Branch, index: int) -> Ref:
+        """A :class:`Ref` to element ``index`` of the product selected by ``what``."""
+        return Ref(self.get_product(what).branch, index)
+
+    # -- writing
+    def put(self, value: Any, instance: str = "") -> Branch:
+        """Store ``value`` as this module's product ``instance``; returns its branch.
+
+        Raises FrameworkError if the module did not declare ``instance`` or
+        already put it for this event. numpy arrays are made read-only.
+        """
+        module = self._module
+        branch = module.produces.get(instance)
+        if branch is None:
+            raise FrameworkError(
+                f"module {module.label!r} puts instance {instance!r} that it did not declare "
+                f"(declared: {sorted(module.produces)})"
+            )
+        products = self._data.products
+        if branch in products:
+            raise FrameworkError(f"event {self.id}: module {module.label!r} put {branch} twice")
+        parents = tuple(b for b in module.consumes if b in products)
+        provenance = Provenance(
+            module.label, module.module_type, module.parameter_hash, module.process, parents
+        )
+        products[branch] = Product(branch, _freeze(value), provenance)
+        return branch
+
+    # -- internals
+    def _find(self, what: Token | str | Branch) -> list[Product]:
+        products = self._data.products
+        if isinstance(what, Branch):
+            product = products.get(what)
+            return [] if product is None else [product]
+        if isinstance(what, str):
+            selection = Selection(what)
+            return [p for b, p in products.items() if selection.matches(b)]
+        return [products[b] for b in what.branches if b in products]
+
+    def __repr__(self) -> str:
+        return f"Event({self.id}, module={self._module.label!r})"
+
+
+class OutputEvent:
+    """What an output module's ``write`` sees: the event's selected products.
+
+    ``products`` maps each kept branch present in the event to its
+    :class:`Product`; ``id`` and ``index`` (input order) identify the event and
+    ``accepted_paths`` names the trigger paths that accepted it.
+    """
+
+    __slots__ = ("accepted_paths", "id", "index", "products")
+
+    def __init__(
+        self,
+        event_id: EventID,
+        index: int,
+        products: Mapping[Branch, Product],
+        accepted_paths: tuple[str, ...],
+    ) -> None:
+        self.id = event_id
+        self.index = index
+        self.products = dict(products)
+        self.accepted_paths = accepted_paths
+
+    def values(self) -> dict[Branch, Any]:
+        """``{branch: value}`` of the selected products."""
+        return {b: p.value for b, p in self.products.items()}
+
+    def __repr__(self) -> str:
+        return f"OutputEvent({self.id}, {len(self.products)} products)"
+
+
+def _describe(what: object) -> str:
+    if isinstance(what, str):
+        return f"selection {what!r}"
+    if isinstance(what, Branch):
+        return f"branch {what}"
+    return repr(what)

@@ -1,0 +1,238 @@
+"""Module base classes: Producer, Filter, Analyzer, OutputModule.
+
+Writing a module::
+
+    class MuonPairMass(Producer):
+        concurrency = Concurrency.STREAM
+
+        def __init__(self, *, muons: str = "muons") -> None:
+            super().__init__()
+            self.muons_label = muons
+
+        def declare(self, d: Declarer) -> None:
+            self.muons = d.consumes(self.muons_label)
+            d.produces("float64")
+
+        def produce(self, event: Event) -> None:
+            event.put(compute(event.get(self.muons)))
+
+Contracts:
+
+* Parameters from the configuration arrive as keyword arguments of
+  ``__init__``; an unknown or missing one is a ConfigError naming the module
+  label and key. The framework sets ``self.label`` (module label) and
+  ``self.process_name`` after construction, before ``declare``.
+* ``declare(d)`` is called once per instance when the process is built; it
+  says what the module consumes (returning :class:`Token` s for ``get``) and
+  produces. A consumed product that nothing produces is a ConfigError naming
+  module and selection, raised before any event runs.
+* The event method (``produce``/``filter``/``analyze``/``write``) may be a
+  plain method - run in the process's pool of ``threads`` worker threads - or
+  ``async def`` - run on the event loop (never block in it).
+* Optional hooks, sync or async, on every kind: ``begin_job()``,
+  ``begin_run(run)``, ``begin_lumi(lumi)``, ``end_lumi(lumi)``,
+  ``end_run(run)``, ``end_job()``. ``begin_lumi`` of a lumi runs before any of
+  its events reach the module, ``end_lumi`` after all of them; with several
+  lumis in flight, hooks of different lumis may interleave.
+* ``concurrency`` (class attribute) says how instances are shared:
+  :attr:`Concurrency.STREAM` one instance per stream (each instance handles one
+  call at a time), :attr:`Concurrency.SHARED` one reentrant instance called
+  concurrently, :attr:`Concurrency.LEGACY` one instance, calls serialised
+  through its mailbox.
+* An exception raised by any method stops the job with
+  :class:`~actors.errors.ModuleError` naming the label and transition.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..errors import ConfigError
+from .branch import Branch, OutputCommands, Selection, check_name
+
+if TYPE_CHECKING:
+    from .event import Event, Lumi, OutputEvent, Run
+
+__all__ = [
+    "Analyzer",
+    "Concurrency",
+    "Declarer",
+    "Filter",
+    "Module",
+    "OutputModule",
+    "Producer",
+    "Token",
+]
+
+
+class Concurrency(enum.Enum):
+    """How a module type is instantiated and called (see module docstring)."""
+
+    STREAM = "stream"
+    SHARED = "shared"
+    LEGACY = "legacy"
+
+
+class Token:
+    """What ``Declarer.consumes`` returns: a selection resolved when the process is built.
+
+    ``branches`` holds the produced branches the selection matched (filled by
+    the framework before any event); ``event.get(token)`` looks only at those.
+    """
+
+    __slots__ = ("branches", "optional", "selection")
+
+    def __init__(self, selection: Selection, optional: bool = False) -> None:
+        self.selection = selection
+        self.optional = optional
+        self.branches: tuple[Branch, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"Token({self.selection.text!r})"
+
+
+class Declarer:
+    """Collects what one module instance consumes and produces (argument of ``declare``)."""
+
+    def __init__(self, label: str, process: str, *, is_source: bool = False) -> None:
+        self.label = label
+        self.process = process
+        self.is_source = is_source
+        self.tokens: list[Token] = []
+        self.products: dict[str, Branch] = {}
+
+    def consumes(self, what: str, *, instance: str | None = None, optional: bool = False) -> Token:
+        """Declare a consumed product; returns the Token to pass to ``event.get``.
+
+        ``what`` is a module label (all it produces, or only ``instance`` when
+        given) or a branch selection ``Type_label_instance_PROCESS`` with
+        wildcards. ``optional=True`` tolerates a selection that matches nothing.
+        """
+        if instance is not None:
+            if "_" in what:
+                raise ConfigError(
+                    f"module {self.label!r}: instance= goes with a bare module label, "
+                    f"not with the branch selection {what!r}"
+                )
+            what = f"*_{what}_{instance}_*"
+        token = Token(Selection(what), optional)
+        self.tokens.append(token)
+        return token
+
+    def produces(
+        self,
+        type: str,
+        instance: str = "",
+        *,
+        label: str | None = None,
+        process: str | None = None,
+    ) -> Branch:
+        """Declare a product of stable type name ``type`` and ``instance``.
+
+        ``label``/``process`` may only be overridden by a source (products read
+        from a file keep the label and process that made them). Raises
+        ConfigError for invalid names or a duplicate instance.
+        """
+        if (label is not None or process is not None) and not self.is_source:
+            raise ConfigError(f"module {self.label!r}: only a source may set label/process")
+        branch = Branch(
+            check_name("type", type),
+            check_name("label", label if label is not None else self.label),
+            check_name("instance", instance),
+            check_name("process", process if process is not None else self.process),
+        )
+        key = instance if label is None and process is None else str(branch)
+        if key in self.products:
+            raise ConfigError(f"module {self.label!r} declares product {instance!r} twice")
+        self.products[key] = branch
+        return branch
+
+
+class Module:
+    """Base of every module kind; see the module docstring for the contract."""
+
+    concurrency: ClassVar[Concurrency] = Concurrency.STREAM
+    label: str = ""
+    process_name: str = ""
+
+    def declare(self, d: Declarer) -> None:
+        """Declare consumed and produced products (default: none)."""
+
+    # Optional hooks, sync or async; the defaults do nothing.
+    def begin_job(self) -> Any:
+        return None
+
+    def end_job(self) -> Any:
+        return None
+
+    def begin_run(self, run: Run) -> Any:
+        return None
+
+    def end_run(self, run: Run) -> Any:
+        return None
+
+    def begin_lumi(self, lumi: Lumi) -> Any:
+        return None
+
+    def end_lumi(self, lumi: Lumi) -> Any:
+        return None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.label!r}>"
+
+
+class Producer(Module):
+    """Makes products: implement ``produce(event)`` (sync or async), calling ``event.put``."""
+
+    def produce(self, event: Event) -> Any:
+        raise NotImplementedError(f"{type(self).__name__}.produce")
+
+
+class Filter(Module):
+    """Decides whether its paths go on: ``filter(event) -> bool`` (sync or async).
+
+    A filter may also put products it declared. Returning False stops every
+    path the filter is on for this event.
+    """
+
+    def filter(self, event: Event) -> Any:
+        raise NotImplementedError(f"{type(self).__name__}.filter")
+
+
+class Analyzer(Module):
+    """Reads products without producing: ``analyze(event)`` (sync or async)."""
+
+    def analyze(self, event: Event) -> Any:
+        raise NotImplementedError(f"{type(self).__name__}.analyze")
+
+
+class OutputModule(Module):
+    """Writes selected products of selected events, in input order.
+
+    Configuration: ``select_events`` (trigger path names; the event is written
+    if any of them accepted it; empty = every event) and ``output_commands``
+    (keep/drop statements; default ``["keep *"]``). Subclasses accept their own
+    parameters and pass these two on to ``super().__init__``.
+    ``write(event)`` (sync or async) receives an
+    :class:`~actors.framework.event.OutputEvent` holding only the kept
+    products; calls are serialised and come in input order whatever the number
+    of streams. Output modules are placed on end paths.
+    """
+
+    concurrency: ClassVar[Concurrency] = Concurrency.LEGACY
+
+    def __init__(
+        self,
+        *,
+        select_events: Sequence[str] = (),
+        output_commands: Sequence[str] = ("keep *",),
+    ) -> None:
+        if isinstance(select_events, str):
+            select_events = [select_events]
+        self.select_events: tuple[str, ...] = tuple(select_events)
+        self.output_commands = OutputCommands(list(output_commands))
+
+    def write(self, event: OutputEvent) -> Any:
+        raise NotImplementedError(f"{type(self).__name__}.write")
