@@ -183,6 +183,12 @@ class ActorCell:
                 except Exception as exc:
                     if not fut.done():
                         fut.set_exception(exc)
+                except BaseException:  # CancelledError: the asker must not hang
+                    if not fut.done():
+                        fut.set_exception(
+                            ActorDead(f"actor {self.name!r} was cancelled while processing it")
+                        )
+                    raise
                 else:
                     if not fut.done():
                         fut.set_result(result)
