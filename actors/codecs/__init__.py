@@ -1,0 +1,46 @@
+"""Codecs: objects <-> ``(header: bytes, buffers: list)``, without copying memory.
+
+::
+
+    header, buffers = encode({"hits": np.zeros(1000, "f4"), "run": 1})
+    obj = decode(header, buffers)          # arrays are views on the buffers
+
+- plain data (None, bool, int, float, str, bytes, list, tuple, dict) through msgpack;
+- numpy arrays (any numeric/bool/complex/datetime/structured dtype, any shape),
+  numpy scalars, cupy arrays (device memory), awkward arrays (``ak.to_buffers``);
+- structure-of-arrays products: :func:`register_layout` on a dataclass;
+- your own types: :func:`register_codec`;
+- pickle only after :func:`allow_pickle` (per process, both sides).
+
+Objects without a codec raise :class:`~actors.errors.CodecError` naming the
+type and how to register one. See ``docs/codecs.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._arrays import register_builtin_array_codecs
+from ._envelope import decode, decode_parts, encode, encode_parts
+from ._layout import register_layout
+from ._registry import Codec, allow_pickle, pickle_allowed, register_codec
+
+__all__ = [
+    "Codec",
+    "allow_pickle",
+    "codec_name_of",
+    "decode",
+    "decode_parts",
+    "encode",
+    "encode_parts",
+    "pickle_allowed",
+    "register_codec",
+    "register_layout",
+]
+
+register_builtin_array_codecs()
+
+
+def codec_name_of(obj: Any) -> str:
+    """Stable codec name for ``obj``: ``"plain"``, ``"container"``, ``"numpy.ndarray"``..."""
+    return encode_parts(obj)[0]
