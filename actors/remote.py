@@ -234,6 +234,22 @@ class _ClientLink:
         for target, fut in pending.values():
             if not fut.done():
                 fut.set_exception(self._lost_error(target))
+        self._drop_queued()
+
+    def _drop_queued(self) -> None:
+        """Empty the outbox so that callers blocked on it wake up (and raise)."""
+        queue = self._outbox.queue
+        dropped = queue.qsize()
+        while not queue.empty():
+            queue.get_nowait()
+        if dropped:
+            log.warning("link to %s lost with %d unsent frame(s)", self.url, dropped)
+
+    async def _enqueue(self, frame: Frame, target: str) -> None:
+        await self._outbox.queue.put(frame)
+        if self.lost is not None:  # lost while we waited for room
+            self._drop_queued()
+            raise self._lost_error(target)
 
     def _lost_error(self, target: str) -> PeerLost:
         err = PeerLost(f"link to {self.url} lost (actor {target!r}): {self.lost}")
@@ -279,7 +295,7 @@ class _ClientLink:
     async def tell(self, target: str, message: Any) -> None:
         self.check(target)
         body, buffers = encode(message)
-        await self._outbox.queue.put((_wire.pack_header(_wire.TELL, target, 0, body), buffers, 0))
+        await self._enqueue((_wire.pack_header(_wire.TELL, target, 0, body), buffers, 0), target)
 
     async def request(self, kind: int, target: str, message: Any, timeout: float | None) -> Any:
         self.check(target)
@@ -290,7 +306,7 @@ class _ClientLink:
         frame = (_wire.pack_header(kind, target, corr, body), buffers, corr)
         try:
             async with asyncio.timeout(timeout) as deadline:
-                await self._outbox.queue.put(frame)
+                await self._enqueue(frame, target)
                 return await fut
         except TimeoutError:
             if deadline.expired():

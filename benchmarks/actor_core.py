@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import json
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -90,19 +89,19 @@ async def local(n: int, repeat: int) -> dict[str, tuple[float, float]]:
 
 async def two_process(scheme: str, n: int, repeat: int, loop: str) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--serve", LISTEN[scheme], "--loop", loop]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO)
+    proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, cwd=REPO)
     try:
         assert proc.stdout is not None
-        address = await asyncio.to_thread(proc.stdout.readline)
+        address = (await proc.stdout.readline()).decode().strip()
         async with ActorSystem("bench-client") as system:
-            ref = await system.remote(address.strip(), "sink", timeout=30)
+            ref = await system.remote(address, "sink", timeout=30)
             return {
                 f"{scheme} 2-process ask /s": await rate(asks(ref, 5.0), n // 20, repeat),
                 f"{scheme} 2-process tell /s": await rate(tells(ref), n // 4, repeat),
             }
     finally:
         proc.kill()
-        proc.wait()
+        await proc.wait()
 
 
 async def serve(url: str) -> None:

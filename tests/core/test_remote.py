@@ -200,6 +200,26 @@ async def test_lost_link_fails_pending_asks_and_later_calls_with_peer_lost(url: 
         assert not ref.is_alive
 
 
+async def test_tell_blocked_by_backpressure_raises_peer_lost_when_link_dies(url: str) -> None:
+    gate = asyncio.Event()
+    async with ActorSystem("client") as client:
+        server = await ActorSystem("server", shutdown_timeout=0.05).start()
+        server.spawn(Stats, gate, name="stats", mailbox_size=1)
+        ref = await client.remote(await server.serve(url), "stats")
+
+        async def produce() -> None:
+            while True:
+                await ref.tell(1)
+
+        producer = asyncio.create_task(produce())
+        await asyncio.sleep(0.3)
+        assert not producer.done()
+        await server.shutdown()
+        async with asyncio.timeout(2):
+            with pytest.raises(PeerLost):
+                await producer
+
+
 @pytest.mark.parametrize("scheme", schemes.params(("tcp", "shm")))
 async def test_remote_peer_killed_pending_ask_raises_peer_lost_within_2s(scheme: str) -> None:
     schemes.require(scheme)
