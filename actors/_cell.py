@@ -13,6 +13,7 @@ signals after every ``get``, before processing what it got.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,10 @@ __all__ = ["ActorCell"]
 log = logging.getLogger("actors")
 
 _WAKE: Any = object()
+#: The cell whose task is running (set inside each actor task's own context).
+_current: contextvars.ContextVar[ActorCell | None] = contextvars.ContextVar(
+    "actors_current_cell", default=None
+)
 Item = tuple[Any, "asyncio.Future[Any] | None"]
 
 
@@ -110,10 +115,18 @@ class ActorCell:
         self._signal()
 
     async def stop(self) -> None:
-        """Request a stop and wait for the actor's task to end (not from itself)."""
+        """Request a stop and wait for the actor's task to end.
+
+        From the actor itself or one of its descendants (whose end the stop
+        waits for) it only requests the stop, to avoid a deadlock.
+        """
         self.request_stop()
-        if asyncio.current_task() is not self.task:
-            await asyncio.wait([self.task])
+        caller = _current.get()
+        while caller is not None:
+            if caller is self:
+                return
+            caller = caller.parent
+        await asyncio.wait([self.task])
 
     def escalate_to(self, failure: ActorFailed) -> None:
         """A child's failure arrives here (handled between two messages)."""
@@ -146,6 +159,7 @@ class ActorCell:
             self.mailbox.put_nowait(_WAKE)
 
     async def _run(self) -> None:
+        _current.set(self)
         try:
             if await self._begin():
                 await self._loop()

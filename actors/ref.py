@@ -51,7 +51,9 @@ class ActorRef(abc.ABC):
         """Stop the actor and wait until it has stopped; idempotent.
 
         The message being processed finishes; nothing more is processed and
-        the asks still in the mailbox raise :class:`~actors.ActorDead`.
+        the asks still in the mailbox raise :class:`~actors.ActorDead`. Called
+        from inside the actor (or one of its children), it only requests the
+        stop and returns at once.
         """
 
     @property

@@ -99,3 +99,27 @@ async def test_actor_knows_its_name_system_and_self_ref_in_init() -> None:
         assert await ref.ask(None, timeout=5) == ("i", "node", "i", None)
         echo = system.spawn(Echo)
         assert echo.name.startswith("Echo-")
+
+
+async def test_stop_from_inside_the_actor_or_a_child_does_not_deadlock() -> None:
+    class Quitter(Actor):
+        async def receive(self, message: Any) -> Any:
+            if message == "quit":
+                await self.self_ref.stop()
+            elif message == "child-quits-parent":
+                child = self.spawn(StopsParent, name="c")
+                await child.tell(self.self_ref)
+            return message
+
+    class StopsParent(Actor):
+        async def receive(self, message: Any) -> Any:
+            await message.stop()
+
+    async with ActorSystem("t") as system:
+        one = system.spawn(Quitter, name="one")
+        assert await one.ask("quit", timeout=5) == "quit"
+        await one.stop()
+        two = system.spawn(Quitter, name="two")
+        await two.tell("child-quits-parent")
+        await asyncio.wait_for(two.stop(), 5)
+        assert not two.is_alive
