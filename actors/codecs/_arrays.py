@@ -68,10 +68,11 @@ def _dtype(descr: Any) -> np.dtype[Any]:
 
 def array_meta(arr: Any) -> tuple[list[Any], Any]:
     """(meta, flat uint8 buffer) of a numpy or cupy array, contiguous once."""
+    descr = _descr(np.dtype(arr.dtype))
     if not arr.flags.c_contiguous:
         arr = arr.copy(order="C")
     flat = arr.reshape(-1).view("uint8") if arr.dtype.itemsize else arr.reshape(-1)
-    return [_descr(np.dtype(arr.dtype)), list(arr.shape)], flat
+    return [descr, list(arr.shape)], flat
 
 
 def array_from_meta(meta: Any, buffer: Any) -> np.ndarray[Any, Any]:

@@ -23,6 +23,7 @@ __all__ = ["decode", "decode_parts", "encode", "encode_parts"]
 CONTAINER = "container"
 _EXT_OBJECT = 1
 _EXT_TUPLE = 2
+_EXT_BIGINT = 3
 
 
 def encode_parts(obj: Any) -> tuple[str, Any, list[Any]]:
@@ -70,6 +71,8 @@ def encode(obj: Any) -> tuple[bytes, list[Any]]:
     def default(value: Any) -> Any:
         if type(value) is tuple:
             return msgpack.ExtType(_EXT_TUPLE, pack(list(value)))
+        if type(value) is int:  # beyond 64 bits: msgpack has no type for it
+            return msgpack.ExtType(_EXT_BIGINT, str(value).encode())
         name, codec = codec_for(value)
         meta, bufs = codec.encode(value)
         first = len(buffers)
@@ -83,8 +86,6 @@ def encode(obj: Any) -> tuple[bytes, list[Any]]:
             )
         except CodecError:
             raise
-        except OverflowError as exc:
-            raise CodecError(f"integer out of the 64-bit range cannot be encoded: {exc}") from exc
         except (TypeError, ValueError) as exc:
             raise CodecError(f"cannot encode {type(value).__qualname__}: {exc}") from exc
         return packed
@@ -98,6 +99,8 @@ def decode(header: bytes | memoryview, buffers: list[Any]) -> Any:
     def ext_hook(code: int, data: bytes) -> Any:
         if code == _EXT_TUPLE:
             return tuple(unpack(data))
+        if code == _EXT_BIGINT:
+            return int(data)
         if code == _EXT_OBJECT:
             name, meta, first, count = unpack(data)
             if first < 0 or first + count > len(buffers):
