@@ -174,10 +174,10 @@ class RootOutput(OutputModule):
         if self._file is None:
             self._open()
         try:
-            if self.tree in self._file:
-                self._file[self.tree].extend(data)
-            else:
-                self._file[self.tree] = data
+            if self.tree not in self._file:
+                types = {k: getattr(v, "type", None) or v.dtype for k, v in data.items()}
+                self._file.mktree(self.tree, types)
+            self._file[self.tree].extend(data)
         except Exception as exc:
             raise FrameworkError(f"output {self.file!r}: cannot write tree "
                                  f"{self.tree!r}: {exc}") from exc
