@@ -1,0 +1,133 @@
+"""The wire format shared by ``tcp://`` and the ``shm://`` control channel.
+
+One frame::
+
+    prefix   12 bytes  <4s B B H I   magic b"HAF1", version, kind, buffer count, header length
+    table    16 bytes per buffer  <Q I I   size, flags, aux
+    header   header-length bytes
+    buffers  the bytes of each buffer whose flags say INLINE, in table order
+
+All integers are little-endian. ``kind`` is DATA for a user message; the shm
+backend also uses ACK/DROP control frames (their table entries carry segment
+ids in ``aux`` and size 0). ``flags``: DEVICE - the buffer was device memory on
+the sending side (the receiver copies it back to a device); SHM - the bytes
+live in shared-memory segment ``aux`` instead of on the stream; SHM_NEW - this
+frame brings that segment's file descriptor.
+
+Every field is validated by :func:`parse_prefix` / :func:`parse_table` before
+anything is allocated: a bad magic, version, kind, count, or a total above the
+link's ``max_message_size`` raises :class:`~actors.errors.ProtocolError`.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from ..errors import ProtocolError
+
+__all__ = [
+    "ENTRY",
+    "FLAG_DEVICE",
+    "FLAG_SHM",
+    "FLAG_SHM_NEW",
+    "KIND_ACK",
+    "KIND_DATA",
+    "KIND_DROP",
+    "MAGIC",
+    "MAX_BUFFERS",
+    "PREFIX",
+    "VERSION",
+    "Entry",
+    "Preamble",
+    "encode_preamble",
+    "parse_prefix",
+    "parse_table",
+]
+
+MAGIC = b"HAF1"
+VERSION = 1
+PREFIX = struct.Struct("<4sBBHI")
+ENTRY = struct.Struct("<QII")
+
+KIND_DATA = 0
+KIND_ACK = 1
+KIND_DROP = 2
+_KINDS = (KIND_DATA, KIND_ACK, KIND_DROP)
+
+FLAG_DEVICE = 1
+FLAG_SHM = 2
+FLAG_SHM_NEW = 4
+_KNOWN_FLAGS = FLAG_DEVICE | FLAG_SHM | FLAG_SHM_NEW
+
+#: Most buffers one message may carry (the width of the count field).
+MAX_BUFFERS = 0xFFFF
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One row of the buffer table."""
+
+    size: int
+    flags: int = 0
+    aux: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Preamble:
+    """What :func:`parse_prefix` learnt from the fixed prefix."""
+
+    kind: int
+    nbuffers: int
+    header_len: int
+
+    @property
+    def rest(self) -> int:
+        """Bytes of table + header that follow the prefix."""
+        return self.nbuffers * ENTRY.size + self.header_len
+
+
+def encode_preamble(kind: int, header: bytes, entries: list[Entry]) -> bytes:
+    """Prefix + table + header as one ``bytes`` (the buffers follow separately)."""
+    if len(entries) > MAX_BUFFERS:
+        raise ValueError(f"a message carries at most {MAX_BUFFERS} buffers, not {len(entries)}")
+    parts = [PREFIX.pack(MAGIC, VERSION, kind, len(entries), len(header))]
+    parts.extend(ENTRY.pack(e.size, e.flags, e.aux) for e in entries)
+    parts.append(header)
+    return b"".join(parts)
+
+
+def parse_prefix(data: bytes | memoryview, max_message_size: int, peer: str) -> Preamble:
+    """Validate the fixed prefix; raises ProtocolError naming ``peer``."""
+    magic, version, kind, nbuf, hlen = PREFIX.unpack(data)
+    if magic != MAGIC:
+        raise ProtocolError(f"bad frame magic {bytes(magic)!r} from {peer}")
+    if version != VERSION:
+        raise ProtocolError(f"frame version {version} from {peer}; this side speaks {VERSION}")
+    if kind not in _KINDS:
+        raise ProtocolError(f"unknown frame kind {kind} from {peer}")
+    if hlen + nbuf * ENTRY.size > max_message_size:
+        raise ProtocolError(
+            f"frame from {peer} announces a {hlen}-byte header and {nbuf} buffers, "
+            f"above max_message_size={max_message_size}"
+        )
+    return Preamble(kind, nbuf, hlen)
+
+
+def parse_table(
+    data: bytes | memoryview, pre: Preamble, max_message_size: int, peer: str
+) -> list[Entry]:
+    """Decode and validate the buffer table; raises ProtocolError naming ``peer``."""
+    entries = []
+    total = pre.header_len
+    for i in range(pre.nbuffers):
+        size, flags, aux = ENTRY.unpack_from(data, i * ENTRY.size)
+        if flags & ~_KNOWN_FLAGS:
+            raise ProtocolError(f"unknown buffer flags {flags:#x} in frame from {peer}")
+        total += size
+        entries.append(Entry(size, flags, aux))
+    if total > max_message_size:
+        raise ProtocolError(
+            f"message of {total} bytes from {peer} exceeds max_message_size={max_message_size}"
+        )
+    return entries
