@@ -1,0 +1,170 @@
+"""Named links: how a process configuration finds the other end of a link.
+
+Configurations name links (``link = "offload"``) instead of addresses, so one
+configuration runs over every transport. Whoever starts the processes (the
+launcher, a notebook, a test) hands each process a :class:`LinkTable`:
+
+- through the environment: ``ACTORS_LINKS`` (JSON ``{name: {"role", "url",
+  "secret", "peer"}}``) and ``ACTORS_RENDEZVOUS`` (a directory both sides can
+  read, on a shared file system when processes span hosts);
+- or in-process, with :func:`use_links` (a context variable), which is how
+  several logical processes share one Python process (``inproc://``).
+
+The *server* side listens and publishes the address it actually bound to
+``<rendezvous>/<name>.addr`` (written atomically); the *client* side waits for
+that file and connects. Addresses known in advance (``mpi://rank/N``,
+``inproc://x``, ``shm://x``, ``mpi://port-file/...``) skip the rendezvous.
+A name missing from the table is a ConfigError naming it; every wait is bounded
+by a timeout and ends in :class:`~actors.errors.PeerLost` naming the link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..errors import ConfigError, PeerLost
+from ..transports import Link, Listener, connect, listen
+
+__all__ = [
+    "LinkEndpoint",
+    "LinkTable",
+    "connect_named",
+    "current_links",
+    "listen_named",
+    "use_links",
+]
+
+ENV_LINKS = "ACTORS_LINKS"
+ENV_RENDEZVOUS = "ACTORS_RENDEZVOUS"
+_NEEDS_RENDEZVOUS = ("tcp", "ucx")
+
+
+@dataclass(frozen=True)
+class LinkEndpoint:
+    """This process's end of one named link."""
+
+    name: str
+    role: str  # "server" (listens) or "client" (connects)
+    url: str
+    secret: str | None = None
+    peer: str = "?"
+
+
+@dataclass
+class LinkTable:
+    """The named links of one process, and where addresses are published."""
+
+    endpoints: dict[str, LinkEndpoint]
+    rendezvous: Path | None = None
+
+    def get(self, name: str, role: str) -> LinkEndpoint:
+        endpoint = self.endpoints.get(name)
+        if endpoint is None:
+            known = ", ".join(sorted(self.endpoints)) or "none"
+            raise ConfigError(
+                f"no link named {name!r} for this process (links: {known}); "
+                "start the process with python -m actors.launch, or pass links explicitly",
+                key=name,
+            )
+        if endpoint.role != role:
+            raise ConfigError(
+                f"link {name!r} is the {endpoint.role} end in this process, "
+                f"but a module uses it as the {role} end",
+                key=name,
+            )
+        return endpoint
+
+    def to_env(self) -> dict[str, str]:
+        env = {ENV_LINKS: json.dumps({n: asdict(e) for n, e in self.endpoints.items()})}
+        if self.rendezvous is not None:
+            env[ENV_RENDEZVOUS] = str(self.rendezvous)
+        return env
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> LinkTable:
+        environ = dict(os.environ) if environ is None else environ
+        raw = environ.get(ENV_LINKS, "{}")
+        try:
+            entries = json.loads(raw)
+            endpoints = {name: LinkEndpoint(**entry) for name, entry in entries.items()}
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"malformed {ENV_LINKS}: {exc}", key=ENV_LINKS) from exc
+        rendezvous = environ.get(ENV_RENDEZVOUS)
+        return cls(endpoints, Path(rendezvous) if rendezvous else None)
+
+
+_current: ContextVar[LinkTable | None] = ContextVar("actors_links", default=None)
+
+
+def current_links() -> LinkTable:
+    """The link table of the running (logical) process: context, else environment."""
+    table = _current.get()
+    return table if table is not None else LinkTable.from_env()
+
+
+@contextlib.contextmanager
+def use_links(table: LinkTable) -> Iterator[None]:
+    """Make ``table`` the link table for code run in this context (and its tasks)."""
+    token = _current.set(table)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+def _address_file(table: LinkTable, name: str) -> Path | None:
+    return None if table.rendezvous is None else table.rendezvous / f"{name}.addr"
+
+
+def _needs_rendezvous(url: str) -> bool:
+    return url.partition("://")[0] in _NEEDS_RENDEZVOUS
+
+
+async def listen_named(name: str, table: LinkTable | None = None) -> Listener:
+    """Listen on the server end of link ``name`` and publish the bound address."""
+    table = table or current_links()
+    endpoint = table.get(name, "server")
+    listener = await listen(endpoint.url, secret=endpoint.secret)
+    path = _address_file(table, name)
+    if path is not None:
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(listener.address)
+        tmp.replace(path)
+    return listener
+
+
+async def connect_named(name: str, table: LinkTable | None = None, timeout: float = 60.0) -> Link:
+    """Connect the client end of link ``name``, waiting for its server to publish.
+
+    Raises PeerLost naming the link and peer when the server does not appear
+    within ``timeout`` seconds.
+    """
+    table = table or current_links()
+    endpoint = table.get(name, "client")
+    url = endpoint.url
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    path = _address_file(table, name)
+    if path is not None and _needs_rendezvous(url):
+        delay = 0.005
+        while not path.exists():
+            if loop.time() > deadline:
+                raise PeerLost(
+                    f"link {name!r}: process {endpoint.peer!r} did not start listening "
+                    f"within {timeout:.0f} s (no {path})"
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.2)
+        url = path.read_text().strip()
+    remaining = max(deadline - loop.time(), 1.0)
+    try:
+        return await connect(url, secret=endpoint.secret, timeout=remaining)
+    except PeerLost as exc:
+        raise PeerLost(f"link {name!r} to process {endpoint.peer!r} at {url}: {exc}") from exc
