@@ -41,7 +41,7 @@ from typing import Any
 
 from ..errors import BackendUnavailable, ConfigError
 
-__all__ = ["MAX_SLEEP_S", "SPIN_S", "Poller", "cuda_aware", "load_mpi", "poller"]
+__all__ = ["MAX_SLEEP_S", "SPIN_S", "Poller", "abandon", "cuda_aware", "load_mpi", "poller"]
 
 SPIN_S = float(os.environ.get("ACTORS_MPI_SPIN_S", "0.002"))
 MAX_SLEEP_S = float(os.environ.get("ACTORS_MPI_MAX_SLEEP_S", "0.005"))
@@ -129,6 +129,13 @@ class _Probe:
 _graveyard: list[_Op] = []
 
 
+def abandon(requests: list[Any], keep: Any) -> None:
+    """Forget requests whose peer is gone, keeping their buffers alive."""
+    fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    fut.cancel()
+    _graveyard.append(_Op(requests, fut, keep))
+
+
 def _retrieve(fut: asyncio.Future[Any]) -> None:
     if not fut.cancelled():
         fut.exception()  # mark as retrieved: nobody may await an abandoned op
@@ -208,9 +215,9 @@ class Poller:
         if self._ops:
             keep: list[_Op] = []
             for op in self._ops:
-                if op.future.done():
-                    _graveyard.append(op)
-                elif self._test(op):
+                if op.future.done():  # abandoned by its waiter: not ours any more
+                    continue
+                if self._test(op):
                     progressed = True
                 else:
                     keep.append(op)
