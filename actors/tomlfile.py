@@ -58,8 +58,10 @@ class TomlDocument:
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            line = getattr(exc, "lineno", None)
-            msg = getattr(exc, "msg", str(exc))
+            # Python < 3.14 has no lineno attribute: the position is in the message
+            found = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+            line = getattr(exc, "lineno", None) or (int(found.group(1)) if found else None)
+            msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
             raise ConfigError(f"invalid TOML: {msg}", file=name, line=line) from exc
         return cls(name, data, _scan_lines(text))
 
