@@ -1,0 +1,206 @@
+"""Tests of the ``mpi://`` transport.
+
+Tests marked ``mpi`` launch the scripts tests/transports/mpi_*.py under the
+venv's ``mpiexec`` (rank mode: one job; port-file mode: one ``mpiexec -n 1``
+per side), each in its own process group with a timeout, and kill the whole
+group on failure so that no mpiexec/hydra process outlives a test. The other
+tests check framing, addresses and lazy import without starting MPI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors.errors import BackendUnavailable, ConfigError, ProtocolError
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+MPIEXEC = Path(sys.executable).with_name("mpiexec")
+
+
+def _mpiexec() -> str:
+    pytest.importorskip("mpi4py", reason="mpi4py not installed (extra [mpi])")
+    exe = str(MPIEXEC) if MPIEXEC.exists() else shutil.which("mpiexec")
+    if exe is None:
+        pytest.skip("no mpiexec found next to the interpreter or on PATH")
+    return exe
+
+
+def _start(results: Path, *args: str) -> subprocess.Popen[str]:
+    """Start ``mpiexec -n N python script ...``; results go to files in ``results``."""
+    results.mkdir(exist_ok=True)
+    env = dict(os.environ, PYTHONPATH=str(REPO), MPI_RESULTS_DIR=str(results))
+    cmd = [_mpiexec(), *args[:2], sys.executable, *args[2:]]
+    return subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: killed as a whole
+    )
+
+
+def _finish(proc: subprocess.Popen[str], timeout: float) -> tuple[int, str, str]:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"{proc.args} did not finish in {timeout} s\n{out}\n{err[-3000:]}")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode, out, err
+
+
+def _rows(results: Path) -> list[dict[str, Any]]:
+    return [
+        json.loads(line)
+        for path in sorted(results.glob("*.jsonl"))
+        for line in path.read_text().splitlines()
+    ]
+
+
+def _assert_all_checks_passed(rows: list[dict[str, Any]], sides: set[str]) -> None:
+    from tests.transports.mpi_checks import CHECKS
+
+    failed = [f"{r['side']}/{r['check']}: {r['error']}" for r in rows if not r["ok"]]
+    assert not failed, "\n".join(failed)
+    names = {name for name, _, _ in CHECKS}
+    for side in sides:
+        ran = {r["check"] for r in rows if r["side"] == side}
+        assert names <= ran, f"{side} did not run {sorted(names - ran)}"
+
+
+# -- with MPI --------------------------------------------------------------------------
+
+
+@pytest.mark.mpi
+@pytest.mark.slow
+def test_conformance_rank_mode(tmp_path: Path) -> None:
+    proc = _start(tmp_path / "results", "-n", "2", str(HERE / "mpi_conformance.py"), "rank")
+    rc, _, err = _finish(proc, timeout=240)
+    _assert_all_checks_passed(_rows(tmp_path / "results"), {"server", "client"})
+    assert rc == 0, err[-3000:]
+
+
+@pytest.mark.mpi
+@pytest.mark.slow
+def test_conformance_port_file_mode(tmp_path: Path) -> None:
+    port_file = str(tmp_path / "run" / "conformance.port")
+    script = str(HERE / "mpi_conformance.py")
+    results = tmp_path / "results"
+    server = _start(results, "-n", "1", script, "server", port_file)
+    client = _start(results, "-n", "1", script, "client", port_file)
+    rc_client, _, err_client = _finish(client, timeout=240)
+    rc_server, _, err_server = _finish(server, timeout=30)
+    _assert_all_checks_passed(_rows(results), {"server", "client"})
+    assert rc_server == 0 and rc_client == 0, err_server[-2000:] + err_client[-2000:]
+    assert not Path(port_file).exists(), "listener close must remove its port file"
+
+
+@pytest.mark.mpi
+def test_three_ranks_two_links_do_not_mix(tmp_path: Path) -> None:
+    proc = _start(tmp_path, "-n", "3", str(HERE / "mpi_peer.py"), "multi")
+    rc, _, err = _finish(proc, timeout=120)
+    assert rc == 0, err[-3000:]
+    assert sorted(r["rank"] for r in _rows(tmp_path) if r["ok"]) == [0, 1, 2]
+
+
+@pytest.mark.mpi
+def test_killed_peer_gives_peer_lost_and_survivor_lives(tmp_path: Path) -> None:
+    port_file = str(tmp_path / "kill.port")
+    script = str(HERE / "mpi_peer.py")
+    results = tmp_path / "results"
+    server = _start(results, "-n", "1", script, "server", port_file)
+    victim = _start(results, "-n", "1", script, "victim", port_file)
+    rc_victim, _, _ = _finish(victim, timeout=60)
+    rc_server, _, err = _finish(server, timeout=60)
+    assert rc_victim != 0  # it SIGKILLed itself
+    assert rc_server == 0, err[-3000:]
+    (row,) = _rows(results)
+    for op in ("recv", "send"):
+        assert row[op]["error"] == "PeerLost", row
+        assert "died" in row[op]["message"] and "kill.port" in row[op]["message"], row
+
+
+@pytest.mark.mpi
+def test_connect_without_server_names_the_port_file(tmp_path: Path) -> None:
+    port_file = tmp_path / "nobody.port"
+    script = str(HERE / "mpi_peer.py")
+    proc = _start(tmp_path / "results", "-n", "1", script, "noserver", str(port_file))
+    rc, _, err = _finish(proc, timeout=60)
+    assert rc == 0, err[-3000:]
+    (row,) = _rows(tmp_path / "results")
+    assert row["error"] == "PeerLost"
+    assert str(port_file) in row["message"] and "did not appear" in row["message"]
+
+
+# -- without MPI -----------------------------------------------------------------------
+
+
+def test_import_actors_does_not_import_mpi4py() -> None:
+    code = (
+        "import sys, actors, actors.transports, actors.transports.mpi;"
+        "assert 'mpi4py' not in sys.modules, 'mpi4py imported';"
+        "print('ok')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_missing_mpi4py_raises_backend_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from actors.transports.mpi import MPIBackend
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "mpi4py" else real(name, *a)
+    )
+    with pytest.raises(BackendUnavailable) as info:
+        MPIBackend()
+    assert info.value.module == "mpi4py" and info.value.extra == "mpi"
+    assert "hep-actors[mpi]" in str(info.value)
+
+
+@pytest.mark.parametrize("address", ["tcp/0", "rank", "", "portfile/x"])
+async def test_bad_address_is_a_config_error(address: str) -> None:
+    pytest.importorskip("mpi4py")
+    from actors.transports.mpi import MPIBackend
+
+    with pytest.raises(ConfigError, match="mpi://"):
+        await MPIBackend().connect(address, secret=None, timeout=1, max_message_size=1 << 20)
+
+
+def test_framing_round_trip_and_malformed_frames() -> None:
+    from actors.transports._mpi_link import pack_header, unpack_header
+
+    frame = pack_header(0, b"hdr", [5, 3, 0], [0, 2, 1], [b"abc"])
+    kind, header, sizes, flags, offset = unpack_header(frame, max_size=1 << 20)
+    assert (kind, header, sizes, flags) == (0, b"hdr", [5, 3, 0], [0, 2, 1])
+    assert frame[offset : offset + 3] == b"abc"
+    with pytest.raises(ProtocolError, match="max_message_size"):
+        unpack_header(frame, max_size=7)
+    with pytest.raises(ProtocolError, match="too short"):
+        unpack_header(frame[:5], max_size=1 << 20)
+    with pytest.raises(ProtocolError, match="magic"):
+        unpack_header(b"XXXX" + frame[4:], max_size=1 << 20)
+    with pytest.raises(ProtocolError, match="holds"):
+        unpack_header(frame[:20], max_size=1 << 20)
+    with pytest.raises(ProtocolError, match="inlined"):
+        unpack_header(frame[:-3], max_size=1 << 20)
