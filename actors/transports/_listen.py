@@ -94,22 +94,22 @@ class StreamListener(Listener):
             async with asyncio.timeout(HANDSHAKE_TIMEOUT):
                 await server_handshake(conn, self._secret, peer)
             link = self._make_link(conn, peer)
-        except (ProtocolError, AuthenticationError, PeerLost, OSError) as exc:
-            log.warning(
-                "%s: refused connection from %s: %s: %s",
-                self.address,
-                peer,
-                type(exc).__name__,
-                exc,
-            )
-            conn.close()
-            return
         except TimeoutError:
             log.warning(
                 "%s: dropped %s: handshake not finished in %s s",
                 self.address,
                 peer,
                 HANDSHAKE_TIMEOUT,
+            )
+            conn.close()
+            return
+        except (ProtocolError, AuthenticationError, PeerLost, OSError) as exc:  # after TimeoutError
+            log.warning(
+                "%s: refused connection from %s: %s: %s",
+                self.address,
+                peer,
+                type(exc).__name__,
+                exc,
             )
             conn.close()
             return
