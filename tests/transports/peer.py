@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from actors.transports import connect  # noqa: E402
+from actors.transports import connect
 
 
 async def main(url: str, mode: str) -> None:
