@@ -1,0 +1,85 @@
+"""Our transports through the public API: ``listen``/``connect``/``Link``.
+
+Variant = the transport: ``tcp``, ``shm``, ``ucx``, ``mpi-portfile`` (server and
+client each under their own ``mpiexec -n 1``) or ``mpi-rank`` (role ``rank``,
+one ``mpiexec -n 2`` job: rank 0 listens on ``mpi://rank/0`` and echoes, rank 1
+connects and measures). ``extra.url`` is the listen URL, ``extra.loop`` the
+event loop (``uvloop`` by default).
+
+A message is an empty header plus one buffer of ``size`` bytes (numpy, or cupy
+with ``--device gpu``); the server sends back what it received, as received
+(zero-copy views where the transport gives them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actors.errors import PeerLost
+from actors.transports import Link, connect, listen
+
+from ..pingpong import emit, measure_async, run_loop
+from ._common import Args, alloc, main
+
+
+async def echo(link: Link) -> None:
+    """Send every message back until the peer goes away."""
+    try:
+        while True:
+            header, buffers = await link.recv()
+            await link.send(header, buffers)
+    except PeerLost:
+        pass
+    finally:
+        await link.close()
+
+
+async def measure_link(link: Link, args: Args) -> list[dict[str, Any]]:
+    """Ping-pong over ``link`` for every size (the peer runs :func:`echo`)."""
+    payload = alloc(max(args.sizes), args.device, 1)
+
+    async def start(size: int, reps: int) -> None:
+        return None
+
+    async def iteration(size: int) -> None:
+        await link.send(b"", [payload[:size]])
+        await link.recv()
+
+    try:
+        return await measure_async(args.sizes, args.budget, start, iteration)
+    finally:
+        await link.close()
+
+
+async def _server(args: Args) -> None:
+    async with await listen(args.extra["url"]) as listener:
+        emit(ready=listener.address)
+        link = await listener.accept()
+    await echo(link)
+
+
+async def _client(args: Args) -> None:
+    assert args.address is not None
+    link = await connect(args.address, timeout=30)
+    emit(series=await measure_link(link, args))
+
+
+async def _rank(args: Args) -> None:
+    from mpi4py import MPI
+
+    if MPI.COMM_WORLD.Get_rank() == 0:
+        async with await listen("mpi://rank/0") as listener:
+            link = await listener.accept()
+        await echo(link)
+    else:
+        link = await connect("mpi://rank/0", timeout=30)
+        emit(series=await measure_link(link, args))
+
+
+def run(args: Args) -> None:
+    coro = {"server": _server, "client": _client, "rank": _rank}[args.role](args)
+    run_loop(coro, args.extra.get("loop", "uvloop"))
+
+
+if __name__ == "__main__":
+    main(run)
