@@ -225,7 +225,7 @@ class MPILink(Link):
                 await asyncio.sleep(0)
             else:
                 return
-            self._probe = fut = self._poller.submit([req], None)
+            self._probe = fut = self._poller.submit([req], None, passive=True)
             try:
                 await fut
             finally:

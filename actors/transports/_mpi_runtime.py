@@ -9,13 +9,16 @@ MPI cannot wake an event loop: there is no file descriptor to wait on. Two ways
 out were measured on the 2-core development machine (mpich 5.0.2 wheel):
 
 - a *progress thread* blocking in ``Probe``/``Wait`` costs a whole core while
-  the link is quiet (idle CPU 99 % of a core: MPICH's blocking calls spin), plus
-  a thread hop (``call_soon_threadsafe``) per completion;
-- *adaptive polling* from the loop: ``Testall``/``Improbe`` with
+  the link is quiet (measured idle CPU 99 % of a core for ``Probe`` and for
+  ``Wait``: MPICH's blocking calls spin), plus a thread hop
+  (``call_soon_threadsafe``) per completion;
+- *adaptive polling* from the loop: ``Test``/``Testall`` with
   ``asyncio.sleep(0)`` while something is in flight or was active in the last
   :data:`SPIN_S` seconds, then sleeps doubling from 1 ms up to
-  :data:`MAX_SLEEP_S`. A quiet link then costs well under 1 % of a core and a
-  ping-pong stays in the spin phase.
+  :data:`MAX_SLEEP_S`. Measured idle CPU of a process holding a quiet link with
+  a pending ``recv``: 3 % of a core with a 5 ms cap, 2 % with 10 ms (default),
+  1 % with 20 ms; a ping-pong stays in the spin phase. The price: the first
+  message after a quiet spell waits up to MAX_SLEEP_S.
 
 So :class:`Poller` polls. Payload transfers (posted ``Isend``/``Irecv``) always
 spin, because MPICH moves rendezvous data only inside progress calls; only
@@ -44,7 +47,7 @@ from ..errors import BackendUnavailable, ConfigError
 __all__ = ["MAX_SLEEP_S", "SPIN_S", "Poller", "abandon", "cuda_aware", "load_mpi", "poller"]
 
 SPIN_S = float(os.environ.get("ACTORS_MPI_SPIN_S", "0.002"))
-MAX_SLEEP_S = float(os.environ.get("ACTORS_MPI_MAX_SLEEP_S", "0.005"))
+MAX_SLEEP_S = float(os.environ.get("ACTORS_MPI_MAX_SLEEP_S", "0.01"))
 
 _pollers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Poller] = weakref.WeakKeyDictionary()
 _cuda_aware: bool | None = None
@@ -153,18 +156,26 @@ class Poller:
     def __init__(self, mpi: Any, loop: asyncio.AbstractEventLoop) -> None:
         self._mpi = mpi
         self._loop = loop
-        self._ops: list[_Op] = []
+        self._ops: list[_Op] = []  # transfers in flight: spin
+        self._passive: list[_Op] = []  # waits for the peer: back off
         self._probes: list[_Probe] = []
         self._work = asyncio.Event()
         self._nap: asyncio.Future[None] | None = None
         self._last_active = loop.time()
         self._task: asyncio.Task[None] | None = None
 
-    def submit(self, requests: Sequence[Any], keep: Any) -> asyncio.Future[None]:
-        """Future resolved when all ``requests`` complete (MPI errors -> exception)."""
+    def submit(
+        self, requests: Sequence[Any], keep: Any, *, passive: bool = False
+    ) -> asyncio.Future[None]:
+        """Future resolved when all ``requests`` complete (MPI errors -> exception).
+
+        ``passive`` marks a wait for the peer to start something (a posted
+        header receive): it backs off when quiet instead of spinning like
+        transfers in flight.
+        """
         fut: asyncio.Future[None] = self._loop.create_future()
         fut.add_done_callback(_retrieve)
-        self._ops.append(_Op(list(requests), fut, keep))
+        (self._passive if passive else self._ops).append(_Op(list(requests), fut, keep))
         self._kick()
         return fut
 
@@ -187,7 +198,7 @@ class Poller:
     async def _run(self) -> None:
         delay = 0.0
         while True:
-            if not self._ops and not self._probes:
+            if not self._ops and not self._passive and not self._probes:
                 self._work.clear()
                 await self._work.wait()
             if self.poll_once():
@@ -213,15 +224,11 @@ class Poller:
         """Test every watched request and probe once; True if anything completed."""
         progressed = False
         if self._ops:
-            keep: list[_Op] = []
-            for op in self._ops:
-                if op.future.done():  # abandoned by its waiter: not ours any more
-                    continue
-                if self._test(op):
-                    progressed = True
-                else:
-                    keep.append(op)
-            self._ops = keep
+            self._ops, done = self._test_all(self._ops)
+            progressed |= done
+        if self._passive:
+            self._passive, done = self._test_all(self._passive)
+            progressed |= done
         if self._probes:
             waiting: list[_Probe] = []
             for pr in self._probes:
@@ -233,6 +240,18 @@ class Poller:
                     waiting.append(pr)
             self._probes = waiting
         return progressed
+
+    def _test_all(self, ops: list[_Op]) -> tuple[list[_Op], bool]:
+        keep: list[_Op] = []
+        progressed = False
+        for op in ops:
+            if op.future.done():  # abandoned by its waiter: not ours any more
+                continue
+            if self._test(op):
+                progressed = True
+            else:
+                keep.append(op)
+        return keep, progressed
 
     def _test(self, op: _Op) -> bool:
         try:
