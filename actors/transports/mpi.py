@@ -29,8 +29,8 @@ uses tags 32711-32713 of ``COMM_WORLD``.
 asyncio: the loop is never blocked by MPI. Progress is adaptive polling from
 the loop (spin while transfers are in flight or for 2 ms after activity, then
 sleep 1-10 ms; 2 % of a core when idle), chosen by measurement over a
-progress thread whose blocking MPI calls spin a full core (99 %) when idle; see :mod:`actors.transports._mpi_runtime`
-and docs/mpi.md for the figures.
+progress thread whose blocking MPI calls spin a full core (99 %) when idle;
+see :mod:`actors.transports._mpi_runtime` and docs/mpi.md for the figures.
 
 Peer death: MPI cannot see it, so each link also holds a TCP side channel whose
 EOF (or 30 s without heartbeat) fails pending and later calls with PeerLost
