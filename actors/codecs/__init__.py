@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._arrays import register_builtin_array_codecs
-from ._envelope import decode, decode_parts, encode, encode_parts
+from ._envelope import decode, decode_parts, encode, encode_parts, name_of
 from ._layout import register_layout
 from ._registry import Codec, allow_pickle, pickle_allowed, register_codec
 
@@ -42,5 +42,10 @@ register_builtin_array_codecs()
 
 
 def codec_name_of(obj: Any) -> str:
-    """Stable codec name for ``obj``: ``"plain"``, ``"container"``, ``"numpy.ndarray"``..."""
-    return encode_parts(obj)[0]
+    """Stable codec name :func:`encode_parts` would use for ``obj``, without encoding it.
+
+    ``"plain"`` (scalars), ``"container"`` (list/tuple/dict), ``"numpy.ndarray"``,
+    ``"numpy.scalar"``, ``"cupy.ndarray"``, ``"awkward.Array"``, a registered
+    name, or ``"pickle"``. Raises CodecError if no codec applies.
+    """
+    return name_of(obj)

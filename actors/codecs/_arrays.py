@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..buffers import is_device
+from ..buffers import device_to_host, is_device
 from ..errors import BackendUnavailable, CodecError
 from ._registry import PICKLE, register_codec, register_structural
 
@@ -66,26 +66,56 @@ def _dtype(descr: Any) -> np.dtype[Any]:
     return dtype
 
 
+_U8 = np.dtype(np.uint8)
+#: buffer types that are host memory for sure (skips the device check)
+_HOST_TYPES = frozenset((memoryview, bytes, bytearray, np.ndarray))
+
+
 def array_meta(arr: Any) -> tuple[list[Any], Any]:
-    """(meta, flat uint8 buffer) of a numpy or cupy array, contiguous once."""
-    descr = _descr(np.dtype(arr.dtype))
+    """(meta, flat uint8 buffer) of a numpy or cupy array, made contiguous once.
+
+    meta is ``[dtype description, shape]``; the buffer shares the array's
+    memory unless the array was not C-contiguous. Raises CodecError for object
+    dtypes.
+    """
+    descr = _descr(arr.dtype)
     if not arr.flags.c_contiguous:
         arr = arr.copy(order="C")
-    flat = arr.reshape(-1).view("uint8") if arr.dtype.itemsize else arr.reshape(-1)
+    if not arr.dtype.itemsize:
+        flat = arr.ravel()
+    elif arr.ndim == 1:
+        flat = arr.view(_U8)
+    else:
+        flat = arr.ravel().view(_U8)
     return [descr, list(arr.shape)], flat
 
 
 def array_from_meta(meta: Any, buffer: Any) -> np.ndarray[Any, Any]:
-    """Wrap ``buffer`` as the numpy array described by ``meta`` (no copy)."""
+    """Wrap host ``buffer`` as the numpy array described by ``meta`` (no copy).
+
+    Raises CodecError if meta is malformed or the buffer has the wrong size.
+    """
     try:
         descr, shape = meta
         dtype = _dtype(descr)
-        count = 1
-        for dim in shape:
-            count *= dim
-        return np.frombuffer(buffer, dtype=dtype, count=count).reshape(shape)
+        if not dtype.itemsize:
+            return np.empty(shape, dtype=dtype)
+        flat = np.frombuffer(buffer, dtype=dtype)
+        if len(shape) == 1 and flat.shape[0] == shape[0]:
+            return flat
+        return flat.reshape(shape)
     except (TypeError, ValueError) as exc:
-        raise CodecError(f"cannot rebuild numpy array from meta {meta!r}: {exc}") from exc
+        raise CodecError(
+            f"cannot rebuild a numpy array from meta {meta!r} and a buffer of "
+            f"{_size(buffer)} bytes: {exc}"
+        ) from exc
+
+
+def _size(buffer: Any) -> Any:
+    try:
+        return memoryview(buffer).nbytes
+    except TypeError:
+        return "?"
 
 
 class NumpyCodec:
@@ -95,9 +125,7 @@ class NumpyCodec:
 
     def decode(self, meta: Any, buffers: list[Any]) -> Any:
         (buffer,) = buffers
-        if is_device(buffer):
-            from ..buffers import device_to_host
-
+        if type(buffer) not in _HOST_TYPES and is_device(buffer):
             buffer = device_to_host(buffer)
         return array_from_meta(meta, buffer)
 
@@ -128,14 +156,35 @@ class CupyCodec:
 
     def decode(self, meta: Any, buffers: list[Any]) -> Any:
         (buffer,) = buffers
-        cp = _cupy()
+        try:
+            cp = _cupy()
+        except BackendUnavailable as exc:
+            raise CodecError(
+                "received a cupy array but cupy is not importable here; install "
+                f"'hep-actors[gpu]' on the receiving side ({exc})"
+            ) from exc
         descr, shape = meta
         dtype = _dtype(descr)
-        if is_device(buffer):
-            flat = cp.asarray(buffer).reshape(-1).view("uint8")
-        else:
-            flat = cp.asarray(np.frombuffer(buffer, dtype="uint8"))
+        if is_device(buffer):  # a device receive: view it
+            flat = cp.asarray(buffer).reshape(-1).view(cp.uint8)
+        else:  # staged through host memory: one copy to the device
+            flat = cp.asarray(np.frombuffer(buffer, dtype=np.uint8))
+        if not dtype.itemsize:
+            return cp.empty(shape, dtype=dtype)
         return flat.view(dtype).reshape(shape)
+
+
+class RefusedCodec:
+    """Stands for types that look like arrays but would lose data as one."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def encode(self, obj: Any) -> tuple[Any, list[Any]]:
+        raise CodecError(f"cannot encode {type(obj).__qualname__}: {self.reason}")
+
+    def decode(self, meta: Any, buffers: list[Any]) -> Any:
+        raise CodecError(self.reason)
 
 
 class AwkwardCodec:
@@ -185,21 +234,35 @@ class PickleCodec:
             raise CodecError(f"cannot unpickle payload: {exc}") from exc
 
 
-def _module_is(prefix: str) -> Any:
-    return lambda cls: cls.__module__.split(".")[0] == prefix
+def _top_module(cls: type) -> str:
+    return cls.__module__.partition(".")[0]
+
+
+def _is_cupy_array(cls: type) -> bool:
+    return _top_module(cls) == "cupy" and cls.__name__ == "ndarray"
+
+
+def _is_awkward_array(cls: type) -> bool:
+    return _top_module(cls) == "awkward" and cls.__name__ == "Array"
+
+
+def _is_masked_array(cls: type) -> bool:
+    return cls.__module__.startswith("numpy.ma")
 
 
 def register_builtin_array_codecs() -> None:
+    """Register numpy, cupy, awkward and pickle codecs (imports neither cupy nor awkward)."""
     register_codec(np.ndarray, NumpyCodec(), "numpy.ndarray")
     register_codec(None, NumpyScalarCodec(), "numpy.scalar")
+    masked = RefusedCodec(
+        "numpy masked arrays would lose their mask; send .data and .mask as two arrays"
+    )
+    register_codec(None, masked, "numpy.ma.MaskedArray")
+    register_structural(_is_masked_array, "numpy.ma.MaskedArray")
     register_structural(lambda cls: issubclass(cls, np.generic), "numpy.scalar")
     register_structural(lambda cls: issubclass(cls, np.ndarray), "numpy.ndarray")
     register_codec(None, CupyCodec(), "cupy.ndarray")
-    register_structural(
-        lambda cls: _module_is("cupy")(cls) and cls.__name__ == "ndarray", "cupy.ndarray"
-    )
+    register_structural(_is_cupy_array, "cupy.ndarray")
     register_codec(None, AwkwardCodec(), "awkward.Array")
-    register_structural(
-        lambda cls: _module_is("awkward")(cls) and cls.__name__ == "Array", "awkward.Array"
-    )
+    register_structural(_is_awkward_array, "awkward.Array")
     register_codec(None, PickleCodec(), PICKLE)

@@ -4,12 +4,18 @@ Plain data (None, bool, int, float, str, bytes, list, dict) is msgpack itself.
 Everything else - at the top or nested anywhere inside lists, tuples and dicts
 - becomes a msgpack extension that names its codec, carries the codec's meta
 and points at its slice of the buffer list, so a dict of arrays still sends
-every array as its own region. Tuples stay tuples. Thread-safe: no shared
-mutable state per call.
+every array as its own region. Tuples stay tuples; integers beyond 64 bits
+travel as decimal text.
+
+The msgpack packers are configured once per thread (one per nesting level, so
+a codec may itself call :func:`encode`); ``encode`` and ``decode`` are safe to
+call from any thread and from inside a codec.
 """
 
 from __future__ import annotations
 
+import struct
+import threading
 from typing import Any
 
 import msgpack
@@ -17,30 +23,145 @@ import msgpack
 from ..errors import CodecError
 from ._registry import PLAIN, codec_by_name, codec_for
 
-__all__ = ["decode", "decode_parts", "encode", "encode_parts"]
+__all__ = ["CONTAINER", "decode", "decode_parts", "encode", "encode_parts", "is_plain", "name_of"]
 
 #: codec name of lists/tuples/dicts in encode_parts (meta = an encode() header)
 CONTAINER = "container"
 _EXT_OBJECT = 1
 _EXT_TUPLE = 2
 _EXT_BIGINT = 3
+_PLAIN_SCALARS = frozenset((type(None), bool, int, float, str, bytes))
+_CONTAINERS = frozenset((list, tuple, dict))
+_EXT8 = struct.Struct(">BBb")
+_EXT16 = struct.Struct(">BHb")
+_EXT32 = struct.Struct(">BIb")
+
+
+class _EncodeState(threading.local):
+    """Per-thread packers (index = nesting depth) and the buffers being collected."""
+
+    def __init__(self) -> None:
+        self.packers: list[msgpack.Packer] = []
+        self.depth = -1
+        self.buffers: list[Any] = []
+
+
+_state = _EncodeState()
+
+
+def _pack(value: Any) -> bytes:
+    """Pack with the packer of the next nesting level (a packer is not reentrant)."""
+    state = _state
+    depth = state.depth + 1
+    state.depth = depth
+    try:
+        packers = state.packers
+        if depth == len(packers):
+            packers.append(msgpack.Packer(default=_default, strict_types=True, use_bin_type=True))
+        packed: bytes = packers[depth].pack(value)
+        return packed
+    finally:
+        state.depth = depth - 1
+
+
+def _default(value: Any) -> msgpack.ExtType:
+    """msgpack's hook for everything that is not plain msgpack data."""
+    return msgpack.ExtType(*_extension(value))
+
+
+def _extension(value: Any) -> tuple[int, bytes]:
+    """(extension code, payload) of a tuple, a big int or an object with a codec."""
+    cls = type(value)
+    if cls is tuple:
+        return _EXT_TUPLE, _pack(list(value))
+    if cls is int:  # beyond 64 bits: msgpack has no type for it
+        return _EXT_BIGINT, str(value).encode()
+    name, codec = codec_for(value)
+    meta, bufs = _codec_encode(name, codec, value)
+    buffers = _state.buffers
+    first = len(buffers)
+    buffers.extend(bufs)
+    return _EXT_OBJECT, _pack([name, meta, first, len(bufs)])
+
+
+def _ext_bytes(code: int, data: bytes) -> bytes:
+    """A msgpack ext8/16/32 item, as the packer would wrap an ExtType at top level."""
+    size = len(data)
+    if size < 0x100:
+        prefix = _EXT8.pack(0xC7, size, code)
+    elif size < 0x10000:
+        prefix = _EXT16.pack(0xC8, size, code)
+    else:
+        prefix = _EXT32.pack(0xC9, size, code)
+    return prefix + data
+
+
+def _codec_encode(name: str, codec: Any, value: Any) -> tuple[Any, list[Any]]:
+    try:
+        meta, bufs = codec.encode(value)
+    except CodecError:
+        raise
+    except Exception as exc:
+        raise CodecError(
+            f"codec {name!r} failed to encode a {type(value).__qualname__}: {exc!r}"
+        ) from exc
+    return meta, list(bufs)
+
+
+def is_plain(obj: Any) -> bool:
+    """True for None/bool/float/str/bytes and ints msgpack holds natively."""
+    cls = type(obj)
+    return cls in _PLAIN_SCALARS and (cls is not int or -(2**63) <= obj < 2**64)
+
+
+def encode(obj: Any) -> tuple[bytes, list[Any]]:
+    """Encode ``obj`` to ``(header, buffers)``; buffers are its own memory.
+
+    Raises CodecError naming the type of any object without a codec (or a
+    codec that produced meta msgpack cannot hold).
+    """
+    state = _state
+    outer = state.buffers
+    buffers: list[Any] = []
+    state.buffers = buffers
+    try:
+        cls = type(obj)
+        if cls in _PLAIN_SCALARS or cls in _CONTAINERS:
+            header = _pack(obj)
+        else:  # top-level object: skip the packer's default-hook round trip
+            header = _ext_bytes(*_extension(obj))
+    except CodecError:
+        raise
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise CodecError(f"cannot encode {type(obj).__qualname__}: {exc}") from exc
+    finally:
+        state.buffers = outer
+    return header, buffers
 
 
 def encode_parts(obj: Any) -> tuple[str, Any, list[Any]]:
-    """(codec name, meta, buffers) of ``obj``.
+    """(codec name, meta, buffers) of ``obj``; meta is plain msgpack-able data.
 
-    Plain scalars have the name ``"plain"``, lists/tuples/dicts ``"container"``.
-
+    Plain scalars have the name ``"plain"`` (meta is the value itself),
+    lists/tuples/dicts ``"container"`` (meta is their :func:`encode` header).
     The distributed layer sends these per product itself. Raises CodecError.
     """
-    if _is_plain_scalar(obj):
+    if is_plain(obj):
         return PLAIN, obj, []
-    if type(obj) in (list, tuple, dict):
+    if type(obj) in _CONTAINERS or type(obj) is int:
         header, buffers = encode(obj)
         return CONTAINER, header, buffers
     name, codec = codec_for(obj)
-    meta, buffers = codec.encode(obj)
-    return name, meta, list(buffers)
+    return (name, *_codec_encode(name, codec, obj))
+
+
+def name_of(obj: Any) -> str:
+    """The codec name :func:`encode_parts` would give ``obj``, without encoding it."""
+    if is_plain(obj):
+        return PLAIN
+    if type(obj) in _CONTAINERS or type(obj) is int:
+        return CONTAINER
+    return codec_for(obj)[0]
 
 
 def decode_parts(name: str, meta: Any, buffers: list[Any]) -> Any:
@@ -57,68 +178,36 @@ def decode_parts(name: str, meta: Any, buffers: list[Any]) -> Any:
         raise CodecError(f"codec {name!r} cannot decode its payload: {exc!r}") from exc
 
 
-def _is_plain_scalar(obj: Any) -> bool:
-    return obj is None or type(obj) in (bool, int, float, str, bytes)
+def decode(header: bytes | bytearray | memoryview, buffers: list[Any]) -> Any:
+    """Decode what :func:`encode` produced, wrapping ``buffers`` without copying.
 
-
-def encode(obj: Any) -> tuple[bytes, list[Any]]:
-    """Encode ``obj`` to ``(header, buffers)``; buffers are its own memory.
-
-    Raises CodecError naming the type of any object without a codec.
+    ``buffers`` may be any buffer-protocol objects (e.g. memoryviews from a
+    transport) or device arrays. Raises CodecError on any malformed input:
+    transports rely on that to close only the offending link.
     """
-    buffers: list[Any] = []
-
-    def default(value: Any) -> Any:
-        if type(value) is tuple:
-            return msgpack.ExtType(_EXT_TUPLE, pack(list(value)))
-        if type(value) is int:  # beyond 64 bits: msgpack has no type for it
-            return msgpack.ExtType(_EXT_BIGINT, str(value).encode())
-        name, codec = codec_for(value)
-        meta, bufs = codec.encode(value)
-        first = len(buffers)
-        buffers.extend(bufs)
-        return msgpack.ExtType(_EXT_OBJECT, pack([name, meta, first, len(bufs)]))
-
-    def pack(value: Any) -> bytes:
-        try:
-            packed: bytes = msgpack.packb(
-                value, default=default, strict_types=True, use_bin_type=True
-            )
-        except CodecError:
-            raise
-        except (TypeError, ValueError) as exc:
-            raise CodecError(f"cannot encode {type(value).__qualname__}: {exc}") from exc
-        return packed
-
-    return pack(obj), buffers
-
-
-def decode(header: bytes | memoryview, buffers: list[Any]) -> Any:
-    """Decode what :func:`encode` produced; raises CodecError on any malformed input."""
 
     def ext_hook(code: int, data: bytes) -> Any:
+        if code == _EXT_OBJECT:
+            name, meta, first, count = unpack(data)
+            if not (first >= 0 and count >= 0 and first + count <= len(buffers)):
+                raise CodecError(
+                    f"header refers to buffers {first}..{first + count - 1} "
+                    f"but {len(buffers)} arrived"
+                )
+            return decode_parts(name, meta, buffers[first : first + count])
         if code == _EXT_TUPLE:
             return tuple(unpack(data))
         if code == _EXT_BIGINT:
             return int(data)
-        if code == _EXT_OBJECT:
-            name, meta, first, count = unpack(data)
-            if first < 0 or first + count > len(buffers):
-                raise CodecError(
-                    f"header refers to buffers {first}..{first + count - 1} "
-                    f"but only {len(buffers)} arrived"
-                )
-            return decode_parts(name, meta, buffers[first : first + count])
-        raise CodecError(f"unknown msgpack extension code {code}")
+        raise CodecError(f"unknown msgpack extension code {code} in codec header")
 
-    def unpack(data: bytes | memoryview) -> Any:
-        return msgpack.unpackb(
-            data, ext_hook=ext_hook, raw=False, strict_map_key=False, use_list=True
-        )
+    def unpack(data: Any) -> Any:
+        return msgpack.unpackb(data, ext_hook=ext_hook, raw=False, strict_map_key=False)
 
     try:
         return unpack(header)
     except CodecError:
         raise
     except Exception as exc:
-        raise CodecError(f"malformed codec header ({len(header)} bytes): {exc!r}") from exc
+        size = len(header) if isinstance(header, bytes | bytearray | memoryview) else "?"
+        raise CodecError(f"malformed codec header ({size} bytes): {exc!r}") from exc

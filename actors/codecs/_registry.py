@@ -46,6 +46,8 @@ class Codec(Protocol):
 
 _by_name: dict[str, Codec] = {}
 _by_type: dict[type, tuple[str, Codec]] = {}
+#: types resolved structurally or along the MRO (cleared on every registration)
+_resolved: dict[type, tuple[str, Codec]] = {}
 #: (predicate on the type, name) checked in order when the exact type is unknown
 _structural: list[tuple[Callable[[type], bool], str]] = []
 _pickle_allowed = os.environ.get("ACTORS_ALLOW_PICKLE", "") not in ("", "0", "false", "no")
@@ -65,12 +67,14 @@ def register_codec(cls: type | None, codec: Codec, name: str | None = None) -> s
     _by_name[name] = codec
     if cls is not None:
         _by_type[cls] = (name, codec)
+    _resolved.clear()
     return name
 
 
 def register_structural(predicate: Callable[[type], bool], name: str) -> None:
     """Find codec ``name`` for any type satisfying ``predicate`` (built-ins use this)."""
     _structural.append((predicate, name))
+    _resolved.clear()
 
 
 def allow_pickle(enabled: bool = True) -> None:
@@ -84,22 +88,24 @@ def allow_pickle(enabled: bool = True) -> None:
 
 
 def pickle_allowed() -> bool:
+    """Whether this process opted into the pickle fallback."""
     return _pickle_allowed
 
 
 def codec_for(obj: Any) -> tuple[str, Codec]:
-    """The ``(name, codec)`` that encodes ``obj``; raises CodecError if none."""
+    """The ``(name, codec)`` that encodes ``obj``; raises CodecError if none.
+
+    Order: the exact type, the structural rules (numpy/cupy/awkward by module),
+    the registered base classes along the MRO, then pickle if opted in.
+    """
     cls = type(obj)
-    found = _by_type.get(cls)
+    found = _by_type.get(cls) or _resolved.get(cls)
     if found is not None:
         return found
-    for predicate, name in _structural:
-        if predicate(cls):
-            return name, _by_name[name]
-    for base in cls.__mro__[1:]:
-        found = _by_type.get(base)
-        if found is not None and base is not object:
-            return found
+    found = _resolve(cls)
+    if found is not None:
+        _resolved[cls] = found
+        return found
     if _pickle_allowed:
         return PICKLE, _by_name[PICKLE]
     raise CodecError(
@@ -108,6 +114,17 @@ def codec_for(obj: Any) -> tuple[str, Codec]:
         "for a dataclass of arrays, or opt this process into pickle with "
         "actors.codecs.allow_pickle() (only between trusted processes)"
     )
+
+
+def _resolve(cls: type) -> tuple[str, Codec] | None:
+    for predicate, name in _structural:
+        if predicate(cls):
+            return name, _by_name[name]
+    for base in cls.__mro__[1:-1]:  # [-1] is object
+        found = _by_type.get(base)
+        if found is not None:
+            return found
+    return None
 
 
 def codec_by_name(name: str) -> Codec:
