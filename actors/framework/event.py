@@ -242,7 +242,8 @@ class ModuleInfo:
     slot: int = 0  # identifies the module instance for run/lumi state
 
 
-def _freeze(value: Any) -> Any:
+def freeze_value(value: Any) -> Any:
+    """Make ``value`` read-only where its type allows (numpy arrays); return it."""
     flags = getattr(value, "flags", None)
     if flags is not None and hasattr(flags, "writeable"):
         with contextlib.suppress(ValueError):  # a view of a read-only base stays as is
@@ -355,7 +356,7 @@ class Event:
         provenance = Provenance(
             module.label, module.module_type, module.parameter_hash, module.process, parents
         )
-        products[branch] = Product(branch, _freeze(value), provenance)
+        products[branch] = Product(branch, freeze_value(value), provenance)
         return branch
 
     # -- internals

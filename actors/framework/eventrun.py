@@ -1,0 +1,276 @@
+"""The data-flow scheduler for one event (the Frank model, with CMSSW paths).
+
+Rules, applied per event, all on the loop thread (no locks):
+
+* A module is *requested* when a path reaches it (every filter before it in
+  that path passed) or when a requested module consumes one of its products
+  (on-demand, unscheduled execution). A requested module is sent to its
+  actor as soon as every module it depends on has finished, so independent
+  modules of one event run concurrently.
+* A filter that rejects stops its path: later modules of that path are not
+  requested by it (another path, or a consumer, may still request them).
+* When every requested module of the trigger paths has finished, the end
+  paths start. An output module is requested only if one of its
+  ``select_events`` paths accepted the event (or it selects all); it also
+  requests the unscheduled producers whose products it keeps, and it writes
+  in input order through its :class:`OrderedGate`.
+* The first module error fails the event with ModuleError; nothing more of
+  that event is started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ModuleError
+from .branch import Branch
+from .event import Event, EventData, OutputEvent
+from .graph import ModuleNode, PathPlan
+from .report import PathReport
+from .workers import ModuleActor, format_error
+
+__all__ = ["EventRun", "OrderedGate", "Runtime"]
+
+_IDLE, _REQUESTED, _RUNNING, _DONE = 0, 1, 2, 3
+
+
+class OrderedGate:
+    """Lets event ``index`` through only after every earlier index was released."""
+
+    __slots__ = ("_finished", "_next", "_waiters")
+
+    def __init__(self) -> None:
+        self._next = 0
+        self._finished: set[int] = set()
+        self._waiters: dict[int, Callable[[], None]] = {}
+
+    def when_turn(self, index: int, callback: Callable[[], None]) -> None:
+        """Call ``callback`` now if it is ``index``'s turn, else when it comes."""
+        if index == self._next:
+            callback()
+        else:
+            self._waiters[index] = callback
+
+    def release(self, index: int) -> None:
+        """Mark ``index`` done (written or skipped); wake the next in line.
+
+        Releasing an index twice is harmless.
+        """
+        if index < self._next:
+            return
+        self._finished.add(index)
+        while self._next in self._finished:
+            self._finished.discard(self._next)
+            self._next += 1
+        waiter = self._waiters.pop(self._next, None)
+        if waiter is not None:
+            waiter()
+
+
+@dataclass
+class Runtime:
+    """Per-job state shared by all events: nodes, actors, gates, counters."""
+
+    nodes: list[ModuleNode]
+    actors: list[list[ModuleActor]]
+    trigger_paths: list[PathPlan]
+    end_paths: list[PathPlan]
+    path_reports: list[PathReport]
+    gates: dict[int, OrderedGate] = field(default_factory=dict)
+    keep_cache: dict[int, dict[Branch, bool]] = field(default_factory=dict)
+    methods: list[list[Callable[[Any], Any]]] = field(default_factory=list)
+    accepted: int = 0
+
+    def __post_init__(self) -> None:
+        self.methods = [[n.method(s) for s in range(len(n.instances))] for n in self.nodes]
+        for node in self.nodes:
+            if node.kind == "output":
+                self.gates[node.index] = OrderedGate()
+                self.keep_cache[node.index] = {}
+
+
+class EventRun:
+    """Runs one event through the paths; ``await run()`` returns when it is done."""
+
+    __slots__ = (
+        "_future", "_paths", "_rt", "_stream", "data", "failed_at", "fresult", "pending",
+        "pos", "state", "waiting", "waiting_paths",
+    )
+
+    def __init__(self, rt: Runtime, data: EventData, stream: int) -> None:
+        count = len(rt.nodes)
+        self._rt = rt
+        self._stream = stream
+        self.data = data
+        self.state = [_IDLE] * count
+        self.waiting = [0] * count
+        self.fresult: list[bool | None] = [None] * count
+        self.pending = 0
+        self._paths = rt.trigger_paths
+        self.pos = [0] * (len(rt.trigger_paths) + len(rt.end_paths))
+        self.failed_at = [-1] * len(self.pos)
+        self.waiting_paths: dict[int, list[int]] = {}
+        self._future: asyncio.Future[None] | None = None
+
+    async def run(self) -> None:
+        """Process the event; raises ModuleError if a module fails."""
+        self._future = asyncio.get_running_loop().create_future()
+        try:
+            for p in range(len(self._rt.trigger_paths)):
+                self._advance(p)
+            self._check_phase()
+            await self._future
+        finally:
+            if not self._future.done():
+                self._future.cancel()
+            for gate in self._rt.gates.values():
+                gate.release(self.data.index)
+        self._count_paths()
+
+    # -- paths
+    def _plan(self, p: int) -> PathPlan:
+        n_trig = len(self._rt.trigger_paths)
+        return self._rt.trigger_paths[p] if p < n_trig else self._rt.end_paths[p - n_trig]
+
+    def _advance(self, p: int) -> None:
+        plan = self._plan(p)
+        pos = self.pos[p]
+        while pos < len(plan.nodes):
+            n = plan.nodes[pos]
+            self._request(n, from_path=True)
+            if plan.filters[pos]:
+                result = self.fresult[n]
+                if result is None:
+                    self.waiting_paths.setdefault(n, []).append(p)
+                    self.pos[p] = pos
+                    return
+                if not result:
+                    self.failed_at[p] = pos
+                    self.pos[p] = pos
+                    return
+            pos += 1
+        self.pos[p] = pos
+
+    def accepted(self, p: int) -> bool:
+        return self.failed_at[p] < 0 and self.pos[p] >= len(self._plan(p).nodes)
+
+    # -- data flow
+    def _request(self, n: int, from_path: bool = False) -> None:
+        if self.state[n] != _IDLE:
+            return
+        node = self._rt.nodes[n]
+        if node.kind == "output" and not self._selected(node):
+            self.state[n] = _DONE
+            return
+        self.state[n] = _REQUESTED
+        self.pending += 1
+        waiting = 0
+        for d in node.deps:
+            self._request(d)
+            if self.state[d] != _DONE:
+                waiting += 1
+        self.waiting[n] = waiting
+        if waiting == 0:
+            self._launch(n)
+
+    def _selected(self, node: ModuleNode) -> bool:
+        return node.select_all or any(self.accepted(p) for p in node.select_events)
+
+    def _launch(self, n: int) -> None:
+        self.state[n] = _RUNNING
+        rt = self._rt
+        node = rt.nodes[n]
+        slot = self._stream if len(node.instances) > 1 else 0
+        actor = rt.actors[n][slot]
+        fn = rt.methods[n][slot]
+
+        def done(result: Any, error: BaseException | None) -> None:
+            self._done(n, result, error)
+
+        if node.kind == "output":
+            def write() -> None:
+                if self._future is not None and not self._future.done():
+                    actor.tell(fn, self._output_event(n), done)
+            rt.gates[n].when_turn(self.data.index, write)
+        else:
+            actor.tell(fn, Event(self.data, node.infos[slot]), done)
+
+    def _output_event(self, n: int) -> OutputEvent:
+        node = self._rt.nodes[n]
+        cache = self._rt.keep_cache[n]
+        assert node.output is not None
+        kept = {}
+        for branch, product in self.data.products.items():
+            keep = cache.get(branch)
+            if keep is None:
+                keep = cache[branch] = node.output.keeps(branch)
+            if keep:
+                kept[branch] = product
+        names = tuple(
+            plan.name for p, plan in enumerate(self._rt.trigger_paths) if self.accepted(p)
+        )
+        return OutputEvent(self.data.id, self.data.index, kept, names)
+
+    def _done(self, n: int, result: Any, error: BaseException | None) -> None:
+        future = self._future
+        if future is None or future.done():
+            return
+        node = self._rt.nodes[n]
+        if error is not None:
+            future.set_exception(ModuleError(
+                node.label, f"event {self.data.id}", error, format_error(error)
+            ))
+            return
+        self.state[n] = _DONE
+        self.pending -= 1
+        if node.kind == "output":
+            self._rt.gates[n].release(self.data.index)
+        elif node.kind == "filter":
+            self.fresult[n] = bool(result)
+            for p in self.waiting_paths.pop(n, ()):
+                self._advance(p)
+        for r in node.rdeps:
+            if self.state[r] == _REQUESTED:
+                self.waiting[r] -= 1
+                if self.waiting[r] == 0:
+                    self._launch(r)
+        self._check_phase()
+
+    def _check_phase(self) -> None:
+        if self.pending or self._future is None or self._future.done():
+            return
+        if self._paths is self._rt.trigger_paths and self._rt.end_paths:
+            self._paths = self._rt.end_paths
+            first = len(self._rt.trigger_paths)
+            for p in range(first, first + len(self._rt.end_paths)):
+                self._advance(p)
+            if self.pending:
+                return
+        self._future.set_result(None)
+
+    # -- reports
+    def _count_paths(self) -> None:
+        any_accepted = False
+        for p, report in enumerate(self._rt.path_reports):
+            plan = self._plan(p)
+            report.visited += 1
+            failed_at = self.failed_at[p]
+            if failed_at < 0:
+                report.passed += 1
+                any_accepted = any_accepted or not plan.end
+            else:
+                report.failed += 1
+            for k, counts in enumerate(report.modules):
+                if failed_at < 0 or k < failed_at:
+                    counts.visited += 1
+                    counts.passed += 1
+                elif k == failed_at:
+                    counts.visited += 1
+                    counts.failed += 1
+                else:
+                    counts.skipped += 1
+        if any_accepted or not self._rt.trigger_paths:
+            self._rt.accepted += 1

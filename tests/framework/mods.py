@@ -1,0 +1,177 @@
+"""Test-only source and modules for the framework tests (importable as tests.framework.mods)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import numpy as np
+
+from actors.framework import (
+    Analyzer,
+    BeginLumi,
+    BeginRun,
+    Concurrency,
+    Declarer,
+    EndLumi,
+    EndRun,
+    Event,
+    EventID,
+    EventTransition,
+    Filter,
+    Lumi,
+    OutputEvent,
+    OutputModule,
+    Producer,
+    Source,
+    Transition,
+)
+
+M = "tests.framework.mods"
+LOG: list[tuple[Any, ...]] = []  # shared by modules that record what happens
+LOG_LOCK = threading.Lock()
+
+
+def log(*entry: Any) -> None:
+    with LOG_LOCK:
+        LOG.append(entry)
+
+
+class CountingSource(Source):
+    """runs x lumis x events; product "n" (int) = event number."""
+
+    def __init__(self, *, runs: int = 1, lumis: int = 2, events: int = 5, file: str = "") -> None:
+        self.runs, self.lumis, self.events, self.file = runs, lumis, events, file
+
+    def declare(self, d: Declarer) -> None:
+        d.produces("int", "n")
+
+    def transitions(self) -> Iterator[Transition]:
+        number = 0
+        for run in range(1, self.runs + 1):
+            yield BeginRun(run)
+            for lumi in range(1, self.lumis + 1):
+                yield BeginLumi(run, lumi)
+                for _ in range(self.events):
+                    number += 1
+                    yield EventTransition(EventID(run, lumi, number), {"n": number})
+                yield EndLumi(run, lumi)
+            yield EndRun(run)
+
+
+class Add(Producer):
+    """Puts int(sum of consumed ints) + add; optional sleep."""
+
+    def __init__(self, *, inputs: list[str] | None = None, add: int = 1, sleep: float = 0.0):
+        self.inputs = inputs if inputs is not None else ["source"]
+        self.add, self.sleep = add, sleep
+
+    def declare(self, d: Declarer) -> None:
+        self.tokens = [d.consumes(label) for label in self.inputs]
+        d.produces("int")
+
+    def produce(self, event: Event) -> None:
+        log("start", self.label, event.id.event)
+        if self.sleep:
+            time.sleep(self.sleep)
+        event.put(sum(event.get(t) for t in self.tokens) + self.add)
+        log("end", self.label, event.id.event)
+
+
+class Array(Producer):
+    concurrency = Concurrency.SHARED
+
+    def declare(self, d: Declarer) -> None:
+        self.n = d.consumes("source")
+        d.produces("numpy.ndarray")
+
+    def produce(self, event: Event) -> None:
+        event.put(np.arange(event.get(self.n)) * 1.5)
+
+
+class Even(Filter):
+    """Passes events whose number is even (or odd with odd=true)."""
+
+    def __init__(self, *, odd: bool = False) -> None:
+        self.odd = odd
+
+    def declare(self, d: Declarer) -> None:
+        self.n = d.consumes("source")
+
+    def filter(self, event: Event) -> bool:
+        log("filter", self.label, event.id.event)
+        return (event.get(self.n) % 2 == 1) == self.odd
+
+
+class AsyncAdd(Producer):
+    def declare(self, d: Declarer) -> None:
+        self.n = d.consumes("source")
+        d.produces("int")
+
+    async def produce(self, event: Event) -> None:
+        await asyncio.sleep(0)
+        event.put(event.get(self.n) * 10)
+
+
+class Collect(Analyzer):
+    """Records every value it sees of `input` and per-lumi sums."""
+
+    concurrency = Concurrency.LEGACY
+    seen: ClassVar[dict[str, list[Any]]] = {}
+
+    def __init__(self, *, input: str = "source") -> None:
+        self.input = input
+
+    def declare(self, d: Declarer) -> None:
+        self.token = d.consumes(self.input)
+
+    def begin_job(self) -> None:
+        Collect.seen[self.label] = []
+
+    def begin_lumi(self, lumi: Lumi) -> None:
+        lumi.state = []
+        log("begin_lumi", self.label, lumi.id)
+
+    def analyze(self, event: Event) -> None:
+        value = event.get(self.token)
+        event.lumi.state.append(event.id.event)
+        Collect.seen[self.label].append((event.id.event, value))
+        log("event", self.label, event.id)
+
+    def end_lumi(self, lumi: Lumi) -> None:
+        log("end_lumi", self.label, lumi.id, tuple(sorted(lumi.state)))
+
+
+class Fail(Producer):
+    def __init__(self, *, at: int = 3) -> None:
+        self.at = at
+
+    def declare(self, d: Declarer) -> None:
+        self.n = d.consumes("source")
+        d.produces("int")
+
+    def produce(self, event: Event) -> None:
+        if event.get(self.n) == self.at:
+            raise RuntimeError(f"boom at {self.at}")
+        event.put(0)
+
+
+class Memory(OutputModule):
+    """Keeps what it would write, in order, in Memory.written[label]."""
+
+    written: ClassVar[dict[str, list[tuple[int, dict[str, Any]]]]] = {}
+
+    def __init__(self, *, file: str = "", **kw: Any) -> None:
+        super().__init__(**kw)
+        self.file = file
+
+    def begin_job(self) -> None:
+        Memory.written[self.label] = []
+
+    def write(self, event: OutputEvent) -> None:
+        Memory.written[self.label].append(
+            (event.id.event, {str(b): v for b, v in event.values().items()})
+        )
