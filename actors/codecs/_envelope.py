@@ -5,7 +5,8 @@ Everything else - at the top or nested anywhere inside lists, tuples and dicts
 - becomes a msgpack extension that names its codec, carries the codec's meta
 and points at its slice of the buffer list, so a dict of arrays still sends
 every array as its own region. Tuples stay tuples; integers beyond 64 bits
-travel as decimal text.
+travel as decimal text. A top-level ``bytes`` of ``BYTES_INLINE_LIMIT`` or more
+travels as its own buffer instead of being copied into the header.
 
 The msgpack packers are configured once per thread (one per nesting level, so
 a codec may itself call :func:`encode`); ``encode`` and ``decode`` are safe to
@@ -21,12 +22,26 @@ from typing import Any
 import msgpack
 
 from ..errors import CodecError
-from ._registry import PLAIN, codec_by_name, codec_for
+from ._registry import PLAIN, codec_by_name, codec_for, register_codec
 
-__all__ = ["CONTAINER", "decode", "decode_parts", "encode", "encode_parts", "is_plain", "name_of"]
+__all__ = [
+    "BYTES",
+    "BYTES_INLINE_LIMIT",
+    "CONTAINER",
+    "decode",
+    "decode_parts",
+    "encode",
+    "encode_parts",
+    "is_plain",
+    "name_of",
+]
 
 #: codec name of lists/tuples/dicts in encode_parts (meta = an encode() header)
 CONTAINER = "container"
+#: codec name of a top-level ``bytes`` object sent as its own buffer
+BYTES = "bytes"
+#: top-level bytes at least this long travel as a buffer instead of in the header
+BYTES_INLINE_LIMIT = 16 * 1024
 _EXT_OBJECT = 1
 _EXT_TUPLE = 2
 _EXT_BIGINT = 3
@@ -35,6 +50,20 @@ _CONTAINERS = frozenset((list, tuple, dict))
 _EXT8 = struct.Struct(">BBb")
 _EXT16 = struct.Struct(">BHb")
 _EXT32 = struct.Struct(">BIb")
+
+
+class _BytesCodec:
+    """Large top-level ``bytes``: the object itself is the buffer."""
+
+    def encode(self, obj: Any) -> tuple[Any, list[Any]]:
+        return None, [obj]
+
+    def decode(self, meta: Any, buffers: list[Any]) -> Any:
+        (buffer,) = buffers
+        return buffer if type(buffer) is bytes else bytes(buffer)  # one copy: bytes own memory
+
+
+register_codec(None, _BytesCodec(), BYTES)
 
 
 class _EncodeState(threading.local):
@@ -126,7 +155,10 @@ def encode(obj: Any) -> tuple[bytes, list[Any]]:
     state.buffers = buffers
     try:
         cls = type(obj)
-        if cls in _PLAIN_SCALARS or cls in _CONTAINERS:
+        if cls is bytes and len(obj) >= BYTES_INLINE_LIMIT:
+            buffers.append(obj)
+            header = _ext_bytes(_EXT_OBJECT, _pack([BYTES, None, 0, 1]))
+        elif cls in _PLAIN_SCALARS or cls in _CONTAINERS:
             header = _pack(obj)
         else:  # top-level object: skip the packer's default-hook round trip
             header = _ext_bytes(*_extension(obj))
@@ -146,6 +178,8 @@ def encode_parts(obj: Any) -> tuple[str, Any, list[Any]]:
     lists/tuples/dicts ``"container"`` (meta is their :func:`encode` header).
     The distributed layer sends these per product itself. Raises CodecError.
     """
+    if type(obj) is bytes and len(obj) >= BYTES_INLINE_LIMIT:
+        return BYTES, None, [obj]
     if is_plain(obj):
         return PLAIN, obj, []
     if type(obj) in _CONTAINERS or type(obj) is int:
@@ -157,6 +191,8 @@ def encode_parts(obj: Any) -> tuple[str, Any, list[Any]]:
 
 def name_of(obj: Any) -> str:
     """The codec name :func:`encode_parts` would give ``obj``, without encoding it."""
+    if type(obj) is bytes and len(obj) >= BYTES_INLINE_LIMIT:
+        return BYTES
     if is_plain(obj):
         return PLAIN
     if type(obj) in _CONTAINERS or type(obj) is int:
