@@ -73,7 +73,8 @@ async def run_process(
         try:
             return await driver.run()
         except BaseExceptionGroup as group:
-            raise _pick_error(group) from None
+            error = _pick_error(group)
+            raise error from error.__cause__  # keep the module's exception as the cause
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
         await asyncio.to_thread(pool.shutdown, True)

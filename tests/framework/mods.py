@@ -65,9 +65,10 @@ class CountingSource(Source):
 class Add(Producer):
     """Puts int(sum of consumed ints) + add; optional sleep."""
 
-    def __init__(self, *, inputs: list[str] | None = None, add: int = 1, sleep: float = 0.0):
+    def __init__(self, *, inputs: list[str] | None = None, add: int = 1, sleep: float = 0.0,
+                 slow_first: bool = False):
         self.inputs = inputs if inputs is not None else ["source"]
-        self.add, self.sleep = add, sleep
+        self.add, self.sleep, self.slow_first = add, sleep, slow_first
 
     def declare(self, d: Declarer) -> None:
         self.tokens = [d.consumes(label) for label in self.inputs]
@@ -76,7 +77,7 @@ class Add(Producer):
     def produce(self, event: Event) -> None:
         log("start", self.label, event.id.event)
         if self.sleep:
-            time.sleep(self.sleep)
+            time.sleep(self.sleep * ((20 - event.id.event % 20) if self.slow_first else 1))
         event.put(sum(event.get(t) for t in self.tokens) + self.add)
         log("end", self.label, event.id.event)
 
@@ -175,3 +176,103 @@ class Memory(OutputModule):
         Memory.written[self.label].append(
             (event.id.event, {str(b): v for b, v in event.values().items()})
         )
+
+
+_BARRIERS: dict[Any, threading.Barrier] = {}
+
+
+def barrier(key: Any, parties: int) -> threading.Barrier:
+    """One shared barrier per key (created on first use)."""
+    with LOG_LOCK:
+        if key not in _BARRIERS:
+            _BARRIERS[key] = threading.Barrier(parties, timeout=20)
+        return _BARRIERS[key]
+
+
+class Meet(Producer):
+    """Waits at a barrier shared by `parties` calls with the same key before putting.
+
+    key "event": calls of different modules for the same event must overlap;
+    key "module": calls of this module for different events must overlap.
+    """
+
+    concurrency = Concurrency.SHARED
+
+    def __init__(self, *, inputs: list[str] | None = None, key: str = "event",
+                 parties: int = 2) -> None:
+        self.inputs = inputs if inputs is not None else ["source"]
+        self.key, self.parties = key, parties
+
+    def declare(self, d: Declarer) -> None:
+        self.tokens = [d.consumes(label) for label in self.inputs]
+        d.produces("int")
+
+    def produce(self, event: Event) -> None:
+        n = event.id.event
+        key = ("event", n) if self.key == "event" else (self.label, (n - 1) // self.parties)
+        log("start", self.label, n)
+        barrier(key, self.parties).wait()
+        event.put(sum(event.get(t) for t in self.tokens))
+        log("end", self.label, n)
+
+
+class Busy(Analyzer):
+    """Records how many calls of one instance overlap (max_active per label)."""
+
+    concurrency = Concurrency.LEGACY
+    active: ClassVar[dict[str, int]] = {}
+    max_active: ClassVar[dict[str, int]] = {}
+    instances: ClassVar[dict[str, set[int]]] = {}
+
+    def __init__(self, *, sleep: float = 0.002) -> None:
+        self.sleep = sleep
+
+    def declare(self, d: Declarer) -> None:
+        self.n = d.consumes("source")
+        with LOG_LOCK:
+            Busy.instances.setdefault(self.label, set()).add(id(self))
+            Busy.active[self.label] = Busy.max_active[self.label] = 0
+
+    def analyze(self, event: Event) -> None:
+        with LOG_LOCK:
+            Busy.active[self.label] += 1
+            Busy.max_active[self.label] = max(Busy.max_active[self.label],
+                                              Busy.active[self.label])
+        time.sleep(self.sleep)
+        with LOG_LOCK:
+            Busy.active[self.label] -= 1
+
+
+class BusyStream(Busy):
+    concurrency = Concurrency.STREAM
+
+
+class BusyShared(Busy):
+    concurrency = Concurrency.SHARED
+
+
+class HoldUntilLumi(Analyzer):
+    """Holds event `hold` until an event of lumi `lumi` has started (SHARED)."""
+
+    concurrency = Concurrency.SHARED
+    started = threading.Event()
+
+    def __init__(self, *, hold: int, lumi: int = 2) -> None:
+        self.hold, self.lumi = hold, lumi
+        HoldUntilLumi.started = threading.Event()
+
+    def analyze(self, event: Event) -> None:
+        log("event", self.label, event.id)
+        if event.id.lumi == self.lumi:
+            HoldUntilLumi.started.set()
+        if event.id.event == self.hold and not HoldUntilLumi.started.wait(20):
+            raise RuntimeError(f"no event of lumi {self.lumi} started while {event.id} waited")
+
+
+class BadLumi(Analyzer):
+    def begin_lumi(self, lumi: Lumi) -> None:
+        if lumi.number == 2:
+            raise ValueError("bad lumi")
+
+    def analyze(self, event: Event) -> None:
+        pass

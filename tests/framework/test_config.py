@@ -220,7 +220,7 @@ def test_duplicate_labels_and_bad_types() -> None:
     p.add_module("a", f"{M}:Add")
     with pytest.raises(ConfigError, match="used twice"):
         p.add_module("a", f"{M}:Add")
-    with pytest.raises(ConfigError, match="package.module:Class"):
+    with pytest.raises(ConfigError, match=r"package\.module:Class"):
         p.add_module("b", "no_colon")
     with pytest.raises(ConfigError, match="label"):
         p.add_module("has_underscore", f"{M}:Add")
