@@ -103,10 +103,23 @@ class LinkTable:
 _current: ContextVar[LinkTable | None] = ContextVar("actors_links", default=None)
 
 
+_from_env: dict[tuple[str | None, str | None], LinkTable] = {}
+
+
 def current_links() -> LinkTable:
-    """The link table of the running (logical) process: context, else environment."""
+    """The link table of the running (logical) process: context, else environment.
+
+    The table read from the environment is cached (the same object while the
+    environment variables are unchanged), so its identity can key per-process state.
+    """
     table = _current.get()
-    return table if table is not None else LinkTable.from_env()
+    if table is not None:
+        return table
+    key = (os.environ.get(ENV_LINKS), os.environ.get(ENV_RENDEZVOUS))
+    table = _from_env.get(key)
+    if table is None:
+        table = _from_env[key] = LinkTable.from_env()
+    return table
 
 
 @contextlib.contextmanager

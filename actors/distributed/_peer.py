@@ -1,0 +1,140 @@
+"""One link of a hub: batched writer task, reader task, handshake helpers.
+
+The writer coalesces small control messages: transitions queued during one
+turn of the event loop go out as one TRANS message, so a stream of events
+costs one transport message per batch, not per event, and no task is created
+per event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import DistributedError, PeerLost, ProtocolError
+from ..transports import Link
+from .protocol import KIND_NAMES, VERSION, pack, unpack
+
+__all__ = ["Peer", "expect"]
+
+Handler = Callable[["Peer", list[Any], list[Any]], None]
+
+
+class Peer:
+    """A link plus its writer (batched transitions) and reader (dispatch) tasks."""
+
+    def __init__(self, name: str, link: Link, kind: int) -> None:
+        self.name = name  # the link name in the configuration
+        self.link = link
+        self.kind = kind  # message kind of the batches this side writes
+        self.pending: list[Any] = []
+        self.tail: list[bytes] = []  # whole messages to send after the batch (END...)
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.tasks: list[asyncio.Task[None]] = []
+        self.closing = False
+        self.lost: BaseException | None = None
+
+    @property
+    def who(self) -> str:
+        return f"link {self.name!r} (peer {self.link.peer})"
+
+    def queue(self, item: Any) -> None:
+        """Append one control item to the next batch (loop thread only)."""
+        self.pending.append(item)
+        self._idle.clear()
+        self._wake.set()
+
+    def queue_message(self, header: bytes) -> None:
+        """Send ``header`` after everything queued so far."""
+        self.tail.append(header)
+        self._idle.clear()
+        self._wake.set()
+
+    def start(self, on_message: Handler, on_lost: Callable[[Peer, BaseException], None]) -> None:
+        loop = asyncio.get_running_loop()
+        self.tasks = [
+            loop.create_task(self._write(on_lost), name=f"writer {self.name}"),
+            loop.create_task(self._read(on_message, on_lost), name=f"reader {self.name}"),
+        ]
+
+    async def _write(self, on_lost: Callable[[Peer, BaseException], None]) -> None:
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                while self.pending or self.tail:
+                    batch, self.pending = self.pending, []
+                    if batch:
+                        await self.link.send(pack(self.kind, batch))
+                    tail, self.tail = self.tail, []
+                    for header in tail:
+                        await self.link.send(header)
+                self._idle.set()
+        except (PeerLost, ProtocolError) as exc:
+            if not self.closing:
+                on_lost(self, exc)
+
+    async def _read(self, on_message: Handler,
+                    on_lost: Callable[[Peer, BaseException], None]) -> None:
+        try:
+            while True:
+                header, buffers = await self.link.recv()
+                on_message(self, unpack(header, self.who), buffers)
+        except (PeerLost, ProtocolError, DistributedError) as exc:
+            if not self.closing:
+                on_lost(self, exc)
+
+    async def close(self) -> None:
+        """Stop both tasks and close the link (idempotent)."""
+        self.closing = True
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.link.close()
+
+    async def flush(self) -> None:
+        """Wait until everything queued has been handed to the link.
+
+        Returns early (without error) when the writer stopped; the caller then
+        finds the reason in the hub's error.
+        """
+        writer = self.tasks[0] if self.tasks else None
+        if writer is None:
+            return
+        idle = asyncio.ensure_future(self._idle.wait())
+        try:
+            await asyncio.wait({idle, writer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            idle.cancel()
+
+
+async def expect(link: Link, kind: int, timeout: float, what: str) -> list[Any]:
+    """Receive one handshake message of ``kind``; DistributedError otherwise.
+
+    Raises PeerLost (peer gone), TimeoutError turned into DistributedError.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            header, _ = await link.recv()
+    except TimeoutError:
+        raise DistributedError(
+            f"{what}: no answer from {link.peer} within {timeout:.0f} s"
+        ) from None
+    msg = unpack(header, link.peer)
+    if msg[0] != kind:
+        if msg[0] == 7:  # ERROR
+            raise DistributedError(f"{what}: the peer {link.peer} failed: {msg[1]}")
+        raise ProtocolError(
+            f"{what}: expected {KIND_NAMES[kind]} from {link.peer}, got {KIND_NAMES[msg[0]]}"
+        )
+    if len(msg) > 1 and kind in (0, 1) and msg[1] != VERSION:
+        raise ProtocolError(
+            f"{what}: {link.peer} speaks protocol version {msg[1]}, this process {VERSION}"
+        )
+    return msg

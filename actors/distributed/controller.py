@@ -1,0 +1,395 @@
+"""The Controller: forwards a process's transitions to its follower(s).
+
+Configuration (a producer, usually first on every path that offloads)::
+
+    [modules.offload]
+    type = "actors.distributed:Controller"
+    link = "offload"                  # or links = ["gpu1", "gpu2"]
+    policy = "round-robin"            # or "least-loaded"
+    on_follower_loss = "fail"         # or "resend"
+
+At ``begin_job`` it connects every link (by name, see
+:mod:`actors.distributed.endpoints`) and does the handshake: both sides
+compare their sender/receiver pairs and a mismatch raises
+:class:`~actors.errors.SchemaMismatch` with a diff, before the first event.
+Begin/end run and lumi are broadcast to every follower; each event goes to one
+follower (``policy``) and gets a :class:`~actors.distributed.hub.ChannelToken`
+product. ``end_job`` tells the followers to finish and waits for them.
+
+Flow control: a follower grants credits (events it may have queued); a
+controller without credit for the chosen follower waits. ``least-loaded``
+picks the follower with most credit left, i.e. the fewest events waiting.
+
+Failure: a lost follower (process killed, link closed) fails the job with a
+DistributedError naming the link, the peer and the events in flight on it -
+or, with ``on_follower_loss = "resend"`` and another follower alive, those
+events go again to a survivor (with the products already sent for them);
+messages arriving twice for an event are dropped, so the output holds every
+event once. Resend needs the controller to know when an event is finished:
+its receivers (all of them got their message) or an
+:class:`~actors.distributed.EventDone` module on an end path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any, ClassVar
+
+from ..errors import ConfigError, DistributedError, PeerLost
+from ..framework import Concurrency, Declarer, Event, EventID, Lumi, Producer, Run
+from ._peer import Peer, expect
+from .endpoints import connect_named
+from .hub import ChannelToken, Hub, forget, hub_for
+from .protocol import (
+    CREDIT,
+    DATA,
+    END,
+    ERROR,
+    FINISHED,
+    HELLO,
+    T_BEGIN_LUMI,
+    T_BEGIN_RUN,
+    T_END_LUMI,
+    T_END_RUN,
+    T_EVENT,
+    TRANS,
+    VERSION,
+    WELCOME,
+    compare_schemas,
+    pack,
+    schema_error,
+    schema_from_wire,
+    schema_to_wire,
+)
+
+__all__ = ["Controller", "ControllerHub"]
+
+_POLICIES = ("round-robin", "least-loaded")
+_LOSS = ("fail", "resend")
+_SHOWN = 10
+
+
+class _Follower(Peer):
+    def __init__(self, name: str, link: Any) -> None:
+        super().__init__(name, link, TRANS)
+        self.credits = 0
+        self.credit_wake = asyncio.Event()
+        self.inflight: dict[int, EventID] = {}
+        self.finished: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.events = 0
+
+
+class ControllerHub(Hub):
+    """Controller side of a channel: several followers, routing, credits, failure."""
+
+    role = "controller"
+
+    def __init__(self, label: str) -> None:
+        super().__init__(label)
+        self.followers: list[_Follower] = []
+        self.route: dict[int, _Follower] = {}
+        self.keys = itertools.count(1)
+        self.policy = "round-robin"
+        self.resend = False
+        self.outbox: dict[int, list[tuple[bytes, list[Any]]]] = {}
+        self.delivered: dict[int, set[int]] = {}
+        self._recv: frozenset[int] = frozenset()
+        self._rr = itertools.count()
+        self.process = "?"
+        self._background: set[asyncio.Task[None]] = set()
+
+    # -- start-up
+    async def start(self, names: list[str], process: str, timeout: float) -> None:
+        """Connect and handshake every link; SchemaMismatch/PeerLost before any event."""
+        self.started = True
+        self.process = process
+        schema = self.schema()
+        self._recv = frozenset(i for i, s in schema.items() if s.role == "recv")
+        if self.resend and not (self._recv or self.has_event_done):
+            raise ConfigError(
+                f"controller {self.label!r}: on_follower_loss = 'resend' needs to know when "
+                "an event is finished: add a Receiver or an EventDone module for it"
+            )
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._connect(n, schema, timeout)) for n in names]
+        except BaseExceptionGroup as eg:
+            await self.close()
+            raise eg.exceptions[0] from None
+        self.followers = [t.result() for t in tasks]
+        for f in self.followers:
+            f.start(self._on_message, self._on_lost)
+
+    async def _connect(self, name: str, schema: dict[int, Any], timeout: float) -> _Follower:
+        link = await connect_named(name, timeout=timeout)
+        follower = _Follower(name, link)
+        try:
+            await link.send(pack(HELLO, VERSION, {
+                "process": self.process, "link": name, "pairs": schema_to_wire(schema),
+            }))
+            msg = await expect(link, WELCOME, timeout, f"handshake on link {name!r}")
+            body = msg[2]
+            theirs = schema_from_wire(body["pairs"], link.peer)
+            lines = compare_schemas(schema, theirs, f"controller {self.process!r}",
+                                    f"follower {body.get('process', '?')!r}")
+            if lines:
+                raise schema_error(name, lines)
+            if body.get("error"):
+                raise DistributedError(f"link {name!r}: follower refused: {body['error']}")
+            follower.credits = int(body.get("window", 64))
+        except BaseException:
+            await link.close()
+            raise
+        return follower
+
+    # -- transitions
+    def broadcast(self, item: list[Any]) -> None:
+        self.check()
+        for f in self.followers:
+            if f.lost is None:
+                f.queue(item)
+
+    async def dispatch(self, event_id: EventID) -> int:
+        """Send one event to a follower; returns its key. Waits for credit."""
+        follower = await self._choose()
+        key = next(self.keys)
+        follower.credits -= 1
+        self._assign(follower, key, event_id)
+        return key
+
+    def _assign(self, follower: _Follower, key: int, event_id: EventID) -> None:
+        self.route[key] = follower
+        follower.inflight[key] = event_id
+        follower.events += 1
+        follower.queue([T_EVENT, event_id.run, event_id.lumi, event_id.event, key])
+
+    async def _choose(self) -> _Follower:
+        while True:
+            self.check()
+            alive = [f for f in self.followers if f.lost is None]
+            if not alive:
+                raise DistributedError(f"controller {self.label!r}: no follower left")
+            if self.policy == "least-loaded":
+                follower = max(alive, key=lambda f: f.credits)
+            else:
+                follower = alive[next(self._rr) % len(alive)]
+            if follower.credits > 0:
+                return follower
+            follower.credit_wake.clear()
+            await follower.credit_wake.wait()
+
+    # -- data
+    async def send_data(self, key: int, header: bytes, buffers: list[Any]) -> None:
+        self.check()
+        follower = self.route.get(key)
+        if follower is None:
+            raise DistributedError(f"controller {self.label!r}: unknown event key {key}")
+        if self.resend:
+            self.outbox.setdefault(key, []).append((header, buffers))
+        try:
+            await follower.link.send(header, buffers)
+        except PeerLost as exc:
+            self._on_lost(follower, exc)
+            if not self.resend:
+                raise self.error or exc from exc
+            # the resend path re-sent this message from the outbox
+
+    def accept_delivery(self, key: int, instance: int) -> bool:
+        if not self.resend:
+            return True
+        seen = self.delivered.setdefault(key, set())
+        if instance in seen:
+            return False
+        seen.add(instance)
+        return True
+
+    def received(self, key: int, instance: int) -> None:
+        if self.has_event_done or not self._recv:
+            return
+        seen = self.delivered.get(key) if self.resend else None
+        if seen is None:
+            seen = self.delivered.setdefault(key, set())
+            seen.add(instance)
+        if self._recv <= seen:
+            self.event_done(key)
+
+    def event_done(self, key: int) -> None:
+        follower = self.route.pop(key, None)
+        if follower is not None:
+            follower.inflight.pop(key, None)
+        self.outbox.pop(key, None)
+        self.delivered.pop(key, None)
+
+    # -- messages from followers
+    def _on_message(self, peer: Peer, msg: list[Any], buffers: list[Any]) -> None:
+        follower = peer
+        assert isinstance(follower, _Follower)
+        kind = msg[0]
+        if kind == DATA:
+            self.deliver(int(msg[1]), int(msg[2]), msg, buffers)
+        elif kind == CREDIT:
+            follower.credits += int(msg[1])
+            follower.credit_wake.set()
+            if not self._recv and not self.has_event_done:
+                for key in list(follower.inflight)[: int(msg[1])]:
+                    self.event_done(key)
+        elif kind == FINISHED:
+            if not follower.finished.done():
+                follower.finished.set_result(int(msg[1]))
+        elif kind == ERROR:
+            self.fail(DistributedError(
+                f"controller {self.label!r}: the follower on {follower.who} failed:\n{msg[1]}"
+            ))
+        else:
+            self._on_lost(follower, DistributedError(f"unexpected message {msg[0]} from follower"))
+
+    def _on_lost(self, peer: Peer, exc: BaseException) -> None:
+        follower = peer
+        assert isinstance(follower, _Follower)
+        if follower.lost is not None or follower.finished.done():
+            return
+        follower.lost = exc
+        follower.credit_wake.set()
+        survivors = [f for f in self.followers if f.lost is None]
+        if self.resend and survivors:
+            self._resend(follower, survivors)
+            return
+        self.fail(DistributedError(
+            f"controller {self.label!r}: lost the follower on {follower.who}: {exc}; "
+            f"{self._describe_inflight(follower)}"
+        ))
+
+    def _describe_inflight(self, follower: _Follower) -> str:
+        ids = list(follower.inflight.values())
+        if not ids:
+            return "no event was in flight on it"
+        shown = ", ".join(str(i) for i in ids[:_SHOWN])
+        more = f" and {len(ids) - _SHOWN} more" if len(ids) > _SHOWN else ""
+        return f"{len(ids)} event(s) in flight on it: {shown}{more}"
+
+    def _resend(self, dead: _Follower, survivors: list[_Follower]) -> None:
+        moved = list(dead.inflight.items())
+        dead.inflight.clear()
+        for n, (key, event_id) in enumerate(moved):
+            target = survivors[n % len(survivors)]
+            target.credits -= 1
+            self._assign(target, key, event_id)
+            for header, buffers in self.outbox.get(key, ()):
+                task = asyncio.get_running_loop().create_task(
+                    self._resend_one(target, header, buffers), name=f"resend {key}"
+                )
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+
+    async def _resend_one(self, target: _Follower, header: bytes, buffers: list[Any]) -> None:
+        try:
+            await target.link.send(header, buffers)
+        except PeerLost as exc:
+            self._on_lost(target, exc)
+
+    def wake_all(self) -> None:
+        for f in self.followers:
+            f.credit_wake.set()
+            if not f.finished.done():
+                f.finished.set_exception(self.error or DistributedError("failed"))
+                f.finished.exception()
+
+    # -- end of job
+    async def finish(self, timeout: float) -> int:
+        """Tell every follower the job ended and wait for them; returns events done."""
+        self.check()
+        alive = [f for f in self.followers if f.lost is None]
+        for f in alive:
+            f.queue_message(pack(END))
+        total = 0
+        try:
+            async with asyncio.timeout(timeout):
+                for f in alive:
+                    total += await f.finished
+        except TimeoutError:
+            raise DistributedError(
+                f"controller {self.label!r}: followers did not finish within {timeout:.0f} s"
+            ) from None
+        return total
+
+    async def close(self) -> None:
+        """Close every link and stop the tasks (idempotent)."""
+        for f in self.followers:
+            await f.close()
+        forget(self)
+
+
+class Controller(Producer):
+    """Forwards transitions to followers and puts a ChannelToken per event (see module doc)."""
+
+    concurrency: ClassVar[Concurrency] = Concurrency.SHARED
+
+    def __init__(
+        self,
+        *,
+        link: str | None = None,
+        links: list[str] | None = None,
+        policy: str = "round-robin",
+        on_follower_loss: str = "fail",
+        connect_timeout: float = 60.0,
+        finish_timeout: float = 600.0,
+    ) -> None:
+        super().__init__()
+        names = ([link] if link else []) + list(links or [])
+        if not names:
+            raise ConfigError("Controller needs link = NAME or links = [NAME, ...]", key="link")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"Controller links repeat a name: {names}", key="links")
+        if policy not in _POLICIES:
+            raise ConfigError(f"policy must be one of {_POLICIES}, not {policy!r}", key="policy")
+        if on_follower_loss not in _LOSS:
+            raise ConfigError(
+                f"on_follower_loss must be one of {_LOSS}, not {on_follower_loss!r}",
+                key="on_follower_loss",
+            )
+        self.names = names
+        self.policy = policy
+        self.resend = on_follower_loss == "resend"
+        self.connect_timeout = float(connect_timeout)
+        self.finish_timeout = float(finish_timeout)
+        self.hub: ControllerHub | None = None
+
+    def declare(self, d: Declarer) -> None:
+        hub = hub_for(self.label, ControllerHub)
+        assert isinstance(hub, ControllerHub)
+        hub.policy, hub.resend = self.policy, self.resend
+        self.hub = hub
+        d.produces("ChannelToken")
+
+    def _hub(self) -> ControllerHub:
+        assert self.hub is not None, "declare() was not called"
+        return self.hub
+
+    async def begin_job(self) -> None:
+        await self._hub().start(self.names, self.process_name, self.connect_timeout)
+
+    async def begin_run(self, run: Run) -> None:
+        history = [list(entry) for entry in run.process_history]
+        self._hub().broadcast([T_BEGIN_RUN, run.number, history])
+
+    async def begin_lumi(self, lumi: Lumi) -> None:
+        self._hub().broadcast([T_BEGIN_LUMI, lumi.id.run, lumi.id.lumi])
+
+    async def produce(self, event: Event) -> None:
+        hub = self._hub()
+        key = await hub.dispatch(event.id)
+        event.put(ChannelToken(hub, key))
+
+    async def end_lumi(self, lumi: Lumi) -> None:
+        self._hub().broadcast([T_END_LUMI, lumi.id.run, lumi.id.lumi])
+
+    async def end_run(self, run: Run) -> None:
+        self._hub().broadcast([T_END_RUN, run.number])
+
+    async def end_job(self) -> None:
+        hub = self._hub()
+        try:
+            await hub.finish(self.finish_timeout)
+        finally:
+            await hub.close()

@@ -1,0 +1,310 @@
+"""Sender, Receiver and EventDone: products across a channel.
+
+::
+
+    [modules.tosend]                       # in the process that has the products
+    type = "actors.distributed:Sender"
+    upstream = "offload"                   # label of the Controller / FollowerSource
+    instance = 1
+    products = ["muons", "float64_tracks_*_*"]   # module labels and/or selections
+
+    [modules.muons]                        # in the other process
+    type = "actors.distributed:Receiver"
+    upstream = "source"
+    instance = 1
+    products = [{type = "numpy.ndarray", label = "muons"}, ...]
+
+    [modules.offload_done]                 # on an end path, when paths may reject
+    type = "actors.distributed:EventDone"
+    upstream = "offload"
+
+Per event the sender sends ONE message: its header is the metadata (product
+count; per product branch, codec, codec meta, buffer sizes, host/device flags,
+provenance; the filter decision), its buffers the products' memory regions
+(arrays and SoA as raw regions; see :mod:`actors.codecs`). The receiver
+checks the metadata against its ``products`` (number, type, label, instance,
+order - a mismatch raises :class:`~actors.errors.SchemaMismatch` showing both
+views), decodes without copying, moves device products to device memory if
+they arrived in host memory, and puts them under its own label, keeping each
+product's instance name (``as`` renames). Provenance: a received product's
+parents are its sender-side branch and that branch's parents. References
+(:class:`~actors.framework.Ref`, ``RefVector``) to transferred products are
+rewritten to the receiver-side branches.
+
+The Receiver is a filter: it returns False for an event rejected on the
+sending side (negative count), so the rest of its path is skipped. A sender
+on a path that rejected the event does not run; :class:`EventDone` (on an end
+path, so it runs for every event) then sends the negative count for it, and
+consumes and drops messages for receivers that did not run. Without
+EventDone, every sender and receiver of the channel must run for every event.
+
+All three are async (run on the loop) and SHARED (one instance, concurrent
+events). Each puts a copy of the ChannelToken (Sender: instance "", Receiver:
+instance "token") so later modules can depend on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from ..buffers import host_to_device, is_device, nbytes
+from ..codecs import decode_parts, encode_parts
+from ..errors import ConfigError, SchemaMismatch
+from ..framework import (
+    Analyzer,
+    Branch,
+    Concurrency,
+    Declarer,
+    Event,
+    Filter,
+    Producer,
+    Provenance,
+    Ref,
+    RefVector,
+)
+from ..framework.event import Product
+from .hub import ChannelToken, Hub, hub_for
+from .protocol import DATA, PairSpec, pack
+
+__all__ = ["EventDone", "Receiver", "Sender"]
+
+
+def _check_instance(instance: Any) -> int:
+    if not isinstance(instance, int) or isinstance(instance, bool) or instance < 0:
+        raise ConfigError(f"instance must be an integer >= 0, not {instance!r}", key="instance")
+    return instance
+
+
+def _check_upstream(upstream: Any) -> str:
+    if not isinstance(upstream, str) or not upstream:
+        raise ConfigError("upstream must name the Controller or FollowerSource", key="upstream")
+    return upstream
+
+
+def _track(hub: Hub, key: int, instance: int) -> None:
+    if hub.has_event_done:
+        hub.handled.setdefault(key, set()).add(instance)
+
+
+# ---------------------------------------------------------------- sender
+
+
+def _product_meta(product: Product, buffers: list[Any]) -> list[Any]:
+    b = product.branch
+    name, meta, bufs = encode_parts(product.value)
+    p = product.provenance
+    buffers.extend(bufs)
+    return [
+        b.type, b.label, b.instance, b.process, name, meta,
+        [nbytes(x) for x in bufs], [is_device(x) for x in bufs],
+        [p.module_label, p.module_type, p.parameter_hash, p.process,
+         [list(x) for x in p.parents]],
+    ]
+
+
+def encode_message(key: int, instance: int, products: Sequence[Product]) -> tuple[bytes, list[Any]]:
+    """The DATA message of one event for one pair (raises CodecError naming the branch)."""
+    buffers: list[Any] = []
+    metas = []
+    for product in products:
+        try:
+            metas.append(_product_meta(product, buffers))
+        except Exception as exc:
+            raise type(exc)(f"cannot send {product.branch}: {exc}") from exc
+    return pack(DATA, key, instance, len(metas), True, metas), buffers
+
+
+def rejected_message(key: int, instance: int) -> bytes:
+    """The DATA message saying "rejected on the sending side" (negative count)."""
+    return pack(DATA, key, instance, -1, False, [])
+
+
+class Sender(Producer):
+    """Sends selected products of each event to the paired Receiver (module doc)."""
+
+    concurrency: ClassVar[Concurrency] = Concurrency.SHARED
+
+    def __init__(self, *, upstream: str, instance: int, products: Sequence[str]) -> None:
+        super().__init__()
+        self.upstream = _check_upstream(upstream)
+        self.instance = _check_instance(instance)
+        if isinstance(products, str) or not products:
+            raise ConfigError("products must be a non-empty list of labels/selections",
+                              key="products")
+        self.selections = list(products)
+
+    def declare(self, d: Declarer) -> None:
+        self.token = d.consumes(self.upstream)
+        self.tokens = [d.consumes(s) for s in self.selections]
+        hub_for(self.upstream).register(self.instance, "send", self.label, self.spec)
+        d.produces("ChannelToken")
+
+    def branches(self) -> list[Branch]:
+        """Sent branches in order: per selection, the branches it matched (sorted)."""
+        seen: dict[Branch, None] = {}
+        for token in self.tokens:
+            for b in sorted(token.branches):
+                seen.setdefault(b, None)
+        return list(seen)
+
+    def spec(self) -> PairSpec:
+        products = tuple((b.type, b.label, b.instance) for b in self.branches())
+        return PairSpec(self.instance, "send", products, self.label)
+
+    async def produce(self, event: Event) -> None:
+        tok: ChannelToken = event.get(self.token)
+        products = []
+        for branch in self._order():
+            try:
+                products.append(event.get_product(branch))
+            except KeyError:
+                continue  # absent in this event: the receiver will report the count
+        header, buffers = encode_message(tok.key, self.instance, products)
+        await tok.hub.send_data(tok.key, header, buffers)
+        _track(tok.hub, tok.key, self.instance)
+        event.put(tok)
+
+    def _order(self) -> list[Branch]:
+        cached: list[Branch] | None = getattr(self, "_branches", None)
+        if cached is None:
+            cached = self._branches = self.branches()
+        return cached
+
+
+# ---------------------------------------------------------------- receiver
+
+
+def _expected(raw: Any) -> tuple[str, str, str, str]:
+    if not isinstance(raw, Mapping) or "type" not in raw or "label" not in raw:
+        raise ConfigError(
+            f"each expected product is a table {{type, label[, instance][, as]}}, not {raw!r}",
+            key="products",
+        )
+    instance = str(raw.get("instance", ""))
+    return str(raw["type"]), str(raw["label"]), instance, str(raw.get("as", instance))
+
+
+class Receiver(Filter):
+    """Receives the paired Sender's products into this event (module doc)."""
+
+    concurrency: ClassVar[Concurrency] = Concurrency.SHARED
+
+    def __init__(self, *, upstream: str, instance: int, products: Sequence[Any]) -> None:
+        super().__init__()
+        self.upstream = _check_upstream(upstream)
+        self.instance = _check_instance(instance)
+        if isinstance(products, str) or not products:
+            raise ConfigError("products must be a non-empty list of {type, label}",
+                              key="products")
+        self.expected = [_expected(p) for p in products]
+
+    def declare(self, d: Declarer) -> None:
+        self.token = d.consumes(self.upstream)
+        self.outputs = [d.produces(t, out) for t, _, _, out in self.expected]
+        d.produces("ChannelToken", "token")
+        hub_for(self.upstream).register(self.instance, "recv", self.label, self.spec)
+
+    def spec(self) -> PairSpec:
+        products = tuple((t, lab, inst) for t, lab, inst, _ in self.expected)
+        return PairSpec(self.instance, "recv", products, self.label)
+
+    async def filter(self, event: Event) -> bool:
+        tok: ChannelToken = event.get(self.token)
+        msg, buffers = await tok.hub.receive(tok.key, self.instance)
+        _track(tok.hub, tok.key, self.instance)
+        event.put(tok, "token")
+        count, metas = int(msg[3]), msg[5]
+        if count < 0:
+            return False
+        self._check(event, metas)
+        self._put_all(event, metas, buffers)
+        return True
+
+    def _check(self, event: Event, metas: list[Any]) -> None:
+        got = [(m[0], m[1], m[2]) for m in metas]
+        want = [(t, lab, inst) for t, lab, inst, _ in self.expected]
+        if len(got) != len(want) or any(
+            g != w for g, w in zip(got, want, strict=False)
+        ):
+            raise SchemaMismatch(
+                f"receiver {self.label!r} (instance {self.instance}), event {event.id}: "
+                f"the sender sent {len(got)} product(s) {_names(got)}, this receiver expects "
+                f"{len(want)} {_names(want)} (number, type, label and order must match)"
+            )
+
+    def _put_all(self, event: Event, metas: list[Any], buffers: list[Any]) -> None:
+        mapping = {Branch(*m[:4]): out for m, out in zip(metas, self.outputs, strict=True)}
+        pos = 0
+        for meta, out in zip(metas, self.outputs, strict=True):
+            sizes, device = meta[6], meta[7]
+            bufs = list(buffers[pos:pos + len(sizes)])
+            pos += len(sizes)
+            bufs = [host_to_device(b) if dev and not is_device(b) else b
+                    for b, dev in zip(bufs, device, strict=True)]
+            value = _remap(decode_parts(meta[4], meta[5], bufs), mapping)
+            _put_with_parents(event, value, out, Branch(*meta[:4]), meta[8])
+
+
+def _names(items: list[tuple[str, str, str]]) -> str:
+    return "[" + ", ".join("_".join(i) for i in items) + "]"
+
+
+def _remap(value: Any, mapping: dict[Branch, Branch]) -> Any:
+    """Rewrite references to sender-side branches into the receiver-side ones."""
+    if isinstance(value, Ref):
+        return Ref(mapping.get(value.branch, value.branch), value.index)
+    if isinstance(value, RefVector):
+        return RefVector(mapping.get(value.branch, value.branch), value.indices)
+    if isinstance(value, list) and value and isinstance(value[0], Ref | RefVector):
+        return [_remap(v, mapping) for v in value]
+    return value
+
+
+def _put_with_parents(event: Event, value: Any, out: Branch, remote: Branch,
+                      prov: list[Any]) -> None:
+    """Put ``value`` as ``out`` with the sender-side branch and its parents as parents.
+
+    Uses ``event.put`` and then records the parents (see API_REQUESTS.md:
+    ``Event.put(..., parents=)`` would make this a public call).
+    """
+    branch = event.put(value, out.instance)
+    data = event._data
+    product = data.products[branch]
+    parents = (remote, *(Branch(*p) for p in prov[4]))
+    p = product.provenance
+    data.products[branch] = Product(branch, product.value, Provenance(
+        p.module_label, p.module_type, p.parameter_hash, p.process, parents,
+    ))
+
+
+# ---------------------------------------------------------------- event done
+
+
+class EventDone(Analyzer):
+    """End-path module: closes the channel's bookkeeping of each event (module doc)."""
+
+    concurrency: ClassVar[Concurrency] = Concurrency.SHARED
+
+    def __init__(self, *, upstream: str) -> None:
+        super().__init__()
+        self.upstream = _check_upstream(upstream)
+
+    def declare(self, d: Declarer) -> None:
+        self.token = d.consumes(self.upstream)
+        hub_for(self.upstream).has_event_done = True
+
+    async def analyze(self, event: Event) -> None:
+        tok: ChannelToken = event.get(self.token)
+        hub = tok.hub
+        seen = hub.handled.pop(tok.key, set())
+        schema = hub.schema_cache()
+        for instance, spec in schema.items():
+            if instance in seen:
+                continue
+            if spec.role == "send":
+                await hub.send_data(tok.key, rejected_message(tok.key, instance), [])
+        for instance, spec in schema.items():
+            if instance not in seen and spec.role == "recv":
+                await hub.receive(tok.key, instance)
+        hub.event_done(tok.key)

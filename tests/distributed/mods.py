@@ -1,0 +1,174 @@
+"""Test modules for the distributed tests (importable as tests.distributed.mods)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import numpy as np
+
+from actors.framework import (
+    Analyzer,
+    BeginLumi,
+    BeginRun,
+    Concurrency,
+    Declarer,
+    EndLumi,
+    EndRun,
+    Event,
+    EventID,
+    EventTransition,
+    Filter,
+    Lumi,
+    Producer,
+    Ref,
+    Run,
+    Source,
+    Transition,
+)
+
+M = "tests.distributed.mods"
+RECORDS: dict[str, list[Any]] = {}
+_LOCK = threading.Lock()
+
+
+def record(name: str, item: Any) -> None:
+    with _LOCK:
+        RECORDS.setdefault(name, []).append(item)
+
+
+class Lumis(Source):
+    """Runs/lumis/events from a list ``[[run, [events per lumi, ...]], ...]``."""
+
+    def __init__(self, *, layout: list[Any]) -> None:
+        self.layout = layout
+
+    def transitions(self) -> Iterator[Transition]:
+        n = 0
+        for run, lumis in self.layout:
+            yield BeginRun(run)
+            for lumi, count in enumerate(lumis, start=1):
+                yield BeginLumi(run, lumi)
+                for _ in range(count):
+                    n += 1
+                    yield EventTransition(EventID(run, lumi, n))
+                yield EndLumi(run, lumi)
+            yield EndRun(run)
+
+
+class Transitions(Analyzer):
+    """Records every transition it sees (run/lumi hooks and events) under ``name``."""
+
+    concurrency: ClassVar[Concurrency] = Concurrency.LEGACY
+
+    def __init__(self, *, name: str) -> None:
+        self.name = name
+
+    def declare(self, d: Declarer) -> None:
+        pass
+
+    def begin_run(self, run: Run) -> None:
+        record(self.name, ("br", run.number, tuple(e.name for e in run.process_history)))
+
+    def begin_lumi(self, lumi: Lumi) -> None:
+        record(self.name, ("bl", *lumi.id))
+
+    def analyze(self, event: Event) -> None:
+        record(self.name, ("ev", *event.id))
+
+    def end_lumi(self, lumi: Lumi) -> None:
+        record(self.name, ("el", *lumi.id))
+
+    def end_run(self, run: Run) -> None:
+        record(self.name, ("er", run.number))
+
+
+class Arrays(Producer):
+    """Puts ``hits`` (float64, size depends on the event) and ``ids`` (int64)."""
+
+    concurrency: ClassVar[Concurrency] = Concurrency.SHARED
+
+    def declare(self, d: Declarer) -> None:
+        d.produces("numpy.ndarray", "hits")
+        d.produces("numpy.ndarray", "ids")
+
+    def produce(self, event: Event) -> None:
+        n = event.id.event
+        event.put(np.arange(n % 7 + 1, dtype="f8") * n, "hits")
+        event.put(np.full(3, n, dtype="i8"), "ids")
+
+
+class Sum(Producer):
+    """Sum of a product (the 'heavy' remote work): float64 ``total``."""
+
+    concurrency: ClassVar[Concurrency] = Concurrency.SHARED
+
+    def __init__(self, *, src: str) -> None:
+        self.src = src
+
+    def declare(self, d: Declarer) -> None:
+        self.token = d.consumes(self.src)
+        d.produces("float64", "total")
+
+    def produce(self, event: Event) -> None:
+        event.put(float(np.sum(event.get(self.token))), "total")
+
+
+class Odd(Filter):
+    """Accepts events with an odd event number."""
+
+    concurrency: ClassVar[Concurrency] = Concurrency.SHARED
+
+    def filter(self, event: Event) -> bool:
+        return event.id.event % 2 == 1
+
+
+class Collect(Analyzer):
+    """Records ``(event id, {selection: value})`` for each given selection."""
+
+    concurrency: ClassVar[Concurrency] = Concurrency.SHARED
+
+    def __init__(self, *, name: str, what: list[str]) -> None:
+        self.name = name
+        self.what = what
+
+    def declare(self, d: Declarer) -> None:
+        self.tokens = [d.consumes(w) for w in self.what]
+
+    def analyze(self, event: Event) -> None:
+        values = {w: event.get_product(t) for w, t in zip(self.what, self.tokens, strict=True)}
+        record(self.name, (tuple(event.id), values))
+
+
+class Refs(Producer):
+    """References to the elements of ``hits`` above their mean."""
+
+    concurrency: ClassVar[Concurrency] = Concurrency.SHARED
+
+    def __init__(self, *, src: str) -> None:
+        self.src = src
+
+    def declare(self, d: Declarer) -> None:
+        self.token = d.consumes(self.src, instance="hits")
+        d.produces("list", "refs")
+
+    def produce(self, event: Event) -> None:
+        hits = event.get(self.token)
+        event.put([event.ref(self.token, int(i)) for i in np.nonzero(hits >= hits.mean())[0]],
+                  "refs")
+
+
+class ResolveRefs(Analyzer):
+    concurrency: ClassVar[Concurrency] = Concurrency.SHARED
+
+    def __init__(self, *, src: str, name: str) -> None:
+        self.src = src
+        self.name = name
+
+    def declare(self, d: Declarer) -> None:
+        self.token = d.consumes(self.src, instance="refs")
+
+    def analyze(self, event: Event) -> None:
+        refs: list[Ref] = event.get(self.token)
+        record(self.name, (event.id.event, [float(event.resolve(r)) for r in refs]))
