@@ -45,7 +45,7 @@ def _recv_exact(sock: socket.socket, view: memoryview) -> bool:
 
 def _blocking_server(args: Args) -> None:
     with socket.create_server(("127.0.0.1", 0)) as srv:
-        emit(ready="127.0.0.1:%d" % srv.getsockname()[1])
+        emit(ready=f"127.0.0.1:{srv.getsockname()[1]}")
         conn, _ = srv.accept()
     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     view = memoryview(bytearray(max(args.sizes)))
@@ -96,7 +96,7 @@ async def _streams_server(args: Args) -> None:
             done.set()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0, limit=1 << 27)
-    emit(ready="127.0.0.1:%d" % server.sockets[0].getsockname()[1])
+    emit(ready=f"127.0.0.1:{server.sockets[0].getsockname()[1]}")
     async with server:
         await done.wait()
 

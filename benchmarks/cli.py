@@ -1,0 +1,122 @@
+"""``python -m benchmarks``: run parts, print tables, write results.json and plots.
+
+::
+
+    python -m benchmarks [all|transports|products|events|scheduling|hlt] [--quick]
+                         [--out DIR] [--transports tcp,shm,mpi,ucx] [--device host|gpu]
+
+Exit status 0 unless a requested part failed (skipped parts are not failures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from . import pending, products, scheduling, transports  # noqa: F401  (register the parts)
+from .harness import mpiexec
+from .machine import describe_machine, versions
+from .parts import ORDER, PARTS, Context, PartResult
+
+__all__ = ["main"]
+
+SCHEMA = "hep-actors-benchmarks/1"
+TRANSPORTS = ["tcp", "shm", "mpi", "ucx"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("part", nargs="?", default="all", choices=["all", *ORDER])
+    ap.add_argument("--quick", action="store_true", help="every part briefly (CI smoke test)")
+    ap.add_argument("--out", type=Path, default=Path("benchmark-results"),
+                    help="folder for results.json and the plots (default: benchmark-results)")
+    ap.add_argument("--transports", default=",".join(TRANSPORTS),
+                    help="comma-separated subset of tcp,shm,mpi,ucx (default: all)")
+    ap.add_argument("--device", choices=["host", "gpu"], default="host",
+                    help="buffers in host memory or in GPU memory (cupy)")
+    return ap
+
+
+def _transports(text: str) -> list[str]:
+    chosen = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = sorted(set(chosen) - set(TRANSPORTS))
+    if unknown:
+        raise SystemExit(f"--transports: unknown {', '.join(unknown)}; "
+                         f"choose from {','.join(TRANSPORTS)}")
+    return chosen
+
+
+def _print_tables(console: Console, result: PartResult) -> None:
+    for title, columns, rows in result.tables:
+        if not rows:
+            continue
+        table = Table(title=title, title_justify="left")
+        for i, col in enumerate(columns):
+            table.add_column(col, justify="left" if i < 2 else "right")
+        for row in rows:
+            style = "red" if "MISSED" in row else ("dim" if "skipped" in row else None)
+            table.add_row(*row, style=style)
+        console.print(table)
+
+
+def _plots(console: Console, out: Path, parts: dict[str, Any], device: str) -> list[str]:
+    records = parts.get("transports", {}).get("measurements") or []
+    if not records:
+        return []
+    try:
+        from .plots import plot_transports
+
+        return [p.name for p in plot_transports(records, out, device)]
+    except ImportError as exc:
+        console.print(f"plots skipped: {exc} (pip install 'hep-actors[plots]')")
+        return []
+
+
+def run_parts(names: list[str], ctx: Context, console: Console) -> dict[str, Any]:
+    """Run the named parts in order; returns their results.json entries."""
+    results: dict[str, Any] = {}
+    for name in names:
+        console.rule(f"[bold]{name}")
+        start = time.monotonic()
+        try:
+            result = PARTS[name](ctx)
+        except Exception as exc:  # a broken part must not lose the other parts' results
+            result = PartResult("failed", f"{type(exc).__name__}: {exc}")
+        if result.status == "skipped":
+            console.print(f"{name}: not available yet: {result.reason}")
+        elif result.status == "failed":
+            console.print(f"[red]{name}: FAILED: {result.reason}")
+        _print_tables(console, result)
+        results[name] = result.to_json() | {"wall_s": round(time.monotonic() - start, 2)}
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    console = Console() if sys.stdout.isatty() else Console(width=150)
+    ctx = Context(quick=args.quick, out=args.out, transports=_transports(args.transports),
+                  device=args.device, log=console.print)
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    names = ORDER if args.part == "all" else [args.part]
+    started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    doc: dict[str, Any] = {
+        "schema": SCHEMA, "started": started,
+        "command": ["python", "-m", "benchmarks", *(sys.argv[1:] if argv is None else argv)],
+        "quick": ctx.quick, "device": ctx.device, "transports": ctx.transports,
+        "machine": describe_machine(), "versions": versions(mpiexec()),
+    }
+    doc["parts"] = run_parts(names, ctx, console)
+    doc["plots"] = _plots(console, ctx.out, doc["parts"], ctx.device)
+    path = ctx.out / "results.json"
+    path.write_text(json.dumps(doc, indent=1))
+    console.print(f"wrote {path}" + (f" and {', '.join(doc['plots'])}" if doc["plots"] else ""))
+    return 1 if any(p["status"] == "failed" for p in doc["parts"].values()) else 0

@@ -1,0 +1,53 @@
+"""PNG plots of the transports part (matplotlib, imported lazily: extra ``plots``).
+
+Two log-log figures: median round-trip latency vs message size and bandwidth
+vs message size, one line per series (ours solid, raw baselines dashed).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+__all__ = ["plot_transports"]
+
+
+def plot_transports(records: list[dict[str, Any]], out: Path, device: str) -> list[Path]:
+    """Write ``latency.png`` and ``bandwidth.png`` into ``out``; returns the paths.
+
+    Raises ImportError when matplotlib is missing (the caller reports it).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for rec in records:
+        series[rec["series"]].append(rec)
+    written = []
+    for key, label, fname in (("latency_us", "median round trip [us]", "latency.png"),
+                              ("bandwidth_GBps", "bandwidth [GB/s]", "bandwidth.png")):
+        fig, ax = plt.subplots(figsize=(9, 5.5))
+        ax.set_prop_cycle(color=[plt.get_cmap("tab20")(i) for i in range(20)])
+        for name, recs in series.items():
+            recs = sorted((r for r in recs if r.get(key)), key=lambda r: r["size"])
+            if not recs:
+                continue
+            style = "-" if recs[0]["role"] == "transport" else "--"
+            ax.plot([r["size"] for r in recs], [r[key] for r in recs], style, marker="o",
+                    markersize=3, label=name)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("message size [bytes]")
+        ax.set_ylabel(label)
+        ax.set_title(f"{label} vs size ({device} memory; dashed = raw baselines)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+        fig.tight_layout()
+        path = out / fname
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
