@@ -34,12 +34,31 @@ async def _one(process: Process, table: LinkTable, kwargs: dict[str, Any]) -> Jo
 
 
 async def run_all(
-    jobs: dict[str, tuple[Process, LinkTable, dict[str, Any]]], timeout: float = 60.0
+    jobs: dict[str, tuple[Process, LinkTable, dict[str, Any]]],
+    timeout: float = 60.0,
+    grace: float = 5.0,
 ) -> dict[str, JobReport | BaseException]:
-    """Run every job concurrently; returns each one's report or exception."""
-    names = list(jobs)
+    """Run every job concurrently; returns each one's report or exception.
+
+    When one job fails the others get ``grace`` seconds to end on their own
+    (a follower noticing its controller is gone), then they are cancelled.
+    """
+    tasks = {name: asyncio.ensure_future(_one(p, t, kw)) for name, (p, t, kw) in jobs.items()}
     async with asyncio.timeout(timeout):
-        results = await asyncio.gather(
-            *(_one(p, t, kw) for p, t, kw in jobs.values()), return_exceptions=True
-        )
-    return dict(zip(names, results, strict=True))
+        pending = set(tasks.values())
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+            if any(t.exception() is not None for t in done) and pending:
+                # like the launcher: the others get a grace period, then are stopped
+                done2, pending = await asyncio.wait(pending, timeout=grace)
+                for t in pending:
+                    t.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+                pending = set()
+    out: dict[str, JobReport | BaseException] = {}
+    for name, task in tasks.items():
+        if task.cancelled():
+            out[name] = asyncio.CancelledError(f"{name} stopped after another job failed")
+        else:
+            out[name] = task.exception() or task.result()
+    return out

@@ -85,9 +85,15 @@ class Transitions(Analyzer):
 
 
 class Arrays(Producer):
-    """Puts ``hits`` (float64, size depends on the event) and ``ids`` (int64)."""
+    """Puts ``hits`` (float64, size depends on the event) and ``ids`` (int64).
+
+    ``ids_every = k`` puts ``ids`` only in events whose number is a multiple of k.
+    """
 
     concurrency: ClassVar[Concurrency] = Concurrency.SHARED
+
+    def __init__(self, *, ids_every: int = 1) -> None:
+        self.ids_every = ids_every
 
     def declare(self, d: Declarer) -> None:
         d.produces("numpy.ndarray", "hits")
@@ -96,7 +102,8 @@ class Arrays(Producer):
     def produce(self, event: Event) -> None:
         n = event.id.event
         event.put(np.arange(n % 7 + 1, dtype="f8") * n, "hits")
-        event.put(np.full(3, n, dtype="i8"), "ids")
+        if n % self.ids_every == 0:
+            event.put(np.full(3, n, dtype="i8"), "ids")
 
 
 class Sum(Producer):
@@ -172,3 +179,16 @@ class ResolveRefs(Analyzer):
     def analyze(self, event: Event) -> None:
         refs: list[Ref] = event.get(self.token)
         record(self.name, (event.id.event, [float(event.resolve(r)) for r in refs]))
+
+
+class Boom(Producer):
+    """Raises in event number ``at`` (a crash in the middle of a job)."""
+
+    concurrency: ClassVar[Concurrency] = Concurrency.SHARED
+
+    def __init__(self, *, at: int) -> None:
+        self.at = at
+
+    def produce(self, event: Event) -> None:
+        if event.id.event == self.at:
+            raise RuntimeError(f"boom in event {event.id}")
