@@ -276,3 +276,72 @@ class BadLumi(Analyzer):
 
     def analyze(self, event: Event) -> None:
         pass
+
+
+class History(Analyzer):
+    concurrency = Concurrency.LEGACY
+    seen: ClassVar[list[Any]] = []
+
+    def begin_job(self) -> None:
+        History.seen = []
+
+    def begin_run(self, run: Any) -> None:
+        History.seen.append((tuple(tuple(e) for e in run.process_history), run.number))
+
+    def analyze(self, event: Event) -> None:
+        pass
+
+
+class Tracks(Producer):
+    """Puts an array of n values and, as instance "best", a RefVector to its even elements."""
+
+    def declare(self, d: Declarer) -> None:
+        self.n = d.consumes("source")
+        d.produces("numpy.ndarray")
+        d.produces("actors.framework.RefVector", "best")
+        d.produces("actors.framework.Ref", "first")
+
+    def produce(self, event: Event) -> None:
+        n = event.get(self.n)
+        branch = event.put(np.arange(n, dtype=np.float64) * 10.0)
+        from actors.framework import Ref, RefVector
+
+        event.put(RefVector(branch, tuple(range(0, n, 2))), "best")
+        event.put(Ref(branch, n - 1), "first")
+
+
+class Inspect(Analyzer):
+    """Records products, provenance and errors seen through the Event API."""
+
+    concurrency = Concurrency.LEGACY
+    seen: ClassVar[dict[int, dict[str, Any]]] = {}
+
+    def declare(self, d: Declarer) -> None:
+        self.best = d.consumes("tracks", instance="best")
+        self.first = d.consumes("tracks", instance="first")
+        self.tracks = d.consumes("*_tracks__*")
+        self.all = d.consumes("tracks")
+
+    def analyze(self, event: Event) -> None:
+        out: dict[str, Any] = {}
+        out["best"] = event.resolve(event.get(self.best))
+        out["first"] = event.resolve(event.get(self.first))
+        product = event.get_product(self.tracks)
+        out["provenance"] = product.provenance
+        out["branch"] = product.branch
+        try:
+            product.value[0] = -1.0
+        except ValueError as exc:
+            out["readonly"] = str(exc)
+        for what in (self.all, "nothing"):
+            try:
+                event.get(what)
+            except Exception as exc:
+                out[f"error {what}"] = exc
+        out["many"] = sorted(str(b) for b in event.get_many(self.all))
+        out["ref"] = event.ref(self.tracks, 1)
+        try:
+            event.put(1.0)
+        except Exception as exc:
+            out["put error"] = exc
+        Inspect.seen[event.id.event] = out

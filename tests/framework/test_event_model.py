@@ -1,0 +1,59 @@
+"""Event data model: Ref resolution, provenance, immutability, lookup errors."""
+
+from __future__ import annotations
+
+from actors.errors import FrameworkError, ProductNotFound
+from actors.framework import Branch, Process, Ref, run
+from tests.framework.mods import M, Inspect
+
+
+def _run() -> Process:
+    p = Process("RECO")
+    p.set_source(f"{M}:CountingSource", lumis=1, events=4)
+    p.add_module("tracks", f"{M}:Tracks")
+    p.add_module("inspect", f"{M}:Inspect")
+    p.add_path("p", ["inspect"])
+    p.options.streams = 2
+    Inspect.seen.clear()
+    run(p)
+    return p
+
+
+def test_refs_resolve_through_the_event() -> None:
+    _run()
+    for n in range(1, 5):
+        seen = Inspect.seen[n]
+        assert seen["best"] == [10.0 * i for i in range(0, n, 2)]
+        assert seen["first"] == 10.0 * (n - 1)
+        assert seen["ref"] == Ref(Branch("numpy.ndarray", "tracks", "", "RECO"), 1)
+
+
+def test_provenance_records_module_parents_and_process() -> None:
+    p = _run()
+    prov = Inspect.seen[3]["provenance"]
+    assert prov.module_label == "tracks"
+    assert prov.module_type == f"{M}:Tracks"
+    assert prov.parameter_hash == p.modules["tracks"].parameter_hash()
+    assert prov.process == "RECO"
+    assert prov.parents == (Branch("int", "source", "n", "RECO"),)
+    assert Inspect.seen[3]["branch"] == Branch("numpy.ndarray", "tracks", "", "RECO")
+
+
+def test_products_are_read_only_for_consumers() -> None:
+    _run()
+    assert "read-only" in Inspect.seen[2]["readonly"]
+
+
+def test_lookup_errors() -> None:
+    _run()
+    seen = Inspect.seen[1]
+    ambiguous = next(v for k, v in seen.items() if k.startswith("error Token"))
+    assert isinstance(ambiguous, FrameworkError) and "matches several products" in str(ambiguous)
+    missing = seen["error nothing"]
+    assert isinstance(missing, ProductNotFound) and "nothing" in str(missing)
+    assert seen["many"] == [
+        "actors.framework.RefVector_tracks_best_RECO",
+        "actors.framework.Ref_tracks_first_RECO",
+        "numpy.ndarray_tracks__RECO",
+    ]
+    assert "did not declare" in str(seen["put error"])
