@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from actors.errors import FrameworkError, ProductNotFound
 from actors.framework import Branch, Process, Ref, run
-from tests.framework.mods import M, Inspect
+from tests.framework.mods import Inspect, M
 
 
 def _run() -> Process:

@@ -6,7 +6,7 @@ import pytest
 
 from actors.errors import ModuleError
 from actors.framework import Process, run
-from tests.framework.mods import LOG, M, Busy, Collect, Memory
+from tests.framework.mods import LOG, Busy, Collect, M, Memory
 
 
 def _process(**options: int) -> Process:
