@@ -24,6 +24,7 @@ from ._registry import PICKLE, register_codec, register_structural
 __all__ = ["array_from_meta", "array_meta", "register_builtin_array_codecs"]
 
 
+_CACHE_LIMIT = 4096
 _descr_cache: dict[np.dtype[Any], Any] = {}
 _dtype_cache: dict[Any, np.dtype[Any]] = {}
 
@@ -41,7 +42,8 @@ def _descr(dtype: np.dtype[Any]) -> Any:
     descr: Any = dtype.str if dtype.fields is None and dtype.subdtype is None else None
     if descr is None:
         descr = np.lib.format.dtype_to_descr(dtype)
-    _descr_cache[dtype] = descr
+    if len(_descr_cache) < _CACHE_LIMIT:
+        _descr_cache[dtype] = descr
     return descr
 
 
@@ -61,7 +63,7 @@ def _dtype(descr: Any) -> np.dtype[Any]:
         dtype = np.lib.format.descr_to_dtype(_tuples(descr))
     except (TypeError, ValueError) as exc:
         raise CodecError(f"invalid dtype description {descr!r}: {exc}") from exc
-    if len(_dtype_cache) < 4096:
+    if len(_dtype_cache) < _CACHE_LIMIT:
         _dtype_cache[key] = dtype
     return dtype
 
