@@ -22,7 +22,7 @@ link's ``max_message_size`` raises :class:`~actors.errors.ProtocolError`.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..errors import ProtocolError
 
@@ -64,8 +64,7 @@ _KNOWN_FLAGS = FLAG_DEVICE | FLAG_SHM | FLAG_SHM_NEW
 MAX_BUFFERS = 0xFFFF
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     """One row of the buffer table."""
 
     size: int
@@ -73,8 +72,7 @@ class Entry:
     aux: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Preamble:
+class Preamble(NamedTuple):
     """What :func:`parse_prefix` learnt from the fixed prefix."""
 
     kind: int
@@ -89,6 +87,8 @@ class Preamble:
 
 def encode_preamble(kind: int, header: bytes, entries: list[Entry]) -> bytes:
     """Prefix + table + header as one ``bytes`` (the buffers follow separately)."""
+    if not entries:
+        return PREFIX.pack(MAGIC, VERSION, kind, 0, len(header)) + header
     if len(entries) > MAX_BUFFERS:
         raise ValueError(f"a message carries at most {MAX_BUFFERS} buffers, not {len(entries)}")
     parts = [PREFIX.pack(MAGIC, VERSION, kind, len(entries), len(header))]
@@ -118,14 +118,14 @@ def parse_table(
     data: bytes | memoryview, pre: Preamble, max_message_size: int, peer: str
 ) -> list[Entry]:
     """Decode and validate the buffer table; raises ProtocolError naming ``peer``."""
-    entries = []
+    if not pre.nbuffers:
+        return []
+    entries = [Entry._make(row) for row in ENTRY.iter_unpack(data[: pre.nbuffers * ENTRY.size])]
     total = pre.header_len
-    for i in range(pre.nbuffers):
-        size, flags, aux = ENTRY.unpack_from(data, i * ENTRY.size)
-        if flags & ~_KNOWN_FLAGS:
-            raise ProtocolError(f"unknown buffer flags {flags:#x} in frame from {peer}")
-        total += size
-        entries.append(Entry(size, flags, aux))
+    for e in entries:
+        if e.flags & ~_KNOWN_FLAGS:
+            raise ProtocolError(f"unknown buffer flags {e.flags:#x} in frame from {peer}")
+        total += e.size
     if total > max_message_size:
         raise ProtocolError(
             f"message of {total} bytes from {peer} exceeds max_message_size={max_message_size}"

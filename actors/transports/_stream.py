@@ -152,20 +152,27 @@ class StreamLink(Link):
     ) -> None:
         iov = [encode_preamble(kind, header, entries)]
         iov.extend(v for v in views if len(v))
-        async with self._send_lock:
+        await self._send_lock.acquire()  # returns at once when nobody is sending
+        try:
             self._check_usable()
-            await self._write(iov, fds)
+            n = self._sendmsg(iov[:_IOV_MAX], fds)  # usually takes the whole frame
+            if n:
+                fds = ()
+                _consume(iov, n)
+            if iov:
+                await self._write(iov, fds, sent_any=bool(n))
+        finally:
+            self._send_lock.release()
 
-    async def _write(self, iov: list[Any], fds: Sequence[int]) -> None:
-        sent_any = False
+    async def _write(self, iov: list[Any], fds: Sequence[int], *, sent_any: bool) -> None:
+        """Send the rest of a frame as the socket drains."""
         try:
             while iov:
+                await self._writable()
                 n = self._sendmsg(iov[:_IOV_MAX], fds)
                 if n:
                     sent_any, fds = True, ()
                     _consume(iov, n)
-                if iov:
-                    await self._writable()
         except asyncio.CancelledError:
             if sent_any and iov:
                 self._shutdown(PeerLost, f"send to {self.peer} cancelled mid-frame")
