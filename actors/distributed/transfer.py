@@ -49,7 +49,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from ..buffers import host_to_device, is_device, nbytes
-from ..codecs import decode_parts, encode_parts
+from ..codecs import decode_parts, encode_parts, register_codec
 from ..errors import ConfigError, SchemaMismatch
 from ..framework import (
     Analyzer,
@@ -85,6 +85,33 @@ def _check_upstream(upstream: Any) -> str:
 def _track(hub: Hub, key: int, instance: int) -> None:
     if hub.has_event_done:
         hub.handled.setdefault(key, set()).add(instance)
+
+
+# ---------------------------------------------------------------- references
+
+
+class _RefCodec:
+    """Ref -> ``[type, label, instance, process, index]`` (no buffers)."""
+
+    def encode(self, obj: Any) -> tuple[Any, list[Any]]:
+        return [*obj.branch, obj.index], []
+
+    def decode(self, meta: Any, buffers: list[Any]) -> Any:
+        return Ref(Branch(*meta[:4]), int(meta[4]))
+
+
+class _RefVectorCodec:
+    """RefVector -> ``[type, label, instance, process, [index, ...]]`` (no buffers)."""
+
+    def encode(self, obj: Any) -> tuple[Any, list[Any]]:
+        return [*obj.branch, list(obj.indices)], []
+
+    def decode(self, meta: Any, buffers: list[Any]) -> Any:
+        return RefVector(Branch(*meta[:4]), tuple(int(i) for i in meta[4]))
+
+
+register_codec(Ref, _RefCodec(), "actors.Ref")
+register_codec(RefVector, _RefVectorCodec(), "actors.RefVector")
 
 
 # ---------------------------------------------------------------- sender

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
+
+from actors.codecs import register_layout
 
 from actors.framework import (
     Analyzer,
@@ -192,3 +195,54 @@ class Boom(Producer):
     def produce(self, event: Event) -> None:
         if event.id.event == self.at:
             raise RuntimeError(f"boom in event {event.id}")
+
+
+@register_layout(name="tests.Muons")
+@dataclass
+class Muons:
+    pt: np.ndarray[Any, Any]
+    charge: np.ndarray[Any, Any]
+
+
+class Rich(Producer):
+    """Puts an SoA layout ``muons``, an awkward array ``jagged`` and ``refs`` into ``hits``."""
+
+    concurrency: ClassVar[Concurrency] = Concurrency.SHARED
+
+    def declare(self, d: Declarer) -> None:
+        d.produces("numpy.ndarray", "hits")
+        d.produces("tests.Muons", "muons")
+        d.produces("awkward.Array", "jagged")
+        d.produces("list", "refs")
+
+    def produce(self, event: Event) -> None:
+        import awkward as ak
+
+        n = event.id.event
+        hits = np.arange(n % 5 + 2, dtype="f8") + n
+        branch = event.put(hits, "hits")
+        event.put(Muons(np.linspace(0, n, 4), np.array([1, -1, 1, -1], "i1")), "muons")
+        event.put(ak.Array([[float(n)] * k for k in range(n % 4)]), "jagged")
+        event.put([Ref(branch, i) for i in range(0, len(hits), 2)], "refs")
+
+
+class Inspect(Analyzer):
+    """Records what arrived: SoA columns, awkward list, resolved refs."""
+
+    concurrency: ClassVar[Concurrency] = Concurrency.SHARED
+
+    def __init__(self, *, src: str, name: str) -> None:
+        self.src = src
+        self.name = name
+
+    def declare(self, d: Declarer) -> None:
+        self.muons = d.consumes(self.src, instance="muons")
+        self.jagged = d.consumes(self.src, instance="jagged")
+        self.refs = d.consumes(self.src, instance="refs")
+
+    def analyze(self, event: Event) -> None:
+        muons = event.get(self.muons)
+        jagged = event.get(self.jagged).to_list()
+        resolved = [float(event.resolve(r)) for r in event.get(self.refs)]
+        record(self.name, (event.id.event, muons.pt.tolist(), muons.charge.tolist(), jagged,
+                           resolved))
