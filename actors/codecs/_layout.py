@@ -90,7 +90,7 @@ class LayoutCodec:
         return f"{self.cls.__module__}.{self.cls.__qualname__}"
 
 
-def register_layout(cls: T | None = None, *, name: str | None = None) -> Any:
+def register_layout(cls: T | None = None, name: str | None = None) -> Any:
     """Register a dataclass as a structure-of-arrays layout; usable as a decorator.
 
     ``@register_layout``, ``@register_layout(name="reco.Muons")`` or
