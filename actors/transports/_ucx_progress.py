@@ -64,7 +64,6 @@ DEFAULT_UCX_CONFIG = {
 _GPU_TLS = ",cuda_copy,cuda_ipc"
 
 _ucxx: Any = None
-_context: Any = None
 _engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Engine] = weakref.WeakKeyDictionary()
 
 
@@ -92,37 +91,43 @@ def ucx_config() -> dict[str, str]:
     return config
 
 
-def _get_context() -> Any:
-    global _context
-    if _context is None:
-        api = ucxx_api()
-        try:
-            _context = api.UCXContext(
-                config_dict=ucx_config(),
-                feature_flags=(api.Feature.TAG, api.Feature.STREAM, api.Feature.WAKEUP),
-            )
-        except Exception as exc:  # UCX could not initialise (no usable transport)
-            raise BackendUnavailable("ucxx", "ucx", f"UCX context failed: {exc!r}") from exc
-    return _context
+def _new_context() -> Any:
+    api = ucxx_api()
+    try:
+        return api.UCXContext(
+            config_dict=ucx_config(),
+            feature_flags=(api.Feature.TAG, api.Feature.STREAM, api.Feature.WAKEUP),
+        )
+    except Exception as exc:  # UCX could not initialise (no usable transport)
+        raise BackendUnavailable("ucxx", "ucx", f"UCX context failed: {exc!r}") from exc
 
 
 def engine() -> Engine:
-    """The engine of the running event loop; made (with its worker) on first use."""
+    """The engine of the running event loop, acquired once more by the caller.
+
+    Made (with its UCX context and worker) on first use; every
+    :meth:`Engine.acquire` (listener, link) must be paired with one
+    :meth:`Engine.release`; the last release frees the worker, its sockets
+    and the context, so that nothing outlives the links that needed it.
+    """
     loop = asyncio.get_running_loop()
     eng = _engines.get(loop)
     if eng is None or eng.closed:
-        eng = Engine(_get_context(), loop)
+        eng = Engine(_new_context(), loop)
         _engines[loop] = eng
     return eng
 
 
 class _Pending:
-    __slots__ = ("future", "owner", "request")
+    __slots__ = ("future", "keep", "owner", "request")
 
-    def __init__(self, request: Any, future: asyncio.Future[None], owner: object) -> None:
+    def __init__(
+        self, request: Any, future: asyncio.Future[None], owner: object, keep: object
+    ) -> None:
         self.request = request
         self.future = future
         self.owner = owner
+        self.keep = keep  # the memory UCX reads or writes: alive until completion
 
 
 def _map_error(exc: BaseException, what: str) -> BaseException:
@@ -138,7 +143,9 @@ class Engine:
     def __init__(self, context: Any, loop: asyncio.AbstractEventLoop) -> None:
         api = ucxx_api()
         self.loop = loop
-        self.worker = api.UCXWorker(context)
+        self.context = context
+        self.worker: Any = api.UCXWorker(context)
+        self._users = 0
         self.worker.init_blocking_progress_mode()
         self._fd: int = self.worker.epoll_file_descriptor
         self._pending: list[_Pending] = []
@@ -147,32 +154,46 @@ class Engine:
         self.closed = False
         loop.add_reader(self._fd, self._wakeup.set)
         self._task = loop.create_task(self._run(), name="ucx-progress")
-        weakref.finalize(self, _remove_reader, loop, self._fd)
 
-    async def wait(self, request: Any, what: str, owner: object = None) -> None:
+    def acquire(self) -> None:
+        """Count one more user (listener or link) of this engine."""
+        self._users += 1
+
+    def release(self) -> None:
+        """One user is done; the last one closes the engine."""
+        self._users -= 1
+        if self._users <= 0:
+            self.close()
+
+    async def wait(
+        self, request: Any, what: str, owner: object = None, keep: object = None
+    ) -> None:
         """Wait for a ucxx request; maps its failure to PeerLost/ProtocolError.
 
-        ``owner`` groups requests so that :meth:`fail` can end them together. A
-        cancelled waiter leaves the request tracked until it completes (its
-        buffers stay alive meanwhile).
+        ``owner`` groups requests so that :meth:`fail` can end them together.
+        ``keep`` (the request's buffer) is referenced until the request
+        completes - even when the waiter is cancelled or failed early, since
+        UCX may still access that memory.
         """
         if request.completed:
             self._check(request, what)
             return
         fut: asyncio.Future[None] = self.loop.create_future()
         fut.add_done_callback(lambda f: f.cancelled() or f.exception())  # no "never retrieved"
-        self._pending.append(_Pending(request, fut, owner))
+        self._pending.append(_Pending(request, fut, owner, keep))
         self._poke()
         try:
             await fut
         except (ProtocolError, PeerLost) as exc:
             raise type(exc)(f"{what}: {exc}") from exc.__cause__
 
-    def track(self, request: Any, owner: object = None) -> asyncio.Future[None]:
+    def track(
+        self, request: Any, owner: object = None, keep: object = None
+    ) -> asyncio.Future[None]:
         """Like :meth:`wait` without awaiting: a future for a posted request."""
         fut: asyncio.Future[None] = self.loop.create_future()
         fut.add_done_callback(lambda f: f.cancelled() or f.exception())
-        self._pending.append(_Pending(request, fut, owner))
+        self._pending.append(_Pending(request, fut, owner, keep))
         self._poke()
         return fut
 
@@ -213,16 +234,21 @@ class Engine:
                 p.future.set_result(None)
         return True
 
-    async def _run(self) -> None:
+    def _step(self) -> bool:
+        """Progress once; True to yield and poll again, False to sleep on the fd."""
         worker = self.worker
+        worker.progress()
+        if self._complete():
+            self._last_activity = time.perf_counter()
+        if self._pending and time.perf_counter() - self._last_activity < SPIN_SECONDS:
+            return True
+        return not worker.arm()  # not armed: events arrived meanwhile
+
+    async def _run(self) -> None:
+        # No local reference to the worker here: a cancelled task's frame may
+        # outlive it, and close() must free the worker.
         while not self.closed:
-            worker.progress()
-            if self._complete():
-                self._last_activity = time.perf_counter()
-            if self._pending and time.perf_counter() - self._last_activity < SPIN_SECONDS:
-                await asyncio.sleep(0)
-                continue
-            if not worker.arm():  # events arrived meanwhile: progress again
+            if self._step():
                 await asyncio.sleep(0)
                 continue
             self._wakeup.clear()
@@ -237,10 +263,15 @@ class Engine:
         if self.closed:
             return
         self.closed = True
+        if _engines.get(self.loop) is self:
+            del _engines[self.loop]
         self._task.cancel()
-        _remove_reader(self.loop, self._fd)
-
-
-def _remove_reader(loop: asyncio.AbstractEventLoop, fd: int) -> None:
-    if not loop.is_closed():
-        loop.remove_reader(fd)
+        del self._task
+        if not self.loop.is_closed():
+            self.loop.remove_reader(self._fd)
+        for p in self._pending:
+            if not p.future.done():
+                p.future.set_exception(PeerLost("ucx engine closed"))
+        self._pending.clear()
+        self.worker = None
+        self.context = None

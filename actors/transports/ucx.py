@@ -34,7 +34,6 @@ Loop rules: a link or listener belongs to the event loop it was made on
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import logging
 import os
@@ -107,6 +106,7 @@ class UCXLink(Link):
         self._inflight_bytes = 0
         self._closed = False
         self._lost: str | None = None
+        eng.acquire()
         ep.set_close_callback(self._on_endpoint_closed)
 
     # -- state -------------------------------------------------------------------
@@ -139,15 +139,26 @@ class UCXLink(Link):
             raise PeerLost(f"ucx link to {self.peer}: {what} failed: {exc!r}") from exc
 
     async def _stream(self, data: bytes | None, size: int, what: str) -> bytes:
-        """Handshake helper: stream-send ``data``, or stream-receive ``size`` bytes."""
+        """Handshake helper: stream-send ``data``, or stream-receive ``size`` bytes.
+
+        Any failure is PeerLost (a stream cut short means the peer went away).
+        """
+        try:
+            return await self._stream_once(data, size, what)
+        except ProtocolError as exc:
+            raise PeerLost(str(exc)) from exc
+
+    async def _stream_once(self, data: bytes | None, size: int, what: str) -> bytes:
         ep = self._usable()
         if data is not None:
-            req = self._post(what, ep.stream_send, _array(data))
-            await self._eng.wait(req, f"ucx {what} with {self.peer}", self)
+            arr = _array(data)
+            req = self._post(what, ep.stream_send, arr)
+            await self._eng.wait(req, f"ucx {what} with {self.peer}", self, arr)
             return data
         out = bytearray(size)
-        req = self._post(what, ep.stream_recv, _array(out))
-        await self._eng.wait(req, f"ucx {what} with {self.peer}", self)
+        arr = _array(out)
+        req = self._post(what, ep.stream_recv, arr)
+        await self._eng.wait(req, f"ucx {what} with {self.peer}", self, arr)
         return bytes(out)
 
     def _set_send_tag(self, value: int) -> None:
@@ -186,7 +197,8 @@ class UCXLink(Link):
         frames.extend(bufs[i] for i in separate if sizes[i] > 0)
         # Post every frame before awaiting anything: messages never interleave.
         for f in frames:
-            fut = self._eng.track(self._post("send", ep.tag_send, _array(f), self._send_tag), self)
+            arr = _array(f)
+            fut = self._eng.track(self._post("send", ep.tag_send, arr, self._send_tag), self, arr)
             size = nbytes(f)
             self._inflight.append((fut, size))
             self._inflight_bytes += size
@@ -234,7 +246,7 @@ class UCXLink(Link):
             await self._recv_arrived(buf, what)
             return
         req = self._post(what, ep.tag_recv, buf, self._recv_tag)
-        await self._eng.wait(req, f"ucx {what} from {self.peer}", self)
+        await self._eng.wait(req, f"ucx {what} from {self.peer}", self, buf)
 
     async def _recv_frames(self, arrays: list[Any]) -> None:
         """Receive the frames of one message: all posted at once, then awaited."""
@@ -244,7 +256,7 @@ class UCXLink(Link):
                 await self._recv_arrived(arr, "message frame")
             return
         tracked = [
-            self._eng.track(self._post("recv", ep.tag_recv, arr, self._recv_tag), self)
+            self._eng.track(self._post("recv", ep.tag_recv, arr, self._recv_tag), self, arr)
             for arr in arrays
         ]
         await asyncio.gather(*tracked)
@@ -258,7 +270,7 @@ class UCXLink(Link):
         req = worker.tag_recv(buf, self._recv_tag)
         try:
             async with asyncio.timeout(2.0):
-                await self._eng.wait(req, f"ucx {what} from {self.peer}")
+                await self._eng.wait(req, f"ucx {what} from {self.peer}", None, buf)
         except TimeoutError:
             raise self._lost_error() from None
 
@@ -297,20 +309,23 @@ class UCXLink(Link):
         self._closed = True
         self._eng.fail(self, self._lost_error)
         rx, self._rx = self._rx, None
-        if rx is not None and not rx.done():
+        if rx is not None:
             rx.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await rx
+            await asyncio.wait([rx])
+            if not rx.cancelled():
+                rx.exception()  # retrieved: the message in progress is dropped
         ep, self._ep = self._ep, None
-        if ep is None:
-            return
-        ep.remove_close_callback()
-        if ep.alive:
-            try:
+        try:
+            ep.remove_close_callback()
+            if ep.alive:
                 async with asyncio.timeout(_CLOSE_TIMEOUT):
                     await self._eng.wait(ep.close(), f"closing ucx link to {self.peer}")
-            except (TimeoutError, PeerLost, ProtocolError):
-                pass
+        except (TimeoutError, PeerLost, ProtocolError):
+            pass
+        finally:
+            del ep
+            self._inflight.clear()
+            self._eng.release()
 
 
 def _allocate(size: int, device: bool) -> Any:
@@ -375,6 +390,7 @@ class UCXListener(Listener):
         self._listener: Any = api.UCXListener.create(
             worker=eng.worker, port=port, cb_func=self._on_connection
         )
+        eng.acquire()
         shown = socket.gethostname() if host in ("0.0.0.0", "::") else host
         self.address = f"ucx://{shown}:{self._listener.port}"
 
@@ -428,6 +444,7 @@ class UCXListener(Listener):
             task.cancel()
         await asyncio.gather(*self._handshakes, return_exceptions=True)
         self._accepted.put_nowait(None)
+        self._eng.release()
 
 
 class UCXBackend(Backend):
@@ -456,6 +473,7 @@ class UCXBackend(Backend):
         host, port = parse_address(address)
         url = f"ucx://{host}:{port}"
         eng = engine()
+        eng.acquire()  # keeps the worker between attempts
         last: Exception | None = None
         try:
             async with asyncio.timeout(timeout):
@@ -468,6 +486,8 @@ class UCXBackend(Backend):
                     await asyncio.sleep(0.05)
         except TimeoutError:
             raise PeerLost(f"nobody accepted at {url} within {timeout} s ({last})") from None
+        finally:
+            eng.release()
 
 
 async def _resolve(host: str) -> str:
