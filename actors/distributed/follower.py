@@ -19,7 +19,11 @@ different history is refused (DistributedError naming both). When the
 controller ends the job the iterator ends, the framework finishes the events
 in flight, and ``end_job`` tells the controller (FINISHED). When the
 controller disappears the iterator raises DistributedError naming the link,
-so the job stops with a clear error (non-zero exit).
+so the job stops with a clear error (non-zero exit). When this job stops early
+(``events`` reached) the events in flight still finish and answer; ``end_job``
+then closes the link, and the controller reports the events it is missing.
+After a failed job, :func:`~actors.distributed.close_channels` (or the end of
+the process) closes the link.
 
 Set this process's ``max_concurrent_lumis`` at least as high as the
 controller's: the follower receives lumi boundaries in the controller's order.
@@ -228,15 +232,11 @@ class FollowerSource(Source):
 
     async def transitions(self) -> AsyncIterator[Transition]:
         hub = self._hub()
-        try:
-            while True:
-                raw = await hub.next()
-                if raw is _DONE:
-                    return
-                yield self._convert(hub, raw)
-        finally:
-            if not hub.ended:
-                await hub.close()
+        while True:
+            raw = await hub.next()
+            if raw is _DONE:
+                return
+            yield self._convert(hub, raw)
 
     def _convert(self, hub: FollowerHub, raw: list[Any]) -> Transition:
         kind = raw[0]

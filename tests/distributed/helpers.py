@@ -50,7 +50,7 @@ async def run_all(
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
             if any(t.exception() is not None for t in done) and pending:
                 # like the launcher: the others get a grace period, then are stopped
-                done2, pending = await asyncio.wait(pending, timeout=grace)
+                _done2, pending = await asyncio.wait(pending, timeout=grace)
                 for t in pending:
                     t.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)

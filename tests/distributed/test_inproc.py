@@ -7,11 +7,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from actors.errors import DistributedError, SchemaMismatch
+from actors.errors import SchemaMismatch
 from actors.framework import JobReport, Process
 
 from .helpers import inproc_tables, run_all
-from .mods import M, RECORDS
+from .mods import RECORDS, M
 
 D = "actors.distributed"
 LAYOUT = [[1, [3, 0, 5]], [2, [4]], [7, [2, 2]]]
@@ -90,7 +90,8 @@ def offload_pair(streams: int = 1, filtered: bool = False) -> tuple[Process, Pro
     local.add_module("send", f"{D}:Sender", upstream="offload", instance=1, products=["arrays"])
     local.add_module("back", f"{D}:Receiver", upstream="offload", instance=2,
                      products=[{"type": "float64", "label": "total", "instance": "total"}])
-    local.add_module("got", f"{M}:Collect", name="local", what=["*_arrays_hits_*", "*_back_total_*"])
+    local.add_module("got", f"{M}:Collect", name="local",
+                     what=["*_arrays_hits_*", "*_back_total_*"])
     local.add_module("done", f"{D}:EventDone", upstream="offload")
     chain = ["offload", "arrays"] + (["odd"] if filtered else []) + ["send", "back", "got"]
     local.paths.clear()

@@ -10,8 +10,8 @@ import pytest
 from actors.framework import JobReport, Process
 
 from .helpers import inproc_tables, run_all
-from .mods import M, RECORDS
-from .test_inproc import ok, offload_pair, run_two
+from .mods import RECORDS, M
+from .test_inproc import offload_pair, ok, run_two
 
 D = "actors.distributed"
 
@@ -107,7 +107,7 @@ async def test_two_followers_share_the_events(policy: str) -> None:
 
 async def test_follower_loss_resends_in_flight_events() -> None:
     jobs = two_follower_jobs("round-robin", loss="resend")
-    gpu2, table, kw = jobs["gpu2"]
+    gpu2, _table, _kw = jobs["gpu2"]
     gpu2.add_module("boom", f"{M}:Boom", at=22)
     gpu2.paths["p"].modules.insert(1, "boom")
     results = await run_all(jobs)
