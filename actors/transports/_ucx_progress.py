@@ -269,6 +269,8 @@ class Engine:
         del self._task
         if not self.loop.is_closed():
             self.loop.remove_reader(self._fd)
+        for _ in range(3):  # let cancelled requests complete: they hold the worker
+            self.worker.progress()
         for p in self._pending:
             if not p.future.done():
                 p.future.set_exception(PeerLost("ucx engine closed"))

@@ -34,6 +34,7 @@ Loop rules: a link or listener belongs to the event loop it was made on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import os
@@ -323,6 +324,8 @@ class UCXLink(Link):
         except (TimeoutError, PeerLost, ProtocolError):
             pass
         finally:
+            with contextlib.suppress(Exception):
+                ep.close_blocking()  # cancels what is still in flight: frees the worker
             del ep
             self._inflight.clear()
             self._eng.release()
