@@ -48,6 +48,7 @@ class Segment:
     mm: mmap.mmap
     array: np.ndarray = field(repr=False)
     announced: bool = False  # the receiver has its descriptor
+    released: int = 0  # release counter value when it last became idle
 
 
 def _create(size: int) -> Segment:
@@ -72,6 +73,7 @@ class SendPool:
         self._busy: dict[int, Segment] = {}
         self._idle: dict[int, list[Segment]] = {}
         self.busy_bytes = 0
+        self._releases = 0
 
     def acquire(self, nbytes: int) -> Segment:
         """A segment of at least ``nbytes``, marked busy (reused when possible)."""
@@ -92,8 +94,22 @@ class SendPool:
         if seg is None:
             return False
         self.busy_bytes -= seg.size
+        self._releases += 1
+        seg.released = self._releases
         self._idle.setdefault(seg.size, []).append(seg)
         return True
+
+    def trim(self, max_idle_bytes: int) -> list[int]:
+        """Unmap least recently released idle segments above ``max_idle_bytes``; their ids."""
+        idle = sum(seg.size for lst in self._idle.values() for seg in lst)
+        dropped = []
+        while idle > max_idle_bytes:
+            seg = min((lst[0] for lst in self._idle.values() if lst), key=lambda s: s.released)
+            self._idle[seg.size].remove(seg)
+            idle -= seg.size
+            _unmap(seg)
+            dropped.append(seg.id)
+        return dropped
 
     def close(self) -> None:
         """Unmap and close every segment (busy ones too: the peer keeps its own map)."""
@@ -102,10 +118,14 @@ class SendPool:
         self._idle.clear()
         self.busy_bytes = 0
         for seg in segs:
-            del seg.array
-            with contextlib.suppress(BufferError):  # a staging view lives on; map goes with it
-                seg.mm.close()
-            os.close(seg.fd)
+            _unmap(seg)
+
+
+def _unmap(seg: Segment) -> None:
+    seg.array = np.empty(0, np.uint8)
+    with contextlib.suppress(BufferError):  # a staging view lives on; the map goes with it
+        seg.mm.close()
+    os.close(seg.fd)
 
 
 class RecvMaps:

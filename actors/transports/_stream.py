@@ -233,6 +233,9 @@ class StreamLink(Link):
             pass
         except OSError as exc:
             self._shutdown(PeerLost, f"peer {self.peer} is gone ({exc.strerror or exc})")
+        except Exception as exc:  # e.g. MemoryError for an allowed but huge message
+            log.error("closing link to %s: cannot receive: %r", self.peer, exc)
+            self._shutdown(PeerLost, f"link to {self.peer} failed while receiving: {exc!r}")
 
     def _pump(self) -> None:
         while not self._closed and not self._paused:

@@ -17,6 +17,8 @@ Scheme
   (batched) and the sender puts them back into its pool. A sender whose busy
   segments exceed :data:`MAX_BUSY_BYTES` waits for ACKs (or PeerLost) before it
   fills another one, so a receiver that holds views bounds the memory used.
+  Idle segments above :data:`MAX_IDLE_BYTES` are unmapped by the sender, which
+  sends a DROP frame so that the receiver unmaps them too.
 * Cleanup: segments never have a name in /dev/shm; the kernel frees them when
   both processes have unmapped them, also after a crash. Closing a link unmaps
   the sender's pool; views already handed out stay valid until dropped.
@@ -41,18 +43,21 @@ from typing import Any
 from ..buffers import as_host_view, device_to_host, is_device, nbytes
 from ..errors import ConfigError, PeerLost, ProtocolError
 from ._base import Backend, Capabilities, Link, Listener
-from ._framing import FLAG_DEVICE, FLAG_SHM, FLAG_SHM_NEW, KIND_ACK, KIND_DATA, Entry
+from ._framing import FLAG_DEVICE, FLAG_SHM, FLAG_SHM_NEW, KIND_ACK, KIND_DATA, KIND_DROP, Entry
 from ._listen import StreamListener, connect_stream, sock_connect
 from ._segments import RecvMaps, SendPool
 from ._stream import StreamLink
 
-__all__ = ["INLINE_MAX", "MAX_BUSY_BYTES", "SHMBackend", "SHMLink"]
+__all__ = ["INLINE_MAX", "MAX_BUSY_BYTES", "MAX_IDLE_BYTES", "SHMBackend", "SHMLink"]
 
 _CAPS = Capabilities(zero_copy_receive=True, device_memory=False, crosses_nodes=False)
 #: Buffers below this many bytes go inline on the socket.
 INLINE_MAX = 1 << 16
 #: Most bytes of segments one link direction keeps busy before send waits for ACKs.
 MAX_BUSY_BYTES = 2 << 30
+#: Most bytes of idle (acknowledged) segments a sender keeps for reuse; beyond it the
+#: least recently used are unmapped and the receiver told to DROP its mapping.
+MAX_IDLE_BYTES = 512 << 20
 #: Most descriptors one sendmsg may pass (the kernel's SCM_MAX_FD); further large
 #: buffers of the same message go inline.
 _MAX_FDS = 253
@@ -70,9 +75,9 @@ class SHMLink(StreamLink):
         self._pool = SendPool()
         self._maps = RecvMaps(peer)
         self._fdq: deque[int] = deque()
-        self._acks: list[int] = []
+        self._control: dict[int, list[int]] = {KIND_ACK: [], KIND_DROP: []}
         self._credit: asyncio.Future[None] | None = None
-        self._ack_task: asyncio.Task[None] | None = None
+        self._control_task: asyncio.Task[None] | None = None
         super().__init__(sock, peer, max_message_size, _CAPS)
 
     # -- sending ------------------------------------------------------------------
@@ -141,31 +146,43 @@ class SHMLink(StreamLink):
         return arr.data
 
     def _on_control(self, kind: int, entries: list[Entry]) -> None:
+        if kind == KIND_DROP:
+            for e in entries:
+                self._maps.drop(e.aux)
+            return
         if kind != KIND_ACK:
             super()._on_control(kind, entries)
         for e in entries:
             if not self._pool.release(e.aux):
                 raise ProtocolError(f"{self.peer} acknowledged segment {e.aux} that is not busy")
+        for seg_id in self._pool.trim(MAX_IDLE_BYTES):
+            self._queue_control(KIND_DROP, seg_id)
         if self._credit is not None and not self._credit.done():
             self._credit.set_result(None)
 
     def _ack(self, seg_id: int) -> None:
-        """Queue an ACK for ``seg_id``; one task sends the batch."""
+        self._queue_control(KIND_ACK, seg_id)
+
+    def _queue_control(self, kind: int, seg_id: int) -> None:
+        """Queue an ACK/DROP for ``seg_id``; one task sends them in batches."""
         if self._closed:
             return
-        self._acks.append(seg_id)
-        if self._ack_task is None:
-            self._ack_task = self._loop.create_task(self._flush_acks())
+        self._control[kind].append(seg_id)
+        if self._control_task is None:
+            self._control_task = self._loop.create_task(self._flush_control())
 
-    async def _flush_acks(self) -> None:
+    async def _flush_control(self) -> None:
         try:
-            while self._acks and not self._closed:
-                ids, self._acks = self._acks, []
-                await self._send_frame(KIND_ACK, b"", [Entry(0, 0, i) for i in ids], [])
+            while not self._closed and any(self._control.values()):
+                for kind, ids in self._control.items():
+                    if ids:
+                        self._control[kind] = []
+                        entries = [Entry(0, 0, i) for i in ids]
+                        await self._send_frame(kind, b"", entries, [])
         except PeerLost:
             pass  # the link is gone: nothing is left to acknowledge
         finally:
-            self._ack_task = None
+            self._control_task = None
 
     # -- closing ------------------------------------------------------------------
 
@@ -176,8 +193,8 @@ class SHMLink(StreamLink):
             os.close(self._fdq.popleft())
         if self._credit is not None and not self._credit.done():
             self._credit.set_result(None)
-        if self._ack_task is not None:
-            self._ack_task.cancel()
+        if self._control_task is not None:
+            self._control_task.cancel()
 
 
 def _ack_from_any_thread(ref: weakref.ref[SHMLink], seg_id: int) -> None:

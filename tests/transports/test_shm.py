@@ -101,3 +101,23 @@ async def test_name_in_use_is_a_config_error() -> None:
     async with await listen("shm://") as lst:
         with pytest.raises(ConfigError, match=lst.address):
             await listen(lst.address)
+
+
+async def test_idle_segments_beyond_the_limit_are_dropped_on_both_sides(
+    pair: tuple[Link, Link], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, client = pair
+    monkeypatch.setattr(shm_module, "MAX_IDLE_BYTES", 0)
+    maps = server._maps._maps  # type: ignore[attr-defined]
+    for i in range(5):
+        await client.send(b"h", [np.full(BIG + i, i, np.uint8)])
+        _, bufs = await server.recv()
+        assert np.frombuffer(bufs[0], np.uint8)[-1] == i
+        del bufs
+        gc.collect()
+        for _ in range(100):  # ACK one way, DROP the other
+            if not maps:
+                break
+            await asyncio.sleep(0.01)
+        assert not maps, "the receiver still maps a segment the sender dropped"
+    assert client._pool.busy_bytes == 0  # type: ignore[attr-defined]
