@@ -20,7 +20,6 @@ Rules, applied per event, all on the loop thread (no locks):
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,15 +91,23 @@ class Runtime:
                 self.keep_cache[node.index] = {}
 
 
+OnEventDone = Callable[["EventRun", BaseException | None], None]
+
+
 class EventRun:
-    """Runs one event through the paths; ``await run()`` returns when it is done."""
+    """Runs one event through the paths, driven by completion callbacks (no task).
+
+    :meth:`start` sends the first ready modules; ``on_done(run, error)`` is
+    called once, on the loop, when the event is complete (``error`` None) or
+    when a module failed (``error`` a ModuleError; nothing more is started).
+    """
 
     __slots__ = (
-        "_future", "_paths", "_rt", "_stream", "data", "failed_at", "fresult", "pending",
-        "pos", "state", "waiting", "waiting_paths",
+        "_finished", "_on_done", "_paths", "_rt", "_stream", "data", "failed_at", "fresult",
+        "pending", "pos", "state", "waiting", "waiting_paths",
     )
 
-    def __init__(self, rt: Runtime, data: EventData, stream: int) -> None:
+    def __init__(self, rt: Runtime, data: EventData, stream: int, on_done: OnEventDone) -> None:
         count = len(rt.nodes)
         self._rt = rt
         self._stream = stream
@@ -113,22 +120,24 @@ class EventRun:
         self.pos = [0] * (len(rt.trigger_paths) + len(rt.end_paths))
         self.failed_at = [-1] * len(self.pos)
         self.waiting_paths: dict[int, list[int]] = {}
-        self._future: asyncio.Future[None] | None = None
+        self._finished = False
+        self._on_done = on_done
 
-    async def run(self) -> None:
-        """Process the event; raises ModuleError if a module fails."""
-        self._future = asyncio.get_running_loop().create_future()
-        try:
-            for p in range(len(self._rt.trigger_paths)):
-                self._advance(p)
-            self._check_phase()
-            await self._future
-        finally:
-            if not self._future.done():
-                self._future.cancel()
-            for gate in self._rt.gates.values():
-                gate.release(self.data.index)
-        self._count_paths()
+    def start(self) -> None:
+        """Request the trigger paths' first modules (may complete at once)."""
+        for p in range(len(self._rt.trigger_paths)):
+            self._advance(p)
+        self._check_phase()
+
+    def _complete(self, error: BaseException | None) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        for gate in self._rt.gates.values():
+            gate.release(self.data.index)
+        if error is None:
+            self._count_paths()
+        self._on_done(self, error)
 
     # -- paths
     def _plan(self, p: int) -> PathPlan:
@@ -192,7 +201,7 @@ class EventRun:
 
         if node.kind == "output":
             def write() -> None:
-                if self._future is not None and not self._future.done():
+                if not self._finished:
                     actor.tell(fn, self._output_event(n), done)
             rt.gates[n].when_turn(self.data.index, write)
         else:
@@ -215,12 +224,11 @@ class EventRun:
         return OutputEvent(self.data.id, self.data.index, kept, names)
 
     def _done(self, n: int, result: Any, error: BaseException | None) -> None:
-        future = self._future
-        if future is None or future.done():
+        if self._finished:
             return
         node = self._rt.nodes[n]
         if error is not None:
-            future.set_exception(ModuleError(
+            self._complete(ModuleError(
                 node.label, f"event {self.data.id}", error, format_error(error)
             ))
             return
@@ -240,7 +248,7 @@ class EventRun:
         self._check_phase()
 
     def _check_phase(self) -> None:
-        if self.pending or self._future is None or self._future.done():
+        if self.pending or self._finished:
             return
         if self._paths is self._rt.trigger_paths and self._rt.end_paths:
             self._paths = self._rt.end_paths
@@ -249,7 +257,7 @@ class EventRun:
                 self._advance(p)
             if self.pending:
                 return
-        self._future.set_result(None)
+        self._complete(None)
 
     # -- reports
     def _count_paths(self) -> None:

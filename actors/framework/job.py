@@ -25,6 +25,7 @@ import inspect
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from ..errors import ActorsError, ModuleError
@@ -165,9 +166,7 @@ class _Driver:
     async def run(self) -> JobReport:
         start = time.perf_counter()
         async with asyncio.TaskGroup() as group:
-            for actors in self.actors:
-                for actor in actors:
-                    actor.start(group)
+            self.group = group
             try:
                 await self._job_hook("begin_job")
                 await self._loop(group)
@@ -230,13 +229,15 @@ class _Driver:
         lumi.idle.clear()
         if index == 0:
             self.first_start = time.perf_counter()
-        group.create_task(self._event(stream, data, lumi), name=f"event {tr.id}")
+        EventRun(self.rt, data, stream, partial(self._event_done, stream, lumi)).start()
 
-    async def _event(self, stream: int, data: EventData, lumi: _LumiState) -> None:
-        try:
-            await EventRun(self.rt, data, stream).run()
-        finally:
-            self.free_streams.put_nowait(stream)
+    def _event_done(
+        self, stream: int, lumi: _LumiState, run: EventRun, error: BaseException | None
+    ) -> None:
+        self.free_streams.put_nowait(stream)
+        if error is not None:  # a task that raises makes the TaskGroup cancel everything
+            self.group.create_task(_reraise(error), name=f"event {run.data.id} failed")
+            return
         lumi.pending -= 1
         if lumi.pending == 0:
             lumi.idle.set()
@@ -333,6 +334,10 @@ class _Driver:
         except Exception as exc:
             raise ModuleError(source.config.label, name, exc, format_error(exc)) from exc
         await self._hook(name, lambda slot: None, name)
+
+
+async def _reraise(error: BaseException) -> None:
+    raise error
 
 
 def _shared(instance: Module) -> bool:

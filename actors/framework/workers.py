@@ -1,14 +1,13 @@
 """Module actors: each module instance gets its work through a bounded mailbox.
 
-A :class:`ModuleActor` owns one module instance and a mailbox
-(``asyncio.Queue`` with a fixed capacity) drained by worker tasks on the event
-loop: one task for STREAM and LEGACY instances (calls never overlap), several
-for a SHARED instance (calls overlap, up to the number of streams). A work
+A :class:`ModuleActor` owns one module instance and a bounded mailbox: one
+call at a time for STREAM and LEGACY instances (calls never overlap),
+several at once for a SHARED instance (up to the number of streams). A work
 item is ``(callable, argument, on_done)``: sync callables run in the
-process's thread pool, coroutine functions are awaited on the loop; the time
-spent in the callable is measured where it runs (in the worker thread for
-sync code) and added to the module's timing. ``on_done(result, error)`` is
-called on the loop thread.
+process's thread pool, coroutine functions run as a task on the loop; the
+time spent in the callable is measured where it runs (in the worker thread
+for sync code) and added to the module's timing. ``on_done(result, error)``
+is called on the loop thread.
 
 The mailbox never needs to block the sender: the scheduler sends at most one
 event call per stream plus one transition per lumi/run in flight, and the
@@ -22,8 +21,10 @@ import asyncio
 import inspect
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
+from functools import partial
 from typing import Any
 
 from ..errors import FrameworkError
@@ -47,7 +48,14 @@ def format_error(exc: BaseException) -> str:
 
 
 class ModuleActor:
-    """Mailbox and worker task(s) of one module instance (loop thread only)."""
+    """Mailbox of one module instance; dispatches on completion (loop thread only).
+
+    Up to ``workers`` calls run at once (1 for STREAM and LEGACY instances,
+    the number of streams for a SHARED one); further calls wait in the mailbox,
+    a deque of at most ``capacity`` items, and start in arrival order as
+    running ones finish. No task sits idle per module: a sync call is a
+    thread-pool future with a done-callback, an async call one task.
+    """
 
     def __init__(
         self, name: str, timing: ModuleTiming, pool: Executor, *, capacity: int, workers: int
@@ -55,30 +63,35 @@ class ModuleActor:
         self.name = name
         self.timing = timing
         self._pool = pool
-        self._mailbox: asyncio.Queue[_Item] = asyncio.Queue(maxsize=capacity)
-        self._workers = workers
-        self._tasks: list[asyncio.Task[None]] = []
-
-    def start(self, group: asyncio.TaskGroup) -> None:
-        """Start the worker task(s) in ``group`` (stopped by :meth:`stop`)."""
-        for i in range(self._workers):
-            self._tasks.append(group.create_task(self._work(), name=f"module {self.name}#{i}"))
+        self._capacity = capacity
+        self._limit = workers
+        self._mailbox: deque[_Item] = deque()
+        self._active = 0
+        self._stopped = False
+        self._running: set[asyncio.Future[Any]] = set()
 
     def stop(self) -> None:
-        """Cancel the worker tasks (work still in the mailbox is dropped)."""
-        for task in self._tasks:
-            task.cancel()
+        """Drop queued work and cancel running calls (sync code in a thread runs to its end)."""
+        self._stopped = True
+        self._mailbox.clear()
+        for future in list(self._running):
+            future.cancel()
 
     def tell(
         self, fn: Callable[[Any], Any], arg: Any, on_done: OnDone, *, event: bool = True
     ) -> None:
         """Queue one call; ``on_done(result, error)`` runs on the loop when it ends."""
-        try:
-            self._mailbox.put_nowait((fn, arg, on_done, event))
-        except asyncio.QueueFull:
+        if self._stopped:
+            raise FrameworkError(f"module {self.name!r} is stopped")
+        item = (fn, arg, on_done, event)
+        if self._active < self._limit:
+            self._start(item)
+        elif len(self._mailbox) >= self._capacity:
             raise FrameworkError(
-                f"mailbox of module {self.name!r} overflowed (capacity {self._mailbox.maxsize})"
-            ) from None
+                f"mailbox of module {self.name!r} overflowed (capacity {self._capacity})"
+            )
+        else:
+            self._mailbox.append(item)
 
     def ask(self, fn: Callable[[Any], Any], arg: Any) -> asyncio.Future[Any]:
         """Queue a transition call; the future resolves to its result or error."""
@@ -95,34 +108,46 @@ class ModuleActor:
         self.tell(fn, arg, done, event=False)
         return future
 
-    async def _work(self) -> None:
+    def _start(self, item: _Item) -> None:
+        fn, arg = item[0], item[1]
+        self._active += 1
         loop = asyncio.get_running_loop()
-        mailbox = self._mailbox
-        pool = self._pool
-        timing = self.timing
-        while True:
-            fn, arg, on_done, is_event = await mailbox.get()
-            try:
-                if inspect.iscoroutinefunction(fn):
-                    start = time.perf_counter()
-                    result = await fn(arg)
-                    elapsed = time.perf_counter() - start
-                else:
-                    result, elapsed = await loop.run_in_executor(pool, _timed, fn, arg)
-                    if inspect.isawaitable(result):  # a sync wrapper returned a coroutine
-                        start = time.perf_counter()
-                        result = await result
-                        elapsed += time.perf_counter() - start
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                on_done(None, exc)
-                continue
-            if is_event:
-                timing.calls += 1
-                timing.total += elapsed
-            else:
-                timing.transition_calls += 1
-                timing.transition_total += elapsed
-            on_done(result, None)
+        future: asyncio.Future[Any]
+        if inspect.iscoroutinefunction(fn):
+            future = loop.create_task(_timed_async(fn, arg), name=f"module {self.name}")
+        else:
+            future = loop.run_in_executor(self._pool, _timed, fn, arg)
+        self._running.add(future)
+        future.add_done_callback(partial(self._finished, item))
 
+    def _finished(self, item: _Item, future: asyncio.Future[tuple[Any, float]]) -> None:
+        self._running.discard(future)
+        self._active -= 1
+        if self._stopped:
+            return
+        error: BaseException | None
+        if future.cancelled():  # the module's own code let a CancelledError out
+            error = FrameworkError(f"a call of module {self.name!r} was cancelled")
+        else:
+            error = future.exception()
+        if self._mailbox:
+            self._start(self._mailbox.popleft())
+        on_done, is_event = item[2], item[3]
+        if error is not None:
+            on_done(None, error)
+            return
+        result, elapsed = future.result()
+        timing = self.timing
+        if is_event:
+            timing.calls += 1
+            timing.total += elapsed
+        else:
+            timing.transition_calls += 1
+            timing.transition_total += elapsed
+        on_done(result, None)
+
+
+async def _timed_async(fn: Callable[[Any], Any], arg: Any) -> tuple[Any, float]:
+    start = time.perf_counter()
+    result = await fn(arg)
+    return result, time.perf_counter() - start

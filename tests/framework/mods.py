@@ -345,3 +345,23 @@ class Inspect(Analyzer):
         except Exception as exc:
             out["put error"] = exc
         Inspect.seen[event.id.event] = out
+
+
+class Trivial(Producer):
+    """Puts nothing-much: the per-call overhead of a sync module."""
+
+    def declare(self, d: Declarer) -> None:
+        d.produces("int")
+
+    def produce(self, event: Event) -> None:
+        event.put(1)
+
+
+class TrivialAsync(Producer):
+    """Same as Trivial, as an async module (runs on the loop)."""
+
+    def declare(self, d: Declarer) -> None:
+        d.produces("int")
+
+    async def produce(self, event: Event) -> None:
+        event.put(1)
