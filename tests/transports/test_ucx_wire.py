@@ -1,0 +1,83 @@
+"""The ``ucx://`` wire format: prefix packing and validation (no UCX needed)."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from actors.errors import ProtocolError
+from actors.transports import _ucx_wire as wire
+
+
+def _parse(prefix: bytes, max_size: int = 1 << 30) -> wire.Layout:
+    buf = bytearray(wire.PREFIX_CAPACITY)
+    buf[: len(prefix)] = prefix
+    return wire.parse_prefix(memoryview(buf), max_size, "peer-x")
+
+
+def test_small_message_is_one_frame_with_everything_inline() -> None:
+    prefix, header_inline, separate = wire.pack_prefix(
+        b"hdr", [3, 0], [False, False], [b"abc", b""]
+    )
+    assert header_inline and separate == []
+    layout = _parse(prefix)
+    assert layout.sizes == (3, 0) and layout.kinds == (wire.INLINE, wire.INLINE)
+    data = prefix[layout.data_offset :]
+    assert data == b"hdrabc"
+
+
+def test_large_and_device_buffers_travel_as_frames() -> None:
+    big = wire.INLINE_LIMIT + 1
+    prefix, header_inline, separate = wire.pack_prefix(
+        b"h", [big, 10, 5], [False, True, False], [None, None, b"12345"]
+    )
+    assert header_inline and separate == [0, 1]
+    layout = _parse(prefix)
+    assert layout.kinds == (wire.HOST, wire.DEVICE, wire.INLINE)
+    assert layout.total == 1 + big + 10 + 5
+
+
+def test_long_header_gets_its_own_frame() -> None:
+    header = bytes(wire.PREFIX_CAPACITY)
+    prefix, header_inline, _ = wire.pack_prefix(header, [], [], [])
+    assert not header_inline
+    assert _parse(prefix).header_len == len(header)
+
+
+def test_oversized_announcement_is_refused_before_allocation() -> None:
+    prefix, _, _ = wire.pack_prefix(b"", [1 << 40], [False], [None])
+    with pytest.raises(ProtocolError, match="peer-x exceeds max_message_size"):
+        _parse(prefix, max_size=1 << 20)
+
+
+@pytest.mark.parametrize(
+    "prefix, match",
+    [
+        (b"\x01", "truncated"),
+        (struct.pack("<BBHIQ", 9, 0, 0, 0, 0), "version 9"),
+        (struct.pack("<BBHIQ", 1, 0, 0, 10**6, 0), "too many"),
+        (struct.pack("<BBHIQ", 1, 0, 0, 1, 0) + struct.pack("<QB", 1, 7), "kind 7"),
+        (struct.pack("<BBHIQ", 1, 1, 0, 0, 1 << 20), "runs past"),
+    ],
+)
+def test_malformed_prefixes_raise_protocol_error_naming_the_peer(prefix: bytes, match: str) -> None:
+    if len(prefix) < 16:
+        with pytest.raises(ProtocolError, match=match):
+            wire.parse_prefix(memoryview(prefix), 1 << 30, "peer-x")
+        return
+    with pytest.raises(ProtocolError, match=match) as info:
+        _parse(prefix)
+    assert "peer-x" in str(info.value)
+
+
+def test_too_many_buffers_is_refused_by_the_sender() -> None:
+    n = wire.MAX_BUFFERS + 1
+    with pytest.raises(ProtocolError, match="buffers"):
+        wire.pack_prefix(b"", [0] * n, [False] * n, [b""] * n)
+
+
+def test_mac_depends_on_secret_and_nonce() -> None:
+    assert wire.mac(None, b"n") == bytes(32)
+    assert wire.mac(b"s", b"n1") != wire.mac(b"s", b"n2")
+    assert wire.mac(b"s", b"n1") != wire.mac(b"t", b"n1")
