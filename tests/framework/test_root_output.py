@@ -30,6 +30,7 @@ from tests.framework.test_io_helpers import _rntuple_cache, input_files, read_tr
 uproot = pytest.importorskip("uproot")
 ak = pytest.importorskip("awkward")
 HERE = "tests.framework.test_root_output"
+pytestmark = pytest.mark.timeout(60)
 
 
 class Maker(Producer):
