@@ -344,3 +344,22 @@ async def test_malformed_frame_closes_only_that_link(raw_listener: Listener, fra
         await other_client.send(b"unharmed")
         assert (await other_server.recv())[0] == b"unharmed"
     await _assert_good_client(raw_listener)
+
+
+@pytest.mark.parametrize("spin_scheme", params(("tcp", "shm")))
+async def test_spinning_recv_keeps_the_contract(
+    spin_scheme: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With HEP_ACTORS_SPIN_US set, recv polls first: same messages, same PeerLost."""
+    require(spin_scheme)
+    monkeypatch.setattr("actors.transports._stream.SPIN_SECONDS", 200e-6)
+    async with await listen(LISTEN_URLS[spin_scheme]()) as lst:
+        server, client = await _pair(lst)
+        async with server:
+            for i in range(200):
+                await client.send(b"%d" % i, [np.full(i * 1000, i % 256, np.uint8)])
+                header, bufs = await server.recv()
+                assert header == b"%d" % i and bytes(bufs[0]) == bytes([i % 256]) * i * 1000
+            await client.close()
+            with pytest.raises(PeerLost):
+                await asyncio.wait_for(server.recv(), 5)
