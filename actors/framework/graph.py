@@ -298,6 +298,9 @@ def _link_outputs(
         out = node.instances[0]
         assert isinstance(out, OutputModule)
         node.output = out.output_commands
+        for instance in node.instances:
+            assert isinstance(instance, OutputModule)
+            instance.kept_branches = tuple(out.output_commands.select(produced))
         for name in out.select_events:
             if name not in names:
                 raise process.error(

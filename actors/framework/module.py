@@ -219,6 +219,11 @@ class OutputModule(Module):
     :class:`~actors.framework.event.OutputEvent` holding only the kept
     products; calls are serialised and come in input order whatever the number
     of streams. Output modules are placed on end paths.
+
+    ``kept_branches`` is set by the framework before ``begin_job``: every
+    branch of this process's source and modules that the keep/drop list keeps
+    (a product is written only for events where it exists), so an output can
+    lay out its file before the first event.
     """
 
     concurrency: ClassVar[Concurrency] = Concurrency.LEGACY
@@ -233,6 +238,7 @@ class OutputModule(Module):
             select_events = [select_events]
         self.select_events: tuple[str, ...] = tuple(select_events)
         self.output_commands = OutputCommands(list(output_commands))
+        self.kept_branches: tuple[Branch, ...] = ()
 
     def write(self, event: OutputEvent) -> Any:
         raise NotImplementedError(f"{type(self).__name__}.write")

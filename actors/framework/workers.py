@@ -18,6 +18,7 @@ framework bug and raises FrameworkError.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import time
 import traceback
@@ -36,12 +37,6 @@ OnDone = Callable[[Any, BaseException | None], None]
 _Item = tuple[Callable[[Any], Any], Any, OnDone, bool]
 
 
-def _timed(fn: Callable[[Any], Any], arg: Any) -> tuple[Any, float]:
-    start = time.perf_counter()
-    result = fn(arg)
-    return result, time.perf_counter() - start
-
-
 def format_error(exc: BaseException) -> str:
     """The traceback of ``exc`` as text (what ModuleError carries)."""
     return "".join(traceback.format_exception(exc))
@@ -54,7 +49,8 @@ class ModuleActor:
     the number of streams for a SHARED one); further calls wait in the mailbox,
     a deque of at most ``capacity`` items, and start in arrival order as
     running ones finish. No task sits idle per module: a sync call is a
-    thread-pool future with a done-callback, an async call one task.
+    thread-pool job that hands its outcome back with one ``call_soon_threadsafe``,
+    an async call one task.
     """
 
     def __init__(
@@ -68,10 +64,14 @@ class ModuleActor:
         self._mailbox: deque[_Item] = deque()
         self._active = 0
         self._stopped = False
-        self._running: set[asyncio.Future[Any]] = set()
+        self._running: set[asyncio.Task[Any]] = set()
 
     def stop(self) -> None:
-        """Drop queued work and cancel running calls (sync code in a thread runs to its end)."""
+        """Drop queued work and cancel running async calls.
+
+        Sync code already running in a thread runs to its end; its outcome is
+        ignored.
+        """
         self._stopped = True
         self._mailbox.clear()
         for future in list(self._running):
@@ -112,39 +112,53 @@ class ModuleActor:
         fn, arg = item[0], item[1]
         self._active += 1
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any]
         if inspect.iscoroutinefunction(fn):
-            future = loop.create_task(_timed_async(fn, arg), name=f"module {self.name}")
+            task = loop.create_task(_timed_async(fn, arg), name=f"module {self.name}")
+            self._running.add(task)
+            task.add_done_callback(partial(self._task_done, item))
         else:
-            future = loop.run_in_executor(self._pool, _timed, fn, arg)
-        self._running.add(future)
-        future.add_done_callback(partial(self._finished, item))
+            self._pool.submit(self._in_thread, loop, item)
 
-    def _finished(self, item: _Item, future: asyncio.Future[tuple[Any, float]]) -> None:
-        self._running.discard(future)
+    def _in_thread(self, loop: asyncio.AbstractEventLoop, item: _Item) -> None:
+        """Runs in a worker thread: call, time, and hand the outcome back with one wake-up."""
+        start = time.perf_counter()
+        try:
+            result, error = item[0](item[1]), None
+        except BaseException as exc:  # handed to the loop, which raises it as ModuleError
+            result, error = None, exc
+        elapsed = time.perf_counter() - start
+        with contextlib.suppress(RuntimeError):  # a closed loop: the job was torn down
+            loop.call_soon_threadsafe(self._finished, item, result, error, elapsed)
+
+    def _task_done(self, item: _Item, task: asyncio.Task[tuple[Any, float]]) -> None:
+        self._running.discard(task)
+        if task.cancelled():  # stop(), or the module's own code let a CancelledError out
+            error: BaseException | None = FrameworkError(
+                f"a call of module {self.name!r} was cancelled"
+            )
+            self._finished(item, None, error, 0.0)
+            return
+        error = task.exception()
+        result, elapsed = (None, 0.0) if error is not None else task.result()
+        self._finished(item, result, error, elapsed)
+
+    def _finished(
+        self, item: _Item, result: Any, error: BaseException | None, elapsed: float
+    ) -> None:
         self._active -= 1
         if self._stopped:
             return
-        error: BaseException | None
-        if future.cancelled():  # the module's own code let a CancelledError out
-            error = FrameworkError(f"a call of module {self.name!r} was cancelled")
-        else:
-            error = future.exception()
         if self._mailbox:
             self._start(self._mailbox.popleft())
-        on_done, is_event = item[2], item[3]
-        if error is not None:
-            on_done(None, error)
-            return
-        result, elapsed = future.result()
-        timing = self.timing
-        if is_event:
-            timing.calls += 1
-            timing.total += elapsed
-        else:
-            timing.transition_calls += 1
-            timing.transition_total += elapsed
-        on_done(result, None)
+        if error is None:
+            timing = self.timing
+            if item[3]:
+                timing.calls += 1
+                timing.total += elapsed
+            else:
+                timing.transition_calls += 1
+                timing.transition_total += elapsed
+        item[2](result, error)
 
 
 async def _timed_async(fn: Callable[[Any], Any], arg: Any) -> tuple[Any, float]:

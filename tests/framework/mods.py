@@ -365,3 +365,13 @@ class TrivialAsync(Producer):
 
     async def produce(self, event: Event) -> None:
         event.put(1)
+
+
+class KeptAtBeginJob(OutputModule):
+    kept: ClassVar[list[str]] = []
+
+    def begin_job(self) -> None:
+        KeptAtBeginJob.kept = [str(b) for b in self.kept_branches]
+
+    def write(self, event: OutputEvent) -> None:
+        pass

@@ -176,3 +176,15 @@ def test_event_limit_closes_open_lumis_and_runs() -> None:
     report = run(p, events=3)
     assert report.events == 3
     assert [e[0] for e in LOG if e[0] in ("begin_lumi", "end_lumi")] == ["begin_lumi", "end_lumi"]
+
+
+def test_output_knows_its_kept_branches_before_the_first_event() -> None:
+    p = _process()
+    p.add_module("a", f"{M}:Add")
+    p.add_path("p", ["a"])
+    p.add_module("out", f"{M}:KeptAtBeginJob", output_commands=["keep *", "drop *_*_n_*"])
+    p.add_end_path("e", ["out"])
+    run(p)
+    from tests.framework.mods import KeptAtBeginJob
+
+    assert KeptAtBeginJob.kept == ["int_a__TEST"]
