@@ -102,10 +102,15 @@ class _Proc:
                     continue
 
     def next_object(self, deadline: float) -> dict[str, Any] | None:
-        try:
-            return self.objects.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            return None
+        """The next JSON object; None at the deadline or once stdout is closed and drained."""
+        while True:
+            try:
+                return self.objects.get(timeout=min(0.2, max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                if not self.reader.is_alive() and self.objects.empty():
+                    return None
+                if time.monotonic() >= deadline:
+                    return None
 
     def stderr_tail(self) -> str:
         self.stderr.seek(0)
@@ -146,6 +151,9 @@ def _failure(proc: _Proc, obj: dict[str, Any] | None, what: str) -> str:
     if obj is not None and "error" in obj:
         return f"{what}: {obj['error']}"
     code = proc.proc.poll()
+    if code is None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            code = proc.proc.wait(timeout=1)  # stdout closed: the exit is imminent
     status = "timed out" if code is None else f"exited with status {code}"
     tail = proc.stderr_tail()
     return f"{what} {status}" + (f": {tail}" if tail else "")
