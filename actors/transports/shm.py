@@ -45,7 +45,7 @@ from ..errors import ConfigError, PeerLost, ProtocolError
 from ._base import Backend, Capabilities, Link, Listener
 from ._framing import FLAG_DEVICE, FLAG_SHM, FLAG_SHM_NEW, KIND_ACK, KIND_DATA, KIND_DROP, Entry
 from ._listen import StreamListener, connect_stream, sock_connect
-from ._segments import RecvMaps, SendPool
+from ._segments import RecvMaps, Segment, SendPool
 from ._stream import StreamLink
 
 __all__ = ["INLINE_MAX", "MAX_BUSY_BYTES", "MAX_IDLE_BYTES", "SHMBackend", "SHMLink"]
@@ -95,24 +95,35 @@ class SHMLink(StreamLink):
         entries: list[Entry] = []
         views: list[Any] = []
         fds: list[int] = []
-        for b in buffers:
-            size = nbytes(b)
-            flags = FLAG_DEVICE if is_device(b) else 0
-            if size < INLINE_MAX or len(fds) == _MAX_FDS:
-                view = as_host_view(device_to_host(b)) if flags else as_host_view(b)
-                entries.append(Entry(size, flags))
-                views.append(view)
-                continue
-            seg = self._pool.acquire(size)
-            if flags:
-                device_to_host(b, out=seg.array[:size])
-            else:
-                seg.array[:size] = as_host_view(b)  # the one copy
-            if not seg.announced:
-                seg.announced, flags = True, flags | FLAG_SHM_NEW
-                fds.append(seg.fd)
-            entries.append(Entry(size, flags | FLAG_SHM, seg.id))
-        await self._send_frame(KIND_DATA, header, entries, views, fds)
+        taken: list[Segment] = []
+        try:
+            for b in buffers:
+                entries.append(self._place(b, views, fds, taken))
+            await self._send_frame(KIND_DATA, header, entries, views, fds)
+        except BaseException:
+            if not self._closed:  # nothing went out: the segments are still ours
+                for seg in taken:
+                    seg.announced = seg.announced and seg.fd not in fds
+                    self._pool.release(seg.id)
+            raise
+
+    def _place(self, b: Any, views: list[Any], fds: list[int], taken: list[Segment]) -> Entry:
+        """The table entry for ``b``: inline (view appended) or copied into a segment."""
+        size = nbytes(b)
+        flags = FLAG_DEVICE if is_device(b) else 0
+        if size < INLINE_MAX or len(fds) == _MAX_FDS:
+            views.append(as_host_view(device_to_host(b)) if flags else as_host_view(b))
+            return Entry(size, flags)
+        seg = self._pool.acquire(size)
+        taken.append(seg)
+        if flags:
+            device_to_host(b, out=seg.array[:size])
+        else:
+            seg.array[:size] = as_host_view(b)  # the one copy
+        if not seg.announced:
+            seg.announced, flags = True, flags | FLAG_SHM_NEW
+            fds.append(seg.fd)
+        return Entry(size, flags | FLAG_SHM, seg.id)
 
     async def _wait_credit(self) -> None:
         if self._credit is None or self._credit.done():

@@ -121,3 +121,14 @@ async def test_idle_segments_beyond_the_limit_are_dropped_on_both_sides(
             await asyncio.sleep(0.01)
         assert not maps, "the receiver still maps a segment the sender dropped"
     assert client._pool.busy_bytes == 0  # type: ignore[attr-defined]
+
+
+async def test_failed_send_gives_its_segments_back(pair: tuple[Link, Link]) -> None:
+    server, client = pair
+    bad = np.zeros((512, 512), np.uint8)[:, ::2]  # not contiguous: refused after a good one
+    with pytest.raises(ValueError, match="contiguous"):
+        await client.send(b"h", [np.ones(BIG, np.uint8), bad])
+    assert client._pool.busy_bytes == 0  # type: ignore[attr-defined]
+    await client.send(b"h", [np.full(BIG, 5, np.uint8)])  # the segment is announced again
+    _, bufs = await server.recv()
+    assert np.frombuffer(bufs[0], np.uint8)[0] == 5
