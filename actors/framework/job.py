@@ -160,6 +160,7 @@ class _Driver:
         self.lumi_slots = asyncio.Semaphore(self.options.max_concurrent_lumis)
         self.events_done = 0
         self.tails: list[asyncio.Task[None]] = []
+        self.error: BaseException | None = None
         self.first_start = 0.0
         self.last_end = 0.0
 
@@ -201,6 +202,10 @@ class _Driver:
                         raise reader.error(f"event {tr.id} outside an open luminosity block")
                     await self._dispatch(group, tr, dispatched, lumi)
                     dispatched += 1
+                    if self.error is not None:  # an event failed without the loop turning
+                        raise self.error
+                    if dispatched % 64 == 0:  # events may complete synchronously: let others run
+                        await asyncio.sleep(0)
                 elif isinstance(tr, BeginLumi):
                     await self._begin_lumi(reader, tr, runs, lumis)
                 elif isinstance(tr, EndLumi):
@@ -236,6 +241,7 @@ class _Driver:
     ) -> None:
         self.free_streams.put_nowait(stream)
         if error is not None:  # a task that raises makes the TaskGroup cancel everything
+            self.error = error
             self.group.create_task(_reraise(error), name=f"event {run.data.id} failed")
             return
         lumi.pending -= 1

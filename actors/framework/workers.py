@@ -23,7 +23,7 @@ import inspect
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Generator
 from concurrent.futures import Executor
 from functools import partial
 from typing import Any
@@ -109,15 +109,33 @@ class ModuleActor:
         return future
 
     def _start(self, item: _Item) -> None:
-        fn, arg = item[0], item[1]
+        fn = item[0]
         self._active += 1
         loop = asyncio.get_running_loop()
         if inspect.iscoroutinefunction(fn):
-            task = loop.create_task(_timed_async(fn, arg), name=f"module {self.name}")
-            self._running.add(task)
-            task.add_done_callback(partial(self._task_done, item))
+            self._start_async(loop, item)
         else:
             self._pool.submit(self._in_thread, loop, item)
+
+    def _start_async(self, loop: asyncio.AbstractEventLoop, item: _Item) -> None:
+        """Run the coroutine's first step now; make a task only if it suspends.
+
+        A call that completes without awaiting anything pending (common for
+        light async modules) then costs no task and no loop iteration.
+        """
+        start = time.perf_counter()
+        coro = item[0](item[1])
+        try:
+            first = coro.send(None)
+        except StopIteration as stop:
+            self._finished(item, stop.value, None, time.perf_counter() - start)
+            return
+        except Exception as exc:
+            self._finished(item, None, exc, 0.0)
+            return
+        task = loop.create_task(_resume(coro, first, start), name=f"module {self.name}")
+        self._running.add(task)
+        task.add_done_callback(partial(self._task_done, item))
 
     def _in_thread(self, loop: asyncio.AbstractEventLoop, item: _Item) -> None:
         """Runs in a worker thread: call, time, and hand the outcome back with one wake-up."""
@@ -161,7 +179,39 @@ class ModuleActor:
         item[2](result, error)
 
 
-async def _timed_async(fn: Callable[[Any], Any], arg: Any) -> tuple[Any, float]:
-    start = time.perf_counter()
-    result = await fn(arg)
+class _Continue:
+    """Awaitable that goes on driving a coroutine already advanced to its first suspension.
+
+    It forwards what the task sends or throws in (future results, cancellation)
+    to the inner coroutine, exactly as ``await`` would have done.
+    """
+
+    __slots__ = ("_coro", "_first")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], first: Any) -> None:
+        self._coro = coro
+        self._first = first
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, pending = self._coro, self._first
+        while True:
+            try:
+                sent = yield pending
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # forwarded into the coroutine, never swallowed
+                try:
+                    pending = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    pending = coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+
+
+async def _resume(coro: Coroutine[Any, Any, Any], first: Any, start: float) -> tuple[Any, float]:
+    result = await _Continue(coro, first)
     return result, time.perf_counter() - start
