@@ -23,6 +23,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from .launch import PROGRESS_MARK, REPORT_MARK, LaunchPlan
 from .topology import Topology
@@ -146,9 +147,8 @@ def _handle_line(line: str, name: str, state: _State, console: Console) -> None:
     if line.startswith(REPORT_MARK):
         state.reports[name] = json.loads(line[len(REPORT_MARK) :])
         return
-    console.print(
-        f"[bold cyan]\\[{name}][/bold cyan] {line}", highlight=False, markup=True, soft_wrap=True
-    )
+    prefix = Text(f"[{name}] ", style="bold cyan")
+    console.print(prefix + Text(line), highlight=False, soft_wrap=True)
 
 
 async def _stop_all(children: list[asyncio.subprocess.Process]) -> None:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, ClassVar
 
 from ..errors import ConfigError, DistributedError
 from ..framework import (
@@ -204,6 +204,9 @@ class FollowerHub(Hub):
 
 class FollowerSource(Source):
     """Replays the transitions of a remote controller (see module doc)."""
+
+    #: events come from the controller: the launcher gives --events/--input elsewhere
+    replays_transitions: ClassVar[bool] = True
 
     def __init__(self, *, link: str, window: int = 256, accept_timeout: float = 300.0) -> None:
         if not isinstance(link, str) or not link:
