@@ -29,12 +29,13 @@ from functools import partial
 from typing import Any
 
 from ..errors import ActorsError, ModuleError
-from .event import EventData, Lumi, LumiContext, LumiID, ProcessEntry, Run, RunContext
+from .event import EventData, LumiID, ProcessEntry
 from .eventrun import EventRun, Runtime
 from .graph import Schedule, build
 from .module import Module
 from .process import Process
 from .report import JobReport, ModuleTiming, PathModuleCounts, PathReport
+from .runlumi import Lumi, LumiContext, Run, RunContext
 from .source import BeginLumi, BeginRun, EndLumi, EndRun, EventTransition
 from .source_reader import SourceReader, fill_products
 from .workers import ModuleActor, format_error
