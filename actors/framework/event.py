@@ -210,6 +210,10 @@ class Event:
         """All present products selected by ``what``, as ``{branch: value}``."""
         return {p.branch: p.value for p in self._find(what)}
 
+    def get_products(self, what: Token | str | Branch) -> list[Product]:
+        """All present products selected by ``what``, with branches and provenance."""
+        return self._find(what)
+
     def get_branch(self, branch: Branch | str) -> Any:
         """The value stored under exactly ``branch`` (no wildcards)."""
         key = Branch.parse(branch) if isinstance(branch, str) else branch
@@ -239,11 +243,16 @@ class Event:
         return Ref(self.get_product(what).branch, index)
 
     # -- writing
-    def put(self, value: Any, instance: str = "") -> Branch:
+    def put(
+        self, value: Any, instance: str = "", *, provenance: Provenance | None = None
+    ) -> Branch:
         """Store ``value`` as this module's product ``instance``; returns its branch.
 
-        Raises FrameworkError if the module did not declare ``instance`` or
-        already put it for this event. numpy arrays are made read-only.
+        ``provenance`` replaces the one the framework would record (this
+        module, its consumed parents): a receiver passes the provenance the
+        product had in the process that made it. Raises FrameworkError if the
+        module did not declare ``instance`` or already put it for this event.
+        numpy arrays are made read-only.
         """
         module = self._module
         branch = module.produces.get(instance)
@@ -255,10 +264,11 @@ class Event:
         products = self._data.products
         if branch in products:
             raise FrameworkError(f"event {self.id}: module {module.label!r} put {branch} twice")
-        parents = tuple(b for b in module.consumes if b in products)
-        provenance = Provenance(
-            module.label, module.module_type, module.parameter_hash, module.process, parents
-        )
+        if provenance is None:
+            parents = tuple(b for b in module.consumes if b in products)
+            provenance = Provenance(
+                module.label, module.module_type, module.parameter_hash, module.process, parents
+            )
         products[branch] = Product(branch, freeze_value(value), provenance)
         return branch
 

@@ -57,3 +57,18 @@ def test_lookup_errors() -> None:
         "numpy.ndarray_tracks__RECO",
     ]
     assert "did not declare" in str(seen["put error"])
+
+
+def test_put_with_given_provenance_and_get_products() -> None:
+    from actors.framework import EventID, LumiID, Provenance
+    from actors.framework.event import Event, EventData, ModuleInfo
+    from actors.framework.runlumi import LumiContext, RunContext
+
+    data = EventData(EventID(1, 1, 1), 0, LumiContext(LumiID(1, 1), RunContext(1, ())))
+    branch = Branch("int", "recv", "", "LOCAL")
+    info = ModuleInfo("recv", "m:Receiver", "h", "LOCAL", {"": branch})
+    original = Provenance("maker", "remote:Maker", "abc", "REMOTE", ())
+    event = Event(data, info)
+    event.put(5, provenance=original)
+    (product,) = event.get_products("recv")
+    assert product.branch == branch and product.value == 5 and product.provenance == original
