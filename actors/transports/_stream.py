@@ -4,7 +4,8 @@ Receiving: one reader callback stays registered on the event loop for the
 whole life of the link (``loop.add_reader``, no per-message registration). Small
 frames are read into a 64 KiB scratch area and parsed from it, several per
 system call; a buffer that is larger than what the scratch holds is allocated
-once (``numpy.empty``, no zero-fill) and the socket reads straight into it.
+once (``numpy.empty``, no zero-fill; from 1 MiB on, reused through
+:mod:`._recvcache`) and the socket reads straight into it.
 Complete messages wait in a short inbox; when ``_INBOX_HIGH`` of them are
 unclaimed the link stops reading (TCP/Unix flow control then stops the sender)
 and resumes when ``recv`` has taken them below ``_INBOX_LOW``.
@@ -48,6 +49,8 @@ from ._framing import (
     parse_prefix,
     parse_table,
 )
+from ._recvcache import MIN_CACHED
+from ._recvcache import cache as recv_cache
 
 __all__ = ["StreamLink", "log"]
 
@@ -358,6 +361,8 @@ class StreamLink(Link):
             self._bufs.append(memoryview(bytearray(self._sview[self._rbeg : end])))
             self._rbeg = end
             self._maybe_complete()
+        elif entry.size >= MIN_CACHED:
+            self._start_target(recv_cache.get(entry.size))
         else:
             self._start_target(np.empty(entry.size, np.uint8))
 
