@@ -147,6 +147,8 @@ def _call_ctor(process: Process, cls: Any, config: ModuleConfig, key: tuple[str,
         ) from exc
     except ConfigError as exc:
         raise process.error(exc.message, *key) from exc
+    except Exception as exc:  # a parameter value the module rejected
+        raise process.error(f"constructing {config.type} failed: {exc!r}", *key) from exc
 
 
 def _guard(process: Process, key: tuple[str, ...], fn: Callable[..., Any], *args: Any) -> Any:
@@ -154,6 +156,9 @@ def _guard(process: Process, key: tuple[str, ...], fn: Callable[..., Any], *args
         return fn(*args)
     except ConfigError as exc:
         raise process.error(exc.message, *key) from exc
+    except Exception as exc:
+        name = getattr(fn, "__qualname__", repr(fn))
+        raise process.error(f"{name} failed: {exc!r}", *key) from exc
 
 
 def _construct(

@@ -6,8 +6,9 @@ Figures (all times in seconds, wall clock):
   failed (a filter rejected); per module in each path: visited, passed,
   failed (filters only can fail), skipped (not run because an earlier filter
   of the path rejected).
-* timing report, per module: calls (events plus transitions), total time in
-  the module's code, mean per call, and fraction of the event-loop time
+* timing report, per module: event calls, total time in the module's code
+  (for ``async def`` methods the wall time from start to end, awaits
+  included), mean per call, transitions apart, and fraction of the event-loop time
   (``total / (event_loop_time * threads)`` - the share of worker capacity).
   Plus event-loop time (first event start to last event end), throughput
   (events / event-loop time) and framework overhead: the fraction of the

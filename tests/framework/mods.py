@@ -375,3 +375,62 @@ class KeptAtBeginJob(OutputModule):
 
     def write(self, event: OutputEvent) -> None:
         pass
+
+
+class AsyncSource(Source):
+    """Async iterator; products given as Product records with foreign provenance."""
+
+    def __init__(self, *, events: int = 6, bad: str = "") -> None:
+        self.events, self.bad = events, bad
+
+    def declare(self, d: Declarer) -> None:
+        d.produces("int", "n", label="reco", process="RECO")
+
+    async def transitions(self) -> Any:  # an async generator
+        from actors.framework import Branch, ProcessEntry, Product, Provenance
+
+        branch = Branch("int", "reco", "n", "RECO")
+        provenance = Provenance("reco", "remote:Maker", "abc", "RECO", ())
+        yield BeginRun(7, (ProcessEntry("RECO", "f00"),))
+        if self.bad == "event-outside-lumi":
+            yield EventTransition(EventID(7, 1, 1), {})
+        yield BeginLumi(7, 1)
+        for n in range(1, self.events + 1):
+            await asyncio.sleep(0)
+            if self.bad == "undeclared" and n == 2:
+                yield EventTransition(EventID(7, 1, n), {"other": 1})
+            yield EventTransition(EventID(7, 1, n), {str(branch): Product(branch, n, provenance)})
+        yield EndLumi(7, 1)
+        if self.bad != "no-end-run":
+            yield EndRun(7)
+
+
+class BlockingSource(CountingSource):
+    blocking = True
+
+
+class ProvenanceOf(Analyzer):
+    concurrency = Concurrency.LEGACY
+    seen: ClassVar[list[Any]] = []
+
+    def begin_job(self) -> None:
+        ProvenanceOf.seen = []
+
+    def declare(self, d: Declarer) -> None:
+        self.token = d.consumes("*_reco_n_RECO")
+
+    def begin_run(self, run: Any) -> None:
+        ProvenanceOf.seen.append(run.process_history)
+
+    def analyze(self, event: Event) -> None:
+        product = event.get_product(self.token)
+        ProvenanceOf.seen.append((event.id, product.value, product.provenance.module_type))
+
+
+class Picky(Analyzer):
+    def __init__(self, *, level: int = 0) -> None:
+        if level < 0:
+            raise ValueError("level must be >= 0")
+
+    def analyze(self, event: Event) -> None:
+        pass

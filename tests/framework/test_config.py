@@ -224,3 +224,13 @@ def test_duplicate_labels_and_bad_types() -> None:
         p.add_module("b", "no_colon")
     with pytest.raises(ConfigError, match="label"):
         p.add_module("has_underscore", f"{M}:Add")
+
+
+def test_rejected_parameter_value_is_a_config_error() -> None:
+    p = Process("T")
+    p.set_source(f"{M}:CountingSource")
+    p.add_module("a", f"{M}:Picky", level=-1)
+    p.add_path("p", ["a"])
+    with pytest.raises(ConfigError, match="level must be >= 0") as info:
+        run(p)
+    assert info.value.key == "modules.a"
