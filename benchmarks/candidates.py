@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shlex
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,9 @@ __all__ = ["CANDIDATES", "Candidate", "build_launch", "unavailable"]
 
 #: environment for UCX on a machine without InfiniBand (the user's settings win)
 UCX_ENV = {"UCX_TLS": "tcp,sm,self", "UCX_WARN_UNUSED_ENV_VARS": "n"}
+#: Open MPI refuses to run as root (containers) without these; MPICH ignores them
+OPENMPI_AS_ROOT = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+                   "OMPI_MCA_rmaps_base_oversubscribe": "1"}
 
 
 @dataclass(frozen=True)
@@ -116,7 +120,11 @@ def device_of(c: Candidate, ctx: Context) -> str:
 
 
 def build_launch(c: Candidate, ctx: Context, workdir: str) -> Launch:
-    """The processes for one series (``workdir``: scratch space, e.g. port files)."""
+    """The processes for one series (``workdir``: scratch space, e.g. port files).
+
+    ``mpi2`` jobs insert ``$BENCH_MPIEXEC_ARGS`` (e.g. ``-f hosts -ppn 1``) before
+    ``-n 2``, so that the two ranks can be placed on two nodes.
+    """
     extra = dict(c.extra)
     if "url" in extra:
         extra["url"] = extra["url"].replace("PORTFILE", os.path.join(workdir, "port"))
@@ -126,6 +134,8 @@ def build_launch(c: Candidate, ctx: Context, workdir: str) -> Launch:
     config = json.dumps({"sizes": sizes, "budget": ctx.budget.to_json(),
                          "device": device_of(c, ctx), "extra": extra})
     env = {k: os.environ.get(k, v) for k, v in UCX_ENV.items()} if c.group == "ucx" else {}
+    if c.launch.startswith("mpi") and os.geteuid() == 0:
+        env.update(OPENMPI_AS_ROOT)  # ignored by MPICH
 
     def argv(role: str) -> list[str]:
         return [python(), "-m", c.module, c.variant, role, config]
@@ -136,7 +146,8 @@ def build_launch(c: Candidate, ctx: Context, workdir: str) -> Launch:
     if c.launch == "pair":
         return Launch(argv("client"), argv("server"), env=env, timeout=ctx.timeout)
     if c.launch == "mpi2":
-        return Launch([mpi, "-n", "2", *argv("rank")], env=env, timeout=ctx.timeout)
+        spread = shlex.split(os.environ.get("BENCH_MPIEXEC_ARGS", ""))  # e.g. "-f hosts -ppn 1"
+        return Launch([mpi, *spread, "-n", "2", *argv("rank")], env=env, timeout=ctx.timeout)
     return Launch([mpi, "-n", "1", *argv("client")], [mpi, "-n", "1", *argv("server")],
                   env=env, timeout=ctx.timeout)
 

@@ -113,9 +113,11 @@ class _Proc:
                     return None
 
     def stderr_tail(self) -> str:
+        """The most telling stderr lines: the last ones naming an error, else the last 3."""
         self.stderr.seek(0)
-        lines = self.stderr.read().decode(errors="replace").strip().splitlines()
-        return " | ".join(lines[-3:])
+        lines = [ln.strip() for ln in self.stderr.read().decode(errors="replace").splitlines()]
+        errors = [ln for ln in lines if "error" in ln.lower() or "exception" in ln.lower()]
+        return " | ".join((errors or [ln for ln in lines if ln])[-3:])
 
     def kill_group(self) -> None:
         """SIGTERM the process group, SIGKILL what is left after 2 s; reap."""

@@ -30,6 +30,7 @@ class Context:
     out: Path
     transports: list[str]
     device: str  # "host" | "gpu"
+    repeat: int = 1  # rounds over all transport series (best round kept per size)
     log: Callable[[str], None] = print
 
     @property
