@@ -31,6 +31,10 @@ _PACKAGES = {
 }
 
 
+#: Open MPI refuses root without these (containers); MPICH ignores them
+_OPENMPI_AS_ROOT = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
+
+
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -84,7 +88,7 @@ def mpi_library_version(mpiexec: str | None) -> str | None:
     try:
         out = subprocess.run([mpiexec, "-n", "1", sys.executable, "-c", code],
                              capture_output=True, text=True, timeout=30,
-                             stdin=subprocess.DEVNULL)
+                             stdin=subprocess.DEVNULL, env=os.environ | _OPENMPI_AS_ROOT)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None

@@ -47,7 +47,7 @@ def plot_transports(records: list[dict[str, Any]], out: Path, device: str) -> li
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
         fig.tight_layout()
         path = out / fname
-        fig.savefig(path, dpi=110)
+        fig.savefig(path, dpi=90)
         plt.close(fig)
         written.append(path)
     return written
