@@ -143,6 +143,18 @@ class ModuleInfo:
     produces: dict[str, Branch] = field(default_factory=dict)  # instance -> branch
     consumes: tuple[Branch, ...] = ()
     slot: int = 0  # identifies the module instance for run/lumi state
+    _provenance: dict[tuple[Branch, ...], Provenance] = field(default_factory=dict)
+
+    def provenance(self, parents: tuple[Branch, ...]) -> Provenance:
+        """The (cached) provenance of a product this module puts with ``parents``."""
+        cached = self._provenance.get(parents)
+        if cached is None:
+            cached = Provenance(
+                self.label, self.module_type, self.parameter_hash, self.process, parents
+            )
+            if len(self._provenance) < 64:
+                self._provenance[parents] = cached
+        return cached
 
 
 def freeze_value(value: Any) -> Any:
@@ -265,10 +277,7 @@ class Event:
         if branch in products:
             raise FrameworkError(f"event {self.id}: module {module.label!r} put {branch} twice")
         if provenance is None:
-            parents = tuple(b for b in module.consumes if b in products)
-            provenance = Provenance(
-                module.label, module.module_type, module.parameter_hash, module.process, parents
-            )
+            provenance = module.provenance(tuple(b for b in module.consumes if b in products))
         products[branch] = Product(branch, freeze_value(value), provenance)
         return branch
 

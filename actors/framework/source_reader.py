@@ -9,7 +9,7 @@ from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
 from ..errors import FrameworkError, ModuleError
-from .event import EventData, Product, Provenance, freeze_value
+from .event import EventData, Product, freeze_value
 from .source import Source, Transition
 from .workers import format_error
 
@@ -80,7 +80,6 @@ def fill_products(source: SourceNode, data: EventData, products: Mapping[Any, An
     """Store the source's products of one event; FrameworkError for undeclared keys."""
     info = source.info
     store = data.products
-    provenance: Provenance | None = None
     for key, value in products.items():
         branch = source.keys.get(key)
         if branch is None:
@@ -91,8 +90,4 @@ def fill_products(source: SourceNode, data: EventData, products: Mapping[Any, An
         if isinstance(value, Product):
             store[branch] = Product(branch, freeze_value(value.value), value.provenance)
             continue
-        if provenance is None:
-            provenance = Provenance(
-                info.label, info.module_type, info.parameter_hash, info.process, ()
-            )
-        store[branch] = Product(branch, freeze_value(value), provenance)
+        store[branch] = Product(branch, freeze_value(value), info.provenance(()))

@@ -130,6 +130,13 @@ class ModuleActor:
         except StopIteration as stop:
             self._finished(item, stop.value, None, time.perf_counter() - start)
             return
+        except asyncio.CancelledError as exc:
+            # Raised by the module's own first step, not a cancellation of ours (nothing was
+            # awaited here): report it as the module's failure.
+            error = FrameworkError(f"module {self.name!r} raised CancelledError")
+            error.__cause__ = exc
+            self._finished(item, None, error, 0.0)
+            return
         except Exception as exc:
             self._finished(item, None, exc, 0.0)
             return
