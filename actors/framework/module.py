@@ -40,7 +40,11 @@ Contracts:
   concurrently, :attr:`Concurrency.LEGACY` one instance, calls serialised
   through its mailbox.
 * An exception raised by any method stops the job with
-  :class:`~actors.errors.ModuleError` naming the label and transition.
+  :class:`~actors.errors.ModuleError` naming the label and transition. After
+  a failure no further hook runs: ``end_lumi``/``end_run``/``end_job`` are
+  called only on the way to a successful end, so a module that holds outside
+  resources must also release them when it is garbage-collected or provide its
+  own cleanup for callers.
 """
 
 from __future__ import annotations
