@@ -33,7 +33,7 @@ from .workers import ModuleActor, format_error
 
 __all__ = ["EventRun", "OrderedGate", "Runtime"]
 
-_IDLE, _REQUESTED, _RUNNING, _DONE = 0, 1, 2, 3
+_IDLE, _REQUESTED, _RUNNING, _DONE, _UNSELECTED = 0, 1, 2, 3, 4
 
 
 class OrderedGate:
@@ -172,7 +172,7 @@ class EventRun:
             return
         node = self._rt.nodes[n]
         if node.kind == "output" and not self._selected(node):
-            self.state[n] = _DONE
+            self.state[n] = _UNSELECTED  # no select_events path accepted the event
             return
         self.state[n] = _REQUESTED
         self.pending += 1
@@ -272,7 +272,9 @@ class EventRun:
             else:
                 report.failed += 1
             for k, counts in enumerate(report.modules):
-                if failed_at < 0 or k < failed_at:
+                if self.state[plan.nodes[k]] == _UNSELECTED:
+                    counts.skipped += 1
+                elif failed_at < 0 or k < failed_at:
                     counts.visited += 1
                     counts.passed += 1
                 elif k == failed_at:

@@ -5,7 +5,8 @@ Figures (all times in seconds, wall clock):
 * trigger report, per trigger path: events visited, passed (accepted),
   failed (a filter rejected); per module in each path: visited, passed,
   failed (filters only can fail), skipped (not run because an earlier filter
-  of the path rejected).
+  of the path rejected, or, for an output module, because none of its
+  ``select_events`` paths accepted the event).
 * timing report, per module: event calls, total time in the module's code
   (for ``async def`` methods the wall time from start to end, awaits
   included), mean per call, transitions apart, and fraction of the event-loop time

@@ -40,6 +40,8 @@ def test_trigger_report_counts() -> None:
     assert (a.label, a.visited, a.passed, a.skipped) == ("a", 5, 5, 5)
     assert (col.visited, col.skipped) == (5, 5)
     assert paths["e"].end and paths["e"].visited == 10
+    (out,) = paths["e"].modules
+    assert (out.visited, out.passed, out.skipped) == (5, 5, 5)  # written only if "evens" passed
 
 
 def test_timing_report_counts_calls_per_module() -> None:
