@@ -91,7 +91,7 @@ def mpi_library_version(mpiexec: str | None) -> str | None:
                              stdin=subprocess.DEVNULL, env=os.environ | _OPENMPI_AS_ROOT)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return out.stdout.strip() or None
+    return out.stdout.replace("\x00", "").strip() or None  # Open MPI ends it with NUL
 
 
 def versions(mpiexec: str | None) -> dict[str, Any]:
