@@ -30,7 +30,7 @@ import os
 import select
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 import numpy as np
@@ -98,6 +98,10 @@ class StreamLink(Link):
         self._target: memoryview | None = None  # direct-read destination
         self._tgot = 0
         self._target_is_preamble = False
+        # the plain socket call when no subclass changes how bytes are read
+        self._recv_into: Callable[[memoryview], int] = (
+            sock.recv_into if type(self)._read_into is StreamLink._read_into else self._read_into
+        )
         self._loop.add_reader(self._fd, self._on_readable)
 
     # -- public API ---------------------------------------------------------------
@@ -171,22 +175,35 @@ class StreamLink(Link):
         fds: Sequence[int] = (),
     ) -> None:
         iov = [encode_preamble(kind, header, entries)]
-        iov.extend(v for v in views if len(v))
-        await self._send_lock.acquire()  # returns at once when nobody is sending
-        try:
+        if views:
+            iov.extend(v for v in views if len(v))
+        if not self._send_lock.locked():
+            # nobody is sending: try at once, without yielding (usually takes it all)
             self._check_usable()
-            n = self._sendmsg(iov[:_IOV_MAX], fds)  # usually takes the whole frame
+            n = self._sendmsg(iov[:_IOV_MAX], fds)
             if n:
                 fds = ()
                 _consume(iov, n)
-            if iov:
-                await self._write(iov, fds, sent_any=bool(n))
+            if not iov:
+                return
+            sent_any = bool(n)
+        else:
+            sent_any = False
+        await self._send_lock.acquire()  # does not yield when free
+        try:
+            self._check_usable()
+            await self._write(iov, fds, sent_any=sent_any)
         finally:
             self._send_lock.release()
 
     async def _write(self, iov: list[Any], fds: Sequence[int], *, sent_any: bool) -> None:
-        """Send the rest of a frame as the socket drains."""
+        """Send the rest of a frame; waits for writability between attempts."""
         try:
+            if not sent_any:
+                n = self._sendmsg(iov[:_IOV_MAX], fds)
+                if n:
+                    sent_any, fds = True, ()
+                    _consume(iov, n)
             while iov:
                 await self._writable()
                 n = self._sendmsg(iov[:_IOV_MAX], fds)
@@ -199,10 +216,10 @@ class StreamLink(Link):
             raise
 
     def _sendmsg(self, iov: list[Any], fds: Sequence[int]) -> int:
-        anc = (
-            [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds).tobytes())] if fds else []
-        )
         try:
+            if not fds:
+                return self._sock.sendmsg(iov)
+            anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds).tobytes())]
             return self._sock.sendmsg(iov, anc)
         except (BlockingIOError, InterruptedError):
             return 0
@@ -261,7 +278,7 @@ class StreamLink(Link):
         while not self._closed and not self._paused:
             target = self._target
             if target is not None:
-                n = self._read_into(target[self._tgot :])
+                n = self._recv_into(target[self._tgot :])
                 if n == 0:
                     return self._eof()
                 self._tgot += n
@@ -274,7 +291,7 @@ class StreamLink(Link):
             if self._rend == _SCRATCH:
                 self._compact()
             space = _SCRATCH - self._rend
-            n = self._read_into(self._sview[self._rend :])
+            n = self._recv_into(self._sview[self._rend :])
             if n == 0:
                 return self._eof()
             self._rend += n
