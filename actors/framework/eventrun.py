@@ -20,11 +20,12 @@ Rules, applied per event, all on the loop thread (no locks):
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ModuleError
+from ..errors import FrameworkError, ModuleError
 from .branch import Branch
 from .event import Event, EventData, OutputEvent
 from .graph import ModuleNode, PathPlan
@@ -34,6 +35,12 @@ from .workers import ModuleActor, format_error
 __all__ = ["EventRun", "OrderedGate", "Runtime"]
 
 _IDLE, _REQUESTED, _RUNNING, _DONE, _UNSELECTED = 0, 1, 2, 3, 4
+
+
+def _np_bool() -> type:
+    """numpy's bool scalar type if numpy is loaded (filters often return one)."""
+    numpy = sys.modules.get("numpy")
+    return numpy.bool_ if numpy is not None else bool
 
 
 class OrderedGate:
@@ -201,8 +208,12 @@ class EventRun:
 
         if node.kind == "output":
             def write() -> None:
-                if not self._finished:
+                if self._finished:
+                    return
+                try:
                     actor.tell(fn, self._output_event(n), done)
+                except Exception as exc:  # runs from another event's callback: keep it ours
+                    self._done(n, None, exc)
             rt.gates[n].when_turn(self.data.index, write)
         else:
             actor.tell(fn, Event(self.data, node.infos[slot]), done)
@@ -227,11 +238,25 @@ class EventRun:
         if self._finished:
             return
         node = self._rt.nodes[n]
+        if error is None and node.kind == "filter" and not isinstance(result, bool | _np_bool()):
+            error = FrameworkError(
+                f"filter {node.label!r} returned {result!r}; filter() must return a bool"
+            )
         if error is not None:
             self._complete(ModuleError(
                 node.label, f"event {self.data.id}", error, format_error(error)
             ))
             return
+        try:
+            self._proceed(n, node, result)
+        except Exception as exc:  # a callback must not lose an error: fail the event
+            failure = FrameworkError(
+                f"event {self.data.id}: scheduling after module {node.label!r} failed: {exc!r}"
+            )
+            failure.__cause__ = exc
+            self._complete(failure)
+
+    def _proceed(self, n: int, node: ModuleNode, result: Any) -> None:
         self.state[n] = _DONE
         self.pending -= 1
         if node.kind == "output":

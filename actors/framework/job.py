@@ -251,7 +251,11 @@ class _Driver:
         self.events_done += 1
         self.last_end = time.perf_counter()
         if self.progress is not None:
-            self.progress(self.events_done)
+            try:
+                self.progress(self.events_done)
+            except Exception as exc:  # called from a callback: make the job fail, not hang
+                self.error = exc
+                self.group.create_task(_reraise(exc), name="progress callback failed")
 
     async def _begin_run(
         self, reader: SourceReader, tr: BeginRun, runs: dict[int, _RunState]

@@ -434,3 +434,8 @@ class Picky(Analyzer):
 
     def analyze(self, event: Event) -> None:
         pass
+
+
+class NoReturnFilter(Filter):
+    def filter(self, event: Event) -> bool:
+        pass  # type: ignore[return-value]  # the bug under test: no return

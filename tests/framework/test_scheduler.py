@@ -188,3 +188,25 @@ def test_output_knows_its_kept_branches_before_the_first_event() -> None:
     from tests.framework.mods import KeptAtBeginJob
 
     assert KeptAtBeginJob.kept == ["int_a__TEST"]
+
+
+def test_filter_must_return_a_bool() -> None:
+    p = _process()
+    p.add_module("f", f"{M}:NoReturnFilter")
+    p.add_path("p", ["f"])
+    with pytest.raises(ModuleError, match="must return a bool") as info:
+        run(p)
+    assert info.value.label == "f" and info.value.transition == "event 1:1:1"
+
+
+def test_failing_progress_callback_fails_the_job() -> None:
+    p = _process()
+    p.add_module("a", f"{M}:Add")
+    p.add_path("p", ["a"])
+
+    def progress(done: int) -> None:
+        if done == 3:
+            raise RuntimeError("progress broke")
+
+    with pytest.raises(RuntimeError, match="progress broke"):
+        run(p, progress=progress)
