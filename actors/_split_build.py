@@ -139,6 +139,7 @@ def _check_cycles(a: Analysis, versions: dict[str, dict[str, list[str]]]) -> Non
         edges.setdefault(src, set()).add(dst)
 
     _data_edges(a, edge)
+    data = {k: set(v) for k, v in edges.items()}
     filters = {(s, p.receiver) for p in a.pairs.values() for s in (other(p.origin),)}
     filters |= {(s, m) for m, kind in a.kinds.items() if kind == "filter" for s in (LOCAL, REMOTE)}
     for side, table in versions.items():
@@ -149,8 +150,8 @@ def _check_cycles(a: Analysis, versions: dict[str, dict[str, list[str]]]) -> Non
         for name, labels in table.items():
             for i, label in enumerate(labels):
                 node = (side, label)
-                for before in labels[:i]:
-                    if (side, before) in filters:
+                for before in labels[:i]:  # a filter that consumes node pulls it: no wait
+                    if (side, before) in filters and not _reaches(data, (side, before), node):
                         edge(node, (side, before))
                 if _is_end(a, name):
                     for dst in trigger_nodes:
@@ -162,6 +163,21 @@ def _check_cycles(a: Analysis, versions: dict[str, dict[str, list[str]]]) -> Non
             f"splitting creates a cycle across the processes ({trail}): each side would wait "
             "for the other; offload or --duplicate these modules together, or reorder the path"
         )
+
+
+def _reaches(edges: dict[tuple[str, str], set[tuple[str, str]]], src: tuple[str, str],
+             dst: tuple[str, str]) -> bool:
+    """True if ``dst`` is reachable from ``src`` through data edges of one side."""
+    seen = {src}
+    todo = [src]
+    while todo:
+        for nxt in edges.get(todo.pop(), ()):
+            if nxt == dst:
+                return True
+            if nxt not in seen and nxt[0] == src[0]:
+                seen.add(nxt)
+                todo.append(nxt)
+    return False
 
 
 def _is_end(a: Analysis, name: str) -> bool:
