@@ -17,7 +17,7 @@ from actors.errors import ConfigError
 from actors.framework import Process, run_process
 from actors.split import main, split_process
 
-from .mods import M, RECORDS
+from .mods import RECORDS, M
 
 REPO = Path(__file__).resolve().parents[2]
 DIMUON = REPO / "examples" / "dimuon"
@@ -239,7 +239,7 @@ def test_bare_label_consumer_of_a_receiver_is_refused() -> None:
     p.modules["r"].params["srcs"] = ["c"]
     p.add_module("s", "tests.split.test_split:Bare")
     p.add_path("q", ["s"])
-    with pytest.raises(ConfigError, match="module 's' consumes 'c'.*Receiver"):
+    with pytest.raises(ConfigError, match=r"module 's' consumes 'c'.*Receiver"):
         split_process(p, ["c"])
 
 
