@@ -86,10 +86,19 @@ def _progress(
 ) -> tuple[Any, Callable[[int], None] | None]:
     if not sys.stdout.isatty():
         return None, None
-    from rich.progress import Progress
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     total = args.events if args.events is not None else process.options.events
-    progress = Progress(transient=True)
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("events"), TimeElapsedColumn(), transient=True,
+    )
     task = progress.add_task(f"process {process.name}", total=total)
     progress.start()
 

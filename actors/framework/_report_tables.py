@@ -14,8 +14,9 @@ def trigger_table(report: JobReport) -> Table:
     """Per path: visited/passed/failed, then one indented row per module."""
     table = Table(title=f"Trigger report - process {report.process}: "
                   f"{report.events} events, {report.accepted} accepted")
-    for column in ("path / module", "visited", "passed", "failed", "skipped"):
-        table.add_column(column, justify="left" if column.startswith("path") else "right")
+    table.add_column("path / module", no_wrap=True)
+    for column in ("visited", "passed", "failed", "skipped"):
+        table.add_column(column, justify="right", no_wrap=True, min_width=len(column))
     for path in report.paths:
         kind = "end path" if path.end else "path"
         table.add_row(f"[bold]{kind} {path.name}[/bold]", str(path.visited), str(path.passed),
@@ -36,8 +37,10 @@ def timing_table(report: JobReport) -> Table:
             f"wall {report.wall_time:.3f} s"
         ),
     )
-    for column in ("module", "type", "calls", "total [s]", "mean [ms]", "fraction"):
-        table.add_column(column, justify="left" if column in ("module", "type") else "right")
+    table.add_column("module", no_wrap=True)
+    table.add_column("type", overflow="ellipsis", max_width=40)
+    for column in ("calls", "total (s)", "mean (ms)", "fraction"):
+        table.add_column(column, justify="right", no_wrap=True, min_width=len(column))
     for m in sorted(report.modules, key=lambda m: -m.total):
         table.add_row(m.label, m.type, str(m.calls), f"{m.total:.4f}", f"{1e3 * m.mean:.3f}",
                       f"{100 * report.fraction(m):.1f}%")
