@@ -33,7 +33,8 @@ def timing_table(report: JobReport) -> Table:
         title=f"Timing report - {report.streams} streams, {report.threads} threads",
         caption=(
             f"event loop {report.event_loop_time:.3f} s, {report.throughput:.1f} events/s; "
-            f"framework overhead {100 * report.overhead:.1f}% of thread capacity; "
+            f"worker threads idle {100 * report.overhead:.1f}% (framework overhead when "
+            "modules could keep them busy); "
             f"wall {report.wall_time:.3f} s"
         ),
     )
