@@ -150,6 +150,11 @@ class Process:
         self.options.validate(self._doc)
         if self.source is None:
             raise _error(self._doc, "the process has no source", "source")
+        if self.source.label in self.modules:
+            raise _error(
+                self._doc, f"label {self.source.label!r} is both the source and a module",
+                "modules", self.source.label,
+            )
         for path in self.paths.values():
             table = "end_paths" if path.end else "paths"
             for label in path.modules:
