@@ -57,3 +57,19 @@ async def test_run_process_inside_a_running_loop() -> None:
     report = await run_process(_async_process(), events=4)
     assert report.events == 4
     assert len(ProvenanceOf.seen) == 1 + 4
+
+
+async def test_cancelling_run_process_stops_the_job_cleanly() -> None:
+    import asyncio
+    import threading
+
+    p = Process("T")
+    p.set_source(f"{M}:CountingSource", lumis=100, events=100)
+    p.add_module("a", f"{M}:Add", sleep=0.002)
+    p.add_path("p", ["a"])
+    before = {t.name for t in threading.enumerate()}
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.3):
+            await run_process(p, streams=2, threads=2)
+    left = {t.name for t in threading.enumerate()} - before
+    assert not any(name.startswith("actors-T") for name in left)
