@@ -23,7 +23,7 @@ import inspect
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Callable
 from concurrent.futures import Executor
 from functools import partial
 from typing import Any
@@ -118,29 +118,14 @@ class ModuleActor:
             self._pool.submit(self._in_thread, loop, item)
 
     def _start_async(self, loop: asyncio.AbstractEventLoop, item: _Item) -> None:
-        """Run the coroutine's first step now; make a task only if it suspends.
+        """Run an async module call as its own task.
 
-        A call that completes without awaiting anything pending (common for
-        light async modules) then costs no task and no loop iteration.
+        The call must run inside its own task: code such as ``asyncio.timeout``,
+        ``TaskGroup`` or locks relies on ``asyncio.current_task()``, so stepping the
+        coroutine eagerly from whatever task happens to be current is not safe on
+        Python 3.11 (there is no eager task factory before 3.12).
         """
-        start = time.perf_counter()
-        coro = item[0](item[1])
-        try:
-            first = coro.send(None)
-        except StopIteration as stop:
-            self._finished(item, stop.value, None, time.perf_counter() - start)
-            return
-        except asyncio.CancelledError as exc:
-            # Raised by the module's own first step, not a cancellation of ours (nothing was
-            # awaited here): report it as the module's failure.
-            error = FrameworkError(f"module {self.name!r} raised CancelledError")
-            error.__cause__ = exc
-            self._finished(item, None, error, 0.0)
-            return
-        except Exception as exc:
-            self._finished(item, None, exc, 0.0)
-            return
-        task = loop.create_task(_resume(coro, first, start), name=f"module {self.name}")
+        task = loop.create_task(_timed(item[0], item[1]), name=f"module {self.name}")
         self._running.add(task)
         task.add_done_callback(partial(self._task_done, item))
 
@@ -186,39 +171,7 @@ class ModuleActor:
         item[2](result, error)
 
 
-class _Continue:
-    """Awaitable that goes on driving a coroutine already advanced to its first suspension.
-
-    It forwards what the task sends or throws in (future results, cancellation)
-    to the inner coroutine, exactly as ``await`` would have done.
-    """
-
-    __slots__ = ("_coro", "_first")
-
-    def __init__(self, coro: Coroutine[Any, Any, Any], first: Any) -> None:
-        self._coro = coro
-        self._first = first
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        coro, pending = self._coro, self._first
-        while True:
-            try:
-                sent = yield pending
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as exc:  # forwarded into the coroutine, never swallowed
-                try:
-                    pending = coro.throw(exc)
-                except StopIteration as stop:
-                    return stop.value
-            else:
-                try:
-                    pending = coro.send(sent)
-                except StopIteration as stop:
-                    return stop.value
-
-
-async def _resume(coro: Coroutine[Any, Any, Any], first: Any, start: float) -> tuple[Any, float]:
-    result = await _Continue(coro, first)
+async def _timed(fn: Callable[[Any], Any], arg: Any) -> tuple[Any, float]:
+    start = time.perf_counter()
+    result = await fn(arg)
     return result, time.perf_counter() - start
