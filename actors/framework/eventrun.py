@@ -110,8 +110,8 @@ class EventRun:
     """
 
     __slots__ = (
-        "_finished", "_on_done", "_paths", "_rt", "_stream", "data", "failed_at", "fresult",
-        "pending", "pos", "state", "waiting", "waiting_paths",
+        "_depth", "_finished", "_on_done", "_paths", "_rt", "_stream", "data", "failed_at",
+        "fresult", "pending", "pos", "state", "waiting", "waiting_paths",
     )
 
     def __init__(self, rt: Runtime, data: EventData, stream: int, on_done: OnEventDone) -> None:
@@ -129,11 +129,16 @@ class EventRun:
         self.waiting_paths: dict[int, list[int]] = {}
         self._finished = False
         self._on_done = on_done
+        self._depth = 0  # > 0 while paths are being advanced: the phase cannot end then
 
     def start(self) -> None:
         """Request the trigger paths' first modules (may complete at once)."""
-        for p in range(len(self._rt.trigger_paths)):
-            self._advance(p)
+        self._depth += 1
+        try:
+            for p in range(len(self._rt.trigger_paths)):
+                self._advance(p)
+        finally:
+            self._depth -= 1
         self._check_phase()
 
     def _complete(self, error: BaseException | None) -> None:
@@ -152,6 +157,15 @@ class EventRun:
         return self._rt.trigger_paths[p] if p < n_trig else self._rt.end_paths[p - n_trig]
 
     def _advance(self, p: int) -> None:
+        # A module may complete inside _request (before the rest of the path is requested):
+        # the phase check waits until the outermost advance is over.
+        self._depth += 1
+        try:
+            self._advance_path(p)
+        finally:
+            self._depth -= 1
+
+    def _advance_path(self, p: int) -> None:
         plan = self._plan(p)
         pos = self.pos[p]
         while pos < len(plan.nodes):
@@ -273,13 +287,17 @@ class EventRun:
         self._check_phase()
 
     def _check_phase(self) -> None:
-        if self.pending or self._finished:
+        if self.pending or self._finished or self._depth:
             return
         if self._paths is self._rt.trigger_paths and self._rt.end_paths:
             self._paths = self._rt.end_paths
             first = len(self._rt.trigger_paths)
-            for p in range(first, first + len(self._rt.end_paths)):
-                self._advance(p)
+            self._depth += 1
+            try:
+                for p in range(first, first + len(self._rt.end_paths)):
+                    self._advance(p)
+            finally:
+                self._depth -= 1
             if self.pending:
                 return
         self._complete(None)

@@ -439,3 +439,17 @@ class Picky(Analyzer):
 class NoReturnFilter(Filter):
     def filter(self, event: Event) -> bool:
         pass  # type: ignore[return-value]  # the bug under test: no return
+
+
+class WithTimeout(Producer):
+    """Uses asyncio.timeout and a TaskGroup, which need to run inside their own task."""
+
+    def declare(self, d: Declarer) -> None:
+        self.n = d.consumes("source")
+        d.produces("int")
+
+    async def produce(self, event: Event) -> None:
+        async with asyncio.timeout(10):
+            async with asyncio.TaskGroup() as group:
+                task = group.create_task(asyncio.sleep(0, event.get(self.n)))
+        event.put(task.result())

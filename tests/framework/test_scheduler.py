@@ -210,3 +210,28 @@ def test_failing_progress_callback_fails_the_job() -> None:
 
     with pytest.raises(RuntimeError, match="progress broke"):
         run(p, progress=progress)
+
+
+def test_modules_completing_at_once_do_not_end_the_trigger_phase_early() -> None:
+    # async modules that never suspend: every trigger path must be done before the end path
+    p = _process(streams=1)
+    p.add_module("x", f"{M}:TrivialAsync")
+    p.add_module("y", f"{M}:TrivialAsync")
+    p.add_module("z", f"{M}:TrivialAsync")
+    p.add_path("p1", ["x"])
+    p.add_path("p2", ["y", "z"])
+    p.add_module("out", f"{M}:Memory", output_commands=["keep *_?_*_*"])
+    p.add_end_path("e", ["out"])
+    report = run(p)
+    expected = {"int_x__TEST": 1, "int_y__TEST": 1, "int_z__TEST": 1}
+    assert Memory.written["out"] == [(n, expected) for n in range(1, 9)]
+    assert all(path.passed == 8 for path in report.paths)
+
+
+def test_async_module_may_use_task_bound_asyncio_features() -> None:
+    p = _process(streams=2)
+    p.add_module("t", f"{M}:WithTimeout")
+    p.add_module("col", f"{M}:Collect", input="t")
+    p.add_path("p", ["col"])
+    run(p)
+    assert sorted(Collect.seen["col"]) == [(n, n) for n in range(1, 9)]
