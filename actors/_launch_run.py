@@ -186,7 +186,7 @@ def _progress(console: Console) -> Any:
 
 def _print_summary(state: _State, console: Console) -> None:
     table = Table(title="launch summary")
-    for column in ("process", "exit", "events", "wall [s]", "events/s"):
+    for column in ("process", "exit", "events", "wall (s)", "events/s"):
         table.add_column(column, justify="right" if column != "process" else "left")
     for name in state.names:
         report = state.reports.get(name, {})

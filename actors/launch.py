@@ -35,12 +35,11 @@ from typing import Any
 
 from .distributed.endpoints import LinkEndpoint, LinkTable
 from .errors import ActorsError, ConfigError
+from .run import PROGRESS_MARK, REPORT_MARK
 from .topology import LinkSpec, ProcessSpec, Topology, load_topology
 
-__all__ = ["LaunchPlan", "ProcessLaunch", "build_plan", "main"]
+__all__ = ["PROGRESS_MARK", "REPORT_MARK", "LaunchPlan", "ProcessLaunch", "build_plan", "main"]
 
-PROGRESS_MARK = "@@actors-progress "
-REPORT_MARK = "@@actors-report "
 
 
 @dataclass

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, FrameworkError, ModuleError
+from .errors import ActorsError, ConfigError, ModuleError
 from .framework import JobReport, OutputModule, Process, run_process
 from .framework.loader import load_class
 
@@ -81,9 +84,31 @@ async def _run(process: Process, args: argparse.Namespace) -> JobReport:
             progress.stop()
 
 
+#: Set by ``python -m actors.launch``: progress and the final report go to stdout as
+#: marker lines (one JSON object each) that the launcher consumes, also through mpiexec.
+PROGRESS_LINES_ENV = "ACTORS_PROGRESS_LINES"
+PROGRESS_MARK = "@@actors-progress "
+REPORT_MARK = "@@actors-report "
+
+
+def _marker_progress(total: int | None) -> Callable[[int], None]:
+    last = [0.0]
+
+    def update(done: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 0.25 or done == total:
+            last[0] = now
+            print(PROGRESS_MARK + json.dumps({"done": done, "total": total}), flush=True)
+
+    return update
+
+
 def _progress(
     process: Process, args: argparse.Namespace
 ) -> tuple[Any, Callable[[int], None] | None]:
+    total = args.events if args.events is not None else process.options.events
+    if os.environ.get(PROGRESS_LINES_ENV) == "1":
+        return None, _marker_progress(total)
     if not sys.stdout.isatty():
         return None, None
     from rich.progress import (
@@ -94,7 +119,6 @@ def _progress(
         TimeElapsedColumn,
     )
 
-    total = args.events if args.events is not None else process.options.events
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("events"), TimeElapsedColumn(), transient=True,
@@ -133,14 +157,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    except FrameworkError as exc:
-        print(f"framework error: {exc}", file=sys.stderr)
+    except ActorsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     if not args.quiet:
         report.print()
+    if os.environ.get(PROGRESS_LINES_ENV) == "1":
+        summary = {"events": report.events, "wall_s": report.wall_time}
+        print(REPORT_MARK + json.dumps(summary), flush=True)
     if args.report_json:
         Path(args.report_json).write_text(report.to_json())
     return 0
