@@ -139,6 +139,7 @@ class _Driver:
                     f"{n.label}#{slot}" if len(n.instances) > 1 else n.label,
                     self.timings[n.index], pool, capacity=capacity,
                     workers=self.options.streams if _shared(n.instances[0]) else 1,
+                    on_loop=type(n.instances[0]).run_on_loop,
                 )
                 for slot in range(len(n.instances))
             ]

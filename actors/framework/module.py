@@ -34,6 +34,10 @@ Contracts:
   ``end_run(run)``, ``end_job()``. ``begin_lumi`` of a lumi runs before any of
   its events reach the module, ``end_lumi`` after all of them; with several
   lumis in flight, hooks of different lumis may interleave.
+* ``run_on_loop = True`` (class attribute) runs the module's *sync* methods
+  directly on the event-loop thread instead of the worker threads: for code
+  that takes microseconds and never blocks (bookkeeping, forwarding a token),
+  it saves the thread hand-off. Anything slower stalls every event.
 * ``concurrency`` (class attribute) says how instances are shared:
   :attr:`Concurrency.STREAM` one instance per stream (each instance handles one
   call at a time), :attr:`Concurrency.SHARED` one reentrant instance called
@@ -158,6 +162,7 @@ class Module:
     """Base of every module kind; see the module docstring for the contract."""
 
     concurrency: ClassVar[Concurrency] = Concurrency.STREAM
+    run_on_loop: ClassVar[bool] = False
     label: str = ""
     process_name: str = ""
 

@@ -54,9 +54,11 @@ class ModuleActor:
     """
 
     def __init__(
-        self, name: str, timing: ModuleTiming, pool: Executor, *, capacity: int, workers: int
+        self, name: str, timing: ModuleTiming, pool: Executor, *, capacity: int, workers: int,
+        on_loop: bool = False,
     ) -> None:
         self.name = name
+        self._on_loop = on_loop  # sync calls run right here on the loop thread
         self.timing = timing
         self._pool = pool
         self._capacity = capacity
@@ -114,8 +116,20 @@ class ModuleActor:
         loop = asyncio.get_running_loop()
         if inspect.iscoroutinefunction(fn):
             self._start_async(loop, item)
+        elif self._on_loop:
+            self._run_here(item)
         else:
             self._pool.submit(self._in_thread, loop, item)
+
+    def _run_here(self, item: _Item) -> None:
+        """A sync call of a ``run_on_loop`` module: run it now, on the loop thread."""
+        start = time.perf_counter()
+        try:
+            result = item[0](item[1])
+        except Exception as exc:
+            self._finished(item, None, exc, 0.0)
+            return
+        self._finished(item, result, None, time.perf_counter() - start)
 
     def _start_async(self, loop: asyncio.AbstractEventLoop, item: _Item) -> None:
         """Run an async module call as its own task.

@@ -453,3 +453,22 @@ class WithTimeout(Producer):
             async with asyncio.TaskGroup() as group:
                 task = group.create_task(asyncio.sleep(0, event.get(self.n)))
         event.put(task.result())
+
+
+class OnLoop(Producer):
+    """Trivial sync producer that runs on the loop thread; records the thread it ran in."""
+
+    run_on_loop = True
+    threads: ClassVar[set[str]] = set()
+
+    def declare(self, d: Declarer) -> None:
+        self.n = d.consumes("source")
+        d.produces("int")
+
+    def produce(self, event: Event) -> None:
+        OnLoop.threads.add(threading.current_thread().name)
+        event.put(event.get(self.n) + 1000)
+
+
+class TrivialOnLoop(Trivial):
+    run_on_loop = True

@@ -1,8 +1,9 @@
 """Framework overhead per event (not a test): ``python -m tests.framework.overhead_bench``.
 
-Runs a counting source through 0 modules, one trivial ``async def`` producer
-and one trivial sync producer, for 1 and 4 streams (2 threads, uvloop), and
-prints the median of ``--repeat`` runs in events/s (wall time of the job).
+Runs a counting source through 0 modules, one trivial sync producer with
+``run_on_loop``, one trivial ``async def`` producer and one trivial sync
+producer, for 1 and 4 streams (2 threads, uvloop), and prints the median of
+``--repeat`` runs in events/s (wall time of the job).
 Numbers depend heavily on the machine and its load: repeat, and quote medians.
 """
 
@@ -22,7 +23,8 @@ def make(kind: str, streams: int, events: int) -> Process:
     p.options.streams = streams
     p.options.threads = 2
     if kind != "empty":
-        p.add_module("a", f"{M}:{'TrivialAsync' if kind == 'async' else 'Trivial'}")
+        cls = {"async": "TrivialAsync", "onloop": "TrivialOnLoop", "sync": "Trivial"}[kind]
+        p.add_module("a", f"{M}:{cls}")
         p.add_path("p", ["a"])
     return p
 
@@ -45,7 +47,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     print(f"{'modules':>8} {'streams':>7} {'median ev/s':>12}  runs")
-    for kind in ("empty", "async", "sync"):
+    for kind in ("empty", "onloop", "async", "sync"):
         for streams in (1, 4):
             events = args.events if kind != "sync" else args.events // 4
             rates = [rate(kind, streams, events) for _ in range(args.repeat)]

@@ -235,3 +235,18 @@ def test_async_module_may_use_task_bound_asyncio_features() -> None:
     p.add_path("p", ["col"])
     run(p)
     assert sorted(Collect.seen["col"]) == [(n, n) for n in range(1, 9)]
+
+
+def test_run_on_loop_module_runs_in_the_loop_thread() -> None:
+    import threading
+
+    from tests.framework.mods import OnLoop
+
+    p = _process(streams=3, threads=2)
+    p.add_module("x", f"{M}:OnLoop")
+    p.add_module("col", f"{M}:Collect", input="x")
+    p.add_path("p", ["col"])
+    OnLoop.threads.clear()
+    run(p)
+    assert OnLoop.threads == {threading.current_thread().name}
+    assert sorted(Collect.seen["col"]) == [(n, n + 1000) for n in range(1, 9)]
