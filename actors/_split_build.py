@@ -104,7 +104,7 @@ def _versions(a: Analysis, side: str) -> dict[str, list[str]]:
 
 
 def _front(a: Analysis, side: str) -> list[Pair]:
-    """Pairs whose producer is on no path (or is the source): their senders open every path."""
+    """Pairs whose producer is on no path (or is the source): they open every trigger path."""
     on_paths = {m for p in a.process.paths.values() for m in p.modules}
     return [
         p for p in a.pairs.values()
@@ -115,17 +115,20 @@ def _front(a: Analysis, side: str) -> list[Pair]:
 def _add_front_senders(a: Analysis, names: SplitNames, versions: dict[str, dict[str, list[str]]]
                        ) -> None:
     for side in (LOCAL, REMOTE):
-        senders = [p.sender for p in _front(a, side)]
-        if not senders:
+        front = _front(a, side)
+        if not front:
             continue
-        trigger = [
-            name for name, labels in versions[side].items()
-            if labels and not a.process.paths[name].end
-        ]
-        for name in trigger:
-            versions[side][name] = [*senders, *versions[side][name]]
-        if not trigger:
-            versions[side][names.send_path] = senders
+        senders = [p.sender for p in front]
+        receivers = [p.receiver for p in front]
+        for target, labels_in_front in ((other(side), receivers), (side, senders)):
+            trigger = [
+                name for name, labels in versions[target].items()
+                if labels and not a.process.paths[name].end
+            ]
+            for name in trigger:
+                versions[target][name] = [*labels_in_front, *versions[target][name]]
+            if not trigger and target == side:
+                versions[side][names.send_path] = senders
 
 
 # ---------------------------------------------------------------- cycles across the split

@@ -112,7 +112,7 @@ def test_dimuon_remote_configuration(dimuon_split: Path) -> None:
     assert mods["opposite"]["instance"] == local["oppositeToRemote"]["instance"]
     assert mods["dimuonToLocal"]["instance"] == local["dimuon"]["instance"]
     assert mods["dimuonToLocal"]["products"] == ["float64_dimuon_dimuon_mass_*"]
-    assert remote["paths"]["dimuon"] == ["opposite", "dimuon", "dimuonToLocal"]
+    assert remote["paths"]["dimuon"] == ["source", "opposite", "dimuon", "dimuonToLocal"]
     topo = load(dimuon_split / "topology.toml")
     assert topo["link"] == [{"name": "offload", "client": "local", "server": "remote"}]
     assert (dimuon_split / "modules.py").resolve() == (DIMUON / "modules.py").resolve()
@@ -164,7 +164,7 @@ def test_synthetic_pairs_both_ways_with_duplicate_and_decision() -> None:
     dec = next(p for p in result.pairs if p.decision)
     assert local.paths["p1"].modules == ["sourceToRemote", "a", "aToRemote", "heavy",
                                          dec.receiver, "post"]
-    assert remote.paths["p1"].modules == ["a", "heavy", "heavyToLocal", "sel", dec.marker,
+    assert remote.paths["p1"].modules == ["source", "a", "heavy", "heavyToLocal", "sel", dec.marker,
                                           dec.sender]
     assert remote.modules[dec.marker].type == "actors.split:Decision"
 
