@@ -28,15 +28,16 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
-from ..errors import ActorsError, ModuleError
+from ..errors import ActorsError, ConfigError, ModuleError
 from .event import EventData, LumiID, ProcessEntry
 from .eventrun import EventRun, Runtime
 from .graph import Schedule, build
+from .loader import load_class
 from .module import Module
 from .process import Process
 from .report import JobReport, ModuleTiming, PathModuleCounts, PathReport
 from .runlumi import Lumi, LumiContext, Run, RunContext
-from .source import BeginLumi, BeginRun, EndLumi, EndRun, EventTransition
+from .source import BeginLumi, BeginRun, EndLumi, EndRun, EventTransition, Source
 from .source_reader import SourceReader, fill_products
 from .workers import ModuleActor, format_error
 
@@ -59,6 +60,47 @@ async def run_process(
     ModuleError (label, transition, traceback) when a module raises; in-flight
     events are cancelled and the worker threads joined before it raises.
     ``progress(events_done)`` is called on the loop after each event.
+
+    A source class may take the job over (:meth:`Source.job_runner`, e.g. a
+    follower serving several controllers with one schedule each); the runner
+    gets :func:`_run_schedule` to run each schedule.
+    """
+    overrides: dict[str, Any] = {
+        "events": events, "threads": threads, "streams": streams,
+        "max_concurrent_lumis": max_concurrent_lumis, "progress": progress,
+    }
+    runner = _job_runner(process)
+    if runner is not None:
+        report: JobReport = await runner(process, _run_schedule, **overrides)
+        return report
+    return await _run_schedule(process, **overrides)
+
+
+def _job_runner(process: Process) -> Any:
+    """The source class's job runner, or None (load errors are left to ``build``)."""
+    if process.source is None:
+        return None
+    try:
+        cls = load_class(process.source.type, process.base_dir, Source, "source.type")
+    except ConfigError:
+        return None
+    return cls.job_runner(process.source.params)
+
+
+async def _run_schedule(
+    process: Process,
+    *,
+    events: int | None = None,
+    threads: int | None = None,
+    streams: int | None = None,
+    max_concurrent_lumis: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    pool: ThreadPoolExecutor | None = None,
+) -> JobReport:
+    """One schedule of ``process`` (run_process without the runner hook).
+
+    With ``pool`` the module code runs on that executor (shared with other
+    schedules; the caller shuts it down); otherwise on a pool of ``threads``.
     """
     overrides = {
         "events": events, "threads": threads, "streams": streams,
@@ -69,17 +111,25 @@ async def run_process(
     )
     options.validate()
     schedule = build(process, options)
+    if pool is not None:
+        return await _drive(schedule, pool, progress)
     pool = ThreadPoolExecutor(options.threads, thread_name_prefix=f"actors-{process.name}")
     try:
-        driver = _Driver(schedule, pool, progress)
-        try:
-            return await driver.run()
-        except BaseExceptionGroup as group:
-            error = _pick_error(group)
-            raise error from error.__cause__  # keep the module's exception as the cause
+        return await _drive(schedule, pool, progress)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
         await asyncio.to_thread(pool.shutdown, True)
+
+
+async def _drive(
+    schedule: Schedule, pool: ThreadPoolExecutor, progress: Callable[[int], None] | None
+) -> JobReport:
+    driver = _Driver(schedule, pool, progress)
+    try:
+        return await driver.run()
+    except BaseExceptionGroup as group:
+        error = _pick_error(group)
+        raise error from error.__cause__  # keep the module's exception as the cause
 
 
 def run(process: Process, **kwargs: Any) -> JobReport:

@@ -35,7 +35,7 @@ Contracts:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -108,6 +108,20 @@ class Source:
     def transitions(self) -> Iterator[Transition] | AsyncIterator[Transition]:
         """The transitions of this job, in order (sync or async iterator)."""
         raise NotImplementedError(f"{type(self).__name__}.transitions")
+
+    @classmethod
+    def job_runner(cls, params: Mapping[str, Any]) -> Callable[..., Awaitable[Any]] | None:
+        """Hook: a function that runs a process with this source instead of one schedule.
+
+        ``params`` are the source's configuration parameters. Default None (one
+        schedule). A runner is ``async def runner(process, run_schedule, *,
+        events, threads, streams, max_concurrent_lumis, progress) -> JobReport``;
+        ``run_schedule(process, *, pool=None, **same options)`` runs one
+        schedule (never the hook again), on ``pool`` (a ThreadPoolExecutor)
+        when given. Used by sources that start several independent schedules
+        in one process (a follower serving several controllers).
+        """
+        return None
 
     def begin_job(self) -> Any:
         return None
