@@ -37,6 +37,7 @@ __all__ = [
     "LinkTable",
     "connect_named",
     "current_links",
+    "enter_links",
     "listen_named",
     "use_links",
 ]
@@ -55,6 +56,7 @@ class LinkEndpoint:
     url: str
     secret: str | None = None
     peer: str = "?"
+    clients: int = 1  # server end: how many clients connect (one follower schedule each)
 
 
 @dataclass
@@ -130,6 +132,16 @@ def use_links(table: LinkTable) -> Iterator[None]:
         yield
     finally:
         _current.reset(token)
+
+
+def enter_links(table: LinkTable) -> None:
+    """Make ``table`` the link table for the rest of the current context.
+
+    For a task's own context (``contextvars.copy_context().run(enter_links, t)``):
+    each schedule of a follower serving several controllers gets its own table
+    object, hence its own channels.
+    """
+    _current.set(table)
 
 
 def _address_file(table: LinkTable, name: str) -> Path | None:

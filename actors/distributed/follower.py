@@ -28,15 +28,19 @@ the process) closes the link.
 Set this process's ``max_concurrent_lumis`` at least as high as the
 controller's: the follower receives lumi boundaries in the controller's order.
 
-One controller per job: a server shared by several clients runs one follower
-job per client connection (see ``docs/distributed.md``).
+Several controllers (several client jobs sharing this server): with
+``controllers = N``, or when the launcher links N client processes to this
+link, the process accepts N controllers and runs one schedule per connection
+(:mod:`actors.distributed.shared`); each replays exactly its own controller's
+transitions, so two jobs that both have run 1 never mix.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from typing import Any, ClassVar
 
 from ..errors import ConfigError, DistributedError
@@ -54,7 +58,7 @@ from ..framework import (
 )
 from ..transports import Link
 from ._peer import Peer, expect
-from .endpoints import listen_named
+from .endpoints import current_links, listen_named
 from .hub import ChannelToken, Hub, forget, hub_for
 from .protocol import (
     CREDIT,
@@ -100,8 +104,24 @@ class FollowerHub(Hub):
         self._unacked = 0
 
     async def start(self, link_name: str, process: str, timeout: float) -> None:
-        """Listen, accept one controller, handshake; raises before any event on mismatch."""
+        """Listen, accept one controller, handshake; raises before any event on mismatch.
+
+        A link already accepted for this schedule (:func:`handed_link`, set by
+        the runner of a follower serving several controllers) is used as is.
+        """
         self.started = True
+        link = handed_link.get()
+        if link is None:
+            link = await self._accept(link_name, timeout)
+        try:
+            await self._handshake(link, link_name, process, timeout)
+        except BaseException:
+            await link.close()
+            raise
+        self.peer = Peer(link_name, link, TRANS)
+        self.peer.start(self._on_message, self._on_lost)
+
+    async def _accept(self, link_name: str, timeout: float) -> Link:
         listener = await listen_named(link_name)
         try:
             async with asyncio.timeout(timeout):
@@ -113,13 +133,7 @@ class FollowerHub(Hub):
             ) from None
         finally:
             await listener.close()
-        try:
-            await self._handshake(link, link_name, process, timeout)
-        except BaseException:
-            await link.close()
-            raise
-        self.peer = Peer(link_name, link, TRANS)
-        self.peer.start(self._on_message, self._on_lost)
+        return link
 
     async def _handshake(self, link: Link, name: str, process: str, timeout: float) -> None:
         msg = await expect(link, HELLO, timeout, f"handshake on link {name!r}")
@@ -208,16 +222,31 @@ class FollowerSource(Source):
     #: events come from the controller: the launcher gives --events/--input elsewhere
     replays_transitions: ClassVar[bool] = True
 
-    def __init__(self, *, link: str, window: int = 256, accept_timeout: float = 300.0) -> None:
+    def __init__(self, *, link: str, window: int = 256, accept_timeout: float = 300.0,
+                 controllers: int | None = None) -> None:
         if not isinstance(link, str) or not link:
             raise ConfigError("FollowerSource needs link = NAME", key="link")
         if not isinstance(window, int) or window < 4:
             raise ConfigError(f"window must be an integer >= 4, not {window!r}", key="window")
+        controller_count(link, controllers)  # validates
         self.link = link
         self.window = window
         self.accept_timeout = float(accept_timeout)
         self.hub: FollowerHub | None = None
         self.events = 0
+
+    @classmethod
+    def job_runner(cls, params: Mapping[str, Any]) -> Callable[..., Awaitable[Any]] | None:
+        """:func:`~actors.distributed.shared.run_shared` when serving several controllers."""
+        try:
+            count = controller_count(params.get("link"), params.get("controllers"))
+        except ConfigError:
+            return None  # the constructor reports it, with the source's label
+        if count == 1:
+            return None
+        from .shared import run_shared
+
+        return run_shared
 
     def declare(self, d: Declarer) -> None:
         hub = hub_for(self.label, FollowerHub)
@@ -272,6 +301,26 @@ class FollowerSource(Source):
 
     async def end_job(self) -> None:
         await self._hub().finish(self.events)
+
+
+#: The link of this schedule's controller, accepted by the runner of a shared follower.
+handed_link: ContextVar[Link | None] = ContextVar("actors_handed_link", default=None)
+
+
+def controller_count(link: Any, controllers: Any) -> int:
+    """How many controllers a follower on ``link`` serves; ConfigError if invalid.
+
+    ``controllers`` when given, else the number of clients the link table
+    gives the server end of ``link`` (1 when the link is not in the table).
+    """
+    if controllers is not None:
+        if not isinstance(controllers, int) or isinstance(controllers, bool) or controllers < 1:
+            raise ConfigError(
+                f"controllers must be an integer >= 1, not {controllers!r}", key="controllers"
+            )
+        return controllers
+    endpoint = current_links().endpoints.get(link) if isinstance(link, str) else None
+    return endpoint.clients if endpoint is not None and endpoint.role == "server" else 1
 
 
 def _fmt(history: tuple[ProcessEntry, ...]) -> str:

@@ -25,6 +25,21 @@ def inproc_tables(
     return {p: LinkTable(t) for p, t in tables.items()}
 
 
+def shared_tables(
+    links: dict[str, tuple[str, list[str]]], processes: list[str]
+) -> dict[str, LinkTable]:
+    """Link tables for ``links = {name: (server, [client, ...])}``: several clients per link."""
+    tag = next(_names)
+    tables: dict[str, dict[str, LinkEndpoint]] = {p: {} for p in processes}
+    for name, (server, clients) in links.items():
+        url = f"inproc://dist-{tag}-{name}"
+        tables[server][name] = LinkEndpoint(name, "server", url, peer=",".join(clients),
+                                            clients=len(clients))
+        for client in clients:
+            tables[client][name] = LinkEndpoint(name, "client", url, peer=server)
+    return {p: LinkTable(t) for p, t in tables.items()}
+
+
 async def _one(process: Process, table: LinkTable, kwargs: dict[str, Any]) -> JobReport:
     with use_links(table):
         try:

@@ -87,15 +87,16 @@ class Transitions(Analyzer):
 
 
 class Arrays(Producer):
-    """Puts ``hits`` (float64, size depends on the event) and ``ids`` (int64).
+    """Puts ``hits`` (float64, size depends on the event, plus ``offset``) and ``ids`` (int64).
 
     ``ids_every = k`` puts ``ids`` only in events whose number is a multiple of k.
     """
 
     concurrency: ClassVar[Concurrency] = Concurrency.SHARED
 
-    def __init__(self, *, ids_every: int = 1) -> None:
+    def __init__(self, *, ids_every: int = 1, offset: float = 0.0) -> None:
         self.ids_every = ids_every
+        self.offset = offset
 
     def declare(self, d: Declarer) -> None:
         d.produces("numpy.ndarray", "hits")
@@ -103,7 +104,7 @@ class Arrays(Producer):
 
     def produce(self, event: Event) -> None:
         n = event.id.event
-        event.put(np.arange(n % 7 + 1, dtype="f8") * n, "hits")
+        event.put(np.arange(n % 7 + 1, dtype="f8") * n + self.offset, "hits")
         if n % self.ids_every == 0:
             event.put(np.full(3, n, dtype="i8"), "ids")
 
