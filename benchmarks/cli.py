@@ -22,7 +22,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from . import pending, products, scheduling, transports  # noqa: F401  (register the parts)
+from . import events, hlt, products, scheduling, transports  # noqa: F401  (register the parts)
 from .harness import mpiexec
 from .machine import describe_machine, versions
 from .parts import ORDER, PARTS, Context, PartResult
