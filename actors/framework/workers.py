@@ -3,11 +3,22 @@
 A :class:`ModuleActor` owns one module instance and a bounded mailbox: one
 call at a time for STREAM and LEGACY instances (calls never overlap),
 several at once for a SHARED instance (up to the number of streams). A work
-item is ``(callable, argument, on_done)``: sync callables run in the
-process's thread pool, coroutine functions run as a task on the loop; the
-time spent in the callable is measured where it runs (in the worker thread
-for sync code) and added to the module's timing. ``on_done(result, error)``
-is called on the loop thread.
+item is ``(callable, argument, on_done, is_event)``: sync callables run in the
+process's thread pool (or right on the loop thread for ``run_on_loop``
+modules), coroutine functions run on the loop in one of the actor's worker
+tasks; the time spent in the callable is measured where it runs and added to
+the module's timing. ``on_done(result, error)`` is called on the loop thread.
+
+Async calls: an actor keeps at most ``workers`` long-lived worker tasks (created
+on demand, parked between calls), and each async call runs *inside* one of
+them - so ``asyncio.current_task()`` is a task that belongs to the module
+while its code runs (``asyncio.timeout``, ``TaskGroup`` and locks work), but
+no task is created per call. A worker that finishes a call takes the next
+queued one at once, without a turn of the loop. Worker tasks run in the
+context (``contextvars``) in which the actor was created, i.e. the job's.
+
+A ``run_on_loop`` sync method may return an awaitable (its slow path): the
+call then finishes when that awaitable does, awaited in a worker task.
 
 The mailbox never needs to block the sender: the scheduler sends at most one
 event call per stream plus one transition per lumi/run in flight, and the
@@ -19,13 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import inspect
 import time
 import traceback
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
-from functools import partial
 from typing import Any
 
 from ..errors import FrameworkError
@@ -48,9 +59,10 @@ class ModuleActor:
     Up to ``workers`` calls run at once (1 for STREAM and LEGACY instances,
     the number of streams for a SHARED one); further calls wait in the mailbox,
     a deque of at most ``capacity`` items, and start in arrival order as
-    running ones finish. No task sits idle per module: a sync call is a
-    thread-pool job that hands its outcome back with one ``call_soon_threadsafe``,
-    an async call one task.
+    running ones finish. A sync call is a thread-pool job that hands its
+    outcome back with one ``call_soon_threadsafe`` (or a plain call on the loop
+    for ``on_loop``); an async call runs in one of at most ``workers``
+    long-lived worker tasks (see the module docstring).
     """
 
     def __init__(
@@ -66,18 +78,24 @@ class ModuleActor:
         self._mailbox: deque[_Item] = deque()
         self._active = 0
         self._stopped = False
-        self._running: set[asyncio.Task[Any]] = set()
+        self._workers: set[asyncio.Task[None]] = set()
+        self._parked: list[asyncio.Future[_Item]] = []  # idle workers wait on these
+        self._is_async: dict[Callable[[Any], Any], bool] = {}
+        self._context = contextvars.copy_context()
 
     def stop(self) -> None:
-        """Drop queued work and cancel running async calls.
+        """Drop queued work and cancel running async calls and idle workers.
 
         Sync code already running in a thread runs to its end; its outcome is
         ignored.
         """
         self._stopped = True
         self._mailbox.clear()
-        for future in list(self._running):
-            future.cancel()
+        for parked in self._parked:
+            parked.cancel()
+        self._parked.clear()
+        for task in list(self._workers):
+            task.cancel()
 
     def tell(
         self, fn: Callable[[Any], Any], arg: Any, on_done: OnDone, *, event: bool = True
@@ -113,35 +131,80 @@ class ModuleActor:
     def _start(self, item: _Item) -> None:
         fn = item[0]
         self._active += 1
-        loop = asyncio.get_running_loop()
-        if inspect.iscoroutinefunction(fn):
-            self._start_async(loop, item)
+        is_async = self._is_async.get(fn)
+        if is_async is None:
+            is_async = inspect.iscoroutinefunction(fn)
+            if item[3]:  # event methods are the same few callables: remember them
+                self._is_async[fn] = is_async
+        if is_async:
+            self._start_async(item)
         elif self._on_loop:
             self._run_here(item)
         else:
-            self._pool.submit(self._in_thread, loop, item)
+            self._pool.submit(self._in_thread, asyncio.get_running_loop(), item)
 
     def _run_here(self, item: _Item) -> None:
-        """A sync call of a ``run_on_loop`` module: run it now, on the loop thread."""
+        """A sync call of a ``run_on_loop`` module: run it now, on the loop thread.
+
+        An awaitable result is the call's slow path: a worker task awaits it
+        and the call finishes then.
+        """
         start = time.perf_counter()
         try:
             result = item[0](item[1])
         except Exception as exc:
             self._finished(item, None, exc, 0.0)
             return
+        if result is not None and inspect.isawaitable(result):
+            self._start_async((_resume, result, item[2], item[3]))
+            return
         self._finished(item, result, None, time.perf_counter() - start)
 
-    def _start_async(self, loop: asyncio.AbstractEventLoop, item: _Item) -> None:
-        """Run an async module call as its own task.
+    def _start_async(self, item: _Item) -> None:
+        """Hand an async call to an idle worker task, or start a new worker.
 
-        The call must run inside its own task: code such as ``asyncio.timeout``,
-        ``TaskGroup`` or locks relies on ``asyncio.current_task()``, so stepping the
-        coroutine eagerly from whatever task happens to be current is not safe on
-        Python 3.11 (there is no eager task factory before 3.12).
+        The call must run inside a task of its own module: code such as
+        ``asyncio.timeout``, ``TaskGroup`` or locks relies on
+        ``asyncio.current_task()``, so stepping the coroutine eagerly from
+        whatever task happens to be current is not safe on Python 3.11.
         """
-        task = loop.create_task(_timed(item[0], item[1]), name=f"module {self.name}")
-        self._running.add(task)
-        task.add_done_callback(partial(self._task_done, item))
+        while self._parked:
+            parked = self._parked.pop()
+            if not parked.done():
+                parked.set_result(item)
+                return
+        task = asyncio.get_running_loop().create_task(
+            self._work(item), name=f"module {self.name}", context=self._context
+        )
+        self._workers.add(task)
+        task.add_done_callback(self._workers.discard)
+
+    async def _work(self, item: _Item) -> None:
+        """A worker task: run async calls one after the other; park in between."""
+        loop = asyncio.get_running_loop()
+        while True:
+            start = time.perf_counter()
+            error: BaseException | None = None
+            try:
+                result = await item[0](item[1])
+            except asyncio.CancelledError:
+                if self._stopped or _cancelling():
+                    raise  # stop(): the job is being torn down
+                result = None  # the module's own code let a CancelledError out
+                error = FrameworkError(f"a call of module {self.name!r} was cancelled")
+            except Exception as exc:  # handed on, raised as ModuleError by the scheduler
+                result, error = None, exc
+            elapsed = time.perf_counter() - start
+            parked: asyncio.Future[_Item] = loop.create_future()
+            self._parked.append(parked)  # before _finished: it may hand us the next call
+            try:
+                self._finished(item, result, error, elapsed)
+            except Exception as exc:  # a completion callback failed: report, keep serving
+                loop.call_exception_handler({
+                    "message": f"completion callback of module {self.name!r} failed",
+                    "exception": exc,
+                })
+            item = await parked
 
     def _in_thread(self, loop: asyncio.AbstractEventLoop, item: _Item) -> None:
         """Runs in a worker thread: call, time, and hand the outcome back with one wake-up."""
@@ -153,18 +216,6 @@ class ModuleActor:
         elapsed = time.perf_counter() - start
         with contextlib.suppress(RuntimeError):  # a closed loop: the job was torn down
             loop.call_soon_threadsafe(self._finished, item, result, error, elapsed)
-
-    def _task_done(self, item: _Item, task: asyncio.Task[tuple[Any, float]]) -> None:
-        self._running.discard(task)
-        if task.cancelled():  # stop(), or the module's own code let a CancelledError out
-            error: BaseException | None = FrameworkError(
-                f"a call of module {self.name!r} was cancelled"
-            )
-            self._finished(item, None, error, 0.0)
-            return
-        error = task.exception()
-        result, elapsed = (None, 0.0) if error is not None else task.result()
-        self._finished(item, result, error, elapsed)
 
     def _finished(
         self, item: _Item, result: Any, error: BaseException | None, elapsed: float
@@ -185,7 +236,12 @@ class ModuleActor:
         item[2](result, error)
 
 
-async def _timed(fn: Callable[[Any], Any], arg: Any) -> tuple[Any, float]:
-    start = time.perf_counter()
-    result = await fn(arg)
-    return result, time.perf_counter() - start
+def _cancelling() -> bool:
+    """True when the current task has a cancellation request pending (not just an error)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+async def _resume(awaitable: Any) -> Any:
+    """Await the slow path a ``run_on_loop`` method returned."""
+    return await awaitable

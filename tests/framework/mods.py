@@ -472,3 +472,74 @@ class OnLoop(Producer):
 
 class TrivialOnLoop(Trivial):
     run_on_loop = True
+
+
+class OnLoopSlowPath(Producer):
+    """run_on_loop producer: even events complete at once, odd ones return a coroutine.
+
+    The slow path uses task-bound asyncio features (timeout, TaskGroup).
+    """
+
+    run_on_loop = True
+
+    def declare(self, d: Declarer) -> None:
+        self.n = d.consumes("source")
+        d.produces("int")
+
+    def produce(self, event: Event) -> Any:
+        n = event.get(self.n)
+        if n % 2 == 0:
+            event.put(n * 10)
+            return None
+        return self._slow(event, n)
+
+    async def _slow(self, event: Event, n: int) -> None:
+        async with asyncio.timeout(10):
+            async with asyncio.TaskGroup() as group:
+                task = group.create_task(asyncio.sleep(0.001, n * 10))
+        event.put(task.result())
+
+
+class OnLoopSlowFails(OnLoopSlowPath):
+    """Like OnLoopSlowPath, but the slow path of event 3 raises."""
+
+    async def _slow(self, event: Event, n: int) -> None:
+        await asyncio.sleep(0)
+        if n == 3:
+            raise ValueError("slow path failed")
+        event.put(n * 10)
+
+
+class SharedAsyncOverlap(Producer):
+    """SHARED async producer that records how many of its calls overlap at most."""
+
+    concurrency = Concurrency.SHARED
+    running = 0
+    most = 0
+    tasks: ClassVar[set[int]] = set()
+
+    def declare(self, d: Declarer) -> None:
+        self.n = d.consumes("source")
+        d.produces("int")
+
+    async def produce(self, event: Event) -> None:
+        cls = SharedAsyncOverlap
+        cls.running += 1
+        cls.most = max(cls.most, cls.running)
+        task = asyncio.current_task()
+        assert task is not None
+        cls.tasks.add(id(task))
+        try:
+            await asyncio.sleep(0.02)
+        finally:
+            cls.running -= 1
+        event.put(event.get(self.n))
+
+
+class LetsCancelledOut(Producer):
+    """Async producer whose own code lets a CancelledError out (not a cancellation of it)."""
+
+    async def produce(self, event: Event) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.cancel()
+        await future

@@ -250,3 +250,46 @@ def test_run_on_loop_module_runs_in_the_loop_thread() -> None:
     run(p)
     assert OnLoop.threads == {threading.current_thread().name}
     assert sorted(Collect.seen["col"]) == [(n, n + 1000) for n in range(1, 9)]
+
+
+def test_run_on_loop_method_may_return_its_slow_path_as_a_coroutine() -> None:
+    p = _process(streams=3)
+    p.add_module("x", f"{M}:OnLoopSlowPath")
+    p.add_module("col", f"{M}:Collect", input="x")
+    p.add_path("p", ["col"])
+    report = run(p)
+    assert sorted(Collect.seen["col"]) == [(n, n * 10) for n in range(1, 9)]
+    assert next(t for t in report.modules if t.label == "x").calls == 8
+
+
+def test_a_failing_slow_path_of_a_run_on_loop_module_is_a_module_error() -> None:
+    p = _process(streams=2)
+    p.add_module("x", f"{M}:OnLoopSlowFails")
+    p.add_path("p", ["x"])
+    with pytest.raises(ModuleError, match="slow path failed") as info:
+        run(p)
+    assert info.value.label == "x"
+
+
+def test_shared_async_module_calls_overlap_in_at_most_streams_worker_tasks() -> None:
+    from tests.framework.mods import SharedAsyncOverlap
+
+    SharedAsyncOverlap.most = 0
+    SharedAsyncOverlap.tasks.clear()
+    p = _process(streams=3)
+    p.add_module("x", f"{M}:SharedAsyncOverlap")
+    p.add_module("col", f"{M}:Collect", input="x")
+    p.add_path("p", ["col"])
+    run(p)
+    assert sorted(Collect.seen["col"]) == [(n, n) for n in range(1, 9)]
+    assert SharedAsyncOverlap.most == 3  # one call per stream at once
+    assert len(SharedAsyncOverlap.tasks) <= 3  # calls reuse the actor's worker tasks
+
+
+def test_a_cancelled_error_let_out_by_module_code_fails_the_job() -> None:
+    p = _process(streams=2)
+    p.add_module("x", f"{M}:LetsCancelledOut")
+    p.add_path("p", ["x"])
+    with pytest.raises(ModuleError, match="was cancelled") as info:
+        run(p)
+    assert info.value.label == "x"
