@@ -74,12 +74,15 @@ def _print_tables(console: Console, result: PartResult) -> None:
 
 def _plots(console: Console, out: Path, parts: dict[str, Any], device: str) -> list[str]:
     records = parts.get("transports", {}).get("measurements") or []
-    if not records:
+    event_series = parts.get("events", {}).get("series") or []
+    if not records and not event_series:
         return []
     try:
-        from .plots import plot_transports
+        from .plots import plot_events, plot_transports
 
-        return [p.name for p in plot_transports(records, out, device)]
+        paths = plot_transports(records, out, device) if records else []
+        paths += plot_events(event_series, out) if event_series else []
+        return [p.name for p in paths]
     except ImportError as exc:
         console.print(f"plots skipped: {exc} (pip install 'hep-actors[plots]')")
         return []

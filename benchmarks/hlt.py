@@ -62,8 +62,6 @@ def _run_local(menu: Menu, s: dict[str, int], ctx: Context) -> dict[str, Any]:
         if code != 0 or not stamp.exists():
             last = " | ".join(tail.splitlines()[-3:])
             return {"error": f"actors.run exited with {code}: {last}"}
-
-
         stamps = json.loads(stamp.read_text())
         rep = json.loads(report.read_text())
     rate, window = steady_rate(stamps["done"], s["streams"])

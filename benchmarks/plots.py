@@ -1,7 +1,8 @@
-"""PNG plots of the transports part (matplotlib, imported lazily: extra ``plots``).
+"""PNG plots of the transports and events parts (matplotlib, imported lazily: extra ``plots``).
 
-Two log-log figures: median round-trip latency vs message size and bandwidth
-vs message size, one line per series (ours solid, raw baselines dashed).
+Transports: two log-log figures, median round-trip latency vs message size and
+bandwidth vs message size, one line per series (ours solid, raw baselines
+dashed). Events: events/s vs streams, one line per transport.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-__all__ = ["plot_transports"]
+__all__ = ["plot_events", "plot_transports"]
 
 
 def plot_transports(records: list[dict[str, Any]], out: Path, device: str) -> list[Path]:
@@ -51,3 +52,44 @@ def plot_transports(records: list[dict[str, Any]], out: Path, device: str) -> li
         plt.close(fig)
         written.append(path)
     return written
+
+
+def plot_events(series: list[dict[str, Any]], out: Path) -> list[Path]:
+    """Write ``events.png``: events/s vs streams, one line per transport, one panel per
+    (scenario, followers) that was measured at more than one stream count.
+
+    Raises ImportError when matplotlib is missing (the caller reports it).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels: dict[tuple[str, int], dict[str, list[tuple[int, float]]]] = defaultdict(
+        lambda: defaultdict(list))
+    for e in series:
+        if e.get("status") == "ok":
+            panels[(e["scenario"], e["followers"])][e["transport"]].append(
+                (e["streams"], e["events_per_s"]))
+    keys = [k for k, lines in panels.items()
+            if any(len(points) > 1 for points in lines.values())]
+    if not keys:
+        return []
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 4.2), squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=True):
+        for transport, points in sorted(panels[key].items()):
+            points.sort()
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=transport)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("streams per process")
+        ax.set_ylabel("events/s")
+        ax.set_title(f"{key[0]}, {key[1]} follower{'s' if key[1] > 1 else ''}", fontsize=9)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("controller -> followers: events/s vs streams")
+    fig.tight_layout()
+    path = out / "events.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return [path]

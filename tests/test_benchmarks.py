@@ -20,6 +20,8 @@ REPO = Path(__file__).resolve().parent.parent
 PARTS = {"transports", "products", "events", "scheduling", "hlt"}
 SUMMARY = {"min", "median", "mean", "p99", "stdev", "n"}
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], str]:
@@ -82,23 +84,68 @@ def test_transport_measurements(quick_run: tuple[Path, dict[str, Any], str]) -> 
 
 
 @pytest.mark.timeout(180)
-def test_products_and_pending_parts(quick_run: tuple[Path, dict[str, Any], str]) -> None:
-    _, doc, stdout = quick_run
+def test_products(quick_run: tuple[Path, dict[str, Any], str]) -> None:
+    _, doc, _ = quick_run
     products = doc["parts"]["products"]
     if products["status"] == "ok":
         kinds = {r["product"] for r in products["measurements"]}
         assert {"numpy", "soa", "objects", "many"} <= kinds
         assert {r["mode"] for r in products["measurements"]} == {"products", "bare"}
-    for name in ("events", "hlt"):
-        if doc["parts"][name]["status"] == "skipped":
-            assert f"{name}: not available yet: " in stdout.replace("\n", " ")
+
+
+def _positive(value: float) -> bool:
+    return math.isfinite(value) and value > 0
+
+
+@pytest.mark.timeout(180)
+def test_events_part(quick_run: tuple[Path, dict[str, Any], str]) -> None:
+    _, doc, stdout = quick_run
+    part = doc["parts"]["events"]
+    assert part["status"] == "ok" and part["rounds"] == 1
+    series = part["series"]
+    assert {(e["transport"], e["streams"]) for e in series} == {
+        (t, s) for t in ("inproc", "tcp") for s in (1, 2)}
+    for e in series:
+        assert e["status"] == "ok", e
+        assert e["scenario"] == "empty" and e["followers"] == 1 and e["payload_bytes"] == 0
+        assert _positive(e["events_per_s"]) and e["best_events_per_s"] >= e["events_per_s"]
+        assert len(e["samples_events_per_s"]) == 1 and e["window_events"] > 0
+    tcp = [e for e in series if e["transport"] == "tcp"]
+    for e in tcp:  # subprocess engine: every process wrote its framework report
+        assert set(e["reports"]) == {"local", "f0"}
+        assert all(r["events"] == 300 for r in e["reports"].values())
+        assert _positive(e["launcher_events_per_s"])
+    assert "events/s" in stdout
+
+
+@pytest.mark.timeout(180)
+def test_hlt_part(quick_run: tuple[Path, dict[str, Any], str]) -> None:
+    _, doc, _ = quick_run
+    part = doc["parts"]["hlt"]
+    assert part["status"] == "ok"
+    assert part["menu"]["modules"] == 30 and part["menu"]["gpu_like"] == 2
+    configs = {c["name"]: c for c in part["configurations"]}
+    assert set(configs) == {"local only", "offloaded, 1 remote (tcp)"}
+    for c in configs.values():
+        assert c["status"] == "ok", c
+        assert _positive(c["events_per_s"])
+        lat = c["latency"]
+        assert lat["n"] == 40 and 0 < lat["median_ms"] <= lat["p90_ms"] <= lat["p99_ms"]
+    groups = {(g["process"], g["category"]) for g in configs["local only"]["timing_groups"]}
+    assert {("local", "GPU-like modules"), ("local", "other modules")} <= groups
+    off = {(g["process"], g["category"])
+           for g in configs["offloaded, 1 remote (tcp)"]["timing_groups"]}
+    # the GPU-like modules ran in the remote process only, the rest stayed local
+    assert ("gpu0", "GPU-like modules") in off and ("local", "GPU-like modules") not in off
+    assert ("local", "other modules") in off
+    assert ("local", "distributed (controller/senders/receivers)") in off
 
 
 @pytest.mark.timeout(180)
 def test_plots_written(quick_run: tuple[Path, dict[str, Any], str]) -> None:
     out, doc, _ = quick_run
     pytest.importorskip("matplotlib", reason="plots need the 'plots' extra")
-    assert sorted(doc["plots"]) == ["bandwidth.png", "latency.png"]
+    assert sorted(doc["plots"]) == ["bandwidth.png", "events.png", "latency.png"]
     for name in doc["plots"]:
         data = (out / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000

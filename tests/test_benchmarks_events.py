@@ -1,0 +1,107 @@
+"""Unit tests of the events and hlt benchmark plumbing: statistics, generated configurations.
+
+Nothing here starts a process; the end-to-end runs are in test_benchmarks.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from actors.framework import Process
+from actors.topology import load_topology
+from benchmarks.bench_modules import Stamp
+from benchmarks.chains import Chain, write_chain
+from benchmarks.events import grid
+from benchmarks.hlt_config import make_menu, make_process, write_offloaded
+from benchmarks.launched import latency_summary, steady_rate
+from benchmarks.parts import Context
+
+
+def test_steady_rate_excludes_start_up_and_drain() -> None:
+    # 10 slow events (start-up), 80 at 1 ms apart, 10 slow ones (drain)
+    done = [float(i) for i in range(10)]
+    done += [10.0 + 0.001 * i for i in range(1, 81)]
+    done += [11.0 + i for i in range(10)]
+    rate, window = steady_rate(done, lead=1)
+    assert window == 79 and rate == pytest.approx(1000.0)
+
+
+def test_steady_rate_of_tiny_samples_uses_everything() -> None:
+    assert steady_rate([0.0, 0.5, 1.0]) == (pytest.approx(2.0), 2)
+    assert steady_rate([1.0, 1.0]) == (0.0, 1)
+
+
+def test_latency_summary_in_milliseconds() -> None:
+    s = latency_summary([0.001 * i for i in range(1, 101)])
+    assert s["n"] == 100 and s["median_ms"] == pytest.approx(50.5)
+    assert s["p90_ms"] == pytest.approx(91.0) and s["p99_ms"] == pytest.approx(100.0)
+    assert latency_summary([]) == {}
+
+
+def test_grid_quick_and_full() -> None:
+    quick = Context(quick=True, out=Path("."), transports=["tcp"], device="host")
+    assert [(c.followers, c.streams, c.payload) for c in grid(quick, "tcp")] == [
+        (1, 1, 0), (1, 2, 0)]
+    full = grid(Context(quick=False, out=Path("."), transports=["tcp"], device="host"), "shm")
+    assert {c.followers for c in full} == {1, 2, 4}
+    assert {c.streams for c in full} == {1, 2, 4, 8}
+    assert {c.scenario for c in full} == {"empty", "1 MiB one way", "10 MiB one way",
+                                          "offload example"}
+
+
+@pytest.mark.parametrize("payload", [0, 1 << 20])
+def test_write_chain_gives_a_valid_topology(tmp_path: Path, payload: int) -> None:
+    written = write_chain(Chain("tcp", 2, payload, 4, 100), tmp_path)
+    topo = load_topology(written.topology)
+    assert set(topo.processes) == {"local", "f0", "f1"}
+    assert {(link.client, link.server) for link in topo.links} == {("local", "f0"),
+                                                                    ("local", "f1")}
+    assert all(p.streams == 4 for p in topo.processes.values())
+    local = Process.from_toml(tmp_path / "local.toml")
+    assert local.modules["offload"].params["links"] == ["f0", "f1"]
+    assert ("payload" in local.modules) == bool(payload)
+    for i in range(2):
+        follower = Process.from_toml(tmp_path / f"f{i}.toml")
+        assert follower.source is not None and follower.source.params["link"] == f"f{i}"
+        assert follower.modules["stamp"].params["file"] == str(written.stamps[i])
+
+
+def test_stamp_writes_completion_times(tmp_path: Path) -> None:
+    stamp = Stamp(file=str(tmp_path / "s.json"))
+    stamp.done = [1.0, 2.0]
+    stamp.end_job()
+    assert json.loads((tmp_path / "s.json").read_text()) == {"done": [1.0, 2.0], "latency": []}
+
+
+def test_menu_is_seeded_and_flags_the_heaviest() -> None:
+    menu = make_menu(60)
+    assert make_menu(60).times == menu.times
+    assert len(menu.gpu) == 3
+    lightest_gpu = min(menu.times[j] for j in menu.gpu)
+    assert all(t <= lightest_gpu for j, t in enumerate(menu.times) if j not in menu.gpu)
+    assert all(p < j for j, ps in enumerate(menu.parents) for p in ps)  # a DAG
+    d = menu.describe()
+    assert d["modules"] == 60 and 0 < d["gpu_like_fraction"] < 1
+
+
+@pytest.mark.parametrize("remotes", [1, 2])
+def test_offloaded_menu_runs_gpu_like_modules_remotely(tmp_path: Path, remotes: int) -> None:
+    menu = make_menu(40)
+    process = make_process(menu, tmp_path / "stamps.json")
+    path, reports = write_offloaded(process, menu.gpu_labels, remotes, "tcp", 2, 2, 10, tmp_path)
+    topo = load_topology(path)
+    assert set(topo.processes) == {"local", *(f"gpu{i}" for i in range(remotes))}
+    assert set(reports) == set(topo.processes)
+    local = Process.from_toml(tmp_path / "local.toml")
+    remote_labels: set[str] = set()
+    for i in range(remotes):
+        remote = Process.from_toml(tmp_path / f"gpu{i}.toml")
+        remote_labels |= {label for label, m in remote.modules.items()
+                          if m.type.endswith(":HltModule")}
+    assert remote_labels == set(menu.gpu_labels)
+    local_hlt = {label for label, m in local.modules.items() if m.type.endswith(":HltModule")}
+    assert local_hlt == set(menu.labels) - set(menu.gpu_labels)
+    assert "stamp" in local.modules
