@@ -2,7 +2,8 @@
 
 Subprocesses start in their own session so that a whole process tree can be
 stopped; when one process fails the others get SIGTERM, then SIGKILL after a
-grace period, and nothing is left behind on Ctrl-C either. Lines a process
+grace period (after giving them ``_SETTLE_S`` to end on their own and
+report what they lost), and nothing is left behind on Ctrl-C either. Lines a process
 prints that start with the progress/report marks are consumed here (progress
 bar, summary) instead of being echoed.
 """
@@ -31,7 +32,11 @@ from .topology import Topology
 __all__ = ["run_plan"]
 
 _GRACE_S = 5.0
+_SETTLE_S = 2.0
 _RANK_PREFIX = re.compile(r"^\[(\d+)\] ?")
+# Hydra's -prepend-rank writes the next chunk's prefix before a lone newline
+# (unbuffered output: text and newline arrive as two writes): drop it.
+_RANK_SUFFIX = re.compile(r"\[\d+\] ?$")
 
 
 @dataclass
@@ -120,6 +125,7 @@ async def _watch(
             console.print(
                 f"[red]process {name!r} failed with exit code {code}; stopping the others[/red]"
             )
+            await _settle(children)
             await _stop_all(children)
 
     async with asyncio.TaskGroup() as group:
@@ -137,18 +143,43 @@ def _handle_line(line: str, name: str, state: _State, console: Console) -> None:
     match = _RANK_PREFIX.match(line) if name == "mpiexec" else None
     if match:
         name = state.names[int(match.group(1))] if int(match.group(1)) < len(state.names) else name
-        line = line[match.end() :]
-    if line.startswith(PROGRESS_MARK):
-        info = json.loads(line[len(PROGRESS_MARK) :])
-        state.done[name] = int(info.get("done", 0))
-        if info.get("total") is not None and info.get("source", True):
-            state.total = int(info["total"])
-        return
-    if line.startswith(REPORT_MARK):
-        state.reports[name] = json.loads(line[len(REPORT_MARK) :])
+        line = _RANK_SUFFIX.sub("", line[match.end() :])
+    if line.startswith((PROGRESS_MARK, REPORT_MARK)) and _consume_marker(line, name, state):
         return
     prefix = Text(f"[{name}] ", style="bold cyan")
     console.print(prefix + Text(line), highlight=False, soft_wrap=True)
+
+
+def _consume_marker(line: str, name: str, state: _State) -> bool:
+    """Record a progress/report line; False (echo it instead) when it is not valid JSON."""
+    mark = PROGRESS_MARK if line.startswith(PROGRESS_MARK) else REPORT_MARK
+    try:
+        info = json.loads(line[len(mark) :])
+    except ValueError:
+        return False
+    if not isinstance(info, dict):
+        return False
+    if mark == REPORT_MARK:
+        state.reports[name] = info
+        return True
+    state.done[name] = int(info.get("done", 0))
+    if info.get("total") is not None and info.get("source", True):
+        state.total = int(info["total"])
+    return True
+
+
+async def _settle(children: list[asyncio.subprocess.Process]) -> None:
+    """Give the others ``_SETTLE_S`` to end on their own after a failure.
+
+    A controller whose follower died (or a follower whose controller died)
+    notices at once and reports what it lost (link, peer, events in flight);
+    stopping it first would lose that report.
+    """
+    alive = [asyncio.ensure_future(p.wait()) for p in children if p.returncode is None]
+    if alive:
+        _done, pending = await asyncio.wait(alive, timeout=_SETTLE_S)
+        for waiter in pending:
+            waiter.cancel()
 
 
 async def _stop_all(children: list[asyncio.subprocess.Process]) -> None:

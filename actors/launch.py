@@ -147,20 +147,27 @@ def _link_urls(
 
 
 def _link_tables(topology: Topology, run_id: str, rundir: Path) -> dict[str, LinkTable]:
+    """Each process's link table; a name with several clients is one server endpoint."""
     ranks = _ranks(topology)
     tables = {name: LinkTable({}, rundir) for name in topology.processes}
+    by_name: dict[str, list[LinkSpec]] = {}
     for link in topology.links:
+        by_name.setdefault(link.name, []).append(link)
+    for name, entries in by_name.items():
+        link = entries[0]  # validated: same server and settings for every entry
         server_url, client_url = _link_urls(topology, link, run_id, rundir, ranks)
         wants_secret = link.secret if link.secret is not None else topology.run.secret
         secret = (
             secrets.token_hex(16) if wants_secret and topology.transport_of(link) != "mpi" else None
         )
-        tables[link.server].endpoints[link.name] = LinkEndpoint(
-            link.name, "server", server_url, secret, link.client
+        clients = [entry.client for entry in entries]
+        tables[link.server].endpoints[name] = LinkEndpoint(
+            name, "server", server_url, secret, ",".join(clients), len(clients)
         )
-        tables[link.client].endpoints[link.name] = LinkEndpoint(
-            link.name, "client", client_url, secret, link.server
-        )
+        for client in clients:
+            tables[client].endpoints[name] = LinkEndpoint(
+                name, "client", client_url, secret, link.server
+            )
     return tables
 
 

@@ -23,6 +23,9 @@ naming the file, line and key. The format is documented in
     name = "offload"           # what the configurations call it
     client = "local"           # connects (controller side)
     server = "remote"          # listens (follower side)
+
+A link name may repeat with the same server and another client: that server
+then serves several clients on it (one follower schedule per client).
 """
 
 from __future__ import annotations
@@ -237,7 +240,6 @@ def _parse_links(
     if not isinstance(entries, list):
         raise doc.error("expected an array of tables [[link]]", "link")
     links: list[LinkSpec] = []
-    names: set[str] = set()
     for index, entry in enumerate(entries):
         where = ("link", index)
         _check_keys(doc, entry, _LINK_KEYS, where)
@@ -247,9 +249,6 @@ def _parse_links(
             if not value:
                 raise doc.error(f"missing {key!r}", *where)
             fields[key] = value
-        if fields["name"] in names:
-            raise doc.error(f"duplicate link name {fields['name']!r}", *where, "name")
-        names.add(fields["name"])
         for role in ("client", "server"):
             if fields[role] not in processes:
                 raise doc.error(
@@ -270,8 +269,34 @@ def _parse_links(
         link.secret = _typed(doc, entry, "secret", bool, *where)
         link.bind = _typed(doc, entry, "bind", str, *where)
         link.options = dict(_typed(doc, entry, "options", dict, *where) or {})
+        _check_shared_name(doc, link, links, where)
         links.append(link)
     return links
+
+
+def _check_shared_name(
+    doc: TomlDocument, link: LinkSpec, earlier: list[LinkSpec], where: tuple[Any, ...]
+) -> None:
+    """A name may repeat only to connect another client to the same server, same settings."""
+    for other in earlier:
+        if other.name != link.name:
+            continue
+        if other.server != link.server:
+            raise doc.error(
+                f"duplicate link name {link.name!r} (a name repeats only to link another "
+                f"client to the same server {other.server!r})", *where, "name",
+            )
+        if other.client == link.client:
+            raise doc.error(
+                f"duplicate link {link.name!r} from {link.client!r} to {link.server!r}",
+                *where, "client",
+            )
+        for key in ("transport", "secret", "bind", "options"):
+            if getattr(other, key) != getattr(link, key):
+                raise doc.error(
+                    f"link {link.name!r} to server {link.server!r}: every client entry "
+                    f"needs the same {key!r} ({getattr(other, key)!r} before)", *where, key,
+                )
 
 
 def _check_ranks(doc: TomlDocument, topology: Topology) -> None:

@@ -37,10 +37,12 @@ class Peer:
         self.tasks: list[asyncio.Task[None]] = []
         self.closing = False
         self.lost: BaseException | None = None
+        self.process = ""  # the peer's process, once known ("process 'X' (launcher name)")
 
     @property
     def who(self) -> str:
-        return f"link {self.name!r} (peer {self.link.peer})"
+        peer = f"{self.process} at {self.link.peer}" if self.process else self.link.peer
+        return f"link {self.name!r} (peer {peer})"
 
     def queue(self, item: Any) -> None:
         """Append one control item to the next batch (loop thread only)."""

@@ -34,12 +34,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Awaitable
 from typing import Any, ClassVar
 
 from ..errors import ConfigError, DistributedError, PeerLost
 from ..framework import Concurrency, Declarer, Event, EventID, Lumi, Producer, Run
 from ._peer import Peer, expect
-from .endpoints import connect_named
+from .endpoints import connect_named, current_links
 from .hub import ChannelToken, Hub, forget, hub_for
 from .protocol import (
     CREDIT,
@@ -138,6 +139,7 @@ class ControllerHub(Hub):
             if body.get("error"):
                 raise DistributedError(f"link {name!r}: follower refused: {body['error']}")
             follower.credits = int(body.get("window", 64))
+            follower.process = _peer_process(name, body.get("process", "?"))
         except BaseException:
             await link.close()
             raise
@@ -158,6 +160,19 @@ class ControllerHub(Hub):
         self._assign(follower, key, event_id)
         return key
 
+    def try_dispatch(self, event_id: EventID) -> int | None:
+        """:meth:`dispatch` without waiting: the key, or None when no credit is at hand.
+
+        Raises the channel's error (and DistributedError when no follower is left).
+        """
+        follower = self._pick()
+        if follower.credits <= 0:
+            return None
+        key = next(self.keys)
+        follower.credits -= 1
+        self._assign(follower, key, event_id)
+        return key
+
     def _assign(self, follower: _Follower, key: int, event_id: EventID) -> None:
         self.route[key] = follower
         follower.inflight[key] = event_id
@@ -166,18 +181,21 @@ class ControllerHub(Hub):
 
     async def _choose(self) -> _Follower:
         while True:
-            self.check()
-            alive = [f for f in self.followers if f.lost is None]
-            if not alive:
-                raise DistributedError(f"controller {self.label!r}: no follower left")
-            if self.policy == "least-loaded":
-                follower = max(alive, key=lambda f: f.credits)
-            else:
-                follower = alive[next(self._rr) % len(alive)]
+            follower = self._pick()
             if follower.credits > 0:
                 return follower
             follower.credit_wake.clear()
             await follower.credit_wake.wait()
+
+    def _pick(self) -> _Follower:
+        """The follower the policy picks next (it may have no credit)."""
+        self.check()
+        alive = [f for f in self.followers if f.lost is None]
+        if not alive:
+            raise DistributedError(f"controller {self.label!r}: no follower left")
+        if self.policy == "least-loaded":
+            return max(alive, key=lambda f: f.credits)
+        return alive[next(self._rr) % len(alive)]
 
     # -- data
     async def send_data(self, key: int, header: bytes, buffers: list[Any]) -> None:
@@ -320,10 +338,20 @@ class ControllerHub(Hub):
         forget(self)
 
 
+def _peer_process(link: str, process: Any) -> str:
+    """``process 'NAME'`` plus the launcher's name of the peer when the table has one."""
+    endpoint = current_links().endpoints.get(link)
+    launched = f" ({endpoint.peer})" if endpoint is not None and endpoint.peer != "?" else ""
+    return f"process {str(process)!r}{launched}"
+
+
 class Controller(Producer):
     """Forwards transitions to followers and puts a ChannelToken per event (see module doc)."""
 
     concurrency: ClassVar[Concurrency] = Concurrency.SHARED
+    #: ``produce`` runs on the loop and completes at once while the chosen follower
+    #: has credit; only without credit does it wait (its awaitable slow path)
+    run_on_loop: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -376,7 +404,15 @@ class Controller(Producer):
     async def begin_lumi(self, lumi: Lumi) -> None:
         self._hub().broadcast([T_BEGIN_LUMI, lumi.id.run, lumi.id.lumi])
 
-    async def produce(self, event: Event) -> None:
+    def produce(self, event: Event) -> Awaitable[None] | None:
+        hub = self._hub()
+        key = hub.try_dispatch(event.id)
+        if key is None:
+            return self._produce_after_credit(event)
+        event.put(ChannelToken(hub, key))
+        return None
+
+    async def _produce_after_credit(self, event: Event) -> None:
         hub = self._hub()
         key = await hub.dispatch(event.id)
         event.put(ChannelToken(hub, key))

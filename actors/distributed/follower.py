@@ -119,6 +119,7 @@ class FollowerHub(Hub):
             await link.close()
             raise
         self.peer = Peer(link_name, link, TRANS)
+        self.peer.process = f"process {self.controller!r}"
         self.peer.start(self._on_message, self._on_lost)
 
     async def _accept(self, link_name: str, timeout: float) -> Link:

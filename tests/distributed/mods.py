@@ -184,6 +184,27 @@ class ResolveRefs(Analyzer):
         record(self.name, (event.id.event, [float(event.resolve(r)) for r in refs]))
 
 
+class SelfKill(Producer):
+    """Kills its own process (SIGKILL, no clean-up) in the ``at``-th event it sees."""
+
+    concurrency: ClassVar[Concurrency] = Concurrency.SHARED
+
+    def __init__(self, *, at: int) -> None:
+        self.at = at
+        self.seen = 0
+        self.lock = threading.Lock()
+
+    def produce(self, event: Event) -> None:
+        with self.lock:
+            self.seen += 1
+            last = self.seen == self.at
+        if last:
+            import os
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
 class Boom(Producer):
     """Raises in event number ``at`` (a crash in the middle of a job)."""
 

@@ -1,26 +1,22 @@
-"""Across processes through ``python -m actors.launch``: dimuon offload and the offload example."""
+"""Across processes through ``python -m actors.launch``: dimuon offload and the offload example.
+
+Every dimuon test compares the output file, bit for bit, with the
+single-process run of ``examples/dimuon/dimuon.toml`` on the same input.
+"""
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import os
+import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-DIMUON = REPO / "examples" / "dimuon"
-
-
-def launch(topology: Path, *args: str, timeout: float = 110) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "actors.launch", str(topology), *args],
-        cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False,
-    )
+from .launching import DIMUON, REPO, assert_same_output, dimuon_grid, launch
 
 
 def topology(tmp: Path, transport: str, streams: int) -> Path:
+    """examples/dimuon/offload.toml with ``transport`` and ``streams`` on both sides."""
     text = (DIMUON / "offload.toml").read_text()
     text = text.replace('config = "offload_', f'config = "{DIMUON}/offload_')
     text = text.replace("streams = 1", f"streams = {streams}")
@@ -30,46 +26,76 @@ def topology(tmp: Path, transport: str, streams: int) -> Path:
     return path
 
 
-def read(path: Path) -> dict[str, np.ndarray]:  # type: ignore[type-arg]
-    uproot = pytest.importorskip("uproot")
-    return uproot.open(path)["Events"].arrays(library="np")  # type: ignore[no-any-return]
-
-
-@pytest.fixture(scope="module")
-def single(tmp_path_factory: pytest.TempPathFactory, shared_data_dir: Path) -> Path:
-    out = tmp_path_factory.mktemp("single") / "single.root"
-    run = subprocess.run(
-        [sys.executable, "-m", "actors.run", str(DIMUON / "dimuon.toml"),
-         "--input", str(shared_data_dir / "cms2010_zmumu_nano.root"), "--output", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=110, check=False,
+def check_output(run: object, out: Path, single: Path) -> None:
+    assert getattr(run, "returncode", None) == 0, (
+        getattr(run, "stdout", "")[-3000:] + getattr(run, "stderr", "")[-3000:]
     )
-    assert run.returncode == 0, run.stdout + run.stderr
-    return out
-
-
-@pytest.fixture(scope="module")
-def shared_data_dir() -> Path:
-    path = REPO.parent / "shared" / "data"
-    if not (path / "cms2010_zmumu_nano.root").is_file():
-        pytest.skip(f"shared test data not found at {path}")
-    return path
+    assert_same_output(out, single)
 
 
 @pytest.mark.parametrize(("transport", "streams"), [("tcp", 1), ("shm", 4)])
 def test_dimuon_offload_output_equals_single_process(
-    transport: str, streams: int, single: Path, shared_data_dir: Path, tmp_path: Path
+    transport: str, streams: int, single: Path, nano: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "offload.root"
-    run = launch(topology(tmp_path, transport, streams),
-                 "--input", str(shared_data_dir / "cms2010_zmumu_nano.root"),
+    run = launch(topology(tmp_path, transport, streams), "--input", str(nano),
                  "--output", str(out))
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    got, want = read(out), read(single)
-    assert sorted(got) == sorted(want)
-    assert len(want["event"]) > 0
-    for name in want:
-        assert got[name].dtype == want[name].dtype
-        assert np.array_equal(got[name], want[name]), name
+    check_output(run, out, single)
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("streams", [1, 4])
+def test_dimuon_offload_over_mpi(streams: int, single: Path, nano: Path, tmp_path: Path) -> None:
+    out = tmp_path / "offload.root"
+    run = launch(DIMUON / "offload.toml", "--transport", "mpi", "--input", str(nano),
+                 "--output", str(out)) if streams == 1 else launch(
+        topology(tmp_path, "mpi", streams), "--input", str(nano), "--output", str(out))
+    check_output(run, out, single)
+
+
+@pytest.mark.parametrize(("transport", "streams"), [("shm", 2)])
+def test_dimuon_over_two_followers(
+    transport: str, streams: int, single: Path, nano: Path, tmp_path: Path
+) -> None:
+    grid, outputs = dimuon_grid(tmp_path, nano, transport, clients=1, servers=2, streams=streams)
+    check_output(launch(grid), outputs[0], single)
+
+
+@pytest.mark.parametrize("transport", ["inproc", "tcp"])
+def test_two_dimuon_jobs_share_two_followers(
+    transport: str, single: Path, nano: Path, tmp_path: Path
+) -> None:
+    """2 controllers x 2 followers: both jobs have the same runs; nothing mixes."""
+    grid, outputs = dimuon_grid(tmp_path, nano, transport, clients=2, servers=2, streams=2)
+    run = launch(grid)
+    for out in outputs:
+        check_output(run, out, single)
+
+
+def test_killed_follower_is_reported_and_launcher_fails(nano: Path, tmp_path: Path) -> None:
+    grid, _ = dimuon_grid(tmp_path, nano, "tcp", clients=1, servers=1, streams=4)
+    remote = tmp_path / "gpu1.toml"
+    text = remote.read_text().replace(
+        "[paths]", '[modules.kill]\ntype = "tests.distributed.mods:SelfKill"\nat = 40\n\n[paths]'
+    ).replace('mass = ["opposite",', 'mass = ["kill", "opposite",')
+    remote.write_text(text)
+    run = launch(grid, timeout=100)
+    text = run.stdout + run.stderr
+    assert run.returncode != 0, text[-3000:]
+    assert "process 'gpu1' failed with exit code -9" in text, text[-3000:]
+    assert "lost the follower on link 'gpu1' (peer process 'DIMUONREMOTE' (gpu1) at tcp://" \
+        in text, text[-3000:]
+    assert re.search(r"\d+ event\(s\) in flight on it: \d+:\d+:\d+", text), text[-3000:]
+    assert "[cpu1]" in text
+    leftovers = [p for p in os.listdir("/proc") if p.isdigit() and _is_ours(p, tmp_path)]
+    assert not leftovers, leftovers
+
+
+def _is_ours(pid: str, tmp: Path) -> bool:
+    try:
+        return str(tmp) in Path(f"/proc/{pid}/cmdline").read_text()
+    except OSError:
+        return False
 
 
 def test_offload_example_runs() -> None:
