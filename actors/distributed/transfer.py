@@ -39,13 +39,16 @@ consumes and drops messages for receivers that did not run. Without
 EventDone, every sender and receiver of the channel must run for every event.
 
 All three are async (run on the loop) and SHARED (one instance, concurrent
-events). Each puts a copy of the ChannelToken (Sender: instance "", Receiver:
-instance "token") so later modules can depend on them.
+events). The Sender puts a copy of the ChannelToken (instance "") so later
+modules can depend on it. The Receiver's label holds exactly the received
+products, so ``consumes("label")`` selects them and nothing else; with
+``token = true`` it also puts the ChannelToken as instance "token" (then
+select its products by instance).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from ..buffers import host_to_device, is_device, nbytes
@@ -80,6 +83,9 @@ def _check_upstream(upstream: Any) -> str:
     if not isinstance(upstream, str) or not upstream:
         raise ConfigError("upstream must name the Controller or FollowerSource", key="upstream")
     return upstream
+
+
+_NONE: frozenset[int] = frozenset()
 
 
 def _track(hub: Hub, key: int, instance: int) -> None:
@@ -217,19 +223,24 @@ class Receiver(Filter):
 
     concurrency: ClassVar[Concurrency] = Concurrency.SHARED
 
-    def __init__(self, *, upstream: str, instance: int, products: Sequence[Any]) -> None:
+    def __init__(self, *, upstream: str, instance: int, products: Sequence[Any],
+                 token: bool = False) -> None:
         super().__init__()
         self.upstream = _check_upstream(upstream)
         self.instance = _check_instance(instance)
         if isinstance(products, str) or not products:
             raise ConfigError("products must be a non-empty list of {type, label}",
                               key="products")
+        if not isinstance(token, bool):
+            raise ConfigError(f"token must be true or false, not {token!r}", key="token")
         self.expected = [_expected(p) for p in products]
+        self.put_token = token
 
     def declare(self, d: Declarer) -> None:
         self.token = d.consumes(self.upstream)
         self.outputs = [d.produces(t, out) for t, _, _, out in self.expected]
-        d.produces("ChannelToken", "token")
+        if self.put_token:
+            d.produces("ChannelToken", "token")
         hub_for(self.upstream).register(self.instance, "recv", self.label, self.spec)
 
     def spec(self) -> PairSpec:
@@ -240,7 +251,8 @@ class Receiver(Filter):
         tok: ChannelToken = event.get(self.token)
         msg, buffers = await tok.hub.receive(tok.key, self.instance)
         _track(tok.hub, tok.key, self.instance)
-        event.put(tok, "token")
+        if self.put_token:
+            event.put(tok, "token")
         count, metas = int(msg[3]), msg[5]
         if count < 0:
             return False
@@ -312,6 +324,9 @@ class EventDone(Analyzer):
     """End-path module: closes the channel's bookkeeping of each event (module doc)."""
 
     concurrency: ClassVar[Concurrency] = Concurrency.SHARED
+    #: ``analyze`` completes at once on the loop when every pair already ran for the
+    #: event; it waits (its awaitable slow path) only to send or drop messages
+    run_on_loop: ClassVar[bool] = True
 
     def __init__(self, *, upstream: str) -> None:
         super().__init__()
@@ -321,17 +336,22 @@ class EventDone(Analyzer):
         self.token = d.consumes(self.upstream)
         hub_for(self.upstream).has_event_done = True
 
-    async def analyze(self, event: Event) -> None:
+    def analyze(self, event: Event) -> Awaitable[None] | None:
         tok: ChannelToken = event.get(self.token)
         hub = tok.hub
-        seen = hub.handled.pop(tok.key, set())
-        schema = hub.schema_cache()
-        for instance, spec in schema.items():
-            if instance in seen:
-                continue
-            if spec.role == "send":
-                await hub.send_data(tok.key, rejected_message(tok.key, instance), [])
-        for instance, spec in schema.items():
-            if instance not in seen and spec.role == "recv":
-                await hub.receive(tok.key, instance)
+        seen = hub.handled.pop(tok.key, _NONE)
+        missing = [(i, spec.role) for i, spec in hub.schema_cache().items() if i not in seen]
+        if missing:
+            return self._close_missing(hub, tok.key, missing)
         hub.event_done(tok.key)
+        return None
+
+    async def _close_missing(self, hub: Hub, key: int, missing: list[tuple[int, str]]) -> None:
+        """Send the rejected message of senders, drop the message of receivers, that did not run."""
+        for instance, role in missing:
+            if role == "send":
+                await hub.send_data(key, rejected_message(key, instance), [])
+        for instance, role in missing:
+            if role == "recv":
+                await hub.receive(key, instance)
+        hub.event_done(key)
