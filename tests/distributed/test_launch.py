@@ -102,3 +102,10 @@ def test_offload_example_runs() -> None:
     run = launch(REPO / "examples" / "offload" / "topology.toml", "--events", "300")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "offload summary:" in run.stdout + run.stderr
+
+
+def test_shared_server_example_runs() -> None:
+    run = launch(REPO / "examples" / "offload" / "shared.toml", "--events", "200")
+    text = run.stdout + run.stderr
+    assert run.returncode == 0, text[-3000:]
+    assert text.count("offload summary:") == 2  # one per client job

@@ -121,3 +121,24 @@ async def test_follower_loss_resends_in_flight_events() -> None:
     for _, values in got:
         hits = values["*_arrays_hits_*"].value
         assert values["*_back_total_*"].value == pytest.approx(float(np.sum(hits)))
+
+
+@pytest.mark.parametrize("token", [False, True])
+async def test_receiver_label_selects_its_products(token: bool) -> None:
+    """``consumes(receiver label)`` gets the product; the token only on request."""
+    local, remote = offload_pair(streams=2)
+    back = local.modules["back"].params
+    back["products"] = [{"type": "float64", "label": "total", "instance": "total", "as": ""}]
+    back["token"] = token
+    src = "*_back__*" if token else "back"  # with the token the bare label selects two
+    local.add_module("again", f"{M}:Sum", src=src)
+    what = ["*_arrays_hits_*", "*_again_total_*"] + (["ChannelToken_back_token_*"] if token else [])
+    local.modules["got"].params["what"] = what
+    local.paths["p"].modules.insert(-1, "again")
+    results = await run_two(local, remote)
+    assert ok(results["local"]).events == 30
+    for values in dict(RECORDS["local"]).values():
+        hits = values["*_arrays_hits_*"].value
+        assert values["*_again_total_*"].value == pytest.approx(float(np.sum(hits)))
+        if token:
+            assert values["ChannelToken_back_token_*"].value.key > 0
