@@ -1,120 +1,106 @@
-"""One ``mpi://`` link: message framing over a private two-process communicator.
+"""One ``mpi://`` link: messages over a private two-process communicator.
 
-Wire format (all little endian). A message is one *header message* on tag
-:data:`TAG_HEADER` followed by its buffers on tag :data:`TAG_DATA`::
+A message is one header message on tag :data:`TAG_HEADER` (wire format in
+:mod:`actors.transports._mpi_frame`) followed by its buffers on tag
+:data:`TAG_DATA`, each non-empty buffer in chunks of at most :data:`CHUNK`
+bytes, one ``Isend`` each straight from its memory. Host buffers up to
+:data:`SMALL` bytes ride inside the header message instead (one small copy,
+like MPI's own eager protocol, saving a message). A header message larger than
+:data:`INLINE` bytes is announced on TAG_HEADER and follows on :data:`TAG_LONG`.
 
-    header message = b"HAM1" | kind u32 | nbufs u32 | hlen u32
-                     | size u64 * nbufs | flags u8 * nbufs | header (hlen bytes)
-    data           = each non-empty buffer, in order, in chunks of at most
-                     CHUNK bytes (one Isend each, straight from the buffer)
+Receiving: each side keeps one *persistent* receive (``Recv_init``) of INLINE
+bytes active on TAG_HEADER, restarted as soon as a header message has been
+parsed (a posted receive completes faster than a matched probe, and a
+persistent one costs no buffer parsing per message). The receiver checks the
+sizes against ``max_message_size``, allocates every buffer (host: numpy
+``uint8``, from :mod:`actors.transports._mpi_pool` for large ones; device: cupy
+when MPI is CUDA-aware) and posts one ``Irecv`` per chunk straight into it: no
+staging copy, no pickle.
 
-``kind`` 0 is a message, 1 is ``BYE`` (graceful close, the last message the
-closing side sends), 2 is ``LONG``: the header message is larger than
-:data:`INLINE` bytes and follows on tag :data:`TAG_LONG` (``hlen`` gives its
-size). ``flags`` bit 0 marks device memory. Each side keeps one ``Irecv`` of
-INLINE bytes posted on TAG_HEADER (a posted receive completes faster than a
-matched probe: measured 2x on this machine); the receiver checks the sizes
-against ``max_message_size``, allocates every buffer (numpy ``uint8`` on the
-host, cupy for device buffers when MPI is CUDA-aware) and posts one ``Irecv``
-per chunk straight into it: no staging copy, no pickle.
+Fast path (why a small round trip costs only a few Python calls): ``send``
+posts its ``Isend`` and tests it once; a small (eager) message is complete at
+once and ``send`` returns without yielding. ``recv`` tests the header receive
+first; only when nothing is there does it poll from its own task with
+``asyncio.sleep(0)`` for :data:`~actors.transports._mpi_runtime.SPIN_S`, then
+hands the wait to the loop's poller, which backs off (idle CPU stays low). No
+future or task is created per message on the fast path.
 
 Why messages never mix: every link has its own communicator (rank mode: a
 two-rank ``Create_group`` of ``COMM_WORLD``; port-file mode: the
-``Accept``/``Connect`` inter-communicator), so links share nothing. Within a
-link, MPI's non-overtaking rule keeps same-tag messages in posting order; a
-``send`` posts its header and all its chunks synchronously (no await in
-between), so concurrent ``send`` calls cannot interleave, and ``recv`` posts all
-receives of one message before matching the next header.
+``Accept``/``Connect`` communicator), so links share nothing. Within a link,
+MPI's non-overtaking rule keeps same-tag messages in posting order; a ``send``
+posts its header and all its chunks synchronously (no await in between), so
+concurrent ``send`` calls cannot interleave, and ``recv`` posts all receives of
+one message before it looks at the next header.
+
+Loop rules: every method runs on the loop that created the link (the poller is
+per loop); ``recv`` must not be called concurrently with itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import struct
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
-
-from ..buffers import as_host_view, device_empty, device_to_host, host_to_device, is_device
+from ..buffers import as_host_view, device_empty, device_to_host, host_to_device
 from ..errors import BackendUnavailable, PeerLost, ProtocolError
 from ._base import Capabilities, Link, Message
+from ._mpi_frame import (
+    DEVICE,
+    INLINED,
+    KIND_BYE,
+    KIND_LONG,
+    KIND_MESSAGE,
+    MAGIC,
+    MAX_BUFFERS,
+    PREFIX,
+    pack_header,
+    unpack_header,
+)
+from ._mpi_pool import pool
 from ._mpi_runtime import SPIN_S, Poller, abandon
 from ._mpi_side import SideChannel
 
-__all__ = ["CHUNK", "TAG_DATA", "TAG_HEADER", "MPILink", "pack_header", "unpack_header"]
+__all__ = [
+    "CHUNK",
+    "INLINE",
+    "SMALL",
+    "TAG_DATA",
+    "TAG_HEADER",
+    "TAG_LONG",
+    "MPILink",
+    "pack_header",
+    "unpack_header",
+]
 
 TAG_HEADER = 1
 TAG_DATA = 2
 TAG_LONG = 3
-INLINE = 4096  # bytes of the always-posted header receive
+INLINE = 4096  # bytes of the always-active header receive
 CHUNK = 1 << 30  # bytes per Isend/Irecv: stays below the 2 GiB count limit of MPI-3
-MAGIC = b"HAM1"
-KIND_MESSAGE, KIND_BYE, KIND_LONG = 0, 1, 2
-MAX_BUFFERS = 1 << 16
-BYE_GRACE_S = 5.0  # after the peer's goodbye, how long to wait for its BYE
-_PREFIX = struct.Struct("<4sIII")
-_DEVICE = 1
-_INLINED = 2
 SMALL = 256  # host buffers up to this size travel inside the header message
+BYE_GRACE_S = 5.0  # after the peer's goodbye, how long to wait for its BYE
+_CUDA = "__cuda_array_interface__"
 
 
-def pack_header(
-    kind: int,
-    header: bytes,
-    sizes: Sequence[int],
-    flags: Sequence[int],
-    inline: Sequence[Any] = (),
-) -> bytes:
-    """The header message for one message (see the module docstring)."""
-    n = len(sizes)
-    return b"".join(
-        (
-            _PREFIX.pack(MAGIC, kind, n, len(header)),
-            struct.pack(f"<{n}Q", *sizes),
-            bytes(flags),
-            header,
-            *inline,
-        )
-    )
-
-
-def unpack_prefix(data: Any) -> tuple[int, int, int]:
-    """``(kind, nbufs, hlen)`` of a header message; ProtocolError if malformed."""
-    if len(data) < _PREFIX.size:
-        raise ProtocolError(f"header message of {len(data)} bytes is too short")
-    magic, kind, n, hlen = _PREFIX.unpack_from(data)
-    if magic != MAGIC or kind not in (KIND_MESSAGE, KIND_BYE, KIND_LONG):
-        raise ProtocolError(f"bad header message (magic {bytes(magic)!r}, kind {kind})")
-    if n > MAX_BUFFERS:
-        raise ProtocolError(f"header message announces {n} buffers (limit {MAX_BUFFERS})")
-    return kind, n, hlen
-
-
-def unpack_header(data: Any, max_size: int) -> tuple[int, bytes, list[int], list[int], int]:
-    """``(kind, header, sizes, flags, offset of inlined data)``; ProtocolError if
-    malformed or too large."""
-    kind, n, hlen = unpack_prefix(data)
-    end = _PREFIX.size + 9 * n
-    if end + hlen > len(data):
-        raise ProtocolError(
-            f"header message announces {n} buffers and {hlen} header bytes "
-            f"but holds {len(data)} bytes"
-        )
-    sizes = list(struct.unpack_from(f"<{n}Q", data, _PREFIX.size))
-    flags = list(data[_PREFIX.size + 8 * n : end])
-    header = bytes(data[end : end + hlen])
-    total = hlen + sum(sizes)
-    if total > max_size:
-        raise ProtocolError(f"message of {total} bytes exceeds max_message_size={max_size}")
-    inlined = sum(size for size, flag in zip(sizes, flags, strict=True) if flag & _INLINED)
-    if end + hlen + inlined > len(data):
-        raise ProtocolError(f"header message announces {inlined} inlined bytes it does not hold")
-    return kind, header, sizes, flags, end + hlen
+def _inlined(data: Any, sizes: list[int], flags: bytes, offset: int) -> list[Any]:
+    """Copies of the inlined buffers of a header message (numpy ``uint8``
+    array ``data``), ``None`` in the places of the others."""
+    out: list[Any] = []
+    for size, flag in zip(sizes, flags, strict=True):
+        if flag & INLINED:
+            out.append(data[offset : offset + size].copy())
+            offset += size
+        else:
+            out.append(None)
+    return out
 
 
 def _chunks(view: Any, nbytes: int) -> list[Any]:
+    if nbytes <= CHUNK:
+        return [view]
     return [view[off : off + CHUNK] for off in range(0, nbytes, CHUNK)]
 
 
@@ -136,9 +122,12 @@ class MPILink(Link):
         max_message_size: int,
         cuda_aware: bool,
     ) -> None:
+        import numpy as np
+
         self.capabilities = caps
         self.peer = peer
         self._mpi = mpi
+        self._byte = mpi.BYTE
         self._poller = poller
         self._comm = comm
         self._remote = remote
@@ -146,9 +135,12 @@ class MPILink(Link):
         self._cuda_aware = cuda_aware
         self._side: SideChannel | None = None
         self._probe: asyncio.Future[Any] | None = None
-        self._hdr_buf = bytearray(INLINE)
-        self._hdr_req = comm.Irecv([self._hdr_buf, mpi.BYTE], remote, TAG_HEADER)
-        self._stash: tuple[asyncio.Future[None], Message, list[int]] | None = None
+        self._hdr = bytearray(INLINE)  # parsed through this (fast struct access)
+        self._hdr_view = np.frombuffer(self._hdr, np.uint8)  # inlined buffers copied from this
+        self._status = mpi.Status()
+        self._hdr_req = comm.Recv_init([self._hdr, mpi.BYTE], remote, TAG_HEADER)
+        self._hdr_req.Start()
+        self._stash: tuple[asyncio.Future[None], Message, bytes] | None = None
         self._closed = False
         self._lost: str | None = None  # why calls now raise PeerLost
         self._peer_closing: str | None = None  # peer said goodbye: sends fail
@@ -182,6 +174,11 @@ class MPILink(Link):
         if self._lost is not None:
             raise PeerLost(self._lost)
 
+    def _mpi_failed(self, exc: BaseException) -> PeerLost:
+        self._lose(f"MPI error on link to {self.peer}: {exc}")
+        assert self._lost is not None
+        return PeerLost(self._lost)
+
     async def _complete(
         self,
         reqs: list[Any],
@@ -190,86 +187,67 @@ class MPILink(Link):
         sending: bool,
         on_cancel: Callable[[asyncio.Future[None]], None] | None = None,
     ) -> None:
-        """Wait for posted requests, polling from this task (they are in flight,
-        so MPI needs progress calls). Raises PeerLost when the link dies (the
-        requests are abandoned with their buffers); a cancelled caller hands
-        them to the poller, which finishes them in the background."""
-        testall = self._mpi.Request.Testall
+        """Wait for posted requests (in flight: MPI needs progress calls, so this
+        task polls them itself). Raises PeerLost when the link dies (requests
+        abandoned with their buffers). Cancelled: hands them to the poller,
+        which finishes them in the background, and re-raises."""
         try:
-            while not testall(reqs):
+            while True:
+                await asyncio.sleep(0)
+                reqs = [r for r in reqs if not r.Test()]
+                if not reqs:
+                    return
                 reason = self._lost or (self._peer_closing if sending else None)
                 if reason is not None:
                     abandon(reqs, keep)
                     raise PeerLost(reason)
-                await asyncio.sleep(0)
         except asyncio.CancelledError:
             fut = self._poller.submit(reqs, keep)
             if on_cancel is not None:
                 on_cancel(fut)
             raise
         except self._mpi.Exception as exc:
-            self._lose(f"MPI error on link to {self.peer}: {exc}")
-            raise PeerLost(self._lost) from exc
-
-    async def _next_header(self) -> None:
-        """Wait for the posted header receive: poll from this task for SPIN_S,
-        then leave it to the poller's backoff. Cancel-safe (nothing is lost)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + SPIN_S
-        req = self._hdr_req
-        try:
-            while not req.Test():
-                self._check_open()
-                if loop.time() > deadline:
-                    break
-                await asyncio.sleep(0)
-            else:
-                return
-            self._probe = fut = self._poller.submit([req], None, passive=True)
-            try:
-                await fut
-            finally:
-                fut.cancel()  # no-op when done; otherwise the poller forgets it
-                self._probe = None
-        except self._mpi.Exception as exc:  # e.g. MPI_ERR_TRUNCATE: oversized header
-            await self._abort(f"bad header message from {self.peer}: {exc}")
-            raise ProtocolError(f"bad header message from {self.peer}: {exc}") from exc
+            raise self._mpi_failed(exc) from exc
 
     # -- send -------------------------------------------------------------------------
 
     async def send(self, header: bytes, buffers: Sequence[Any] = ()) -> None:
-        self._check_open()
-        if self._peer_closing is not None:
+        if self._closed or self._lost is not None or self._peer_closing is not None:
+            self._check_open()
             raise PeerLost(self._peer_closing)
-        bufs, sizes, flags = self._prepare(buffers)
+        header = bytes(header)
+        room = INLINE - PREFIX.size - len(header)
+        sizes: list[int] = []
+        flags = bytearray()
+        inline: list[Any] = []
+        big: list[Any] = []
+        for buf in buffers:
+            if hasattr(buf, _CUDA):
+                view = self._device_out(buf)
+                flag = DEVICE
+            else:
+                view = as_host_view(buf)
+                flag = 0
+            size = view.nbytes
+            room -= 9
+            if not flag and size <= SMALL and size <= room:
+                flag = INLINED
+                room -= size
+                inline.append(view)
+            elif size:
+                big.append(view)
+            sizes.append(size)
+            flags.append(flag)
         total = len(header) + sum(sizes)
         if total > self._max:
             raise ProtocolError(
                 f"message of {total} bytes exceeds max_message_size={self._max} on {self.peer}"
             )
-        header = bytes(header)
-        room = INLINE - _PREFIX.size - 9 * len(sizes) - len(header)
-        inline = []
-        for i, size in enumerate(sizes):
-            if not flags[i] and size <= min(SMALL, room):
-                flags[i] = _INLINED
-                room -= size
-                inline.append(bufs[i])
         frame = pack_header(KIND_MESSAGE, header, sizes, flags, inline)
-        await self._post(frame, bufs, sizes, flags)
-
-    def _prepare(self, buffers: Sequence[Any]) -> tuple[list[Any], list[int], list[int]]:
-        bufs, sizes, flags = [], [], []
-        for buf in buffers:
-            if is_device(buf):
-                view = self._device_out(buf)
-                flags.append(_DEVICE)
-            else:
-                view = as_host_view(buf)
-                flags.append(0)
-            bufs.append(view)
-            sizes.append(int(view.nbytes))
-        return bufs, sizes, flags
+        reqs = self._post(frame, big)
+        if len(reqs) == 1 and reqs[0].Test():
+            return  # eager: done, no yield
+        await self._complete(reqs, (frame, big), sending=True)
 
     def _device_out(self, buf: Any) -> Any:
         if not self._cuda_aware:
@@ -279,25 +257,22 @@ class MPILink(Link):
         cupy.cuda.get_current_stream().synchronize()
         return cupy.asarray(buf).reshape(-1).view(cupy.uint8)
 
-    async def _post(
-        self, frame: bytes, bufs: list[Any], sizes: list[int], flags: list[int]
-    ) -> None:
-        # Everything is posted without an await in between: messages never interleave.
-        byte = self._mpi.BYTE
-        comm, dest = self._comm, self._remote
+    def _post(self, frame: bytes, big: list[Any]) -> list[Any]:
+        """Post the header message and every chunk, without yielding in between
+        (so that concurrent sends never interleave)."""
+        byte, comm, dest = self._byte, self._comm, self._remote
         if len(frame) <= INLINE:
             reqs = [comm.Isend([frame, byte], dest, TAG_HEADER)]
         else:
-            announce = _PREFIX.pack(MAGIC, KIND_LONG, 0, len(frame))
+            announce = PREFIX.pack(MAGIC, KIND_LONG, 0, len(frame))
             reqs = [
                 comm.Isend([announce, byte], dest, TAG_HEADER),
                 comm.Isend([frame, byte], dest, TAG_LONG),
             ]
-        for view, size, flag in zip(bufs, sizes, flags, strict=True):
-            if not flag & _INLINED:
-                for chunk in _chunks(view, size):
-                    reqs.append(comm.Isend([chunk, byte], dest, TAG_DATA))
-        await self._complete(reqs, (frame, bufs), sending=True)
+        for view in big:
+            for chunk in _chunks(view, view.nbytes):
+                reqs.append(comm.Isend([chunk, byte], dest, TAG_DATA))
+        return reqs
 
     # -- recv -------------------------------------------------------------------------
 
@@ -305,28 +280,60 @@ class MPILink(Link):
         if self._stash is not None:  # a cancelled recv left a message half received
             return await self._finish_stash()
         self._check_open()
-        await self._next_header()
+        try:
+            if not self._hdr_req.Test(self._status):
+                await self._wait_header()
+        except self._mpi.Exception as exc:  # e.g. MPI_ERR_TRUNCATE: oversized header
+            await self._abort(f"bad header message from {self.peer}: {exc}")
+            raise ProtocolError(f"bad header message from {self.peer}: {exc}") from exc
+        # The header receive is inactive now: parse, copy out, restart it.
         # From here on the message is ours: if this call is cancelled, the rest
         # is finished in the background and handed to the next recv.
         try:
-            kind, _, hlen = unpack_prefix(self._hdr_buf)
-            if kind == KIND_LONG:
-                data = await self._receive_long(hlen)
-            else:
-                data = self._hdr_buf
-            header, out, flags, reqs = await self._start_body(data)
+            kind, header, sizes, flags, offset = unpack_header(
+                self._hdr, self._max, self._status.Get_count(self._byte)
+            )
+        except ProtocolError as exc:
+            await self._abort(f"{exc} from {self.peer}")
+            raise ProtocolError(f"{exc} from {self.peer}; link closed") from None
+        if kind == KIND_LONG:
+            self._hdr_req.Start()
+            kind, header, sizes, flags, out = await self._receive_long(offset)
+        else:
+            out = _inlined(self._hdr_view, sizes, flags, offset) if flags else []
+            self._hdr_req.Start()
+        if kind == KIND_BYE:
+            self._lose(f"peer {self.peer} closed the link")
+            raise PeerLost(self._lost)
+        if flags.count(INLINED) == len(flags):  # nothing left to receive
+            return header, out
+        reqs = self._post_body(sizes, flags, out)
+
+        def stash(fut: asyncio.Future[None]) -> None:
+            self._stash = (fut, (header, out), flags)
+
+        await self._complete(reqs, out, sending=False, on_cancel=stash)
+        return header, self._deliver(out, flags) if DEVICE in flags else out
+
+    async def _wait_header(self) -> None:
+        """Wait for the header receive: poll from this task for SPIN_S, then
+        leave it to the poller's backoff. Cancel-safe (nothing is lost)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SPIN_S
+        req, status = self._hdr_req, self._status
+        while True:
+            await asyncio.sleep(0)
+            if req.Test(status):
+                return
+            self._check_open()
+            if loop.time() > deadline:
+                break
+        self._probe = fut = self._poller.submit([req], None, passive=True, status=status)
+        try:
+            await fut
         finally:
-            if not self.closed:
-                self._hdr_req = self._comm.Irecv(
-                    [self._hdr_buf, self._mpi.BYTE], self._remote, TAG_HEADER
-                )
-        if reqs:
-
-            def stash(fut: asyncio.Future[None]) -> None:
-                self._stash = (fut, (header, out), flags)
-
-            await self._complete(reqs, out, sending=False, on_cancel=stash)
-        return header, self._deliver(out, flags)
+            fut.cancel()  # no-op when done; otherwise the poller forgets it
+            self._probe = None
 
     async def _finish_stash(self) -> Message:
         assert self._stash is not None
@@ -334,56 +341,54 @@ class MPILink(Link):
         try:
             await asyncio.shield(fut)
         except self._mpi.Exception as exc:
-            self._lose(f"MPI error on link to {self.peer}: {exc}")
-            raise PeerLost(self._lost) from exc
+            raise self._mpi_failed(exc) from exc
         finally:
             if fut.done():
                 self._stash = None
         return header, self._deliver(out, flags)
 
-    async def _receive_long(self, size: int) -> bytearray:
-        if size > self._max + _PREFIX.size + 9 * MAX_BUFFERS:
-            await self._abort(f"header message of {size} bytes from {self.peer} is too large")
-            raise ProtocolError(f"header message of {size} bytes from {self.peer}; link closed")
-        data = bytearray(size)
-        req = self._comm.Irecv([data, self._mpi.BYTE], self._remote, TAG_LONG)
-        await self._complete([req], data, sending=False)
-        return data
+    async def _receive_long(self, size: int) -> tuple[int, bytes, list[int], bytes, list[Any]]:
+        """Receive and parse a header message too long for the header receive."""
+        import numpy as np
 
-    async def _start_body(self, data: Any) -> tuple[bytes, list[Any], list[int], list[Any]]:
-        """Parse the header message and post every buffer receive."""
         try:
+            if size > self._max + PREFIX.size + 9 * MAX_BUFFERS:
+                raise ProtocolError(f"header message of {size} bytes is too large")
+            data = np.empty(size, np.uint8)
+            req = self._comm.Irecv([data, self._byte], self._remote, TAG_LONG)
+            await self._complete([req], data, sending=False)
             kind, header, sizes, flags, offset = unpack_header(data, self._max)
+            if kind == KIND_LONG:
+                raise ProtocolError("long header message announces another one")
         except ProtocolError as exc:
             await self._abort(f"{exc} from {self.peer}")
             raise ProtocolError(f"{exc} from {self.peer}; link closed") from None
-        if kind == KIND_BYE:
-            self._lose(f"peer {self.peer} closed the link")
-            raise PeerLost(self._lost)
-        byte, comm, src = self._mpi.BYTE, self._comm, self._remote
-        out: list[Any] = []
+        return kind, header, sizes, flags, _inlined(data, sizes, flags, offset)
+
+    def _post_body(self, sizes: list[int], flags: bytes, out: list[Any]) -> list[Any]:
+        """Allocate every non-inlined buffer into ``out`` and post its receives."""
+        byte, comm, src = self._byte, self._comm, self._remote
         reqs: list[Any] = []
-        for size, flag in zip(sizes, flags, strict=True):
-            if flag & _INLINED:
-                out.append(np.frombuffer(data, np.uint8, size, offset).copy())
-                offset += size
+        for i, (size, flag) in enumerate(zip(sizes, flags, strict=True)):
+            if out[i] is not None:
                 continue
             target = self._allocate(size, flag)
-            out.append(target)
-            for chunk in _chunks(target, size):
-                reqs.append(comm.Irecv([chunk, byte], src, TAG_DATA))
-        return header, out, flags, reqs
+            out[i] = target
+            if size:
+                for chunk in _chunks(target, size):
+                    reqs.append(comm.Irecv([chunk, byte], src, TAG_DATA))
+        return reqs
 
     def _allocate(self, size: int, flag: int) -> Any:
-        if flag & _DEVICE and self._cuda_aware:
+        if flag & DEVICE and self._cuda_aware:
             return device_empty(size)
-        return np.empty(size, dtype=np.uint8)
+        return pool().take(size)
 
     @staticmethod
-    def _deliver(out: list[Any], flags: list[int]) -> list[Any]:
+    def _deliver(out: list[Any], flags: bytes) -> list[Any]:
         result = []
         for buf, flag in zip(out, flags, strict=True):
-            if flag & _DEVICE and not is_device(buf):
+            if flag & DEVICE and not hasattr(buf, _CUDA):
                 with contextlib.suppress(BackendUnavailable):
                     buf = host_to_device(buf)  # staged: the one copy on this side
             result.append(buf)
@@ -404,7 +409,7 @@ class MPILink(Link):
         graceful = self._lost is None and self._peer_closing is None
         if graceful:
             bye = pack_header(KIND_BYE, b"", [], [])
-            req = self._comm.Isend([bye, self._mpi.BYTE], self._remote, TAG_HEADER)
+            req = self._comm.Isend([bye, self._byte], self._remote, TAG_HEADER)
             with contextlib.suppress(PeerLost, TimeoutError):
                 async with asyncio.timeout(1.0):
                     await self._complete([req], bye, sending=True)
@@ -419,5 +424,6 @@ class MPILink(Link):
             if not req.Test():
                 req.Cancel()
                 req.Wait()  # a cancelled receive completes locally at once
+            req.Free()
         except self._mpi.Exception:
-            abandon([req], self._hdr_buf)
+            abandon([req], (self._hdr, self._hdr_view))

@@ -116,6 +116,7 @@ class _Op:
     requests: list[Any]
     future: asyncio.Future[None]
     keep: Any  # buffers that must stay alive until the requests complete
+    status: Any = None  # filled by the completing Test (one request only)
 
 
 @dataclass(eq=False)
@@ -165,17 +166,23 @@ class Poller:
         self._task: asyncio.Task[None] | None = None
 
     def submit(
-        self, requests: Sequence[Any], keep: Any, *, passive: bool = False
+        self, requests: Sequence[Any], keep: Any, *, passive: bool = False, status: Any = None
     ) -> asyncio.Future[None]:
         """Future resolved when all ``requests`` complete (MPI errors -> exception).
 
         ``passive`` marks a wait for the peer to start something (a posted
-        header receive): it backs off when quiet instead of spinning like
-        transfers in flight.
+        header receive, after its waiter already spun): it backs off at once
+        instead of spinning like transfers in flight. ``status`` (an
+        ``MPI.Status``, with a single request) receives the completion status.
         """
         fut: asyncio.Future[None] = self._loop.create_future()
         fut.add_done_callback(_retrieve)
-        (self._passive if passive else self._ops).append(_Op(list(requests), fut, keep))
+        op = _Op(list(requests), fut, keep, status)
+        if passive:
+            self._passive.append(op)
+        else:
+            self._ops.append(op)
+            self._last_active = self._loop.time()
         self._kick()
         return fut
 
@@ -184,11 +191,11 @@ class Poller:
         fut: asyncio.Future[tuple[Any, int, int]] = self._loop.create_future()
         fut.add_done_callback(_retrieve)
         self._probes.append(_Probe(comm, source, tag, fut, self._mpi.Status()))
+        self._last_active = self._loop.time()
         self._kick()
         return fut
 
     def _kick(self) -> None:
-        self._last_active = self._loop.time()
         self._work.set()
         if self._nap is not None and not self._nap.done():
             self._nap.set_result(None)
@@ -254,14 +261,19 @@ class Poller:
         return keep, progressed
 
     def _test(self, op: _Op) -> bool:
+        # One Test per request: far cheaper than Request.Testall (which
+        # allocates arrays), and a completed persistent request is dropped
+        # before a second Test could overwrite its status.
+        status = op.status
         try:
-            done = self._mpi.Request.Testall(op.requests)
+            op.requests = [r for r in op.requests if not r.Test(status)]
         except self._mpi.Exception as exc:
             op.future.set_exception(exc)
             return True
-        if done:
-            op.future.set_result(None)
-        return bool(done)
+        if op.requests:
+            return False
+        op.future.set_result(None)
+        return True
 
     def _try_probe(self, pr: _Probe) -> bool:
         try:

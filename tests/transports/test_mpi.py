@@ -192,7 +192,7 @@ def test_framing_round_trip_and_malformed_frames() -> None:
 
     frame = pack_header(0, b"hdr", [5, 3, 0], [0, 2, 1], [b"abc"])
     kind, header, sizes, flags, offset = unpack_header(frame, max_size=1 << 20)
-    assert (kind, header, sizes, flags) == (0, b"hdr", [5, 3, 0], [0, 2, 1])
+    assert (kind, header, sizes, list(flags)) == (0, b"hdr", [5, 3, 0], [0, 2, 1])
     assert frame[offset : offset + 3] == b"abc"
     with pytest.raises(ProtocolError, match="max_message_size"):
         unpack_header(frame, max_size=7)
