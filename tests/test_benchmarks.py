@@ -149,3 +149,14 @@ def test_plots_written(quick_run: tuple[Path, dict[str, Any], str]) -> None:
     for name in doc["plots"]:
         data = (out / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+@pytest.mark.timeout(180)
+def test_markdown_renders_every_part(quick_run: tuple[Path, dict[str, Any], str]) -> None:
+    from benchmarks.markdown import render
+
+    _, doc, _ = quick_run
+    text = render(doc)
+    assert "| memcpy | raw |" in text
+    assert "| inproc | empty | 1 | 1 |" in text and "| tcp | empty | 1 | 2 |" in text
+    assert "Menu: 30 modules (2 GPU-like" in text and "| local only |" in text
