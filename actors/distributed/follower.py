@@ -6,6 +6,7 @@ Configuration::
     type = "actors.distributed:FollowerSource"
     link = "offload"
     window = 256            # events the controller may queue here ahead of us
+    # controllers = 2       # default: the clients the topology links here, else 1
 
 At ``begin_job`` it listens on the link (by name), accepts the controller and
 answers its handshake (schemas compared on both sides; a mismatch raises

@@ -267,3 +267,37 @@ class Inspect(Analyzer):
         resolved = [float(event.resolve(r)) for r in event.get(self.refs)]
         record(self.name, (event.id.event, muons.pt.tolist(), muons.charge.tolist(), jagged,
                            resolved))
+
+
+class DeviceArrays(Producer):
+    """Puts ``hits`` as a cupy (device) array: float64, size depends on the event."""
+
+    concurrency: ClassVar[Concurrency] = Concurrency.SHARED
+
+    def declare(self, d: Declarer) -> None:
+        d.produces("cupy.ndarray", "hits")
+
+    def produce(self, event: Event) -> None:
+        import cupy
+
+        n = event.id.event
+        event.put(cupy.arange(n % 7 + 1, dtype="f8") * n, "hits")
+
+
+class DeviceSum(Producer):
+    """Sum of a device product, checked to be in device memory: float64 ``total``."""
+
+    concurrency: ClassVar[Concurrency] = Concurrency.SHARED
+
+    def __init__(self, *, src: str) -> None:
+        self.src = src
+
+    def declare(self, d: Declarer) -> None:
+        self.token = d.consumes(self.src)
+        d.produces("float64", "total")
+
+    def produce(self, event: Event) -> None:
+        value = event.get(self.token)
+        if not hasattr(value, "__cuda_array_interface__"):
+            raise TypeError(f"expected a device array, got {type(value).__name__}")
+        event.put(float(value.sum().get()), "total")
