@@ -43,7 +43,11 @@ def _events(part: dict[str, Any]) -> list[str]:
 
     skipped = "".join(f"\n- {s['transport']}: skipped: {s['reason']}"
                       for s in part.get("skipped", []))
-    return [_table(COLUMNS, _rows(part["series"])) + ("\n" + skipped if skipped else "")]
+    verdict = {True: "met", False: "MISSED", None: "not measured"}
+    targets = [[t["series"], t["target"], verdict[t["met"]], t["measured"]]
+               for t in part.get("targets", [])]
+    return [_table(COLUMNS, _rows(part["series"])) + ("\n" + skipped if skipped else ""),
+            _table(["series", "target", "verdict", "measured"], targets)]
 
 
 def _hlt(part: dict[str, Any]) -> list[str]:

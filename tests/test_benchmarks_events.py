@@ -105,3 +105,18 @@ def test_offloaded_menu_runs_gpu_like_modules_remotely(tmp_path: Path, remotes: 
     local_hlt = {label for label, m in local.modules.items() if m.type.endswith(":HltModule")}
     assert local_hlt == set(menu.labels) - set(menu.gpu_labels)
     assert "stamp" in local.modules
+
+
+def test_events_targets_use_the_best_empty_single_follower_series() -> None:
+    from benchmarks.events import evaluate_targets
+
+    def entry(t: str, streams: int, rate: float, followers: int = 1) -> dict[str, object]:
+        return {"transport": t, "status": "ok", "scenario": "empty", "followers": followers,
+                "streams": streams, "events_per_s": rate}
+
+    rows = evaluate_targets([entry("shm", 1, 9000.0), entry("shm", 4, 12000.0),
+                             entry("mpi", 1, 15000.0), entry("mpi", 1, 30000.0, followers=2)])
+    by = {r["series"]: r for r in rows}
+    assert by["empty chain over shm"]["met"] is True
+    assert "12,000 events/s (4 streams)" in by["empty chain over shm"]["measured"]
+    assert by["empty chain over mpi"]["met"] is False
