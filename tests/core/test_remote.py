@@ -166,13 +166,16 @@ async def test_remote_tell_has_backpressure(pair: tuple[ActorSystem, ActorSystem
     gate = asyncio.Event()
     server.spawn(Stats, gate, name="stats", mailbox_size=4)
     ref = await client.remote(address, "stats")
-    total = 20_000
+    # 32 KiB messages: more than socket buffers and link queues can hold in total
+    total = 5_000
+    payload = np.zeros(4096)
+    payload[0] = 1.0
     sent = 0
 
     async def produce() -> None:
         nonlocal sent
         for _ in range(total):
-            await ref.tell(1)
+            await ref.tell(payload)
             sent += 1
 
     producer = asyncio.create_task(produce())
