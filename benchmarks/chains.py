@@ -54,6 +54,11 @@ class Chain:
             return "offload example"
         return "empty" if not self.payload else f"{self.payload / (1 << 20):g} MiB one way"
 
+    @property
+    def label(self) -> str:
+        """``<transport> <scenario> f<followers> s<streams>``, e.g. ``tcp empty f1 s4``."""
+        return f"{self.transport} {self.scenario} f{self.followers} s{self.streams}"
+
     def write(self, workdir: Path) -> Written:
         """Write this series' files into ``workdir``."""
         if self.example:

@@ -47,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--repeat", type=int, default=1, metavar="N",
                     help="rounds over the transport series; the best round per size is "
                          "kept (use 2-3 on a shared, noisy machine)")
+    ap.add_argument("--select", metavar="REGEX",
+                    help="events and hlt: run only the series whose label matches, e.g. "
+                         "'empty f1 s[14]|offload example' (labels: 'tcp empty f2 s4', "
+                         "'shm 1 MiB one way f1 s1', 'offloaded, 1 remote (mpi)')")
     return ap
 
 
@@ -117,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     console = Console() if sys.stdout.isatty() else Console(width=150)
     ctx = Context(quick=args.quick, out=args.out, transports=_transports(args.transports),
-                  device=args.device, repeat=max(1, args.repeat), log=console.print)
+                  device=args.device, repeat=max(1, args.repeat), log=console.print,
+                  select=args.select)
     ctx.out.mkdir(parents=True, exist_ok=True)
     names = ORDER if args.part == "all" else [args.part]
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
@@ -125,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         "schema": SCHEMA, "started": started,
         "command": ["python", "-m", "benchmarks", *(sys.argv[1:] if argv is None else argv)],
         "quick": ctx.quick, "device": ctx.device, "transports": ctx.transports,
-        "repeat": ctx.repeat,
+        "repeat": ctx.repeat, "select": ctx.select,
         "machine": describe_machine(), "versions": versions(mpiexec()),
     }
     doc["parts"] = run_parts(names, ctx, console)

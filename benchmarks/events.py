@@ -168,7 +168,9 @@ def run(ctx: Context) -> PartResult:
             ctx.log(f"  events over {t}: skipped: {why}")
             skipped.append({"transport": t, "status": "skipped", "reason": why})
         else:
-            series += grid(ctx, t)
+            series += [c for c in grid(ctx, t) if ctx.selects(c.label)]
+    if not series and ctx.select is not None:
+        return PartResult.skipped(f"--select {ctx.select!r} matched no events series")
     samples: dict[tuple[str, str, int, int], list[dict[str, Any]]] = {}
     for round_no in range(ctx.repeat):
         if ctx.repeat > 1:

@@ -173,7 +173,9 @@ def run(ctx: Context) -> PartResult:
     """Local only vs offloaded over every available transport; see the module docstring."""
     s = _settings(ctx)
     menu = make_menu(s["modules"])
-    configs = _configurations(ctx)
+    configs = [c for c in _configurations(ctx) if ctx.selects(c[0])]
+    if not configs:
+        return PartResult.skipped(f"--select {ctx.select!r} matched no hlt configuration")
     recs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in configs}
     for round_no in range(ctx.repeat):
         if ctx.repeat > 1:

@@ -9,6 +9,7 @@ returns ``PartResult.skipped(reason)``; the driver prints
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,11 @@ class Context:
     device: str  # "host" | "gpu"
     repeat: int = 1  # rounds over all transport series (best round kept per size)
     log: Callable[[str], None] = print
+    select: str | None = None  # events/hlt: regular expression on the series labels
+
+    def selects(self, label: str) -> bool:
+        """Whether the series ``label`` is selected by ``--select`` (always without it)."""
+        return self.select is None or re.search(self.select, label) is not None
 
     @property
     def budget(self) -> Budget:
