@@ -120,3 +120,12 @@ def test_events_targets_use_the_best_empty_single_follower_series() -> None:
     assert by["empty chain over shm"]["met"] is True
     assert "12,000 events/s (4 streams)" in by["empty chain over shm"]["measured"]
     assert by["empty chain over mpi"]["met"] is False
+
+
+def test_select_filters_series_labels() -> None:
+    ctx = Context(quick=False, out=Path("."), transports=["tcp"], device="host",
+                  select="empty f1 s[14]$|offload example")
+    chosen = [c.label for c in grid(ctx, "tcp") if ctx.selects(c.label)]
+    assert chosen == ["tcp empty f1 s1", "tcp empty f1 s4", "tcp offload example f1 s1",
+                      "tcp offload example f1 s4"]
+    assert Context(quick=True, out=Path("."), transports=[], device="host").selects("x")
