@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from .errors import ConfigError
-from .framework import Branch, Declarer, Options, Process
+from .framework import Branch, Options, Process
 from .framework.graph import Schedule, build
 
 __all__ = ["LOCAL", "REMOTE", "Analysis", "Pair", "analyse"]
@@ -107,32 +107,7 @@ def analyse(process: Process, offload: Sequence[str], duplicate: Sequence[str] =
     _check_labels(a, schedule.dropped)
     _place(a)
     _find_pairs(a)
-    _check_token_clash(a)
     return a
-
-
-def _check_token_clash(a: Analysis) -> None:
-    """A Receiver also puts a ChannelToken under its label: consumers must not select it too."""
-    for (origin, label), pair in a.pairs.items():
-        if pair.decision:
-            continue
-        side = other(origin)
-        token = Branch("ChannelToken", label, "token", a.process.name)
-        for node in a.schedule.nodes:
-            if not a.runs_on(node.label, side) or node.kind == "output":
-                continue
-            d = Declarer(node.label, a.process.name)
-            node.instances[0].declare(d)
-            for t in d.tokens:
-                if t.selection.matches(token) and any(
-                    b.label == label for b in a.consumes[node.label]
-                ):
-                    raise ConfigError(
-                        f"module {node.label!r} consumes {t.selection.text!r}; in the {side} "
-                        f"process {label!r} becomes a Receiver, which also puts the branch "
-                        f"{token.type}_{label}_token_*: select the product by instance or "
-                        "type (e.g. consumes(label, instance=...))", key=f"modules.{node.label}"
-                    )
 
 
 def _check_labels(a: Analysis, dropped: list[str]) -> None:

@@ -228,19 +228,17 @@ def test_cycle_across_the_split_is_refused() -> None:
         split_process(p, ["f"])
 
 
-def test_bare_label_consumer_of_a_receiver_is_refused() -> None:
+def test_bare_label_consumer_of_a_receiver_is_accepted() -> None:
+    """Receivers put only the received products under their label (the token is opt-in)."""
     p = Process("TOK")
     p.set_source(SYNTH, events_per_lumi=2, products=[{"instance": "x", "size": 4}])
     p.add_module("a", f"{M}:Scale", src="source", instance="x", factor=1.0)
     p.add_module("c", f"{M}:Scale", src="a", instance="scaled", factor=1.0)
-    p.add_module("r", f"{M}:Record", name="tok", srcs=["c"])
-    p.add_path("p", ["a", "c", "r"])
-    split_process(p, ["c"])  # by instance: fine
-    p.modules["r"].params["srcs"] = ["c"]
     p.add_module("s", "tests.split.test_split:Bare")
-    p.add_path("q", ["s"])
-    with pytest.raises(ConfigError, match=r"module 's' consumes 'c'.*Receiver"):
-        split_process(p, ["c"])
+    p.add_path("p", ["a", "c", "s"])
+    result = split_process(p, ["c"])
+    receiver = result.local.modules["c"]
+    assert receiver.type.endswith(":Receiver") and not receiver.params.get("token", False)
 
 
 def test_cli_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
