@@ -1,0 +1,50 @@
+"""Package-level contracts: cheap imports, public names, optional backends named by extra."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import actors
+from actors import errors
+
+HEAVY = ("mpi4py", "ucxx", "cupy", "uproot", "awkward", "matplotlib")
+
+
+def test_importing_every_layer_loads_no_optional_backend() -> None:
+    code = (
+        "import sys, json\n"
+        "import actors, actors.codecs, actors.transports, actors.framework, actors.distributed\n"
+        "import actors.launch, actors.split, actors.run\n"
+        f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_every_error_is_exported_and_derives_from_actors_error() -> None:
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        assert issubclass(cls, actors.ActorsError)
+        assert getattr(actors, name) is cls, f"actors.{name} is not re-exported"
+
+
+def test_missing_backend_names_its_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from actors.transports import _registry
+
+    monkeypatch.setitem(sys.modules, "mpi4py", None)  # import mpi4py -> ImportError
+    monkeypatch.setattr(_registry, "_instances", {})
+    with pytest.raises(actors.BackendUnavailable, match=r"hep-actors\[mpi\]"):
+        _registry.get_backend("mpi")
+
+
+def test_unknown_scheme_lists_known_ones() -> None:
+    from actors.transports import get_backend
+
+    with pytest.raises(actors.ConfigError, match=r"unknown transport scheme 'carrier'.*tcp"):
+        get_backend("carrier")
