@@ -49,6 +49,7 @@ MAGIC = b"HAF1"
 VERSION = 1
 PREFIX = struct.Struct("<4sBBHI")
 ENTRY = struct.Struct("<QII")
+_PREFIX_ONE = struct.Struct("<4sBBHIQII")  # prefix + one table entry, the common case
 
 KIND_DATA = 0
 KIND_ACK = 1
@@ -89,6 +90,9 @@ def encode_preamble(kind: int, header: bytes, entries: list[Entry]) -> bytes:
     """Prefix + table + header as one ``bytes`` (the buffers follow separately)."""
     if not entries:
         return PREFIX.pack(MAGIC, VERSION, kind, 0, len(header)) + header
+    if len(entries) == 1:
+        size, flags, aux = entries[0]
+        return _PREFIX_ONE.pack(MAGIC, VERSION, kind, 1, len(header), size, flags, aux) + header
     if len(entries) > MAX_BUFFERS:
         raise ValueError(f"a message carries at most {MAX_BUFFERS} buffers, not {len(entries)}")
     parts = [PREFIX.pack(MAGIC, VERSION, kind, len(entries), len(header))]
@@ -97,9 +101,11 @@ def encode_preamble(kind: int, header: bytes, entries: list[Entry]) -> bytes:
     return b"".join(parts)
 
 
-def parse_prefix(data: bytes | memoryview, max_message_size: int, peer: str) -> Preamble:
-    """Validate the fixed prefix; raises ProtocolError naming ``peer``."""
-    magic, version, kind, nbuf, hlen = PREFIX.unpack(data)
+def parse_prefix(
+    data: bytes | bytearray | memoryview, max_message_size: int, peer: str, offset: int = 0
+) -> Preamble:
+    """Validate the fixed prefix at ``data[offset:]``; raises ProtocolError naming ``peer``."""
+    magic, version, kind, nbuf, hlen = PREFIX.unpack_from(data, offset)
     if magic != MAGIC:
         raise ProtocolError(f"bad frame magic {bytes(magic)!r} from {peer}")
     if version != VERSION:
@@ -120,7 +126,10 @@ def parse_table(
     """Decode and validate the buffer table; raises ProtocolError naming ``peer``."""
     if not pre.nbuffers:
         return []
-    entries = [Entry._make(row) for row in ENTRY.iter_unpack(data[: pre.nbuffers * ENTRY.size])]
+    if pre.nbuffers == 1:
+        entries = [Entry._make(ENTRY.unpack_from(data))]
+    else:
+        entries = [Entry._make(row) for row in ENTRY.iter_unpack(data[: pre.nbuffers * ENTRY.size])]
     total = pre.header_len
     for e in entries:
         if e.flags & ~_KNOWN_FLAGS:

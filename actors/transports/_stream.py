@@ -1,23 +1,34 @@
 """A :class:`Link` over a connected, non-blocking stream socket (TCP or Unix).
 
 Receiving: one reader callback stays registered on the event loop for the
-whole life of the link (``loop.add_reader``, no per-message registration). Small
-frames are read into a 64 KiB scratch area and parsed from it, several per
-system call; a buffer that is larger than what the scratch holds is allocated
-once (``numpy.empty``, no zero-fill; from 1 MiB on, reused through
-:mod:`._recvcache`) and the socket reads straight into it.
-Complete messages wait in a short inbox; when ``_INBOX_HIGH`` of them are
+whole life of the link (``loop.add_reader``, no per-message registration); it
+reads and parses with :class:`._framereader.FrameReader` (several small frames
+per system call; large buffers read straight into their final allocation).
+Complete messages wait in a short inbox, and ``recv`` returns one without
+creating a future when one is there. When ``_INBOX_HIGH`` of them are
 unclaimed the link stops reading (TCP/Unix flow control then stops the sender)
 and resumes when ``recv`` has taken them below ``_INBOX_LOW``.
 
+Adaptive polling: a ``recv`` that finds the inbox empty *shortly after the last
+message arrived* (within :data:`SPIN_AFTER_SECONDS`) first polls the socket
+with non-blocking reads for at most ``spin_seconds`` (default
+:data:`SPIN_SECONDS`), then waits in the event loop. A busy request/reply
+exchange between processes thus skips the wake-up of a sleeping loop (about
+half the round trip), while a quiet link never polls: it costs no CPU when
+idle. A poll that comes back empty (the peer is slow, or lives on this very
+loop and cannot run while we poll) makes the next 1, 2, 4 ... 64 waits skip
+polling, so a pattern that polling does not help costs next to nothing. One
+poll blocks the event loop for at most ``spin_seconds``.
+
 Sending: the preamble (see :mod:`._framing`) and the buffers go out with
-``socket.sendmsg`` (scatter/gather, no concatenation); what the kernel does not
-take at once is sent when the socket becomes writable. Concurrent ``send`` calls
-are serialised by a lock. Cancelling a ``send`` after part of its frame went
-out leaves the stream unusable, so the link is closed (PeerLost afterwards).
+``socket.sendmsg`` (scatter/gather, no concatenation) directly from ``send``,
+without yielding when the kernel takes it all (the usual case); the rest is
+sent when the socket becomes writable. Concurrent ``send`` calls are
+serialised by a lock. Cancelling a ``send`` after part of its frame went out
+leaves the stream unusable, so the link is closed (PeerLost afterwards).
 
 Subclasses (shm) override :meth:`StreamLink._read_into`, :meth:`_resolve` and
-:meth:`_on_control` to carry buffers out of band.
+:meth:`_on_control`, and set ``_OOB_FLAGS``, to carry buffers out of band.
 """
 
 from __future__ import annotations
@@ -33,49 +44,41 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-import numpy as np
-
-from ..buffers import as_host_view, device_to_host, host_to_device, is_device
+from ..buffers import as_host_view, device_to_host, host_to_device
 from ..errors import PeerLost, ProtocolError
 from ._base import Capabilities, Link, Message
-from ._framing import (
-    ENTRY,
-    FLAG_DEVICE,
-    KIND_DATA,
-    PREFIX,
-    Entry,
-    Preamble,
-    encode_preamble,
-    parse_prefix,
-    parse_table,
-)
-from ._recvcache import MIN_CACHED
-from ._recvcache import cache as recv_cache
+from ._framereader import FrameReader
+from ._framing import FLAG_DEVICE, KIND_DATA, Entry, encode_preamble
 
-__all__ = ["StreamLink", "log"]
+__all__ = ["SPIN_AFTER_SECONDS", "SPIN_SECONDS", "StreamLink", "log"]
 
 log = logging.getLogger("actors.transports")
 
-_SCRATCH = 1 << 16
-#: Seconds ``recv`` polls the socket without yielding before it waits in the event
-#: loop (env ``HEP_ACTORS_SPIN_US``, microseconds). Polling saves the wake-up of a
-#: sleeping loop on a lightly loaded host with spare cores and costs a core while it
-#: lasts; the default is 0 (never spin).
-SPIN_SECONDS = float(os.environ.get("HEP_ACTORS_SPIN_US", "0")) * 1e-6
+#: Longest poll of ``recv`` before it waits in the event loop, in seconds (env
+#: ``HEP_ACTORS_SPIN_US``, microseconds; 0 disables polling).
+SPIN_SECONDS = float(os.environ.get("HEP_ACTORS_SPIN_US", "50")) * 1e-6
+#: ``recv`` polls only when the previous message arrived at most this long ago.
+SPIN_AFTER_SECONDS = 2e-3
+_SPIN_BACKOFF_MAX = 64
 _INBOX_HIGH = 64
 _INBOX_LOW = 16
 _IOV_MAX = 512
-_Pending = tuple[bytes, list[Any], list[Entry]]
+_Pending = tuple[bytes, list[Any], list[bool] | None]  # header, buffers, which on device
 
 
 class StreamLink(Link):
     """Framed messages over ``sock`` (connected, handshake done)."""
+
+    #: Table-entry flags of buffers that do not travel on the stream (see _resolve).
+    _OOB_FLAGS = 0
 
     def __init__(
         self, sock: socket.socket, peer: str, max_message_size: int, caps: Capabilities
     ) -> None:
         self.peer = peer
         self.capabilities = caps
+        #: Longest poll before waiting in the loop (class default SPIN_SECONDS).
+        self.spin_seconds = SPIN_SECONDS
         self._sock = sock
         self._fd = sock.fileno()
         self._max = max_message_size
@@ -87,17 +90,12 @@ class StreamLink(Link):
         self._waiter: asyncio.Future[None] | None = None
         self._wfut: asyncio.Future[None] | None = None
         self._paused = False
-        # receive state
-        self._scratch = bytearray(_SCRATCH)
-        self._sview = memoryview(self._scratch)
-        self._rbeg = self._rend = 0
-        self._pre: Preamble | None = None  # current frame's prefix, table not yet parsed
-        self._entries: list[Entry] = []
-        self._header = b""
-        self._bufs: list[Any] = []
-        self._target: memoryview | None = None  # direct-read destination
-        self._tgot = 0
-        self._target_is_preamble = False
+        self._last_rx = 0.0
+        self._spin_skip = 0  # recvs left that wait without polling (after misses)
+        self._spin_backoff = 1
+        self._reader = FrameReader(
+            max_message_size, peer, self._deliver, self._on_control, self._resolve, self._OOB_FLAGS
+        )
         # the plain socket call when no subclass changes how bytes are read
         self._recv_into: Callable[[memoryview], int] = (
             sock.recv_into if type(self)._read_into is StreamLink._read_into else self._read_into
@@ -111,13 +109,45 @@ class StreamLink(Link):
         return self._closed
 
     async def send(self, header: bytes, buffers: Sequence[Any] = ()) -> None:
-        self._check_usable()
+        if self._closed or self._paused:
+            self._check_usable()
         entries, views = self._stage(buffers)
         await self._send_frame(KIND_DATA, header, entries, views)
 
     async def recv(self) -> Message:
-        if not self._inbox and SPIN_SECONDS > 0:
-            self._spin(SPIN_SECONDS)
+        inbox = self._inbox
+        if not inbox:
+            await self._wait_message()
+        header, bufs, device = inbox.popleft()
+        if self._paused and len(inbox) <= _INBOX_LOW and not self._closed:
+            self._paused = False
+            self._reader.active = True
+            self._loop.add_reader(self._fd, self._on_readable)
+        if device is not None:
+            for i, on_device in enumerate(device):
+                if on_device:
+                    bufs[i] = host_to_device(bufs[i])
+        return header, bufs
+
+    async def close(self) -> None:
+        self._shutdown(PeerLost, f"link to {self.peer} is closed")
+
+    async def _wait_message(self) -> None:
+        """Poll briefly (see the module docstring), then wait for the reader callback."""
+        spin = self.spin_seconds
+        if spin > 0 and not self._closed and not self._paused:
+            now = time.perf_counter()
+            if now - self._last_rx >= SPIN_AFTER_SECONDS:
+                pass  # a quiet link: wait at once
+            elif self._spin_skip:
+                self._spin_skip -= 1
+            else:
+                self._poll(now + spin)
+                if self._inbox:
+                    self._spin_backoff = 1
+                else:  # a miss: poll again only after 1, 2, 4 ... _SPIN_BACKOFF_MAX waits
+                    self._spin_skip = self._spin_backoff
+                    self._spin_backoff = min(2 * self._spin_backoff, _SPIN_BACKOFF_MAX)
         while not self._inbox:
             if self._closed:
                 self._raise_terminal()
@@ -126,25 +156,12 @@ class StreamLink(Link):
                 await self._waiter
             finally:
                 self._waiter = None
-        header, bufs, entries = self._inbox.popleft()
-        if self._paused and len(self._inbox) <= _INBOX_LOW and not self._closed:
-            self._paused = False
-            self._loop.add_reader(self._fd, self._on_readable)
-        for i, e in enumerate(entries):
-            if e.flags & FLAG_DEVICE:
-                bufs[i] = host_to_device(bufs[i])
-        return header, bufs
 
-    async def close(self) -> None:
-        self._shutdown(PeerLost, f"link to {self.peer} is closed")
-
-    def _spin(self, seconds: float) -> None:
-        """Poll the socket for up to ``seconds`` (blocks the loop that long at most)."""
-        deadline = time.perf_counter() + seconds
-        while not self._inbox and not self._closed and not self._paused:
-            self._on_readable()
-            if time.perf_counter() > deadline:
-                return
+    def _poll(self, deadline: float) -> None:
+        """Non-blocking reads until a message is in or ``deadline`` (perf_counter) passes."""
+        inbox, on_readable, clock = self._inbox, self._on_readable, time.perf_counter
+        while not inbox and not self._closed and not self._paused and clock() < deadline:
+            on_readable()
 
     # -- sending ------------------------------------------------------------------
 
@@ -153,7 +170,7 @@ class StreamLink(Link):
         entries, views = [], []
         total = 0
         for b in buffers:
-            if is_device(b):
+            if hasattr(b, "__cuda_array_interface__"):  # is_device(), inlined
                 view, flags = as_host_view(device_to_host(b)), FLAG_DEVICE
             else:
                 view, flags = as_host_view(b), 0
@@ -175,12 +192,17 @@ class StreamLink(Link):
         fds: Sequence[int] = (),
     ) -> None:
         iov = [encode_preamble(kind, header, entries)]
+        size = len(iov[0])
         if views:
-            iov.extend(v for v in views if len(v))
+            size += sum(v.nbytes for v in views)
+            iov.extend(v for v in views if v.nbytes)
         if not self._send_lock.locked():
             # nobody is sending: try at once, without yielding (usually takes it all)
-            self._check_usable()
+            if self._closed or self._paused:
+                self._check_usable()
             n = self._sendmsg(iov[:_IOV_MAX], fds)
+            if n == size and len(iov) <= _IOV_MAX:
+                return  # all of it went out (the usual case)
             if n:
                 fds = ()
                 _consume(iov, n)
@@ -262,7 +284,8 @@ class StreamLink(Link):
 
     def _on_readable(self) -> None:
         try:
-            self._pump()
+            if not self._reader.pump(self._recv_into):
+                self._eof()
         except ProtocolError as exc:
             log.warning("closing link to %s: %s", self.peer, exc)
             self._shutdown(ProtocolError, str(exc))
@@ -274,136 +297,28 @@ class StreamLink(Link):
             log.error("closing link to %s: cannot receive: %r", self.peer, exc)
             self._shutdown(PeerLost, f"link to {self.peer} failed while receiving: {exc!r}")
 
-    def _pump(self) -> None:
-        while not self._closed and not self._paused:
-            target = self._target
-            if target is not None:
-                n = self._recv_into(target[self._tgot :])
-                if n == 0:
-                    return self._eof()
-                self._tgot += n
-                if self._tgot == len(target):
-                    self._target = None
-                    self._target_done(target)
-                continue
-            if self._rbeg == self._rend:
-                self._rbeg = self._rend = 0
-            if self._rend == _SCRATCH:
-                self._compact()
-            space = _SCRATCH - self._rend
-            n = self._recv_into(self._sview[self._rend :])
-            if n == 0:
-                return self._eof()
-            self._rend += n
-            self._parse()
-            if n < space:
-                return None
-        return None
-
     def _eof(self) -> None:
-        if self._pre is not None or self._target is not None or self._entries:
+        if self._reader.mid_message:
             msg = f"peer {self.peer} closed the connection in the middle of a message"
         else:
             msg = f"peer {self.peer} closed the connection"
         self._shutdown(PeerLost, msg)
 
-    def _parse(self) -> None:
-        """Consume complete pieces from the scratch area."""
-        sv = self._sview
-        while self._target is None and not self._closed:
-            avail = self._rend - self._rbeg
-            if self._pre is None and not self._entries:
-                if avail < PREFIX.size:
-                    break
-                end = self._rbeg + PREFIX.size
-                self._pre = parse_prefix(sv[self._rbeg : end], self._max, self.peer)
-                self._rbeg = end
-            elif self._pre is not None:
-                need = self._pre.rest
-                if need > _SCRATCH - PREFIX.size or (avail < need and self._rbeg + need > _SCRATCH):
-                    self._start_target(bytearray(need), preamble=True)
-                    continue
-                if avail < need:
-                    break
-                self._table_done(sv[self._rbeg : self._rbeg + need])
-                self._rbeg += need
-            else:
-                self._next_inline_buffer()
-        if self._rbeg == self._rend:
-            self._rbeg = self._rend = 0
-        elif self._rbeg > _SCRATCH // 2:
-            self._compact()
-
-    def _compact(self) -> None:
-        rest = self._rend - self._rbeg
-        self._sview[:rest] = self._sview[self._rbeg : self._rend]
-        self._rbeg, self._rend = 0, rest
-
-    def _start_target(self, dest: Any, *, preamble: bool = False) -> None:
-        """Move what the scratch holds into ``dest`` and read the rest directly."""
-        view = memoryview(dest).cast("B")
-        k = min(len(view), self._rend - self._rbeg)
-        view[:k] = self._sview[self._rbeg : self._rbeg + k]
-        self._rbeg += k
-        self._target_is_preamble = preamble
-        if k == len(view):
-            self._target_done(view)
-        else:
-            self._target, self._tgot = view, k
-
-    def _target_done(self, view: memoryview) -> None:
-        if self._target_is_preamble:
-            self._target_is_preamble = False
-            self._table_done(view)
-        else:
-            self._bufs.append(view)
-            self._maybe_complete()
-
-    def _table_done(self, data: memoryview) -> None:
-        pre = self._pre
-        assert pre is not None
-        self._pre = None
-        entries = parse_table(data, pre, self._max, self.peer)
-        header = bytes(data[pre.nbuffers * ENTRY.size :])
-        if pre.kind != KIND_DATA:
-            self._on_control(pre.kind, entries)
-            return
-        self._header, self._entries, self._bufs = header, entries, []
-        self._maybe_complete()
-
-    def _next_inline_buffer(self) -> None:
-        entry = self._entries[len(self._bufs)]
-        if entry.size <= self._rend - self._rbeg:
-            end = self._rbeg + entry.size
-            self._bufs.append(memoryview(bytearray(self._sview[self._rbeg : end])))
-            self._rbeg = end
-            self._maybe_complete()
-        elif entry.size >= MIN_CACHED:
-            self._start_target(recv_cache.get(entry.size))
-        else:
-            self._start_target(np.empty(entry.size, np.uint8))
-
-    def _maybe_complete(self) -> None:
-        """Resolve out-of-band buffers; deliver the message once all are in."""
-        entries, bufs = self._entries, self._bufs
-        while len(bufs) < len(entries):
-            resolved = self._resolve(entries[len(bufs)])
-            if resolved is None:
-                return
-            bufs.append(resolved)
-        self._inbox.append((self._header, bufs, entries))
-        self._header, self._entries, self._bufs = b"", [], []
+    def _deliver(self, header: bytes, bufs: list[Any], device: list[bool] | None) -> None:
+        """FrameReader callback: one complete message."""
+        self._inbox.append((header, bufs, device))
+        self._last_rx = time.perf_counter()
         if len(self._inbox) >= _INBOX_HIGH and not self._paused:
             self._paused = True
+            self._reader.active = False
             self._loop.remove_reader(self._fd)
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
-    def _resolve(self, entry: Entry) -> Any | None:
-        """A buffer that does not travel on the stream, or None if it does."""
-        if entry.size == 0:
-            return memoryview(b"")
-        return None
+    def _resolve(self, entry: Entry) -> Any:
+        """A buffer whose entry has one of ``_OOB_FLAGS`` (never called without any)."""
+        raise ProtocolError(f"{self.peer} sent an out-of-band buffer on a stream-only link")
 
     def _on_control(self, kind: int, entries: list[Entry]) -> None:
         raise ProtocolError(f"unexpected control frame kind {kind} from {self.peer}")
@@ -415,6 +330,7 @@ class StreamLink(Link):
         if self._closed:
             return
         self._closed = True
+        self._reader.stopped = True
         self._error = (kind, message)
         if not self._paused:
             self._loop.remove_reader(self._fd)

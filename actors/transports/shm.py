@@ -62,6 +62,9 @@ MAX_IDLE_BYTES = 512 << 20
 #: buffers of the same message go inline.
 _MAX_FDS = 253
 _anonymous = itertools.count(1)
+_ANC_SPACE = socket.CMSG_SPACE(_MAX_FDS * 4)
+_MSG_CTRUNC = int(socket.MSG_CTRUNC)  # a plain int: enum arithmetic is slow
+_SCM_RIGHTS = (socket.SOL_SOCKET, socket.SCM_RIGHTS)
 
 
 def _socket_name(name: str) -> bytes:
@@ -70,6 +73,8 @@ def _socket_name(name: str) -> bytes:
 
 class SHMLink(StreamLink):
     """A StreamLink whose large buffers travel through shared-memory segments."""
+
+    _OOB_FLAGS = FLAG_SHM
 
     def __init__(self, sock: socket.socket, peer: str, max_message_size: int) -> None:
         self._pool = SendPool()
@@ -134,19 +139,18 @@ class SHMLink(StreamLink):
     # -- receiving ----------------------------------------------------------------
 
     def _read_into(self, view: memoryview) -> int:
-        n, anc, flags, _ = self._sock.recvmsg_into([view], socket.CMSG_SPACE(_MAX_FDS * 4))
+        n, anc, flags, _ = self._sock.recvmsg_into([view], _ANC_SPACE)
         for level, kind, data in anc:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            if (level, kind) == _SCM_RIGHTS:
                 fds = array.array("i")
                 fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
                 self._fdq.extend(fds)
-        if flags & socket.MSG_CTRUNC:
+        if flags & _MSG_CTRUNC:
             raise ProtocolError(f"{self.peer} sent more descriptors than one read can carry")
         return n
 
-    def _resolve(self, entry: Entry) -> Any | None:
-        if not entry.flags & FLAG_SHM:
-            return super()._resolve(entry)
+    def _resolve(self, entry: Entry) -> Any:
+        """The zero-copy view of a buffer that came through segment ``entry.aux``."""
         if entry.flags & FLAG_SHM_NEW:
             if not self._fdq:
                 raise ProtocolError(f"{self.peer} announced segment {entry.aux} without its fd")
