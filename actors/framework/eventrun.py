@@ -89,9 +89,11 @@ class Runtime:
     keep_cache: dict[int, dict[Branch, bool]] = field(default_factory=dict)
     methods: list[list[Callable[[Any], Any]]] = field(default_factory=list)
     accepted: int = 0
+    plans: list[PathPlan] = field(default_factory=list)  # trigger paths, then end paths
 
     def __post_init__(self) -> None:
         self.methods = [[n.method(s) for s in range(len(n.instances))] for n in self.nodes]
+        self.plans = [*self.trigger_paths, *self.end_paths]
         for node in self.nodes:
             if node.kind == "output":
                 self.gates[node.index] = OrderedGate()
@@ -124,9 +126,9 @@ class EventRun:
         self.fresult: list[bool | None] = [None] * count
         self.pending = 0
         self._paths = rt.trigger_paths
-        self.pos = [0] * (len(rt.trigger_paths) + len(rt.end_paths))
-        self.failed_at = [-1] * len(self.pos)
-        self.waiting_paths: dict[int, list[int]] = {}
+        self.pos = [0] * len(rt.plans)
+        self.failed_at = [-1] * len(rt.plans)
+        self.waiting_paths: dict[int, list[int]] | None = None  # filter -> paths waiting on it
         self._finished = False
         self._on_done = on_done
         self._depth = 0  # > 0 while paths are being advanced: the phase cannot end then
@@ -153,8 +155,7 @@ class EventRun:
 
     # -- paths
     def _plan(self, p: int) -> PathPlan:
-        n_trig = len(self._rt.trigger_paths)
-        return self._rt.trigger_paths[p] if p < n_trig else self._rt.end_paths[p - n_trig]
+        return self._rt.plans[p]
 
     def _advance(self, p: int) -> None:
         # A module may complete inside _request (before the rest of the path is requested):
@@ -166,14 +167,18 @@ class EventRun:
             self._depth -= 1
 
     def _advance_path(self, p: int) -> None:
-        plan = self._plan(p)
+        plan = self._rt.plans[p]
+        nodes, filters = plan.nodes, plan.filters
         pos = self.pos[p]
-        while pos < len(plan.nodes):
-            n = plan.nodes[pos]
-            self._request(n, from_path=True)
-            if plan.filters[pos]:
+        end = len(nodes)
+        while pos < end:
+            n = nodes[pos]
+            self._request(n)
+            if filters[pos]:
                 result = self.fresult[n]
                 if result is None:
+                    if self.waiting_paths is None:
+                        self.waiting_paths = {}
                     self.waiting_paths.setdefault(n, []).append(p)
                     self.pos[p] = pos
                     return
@@ -185,10 +190,10 @@ class EventRun:
         self.pos[p] = pos
 
     def accepted(self, p: int) -> bool:
-        return self.failed_at[p] < 0 and self.pos[p] >= len(self._plan(p).nodes)
+        return self.failed_at[p] < 0 and self.pos[p] >= len(self._rt.plans[p].nodes)
 
     # -- data flow
-    def _request(self, n: int, from_path: bool = False) -> None:
+    def _request(self, n: int) -> None:
         if self.state[n] != _IDLE:
             return
         node = self._rt.nodes[n]
@@ -277,8 +282,9 @@ class EventRun:
             self._rt.gates[n].release(self.data.index)
         elif node.kind == "filter":
             self.fresult[n] = bool(result)
-            for p in self.waiting_paths.pop(n, ()):
-                self._advance(p)
+            if self.waiting_paths is not None:
+                for p in self.waiting_paths.pop(n, ()):
+                    self._advance(p)
         for r in node.rdeps:
             if self.state[r] == _REQUESTED:
                 self.waiting[r] -= 1
@@ -305,17 +311,24 @@ class EventRun:
     # -- reports
     def _count_paths(self) -> None:
         any_accepted = False
+        state = self.state
+        all_selected = _UNSELECTED not in state
         for p, report in enumerate(self._rt.path_reports):
-            plan = self._plan(p)
+            plan = self._rt.plans[p]
             report.visited += 1
             failed_at = self.failed_at[p]
             if failed_at < 0:
                 report.passed += 1
                 any_accepted = any_accepted or not plan.end
+                if all_selected:  # the common case: every module of the path passed
+                    for counts in report.modules:
+                        counts.visited += 1
+                        counts.passed += 1
+                    continue
             else:
                 report.failed += 1
             for k, counts in enumerate(report.modules):
-                if self.state[plan.nodes[k]] == _UNSELECTED:
+                if state[plan.nodes[k]] == _UNSELECTED:
                     counts.skipped += 1
                 elif failed_at < 0 or k < failed_at:
                     counts.visited += 1

@@ -23,6 +23,7 @@ import asyncio
 import dataclasses
 import inspect
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -206,9 +207,8 @@ class _Driver:
         )
         process = schedule.process
         self.history_entry = ProcessEntry(process.name, process.config_hash())
-        self.free_streams: asyncio.Queue[int] = asyncio.Queue()
-        for s in range(self.options.streams):
-            self.free_streams.put_nowait(s)
+        self.free_streams: deque[int] = deque(range(self.options.streams))  # FIFO
+        self._stream_waiter: asyncio.Future[None] | None = None
         self.lumi_slots = asyncio.Semaphore(self.options.max_concurrent_lumis)
         self.events_done = 0
         self.tails: list[asyncio.Task[None]] = []
@@ -249,10 +249,15 @@ class _Driver:
                 if tr is None:
                     break
                 if isinstance(tr, EventTransition):
-                    lumi = lumis.get(LumiID(tr.id.run, tr.id.lumi))
+                    # a plain tuple hashes and compares like the LumiID NamedTuple, cheaper
+                    lumi = lumis.get((tr.id.run, tr.id.lumi))  # type: ignore[call-overload]
                     if lumi is None:
                         raise reader.error(f"event {tr.id} outside an open luminosity block")
-                    await self._dispatch(group, tr, dispatched, lumi)
+                    stream = (
+                        self.free_streams.popleft() if self.free_streams
+                        else await self._free_stream()
+                    )
+                    self._dispatch(tr, dispatched, lumi, stream)
                     dispatched += 1
                     if self.error is not None:  # an event failed without the loop turning
                         raise self.error
@@ -276,10 +281,14 @@ class _Driver:
         for task in self.tails:  # every end_lumi/end_run is done before end_job
             await task
 
-    async def _dispatch(
-        self, group: asyncio.TaskGroup, tr: EventTransition, index: int, lumi: _LumiState
-    ) -> None:
-        stream = await self.free_streams.get()
+    async def _free_stream(self) -> int:
+        """Wait until an event ends and frees its stream; take it."""
+        while not self.free_streams:
+            waiter = self._stream_waiter = asyncio.get_running_loop().create_future()
+            await waiter
+        return self.free_streams.popleft()
+
+    def _dispatch(self, tr: EventTransition, index: int, lumi: _LumiState, stream: int) -> None:
         data = EventData(tr.id, index, lumi.ctx)
         fill_products(self.schedule.source, data, tr.products)
         lumi.pending += 1
@@ -291,7 +300,10 @@ class _Driver:
     def _event_done(
         self, stream: int, lumi: _LumiState, run: EventRun, error: BaseException | None
     ) -> None:
-        self.free_streams.put_nowait(stream)
+        self.free_streams.append(stream)
+        waiter, self._stream_waiter = self._stream_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
         if error is not None:  # a task that raises makes the TaskGroup cancel everything
             self.error = error
             self.group.create_task(_reraise(error), name=f"event {run.data.id} failed")
