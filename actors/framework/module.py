@@ -37,7 +37,15 @@ Contracts:
 * ``run_on_loop = True`` (class attribute) runs the module's *sync* methods
   directly on the event-loop thread instead of the worker threads: for code
   that takes microseconds and never blocks (bookkeeping, forwarding a token),
-  it saves the thread hand-off. Anything slower stalls every event.
+  it saves the thread hand-off. Anything slower stalls every event. Such a
+  method may return an awaitable (e.g. a coroutine of a private ``async
+  def``) when it must wait: the call finishes when the awaitable does, which
+  runs in one of the module's worker tasks. A fast path that completes at
+  once and a slow path that waits (for credit, for data) costs no task then.
+* ``async def`` methods run in the module's own worker tasks on the loop (at
+  most one per concurrent call: one for STREAM and LEGACY instances, up to
+  ``streams`` for SHARED ones), reused from call to call; ``asyncio.timeout``,
+  ``TaskGroup`` and locks work inside them.
 * ``concurrency`` (class attribute) says how instances are shared:
   :attr:`Concurrency.STREAM` one instance per stream (each instance handles one
   call at a time), :attr:`Concurrency.SHARED` one reentrant instance called
