@@ -37,7 +37,7 @@ from .parts import Context, PartResult, register
 __all__ = ["TARGETS", "evaluate_targets", "grid", "run", "transport_unavailable"]
 
 MiB = 1 << 20
-EVENTS = {0: 4000, MiB: 1000, 10 * MiB: 150}
+EVENTS = {0: 10000, MiB: 1000, 10 * MiB: 150}
 EXAMPLE_EVENTS = 2000
 QUICK_EVENTS = 300
 
