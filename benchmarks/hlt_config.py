@@ -69,7 +69,7 @@ class Menu:
                 "gpu_bytes": self.gpu_bytes}
 
 
-def make_menu(n: int = 240, *, seed: int = 4, median: float = 15e-6, sigma: float = 2.3,
+def make_menu(n: int = 200, *, seed: int = 4, median: float = 15e-6, sigma: float = 2.3,
               max_time: float = 0.03, gpu: int | None = None,
               gpu_bytes: int = 64 * 1024) -> Menu:
     """A random HLT-like menu; same arguments -> same menu (see the module docstring)."""
