@@ -9,16 +9,12 @@ creating a future when one is there. When ``_INBOX_HIGH`` of them are
 unclaimed the link stops reading (TCP/Unix flow control then stops the sender)
 and resumes when ``recv`` has taken them below ``_INBOX_LOW``.
 
-Adaptive polling: a ``recv`` that finds the inbox empty *shortly after the last
-message arrived* (within :data:`SPIN_AFTER_SECONDS`) first polls the socket
-with non-blocking reads for at most ``spin_seconds`` (default
-:data:`SPIN_SECONDS`), then waits in the event loop. A busy request/reply
-exchange between processes thus skips the wake-up of a sleeping loop (about
-half the round trip), while a quiet link never polls: it costs no CPU when
-idle. A poll that comes back empty (the peer is slow, or lives on this very
-loop and cannot run while we poll) makes the next 1, 2, 4 ... 64 waits skip
-polling, so a pattern that polling does not help costs next to nothing. One
-poll blocks the event loop for at most ``spin_seconds``.
+Adaptive polling (:mod:`._spin`): a ``recv`` that finds the inbox empty
+shortly after the last message arrived first polls the socket with
+non-blocking reads for at most ``link.poller.seconds`` (default 100 us, env
+``HEP_ACTORS_SPIN_US``), then waits in the event loop: a request/reply exchange
+between processes skips the wake-up of a sleeping loop; a quiet link never
+polls and uses no CPU.
 
 Sending: the preamble (see :mod:`._framing`) and the buffers go out with
 ``socket.sendmsg`` (scatter/gather, no concatenation) directly from ``send``,
@@ -37,10 +33,8 @@ import array
 import asyncio
 import collections
 import logging
-import os
 import select
 import socket
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
@@ -49,17 +43,12 @@ from ..errors import PeerLost, ProtocolError
 from ._base import Capabilities, Link, Message
 from ._framereader import FrameReader
 from ._framing import FLAG_DEVICE, KIND_DATA, Entry, encode_preamble
+from ._spin import AdaptivePoll
 
-__all__ = ["SPIN_AFTER_SECONDS", "SPIN_SECONDS", "StreamLink", "log"]
+__all__ = ["StreamLink", "log"]
 
 log = logging.getLogger("actors.transports")
 
-#: Longest poll of ``recv`` before it waits in the event loop, in seconds (env
-#: ``HEP_ACTORS_SPIN_US``, microseconds; 0 disables polling).
-SPIN_SECONDS = float(os.environ.get("HEP_ACTORS_SPIN_US", "50")) * 1e-6
-#: ``recv`` polls only when the previous message arrived at most this long ago.
-SPIN_AFTER_SECONDS = 2e-3
-_SPIN_BACKOFF_MAX = 64
 _INBOX_HIGH = 64
 _INBOX_LOW = 16
 _IOV_MAX = 512
@@ -77,8 +66,8 @@ class StreamLink(Link):
     ) -> None:
         self.peer = peer
         self.capabilities = caps
-        #: Longest poll before waiting in the loop (class default SPIN_SECONDS).
-        self.spin_seconds = SPIN_SECONDS
+        #: When and how long ``recv`` polls before it waits (see :mod:`._spin`).
+        self.poller = AdaptivePoll()
         self._sock = sock
         self._fd = sock.fileno()
         self._max = max_message_size
@@ -90,9 +79,6 @@ class StreamLink(Link):
         self._waiter: asyncio.Future[None] | None = None
         self._wfut: asyncio.Future[None] | None = None
         self._paused = False
-        self._last_rx = 0.0
-        self._spin_skip = 0  # recvs left that wait without polling (after misses)
-        self._spin_backoff = 1
         self._reader = FrameReader(
             max_message_size, peer, self._deliver, self._on_control, self._resolve, self._OOB_FLAGS
         )
@@ -133,21 +119,9 @@ class StreamLink(Link):
         self._shutdown(PeerLost, f"link to {self.peer} is closed")
 
     async def _wait_message(self) -> None:
-        """Poll briefly (see the module docstring), then wait for the reader callback."""
-        spin = self.spin_seconds
-        if spin > 0 and not self._closed and not self._paused:
-            now = time.perf_counter()
-            if now - self._last_rx >= SPIN_AFTER_SECONDS:
-                pass  # a quiet link: wait at once
-            elif self._spin_skip:
-                self._spin_skip -= 1
-            else:
-                self._poll(now + spin)
-                if self._inbox:
-                    self._spin_backoff = 1
-                else:  # a miss: poll again only after 1, 2, 4 ... _SPIN_BACKOFF_MAX waits
-                    self._spin_skip = self._spin_backoff
-                    self._spin_backoff = min(2 * self._spin_backoff, _SPIN_BACKOFF_MAX)
+        """Poll briefly (see :mod:`._spin`), then wait for the reader callback."""
+        if not self._closed and not self._paused:
+            self.poller.run(self._poll_once)
         while not self._inbox:
             if self._closed:
                 self._raise_terminal()
@@ -157,11 +131,10 @@ class StreamLink(Link):
             finally:
                 self._waiter = None
 
-    def _poll(self, deadline: float) -> None:
-        """Non-blocking reads until a message is in or ``deadline`` (perf_counter) passes."""
-        inbox, on_readable, clock = self._inbox, self._on_readable, time.perf_counter
-        while not inbox and not self._closed and not self._paused and clock() < deadline:
-            on_readable()
+    def _poll_once(self) -> bool:
+        """One non-blocking read; True when polling should stop (message, close, pause)."""
+        self._on_readable()
+        return bool(self._inbox) or self._closed or self._paused
 
     # -- sending ------------------------------------------------------------------
 
@@ -307,7 +280,7 @@ class StreamLink(Link):
     def _deliver(self, header: bytes, bufs: list[Any], device: list[bool] | None) -> None:
         """FrameReader callback: one complete message."""
         self._inbox.append((header, bufs, device))
-        self._last_rx = time.perf_counter()
+        self.poller.activity()
         if len(self._inbox) >= _INBOX_HIGH and not self._paused:
             self._paused = True
             self._reader.active = False

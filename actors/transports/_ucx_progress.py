@@ -39,6 +39,7 @@ from ..errors import BackendUnavailable, PeerLost, ProtocolError
 
 __all__ = [
     "IDLE_TICK_SECONDS",
+    "POLL_SECONDS",
     "SPIN_SECONDS",
     "Engine",
     "engine",
@@ -50,6 +51,9 @@ __all__ = [
 #: pending, before arming the worker and sleeping on its file descriptor.
 #: Override with ``ACTORS_UCX_SPIN_US`` (microseconds).
 SPIN_SECONDS = float(os.environ.get("ACTORS_UCX_SPIN_US", "2000")) * 1e-6
+#: Longest inline poll of a link's ``recv`` (see :mod:`._spin`) before it waits
+#: for the engine: 200 us, or less when ``SPIN_SECONDS`` is less (0 disables it).
+POLL_SECONDS = min(SPIN_SECONDS, 200e-6)
 #: Longest sleep without progressing the worker (safety net for timers).
 IDLE_TICK_SECONDS = 0.25
 
@@ -206,6 +210,20 @@ class Engine:
     def poke(self) -> None:
         """Make the engine progress now (e.g. after posting a request)."""
         self._poke()
+
+    def progress(self) -> None:
+        """Progress the worker once, inline, and settle completed tracked requests.
+
+        Used by links to see a completion at once instead of on the engine's
+        next pass (which costs an event-loop iteration or a wake-up).
+        """
+        self.worker.progress()
+        if self._pending:
+            self._complete()
+
+    def check(self, request: Any, what: str) -> None:
+        """Raise PeerLost/ProtocolError (naming ``what``) if a completed request failed."""
+        self._check(request, what)
 
     def _poke(self) -> None:
         self._last_activity = time.perf_counter()

@@ -49,7 +49,8 @@ from ..buffers import as_host_view, device_empty, is_device, nbytes
 from ..errors import AuthenticationError, BackendUnavailable, ConfigError, PeerLost, ProtocolError
 from . import _ucx_wire as wire
 from ._base import Backend, Capabilities, Link, Listener, Message
-from ._ucx_progress import Engine, engine, ucxx_api
+from ._spin import AdaptivePoll
+from ._ucx_progress import POLL_SECONDS, Engine, engine, ucxx_api
 
 __all__ = ["HANDSHAKE_TIMEOUT", "UCXBackend", "UCXLink", "UCXListener", "parse_address"]
 
@@ -73,10 +74,16 @@ def parse_address(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _array(buf: Any) -> Any:
-    from ucxx._lib.arr import Array
+_Array: Any = None
 
-    return Array(buf)
+
+def _array(buf: Any) -> Any:
+    global _Array
+    if _Array is None:
+        from ucxx._lib.arr import Array
+
+        _Array = Array
+    return _Array(buf)
 
 
 def _tag(value: int) -> Any:
@@ -103,6 +110,9 @@ class UCXLink(Link):
         self._prefix = bytearray(wire.PREFIX_CAPACITY)
         self._prefix_arr = _array(self._prefix)
         self._rx: asyncio.Task[Message] | None = None
+        self._prefix_req: Any = None  # posted prefix receive (kept across a cancelled recv)
+        #: When and how long ``recv`` polls the worker before it waits (see :mod:`._spin`).
+        self.poller = AdaptivePoll(POLL_SECONDS)
         self._inflight: deque[tuple[asyncio.Future[None], int]] = deque()
         self._inflight_bytes = 0
         self._closed = False
@@ -197,13 +207,18 @@ class UCXLink(Link):
             frames.append(header)
         frames.extend(bufs[i] for i in separate if sizes[i] > 0)
         # Post every frame before awaiting anything: messages never interleave.
+        eng = self._eng
         for f in frames:
             arr = _array(f)
-            fut = self._eng.track(self._post("send", ep.tag_send, arr, self._send_tag), self, arr)
+            req = self._post("send", ep.tag_send, arr, self._send_tag)
+            if req.completed:  # small frames usually complete while posted
+                eng.check(req, f"ucx send to {self.peer}")
+                continue
             size = nbytes(f)
-            self._inflight.append((fut, size))
+            self._inflight.append((eng.track(req, self, arr), size))
             self._inflight_bytes += size
-        await self._drain(SEND_WINDOW)
+        if self._inflight:
+            await self._drain(SEND_WINDOW)
 
     async def _drain(self, window: int) -> None:
         """Forget completed sends; wait while more than ``window`` bytes are in flight."""
@@ -226,12 +241,29 @@ class UCXLink(Link):
         Raises PeerLost (closed, peer gone), ProtocolError (malformed or
         oversized frame: the link is then closed). Cancelling leaves the
         message in progress to the next call.
+
+        A message that fits in its prefix frame (small messages) is taken
+        without any task or future when it is already there or arrives while
+        ``recv`` polls (see :mod:`._spin`); only out-of-line buffers are
+        received in a task of their own.
         """
         if self._closed:
             raise self._lost_error()
-        if self._rx is None:
-            self._rx = asyncio.get_running_loop().create_task(self._receive())
         rx = self._rx
+        if rx is None:
+            await self._recv_prefix()
+            try:
+                layout = wire.parse_prefix(memoryview(self._prefix), self._max, self.peer)
+            except ProtocolError:
+                await self.close()
+                raise
+            header, buffers, frames = self._unpack(layout)
+            if not frames:
+                assert isinstance(header, bytes)
+                return header, buffers
+            rx = self._rx = asyncio.get_running_loop().create_task(
+                self._finish(header, buffers, frames)
+            )
         try:
             return await asyncio.shield(rx)
         except ProtocolError:
@@ -241,13 +273,66 @@ class UCXLink(Link):
             if rx.done() and self._rx is rx:
                 self._rx = None
 
-    async def _recv_frame(self, buf: Any, what: str) -> None:
-        ep = self._ep
-        if self._lost is not None or ep is None or not ep.alive:
-            await self._recv_arrived(buf, what)
-            return
-        req = self._post(what, ep.tag_recv, buf, self._recv_tag)
-        await self._eng.wait(req, f"ucx {what} from {self.peer}", self, buf)
+    async def _recv_prefix(self) -> None:
+        """Receive the next prefix frame into ``self._prefix``.
+
+        The posted request survives a cancelled call (the next call waits for
+        the same one), so no message is lost or split.
+        """
+        req = self._prefix_req
+        if req is None:
+            ep = self._ep
+            if self._lost is not None or ep is None or not ep.alive:
+                await self._recv_arrived(self._prefix_arr, "message prefix")
+                return
+            req = self._prefix_req = self._post(
+                "recv", ep.tag_recv, self._prefix_arr, self._recv_tag
+            )
+        eng = self._eng
+        what = f"ucx message prefix from {self.peer}"
+
+        def arrived() -> bool:
+            eng.progress()
+            return bool(req.completed)
+
+        if not req.completed and not arrived() and not self.poller.run(arrived):
+            try:
+                await eng.wait(req, what, self, self._prefix_arr)
+            except PeerLost:
+                if not req.completed:
+                    self._prefix_req = None
+                    raise
+        self._prefix_req = None
+        eng.check(req, what)
+        self.poller.activity()
+
+    def _unpack(self, layout: wire.Layout) -> tuple[Any, list[Any], list[Any]]:
+        """Header, buffers and the frames still to receive, from a parsed prefix."""
+        view = memoryview(self._prefix)
+        offset = layout.data_offset
+        frames: list[Any] = []
+        if layout.header_inline:
+            header: Any = bytes(view[offset : offset + layout.header_len])
+            offset += layout.header_len
+        else:
+            header = np.empty(layout.header_len, np.uint8)
+            frames.append(header)
+        buffers: list[Any] = []
+        for size, kind in zip(layout.sizes, layout.kinds, strict=True):
+            if kind == wire.INLINE:
+                buffers.append(bytes(view[offset : offset + size]))
+                offset += size
+                continue
+            buf = _allocate(size, kind == wire.DEVICE)
+            buffers.append(buf)
+            if size:
+                frames.append(buf)
+        return header, buffers, frames
+
+    async def _finish(self, header: Any, buffers: list[Any], frames: list[Any]) -> Message:
+        """Receive the out-of-line frames of a message (a task: survives cancelled recv)."""
+        await self._recv_frames([_array(f) for f in frames])
+        return (header if isinstance(header, bytes) else header.tobytes()), buffers
 
     async def _recv_frames(self, arrays: list[Any]) -> None:
         """Receive the frames of one message: all posted at once, then awaited."""
@@ -274,32 +359,6 @@ class UCXLink(Link):
                 await self._eng.wait(req, f"ucx {what} from {self.peer}", None, buf)
         except TimeoutError:
             raise self._lost_error() from None
-
-    async def _receive(self) -> Message:
-        await self._recv_frame(self._prefix_arr, "message prefix")
-        layout = wire.parse_prefix(memoryview(self._prefix), self._max, self.peer)
-        view = memoryview(self._prefix)
-        offset = layout.data_offset
-        frames: list[Any] = []
-        if layout.header_inline:
-            header_buf: Any = bytes(view[offset : offset + layout.header_len])
-            offset += layout.header_len
-        else:
-            header_buf = np.empty(layout.header_len, np.uint8)
-            frames.append(header_buf)
-        buffers: list[Any] = []
-        for size, kind in zip(layout.sizes, layout.kinds, strict=True):
-            if kind == wire.INLINE:
-                buffers.append(bytes(view[offset : offset + size]))
-                offset += size
-                continue
-            buf = _allocate(size, kind == wire.DEVICE)
-            buffers.append(buf)
-            if size:
-                frames.append(buf)
-        await self._recv_frames([_array(f) for f in frames])
-        header = header_buf if isinstance(header_buf, bytes) else header_buf.tobytes()
-        return header, buffers
 
     # -- close -------------------------------------------------------------------
 

@@ -352,7 +352,7 @@ async def test_spinning_recv_keeps_the_contract(
 ) -> None:
     """With HEP_ACTORS_SPIN_US set, recv polls first: same messages, same PeerLost."""
     require(spin_scheme)
-    monkeypatch.setattr("actors.transports._stream.SPIN_SECONDS", 200e-6)
+    monkeypatch.setattr("actors.transports._spin.SPIN_SECONDS", 200e-6)
     async with await listen(LISTEN_URLS[spin_scheme]()) as lst:
         server, client = await _pair(lst)
         async with server:
