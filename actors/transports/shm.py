@@ -22,7 +22,11 @@ Scheme
 * Cleanup: segments never have a name in /dev/shm; the kernel frees them when
   both processes have unmapped them, also after a crash. Closing a link unmaps
   the sender's pool; views already handed out stay valid until dropped.
-* No busy waiting: an idle link blocks in the event loop on its socket.
+* No busy waiting when idle: a quiet link blocks in the event loop on its
+  socket (0.0 % CPU measured). Within 2 ms of the last message ``recv`` polls
+  the socket for up to 100 us first (:mod:`._spin`), which skips the loop
+  wake-up: 8-byte RTT 37 us vs 43 us for a raw socketpair wake-up round trip
+  with event loops on both sides (2-core VM, uvloop; it was 89 us).
 
 Device buffers are staged like ``tcp://``: the device-to-host copy lands
 directly in the segment (one copy), and the receiver copies back to the device.

@@ -9,7 +9,10 @@ Implementation (measured against asyncio streams, protocols and ``sock_*``
 calls, see the benchmarks): a raw non-blocking socket with a permanent reader
 callback; sends are ``sendmsg`` scatter/gather of the frame preamble and the
 buffers, large buffers are received straight into their final allocation
-(:mod:`._stream`). Works on the default asyncio loop and on uvloop.
+(:mod:`._stream`). Works on the default asyncio loop and on uvloop. Measured
+on a 2-core VM with uvloop: 8-byte RTT 38 us vs 23 us for raw blocking
+sockets (it was 79 us before bounded recv polling, :mod:`._spin`), 64 MiB at
+the raw socket's bandwidth.
 
 Socket options: TCP_NODELAY and SO_KEEPALIVE on every link. A killed peer on
 the same host is seen at once (EOF/reset); pending ``recv`` and the next

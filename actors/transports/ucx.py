@@ -18,7 +18,11 @@ buffer, tagged with a random per-link tag). Concurrent senders: all frames of
 one message are *posted* synchronously (no ``await`` in between) and UCX keeps
 the posting order of same-tag messages on one endpoint, so messages never
 interleave and no lock is needed. Progress: :mod:`._ucx_progress` (no busy
-wait when idle).
+wait when idle). Small messages: a send that completes while posted is not
+tracked, and ``recv`` progresses the worker inline and polls it briefly after
+recent activity (:mod:`._spin`), so a prefix-only message needs no task, future
+or event-loop pass (8-byte RTT on a 2-core VM: 81 us vs 58 us raw ucxx; it was
+218 us).
 
 Peer death: UCX endpoint error handling is on; the endpoint's close callback
 marks the link lost and fails its pending requests, so pending ``recv`` and
