@@ -34,6 +34,7 @@ import contextvars
 import inspect
 import time
 import traceback
+import weakref
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -60,9 +61,10 @@ class ModuleActor:
     the number of streams for a SHARED one); further calls wait in the mailbox,
     a deque of at most ``capacity`` items, and start in arrival order as
     running ones finish. A sync call is a thread-pool job that hands its
-    outcome back with one ``call_soon_threadsafe`` (or a plain call on the loop
-    for ``on_loop``); an async call runs in one of at most ``workers``
-    long-lived worker tasks (see the module docstring).
+    outcome back to the loop (one ``call_soon_threadsafe`` per batch of
+    outcomes that arrive together), or a plain call on the loop for
+    ``on_loop``; an async call runs in one of at most ``workers`` long-lived
+    worker tasks (see the module docstring).
     """
 
     def __init__(
@@ -141,7 +143,7 @@ class ModuleActor:
         elif self._on_loop:
             self._run_here(item)
         else:
-            self._pool.submit(self._in_thread, asyncio.get_running_loop(), item)
+            self._pool.submit(self._in_thread, _completions(), item)
 
     def _run_here(self, item: _Item) -> None:
         """A sync call of a ``run_on_loop`` module: run it now, on the loop thread.
@@ -206,16 +208,14 @@ class ModuleActor:
                 })
             item = await parked
 
-    def _in_thread(self, loop: asyncio.AbstractEventLoop, item: _Item) -> None:
-        """Runs in a worker thread: call, time, and hand the outcome back with one wake-up."""
+    def _in_thread(self, completions: _Completions, item: _Item) -> None:
+        """Runs in a worker thread: call, time, and hand the outcome back to the loop."""
         start = time.perf_counter()
         try:
             result, error = item[0](item[1]), None
         except BaseException as exc:  # handed to the loop, which raises it as ModuleError
             result, error = None, exc
-        elapsed = time.perf_counter() - start
-        with contextlib.suppress(RuntimeError):  # a closed loop: the job was torn down
-            loop.call_soon_threadsafe(self._finished, item, result, error, elapsed)
+        completions.post(self, item, result, error, time.perf_counter() - start)
 
     def _finished(
         self, item: _Item, result: Any, error: BaseException | None, elapsed: float
@@ -234,6 +234,67 @@ class ModuleActor:
                 timing.transition_calls += 1
                 timing.transition_total += elapsed
         item[2](result, error)
+
+
+class _Completions:
+    """Outcomes of sync calls on their way from worker threads to the loop, coalesced.
+
+    A worker thread appends an outcome and wakes the loop only when no wake-up
+    is pending yet, so completions that arrive together (several streams,
+    several threads) cost one ``call_soon_threadsafe`` (one write to the loop's
+    self-pipe) instead of one each. Outcomes are handed on in arrival order.
+    """
+
+    __slots__ = ("_loop", "_outcomes", "_scheduled")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = weakref.ref(loop)  # weak: this object is the loop's value in _per_loop
+        self._outcomes: deque[tuple[ModuleActor, _Item, Any, BaseException | None, float]] = (
+            deque()
+        )
+        self._scheduled = False
+
+    def post(
+        self, actor: ModuleActor, item: _Item, result: Any, error: BaseException | None,
+        elapsed: float,
+    ) -> None:
+        """Any thread: queue an outcome for ``actor._finished`` on the loop."""
+        self._outcomes.append((actor, item, result, error, elapsed))
+        if not self._scheduled:
+            self._scheduled = True
+            loop = self._loop()
+            if loop is None:  # the job's loop is gone
+                return
+            with contextlib.suppress(RuntimeError):  # a closed loop: the job was torn down
+                loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        # reset first: an outcome appended from now on schedules another drain
+        self._scheduled = False
+        outcomes = self._outcomes
+        while outcomes:
+            actor, item, result, error, elapsed = outcomes.popleft()
+            try:
+                actor._finished(item, result, error, elapsed)
+            except Exception as exc:  # one failing callback must not strand the others
+                asyncio.get_running_loop().call_exception_handler({
+                    "message": f"completion callback of module {actor.name!r} failed",
+                    "exception": exc,
+                })
+
+
+_per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Completions] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _completions() -> _Completions:
+    """The running loop's completion queue (loop thread only)."""
+    loop = asyncio.get_running_loop()
+    completions = _per_loop.get(loop)
+    if completions is None:
+        completions = _per_loop[loop] = _Completions(loop)
+    return completions
 
 
 def _cancelling() -> bool:
