@@ -60,7 +60,7 @@ from ._mpi_frame import (
     unpack_header,
 )
 from ._mpi_pool import pool
-from ._mpi_runtime import SPIN_S, Poller, abandon
+from ._mpi_runtime import MIN_SPINS, SPIN_S, Poller, abandon
 from ._mpi_side import SideChannel
 
 __all__ = [
@@ -316,17 +316,21 @@ class MPILink(Link):
         return header, self._deliver(out, flags) if DEVICE in flags else out
 
     async def _wait_header(self) -> None:
-        """Wait for the header receive: poll from this task for SPIN_S, then
-        leave it to the poller's backoff. Cancel-safe (nothing is lost)."""
+        """Wait for the header receive: poll from this task for SPIN_S *and* at
+        least MIN_SPINS times (so that being descheduled on a loaded machine
+        does not count as a quiet link), then leave it to the poller's backoff.
+        Cancel-safe (nothing is lost)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SPIN_S
         req, status = self._hdr_req, self._status
+        spins = 0
         while True:
             await asyncio.sleep(0)
             if req.Test(status):
                 return
             self._check_open()
-            if loop.time() > deadline:
+            spins += 1
+            if spins >= MIN_SPINS and loop.time() > deadline:
                 break
         self._probe = fut = self._poller.submit([req], None, passive=True, status=status)
         try:

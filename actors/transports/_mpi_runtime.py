@@ -44,10 +44,21 @@ from typing import Any
 
 from ..errors import BackendUnavailable, ConfigError
 
-__all__ = ["MAX_SLEEP_S", "SPIN_S", "Poller", "abandon", "cuda_aware", "load_mpi", "poller"]
+__all__ = [
+    "MAX_SLEEP_S",
+    "MIN_SPINS",
+    "SPIN_S",
+    "Poller",
+    "abandon",
+    "cuda_aware",
+    "load_mpi",
+    "poller",
+]
 
 SPIN_S = float(os.environ.get("ACTORS_MPI_SPIN_S", "0.002"))
 MAX_SLEEP_S = float(os.environ.get("ACTORS_MPI_MAX_SLEEP_S", "0.01"))
+MIN_SPINS = int(os.environ.get("ACTORS_MPI_MIN_SPINS", "256"))
+SHORT_NAPS_S = float(os.environ.get("ACTORS_MPI_SHORT_NAPS_S", "0.02"))
 
 _pollers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Poller] = weakref.WeakKeyDictionary()
 _cuda_aware: bool | None = None
@@ -164,6 +175,7 @@ class Poller:
         self._nap: asyncio.Future[None] | None = None
         self._last_active = loop.time()
         self._task: asyncio.Task[None] | None = None
+        self._last_wait = self._last_active
 
     def submit(
         self, requests: Sequence[Any], keep: Any, *, passive: bool = False, status: Any = None
@@ -196,6 +208,7 @@ class Poller:
         return fut
 
     def _kick(self) -> None:
+        self._last_wait = self._loop.time()  # restarts the backoff at short naps
         self._work.set()
         if self._nap is not None and not self._nap.done():
             self._nap.set_result(None)
@@ -210,11 +223,14 @@ class Poller:
                 await self._work.wait()
             if self.poll_once():
                 self._last_active = self._loop.time()
-            if self._ops or self._loop.time() - self._last_active < SPIN_S:
-                delay = 0.0
+            now = self._loop.time()
+            if self._ops or now - self._last_active < SPIN_S:
                 await asyncio.sleep(0)
                 continue
-            delay = min(MAX_SLEEP_S, max(0.001, delay * 2))
+            if now - max(self._last_active, self._last_wait) < SHORT_NAPS_S:
+                delay = 0.001
+            else:
+                delay = min(MAX_SLEEP_S, delay * 2)
             await self._sleep(delay)
 
     async def _sleep(self, delay: float) -> None:
