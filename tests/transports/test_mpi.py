@@ -204,3 +204,52 @@ def test_framing_round_trip_and_malformed_frames() -> None:
         unpack_header(frame[:20], max_size=1 << 20)
     with pytest.raises(ProtocolError, match="inlined"):
         unpack_header(frame[:-3], max_size=1 << 20)
+
+
+def test_receive_pool_reuses_memory_only_after_every_view_is_gone() -> None:
+    from actors.transports._mpi_pool import MIN_POOLED, BufferPool
+
+    pool = BufferPool(max_free_bytes=2 * MIN_POOLED)
+    first = pool.take(MIN_POOLED)
+    address = first.ctypes.data
+    first[:] = 7
+    view, mv = first[10:].reshape(-1, 2), memoryview(first)
+    del first
+    assert pool.free_bytes == 0, "views still use the memory"
+    other = pool.take(MIN_POOLED)
+    assert other.ctypes.data != address
+    del view
+    assert pool.free_bytes == 0, "a memoryview still uses the memory"
+    del mv
+    assert pool.free_bytes == MIN_POOLED
+    again = pool.take(MIN_POOLED)
+    assert again.ctypes.data == address and again.flags.writeable and pool.free_bytes == 0
+    del other, again
+    assert pool.free_bytes == 2 * MIN_POOLED
+    third = pool.take(MIN_POOLED)
+    fourth, fifth = pool.take(MIN_POOLED), pool.take(MIN_POOLED)
+    del third, fourth, fifth
+    assert pool.free_bytes == 2 * MIN_POOLED, "free memory stays under max_free_bytes"
+    small = pool.take(100)
+    del small
+    assert pool.free_bytes == 2 * MIN_POOLED, "small buffers are not pooled"
+    pool.clear()
+    assert pool.free_bytes == 0
+
+
+def test_framing_long_announcement_and_header_bytes() -> None:
+    from actors.transports._mpi_frame import KIND_LONG, MAGIC, PREFIX, pack_header, unpack_header
+
+    assert unpack_header(PREFIX.pack(MAGIC, KIND_LONG, 0, 5000), 10)[::4] == (KIND_LONG, 5000)
+    frame = pack_header(0, b"h" * 10, [1 << 20] * 20, bytes(20))
+    kind, header, sizes, flags, offset = unpack_header(
+        bytearray(frame) + bytes(99), 1 << 30, len(frame)
+    )
+    assert (kind, header, sizes, flags, offset) == (
+        0,
+        b"h" * 10,
+        [1 << 20] * 20,
+        bytes(20),
+        len(frame),
+    )
+    assert isinstance(header, bytes)
