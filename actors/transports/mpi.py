@@ -12,13 +12,16 @@ Addresses
     or absolute with ``mpi://port-file//abs/path``); the client reads it and
     connects. See :mod:`actors.transports._mpi_portfile`.
 
-How a message travels (:mod:`actors.transports._mpi_link`): a small header
-message (sizes and host/device flags of every buffer, then the header bytes),
-then each buffer with nonblocking ``Isend``/``Irecv`` straight from and into
-its own memory, in chunks of at most 1 GiB (below MPI-3's 2 GiB count limit).
-Received host buffers are numpy ``uint8`` arrays; device buffers (cupy) go
-directly when the MPI library is CUDA-aware, else through one host copy on
-each side.
+How a message travels (:mod:`actors.transports._mpi_link`, wire format in
+:mod:`actors.transports._mpi_frame`): a small header message (sizes and
+host/device flags of every buffer, the header bytes, and host buffers of at
+most 256 bytes inline) into an always-active persistent receive, then each
+other buffer with nonblocking ``Isend``/``Irecv`` straight from and into its
+own memory, in chunks of at most 1 GiB (below MPI-3's 2 GiB count limit).
+Received host buffers are numpy ``uint8`` arrays; large ones come from a pool
+of already-mapped memory, reused only once the array and all its views are
+gone (:mod:`actors.transports._mpi_pool`). Device buffers (cupy) go directly
+when the MPI library is CUDA-aware, else through one host copy on each side.
 
 Isolation scheme: every link owns a private communicator (a two-rank
 ``Create_group`` in rank mode, the ``Accept``/``Connect`` inter-communicator in
@@ -27,10 +30,11 @@ chunks, and MPI's non-overtaking order keeps messages whole. Rank-mode setup
 uses tags 32711-32713 of ``COMM_WORLD``.
 
 asyncio: the loop is never blocked by MPI. Progress is adaptive polling from
-the loop (spin while transfers are in flight or for 2 ms after activity, then
-sleep 1-10 ms; 2 % of a core when idle), chosen by measurement over a
-progress thread whose blocking MPI calls spin a full core (99 %) when idle;
-see :mod:`actors.transports._mpi_runtime` and docs/mpi.md for the figures.
+the loop: a waiting task polls its own request (no future or task per message),
+for 2 ms and at least 256 polls, then the loop's poller naps 1 ms for 20 ms,
+then backs off to 10 ms (1 % of a core when idle); chosen by measurement over a
+progress thread whose blocking MPI calls spin a full core (99 %) when idle; see
+:mod:`actors.transports._mpi_runtime` and docs/mpi.md for the figures.
 
 Peer death: MPI cannot see it, so each link also holds a TCP side channel whose
 EOF (or 30 s without heartbeat) fails pending and later calls with PeerLost
