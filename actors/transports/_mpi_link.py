@@ -40,15 +40,14 @@ per loop); ``recv`` must not be called concurrently with itself.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..buffers import as_host_view, device_empty, device_to_host, host_to_device
 from ..errors import BackendUnavailable, PeerLost, ProtocolError
 from ._base import Capabilities, Link, Message
+from ._mpi_drain import start_drain
 from ._mpi_frame import (
     DEVICE,
     INLINED,
@@ -84,33 +83,7 @@ INLINE = 4096  # bytes of the always-active header receive
 CHUNK = 1 << 30  # bytes per Isend/Irecv: stays below the 2 GiB count limit of MPI-3
 SMALL = 256  # host buffers up to this size travel inside the header message
 BYE_GRACE_S = 5.0  # after the peer's goodbye, how long to wait for its BYE
-EXIT_DRAIN_S = 1.0  # at interpreter exit, how long unfinished drains may still wait
-DRAIN_S = 10.0  # after our close, how long to keep consuming until the peer's BYE
-_draining: set[asyncio.Task[None]] = set()  # strong references to drain tasks
 _CUDA = "__cuda_array_interface__"
-
-
-_at_exit: list[MPILink] = []
-
-
-def _exit_drain(link: MPILink) -> None:
-    """Finish a cancelled drain at interpreter exit, before MPI finalises."""
-    if not _at_exit:
-        atexit.register(_finish_drains)
-    _at_exit.append(link)
-
-
-def _finish_drains() -> None:
-    """Poll the pending drains for the peers' BYE, at most EXIT_DRAIN_S in all
-    (messages other than BYE are skipped; their data stays unmatched)."""
-    deadline = time.monotonic() + EXIT_DRAIN_S
-    pending = list(_at_exit)
-    while pending and time.monotonic() < deadline:
-        pending = [link for link in pending if not link._bye_now()]
-        time.sleep(0.0005)
-    for link in _at_exit:
-        link._cancel_header_receive()
-    _at_exit.clear()
 
 
 def _inlined(data: Any, sizes: list[int], flags: bytes, offset: int) -> list[Any]:
@@ -440,9 +413,8 @@ class MPILink(Link):
 
         Unless the peer's BYE was already received (or the peer is gone), a
         background task then keeps receiving and discarding what the peer
-        sent until its BYE arrives (at most :data:`DRAIN_S`), so that no
-        message is left unmatched inside MPI at finalize (UCX warns about
-        those: "unexpected tag-receive descriptor ... was not matched")."""
+        sent until its BYE arrives, so that no message is left unmatched
+        inside MPI at finalize (see :mod:`actors.transports._mpi_drain`)."""
         if self._closed:
             return
         self._closed = True
@@ -457,52 +429,9 @@ class MPILink(Link):
         drain = self._lost is None and not self._bye_received
         self._lose(f"link to {self.peer} is closed")
         if drain:
-            task = asyncio.get_running_loop().create_task(
-                self._drain(), name=f"mpi-drain {self.peer}"
-            )
-            _draining.add(task)
-            task.add_done_callback(_draining.discard)
+            start_drain(self)
         else:
             self._cancel_header_receive()
-
-    async def _drain(self) -> None:
-        req, status, byte = self._hdr_req, self._status, self._byte
-        try:
-            async with asyncio.timeout(DRAIN_S):
-                while True:
-                    await self._poller.submit([req], None, passive=True, status=status)
-                    kind, _, sizes, flags, offset = unpack_header(
-                        self._hdr, 1 << 62, status.Get_count(byte)
-                    )
-                    if kind == KIND_BYE:
-                        return
-                    if kind == KIND_LONG:
-                        req.Start()
-                        data = self._comm.Irecv([bytearray(offset), byte], self._remote, TAG_LONG)
-                        await self._poller.submit([data], None)
-                        continue  # the long header's buffers are left unmatched: rare
-                    out: list[Any] = [0 if f & INLINED else None for f in flags]
-                    req.Start()
-                    reqs = self._post_body(sizes, flags, out)
-                    await self._poller.submit(reqs, out)
-        except (TimeoutError, ProtocolError, self._mpi.Exception):
-            pass  # best effort: the link is closed already
-        except asyncio.CancelledError:  # e.g. asyncio.run ending: finish at exit
-            _exit_drain(self)
-            raise
-        self._cancel_header_receive()
-
-    def _bye_now(self) -> bool:
-        """Non-blocking: True once the peer's BYE is in (or nothing can come)."""
-        try:
-            if not self._hdr_req.Test(self._status):
-                return False
-            kind = unpack_header(self._hdr, 1 << 62, self._status.Get_count(self._byte))[0]
-        except (ProtocolError, self._mpi.Exception):
-            return True
-        if kind != KIND_BYE:
-            self._hdr_req.Start()
-        return kind == KIND_BYE
 
     def _cancel_header_receive(self) -> None:
         req = self._hdr_req
