@@ -58,6 +58,7 @@ def _layout(n: int) -> struct.Struct:
 
 
 _LAYOUTS = tuple(_layout(n) for n in range(17))
+_ONE = struct.Struct("<Q1s")  # size and flags of a one-buffer message, after the prefix
 
 
 def pack_header(
@@ -115,18 +116,24 @@ def unpack_header(
         raise ProtocolError(
             f"header message announces {n} buffers and {hlen} header bytes but holds {length} bytes"
         )
-    fields = (_LAYOUTS[n] if n <= 16 else _layout(n)).unpack_from(data)
-    sizes = list(fields[4:-1])
-    flags: bytes = fields[-1]
-    inlined = 0
-    if n and flags.count(0) != n:
-        for size, flag in zip(sizes, flags, strict=True):
-            if flag & INLINED:
-                inlined += size
-    if hlen + sum(sizes) > max_size:
-        raise ProtocolError(
-            f"message of {hlen + sum(sizes)} bytes exceeds max_message_size={max_size}"
-        )
+    flags: bytes
+    if n == 1:  # the common case, without loops
+        size, flags = _ONE.unpack_from(data, PREFIX.size)
+        sizes = [size]
+        total = hlen + size
+        inlined = size if flags[0] & INLINED else 0
+    else:
+        fields = (_LAYOUTS[n] if n <= 16 else _layout(n)).unpack_from(data)
+        sizes = list(fields[4:-1])
+        flags = fields[-1]
+        total = hlen + sum(sizes)
+        inlined = 0
+        if n and flags.count(0) != n:
+            for size, flag in zip(sizes, flags, strict=True):
+                if flag & INLINED:
+                    inlined += size
+    if total > max_size:
+        raise ProtocolError(f"message of {total} bytes exceeds max_message_size={max_size}")
     if end + hlen + inlined > length:
         raise ProtocolError(f"header message announces {inlined} inlined bytes it does not hold")
     return kind, bytes(data[end : end + hlen]) if hlen else b"", sizes, flags, end + hlen

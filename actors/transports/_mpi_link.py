@@ -227,8 +227,10 @@ class MPILink(Link):
             if hasattr(buf, _CUDA):
                 view = self._device_out(buf)
                 flag = DEVICE
-            else:
-                view = as_host_view(buf)
+            else:  # as_host_view, inlined: this is the per-message hot path
+                view = memoryview(buf)
+                if view.format != "B" or view.ndim != 1 or not view.c_contiguous:
+                    view = as_host_view(view)
                 flag = 0
             size = view.nbytes
             room -= 9
@@ -302,7 +304,10 @@ class MPILink(Link):
             self._hdr_req.Start()
             kind, header, sizes, flags, out = await self._receive_long(offset)
         else:
-            out = _inlined(self._hdr_view, sizes, flags, offset) if flags else []
+            if len(flags) == 1 and flags[0] == INLINED:  # the common small message
+                out = [self._hdr_view[offset : offset + sizes[0]].copy()]
+            else:
+                out = _inlined(self._hdr_view, sizes, flags, offset) if flags else []
             self._hdr_req.Start()
         if kind == KIND_BYE:
             self._bye_received = True
