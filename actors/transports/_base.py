@@ -29,10 +29,13 @@ by one task at a time.
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
+
+from ..errors import PeerLost
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
@@ -41,6 +44,7 @@ __all__ = [
     "Link",
     "Listener",
     "Message",
+    "QueuedListener",
 ]
 
 #: Default limit on one message (header + all buffers), in bytes. Frames that
@@ -136,14 +140,48 @@ class Listener(abc.ABC):
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[Link]:
-        from ..errors import PeerLost
-
         while True:
             try:
                 link = await self.accept()
             except PeerLost:
                 return
             yield link
+
+
+class QueuedListener(Listener):
+    """A listener whose ready links wait in a queue until :meth:`accept` takes them.
+
+    Subclasses hand each authenticated link to :meth:`_deliver` and, in their
+    ``close``, set ``_closed`` and call :meth:`_close_queue` once nothing can
+    deliver any more (accept/handshake tasks stopped). Must be created on the
+    event loop it serves; all methods run on that loop.
+    """
+
+    def __init__(self) -> None:
+        self._ready: asyncio.Queue[Link | None] = asyncio.Queue()
+        self._closed = False
+
+    async def accept(self) -> Link:
+        """The next ready link; PeerLost once the listener is closed (also to waiters)."""
+        if self._closed:
+            raise PeerLost(f"listener {self.address} is closed")
+        link = await self._ready.get()
+        if link is None:
+            self._ready.put_nowait(None)  # wake the next waiter too
+            raise PeerLost(f"listener {self.address} is closed")
+        return link
+
+    def _deliver(self, link: Link) -> None:
+        """Queue an authenticated link for :meth:`accept`."""
+        self._ready.put_nowait(link)
+
+    async def _close_queue(self) -> None:
+        """Close the links nobody accepted, then wake every ``accept`` with PeerLost."""
+        while not self._ready.empty():
+            link = self._ready.get_nowait()
+            if link is not None:
+                await link.close()
+        self._ready.put_nowait(None)
 
 
 class Backend(abc.ABC):

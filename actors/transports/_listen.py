@@ -18,7 +18,7 @@ import socket
 from collections.abc import Awaitable, Callable
 
 from ..errors import AuthenticationError, PeerLost, ProtocolError
-from ._base import Link, Listener
+from ._base import Link, QueuedListener
 from ._handshake import HANDSHAKE_TIMEOUT, client_handshake, server_handshake
 from ._stream import log
 
@@ -28,7 +28,7 @@ LinkFactory = Callable[[socket.socket, str], Link]
 _RETRY_ERRNOS = {errno.ECONNREFUSED, errno.ENOENT, errno.EAGAIN, errno.ECONNRESET}
 
 
-class StreamListener(Listener):
+class StreamListener(QueuedListener):
     """Accepts handshaken links on a bound, listening, non-blocking socket."""
 
     def __init__(
@@ -39,24 +39,14 @@ class StreamListener(Listener):
         make_link: LinkFactory,
         on_close: Callable[[], None] | None = None,
     ) -> None:
+        super().__init__()
         self.address = address
         self._sock = sock
         self._secret = secret
         self._make_link = make_link
         self._on_close = on_close
-        self._ready: asyncio.Queue[Link | None] = asyncio.Queue()
         self._handshakes: set[asyncio.Task[None]] = set()
-        self._closed = False
         self._task = asyncio.get_running_loop().create_task(self._accept_loop())
-
-    async def accept(self) -> Link:
-        if self._closed:
-            raise PeerLost(f"listener {self.address} is closed")
-        link = await self._ready.get()
-        if link is None:
-            self._ready.put_nowait(None)
-            raise PeerLost(f"listener {self.address} is closed")
-        return link
 
     async def close(self) -> None:
         if self._closed:
@@ -69,11 +59,7 @@ class StreamListener(Listener):
         self._sock.close()
         if self._on_close is not None:
             self._on_close()
-        while not self._ready.empty():  # links nobody accepted
-            link = self._ready.get_nowait()
-            if link is not None:
-                await link.close()
-        self._ready.put_nowait(None)
+        await self._close_queue()
 
     async def _accept_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -116,7 +102,7 @@ class StreamListener(Listener):
         except BaseException:
             conn.close()
             raise
-        self._ready.put_nowait(link)
+        self._deliver(link)
 
 
 def _describe(addr: object, address: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..buffers import as_host_view, is_device, nbytes
 from ..errors import AuthenticationError, ConfigError, PeerLost, ProtocolError
-from ._base import Backend, Capabilities, Link, Listener, Message
+from ._base import Backend, Capabilities, Link, Listener, Message, QueuedListener
 
 __all__ = ["InprocBackend"]
 
@@ -90,14 +90,13 @@ class InprocLink(Link):
                 queue.get_nowait()  # drop an undelivered message to make room
 
 
-class InprocListener(Listener):
+class InprocListener(QueuedListener):
     def __init__(self, name: str, secret: bytes | None, max_message_size: int) -> None:
+        super().__init__()
         self.name = name
         self.address = f"inproc://{name}"
         self._secret = secret
         self._max = max_message_size
-        self._pending: asyncio.Queue[InprocLink | None] = asyncio.Queue()
-        self._closed = False
 
     def _offer(self, secret: bytes | None, max_message_size: int) -> InprocLink:
         if self._secret is not None and (
@@ -105,17 +104,8 @@ class InprocListener(Listener):
         ):
             raise AuthenticationError(f"{self.address}: wrong or missing secret")
         accepted, connected = InprocLink.pair(self.name, min(self._max, max_message_size))
-        self._pending.put_nowait(accepted)
+        self._deliver(accepted)
         return connected
-
-    async def accept(self) -> Link:
-        if self._closed:
-            raise PeerLost(f"listener {self.address} is closed")
-        link = await self._pending.get()
-        if link is None:
-            self._pending.put_nowait(None)
-            raise PeerLost(f"listener {self.address} is closed")
-        return link
 
     async def close(self) -> None:
         if self._closed:
@@ -123,7 +113,7 @@ class InprocListener(Listener):
         self._closed = True
         if _listeners.get(self.name) is self:
             del _listeners[self.name]
-        self._pending.put_nowait(None)
+        await self._close_queue()
 
 
 class InprocBackend(Backend):

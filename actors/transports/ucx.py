@@ -46,7 +46,7 @@ from typing import Any
 
 from ..errors import AuthenticationError, ConfigError, PeerLost, ProtocolError
 from . import _ucx_wire as wire
-from ._base import Backend, Link, Listener
+from ._base import Backend, Link, Listener, QueuedListener
 from ._ucx_link import UCX_CAPABILITIES, UCXLink
 from ._ucx_progress import Engine, engine, ucxx_api
 
@@ -105,18 +105,17 @@ async def _client_handshake(link: UCXLink, secret: bytes | None) -> None:
 # -- listener and backend -----------------------------------------------------------
 
 
-class UCXListener(Listener):
+class UCXListener(QueuedListener):
     """Accepts ``ucx://`` links; each passes the handshake before ``accept`` sees it."""
 
     def __init__(
         self, eng: Engine, host: str, port: int, secret: bytes | None, max_message_size: int
     ) -> None:
+        super().__init__()
         self._eng = eng
         self._secret = secret
         self._max = max_message_size
-        self._accepted: asyncio.Queue[UCXLink | None] = asyncio.Queue()
         self._handshakes: set[asyncio.Task[None]] = set()
-        self._closed = False
         api = ucxx_api()
         self._listener: Any = api.UCXListener.create(
             worker=eng.worker, port=port, cb_func=self._on_connection
@@ -153,20 +152,10 @@ class UCXListener(Listener):
         if self._closed:
             await link.close()
         else:
-            self._accepted.put_nowait(link)
-
-    async def accept(self) -> Link:
-        """The next authenticated link; PeerLost once the listener is closed."""
-        if self._closed:
-            raise PeerLost(f"listener {self.address} is closed")
-        link = await self._accepted.get()
-        if link is None:
-            self._accepted.put_nowait(None)
-            raise PeerLost(f"listener {self.address} is closed")
-        return link
+            self._deliver(link)
 
     async def close(self) -> None:
-        """Stop accepting; idempotent. Accepted links stay open."""
+        """Stop accepting; idempotent. Accepted links stay open, unaccepted ones close."""
         if self._closed:
             return
         self._closed = True
@@ -174,7 +163,7 @@ class UCXListener(Listener):
         for task in list(self._handshakes):
             task.cancel()
         await asyncio.gather(*self._handshakes, return_exceptions=True)
-        self._accepted.put_nowait(None)
+        await self._close_queue()
         self._eng.release()
 
 
