@@ -204,7 +204,9 @@ def run_launch(launch: Launch) -> Outcome:
             proc.kill_group()
 
 
-def run_command(argv: list[str], timeout: float) -> tuple[int | None, str]:
+def run_command(
+    argv: list[str], timeout: float, tail_lines: int = _JSON_TAIL
+) -> tuple[int | None, str]:
     """Run ``argv`` in its own process group; ``(exit status or None on timeout, output tail)``.
 
     The group is killed afterwards in every case.
@@ -221,5 +223,5 @@ def run_command(argv: list[str], timeout: float) -> tuple[int | None, str]:
         _killpg_quietly(proc.pid)
         if proc.poll() is None:
             proc.wait()
-    tail = "\n".join(out.decode(errors="replace").strip().splitlines()[-_JSON_TAIL:])
+    tail = "\n".join(out.decode(errors="replace").strip().splitlines()[-tail_lines:])
     return code, tail

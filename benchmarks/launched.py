@@ -74,9 +74,11 @@ def _stamps(written: Written) -> tuple[list[float], list[float]]:
 def run_written(written: Written, timeout: float, lead: int = 1) -> dict[str, Any]:
     """Launch ``written.topology``; a record with ``events_per_s`` or with ``error``."""
     argv = [python(), "-m", "actors.launch", str(written.topology), "--timeout", str(timeout)]
-    code, tail = run_command(argv, timeout=timeout + 15)
+    code, tail = run_command(argv, timeout=timeout + 15, tail_lines=60)
     if code != 0:
-        last = [ln for ln in tail.splitlines() if ln.strip()][-3:]
+        lines = [ln.strip() for ln in tail.splitlines() if ln.strip()]
+        errors = [ln for ln in lines if "rror" in ln or "failed" in ln]
+        last = (errors or lines)[-3:]
         status = "timed out" if code in (None, 124) else f"exited with {code}"
         return {"error": f"launcher {status}: " + " | ".join(last)}
     done, latency = _stamps(written)
