@@ -1,4 +1,4 @@
-"""One link of a hub: batched writer task, reader task, handshake helpers.
+"""One link of a hub: batched writer task and reader task.
 
 The writer coalesces small control messages: transitions queued during one
 turn of the event loop go out as one TRANS message, so a stream of events
@@ -15,9 +15,9 @@ from typing import Any
 
 from ..errors import DistributedError, PeerLost, ProtocolError
 from ..transports import Link
-from .protocol import KIND_NAMES, VERSION, pack, unpack
+from .protocol import pack, unpack
 
-__all__ = ["Peer", "expect"]
+__all__ = ["Peer"]
 
 Handler = Callable[["Peer", list[Any], list[Any]], None]
 
@@ -115,28 +115,3 @@ class Peer:
         finally:
             idle.cancel()
 
-
-async def expect(link: Link, kind: int, timeout: float, what: str) -> list[Any]:
-    """Receive one handshake message of ``kind``; DistributedError otherwise.
-
-    Raises PeerLost (peer gone), TimeoutError turned into DistributedError.
-    """
-    try:
-        async with asyncio.timeout(timeout):
-            header, _ = await link.recv()
-    except TimeoutError:
-        raise DistributedError(
-            f"{what}: no answer from {link.peer} within {timeout:.0f} s"
-        ) from None
-    msg = unpack(header, link.peer)
-    if msg[0] != kind:
-        if msg[0] == 7:  # ERROR
-            raise DistributedError(f"{what}: the peer {link.peer} failed: {msg[1]}")
-        raise ProtocolError(
-            f"{what}: expected {KIND_NAMES[kind]} from {link.peer}, got {KIND_NAMES[msg[0]]}"
-        )
-    if len(msg) > 1 and kind in (0, 1) and msg[1] != VERSION:
-        raise ProtocolError(
-            f"{what}: {link.peer} speaks protocol version {msg[1]}, this process {VERSION}"
-        )
-    return msg

@@ -39,8 +39,10 @@ from typing import Any, ClassVar
 
 from ..errors import ConfigError, DistributedError, PeerLost
 from ..framework import Concurrency, Declarer, Event, EventID, Lumi, Producer, Run
-from ._peer import Peer, expect
-from .endpoints import connect_named, current_links
+from ._follower_peer import FollowerPeer
+from ._handshake import greet_follower
+from ._peer import Peer
+from .endpoints import connect_named
 from .hub import ChannelToken, Hub, forget, hub_for
 from .protocol import (
     CREDIT,
@@ -48,37 +50,19 @@ from .protocol import (
     END,
     ERROR,
     FINISHED,
-    HELLO,
     T_BEGIN_LUMI,
     T_BEGIN_RUN,
     T_END_LUMI,
     T_END_RUN,
     T_EVENT,
-    TRANS,
-    VERSION,
-    WELCOME,
-    compare_schemas,
+    PairSpec,
     pack,
-    schema_error,
-    schema_from_wire,
-    schema_to_wire,
 )
 
 __all__ = ["Controller", "ControllerHub"]
 
 _POLICIES = ("round-robin", "least-loaded")
 _LOSS = ("fail", "resend")
-_SHOWN = 10
-
-
-class _Follower(Peer):
-    def __init__(self, name: str, link: Any) -> None:
-        super().__init__(name, link, TRANS)
-        self.credits = 0
-        self.credit_wake = asyncio.Event()
-        self.inflight: dict[int, EventID] = {}
-        self.finished: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self.events = 0
 
 
 class ControllerHub(Hub):
@@ -88,8 +72,8 @@ class ControllerHub(Hub):
 
     def __init__(self, label: str) -> None:
         super().__init__(label)
-        self.followers: list[_Follower] = []
-        self.route: dict[int, _Follower] = {}
+        self.followers: list[FollowerPeer] = []
+        self.route: dict[int, FollowerPeer] = {}
         self.keys = itertools.count(1)
         self.policy = "round-robin"
         self.resend = False
@@ -122,24 +106,15 @@ class ControllerHub(Hub):
         for f in self.followers:
             f.start(self._on_message, self._on_lost)
 
-    async def _connect(self, name: str, schema: dict[int, Any], timeout: float) -> _Follower:
+    async def _connect(
+        self, name: str, schema: dict[int, PairSpec], timeout: float
+    ) -> FollowerPeer:
         link = await connect_named(name, timeout=timeout)
-        follower = _Follower(name, link)
+        follower = FollowerPeer(name, link)
         try:
-            await link.send(pack(HELLO, VERSION, {
-                "process": self.process, "link": name, "pairs": schema_to_wire(schema),
-            }))
-            msg = await expect(link, WELCOME, timeout, f"handshake on link {name!r}")
-            body = msg[2]
-            theirs = schema_from_wire(body["pairs"], link.peer)
-            lines = compare_schemas(schema, theirs, f"controller {self.process!r}",
-                                    f"follower {body.get('process', '?')!r}")
-            if lines:
-                raise schema_error(name, lines)
-            if body.get("error"):
-                raise DistributedError(f"link {name!r}: follower refused: {body['error']}")
+            body = await greet_follower(link, name, schema, self.process, timeout)
             follower.credits = int(body.get("window", 64))
-            follower.process = _peer_process(name, body.get("process", "?"))
+            follower.name_process(body.get("process", "?"))
         except BaseException:
             await link.close()
             raise
@@ -173,13 +148,13 @@ class ControllerHub(Hub):
         self._assign(follower, key, event_id)
         return key
 
-    def _assign(self, follower: _Follower, key: int, event_id: EventID) -> None:
+    def _assign(self, follower: FollowerPeer, key: int, event_id: EventID) -> None:
         self.route[key] = follower
         follower.inflight[key] = event_id
         follower.events += 1
         follower.queue([T_EVENT, event_id.run, event_id.lumi, event_id.event, key])
 
-    async def _choose(self) -> _Follower:
+    async def _choose(self) -> FollowerPeer:
         while True:
             follower = self._pick()
             if follower.credits > 0:
@@ -187,7 +162,7 @@ class ControllerHub(Hub):
             follower.credit_wake.clear()
             await follower.credit_wake.wait()
 
-    def _pick(self) -> _Follower:
+    def _pick(self) -> FollowerPeer:
         """The follower the policy picks next (it may have no credit)."""
         self.check()
         alive = [f for f in self.followers if f.lost is None]
@@ -242,7 +217,7 @@ class ControllerHub(Hub):
     # -- messages from followers
     def _on_message(self, peer: Peer, msg: list[Any], buffers: list[Any]) -> None:
         follower = peer
-        assert isinstance(follower, _Follower)
+        assert isinstance(follower, FollowerPeer)
         kind = msg[0]
         if kind == DATA:
             self.deliver(int(msg[1]), int(msg[2]), msg, buffers)
@@ -264,7 +239,7 @@ class ControllerHub(Hub):
 
     def _on_lost(self, peer: Peer, exc: BaseException) -> None:
         follower = peer
-        assert isinstance(follower, _Follower)
+        assert isinstance(follower, FollowerPeer)
         if follower.lost is not None or follower.finished.done():
             return
         follower.lost = exc
@@ -275,18 +250,10 @@ class ControllerHub(Hub):
             return
         self.fail(DistributedError(
             f"controller {self.label!r}: lost the follower on {follower.who}: {exc}; "
-            f"{self._describe_inflight(follower)}"
+            f"{follower.describe_inflight()}"
         ))
 
-    def _describe_inflight(self, follower: _Follower) -> str:
-        ids = list(follower.inflight.values())
-        if not ids:
-            return "no event was in flight on it"
-        shown = ", ".join(str(i) for i in ids[:_SHOWN])
-        more = f" and {len(ids) - _SHOWN} more" if len(ids) > _SHOWN else ""
-        return f"{len(ids)} event(s) in flight on it: {shown}{more}"
-
-    def _resend(self, dead: _Follower, survivors: list[_Follower]) -> None:
+    def _resend(self, dead: FollowerPeer, survivors: list[FollowerPeer]) -> None:
         moved = list(dead.inflight.items())
         dead.inflight.clear()
         for n, (key, event_id) in enumerate(moved):
@@ -300,7 +267,7 @@ class ControllerHub(Hub):
                 self._background.add(task)
                 task.add_done_callback(self._background.discard)
 
-    async def _resend_one(self, target: _Follower, header: bytes, buffers: list[Any]) -> None:
+    async def _resend_one(self, target: FollowerPeer, header: bytes, buffers: list[Any]) -> None:
         try:
             await target.link.send(header, buffers)
         except PeerLost as exc:
@@ -336,13 +303,6 @@ class ControllerHub(Hub):
         for f in self.followers:
             await f.close()
         forget(self)
-
-
-def _peer_process(link: str, process: Any) -> str:
-    """``process 'NAME'`` plus the launcher's name of the peer when the table has one."""
-    endpoint = current_links().endpoints.get(link)
-    launched = f" ({endpoint.peer})" if endpoint is not None and endpoint.peer != "?" else ""
-    return f"process {str(process)!r}{launched}"
 
 
 class Controller(Producer):

@@ -58,7 +58,8 @@ from ..framework import (
     Transition,
 )
 from ..transports import Link
-from ._peer import Peer, expect
+from ._handshake import answer_controller
+from ._peer import Peer
 from .endpoints import current_links, listen_named
 from .hub import ChannelToken, Hub, forget, hub_for
 from .protocol import (
@@ -67,20 +68,13 @@ from .protocol import (
     END,
     ERROR,
     FINISHED,
-    HELLO,
     T_BEGIN_LUMI,
     T_BEGIN_RUN,
     T_END_LUMI,
     T_END_RUN,
     T_EVENT,
     TRANS,
-    VERSION,
-    WELCOME,
-    compare_schemas,
     pack,
-    schema_error,
-    schema_from_wire,
-    schema_to_wire,
 )
 
 __all__ = ["FollowerHub", "FollowerSource"]
@@ -115,7 +109,9 @@ class FollowerHub(Hub):
         if link is None:
             link = await self._accept(link_name, timeout)
         try:
-            await self._handshake(link, link_name, process, timeout)
+            self.controller = await answer_controller(
+                link, link_name, self.schema(), process, self.window, timeout
+            )
         except BaseException:
             await link.close()
             raise
@@ -136,21 +132,6 @@ class FollowerHub(Hub):
         finally:
             await listener.close()
         return link
-
-    async def _handshake(self, link: Link, name: str, process: str, timeout: float) -> None:
-        msg = await expect(link, HELLO, timeout, f"handshake on link {name!r}")
-        body = msg[2]
-        self.controller = str(body.get("process", "?"))
-        schema = self.schema()
-        theirs = schema_from_wire(body["pairs"], link.peer)
-        lines = compare_schemas(schema, theirs, f"follower {process!r}",
-                                f"controller {self.controller!r}")
-        await link.send(pack(WELCOME, VERSION, {
-            "process": process, "pairs": schema_to_wire(schema), "window": self.window,
-            "error": "schema mismatch" if lines else None,
-        }))
-        if lines:
-            raise schema_error(name, lines)
 
     # -- messages from the controller
     def _on_message(self, peer: Peer, msg: list[Any], buffers: list[Any]) -> None:
