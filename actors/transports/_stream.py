@@ -75,6 +75,7 @@ class StreamLink(Link):
         self._closed = False
         self._error: tuple[type[Exception], str] | None = None
         self._send_lock = asyncio.Lock()
+        self._senders = 0  # senders holding or waiting for _send_lock
         self._inbox: collections.deque[_Pending] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None
         self._wfut: asyncio.Future[None] | None = None
@@ -169,8 +170,11 @@ class StreamLink(Link):
         if views:
             size += sum(v.nbytes for v in views)
             iov.extend(v for v in views if v.nbytes)
-        if not self._send_lock.locked():
-            # nobody is sending: try at once, without yielding (usually takes it all)
+        sent_any = False
+        if not self._senders:
+            # no other sender holds or waits for the lock: try at once, without yielding
+            # (usually takes it all). A sender that was woken by a release but has not run
+            # yet still counts in _senders, so a frame is never written into another's.
             if self._closed or self._paused:
                 self._check_usable()
             n = self._sendmsg(iov[:_IOV_MAX], fds)
@@ -182,14 +186,16 @@ class StreamLink(Link):
             if not iov:
                 return
             sent_any = bool(n)
-        else:
-            sent_any = False
-        await self._send_lock.acquire()  # does not yield when free
+        self._senders += 1
         try:
-            self._check_usable()
-            await self._write(iov, fds, sent_any=sent_any)
+            await self._send_lock.acquire()  # free, without yielding, if we wrote above
+            try:
+                self._check_usable()
+                await self._write(iov, fds, sent_any=sent_any)
+            finally:
+                self._send_lock.release()
         finally:
-            self._send_lock.release()
+            self._senders -= 1
 
     async def _write(self, iov: list[Any], fds: Sequence[int], *, sent_any: bool) -> None:
         """Send the rest of a frame; waits for writability between attempts."""

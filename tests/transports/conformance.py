@@ -174,6 +174,33 @@ async def concurrent_sends_client(link: Link) -> None:
     await _expect(link, b"done")
 
 
+# -- concurrent large senders: partial writes of one frame never interleave ----------
+
+_LARGE = 2 << 20
+
+
+async def concurrent_large_sends_server(link: Link) -> None:
+    for _ in range(4 * 8):
+        header, bufs = await link.recv()
+        task, index = int(header[:2]), int(header[3:])
+        data = np.frombuffer(bufs[0], dtype=np.uint8)
+        assert data.size == _LARGE, f"message {header!r}: {data.size} bytes"
+        assert bool((data == (task * 8 + index) % 251).all()), f"message {header!r} corrupted"
+    await link.send(b"done")
+
+
+async def concurrent_large_sends_client(link: Link) -> None:
+    async def one(task: int) -> None:
+        for index in range(8):
+            payload = np.full(_LARGE, (task * 8 + index) % 251, dtype=np.uint8)
+            await link.send(b"%02d:%d" % (task, index), [payload])
+
+    async with asyncio.TaskGroup() as tg:
+        for task in range(4):
+            tg.create_task(one(task))
+    await _expect(link, b"done")
+
+
 # -- a cancelled recv loses nothing ---------------------------------------------------
 
 
@@ -236,6 +263,7 @@ CHECKS: list[Check] = [
     ("big_256MiB", big_server, big_client),
     ("both_ways", both_ways_server, both_ways_client),
     ("concurrent_sends", concurrent_sends_server, concurrent_sends_client),
+    ("concurrent_large_sends", concurrent_large_sends_server, concurrent_large_sends_client),
     ("cancelled_recv", cancelled_recv_server, cancelled_recv_client),
     ("close", close_server, close_client),
 ]
