@@ -31,10 +31,11 @@ import contextvars
 import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Unpack
 
 from ..errors import DistributedError
 from ..framework import JobReport, ModuleTiming, PathReport, Process
+from ..framework.job import RunOverrides, shutdown_pool
 from ..framework.report import PathModuleCounts
 from ..transports import Link, Listener
 from .endpoints import LinkTable, current_links, enter_links, listen_named
@@ -47,14 +48,7 @@ RunSchedule = Callable[..., Coroutine[Any, Any, JobReport]]
 
 
 async def run_shared(
-    process: Process,
-    run_schedule: RunSchedule,
-    *,
-    events: int | None = None,
-    threads: int | None = None,
-    streams: int | None = None,
-    max_concurrent_lumis: int | None = None,
-    progress: Callable[[int], None] | None = None,
+    process: Process, run_schedule: RunSchedule, **overrides: Unpack[RunOverrides]
 ) -> JobReport:
     """Serve every controller of the follower source's link, one schedule each.
 
@@ -67,7 +61,9 @@ async def run_shared(
     name = str(params["link"])
     count = controller_count(name, params.get("controllers"))
     timeout = float(params.get("accept_timeout", 300.0))
-    options = {"events": events, "streams": streams, "max_concurrent_lumis": max_concurrent_lumis}
+    progress = overrides.pop("progress", None)
+    threads = overrides.pop("threads", None)
+    options = dict(overrides)  # events, streams, max_concurrent_lumis: each schedule's own
     done = [0] * count
     pool = ThreadPoolExecutor(
         threads or process.options.threads, thread_name_prefix=f"actors-{process.name}"
@@ -94,8 +90,7 @@ async def run_shared(
             raise
         results = await asyncio.gather(*jobs, return_exceptions=True)
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-        await asyncio.to_thread(pool.shutdown, True)
+        await shutdown_pool(pool)
     return _outcome(process.name, results, accept_error, time.perf_counter() - start)
 
 

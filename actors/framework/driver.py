@@ -1,0 +1,359 @@
+"""The driver of one schedule: transitions in, events and lumis in flight.
+
+:func:`drive` reads the source's transitions in order and keeps up to
+``streams`` events and ``max_concurrent_lumis`` lumis in flight:
+
+* ``BeginRun``/``BeginLumi``: the matching hook runs on every module instance
+  (through its mailbox) before any event of that run/lumi starts; a new lumi
+  first waits for a free lumi slot.
+* ``EventTransition``: waits for a free stream, then the event runs in its own
+  task (:class:`~actors.framework.eventrun.EventRun`) while the driver reads on,
+  so events of lumi N+1 start while lumi N still has events in flight.
+* ``EndLumi``/``EndRun``: a task waits for that lumi's events (that run's
+  lumis), runs ``end_lumi`` (``end_run``) on every instance, and frees the slot.
+
+Everything runs in one ``asyncio.TaskGroup``: the first error (a module
+raising, a malformed transition sequence) cancels the rest, and the error is
+raised alone (not as an ExceptionGroup). Loop rules: the loop thread only;
+module code runs on the given thread pool (or on the loop for ``run_on_loop``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import inspect
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any
+
+from ..errors import ActorsError, ModuleError
+from .event import EventData, LumiID, ProcessEntry
+from .eventrun import EventRun, Runtime
+from .graph import Schedule
+from .module import Concurrency, Module
+from .report import JobReport, ModuleTiming, PathModuleCounts, PathReport
+from .runlumi import Lumi, LumiContext, Run, RunContext
+from .source import BeginLumi, BeginRun, EndLumi, EndRun, EventTransition
+from .source_reader import SourceReader, fill_products
+from .workers import ModuleActor, format_error
+
+__all__ = ["drive"]
+
+
+async def drive(
+    schedule: Schedule, pool: ThreadPoolExecutor, progress: Callable[[int], None] | None
+) -> JobReport:
+    """Run ``schedule`` to its end on ``pool`` and return its report.
+
+    Raises the job's error alone: a ModuleError (or other ActorsError) when
+    one is among the failures, else the single failure, else the group.
+    ``progress(events_done)`` is called on the loop after each event.
+    """
+    driver = _Driver(schedule, pool, progress)
+    try:
+        return await driver.run()
+    except BaseExceptionGroup as group:
+        error = _pick_error(group)
+        raise error from error.__cause__  # keep the module's exception as the cause
+
+
+def _pick_error(group: BaseExceptionGroup[Any]) -> BaseException:
+    flat: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for sub in exc.exceptions:
+                walk(sub)
+        else:
+            flat.append(exc)
+
+    walk(group)
+    for kind in (ModuleError, ActorsError):
+        for exc in flat:
+            if isinstance(exc, kind):
+                return exc
+    return flat[0] if len(flat) == 1 else group
+
+
+@dataclasses.dataclass
+class _LumiState:
+    ctx: LumiContext
+    pending: int = 0
+    idle: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    end_task: asyncio.Task[None] | None = None
+
+
+@dataclasses.dataclass
+class _RunState:
+    ctx: RunContext
+    lumi_tasks: list[asyncio.Task[None]] = dataclasses.field(default_factory=list)
+
+
+class _Driver:
+    """Reads transitions and keeps events/lumis in flight (loop thread only)."""
+
+    def __init__(
+        self, schedule: Schedule, pool: ThreadPoolExecutor, progress: Callable[[int], None] | None
+    ) -> None:
+        self.schedule = schedule
+        self.options = schedule.options
+        self.pool = pool
+        self.progress = progress
+        self.timings = [ModuleTiming(n.label, n.config.type) for n in schedule.nodes]
+        capacity = self.options.mailbox_size + self.options.streams + 2 * (
+            self.options.max_concurrent_lumis + 2
+        )
+        self.actors = [
+            [
+                ModuleActor(
+                    f"{n.label}#{slot}" if len(n.instances) > 1 else n.label,
+                    self.timings[n.index], pool, capacity=capacity,
+                    workers=self.options.streams if _shared(n.instances[0]) else 1,
+                    on_loop=type(n.instances[0]).run_on_loop,
+                )
+                for slot in range(len(n.instances))
+            ]
+            for n in schedule.nodes
+        ]
+        reports = [
+            PathReport(p.name, modules=[
+                PathModuleCounts(schedule.nodes[i].label) for i in p.nodes
+            ], end=p.end)
+            for p in (*schedule.trigger_paths, *schedule.end_paths)
+        ]
+        self.rt = Runtime(
+            schedule.nodes, self.actors, schedule.trigger_paths, schedule.end_paths, reports
+        )
+        process = schedule.process
+        self.history_entry = ProcessEntry(process.name, process.config_hash())
+        self.free_streams: deque[int] = deque(range(self.options.streams))  # FIFO
+        self._stream_waiter: asyncio.Future[None] | None = None
+        self.lumi_slots = asyncio.Semaphore(self.options.max_concurrent_lumis)
+        self.events_done = 0
+        self.tails: list[asyncio.Task[None]] = []
+        self.error: BaseException | None = None
+        self.first_start = 0.0
+        self.last_end = 0.0
+
+    async def run(self) -> JobReport:
+        start = time.perf_counter()
+        async with asyncio.TaskGroup() as group:
+            self.group = group
+            try:
+                await self._job_hook("begin_job")
+                await self._loop(group)
+                await self._job_hook("end_job")
+            finally:
+                for actors in self.actors:
+                    for actor in actors:
+                        actor.stop()
+        options = self.options
+        return JobReport(
+            self.schedule.process.name, self.events_done, self.rt.accepted,
+            options.streams, options.threads, max(0.0, self.last_end - self.first_start),
+            time.perf_counter() - start, self.rt.path_reports, self.timings,
+        )
+
+    # -- the transition loop
+    async def _loop(self, group: asyncio.TaskGroup) -> None:
+        source = self.schedule.source
+        reader = SourceReader(source.instance, self.pool)
+        runs: dict[int, _RunState] = {}
+        lumis: dict[LumiID, _LumiState] = {}
+        limit = self.options.events
+        dispatched = 0
+        try:
+            while limit is None or dispatched < limit:
+                tr = await reader.next()
+                if tr is None:
+                    break
+                if isinstance(tr, EventTransition):
+                    # a plain tuple hashes and compares like the LumiID NamedTuple, cheaper
+                    lumi = lumis.get((tr.id.run, tr.id.lumi))  # type: ignore[call-overload]
+                    if lumi is None:
+                        raise reader.error(f"event {tr.id} outside an open luminosity block")
+                    stream = (
+                        self.free_streams.popleft() if self.free_streams
+                        else await self._free_stream()
+                    )
+                    self._dispatch(tr, dispatched, lumi, stream)
+                    dispatched += 1
+                    if self.error is not None:  # an event failed without the loop turning
+                        raise self.error
+                    if dispatched % 64 == 0:  # events may complete synchronously: let others run
+                        await asyncio.sleep(0)
+                elif isinstance(tr, BeginLumi):
+                    await self._begin_lumi(reader, tr, runs, lumis)
+                elif isinstance(tr, EndLumi):
+                    self._end_lumi(group, reader, LumiID(tr.run, tr.lumi), runs, lumis)
+                elif isinstance(tr, BeginRun):
+                    await self._begin_run(reader, tr, runs)
+                elif isinstance(tr, EndRun):
+                    self._end_run(group, reader, tr.run, runs, lumis)
+                else:
+                    raise reader.error(f"unknown transition {tr!r}")
+        finally:
+            await reader.close()
+        for lumi_id in list(lumis):
+            self._end_lumi(group, reader, lumi_id, runs, lumis)
+        self.tails += [group.create_task(self._finish_run(r)) for r in runs.values()]
+        for task in self.tails:  # every end_lumi/end_run is done before end_job
+            await task
+
+    async def _free_stream(self) -> int:
+        """Wait until an event ends and frees its stream; take it."""
+        while not self.free_streams:
+            waiter = self._stream_waiter = asyncio.get_running_loop().create_future()
+            await waiter
+        return self.free_streams.popleft()
+
+    def _dispatch(self, tr: EventTransition, index: int, lumi: _LumiState, stream: int) -> None:
+        data = EventData(tr.id, index, lumi.ctx)
+        fill_products(self.schedule.source, data, tr.products)
+        lumi.pending += 1
+        lumi.idle.clear()
+        if index == 0:
+            self.first_start = time.perf_counter()
+        EventRun(self.rt, data, stream, partial(self._event_done, stream, lumi)).start()
+
+    def _event_done(
+        self, stream: int, lumi: _LumiState, run: EventRun, error: BaseException | None
+    ) -> None:
+        self.free_streams.append(stream)
+        waiter, self._stream_waiter = self._stream_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        if error is not None:  # a task that raises makes the TaskGroup cancel everything
+            self.error = error
+            self.group.create_task(_reraise(error), name=f"event {run.data.id} failed")
+            return
+        lumi.pending -= 1
+        if lumi.pending == 0:
+            lumi.idle.set()
+        self.events_done += 1
+        self.last_end = time.perf_counter()
+        if self.progress is not None:
+            try:
+                self.progress(self.events_done)
+            except Exception as exc:  # called from a callback: make the job fail, not hang
+                self.error = exc
+                self.group.create_task(_reraise(exc), name="progress callback failed")
+
+    async def _begin_run(
+        self, reader: SourceReader, tr: BeginRun, runs: dict[int, _RunState]
+    ) -> None:
+        if tr.run in runs:
+            raise reader.error(f"run {tr.run} begun twice")
+        ctx = RunContext(tr.run, (*tr.process_history, self.history_entry))
+        runs[tr.run] = _RunState(ctx)
+        await self._hook("begin_run", lambda slot: Run(ctx, slot), f"begin_run {tr.run}")
+
+    async def _begin_lumi(
+        self, reader: SourceReader, tr: BeginLumi, runs: dict[int, _RunState],
+        lumis: dict[LumiID, _LumiState],
+    ) -> None:
+        lumi_id = LumiID(tr.run, tr.lumi)
+        run = runs.get(tr.run)
+        if run is None or lumi_id in lumis:
+            raise reader.error(f"lumi {lumi_id} begun outside run {tr.run} or twice")
+        await self.lumi_slots.acquire()
+        ctx = LumiContext(lumi_id, run.ctx)
+        state = _LumiState(ctx)
+        state.idle.set()
+        lumis[lumi_id] = state
+        try:
+            await self._hook("begin_lumi", lambda slot: Lumi(ctx, slot), f"begin_lumi {lumi_id}")
+        except BaseException:
+            self.lumi_slots.release()
+            raise
+
+    def _end_lumi(
+        self, group: asyncio.TaskGroup, reader: SourceReader, lumi_id: LumiID,
+        runs: dict[int, _RunState], lumis: dict[LumiID, _LumiState],
+    ) -> None:
+        state = lumis.pop(lumi_id, None)
+        if state is None:
+            raise reader.error(f"end of lumi {lumi_id}, which is not open")
+        task = group.create_task(self._finish_lumi(state), name=f"end_lumi {lumi_id}")
+        runs[lumi_id.run].lumi_tasks.append(task)
+
+    async def _finish_lumi(self, state: _LumiState) -> None:
+        try:
+            await state.idle.wait()
+            ctx = state.ctx
+            await self._hook("end_lumi", lambda slot: Lumi(ctx, slot), f"end_lumi {ctx.id}")
+        finally:
+            self.lumi_slots.release()
+
+    def _end_run(
+        self, group: asyncio.TaskGroup, reader: SourceReader, run: int,
+        runs: dict[int, _RunState], lumis: dict[LumiID, _LumiState],
+    ) -> None:
+        if any(lumi_id.run == run for lumi_id in lumis):
+            raise reader.error(f"end of run {run} while one of its lumis is open")
+        state = runs.pop(run, None)
+        if state is None:
+            raise reader.error(f"end of run {run}, which is not open")
+        self.tails.append(group.create_task(self._finish_run(state), name=f"end_run {run}"))
+
+    async def _finish_run(self, state: _RunState) -> None:
+        for task in state.lumi_tasks:
+            await task
+        ctx = state.ctx
+        await self._hook("end_run", lambda slot: Run(ctx, slot), f"end_run {ctx.number}")
+
+    # -- hooks on every module instance
+    async def _hook(self, name: str, make_arg: Callable[[int], Any], what: str) -> None:
+        pending: list[tuple[str, asyncio.Future[Any]]] = []
+        for node in self.schedule.nodes:
+            for slot, instance in enumerate(node.instances):
+                if getattr(type(instance), name) is getattr(Module, name):
+                    continue  # the default no-op hook
+                hook = getattr(instance, name)
+                if name.endswith("_job"):
+                    hook = _no_arg(hook)
+                arg = make_arg(node.infos[slot].slot)
+                pending.append((node.label, self.actors[node.index][slot].ask(hook, arg)))
+        for label, future in pending:
+            try:
+                await future
+            except Exception as exc:
+                raise ModuleError(label, what, exc, format_error(exc)) from exc
+
+    async def _job_hook(self, name: str) -> None:
+        source = self.schedule.source
+        try:
+            await _call_maybe_async(getattr(source.instance, name), self.pool)
+        except Exception as exc:
+            raise ModuleError(source.config.label, name, exc, format_error(exc)) from exc
+        await self._hook(name, lambda slot: None, name)
+
+
+async def _reraise(error: BaseException) -> None:
+    raise error
+
+
+def _shared(instance: Module) -> bool:
+    return type(instance).concurrency is Concurrency.SHARED
+
+
+async def _call_maybe_async(fn: Callable[[], Any], pool: ThreadPoolExecutor) -> Any:
+    if inspect.iscoroutinefunction(fn):
+        return await fn()
+    return await asyncio.get_running_loop().run_in_executor(pool, fn)
+
+
+def _no_arg(hook: Callable[[], Any]) -> Callable[[Any], Any]:
+    """Adapt a job hook (no argument) to the one-argument mailbox calls."""
+    if inspect.iscoroutinefunction(hook):
+        async def call_async(_: Any) -> Any:
+            return await hook()
+        return call_async
+
+    def call(_: Any) -> Any:
+        return hook()
+    return call
