@@ -69,7 +69,26 @@ class Capabilities:
     crosses_nodes: bool
 
 
-class Link(abc.ABC):
+class _Closes(abc.ABC):
+    """``async with`` support for links and listeners: ``close()`` on leaving the block."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Close; idempotent."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class Link(_Closes):
     """One bidirectional, ordered, reliable message channel to one peer."""
 
     #: Capabilities of the backend that made this link.
@@ -94,19 +113,8 @@ class Link(abc.ABC):
     def closed(self) -> bool:
         """True once the link is closed (by either side or by an error)."""
 
-    async def __aenter__(self) -> Self:
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-
-class Listener(abc.ABC):
+class Listener(_Closes):
     """Accepts incoming links on one address."""
 
     #: The URL actually bound (e.g. with the resolved port), usable by connect().
@@ -124,17 +132,6 @@ class Listener(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Stop listening; idempotent. Links already accepted stay open."""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     def __aiter__(self) -> AsyncIterator[Link]:
         return self._iterate()
