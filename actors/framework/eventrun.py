@@ -278,18 +278,30 @@ class EventRun:
     def _proceed(self, n: int, node: ModuleNode, result: Any) -> None:
         self.state[n] = _DONE
         self.pending -= 1
-        if node.kind == "output":
-            self._rt.gates[n].release(self.data.index)
-        elif node.kind == "filter":
-            self.fresult[n] = bool(result)
-            if self.waiting_paths is not None:
-                for p in self.waiting_paths.pop(n, ()):
-                    self._advance(p)
+        # Count this completion only for the consumers requested before it: a module
+        # requested from here on (a filter's paths advancing, a module completing at once)
+        # sees this one done and never counted it.
+        state, waiting = self.state, self.waiting
+        ready = []
         for r in node.rdeps:
-            if self.state[r] == _REQUESTED:
-                self.waiting[r] -= 1
-                if self.waiting[r] == 0:
+            if state[r] == _REQUESTED:
+                waiting[r] -= 1
+                if waiting[r] == 0:
+                    ready.append(r)
+        self._depth += 1
+        try:
+            if node.kind == "output":
+                self._rt.gates[n].release(self.data.index)
+            elif node.kind == "filter":
+                self.fresult[n] = bool(result)
+                if self.waiting_paths is not None:
+                    for p in self.waiting_paths.pop(n, ()):
+                        self._advance(p)
+            for r in ready:
+                if state[r] == _REQUESTED:
                     self._launch(r)
+        finally:
+            self._depth -= 1
         self._check_phase()
 
     def _check_phase(self) -> None:

@@ -107,6 +107,18 @@ class Even(Filter):
         return (event.get(self.n) % 2 == 1) == self.odd
 
 
+class PassAndPut(Filter):
+    """Puts the event number (int) and passes: a filter with a product, like a Receiver."""
+
+    def declare(self, d: Declarer) -> None:
+        self.n = d.consumes("source")
+        d.produces("int")
+
+    def filter(self, event: Event) -> bool:
+        event.put(event.get(self.n))
+        return True
+
+
 class AsyncAdd(Producer):
     def declare(self, d: Declarer) -> None:
         self.n = d.consumes("source")

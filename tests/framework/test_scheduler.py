@@ -228,6 +228,20 @@ def test_modules_completing_at_once_do_not_end_the_trigger_phase_early() -> None
     assert all(path.passed == 8 for path in report.paths)
 
 
+def test_consumer_of_a_filter_product_waits_for_its_other_inputs() -> None:
+    # "both" follows the filter on its path and consumes the filter's product and the
+    # slow module's: it must wait for "slow" (the filter's completion was once counted
+    # twice for "both", which then ran before "slow" had put its product)
+    p = _process(streams=2, threads=3)
+    p.add_module("gate", f"{M}:PassAndPut")
+    p.add_module("slow", f"{M}:Add", sleep=0.02)
+    p.add_module("both", f"{M}:Add", inputs=["gate", "slow"], add=0)
+    p.add_module("col", f"{M}:Collect", input="both")
+    p.add_path("p", ["gate", "slow", "both", "col"])
+    run(p)
+    assert sorted(Collect.seen["col"]) == [(n, 2 * n + 1) for n in range(1, 9)]
+
+
 def test_async_module_may_use_task_bound_asyncio_features() -> None:
     p = _process(streams=2)
     p.add_module("t", f"{M}:WithTimeout")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, ClassVar
 
 import numpy as np
@@ -28,6 +29,18 @@ class Scale(Producer):
 
     def produce(self, event: Event) -> None:
         event.put(np.asarray(event.get(self.token)) * self.factor, "scaled")
+
+
+class Slow(Scale):
+    """A :class:`Scale` that sleeps ``delay`` seconds first (in its worker thread)."""
+
+    def __init__(self, *, src: str, instance: str, factor: float, delay: float) -> None:
+        super().__init__(src=src, instance=instance, factor=factor)
+        self.delay = delay
+
+    def produce(self, event: Event) -> None:
+        time.sleep(self.delay)
+        super().produce(event)
 
 
 class Sum(Producer):

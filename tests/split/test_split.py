@@ -193,6 +193,28 @@ def test_synthetic_split_records_equal_single_process(tmp_path: Path) -> None:
     assert 0 < len(want) == 30 and got == want
 
 
+def test_consumer_after_a_receiver_waits_for_its_other_inputs(tmp_path: Path) -> None:
+    """A Receiver is a filter: when it ends, its path goes on to ``slow`` and ``both``;
+    ``both`` consumes the received product and ``slow``'s, and must wait for ``slow``
+    (the scheduler once counted the Receiver twice and started ``both`` at once)."""
+    RECORDS.clear()
+    p = Process("AFTER")
+    p.set_source(SYNTH, events_per_lumi=6, products=[{"instance": "x", "size": 4}])
+    p.add_module("a", f"{M}:Scale", src="source", instance="x", factor=2.0)
+    p.add_module("gpu", f"{M}:Scale", src="a", instance="scaled", factor=3.0)
+    p.add_module("slow", f"{M}:Slow", src="a", instance="scaled", factor=5.0, delay=0.05)
+    p.add_module("both", f"{M}:Sum", a="gpu", b="slow")
+    p.add_module("rec", f"{M}:Record", name="after", srcs=["both"])
+    p.add_path("p", ["a", "gpu", "slow", "both"])
+    p.add_end_path("e", ["rec"])
+    p.options.threads = 3
+    result = split_process(p, ["gpu"])
+    assert result.local.paths["p"].modules == ["a", "aToRemote", "gpu", "slow", "both"]
+    result.write(tmp_path)
+    _run_embedded(tmp_path / "topology.toml")
+    assert len(RECORDS["after"]) == 6
+
+
 # ---------------------------------------------------------------- refusals
 
 
