@@ -8,9 +8,11 @@ task receives and discards everything up to the peer's BYE (at most
 :data:`DRAIN_S`). When the event loop ends first (``asyncio.run`` returning
 cancels the task), an ``atexit`` hook polls the header receives for the BYE for
 up to :data:`EXIT_DRAIN_S` in all before MPI finalises (mpi4py finalises after
-Python's ``atexit`` handlers). Best effort: errors end a drain silently, the
-link being closed already. Loop rules: :func:`start_drain` runs on the link's
-loop.
+Python's ``atexit`` handlers). Both go through the link's header-receive state
+(``_header_in``/``_poll_header``/``_restart_header``), so a header message that
+a cancelled ``recv`` left in is consumed first, not lost. Best effort: errors
+end a drain silently, the link being closed already. Loop rules:
+:func:`start_drain` runs on the link's loop.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import atexit
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ProtocolError
+from ..errors import PeerLost, ProtocolError
 from ._mpi_frame import INLINED, KIND_BYE, KIND_LONG, unpack_header
 
 if TYPE_CHECKING:
@@ -46,17 +48,18 @@ def start_drain(link: MPILink) -> None:
 async def _drain(link: MPILink) -> None:
     from ._mpi_link import TAG_LONG
 
-    req, status, byte, poller = link._hdr_req, link._status, link._byte, link._poller
+    status, byte, poller = link._status, link._byte, link._poller
     try:
         async with asyncio.timeout(DRAIN_S):
             while True:
-                await poller.submit([req], None, passive=True, status=status)
+                if not link._header_in():  # a cancelled recv may have left one in
+                    await link._poll_header()
                 kind, _, sizes, flags, offset = unpack_header(
                     link._hdr, _ANY_SIZE, status.Get_count(byte)
                 )
                 if kind == KIND_BYE:
                     break
-                req.Start()
+                link._restart_header()
                 if kind == KIND_LONG:  # its buffers are left unmatched: rare
                     data = bytearray(offset)
                     await poller.submit(
@@ -65,7 +68,7 @@ async def _drain(link: MPILink) -> None:
                     continue
                 out: list[Any] = [0 if f & INLINED else None for f in flags]
                 await poller.submit(link._post_body(sizes, flags, out), out)
-    except (TimeoutError, ProtocolError, link._mpi.Exception):
+    except (TimeoutError, ProtocolError, PeerLost, link._mpi.Exception):
         pass  # best effort: the link is closed already
     except asyncio.CancelledError:  # e.g. asyncio.run ending: finish at exit
         if not _at_exit:
@@ -78,13 +81,13 @@ async def _drain(link: MPILink) -> None:
 def _bye_now(link: MPILink) -> bool:
     """Non-blocking: True once the peer's BYE is in (or nothing more can come)."""
     try:
-        if not link._hdr_req.Test(link._status):
+        if not link._header_in():
             return False
         kind = unpack_header(link._hdr, _ANY_SIZE, link._status.Get_count(link._byte))[0]
+        if kind != KIND_BYE:
+            link._restart_header()  # skipped; its data, if any, stays unmatched
     except (ProtocolError, link._mpi.Exception):
         return True
-    if kind != KIND_BYE:
-        link._hdr_req.Start()  # skipped; its data, if any, stays unmatched
     return kind == KIND_BYE
 
 

@@ -11,7 +11,14 @@ like MPI's own eager protocol, saving a message). A header message larger than
 Receiving: each side keeps one *persistent* receive (``Recv_init``) of INLINE
 bytes active on TAG_HEADER, restarted as soon as a header message has been
 parsed (a posted receive completes faster than a matched probe, and a
-persistent one costs no buffer parsing per message). The receiver checks the
+persistent one costs no buffer parsing per message). Its state lives on the
+link, not in the waiting task: ``_hdr_in`` is True from the moment a ``Test``
+(ours or the poller's) completes it until it is restarted, and the request is
+tested only while it is active. Both matter because a completed persistent
+request is inactive, and ``Test`` on an inactive request answers "complete"
+with an *empty* status (0 bytes): a completion lost to a cancellation that
+raced with it would otherwise read as a 0-byte header message, and the real
+header would be gone. The receiver checks the
 sizes against ``max_message_size``, allocates every buffer (host: numpy
 ``uint8``, from :mod:`actors.transports._mpi_pool` for large ones; device: cupy
 when MPI is CUDA-aware) and posts one ``Irecv`` per chunk straight into it: no
@@ -32,6 +39,11 @@ MPI's non-overtaking rule keeps same-tag messages in posting order; a ``send``
 posts its header and all its chunks synchronously (no await in between), so
 concurrent ``send`` calls cannot interleave, and ``recv`` posts all receives of
 one message before it looks at the next header.
+
+Cancellation: a ``recv`` cancelled before a header message came in loses
+nothing. Once a header message is in, the message belongs to the link: a
+``recv`` cancelled after that point leaves the rest of it to finish in a
+background task (``_stash``) whose result the next ``recv`` returns.
 
 Loop rules: every method runs on the loop that created the link (the poller is
 per loop); ``recv`` must not be called concurrently with itself.
@@ -99,6 +111,11 @@ def _inlined(data: Any, sizes: list[int], flags: bytes, offset: int) -> list[Any
     return out
 
 
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # a stash nobody collects (link closed) logs nothing
+
+
 def _chunks(view: Any, nbytes: int) -> list[Any]:
     if nbytes <= CHUNK:
         return [view]
@@ -141,7 +158,8 @@ class MPILink(Link):
         self._status = mpi.Status()
         self._hdr_req = comm.Recv_init([self._hdr, mpi.BYTE], remote, TAG_HEADER)
         self._hdr_req.Start()
-        self._stash: tuple[asyncio.Future[None], Message, bytes] | None = None
+        self._hdr_in = False  # the header receive completed; its message is not parsed yet
+        self._stash: asyncio.Task[Message] | None = None  # rest of a message a cancelled recv took
         self._closed = False
         self._bye_received = False
         self._lost: str | None = None  # why calls now raise PeerLost
@@ -160,11 +178,13 @@ class MPILink(Link):
             self._lose(reason)
 
     def _lose(self, reason: str) -> None:
+        """Fail pending and later calls with PeerLost(reason) (the first reason
+        sticks). A stashed message fails by itself: its task polls ``_lost``."""
         if self._lost is None:
             self._lost = reason
-        for fut in (self._probe, self._stash[0] if self._stash else None):
-            if fut is not None and not fut.done():
-                fut.set_exception(PeerLost(self._lost))
+        fut = self._probe
+        if fut is not None and not fut.done():
+            fut.set_exception(PeerLost(self._lost))
 
     @property
     def closed(self) -> bool:
@@ -187,12 +207,13 @@ class MPILink(Link):
         keep: Any,
         *,
         sending: bool,
-        on_cancel: Callable[[asyncio.Future[None]], None] | None = None,
+        on_cancel: Callable[[list[Any]], None] | None = None,
     ) -> None:
         """Wait for posted requests (in flight: MPI needs progress calls, so this
         task polls them itself). Raises PeerLost when the link dies (requests
-        abandoned with their buffers). Cancelled: hands them to the poller,
-        which finishes them in the background, and re-raises."""
+        abandoned with their buffers). Cancelled: hands the unfinished requests
+        to ``on_cancel`` if given, else to the poller, which finishes them in
+        the background; re-raises in both cases."""
         try:
             while True:
                 await asyncio.sleep(0)
@@ -204,9 +225,10 @@ class MPILink(Link):
                     abandon(reqs, keep)
                     raise PeerLost(reason)
         except asyncio.CancelledError:
-            fut = self._poller.submit(reqs, keep)
             if on_cancel is not None:
-                on_cancel(fut)
+                on_cancel(reqs)
+            else:
+                self._poller.submit(reqs, keep)
             raise
         except self._mpi.Exception as exc:
             raise self._mpi_failed(exc) from exc
@@ -285,7 +307,7 @@ class MPILink(Link):
             return await self._finish_stash()
         self._check_open()
         try:
-            if not self._hdr_req.Test(self._status):
+            if not self._header_in():
                 await self._wait_header()
         except self._mpi.Exception as exc:  # e.g. MPI_ERR_TRUNCATE: oversized header
             await self._abort(f"bad header message from {self.peer}: {exc}")
@@ -301,14 +323,33 @@ class MPILink(Link):
             await self._abort(f"{exc} from {self.peer}")
             raise ProtocolError(f"{exc} from {self.peer}; link closed") from None
         if kind == KIND_LONG:
-            self._hdr_req.Start()
-            kind, header, sizes, flags, out = await self._receive_long(offset)
+            self._restart_header()
+            task = asyncio.get_running_loop().create_task(self._long_message(offset))
+            try:
+                return await asyncio.shield(task)
+            except asyncio.CancelledError:
+                self._keep(task)
+                raise
+        if len(flags) == 1 and flags[0] == INLINED:  # the common small message
+            out = [self._hdr_view[offset : offset + sizes[0]].copy()]
         else:
-            if len(flags) == 1 and flags[0] == INLINED:  # the common small message
-                out = [self._hdr_view[offset : offset + sizes[0]].copy()]
-            else:
-                out = _inlined(self._hdr_view, sizes, flags, offset) if flags else []
-            self._hdr_req.Start()
+            out = _inlined(self._hdr_view, sizes, flags, offset) if flags else []
+        self._restart_header()
+        return await self._rest(kind, header, sizes, flags, out, stash=True)
+
+    async def _rest(
+        self,
+        kind: int,
+        header: bytes,
+        sizes: list[int],
+        flags: bytes,
+        out: list[Any],
+        *,
+        stash: bool,
+    ) -> Message:
+        """Receive the buffers of a parsed header message (``out`` holds the
+        inlined ones). ``stash``: when cancelled, the rest goes on in a task
+        whose message the next ``recv`` returns."""
         if kind == KIND_BYE:
             self._bye_received = True
             self._lose(f"peer {self.peer} closed the link")
@@ -317,47 +358,95 @@ class MPILink(Link):
             return header, out
         reqs = self._post_body(sizes, flags, out)
 
-        def stash(fut: asyncio.Future[None]) -> None:
-            self._stash = (fut, (header, out), flags)
+        def finish_later(left: list[Any]) -> None:
+            task = asyncio.get_running_loop().create_task(
+                self._finish_body(left, header, out, flags)
+            )
+            self._keep(task)
 
-        await self._complete(reqs, out, sending=False, on_cancel=stash)
+        await self._complete(reqs, out, sending=False, on_cancel=finish_later if stash else None)
         return header, self._deliver(out, flags) if DEVICE in flags else out
 
+    async def _finish_body(
+        self, reqs: list[Any], header: bytes, out: list[Any], flags: bytes
+    ) -> Message:
+        await self._complete(reqs, out, sending=False)
+        return header, self._deliver(out, flags)
+
+    async def _long_message(self, size: int) -> Message:
+        """The whole message behind a KIND_LONG announcement of ``size`` bytes."""
+        kind, header, sizes, flags, out = await self._receive_long(size)
+        return await self._rest(kind, header, sizes, flags, out, stash=False)
+
+    def _keep(self, task: asyncio.Task[Message]) -> None:
+        """Stash the rest of a message taken by a cancelled recv for the next recv."""
+        task.add_done_callback(_retrieve)
+        self._stash = task
+
+    async def _finish_stash(self) -> Message:
+        task = self._stash
+        assert task is not None
+        try:
+            return await asyncio.shield(task)
+        finally:
+            if task.done():
+                self._stash = None
+
+    # -- the header receive -----------------------------------------------------------
+
+    def _header_in(self) -> bool:
+        """Non-blocking: True once the header receive holds a message that is not
+        parsed yet (``_status`` has its size). Tests the request only while it
+        is active: ``Test`` on the completed (inactive) request would answer
+        True with an empty status, i.e. a 0-byte message."""
+        if not self._hdr_in and self._hdr_req.Test(self._status):
+            self._hdr_in = True
+        return self._hdr_in
+
+    def _restart_header(self) -> None:
+        """The header message is parsed: receive the next one."""
+        self._hdr_in = False
+        self._hdr_req.Start()
+
     async def _wait_header(self) -> None:
-        """Wait for the header receive: poll from this task for SPIN_S *and* at
+        """Wait until :meth:`_header_in`: poll from this task for SPIN_S *and* at
         least MIN_SPINS times (so that being descheduled on a loaded machine
         does not count as a quiet link), then leave it to the poller's backoff.
-        Cancel-safe (nothing is lost)."""
+        Cancel-safe (nothing is lost). Raises PeerLost once the link is closed
+        or lost, also when a header message came in meanwhile (it stays in
+        for the close-time drain)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SPIN_S
-        req, status = self._hdr_req, self._status
         spins = 0
         while True:
             await asyncio.sleep(0)
-            if req.Test(status):
-                return
             self._check_open()
+            if self._header_in():
+                return
             spins += 1
             if spins >= MIN_SPINS and loop.time() > deadline:
                 break
-        self._probe = fut = self._poller.submit([req], None, passive=True, status=status)
+        await self._poll_header()
+        self._check_open()
+
+    async def _poll_header(self) -> None:
+        """Hand the wait for a header message to the poller (backoff) until
+        :meth:`_header_in`. Cancel-safe: a completion that races with the
+        cancellation (the poller completed the request, the task was cancelled
+        before it resumed) is recorded in ``_hdr_in``, never lost. Raises
+        PeerLost when :meth:`_lose` fails the wait."""
+        self._probe = fut = self._poller.submit(
+            [self._hdr_req], None, passive=True, status=self._status
+        )
         try:
             await fut
         finally:
-            fut.cancel()  # no-op when done; otherwise the poller forgets it
-            self._probe = None
-
-    async def _finish_stash(self) -> Message:
-        assert self._stash is not None
-        fut, (header, out), flags = self._stash
-        try:
-            await asyncio.shield(fut)
-        except self._mpi.Exception as exc:
-            raise self._mpi_failed(exc) from exc
-        finally:
-            if fut.done():
-                self._stash = None
-        return header, self._deliver(out, flags)
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                self._hdr_in = True  # the poller's Test completed it
+            else:
+                fut.cancel()  # no-op when done; otherwise the poller forgets it
+            if self._probe is fut:
+                self._probe = None
 
     async def _receive_long(self, size: int) -> tuple[int, bytes, list[int], bytes, list[Any]]:
         """Receive and parse a header message too long for the header receive."""
@@ -439,9 +528,10 @@ class MPILink(Link):
             self._cancel_header_receive()
 
     def _cancel_header_receive(self) -> None:
+        """Cancel (unless complete) and free the header receive; the link is done."""
         req = self._hdr_req
         try:
-            if not req.Test():
+            if not self._header_in():
                 req.Cancel()
                 req.Wait()  # a cancelled receive completes locally at once
             req.Free()

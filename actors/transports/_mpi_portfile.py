@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AuthenticationError, ConfigError, PeerLost, ProtocolError
-from ._base import Capabilities, Link, Listener
+from ._base import Capabilities, Link, QueuedListener
 from ._mpi_link import MPILink
 from ._mpi_runtime import cuda_aware, load_mpi, poller
 from ._mpi_side import (
@@ -72,23 +72,23 @@ def _new_link(comm: Any, peer: str, caps: Capabilities, max_size: int) -> MPILin
     return MPILink(load_mpi(), poller(), comm, 0, peer, caps, max_size, cuda_aware())
 
 
-class PortFileListener(Listener):
-    """Accepts clients that find it through its port file."""
+class PortFileListener(QueuedListener):
+    """Accepts clients that find it through its port file (queue and ``accept``
+    from :class:`~actors.transports._base.QueuedListener`)."""
 
     def __init__(
         self, path: Path, caps: Capabilities, secret: bytes | None, max_message_size: int
     ) -> None:
+        super().__init__()
         self._mpi = load_mpi()
         self.path = path
         self.address = f"mpi://port-file/{path}"
         self._caps = caps
         self._secret = secret
         self._max = max_message_size
-        self._ready: asyncio.Queue[Link | None] = asyncio.Queue()
         self._lock = asyncio.Lock()  # one MPI Accept at a time
         self._server: asyncio.Server | None = None
         self._port = ""
-        self._closed = False
 
     async def start(self) -> None:
         self._port = self._mpi.Open_port()
@@ -96,17 +96,10 @@ class PortFileListener(Listener):
         side = advertised(self._server.sockets[0].getsockname()[1])
         _write_atomically(self.path, f"{self._port}\n{json.dumps(side)}\n")
 
-    async def accept(self) -> Link:
-        if self._closed:
-            raise PeerLost(f"listener {self.address} is closed")
-        link = await self._ready.get()
-        if link is None:
-            self._ready.put_nowait(None)
-            raise PeerLost(f"listener {self.address} is closed")
-        return link
-
     async def close(self) -> None:
-        """Stop accepting, remove the port file, close the MPI port. Idempotent."""
+        """Stop accepting, remove the port file, close the MPI port, close the
+        links nobody accepted (one whose MPI ``Accept`` is still running is
+        closed when it finishes). Idempotent."""
         if self._closed:
             return
         self._closed = True
@@ -117,7 +110,7 @@ class PortFileListener(Listener):
                 self.path.unlink()
         if self._port and not self._lock.locked():
             self._mpi.Close_port(self._port)
-        self._ready.put_nowait(None)
+        await self._close_queue()
 
     async def _admit(self, reader: asyncio.StreamReader, writer: Any) -> None:
         peer = f"client {writer.get_extra_info('peername')} of {self.address}"
@@ -135,7 +128,10 @@ class PortFileListener(Listener):
             writer.close()
             return
         link.attach(SideChannel(reader, writer, peer, link.on_side_event))
-        self._ready.put_nowait(link)
+        if self._closed:  # closed while MPI Accept ran: nobody will accept it
+            await link.close()
+            return
+        self._deliver(link)
 
     async def _handshake(
         self, reader: asyncio.StreamReader, writer: Any, peer: str

@@ -20,14 +20,13 @@ connect to the same listener again after closing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import secrets
 from typing import Any
 
 from ..errors import AuthenticationError, ConfigError, PeerLost, ProtocolError
-from ._base import Capabilities, Link, Listener
+from ._base import Capabilities, Link, QueuedListener
 from ._mpi_link import MPILink
 from ._mpi_runtime import cuda_aware, load_mpi, poller
 from ._mpi_side import (
@@ -78,37 +77,30 @@ def _remote_index(me: int, other: int) -> int:
     return 0 if other < me else (1 if other > me else 0)
 
 
-class RankListener(Listener):
-    """Accepts links from other ranks at ``mpi://rank/<this rank>``."""
+class RankListener(QueuedListener):
+    """Accepts links from other ranks at ``mpi://rank/<this rank>`` (queue and
+    ``accept`` from :class:`~actors.transports._base.QueuedListener`)."""
 
     def __init__(self, caps: Capabilities, secret: bytes | None, max_message_size: int) -> None:
+        super().__init__()
         self._mpi = load_mpi()
         self._rank = self._mpi.COMM_WORLD.Get_rank()
         self.address = f"mpi://rank/{self._rank}"
         self._caps = caps
         self._secret = secret
         self._max = max_message_size
-        self._ready: asyncio.Queue[Link | None] = asyncio.Queue()
-        self._closed = False
         self._task = asyncio.get_running_loop().create_task(self._serve(), name=self.address)
 
-    async def accept(self) -> Link:
-        if self._closed:
-            raise PeerLost(f"listener {self.address} is closed")
-        link = await self._ready.get()
-        if link is None:
-            self._ready.put_nowait(None)
-            raise PeerLost(f"listener {self.address} is closed")
-        return link
-
     async def close(self) -> None:
+        """Stop serving hellos, close the links nobody accepted. Idempotent."""
         if self._closed:
             return
         self._closed = True
         self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._ready.put_nowait(None)
+        # gather: the task's own CancelledError is collected, a cancellation of
+        # this close() still propagates
+        await asyncio.gather(self._task, return_exceptions=True)
+        await self._close_queue()
 
     async def _serve(self) -> None:
         world = self._mpi.COMM_WORLD
@@ -126,7 +118,7 @@ class RankListener(Listener):
                 log.warning("%s: dropped hello from rank %d: %s", self.address, source, exc)
                 continue
             if link is not None:
-                self._ready.put_nowait(link)
+                self._deliver(link)
 
     async def _admit(self, data: bytes, source: int) -> Link | None:
         what = f"{self.address}: hello from rank {source}"

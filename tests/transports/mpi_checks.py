@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -199,6 +200,40 @@ async def cancelled_recv_client(link: Link) -> None:
     await _ack(link)
 
 
+async def cancel_race_server(link: Link) -> None:
+    # Deterministic form of the race behind a former "header message of 0 bytes"
+    # ProtocolError: the poller completes the header receive, and the recv is
+    # cancelled before its task resumes. Nothing may be lost.
+    from actors.transports._mpi_runtime import poller
+
+    for size in (8, 1 << 20):
+        task = asyncio.ensure_future(link.recv())
+        for _ in range(10_000):  # until the recv waits in the poller
+            probe = getattr(link, "_probe", None)
+            if probe is not None:
+                break
+            await asyncio.sleep(0.001)
+        assert probe is not None, "recv did not hand its wait to the poller"
+        await link.send(b"go")
+        deadline = time.monotonic() + 10.0
+        while not probe.done() and time.monotonic() < deadline:
+            poller().poll_once()  # the loop does not run: the recv task cannot resume
+        assert probe.done(), "the peer's message did not arrive within 10 s"
+        task.cancel()
+        (first,) = await asyncio.gather(task, return_exceptions=True)
+        header, bufs = await link.recv() if isinstance(first, asyncio.CancelledError) else first
+        assert header == b"race", header
+        assert np.array_equal(np.frombuffer(bufs[0], np.uint8), _pattern(size, 3))
+    await link.send(b"ack")
+
+
+async def cancel_race_client(link: Link) -> None:
+    for size in (8, 1 << 20):
+        assert (await link.recv())[0] == b"go"
+        await link.send(b"race", [_pattern(size, 3)])
+    await _ack(link)
+
+
 # -- errors and close ------------------------------------------------------------------
 
 
@@ -257,6 +292,7 @@ CHECKS: list[Check] = [
     ("both_ways", both_ways_server, both_ways_client),
     ("concurrent_sends", concurrent_sends_server, concurrent_sends_client),
     ("cancelled_recv", cancelled_recv_server, cancelled_recv_client),
+    ("cancel_race", cancel_race_server, cancel_race_client),
     ("oversized", oversized_server, oversized_client),
     ("close", close_server, close_client),
 ]
