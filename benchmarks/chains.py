@@ -101,7 +101,11 @@ def _follower(chain: Chain, stamp: Path) -> dict[str, Any]:
     modules["stamp"] = {"type": f"{_M}:Stamp", "file": str(stamp)}
     doc: dict[str, Any] = {
         "process": {"name": "BENCHREMOTE"},
-        "source": {"type": f"{_D}:FollowerSource", "window": 1024},
+        # a deep window lets empty events stream; with payloads it is kept small so that
+        # the follower cannot queue most of the run ahead of its processing (its steady
+        # rate would then measure draining that queue, not the link)
+        "source": {"type": f"{_D}:FollowerSource",
+                   "window": 16 * chain.streams if chain.payload else 1024},
         "modules": modules,
         "end_paths": {"e": ["seen", "stamp"]},
     }

@@ -47,7 +47,7 @@ __all__ = ["run"]
 def _settings(ctx: Context) -> dict[str, int]:
     if ctx.quick:
         return {"modules": 30, "events": 40, "threads": 2, "streams": 2}
-    return {"modules": 200, "events": 400, "threads": 4, "streams": 4}
+    return {"modules": 300, "events": 400, "threads": 4, "streams": 4}
 
 
 def _run_local(menu: Menu, s: dict[str, int], ctx: Context) -> dict[str, Any]:
