@@ -50,6 +50,13 @@ def _events(part: dict[str, Any]) -> list[str]:
             _table(["series", "target", "verdict", "measured"], targets)]
 
 
+def _products(part: dict[str, Any]) -> list[str]:
+    from .products import COLUMNS as product_columns
+    from .products import _rows as product_rows
+
+    return [_table(product_columns, product_rows(part["measurements"]))]
+
+
 def _hlt(part: dict[str, Any]) -> list[str]:
     from .hlt import _summary_rows as hlt_rows
 
@@ -72,10 +79,12 @@ def _hlt(part: dict[str, Any]) -> list[str]:
 
 
 def render(doc: dict[str, Any]) -> str:
-    """The machine line and the tables of every part present (transports, events, hlt)."""
+    """The machine line and the tables of every part present (transports, products,
+    events, hlt)."""
     parts = doc["parts"]
     sections = []
-    for name, fn in (("transports", _transports), ("events", _events), ("hlt", _hlt)):
+    for name, fn in (("transports", _transports), ("products", _products),
+                     ("events", _events), ("hlt", _hlt)):
         part = parts.get(name)
         if part and part["status"] == "ok":
             sections += [_head(doc, part), *fn(part)]

@@ -15,7 +15,10 @@ from .candidates import Candidate
 from .parts import Context, PartResult, register
 from .transports import measure_candidate
 
-__all__ = ["PRODUCT_CANDIDATES", "run"]
+__all__ = ["COLUMNS", "PRODUCT_CANDIDATES", "run"]
+
+#: Columns of the products table (terminal and Markdown).
+COLUMNS = ["transport", "product", "KiB", "RTT us", "MB/s", "bare RTT us", "x bare"]
 
 _W = "benchmarks.workers.products"
 PRODUCT_CANDIDATES = [
@@ -63,6 +66,5 @@ def run(ctx: Context) -> PartResult:
         data={"series": statuses, "measurements": records},
         tables=[("products: encode + send + recv + decode round trip (x bare = vs same bytes "
                  "as one buffer)",
-                 ["transport", "product", "KiB", "RTT us", "MB/s", "bare RTT us", "x bare"],
-                 _rows(records))],
+                 COLUMNS, _rows(records))],
     )

@@ -158,5 +158,6 @@ def test_markdown_renders_every_part(quick_run: tuple[Path, dict[str, Any], str]
     _, doc, _ = quick_run
     text = render(doc)
     assert "| memcpy | raw |" in text
+    assert "| tcp:// | numpy | 1024 |" in text  # products
     assert "| inproc | empty | 1 | 1 |" in text and "| tcp | empty | 1 | 2 |" in text
     assert "Menu: 30 modules (2 GPU-like" in text and "| local only |" in text
