@@ -17,7 +17,9 @@ between processes skips the wake-up of a sleeping loop; a quiet link never
 polls and uses no CPU.
 
 Sending: the preamble (see :mod:`._framing`) and the buffers go out with
-``socket.sendmsg`` (scatter/gather, no concatenation) directly from ``send``,
+``socket.sendmsg`` (scatter/gather, no concatenation; from 256 KiB of payload
+the preamble goes first on its own, which keeps the payload aligned in the
+kernel's socket pages, see ``_SPLIT_PREAMBLE``) directly from ``send``,
 without yielding when the kernel takes it all (the usual case); the rest is
 sent when the socket becomes writable. Concurrent ``send`` calls are
 serialised by a lock. Cancelling a ``send`` after part of its frame went out
@@ -52,6 +54,11 @@ log = logging.getLogger("actors.transports")
 _INBOX_HIGH = 64
 _INBOX_LOW = 16
 _IOV_MAX = 512
+#: Frames with at least this many payload bytes send their preamble on its own
+#: first: sent together, the payload lands in the kernel's socket pages offset
+#: by the preamble length, misaligned for both the sender's and the receiver's
+#: copy - 64 MiB ping-pong ran at ~1.6 GB/s instead of ~3.5 GB/s on loopback.
+_SPLIT_PREAMBLE = 1 << 18
 _Pending = tuple[bytes, list[Any], list[bool] | None]  # header, buffers, which on device
 
 
@@ -166,10 +173,11 @@ class StreamLink(Link):
         fds: Sequence[int] = (),
     ) -> None:
         iov = [encode_preamble(kind, header, entries)]
-        size = len(iov[0])
+        size = pre = len(iov[0])
         if views:
             size += sum(v.nbytes for v in views)
             iov.extend(v for v in views if v.nbytes)
+        split = not fds and size - pre >= _SPLIT_PREAMBLE
         sent_any = False
         if not self._senders:
             # no other sender holds or waits for the lock: try at once, without yielding
@@ -177,31 +185,41 @@ class StreamLink(Link):
             # yet still counts in _senders, so a frame is never written into another's.
             if self._closed or self._paused:
                 self._check_usable()
-            n = self._sendmsg(iov[:_IOV_MAX], fds)
-            if n == size and len(iov) <= _IOV_MAX:
-                return  # all of it went out (the usual case)
-            if n:
-                fds = ()
-                _consume(iov, n)
-            if not iov:
-                return
-            sent_any = bool(n)
+            n = pre
+            if split:  # the preamble alone first (see _SPLIT_PREAMBLE)
+                n = self._sendmsg(iov[:1], fds)
+                if n:
+                    sent_any = True
+                    _consume(iov, n)
+                    size -= n
+            if n == pre:
+                n = self._sendmsg(iov[:_IOV_MAX], fds)
+                if n == size and len(iov) <= _IOV_MAX:
+                    return  # all of it went out (the usual case)
+                if n:
+                    fds = ()
+                    _consume(iov, n)
+                    sent_any = True
+                if not iov:
+                    return
         self._senders += 1
         try:
             await self._send_lock.acquire()  # free, without yielding, if we wrote above
             try:
                 self._check_usable()
-                await self._write(iov, fds, sent_any=sent_any)
+                await self._write(iov, fds, sent_any=sent_any, split=split)
             finally:
                 self._send_lock.release()
         finally:
             self._senders -= 1
 
-    async def _write(self, iov: list[Any], fds: Sequence[int], *, sent_any: bool) -> None:
+    async def _write(
+        self, iov: list[Any], fds: Sequence[int], *, sent_any: bool, split: bool = False
+    ) -> None:
         """Send the rest of a frame; waits for writability between attempts."""
         try:
             if not sent_any:
-                n = self._sendmsg(iov[:_IOV_MAX], fds)
+                n = self._sendmsg(iov[:1] if split else iov[:_IOV_MAX], fds)
                 if n:
                     sent_any, fds = True, ()
                     _consume(iov, n)
