@@ -35,7 +35,8 @@ class Candidate:
     ``mpi2`` (one ``mpiexec -n 2`` job), ``mpi-pair`` (server and client each
     under ``mpiexec -n 1``). ``group``: the ``--transports`` key it belongs to
     (``memcpy`` always runs). ``lat_base`` / ``bw_base``: baseline series names
-    (bandwidth: the best of them at each size).
+    (bandwidth: the best of them at each size). ``PORTFILE`` in a string of
+    ``extra`` becomes a file in the launch's scratch folder.
     """
 
     name: str
@@ -70,6 +71,10 @@ CANDIDATES: list[Candidate] = [
               needs=("mpi4py",)),
     Candidate("mpi4py Isend/Irecv asyncio", "baseline", "mpi", _W + "raw_mpi", "asyncio",
               "mpi2", needs=("mpi4py", "uvloop")),
+    Candidate("mpi4py connect/accept", "baseline", "mpi", _W + "raw_mpi", "blocking",
+              "mpi-pair", needs=("mpi4py",), extra={"portfile": "PORTFILE"}),
+    Candidate("mpi4py connect/accept asyncio", "baseline", "mpi", _W + "raw_mpi", "asyncio",
+              "mpi-pair", needs=("mpi4py", "uvloop"), extra={"portfile": "PORTFILE"}),
     Candidate("ucxx polling", "baseline", "ucx", _W + "raw_ucxx", "polling", "pair",
               needs=("ucxx",)),
     Candidate("tcp://", "transport", "tcp", _W + "links", "tcp", "pair", scheme="tcp",
@@ -81,7 +86,7 @@ CANDIDATES: list[Candidate] = [
               bw_base=("mpi4py Send/Recv",)),
     Candidate("mpi:// port-file", "transport", "mpi", _W + "links", "mpi-portfile", "mpi-pair",
               scheme="mpi", needs=("mpi4py",), extra={"url": "mpi://port-file/PORTFILE"},
-              lat_base="mpi4py Isend/Irecv asyncio", bw_base=("mpi4py Send/Recv",)),
+              lat_base="mpi4py connect/accept asyncio", bw_base=("mpi4py connect/accept",)),
     Candidate("ucx://", "transport", "ucx", _W + "links", "ucx", "pair", scheme="ucx",
               needs=("ucxx",), extra={"url": "ucx://127.0.0.1:0", "loop": "asyncio"},
               lat_base="ucxx polling", bw_base=("ucxx polling",)),
@@ -125,11 +130,11 @@ def build_launch(c: Candidate, ctx: Context, workdir: str) -> Launch:
     ``mpi2`` jobs insert ``$BENCH_MPIEXEC_ARGS`` (e.g. ``-f hosts -ppn 1``) before
     ``-n 2``, so that the two ranks can be placed on two nodes.
     """
-    extra = dict(c.extra)
-    if "url" in extra:
-        extra["url"] = extra["url"].replace("PORTFILE", os.path.join(workdir, "port"))
-        if c.scheme == "shm":
-            extra["url"] = f"shm://bench-{os.getpid()}-{os.path.basename(workdir)}"
+    port = os.path.join(workdir, "port")
+    extra = {k: v.replace("PORTFILE", port) if isinstance(v, str) else v
+             for k, v in c.extra.items()}
+    if c.scheme == "shm":
+        extra["url"] = f"shm://bench-{os.getpid()}-{os.path.basename(workdir)}"
     sizes = [s for s in ctx.sizes if c.sizes is None or s in c.sizes] or ctx.sizes[:1]
     config = json.dumps({"sizes": sizes, "budget": ctx.budget.to_json(),
                          "device": device_of(c, ctx), "extra": extra})

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import sys
 import time
 
 import pytest
 
-from benchmarks.candidates import CANDIDATES, Candidate, unavailable
+from benchmarks.candidates import CANDIDATES, Candidate, build_launch, unavailable
 from benchmarks.figures import add_ratios, derive, evaluate_targets
 from benchmarks.harness import Launch, mpiexec, run_launch
 from benchmarks.parts import Context
@@ -74,6 +75,22 @@ def test_every_transport_names_existing_baselines() -> None:
     for c in CANDIDATES:
         if c.role == "transport":
             assert c.lat_base in names and set(c.bw_base) <= names
+
+
+def test_each_mpi_mode_is_compared_with_raw_mpi_launched_the_same_way(
+    tmp_path: os.PathLike[str],
+) -> None:
+    by = {c.name: c for c in CANDIDATES}
+    for ours in ("mpi:// rank", "mpi:// port-file"):
+        c = by[ours]
+        for base in (c.lat_base, *c.bw_base):
+            assert by[base].launch == c.launch, (ours, base)  # mpi2 / mpi-pair alike
+    raw = by["mpi4py connect/accept"]
+    ctx = Context(quick=True, out=tmp_path, transports=["mpi"], device="host")  # type: ignore[arg-type]
+    launch = build_launch(raw, ctx, str(tmp_path))
+    assert launch.server is not None and launch.server[1:3] == ["-n", "1"]
+    assert launch.client[1:3] == ["-n", "1"] and launch.server[-2] == "server"
+    assert json.loads(launch.server[-1])["extra"]["portfile"] == f"{tmp_path}/port"
 
 
 def test_missing_dependency_is_reported_not_run(tmp_path: os.PathLike[str]) -> None:
