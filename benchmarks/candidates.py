@@ -34,7 +34,7 @@ class Candidate:
     ``launch``: ``local`` (one process), ``pair`` (server + client processes),
     ``mpi2`` (one ``mpiexec -n 2`` job), ``mpi-pair`` (server and client each
     under ``mpiexec -n 1``). ``group``: the ``--transports`` key it belongs to
-    (``memcpy`` always runs). ``lat_base`` / ``bw_base``: baseline series names
+    (``memcpy`` and ``inproc`` always run). ``lat_base`` / ``bw_base``: baseline series names
     (bandwidth: the best of them at each size). ``PORTFILE`` in a string of
     ``extra`` becomes a file in the launch's scratch folder.
     """
@@ -77,6 +77,9 @@ CANDIDATES: list[Candidate] = [
               "mpi-pair", needs=("mpi4py", "uvloop"), extra={"portfile": "PORTFILE"}),
     Candidate("ucxx polling", "baseline", "ucx", _W + "raw_ucxx", "polling", "pair",
               needs=("ucxx",)),
+    # one process, both ends on one event loop; buffers pass by reference (no bandwidth)
+    Candidate("inproc://", "transport", "inproc", _W + "links", "inproc", "local",
+              scheme="inproc", extra={"url": "inproc://bench"}, gpu_capable=False),
     Candidate("tcp://", "transport", "tcp", _W + "links", "tcp", "pair", scheme="tcp",
               extra={"url": "tcp://127.0.0.1:0"}, lat_base="socket blocking", bw_base=_SOCKETS),
     Candidate("shm://", "transport", "shm", _W + "links", "shm", "pair", scheme="shm",
@@ -95,7 +98,7 @@ CANDIDATES: list[Candidate] = [
 
 def selected(ctx: Context) -> list[Candidate]:
     """Candidates for ``--transports``: the chosen transports and their baselines."""
-    groups = {"memcpy"} | set(ctx.transports)
+    groups = {"memcpy", "inproc"} | set(ctx.transports)
     if groups & {"tcp", "shm"}:
         groups.add("socket")
     return [c for c in CANDIDATES if c.group in groups]

@@ -13,6 +13,9 @@ from typing import Any
 
 __all__ = ["plot_events", "plot_transports"]
 
+#: Series that pass buffers by reference: their "bandwidth" is no transfer rate.
+_BY_REFERENCE = {"inproc://"}
+
 
 def plot_transports(records: list[dict[str, Any]], out: Path, device: str) -> list[Path]:
     """Write ``latency.png`` and ``bandwidth.png`` into ``out``; returns the paths.
@@ -33,6 +36,8 @@ def plot_transports(records: list[dict[str, Any]], out: Path, device: str) -> li
         fig, ax = plt.subplots(figsize=(9, 5.5))
         ax.set_prop_cycle(color=[plt.get_cmap("tab20")(i) for i in range(20)])
         for name, recs in series.items():
+            if key == "bandwidth_GBps" and name in _BY_REFERENCE:
+                continue
             recs = sorted((r for r in recs if r.get(key)), key=lambda r: r["size"])
             if not recs:
                 continue

@@ -1,6 +1,7 @@
 """Our transports through the public API: ``listen``/``connect``/``Link``.
 
-Variant = the transport: ``tcp``, ``shm``, ``ucx``, ``mpi-portfile`` (server and
+Variant = the transport: ``inproc`` (role ``client`` runs both ends on one
+loop), ``tcp``, ``shm``, ``ucx``, ``mpi-portfile`` (server and
 client each under their own ``mpiexec -n 1``) or ``mpi-rank`` (role ``rank``,
 one ``mpiexec -n 2`` job: rank 0 listens on ``mpi://rank/0`` and echoes, rank 1
 connects and measures). ``extra.url`` is the listen URL, ``extra.loop`` the
@@ -13,6 +14,7 @@ with ``--device gpu``); the server sends back what it received, as received
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from actors.errors import PeerLost
@@ -64,6 +66,17 @@ async def _client(args: Args) -> None:
     emit(series=await measure_link(link, args))
 
 
+async def _inproc(args: Args) -> None:
+    """Both ends in this process, on this event loop (variant ``inproc``)."""
+    async with await listen(args.extra["url"]) as listener:
+        link = await connect(listener.address)
+        server = asyncio.create_task(echo(await listener.accept()))
+        try:
+            emit(series=await measure_link(link, args))
+        finally:
+            await server  # ends with PeerLost once measure_link has closed its end
+
+
 async def _rank(args: Args) -> None:
     from mpi4py import MPI
 
@@ -77,7 +90,10 @@ async def _rank(args: Args) -> None:
 
 
 def run(args: Args) -> None:
-    coro = {"server": _server, "client": _client, "rank": _rank}[args.role](args)
+    if args.variant == "inproc":
+        coro = _inproc(args)
+    else:
+        coro = {"server": _server, "client": _client, "rank": _rank}[args.role](args)
     run_loop(coro, args.extra.get("loop", "uvloop"))
 
 
