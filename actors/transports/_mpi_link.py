@@ -164,6 +164,7 @@ class MPILink(Link):
         self._bye_received = False
         self._lost: str | None = None  # why calls now raise PeerLost
         self._peer_closing: str | None = None  # peer said goodbye: sends fail
+        self._peer_naps = False  # the peer's header wait is napping: ring on the next send
 
     def attach(self, side: SideChannel) -> None:
         self._side = side
@@ -171,7 +172,11 @@ class MPILink(Link):
     def on_side_event(self, kind: str, reason: str) -> None:
         """Side channel callback: ``"lost"`` fails everything now; ``"closed"``
         fails sends now and lets ``recv`` drain up to the peer's BYE."""
-        if kind == "closed":
+        if kind == "ring":
+            self._poller.ring()
+        elif kind == "napping":
+            self._peer_naps = True
+        elif kind == "closed":
             self._peer_closing = reason
             asyncio.get_running_loop().call_later(BYE_GRACE_S, self._lose, reason)
         else:
@@ -271,9 +276,16 @@ class MPILink(Link):
             )
         frame = pack_header(KIND_MESSAGE, header, sizes, flags, inline)
         reqs = self._post(frame, big)
+        if self._peer_naps:
+            self._ring()
         if len(reqs) == 1 and reqs[0].Test():
             return  # eager: done, no yield
         await self._complete(reqs, (frame, big), sending=True)
+
+    def _ring(self) -> None:
+        self._peer_naps = False
+        if self._side is not None:
+            self._side.ring()
 
     def _device_out(self, buf: Any) -> Any:
         if not self._cuda_aware:
@@ -438,6 +450,8 @@ class MPILink(Link):
         self._probe = fut = self._poller.submit(
             [self._hdr_req], None, passive=True, status=self._status
         )
+        if self._side is not None and not self._closed:
+            self._side.napping()  # the peer rings on its next send
         try:
             await fut
         finally:

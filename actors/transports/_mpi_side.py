@@ -12,7 +12,11 @@ same peer, opened at link setup:
   too. The timeout is long on purpose, so that a peer whose loop is busy for a
   while is not declared dead (``ACTORS_MPI_HEARTBEAT_TIMEOUT_S``);
 - a graceful close writes ``C`` before closing, so the survivor knows the
-  in-band MPI ``BYE`` is coming and still delivers the messages before it.
+  in-band MPI ``BYE`` is coming and still delivers the messages before it;
+- the doorbell: a side whose header wait fell back to the poller's naps writes
+  ``n``; the peer's next ``send`` then writes ``w``, which wakes the napping
+  loop at once (the kernel wakes it, like any socket). See
+  :mod:`actors.transports._mpi_runtime` (progress) for why.
 
 Handshake lines (JSON, newline terminated, at most :data:`MAX_LINE` bytes) also
 carry the optional shared secret, so that a refused peer never reaches the
@@ -56,6 +60,8 @@ HEARTBEAT_TIMEOUT_S = float(os.environ.get("ACTORS_MPI_HEARTBEAT_TIMEOUT_S", "30
 MAX_LINE = 8192
 _HEARTBEAT = b"h"
 _GOODBYE = b"C"
+_NAPPING = b"n"  # "my header wait went to the poller's naps: ring me when you send"
+_RING = b"w"  # "I sent you a message: poll now"
 
 
 def bind_host() -> str:
@@ -149,7 +155,9 @@ class SideChannel:
 
     ``on_event(kind, reason)`` is called once on the loop with kind ``"closed"``
     (peer closed gracefully) or ``"lost"`` (EOF without goodbye, heartbeat
-    timeout, socket error). :meth:`close` says goodbye and stops watching.
+    timeout, socket error); before that, any number of times with kind
+    ``"napping"`` or ``"ring"`` (the doorbell, reason ``""``). :meth:`close`
+    says goodbye and stops watching.
     """
 
     def __init__(
@@ -190,6 +198,26 @@ class SideChannel:
             if _GOODBYE in data:
                 self._report("closed", f"peer {self._peer} closed the link")
                 return
+            callback = self._on_event
+            if callback is not None:
+                if _NAPPING in data:
+                    callback("napping", "")
+                if _RING in data:
+                    callback("ring", "")
+
+    def _write(self, byte: bytes) -> None:
+        if self._on_event is None or self._writer.is_closing():
+            return
+        with contextlib.suppress(OSError, RuntimeError):
+            self._writer.write(byte)
+
+    def napping(self) -> None:
+        """Tell the peer that our header wait is napping (it rings on its next send)."""
+        self._write(_NAPPING)
+
+    def ring(self) -> None:
+        """Wake the peer's napping header wait (we just sent it a message)."""
+        self._write(_RING)
 
     async def _beat(self) -> None:
         while True:
