@@ -73,8 +73,10 @@ def test_ratios_and_targets() -> None:
 def test_every_transport_names_existing_baselines() -> None:
     names = {c.name for c in CANDIDATES}
     for c in CANDIDATES:
-        if c.role == "transport":
+        if c.role == "transport" and c.name != "inproc://":  # by reference: no baseline
             assert c.lat_base in names and set(c.bw_base) <= names
+    inproc = next(c for c in CANDIDATES if c.name == "inproc://")
+    assert inproc.lat_base is None and inproc.bw_base == ()
 
 
 def test_each_mpi_mode_is_compared_with_raw_mpi_launched_the_same_way(
