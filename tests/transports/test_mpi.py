@@ -120,6 +120,7 @@ def test_three_ranks_two_links_do_not_mix(tmp_path: Path) -> None:
 
 
 @pytest.mark.mpi
+@pytest.mark.usefixtures("mpich_segments_of_killed_ranks")
 def test_killed_peer_gives_peer_lost_and_survivor_lives(tmp_path: Path) -> None:
     port_file = str(tmp_path / "kill.port")
     script = str(HERE / "mpi_peer.py")
