@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import BackendUnavailable
+from ._optional import optional_module
 
 __all__ = [
     "as_host_view",
@@ -70,17 +70,10 @@ def _has_buffer_protocol(obj: Any) -> bool:
     return True
 
 
-def _cupy() -> Any:
-    try:
-        import cupy
-    except ImportError as exc:
-        raise BackendUnavailable("cupy", "gpu", str(exc)) from exc
-    return cupy
-
 
 def device_empty(size: int) -> Any:
     """Allocate ``size`` bytes of device memory (a cupy ``uint8`` array)."""
-    return _cupy().empty(size, dtype="uint8")
+    return optional_module("cupy", "gpu").empty(size, dtype="uint8")
 
 
 def device_to_host(buf: Any, out: Any = None) -> Any:
@@ -88,7 +81,7 @@ def device_to_host(buf: Any, out: Any = None) -> Any:
 
     With ``out`` (a writable host buffer of the right size) the copy lands there.
     """
-    cp = _cupy()
+    cp = optional_module("cupy", "gpu")
     arr = cp.asarray(buf).reshape(-1).view("uint8")
     if out is None:
         return cp.asnumpy(arr)
@@ -101,7 +94,7 @@ def device_to_host(buf: Any, out: Any = None) -> Any:
 
 def host_to_device(buf: Any) -> Any:
     """Copy a host buffer into newly allocated device memory (one copy)."""
-    cp = _cupy()
+    cp = optional_module("cupy", "gpu")
     import numpy as np
 
     return cp.asarray(np.frombuffer(as_host_view(buf), dtype="uint8"))

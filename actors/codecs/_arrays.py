@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .._optional import optional_module
 from ..buffers import device_to_host, is_device
 from ..errors import BackendUnavailable, CodecError
 from ._registry import PICKLE, register_codec, register_structural
@@ -141,13 +142,6 @@ class NumpyScalarCodec:
         return np.frombuffer(raw, dtype=_dtype(descr))[0]
 
 
-def _cupy() -> Any:
-    try:
-        import cupy
-    except ImportError as exc:
-        raise BackendUnavailable("cupy", "gpu", str(exc)) from exc
-    return cupy
-
 
 class CupyCodec:
     """cupy arrays: the buffer is device memory; received host memory is copied once."""
@@ -159,7 +153,7 @@ class CupyCodec:
     def decode(self, meta: Any, buffers: list[Any]) -> Any:
         (buffer,) = buffers
         try:
-            cp = _cupy()
+            cp = optional_module("cupy", "gpu")
         except BackendUnavailable as exc:
             raise CodecError(
                 "received a cupy array but cupy is not importable here; install "
@@ -193,14 +187,14 @@ class AwkwardCodec:
     """awkward arrays through ``ak.to_buffers``: one buffer per awkward buffer."""
 
     def encode(self, obj: Any) -> tuple[Any, list[Any]]:
-        ak = _awkward()
+        ak = optional_module("awkward", "hep")
         form, length, container = ak.to_buffers(obj)
         keys = list(container)
         buffers = [_flat_bytes(np.asarray(container[k])) for k in keys]
         return [form.to_json(), int(length), keys], buffers
 
     def decode(self, meta: Any, buffers: list[Any]) -> Any:
-        ak = _awkward()
+        ak = optional_module("awkward", "hep")
         form, length, keys = meta
         container = {k: np.frombuffer(b, dtype="uint8") for k, b in zip(keys, buffers, strict=True)}
         return ak.from_buffers(ak.forms.from_json(form), length, container)
@@ -209,13 +203,6 @@ class AwkwardCodec:
 def _flat_bytes(arr: np.ndarray[Any, Any]) -> Any:
     return array_meta(arr)[1]
 
-
-def _awkward() -> Any:
-    try:
-        import awkward
-    except ImportError as exc:
-        raise BackendUnavailable("awkward", "hep", str(exc)) from exc
-    return awkward
 
 
 class PickleCodec:

@@ -15,10 +15,10 @@ from actors.codecs import _arrays, codec_name_of, decode, decode_parts, encode
 def test_host_staged_cupy_array_without_cupy_names_the_gpu_extra(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def missing() -> None:
-        raise BackendUnavailable("cupy", "gpu", "not installed")
+    def missing(name: str, extra: str) -> None:
+        raise BackendUnavailable(name, extra, "not installed")
 
-    monkeypatch.setattr(_arrays, "_cupy", missing)
+    monkeypatch.setattr(_arrays, "optional_module", missing)
     with pytest.raises(CodecError, match=r"hep-actors\[gpu\]"):
         decode_parts("cupy.ndarray", ["<f4", [2]], [bytes(8)])
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ..._optional import optional_module
 from ...errors import FrameworkError
-from ._uproot import import_awkward
 from .soa import SoA
 
 
@@ -50,7 +50,7 @@ def _as_flat(value: Any, where: str) -> np.ndarray[Any, Any]:
     if isinstance(value, np.ndarray):
         arr = value
     else:
-        ak = import_awkward()
+        ak = optional_module("awkward", "hep")
         try:
             arr = ak.to_numpy(value) if isinstance(value, ak.Array) else np.asarray(value)
         except (TypeError, ValueError) as exc:
@@ -64,7 +64,7 @@ def _as_flat(value: Any, where: str) -> np.ndarray[Any, Any]:
 
 
 def _jagged_column(values: Sequence[Any], where: str) -> Any:
-    ak = import_awkward()
+    ak = optional_module("awkward", "hep")
     arrays = [_as_flat(v, where) for v in values]
     counts = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
     content = np.concatenate(arrays) if arrays else np.zeros(0)
@@ -72,7 +72,7 @@ def _jagged_column(values: Sequence[Any], where: str) -> Any:
 
 
 def _soa_column(values: Sequence[Any], where: str) -> Any:
-    ak = import_awkward()
+    ak = optional_module("awkward", "hep")
     if not all(isinstance(v, SoA) for v in values):
         raise FrameworkError(f"{where}: mixes SoA and other values")
     fields = list(values[0])

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import BackendUnavailable, ConfigError
+from ..._optional import optional_module
+from ...errors import ConfigError
 
 ID_BRANCHES = ("run", "luminosityBlock", "event")
 
@@ -24,20 +25,6 @@ JAGGED = "jagged"  # a variable-length list of numbers per event
 OTHER = "other"  # anything else -> per-event awkward value
 
 
-def import_uproot() -> Any:
-    try:
-        import uproot
-    except ImportError as exc:
-        raise BackendUnavailable("uproot", "hep", str(exc)) from exc
-    return uproot
-
-
-def import_awkward() -> Any:
-    try:
-        import awkward
-    except ImportError as exc:
-        raise BackendUnavailable("awkward", "hep", str(exc)) from exc
-    return awkward
 
 
 def open_tree(path: str, tree: str) -> tuple[Any, Any]:
@@ -46,7 +33,7 @@ def open_tree(path: str, tree: str) -> tuple[Any, Any]:
     The caller closes the file. TTrees and RNTuples both qualify: the caller
     uses only ``keys``, ``num_entries``, ``arrays`` and ``iterate``.
     """
-    uproot = import_uproot()
+    uproot = optional_module("uproot", "hep")
     try:
         handle = uproot.open(path)
     except FileNotFoundError:
@@ -106,7 +93,7 @@ def classify(obj: Any, names: Sequence[str]) -> list[Column]:
     """Kinds of ``names``, from the form of the first entry (works for empty inputs too)."""
     if not names:
         return []
-    ak = import_awkward()
+    ak = optional_module("awkward", "hep")
     sample = obj.arrays(list(names), entry_start=0, entry_stop=min(1, obj.num_entries))
     out = []
     for name in names:
@@ -126,7 +113,7 @@ def classify(obj: Any, names: Sequence[str]) -> list[Column]:
 
 def jagged_parts(array: Any) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
     """``(content, offsets)`` numpy arrays of a 1-level jagged awkward array."""
-    ak = import_awkward()
+    ak = optional_module("awkward", "hep")
     packed = ak.to_packed(array)
     offsets = np.asarray(packed.layout.offsets, dtype=np.int64)
     content = ak.to_numpy(ak.flatten(packed, axis=1))

@@ -42,12 +42,12 @@ from typing import Any
 
 import numpy as np
 
+from ..._optional import optional_module
 from ...errors import ConfigError, FrameworkError
 from ..branch import Branch, Selection
 from ..event import OutputEvent
 from ..module import Declarer, OutputModule, Token
 from ._columns import empty_column, to_column
-from ._uproot import import_uproot
 
 __all__ = ["RootOutput"]
 
@@ -183,7 +183,7 @@ class RootOutput(OutputModule):
                                  f"{self.tree!r}: {exc}") from exc
 
     def _open(self) -> None:
-        uproot = import_uproot()
+        uproot = optional_module("uproot", "hep")
         try:
             self._file = uproot.recreate(self.file)
         except OSError as exc:

@@ -44,6 +44,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..._optional import optional_module
 from ...errors import ConfigError, FrameworkError
 from ..event import EventID
 from ..module import Declarer
@@ -54,7 +55,6 @@ from ._uproot import (
     SCALAR,
     Column,
     classify,
-    import_awkward,
     jagged_parts,
     open_tree,
     select_branches,
@@ -211,7 +211,7 @@ class RootSource(Source):
             "luminosityBlock": 1 + entries // self.events_per_lumi,
             "event": entries + 1,
         }
-        ak = import_awkward()
+        ak = optional_module("awkward", "hep")
         return [
             ak.to_numpy(chunk[b]) if b in self._ids else defaults[b] for b in ID_BRANCHES
         ]
@@ -243,7 +243,7 @@ class RootSource(Source):
         return getters
 
     def _getter(self, array: Any, column: Column) -> Getter:
-        ak = import_awkward()
+        ak = optional_module("awkward", "hep")
         if column.kind == SCALAR:
             values = ak.to_numpy(array)
             return values.__getitem__  # type: ignore[no-any-return]

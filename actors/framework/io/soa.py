@@ -76,9 +76,9 @@ class SoA(Mapping[str, Array]):
 
     def to_awkward(self) -> Any:
         """An awkward array of records, one list per event (needs awkward)."""
-        from ._uproot import import_awkward
+        from ..._optional import optional_module
 
-        ak = import_awkward()
+        ak = optional_module("awkward", "hep")
         flat = ak.zip({k: np.asarray(v) for k, v in self._columns.items()}, depth_limit=1)
         return ak.unflatten(flat, self.counts)
 
