@@ -214,17 +214,27 @@ def decode_parts(name: str, meta: Any, buffers: list[Any]) -> Any:
         raise CodecError(f"codec {name!r} cannot decode its payload: {exc!r}") from exc
 
 
-def decode(header: bytes | bytearray | memoryview, buffers: list[Any]) -> Any:
-    """Decode what :func:`encode` produced, wrapping ``buffers`` without copying.
+class _Decoder:
+    """One decode call's state: the received buffers and msgpack's ext hook.
 
-    ``buffers`` may be any buffer-protocol objects (e.g. memoryviews from a
-    transport) or device arrays. Raises CodecError on any malformed input:
-    transports rely on that to close only the offending link.
+    A class rather than nested closures so that a decode creates no reference
+    cycle: received memory is released as soon as the caller drops the decoded
+    object, without waiting for the cycle collector (transports recycle buffers
+    and shm segments on release).
     """
 
-    def ext_hook(code: int, data: bytes) -> Any:
+    __slots__ = ("buffers",)
+
+    def __init__(self, buffers: list[Any]) -> None:
+        self.buffers = buffers
+
+    def unpack(self, data: Any) -> Any:
+        return msgpack.unpackb(data, ext_hook=self.ext_hook, raw=False, strict_map_key=False)
+
+    def ext_hook(self, code: int, data: bytes) -> Any:
         if code == _EXT_OBJECT:
-            name, meta, first, count = unpack(data)
+            buffers = self.buffers
+            name, meta, first, count = self.unpack(data)
             if not (first >= 0 and count >= 0 and first + count <= len(buffers)):
                 raise CodecError(
                     f"header refers to buffers {first}..{first + count - 1} "
@@ -232,16 +242,23 @@ def decode(header: bytes | bytearray | memoryview, buffers: list[Any]) -> Any:
                 )
             return decode_parts(name, meta, buffers[first : first + count])
         if code == _EXT_TUPLE:
-            return tuple(unpack(data))
+            return tuple(self.unpack(data))
         if code == _EXT_BIGINT:
             return int(data)
         raise CodecError(f"unknown msgpack extension code {code} in codec header")
 
-    def unpack(data: Any) -> Any:
-        return msgpack.unpackb(data, ext_hook=ext_hook, raw=False, strict_map_key=False)
 
+def decode(header: bytes | bytearray | memoryview, buffers: list[Any]) -> Any:
+    """Decode what :func:`encode` produced, wrapping ``buffers`` without copying.
+
+    ``buffers`` may be any buffer-protocol objects (e.g. memoryviews from a
+    transport) or device arrays. Creates no reference cycle: the buffers live
+    exactly as long as the decoded objects that wrap them. Raises CodecError on
+    any malformed input: transports rely on that to close only the offending link.
+    """
+    decoder = _Decoder(buffers)
     try:
-        return unpack(header)
+        return decoder.unpack(header)
     except CodecError:
         raise
     except Exception as exc:
