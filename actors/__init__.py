@@ -6,7 +6,10 @@ uproot, matplotlib); those load on first use.
 
 from __future__ import annotations
 
-from .actor import Actor
+from .core.actor import Actor
+from .core.ref import ActorRef
+from .core.supervision import SupervisorPolicy
+from .core.system import ActorSystem
 from .errors import (
     ActorDead,
     ActorError,
@@ -27,9 +30,6 @@ from .errors import (
     SchemaMismatch,
     TransportError,
 )
-from .ref import ActorRef
-from .supervision import SupervisorPolicy
-from .system import ActorSystem
 
 __version__ = "0.1.0"
 

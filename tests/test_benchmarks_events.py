@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from actors.framework import Process
-from actors.topology import load_topology
+from actors.launch.topology import load_topology
 from benchmarks.bench_modules import Stamp
 from benchmarks.chains import Chain, write_chain
 from benchmarks.events import grid

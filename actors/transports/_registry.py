@@ -25,8 +25,8 @@ __all__ = [
 
 _BUILTIN: dict[str, str] = {
     "inproc": "actors.transports.inproc:InprocBackend",
-    "tcp": "actors.transports.tcp:TCPBackend",
-    "shm": "actors.transports.shm:SHMBackend",
+    "tcp": "actors.transports.stream.tcp:TCPBackend",
+    "shm": "actors.transports.stream.shm:SHMBackend",
     "mpi": "actors.transports.mpi:MPIBackend",
     "ucx": "actors.transports.ucx:UCXBackend",
 }

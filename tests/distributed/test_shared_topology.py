@@ -8,7 +8,7 @@ import pytest
 
 from actors.errors import ConfigError
 from actors.launch import build_plan
-from actors.topology import load_topology
+from actors.launch.topology import load_topology
 
 OFFLOAD = Path(__file__).resolve().parents[2] / "examples" / "offload"
 

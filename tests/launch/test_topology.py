@@ -11,7 +11,7 @@ import pytest
 from actors import ConfigError
 from actors.distributed.endpoints import LinkTable
 from actors.launch import build_plan
-from actors.topology import load_topology
+from actors.launch.topology import load_topology
 
 PROCESS = """
 [process]

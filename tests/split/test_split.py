@@ -170,9 +170,9 @@ def test_synthetic_pairs_both_ways_with_duplicate_and_decision() -> None:
 
 
 def _run_embedded(topology: Path) -> None:
-    from actors._launch_embedded import run_topology_async
     from actors.launch import build_plan
-    from actors.topology import load_topology
+    from actors.launch._embedded import run_topology_async
+    from actors.launch.topology import load_topology
 
     topo = load_topology(topology)
     topo.override(transport="inproc")

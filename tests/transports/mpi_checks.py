@@ -204,7 +204,7 @@ async def cancel_race_server(link: Link) -> None:
     # Deterministic form of the race behind a former "header message of 0 bytes"
     # ProtocolError: the poller completes the header receive, and the recv is
     # cancelled before its task resumes. Nothing may be lost.
-    from actors.transports._mpi_runtime import poller
+    from actors.transports.mpi._runtime import poller
 
     for size in (8, 1 << 20):
         task = asyncio.ensure_future(link.recv())

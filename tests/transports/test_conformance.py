@@ -25,8 +25,8 @@ import pytest
 
 from actors.errors import AuthenticationError, PeerLost, ProtocolError
 from actors.transports import Link, Listener, connect, listen, split_url
-from actors.transports._framing import ENTRY, MAGIC, PREFIX, VERSION
 from actors.transports._handshake import client_handshake
+from actors.transports.stream._framing import ENTRY, MAGIC, PREFIX, VERSION
 from tests.transports import conformance
 from tests.transports.schemes import CROSS_PROCESS, LISTEN_URLS, params, require
 
@@ -40,13 +40,13 @@ def peer_script_url(listener: Listener) -> str:
 
 
 def _raw_tcp(rest: str) -> socket.socket:
-    from actors.transports.tcp import parse_host_port
+    from actors.transports.stream.tcp import parse_host_port
 
     return socket.create_connection(parse_host_port(rest), timeout=10)
 
 
 def _raw_shm(rest: str) -> socket.socket:
-    from actors.transports.shm import _socket_name
+    from actors.transports.stream.shm import _socket_name
 
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(10)
@@ -303,7 +303,7 @@ async def test_garbage_connection_refused(
 async def test_silent_connection_dropped(
     raw_listener: Listener, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("actors.transports._listen.HANDSHAKE_TIMEOUT", 0.2)
+    monkeypatch.setattr("actors.transports.stream._listen.HANDSHAKE_TIMEOUT", 0.2)
     caplog.set_level(logging.WARNING, "actors.transports")
     sock = raw_connect(raw_listener.address)
     await asyncio.to_thread(_read_to_eof, sock)

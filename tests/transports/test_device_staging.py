@@ -57,9 +57,9 @@ async def test_device_buffers_staged_once_each_way(
 ) -> None:
     require(scheme)
     copies = Copies()
-    for module in ("actors.transports._stream", "actors.transports.shm"):
+    for module in ("actors.transports.stream._link", "actors.transports.stream.shm"):
         monkeypatch.setattr(f"{module}.device_to_host", copies.device_to_host)
-    monkeypatch.setattr("actors.transports._stream.host_to_device", copies.host_to_device)
+    monkeypatch.setattr("actors.transports.stream._link.host_to_device", copies.host_to_device)
     small, big = np.arange(100, dtype=np.uint8), np.arange(1 << 20, dtype=np.uint32)
     async with await listen(LISTEN_URLS[scheme]()) as lst:
         client = await connect(lst.address)

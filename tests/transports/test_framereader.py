@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from actors.errors import ProtocolError
-from actors.transports._framereader import SCRATCH, FrameReader
-from actors.transports._framing import (
+from actors.transports.stream._framereader import SCRATCH, FrameReader
+from actors.transports.stream._framing import (
     FLAG_DEVICE,
     FLAG_SHM,
     KIND_ACK,

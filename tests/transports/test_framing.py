@@ -8,7 +8,8 @@ import socket
 import pytest
 
 from actors.errors import AuthenticationError, ProtocolError
-from actors.transports._framing import (
+from actors.transports._handshake import client_handshake, server_handshake
+from actors.transports.stream._framing import (
     ENTRY,
     FLAG_DEVICE,
     KIND_DATA,
@@ -20,7 +21,6 @@ from actors.transports._framing import (
     parse_prefix,
     parse_table,
 )
-from actors.transports._handshake import client_handshake, server_handshake
 
 
 def test_preamble_round_trip() -> None:

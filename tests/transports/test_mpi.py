@@ -189,7 +189,7 @@ async def test_bad_address_is_a_config_error(address: str) -> None:
 
 
 def test_framing_round_trip_and_malformed_frames() -> None:
-    from actors.transports._mpi_link import pack_header, unpack_header
+    from actors.transports.mpi._link import pack_header, unpack_header
 
     frame = pack_header(0, b"hdr", [5, 3, 0], [0, 2, 1], [b"abc"])
     kind, header, sizes, flags, offset = unpack_header(frame, max_size=1 << 20)
@@ -208,7 +208,7 @@ def test_framing_round_trip_and_malformed_frames() -> None:
 
 
 def test_receive_pool_reuses_memory_only_after_every_view_is_gone() -> None:
-    from actors.transports._mpi_pool import MIN_POOLED, BufferPool
+    from actors.transports.mpi._pool import MIN_POOLED, BufferPool
 
     pool = BufferPool(max_free_bytes=2 * MIN_POOLED)
     first = pool.take(MIN_POOLED)
@@ -239,7 +239,7 @@ def test_receive_pool_reuses_memory_only_after_every_view_is_gone() -> None:
 
 
 def test_framing_long_announcement_and_header_bytes() -> None:
-    from actors.transports._mpi_frame import KIND_LONG, MAGIC, PREFIX, pack_header, unpack_header
+    from actors.transports.mpi._frame import KIND_LONG, MAGIC, PREFIX, pack_header, unpack_header
 
     assert unpack_header(PREFIX.pack(MAGIC, KIND_LONG, 0, 5000), 10)[::4] == (KIND_LONG, 5000)
     frame = pack_header(0, b"h" * 10, [1 << 20] * 20, bytes(20))

@@ -6,7 +6,7 @@ import gc
 
 import numpy as np
 
-from actors.transports._recvcache import RecvCache
+from actors.transports.stream._recvcache import RecvCache
 
 
 def test_reused_only_after_every_reference_is_gone() -> None:

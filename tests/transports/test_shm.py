@@ -12,7 +12,7 @@ import pytest
 
 from actors.errors import ConfigError
 from actors.transports import Link, connect, listen
-from actors.transports import shm as shm_module
+from actors.transports.stream import shm as shm_module
 
 BIG = 1 << 20  # above INLINE_MAX: travels in a segment
 

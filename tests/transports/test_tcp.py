@@ -8,7 +8,7 @@ import pytest
 
 from actors.errors import ConfigError
 from actors.transports import connect, listen
-from actors.transports.tcp import parse_host_port
+from actors.transports.stream.tcp import parse_host_port
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ PEER_SCRIPT = Path(__file__).with_name("peer.py")
 async def ucx_ready() -> None:
     """Skip unless ucxx imports and a UCX context + worker can be made here."""
     try:
-        from actors.transports import _ucx_progress
+        from actors.transports.ucx import _progress as _ucx_progress
 
         eng = _ucx_progress.engine()
     except (BackendUnavailable, ImportError) as exc:
@@ -219,7 +219,7 @@ async def test_killed_peer_fails_pending_recv_and_next_send(ucx_ready: None) -> 
 
 async def test_quiet_link_sleeps_instead_of_polling(pair: tuple[Link, Link]) -> None:
     """A pending recv on a quiet link: the engine arms the worker and sleeps."""
-    from actors.transports import _ucx_progress
+    from actors.transports.ucx import _progress as _ucx_progress
 
     server, client = pair
     eng = _ucx_progress.engine()
@@ -248,7 +248,7 @@ async def test_quiet_link_sleeps_instead_of_polling(pair: tuple[Link, Link]) -> 
 
 
 def test_missing_ucxx_raises_backend_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
-    from actors.transports import _ucx_progress
+    from actors.transports.ucx import _progress as _ucx_progress
 
     monkeypatch.setattr(_ucx_progress, "_ucxx", None)
     monkeypatch.setitem(sys.modules, "ucxx", None)

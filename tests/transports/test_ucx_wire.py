@@ -7,7 +7,7 @@ import struct
 import pytest
 
 from actors.errors import ProtocolError
-from actors.transports import _ucx_wire as wire
+from actors.transports.ucx import _wire as wire
 
 
 def _parse(prefix: bytes, max_size: int = 1 << 30) -> wire.Layout:

@@ -1,0 +1,142 @@
+"""``ActorRef``: the one way to talk to an actor, local or remote."""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ActorDead, AskTimeout
+
+if TYPE_CHECKING:
+    from ._cell import ActorCell
+
+__all__ = ["ActorRef", "LocalActorRef"]
+
+
+class ActorRef(abc.ABC):
+    """A location-transparent handle on an actor.
+
+    ``tell`` / ``ask`` / ``stop`` behave the same whether the actor lives in
+    this process (:class:`LocalActorRef`) or behind a link
+    (:class:`~actors.core.remote.RemoteActorRef`); remote refs may also raise
+    :class:`~actors.PeerLost`. Loop rule: use a ref only from the event loop
+    of the :class:`~actors.ActorSystem` that made it.
+    """
+
+    #: The actor's name in its system.
+    name: str
+
+    @abc.abstractmethod
+    async def tell(self, message: Any) -> None:
+        """Send ``message`` without waiting for it to be processed.
+
+        Awaits while the actor's mailbox is full (backpressure). Raises
+        :class:`~actors.ActorDead` if the actor is stopped (also when it stops
+        while this call waits for mailbox space).
+        """
+
+    @abc.abstractmethod
+    async def ask(self, message: Any, timeout: float | None = None) -> Any:
+        """Send ``message`` and return the actor's reply.
+
+        ``timeout`` (seconds, None = no limit) covers the whole round trip,
+        waiting for mailbox space included; on expiry raises
+        :class:`~actors.AskTimeout`. Raises what ``receive`` raised, or
+        :class:`~actors.ActorDead` if the actor stops before replying.
+        """
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Stop the actor and wait until it has stopped; idempotent.
+
+        The message being processed finishes; nothing more is processed and
+        the asks still in the mailbox raise :class:`~actors.ActorDead`. Called
+        from inside the actor (or one of its children), it only requests the
+        stop and returns at once.
+        """
+
+    @property
+    @abc.abstractmethod
+    def is_alive(self) -> bool:
+        """False once the actor is known to be stopped."""
+
+
+def _expire(fut: asyncio.Future[Any], name: str, timeout: float) -> None:
+    if not fut.done():
+        fut.set_exception(AskTimeout(f"no reply from actor {name!r} within {timeout} s"))
+
+
+class LocalActorRef(ActorRef):
+    """A reference to an actor in this process (its mailbox is an asyncio.Queue)."""
+
+    __slots__ = ("_cell", "name")
+
+    def __init__(self, cell: ActorCell) -> None:
+        self._cell = cell
+        self.name = cell.name
+
+    @property
+    def is_alive(self) -> bool:
+        return not self._cell.dead
+
+    async def tell(self, message: Any) -> None:
+        cell = self._cell
+        if cell.dead:
+            raise cell.dead_error()
+        mailbox = cell.mailbox
+        if mailbox.full():
+            await cell.put_blocking((message, None))
+        else:
+            mailbox.put_nowait((message, None))
+
+    async def ask(self, message: Any, timeout: float | None = None) -> Any:
+        cell = self._cell
+        if cell.dead:
+            raise cell.dead_error()
+        loop = cell.loop
+        fut: asyncio.Future[Any] = loop.create_future()
+        item = (message, fut)
+        if timeout is None:
+            await self._put(item, None)
+            return await fut
+        deadline = loop.time() + timeout
+        await self._put(item, deadline, timeout)
+        handle = loop.call_at(deadline, _expire, fut, self.name, timeout)
+        try:
+            return await fut
+        finally:
+            handle.cancel()
+
+    async def _put(
+        self, item: tuple[Any, asyncio.Future[Any]], deadline: float | None, timeout: float = 0.0
+    ) -> None:
+        cell = self._cell
+        if not cell.mailbox.full():
+            cell.mailbox.put_nowait(item)
+            return
+        try:
+            async with asyncio.timeout_at(deadline):
+                await cell.put_blocking(item)
+        except ActorDead:
+            fut = item[1]
+            if fut.done() and not fut.cancelled():
+                fut.exception()  # the drain failed it too; we raise instead
+            raise
+        except TimeoutError:
+            raise AskTimeout(
+                f"no reply from actor {self.name!r} within {timeout} s (its mailbox stayed full)"
+            ) from None
+
+    async def stop(self) -> None:
+        await self._cell.stop()
+
+    def __repr__(self) -> str:
+        state = "alive" if not self._cell.dead else "dead"
+        return f"<ActorRef {self.name!r} in {self._cell.system.name!r} ({state})>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LocalActorRef) and other._cell is self._cell
+
+    def __hash__(self) -> int:
+        return id(self._cell)

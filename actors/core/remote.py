@@ -1,0 +1,270 @@
+"""Location transparency: serving a system's actors on a link, and remote refs.
+
+``await system.serve(url)`` listens with :func:`actors.transports.listen`;
+every accepted link gets a reader task (requests in) and a writer task
+(replies out). ``await system.remote(url, name)`` connects once per URL and
+returns a :class:`RemoteActorRef` whose ``tell``/``ask``/``stop`` become
+frames on that link (see :mod:`actors.core._wire` for the frame layout); payloads
+and replies are encoded by :mod:`actors.codecs`, so arrays travel as raw
+buffers.
+
+Backpressure: frames leave through a bounded per-link outbox, and the serving
+side's reader awaits mailbox space before it reads the next frame; so a full
+remote mailbox stalls the reader, the transport's buffers fill, and the
+sender's ``tell`` waits. One full mailbox thus slows every request on that
+link (one link per pair of systems and direction); asks in flight on one
+served link are bounded by ``max_inflight``.
+
+Failures: a lost link (peer died, closed, sent garbage) fails the asks
+pending on it with :class:`~actors.PeerLost` at once, and later
+tells/asks/stops through refs on it raise ``PeerLost``; call
+``system.remote`` again to reconnect. Tells still queued in the outbox when
+the link dies are lost (logged). The ask timeout covers the whole round trip.
+A tell to an actor that does not exist (any more) on the serving side makes
+later calls through that ref raise :class:`~actors.ActorDead`.
+
+Loop rules: everything here runs on the owning system's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ..codecs import decode, encode
+from ..errors import ActorDead, AskTimeout, CodecError, PeerLost, ProtocolError
+from ..transports import Link, Listener, connect, listen
+from . import _wire
+from ._serving import MAX_INFLIGHT, Frame, Outbox, ServedLink
+from .ref import ActorRef
+
+if TYPE_CHECKING:
+    from .system import ActorSystem
+
+__all__ = ["RemoteActorRef", "RemoteHub"]
+
+log = logging.getLogger("actors.core.remote")
+
+#: Frames waiting to be sent on one client link before tell/ask wait.
+OUTBOX_SIZE = 64
+
+
+class _ClientLink:
+    """The calling side of one link to a serving system."""
+
+    def __init__(self, url: str, link: Link) -> None:
+        self.url = url
+        self.link = link
+        self.lost: BaseException | None = None
+        self.dead_targets: set[str] = set()
+        self._pending: dict[int, tuple[str, asyncio.Future[Any]]] = {}
+        self._ids = itertools.count(1)
+        self._outbox = Outbox(link, OUTBOX_SIZE, self._lose)
+        self.reader = asyncio.get_running_loop().create_task(
+            self._read(), name=f"actor link reader {url}"
+        )
+
+    def _lose(self, exc: BaseException) -> None:
+        if self.lost is None:
+            self.lost = exc
+            log.info("link to %s lost: %s", self.url, exc)
+        pending, self._pending = self._pending, {}
+        for target, fut in pending.values():
+            if not fut.done():
+                fut.set_exception(self._lost_error(target))
+        self._drop_queued()
+
+    def _drop_queued(self) -> None:
+        """Empty the outbox so that callers blocked on it wake up (and raise)."""
+        queue = self._outbox.queue
+        dropped = queue.qsize()
+        while not queue.empty():
+            queue.get_nowait()
+        if dropped:
+            log.warning("link to %s lost with %d unsent frame(s)", self.url, dropped)
+
+    async def _enqueue(self, frame: Frame, target: str) -> None:
+        await self._outbox.queue.put(frame)
+        if self.lost is not None:  # lost while we waited for room
+            self._drop_queued()
+            raise self._lost_error(target)
+
+    def _lost_error(self, target: str) -> PeerLost:
+        err = PeerLost(f"link to {self.url} lost (actor {target!r}): {self.lost}")
+        err.__cause__ = self.lost
+        return err
+
+    def check(self, target: str) -> None:
+        if self.lost is not None:
+            raise self._lost_error(target)
+        if target in self.dead_targets:
+            raise ActorDead(f"actor {target!r} at {self.url} is stopped")
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                header, buffers = await self.link.recv()
+                self._on_frame(header, buffers)
+        except (PeerLost, ProtocolError) as exc:
+            self._lose(exc)
+        finally:
+            self._lose(PeerLost(f"link to {self.url} closed"))
+            await self.link.close()
+
+    def _on_frame(self, header: bytes, buffers: list[Any]) -> None:
+        kind, target, corr, body = _wire.unpack_header(header, self.url)
+        if kind == _wire.ERROR and corr == 0:
+            self.dead_targets.add(target)
+            return
+        entry = self._pending.pop(corr, None)
+        if entry is None or entry[1].done():
+            return  # the asker timed out or was cancelled
+        fut = entry[1]
+        if kind == _wire.REPLY:
+            try:
+                fut.set_result(decode(body, buffers))
+            except CodecError as exc:
+                fut.set_exception(exc)
+        elif kind == _wire.ERROR:
+            fut.set_exception(_wire.exception_from_wire(body, f"actor {target!r} at {self.url}"))
+        else:
+            raise ProtocolError(f"unexpected frame kind {kind} from server {self.url}")
+
+    async def tell(self, target: str, message: Any) -> None:
+        self.check(target)
+        body, buffers = encode(message)
+        await self._enqueue((_wire.pack_header(_wire.TELL, target, 0, body), buffers, 0), target)
+
+    async def request(self, kind: int, target: str, message: Any, timeout: float | None) -> Any:
+        self.check(target)
+        body, buffers = encode(message)
+        corr = next(self._ids)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[corr] = (target, fut)
+        frame = (_wire.pack_header(kind, target, corr, body), buffers, corr)
+        try:
+            async with asyncio.timeout(timeout) as deadline:
+                await self._enqueue(frame, target)
+                return await fut
+        except TimeoutError:
+            if deadline.expired():
+                raise AskTimeout(
+                    f"no reply from actor {target!r} at {self.url} within {timeout} s"
+                ) from None
+            raise
+        finally:
+            self._pending.pop(corr, None)
+
+    async def close(self) -> None:
+        await self.link.close()
+        self._outbox.task.cancel()
+        await asyncio.wait([self.reader, self._outbox.task])
+
+
+class RemoteActorRef(ActorRef):
+    """A ref to an actor of another system, reached through a link.
+
+    Same contract as :class:`~actors.ActorRef`, plus :class:`~actors.PeerLost`
+    when the link is lost. Exceptions raised by the remote ``receive`` come
+    back as their own type when builtin or from :mod:`actors.errors`, else as
+    :class:`~actors.RemoteError`; the remote traceback is in a note.
+    """
+
+    def __init__(self, client: _ClientLink, name: str) -> None:
+        self._client = client
+        self.name = name
+
+    @property
+    def is_alive(self) -> bool:
+        return self._client.lost is None and self.name not in self._client.dead_targets
+
+    async def tell(self, message: Any) -> None:
+        await self._client.tell(self.name, message)
+
+    async def ask(self, message: Any, timeout: float | None = None) -> Any:
+        return await self._client.request(_wire.ASK, self.name, message, timeout)
+
+    async def stop(self) -> None:
+        if self.name in self._client.dead_targets:
+            return
+        await self._client.request(_wire.STOP, self.name, None, None)
+        self._client.dead_targets.add(self.name)
+
+    def __repr__(self) -> str:
+        return f"<RemoteActorRef {self.name!r} at {self._client.url}>"
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, RemoteActorRef)
+            and other._client is self._client
+            and other.name == self.name
+        )
+
+    def __hash__(self) -> int:
+        return hash((id(self._client), self.name))
+
+
+class RemoteHub:
+    """A system's listeners, served links and client links (made on first use)."""
+
+    def __init__(self, system: ActorSystem, max_inflight: int = MAX_INFLIGHT) -> None:
+        self.system = system
+        self.max_inflight = max_inflight
+        self._listeners: list[tuple[Listener, asyncio.Task[None]]] = []
+        self._served: dict[ServedLink, asyncio.Task[None]] = {}
+        self._clients: dict[str, _ClientLink] = {}
+
+    async def serve(self, url: str, *, secret: bytes | str | None) -> str:
+        listener = await listen(url, secret=secret)
+        task = asyncio.get_running_loop().create_task(
+            self._accept(listener), name=f"actor listener {listener.address}"
+        )
+        self._listeners.append((listener, task))
+        log.info("system %r serves its actors at %s", self.system.name, listener.address)
+        return listener.address
+
+    async def _accept(self, listener: Listener) -> None:
+        async for link in listener:
+            served = ServedLink(self.system, link, self.max_inflight)
+            task = asyncio.get_running_loop().create_task(
+                served.run(), name=f"actor served link {link.peer}"
+            )
+            self._served[served] = task
+            task.add_done_callback(functools.partial(self._forget_served, served))
+
+    def _forget_served(self, served: ServedLink, _task: asyncio.Task[None]) -> None:
+        self._served.pop(served, None)
+
+    async def remote(
+        self, url: str, name: str, *, secret: bytes | str | None, timeout: float
+    ) -> RemoteActorRef:
+        client = self._clients.get(url)
+        if client is None or client.lost is not None:
+            link = await connect(url, secret=secret, timeout=timeout)
+            client = self._clients[url] = _ClientLink(url, link)
+        try:
+            await client.request(_wire.LOOKUP, name, None, timeout)
+        except AskTimeout:
+            raise PeerLost(f"no answer from {url} within {timeout} s") from None
+        return RemoteActorRef(client, name)
+
+    async def close_servers(self) -> None:
+        for listener, _task in self._listeners:
+            await listener.close()
+        tasks = [t for _l, t in self._listeners] + list(self._served.values())
+        for served in list(self._served):
+            await served.close()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        self._listeners.clear()
+
+    async def close_clients(self) -> None:
+        clients = list(self._clients.values())
+        self._clients.clear()
+        for client in clients:
+            await client.close()

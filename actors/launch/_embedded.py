@@ -1,0 +1,92 @@
+"""Run every process of a topology inside this Python process (``inproc://`` links).
+
+Each logical process gets its own framework job on the one event loop, with its
+own link table (a context variable, see :func:`actors.distributed.endpoints.use_links`),
+its own worker threads and its own reports. This is also how a notebook runs
+a topology. If one job fails, the others are cancelled and the launcher exits
+non-zero after printing which process failed and why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import sys
+import time
+import traceback
+from typing import Any
+
+from rich.console import Console
+
+from ..distributed.endpoints import use_links
+from ..errors import ActorsError, ModuleError
+from .cli import LaunchPlan, ProcessLaunch
+from .topology import Topology
+
+__all__ = ["run_embedded", "run_topology_async"]
+
+
+def run_embedded(plan: LaunchPlan, topology: Topology) -> int:
+    """Blocking entry point used by the launcher; returns the exit status."""
+    console = Console(stderr=True)
+    try:
+        reports = asyncio.run(run_topology_async(plan, topology))
+    except KeyboardInterrupt:
+        console.print("[red]interrupted[/red]")
+        return 130
+    except ActorsError as exc:
+        console.print(f"[red]error: {exc}[/red]", highlight=False)
+        if isinstance(exc, ModuleError) and exc.module_traceback:
+            console.print(exc.module_traceback, highlight=False, markup=False)
+        return 1
+    for name, (report, wall) in reports.items():
+        Console(file=sys.stdout).rule(f"[bold]{name}[/bold]  ({wall:.2f} s)")
+        report.print()
+    return 0
+
+
+async def run_topology_async(plan: LaunchPlan, topology: Topology) -> dict[str, tuple[Any, float]]:
+    """Run all processes of ``plan`` concurrently on the running loop.
+
+    Returns ``{process name: (JobReport, wall seconds)}``. Raises the first
+    failure (ModuleError, ConfigError, PeerLost ...), naming the process.
+    """
+    results: dict[str, tuple[Any, float]] = {}
+
+    async def one(proc: ProcessLaunch) -> None:
+        start = time.perf_counter()
+        try:
+            report = await _run_one(proc, topology)
+        except ActorsError as exc:
+            exc.add_note(f"in process {proc.name!r} ({proc.spec.config})")
+            raise
+        except Exception as exc:
+            raise ActorsError(
+                f"process {proc.name!r} failed: {exc!r}\n{traceback.format_exc()}"
+            ) from exc
+        results[proc.name] = (report, time.perf_counter() - start)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for proc in plan.processes:
+                with use_links(proc.links):
+                    context = contextvars.copy_context()
+                group.create_task(one(proc), context=context)
+    except BaseExceptionGroup as group_error:
+        first = group_error.exceptions[0]
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
+    return results
+
+
+async def _run_one(proc: ProcessLaunch, topology: Topology) -> Any:
+    from ..framework import run_process
+    from .cli import config_roles, load_process_for
+
+    process = load_process_for(proc.spec.config, topology, config_roles(proc.spec.config))
+    return await run_process(
+        process,
+        threads=proc.spec.threads,
+        streams=proc.spec.streams,
+    )

@@ -1,0 +1,235 @@
+"""Running a :class:`~actors.launch.LaunchPlan`: processes, logs, progress, summary.
+
+Subprocesses start in their own session so that a whole process tree can be
+stopped; when one process fails the others get SIGTERM, then SIGKILL after a
+grace period (after giving them ``_SETTLE_S`` to end on their own and
+report what they lost), and nothing is left behind on Ctrl-C either. Lines a process
+prints that start with the progress/report marks are consumed here (progress
+bar, summary) instead of being echoed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from .cli import PROGRESS_MARK, REPORT_MARK, LaunchPlan
+from .topology import Topology
+
+__all__ = ["run_plan"]
+
+_GRACE_S = 5.0
+_SETTLE_S = 2.0
+_RANK_PREFIX = re.compile(r"^\[(\d+)\] ?")
+# Hydra's -prepend-rank writes the next chunk's prefix before a lone newline
+# (unbuffered output: text and newline arrive as two writes): drop it.
+_RANK_SUFFIX = re.compile(r"\[\d+\] ?$")
+
+
+@dataclass
+class _State:
+    """What the launcher learns from the processes' marker lines."""
+
+    names: list[str]
+    done: dict[str, int] = field(default_factory=dict)
+    total: int | None = None
+    reports: dict[str, dict[str, Any]] = field(default_factory=dict)
+    exit_codes: dict[str, int] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+
+
+def run_plan(plan: LaunchPlan, topology: Topology, *, timeout: float | None = None) -> int:
+    """Run every process of ``plan``; returns the launcher's exit status."""
+    if plan.engine == "embedded":
+        from ._embedded import run_embedded
+
+        return run_embedded(plan, topology)
+    console = Console(stderr=True)
+    state = _State([p.name for p in plan.processes])
+    try:
+        return asyncio.run(_supervise(plan, state, console, timeout))
+    except KeyboardInterrupt:
+        console.print("[red]interrupted: all processes stopped[/red]")
+        return 130
+    finally:
+        _print_summary(state, console)
+
+
+async def _supervise(
+    plan: LaunchPlan, state: _State, console: Console, timeout: float | None
+) -> int:
+    names = ["mpiexec"] if plan.engine == "mpiexec" else [p.name for p in plan.processes]
+    children: list[asyncio.subprocess.Process] = []
+    with _progress(console) as progress:
+        task_id = progress.add_task("events", total=None)
+        try:
+            for cmd, env in zip(plan.commands, _envs(plan), strict=True):
+                proc = await asyncio.create_subprocess_exec(
+                    *cmd,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.STDOUT,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    env=env,
+                    start_new_session=True,
+                )
+                children.append(proc)
+            async with asyncio.timeout(timeout):
+                return await _watch(children, names, state, console, progress, task_id)
+        except TimeoutError:
+            console.print(f"[red]timeout after {timeout} s: stopping every process[/red]")
+            return 124
+        finally:
+            await _stop_all(children)
+
+
+def _envs(plan: LaunchPlan) -> list[dict[str, str]]:
+    base = dict(os.environ)
+    base["PYTHONUNBUFFERED"] = "1"
+    if plan.engine == "subprocess":
+        return [{**base, **proc.env} for proc in plan.processes]
+    return [base for _ in plan.commands]
+
+
+async def _watch(
+    children: list[asyncio.subprocess.Process],
+    names: list[str],
+    state: _State,
+    console: Console,
+    progress: Progress,
+    task_id: Any,
+) -> int:
+    first_failure: list[int] = []
+
+    async def follow(proc: asyncio.subprocess.Process, name: str) -> None:
+        assert proc.stdout is not None
+        async for raw in proc.stdout:
+            _handle_line(raw.decode(errors="replace").rstrip("\n"), name, state, console)
+            progress.update(task_id, completed=sum(state.done.values()), total=state.total)
+        code = await proc.wait()
+        state.exit_codes[name] = code
+        if code != 0 and not first_failure:
+            first_failure.append(code)
+            console.print(
+                f"[red]process {name!r} failed with exit code {code}; stopping the others[/red]"
+            )
+            await _settle(children)
+            await _stop_all(children)
+
+    async with asyncio.TaskGroup() as group:
+        for proc, name in zip(children, names, strict=True):
+            group.create_task(follow(proc, name))
+    return _status(first_failure[0]) if first_failure else 0
+
+
+def _status(code: int) -> int:
+    return 128 - code if code < 0 else code  # a signal -N becomes 128+N
+
+
+def _handle_line(line: str, name: str, state: _State, console: Console) -> None:
+    """Echo one output line with its process prefix, or consume a marker line."""
+    match = _RANK_PREFIX.match(line) if name == "mpiexec" else None
+    if match:
+        name = state.names[int(match.group(1))] if int(match.group(1)) < len(state.names) else name
+        line = _RANK_SUFFIX.sub("", line[match.end() :])
+    if line.startswith((PROGRESS_MARK, REPORT_MARK)) and _consume_marker(line, name, state):
+        return
+    prefix = Text(f"[{name}] ", style="bold cyan")
+    console.print(prefix + Text(line), highlight=False, soft_wrap=True)
+
+
+def _consume_marker(line: str, name: str, state: _State) -> bool:
+    """Record a progress/report line; False (echo it instead) when it is not valid JSON."""
+    mark = PROGRESS_MARK if line.startswith(PROGRESS_MARK) else REPORT_MARK
+    try:
+        info = json.loads(line[len(mark) :])
+    except ValueError:
+        return False
+    if not isinstance(info, dict):
+        return False
+    if mark == REPORT_MARK:
+        state.reports[name] = info
+        return True
+    state.done[name] = int(info.get("done", 0))
+    if info.get("total") is not None and info.get("source", True):
+        state.total = int(info["total"])
+    return True
+
+
+async def _settle(children: list[asyncio.subprocess.Process]) -> None:
+    """Give the others ``_SETTLE_S`` to end on their own after a failure.
+
+    A controller whose follower died (or a follower whose controller died)
+    notices at once and reports what it lost (link, peer, events in flight);
+    stopping it first would lose that report.
+    """
+    alive = [asyncio.ensure_future(p.wait()) for p in children if p.returncode is None]
+    if alive:
+        _done, pending = await asyncio.wait(alive, timeout=_SETTLE_S)
+        for waiter in pending:
+            waiter.cancel()
+
+
+async def _stop_all(children: list[asyncio.subprocess.Process]) -> None:
+    alive = [p for p in children if p.returncode is None]
+    for proc in alive:
+        _signal_group(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + _GRACE_S
+    for proc in alive:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(proc.wait(), max(deadline - time.monotonic(), 0.01))
+        if proc.returncode is None:
+            _signal_group(proc.pid, signal.SIGKILL)
+            await proc.wait()
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+@contextlib.contextmanager
+def _progress(console: Console) -> Any:
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+    with progress:
+        yield progress
+
+
+def _print_summary(state: _State, console: Console) -> None:
+    table = Table(title="launch summary")
+    for column in ("process", "exit", "events", "wall (s)", "events/s"):
+        table.add_column(column, justify="right" if column != "process" else "left")
+    for name in state.names:
+        report = state.reports.get(name, {})
+        events = report.get("events")
+        wall = report.get("wall_s")
+        rate = f"{events / wall:,.0f}" if events and wall else "-"
+        code = state.exit_codes.get(name, state.exit_codes.get("mpiexec"))
+        table.add_row(
+            name,
+            "-" if code is None else str(code),
+            "-" if events is None else str(events),
+            "-" if wall is None else f"{wall:.2f}",
+            rate,
+        )
+    Console(file=sys.stdout).print(table)

@@ -1,0 +1,7 @@
+"""``python -m actors.split CONFIG.toml --offload LABEL ...``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,553 @@
+"""One ``mpi://`` link: messages over a private two-process communicator.
+
+A message is one header message on tag :data:`TAG_HEADER` (wire format in
+:mod:`actors.transports.mpi._frame`) followed by its buffers on tag
+:data:`TAG_DATA`, each non-empty buffer in chunks of at most :data:`CHUNK`
+bytes, one ``Isend`` each straight from its memory. Host buffers up to
+:data:`SMALL` bytes ride inside the header message instead (one small copy,
+like MPI's own eager protocol, saving a message). A header message larger than
+:data:`INLINE` bytes is announced on TAG_HEADER and follows on :data:`TAG_LONG`.
+
+Receiving: each side keeps one *persistent* receive (``Recv_init``) of INLINE
+bytes active on TAG_HEADER, restarted as soon as a header message has been
+parsed (a posted receive completes faster than a matched probe, and a
+persistent one costs no buffer parsing per message). Its state lives on the
+link, not in the waiting task: ``_hdr_in`` is True from the moment a ``Test``
+(ours or the poller's) completes it until it is restarted, and the request is
+tested only while it is active. Both matter because a completed persistent
+request is inactive, and ``Test`` on an inactive request answers "complete"
+with an *empty* status (0 bytes): a completion lost to a cancellation that
+raced with it would otherwise read as a 0-byte header message, and the real
+header would be gone. The receiver checks the
+sizes against ``max_message_size``, allocates every buffer (host: numpy
+``uint8``, from :mod:`actors.transports.mpi._pool` for large ones; device: cupy
+when MPI is CUDA-aware) and posts one ``Irecv`` per chunk straight into it: no
+staging copy, no pickle.
+
+Fast path (why a small round trip costs only a few Python calls): ``send``
+posts its ``Isend`` and tests it once; a small (eager) message is complete at
+once and ``send`` returns without yielding. ``recv`` tests the header receive
+first; only when nothing is there does it poll from its own task with
+``asyncio.sleep(0)`` for :data:`~actors.transports.mpi._runtime.SPIN_S`, then
+hands the wait to the loop's poller, which backs off (idle CPU stays low). No
+future or task is created per message on the fast path.
+
+Why messages never mix: every link has its own communicator (rank mode: a
+two-rank ``Create_group`` of ``COMM_WORLD``; port-file mode: the
+``Accept``/``Connect`` communicator), so links share nothing. Within a link,
+MPI's non-overtaking rule keeps same-tag messages in posting order; a ``send``
+posts its header and all its chunks synchronously (no await in between), so
+concurrent ``send`` calls cannot interleave, and ``recv`` posts all receives of
+one message before it looks at the next header.
+
+Cancellation: a ``recv`` cancelled before a header message came in loses
+nothing. Once a header message is in, the message belongs to the link: a
+``recv`` cancelled after that point leaves the rest of it to finish in a
+background task (``_stash``) whose result the next ``recv`` returns.
+
+Loop rules: every method runs on the loop that created the link (the poller is
+per loop); ``recv`` must not be called concurrently with itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ...buffers import as_host_view, device_empty, device_to_host, host_to_device
+from ...errors import BackendUnavailable, PeerLost, ProtocolError
+from .._base import Capabilities, Link, Message
+from ._drain import start_drain
+from ._frame import (
+    DEVICE,
+    INLINED,
+    KIND_BYE,
+    KIND_LONG,
+    KIND_MESSAGE,
+    MAGIC,
+    MAX_BUFFERS,
+    PREFIX,
+    pack_header,
+    unpack_header,
+)
+from ._pool import pool
+from ._runtime import MIN_SPINS, SPIN_S, Poller, abandon
+from ._side import SideChannel
+
+__all__ = [
+    "CHUNK",
+    "INLINE",
+    "SMALL",
+    "TAG_DATA",
+    "TAG_HEADER",
+    "TAG_LONG",
+    "MPILink",
+    "pack_header",
+    "unpack_header",
+]
+
+TAG_HEADER = 1
+TAG_DATA = 2
+TAG_LONG = 3
+INLINE = 4096  # bytes of the always-active header receive
+CHUNK = 1 << 30  # bytes per Isend/Irecv: stays below the 2 GiB count limit of MPI-3
+SMALL = 256  # host buffers up to this size travel inside the header message
+BYE_GRACE_S = 5.0  # after the peer's goodbye, how long to wait for its BYE
+_CUDA = "__cuda_array_interface__"
+
+
+def _inlined(data: Any, sizes: list[int], flags: bytes, offset: int) -> list[Any]:
+    """Copies of the inlined buffers of a header message (numpy ``uint8``
+    array ``data``), ``None`` in the places of the others."""
+    out: list[Any] = []
+    for size, flag in zip(sizes, flags, strict=True):
+        if flag & INLINED:
+            out.append(data[offset : offset + size].copy())
+            offset += size
+        else:
+            out.append(None)
+    return out
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # a stash nobody collects (link closed) logs nothing
+
+
+def _chunks(view: Any, nbytes: int) -> list[Any]:
+    if nbytes <= CHUNK:
+        return [view]
+    return [view[off : off + CHUNK] for off in range(0, nbytes, CHUNK)]
+
+
+class MPILink(Link):
+    """A link over a private communicator ``comm`` to rank ``remote`` in it.
+
+    Created by :mod:`actors.transports.mpi` once the side channel is up; the
+    side channel's events (death, graceful close) fail or finish pending calls.
+    """
+
+    def __init__(
+        self,
+        mpi: Any,
+        poller: Poller,
+        comm: Any,
+        remote: int,
+        peer: str,
+        caps: Capabilities,
+        max_message_size: int,
+        cuda_aware: bool,
+    ) -> None:
+        import numpy as np
+
+        self.capabilities = caps
+        self.peer = peer
+        self._mpi = mpi
+        self._byte = mpi.BYTE
+        self._poller = poller
+        self._comm = comm
+        self._remote = remote
+        self._max = max_message_size
+        self._cuda_aware = cuda_aware
+        self._side: SideChannel | None = None
+        self._probe: asyncio.Future[Any] | None = None
+        self._hdr = bytearray(INLINE)  # parsed through this (fast struct access)
+        self._hdr_view = np.frombuffer(self._hdr, np.uint8)  # inlined buffers copied from this
+        self._status = mpi.Status()
+        self._hdr_req = comm.Recv_init([self._hdr, mpi.BYTE], remote, TAG_HEADER)
+        self._hdr_req.Start()
+        self._hdr_in = False  # the header receive completed; its message is not parsed yet
+        self._stash: asyncio.Task[Message] | None = None  # rest of a message a cancelled recv took
+        self._closed = False
+        self._bye_received = False
+        self._lost: str | None = None  # why calls now raise PeerLost
+        self._peer_closing: str | None = None  # peer said goodbye: sends fail
+        self._peer_naps = False  # the peer's header wait is napping: ring on the next send
+
+    def attach(self, side: SideChannel) -> None:
+        self._side = side
+
+    def on_side_event(self, kind: str, reason: str) -> None:
+        """Side channel callback: ``"lost"`` fails everything now; ``"closed"``
+        fails sends now and lets ``recv`` drain up to the peer's BYE."""
+        if kind == "ring":
+            self._poller.ring()
+        elif kind == "napping":
+            self._peer_naps = True
+        elif kind == "closed":
+            self._peer_closing = reason
+            asyncio.get_running_loop().call_later(BYE_GRACE_S, self._lose, reason)
+        else:
+            self._lose(reason)
+
+    def _lose(self, reason: str) -> None:
+        """Fail pending and later calls with PeerLost(reason) (the first reason
+        sticks). A stashed message fails by itself: its task polls ``_lost``."""
+        if self._lost is None:
+            self._lost = reason
+        fut = self._probe
+        if fut is not None and not fut.done():
+            fut.set_exception(PeerLost(self._lost))
+
+    @property
+    def closed(self) -> bool:
+        return self._closed or self._lost is not None
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise PeerLost(f"link to {self.peer} is closed")
+        if self._lost is not None:
+            raise PeerLost(self._lost)
+
+    def _mpi_failed(self, exc: BaseException) -> PeerLost:
+        self._lose(f"MPI error on link to {self.peer}: {exc}")
+        assert self._lost is not None
+        return PeerLost(self._lost)
+
+    async def _complete(
+        self,
+        reqs: list[Any],
+        keep: Any,
+        *,
+        sending: bool,
+        on_cancel: Callable[[list[Any]], None] | None = None,
+    ) -> None:
+        """Wait for posted requests (in flight: MPI needs progress calls, so this
+        task polls them itself). Raises PeerLost when the link dies (requests
+        abandoned with their buffers). Cancelled: hands the unfinished requests
+        to ``on_cancel`` if given, else to the poller, which finishes them in
+        the background; re-raises in both cases."""
+        try:
+            while True:
+                await asyncio.sleep(0)
+                reqs = [r for r in reqs if not r.Test()]
+                if not reqs:
+                    return
+                reason = self._lost or (self._peer_closing if sending else None)
+                if reason is not None:
+                    abandon(reqs, keep)
+                    raise PeerLost(reason)
+        except asyncio.CancelledError:
+            if on_cancel is not None:
+                on_cancel(reqs)
+            else:
+                self._poller.submit(reqs, keep)
+            raise
+        except self._mpi.Exception as exc:
+            raise self._mpi_failed(exc) from exc
+
+    # -- send -------------------------------------------------------------------------
+
+    async def send(self, header: bytes, buffers: Sequence[Any] = ()) -> None:
+        if self._closed or self._lost is not None or self._peer_closing is not None:
+            self._check_open()
+            raise PeerLost(self._peer_closing)
+        header = bytes(header)
+        room = INLINE - PREFIX.size - len(header)
+        sizes: list[int] = []
+        flags = bytearray()
+        inline: list[Any] = []
+        big: list[Any] = []
+        for buf in buffers:
+            if hasattr(buf, _CUDA):
+                view = self._device_out(buf)
+                flag = DEVICE
+            else:  # as_host_view, inlined: this is the per-message hot path
+                view = memoryview(buf)
+                if view.format != "B" or view.ndim != 1 or not view.c_contiguous:
+                    view = as_host_view(view)
+                flag = 0
+            size = view.nbytes
+            room -= 9
+            if not flag and size <= SMALL and size <= room:
+                flag = INLINED
+                room -= size
+                inline.append(view)
+            elif size:
+                big.append(view)
+            sizes.append(size)
+            flags.append(flag)
+        total = len(header) + sum(sizes)
+        if total > self._max:
+            raise ProtocolError(
+                f"message of {total} bytes exceeds max_message_size={self._max} on {self.peer}"
+            )
+        frame = pack_header(KIND_MESSAGE, header, sizes, flags, inline)
+        reqs = self._post(frame, big)
+        if self._peer_naps:
+            self._ring()
+        if len(reqs) == 1 and reqs[0].Test():
+            return  # eager: done, no yield
+        await self._complete(reqs, (frame, big), sending=True)
+
+    def _ring(self) -> None:
+        self._peer_naps = False
+        if self._side is not None:
+            self._side.ring()
+
+    def _device_out(self, buf: Any) -> Any:
+        if not self._cuda_aware:
+            return memoryview(device_to_host(buf)).cast("B")  # the one staging copy
+        import cupy
+
+        cupy.cuda.get_current_stream().synchronize()
+        return cupy.asarray(buf).reshape(-1).view(cupy.uint8)
+
+    def _post(self, frame: bytes, big: list[Any]) -> list[Any]:
+        """Post the header message and every chunk, without yielding in between
+        (so that concurrent sends never interleave)."""
+        byte, comm, dest = self._byte, self._comm, self._remote
+        if len(frame) <= INLINE:
+            reqs = [comm.Isend([frame, byte], dest, TAG_HEADER)]
+        else:
+            announce = PREFIX.pack(MAGIC, KIND_LONG, 0, len(frame))
+            reqs = [
+                comm.Isend([announce, byte], dest, TAG_HEADER),
+                comm.Isend([frame, byte], dest, TAG_LONG),
+            ]
+        for view in big:
+            for chunk in _chunks(view, view.nbytes):
+                reqs.append(comm.Isend([chunk, byte], dest, TAG_DATA))
+        return reqs
+
+    # -- recv -------------------------------------------------------------------------
+
+    async def recv(self) -> Message:
+        if self._stash is not None:  # a cancelled recv left a message half received
+            return await self._finish_stash()
+        self._check_open()
+        try:
+            if not self._header_in():
+                await self._wait_header()
+        except self._mpi.Exception as exc:  # e.g. MPI_ERR_TRUNCATE: oversized header
+            await self._abort(f"bad header message from {self.peer}: {exc}")
+            raise ProtocolError(f"bad header message from {self.peer}: {exc}") from exc
+        # The header receive is inactive now: parse, copy out, restart it.
+        # From here on the message is ours: if this call is cancelled, the rest
+        # is finished in the background and handed to the next recv.
+        try:
+            kind, header, sizes, flags, offset = unpack_header(
+                self._hdr, self._max, self._status.Get_count(self._byte)
+            )
+        except ProtocolError as exc:
+            await self._abort(f"{exc} from {self.peer}")
+            raise ProtocolError(f"{exc} from {self.peer}; link closed") from None
+        if kind == KIND_LONG:
+            self._restart_header()
+            task = asyncio.get_running_loop().create_task(self._long_message(offset))
+            try:
+                return await asyncio.shield(task)
+            except asyncio.CancelledError:
+                self._keep(task)
+                raise
+        if len(flags) == 1 and flags[0] == INLINED:  # the common small message
+            out = [self._hdr_view[offset : offset + sizes[0]].copy()]
+        else:
+            out = _inlined(self._hdr_view, sizes, flags, offset) if flags else []
+        self._restart_header()
+        return await self._rest(kind, header, sizes, flags, out, stash=True)
+
+    async def _rest(
+        self,
+        kind: int,
+        header: bytes,
+        sizes: list[int],
+        flags: bytes,
+        out: list[Any],
+        *,
+        stash: bool,
+    ) -> Message:
+        """Receive the buffers of a parsed header message (``out`` holds the
+        inlined ones). ``stash``: when cancelled, the rest goes on in a task
+        whose message the next ``recv`` returns."""
+        if kind == KIND_BYE:
+            self._bye_received = True
+            self._lose(f"peer {self.peer} closed the link")
+            raise PeerLost(self._lost)
+        if flags.count(INLINED) == len(flags):  # nothing left to receive
+            return header, out
+        reqs = self._post_body(sizes, flags, out)
+
+        def finish_later(left: list[Any]) -> None:
+            task = asyncio.get_running_loop().create_task(
+                self._finish_body(left, header, out, flags)
+            )
+            self._keep(task)
+
+        await self._complete(reqs, out, sending=False, on_cancel=finish_later if stash else None)
+        return header, self._deliver(out, flags) if DEVICE in flags else out
+
+    async def _finish_body(
+        self, reqs: list[Any], header: bytes, out: list[Any], flags: bytes
+    ) -> Message:
+        await self._complete(reqs, out, sending=False)
+        return header, self._deliver(out, flags)
+
+    async def _long_message(self, size: int) -> Message:
+        """The whole message behind a KIND_LONG announcement of ``size`` bytes."""
+        kind, header, sizes, flags, out = await self._receive_long(size)
+        return await self._rest(kind, header, sizes, flags, out, stash=False)
+
+    def _keep(self, task: asyncio.Task[Message]) -> None:
+        """Stash the rest of a message taken by a cancelled recv for the next recv."""
+        task.add_done_callback(_retrieve)
+        self._stash = task
+
+    async def _finish_stash(self) -> Message:
+        task = self._stash
+        assert task is not None
+        try:
+            return await asyncio.shield(task)
+        finally:
+            if task.done():
+                self._stash = None
+
+    # -- the header receive -----------------------------------------------------------
+
+    def _header_in(self) -> bool:
+        """Non-blocking: True once the header receive holds a message that is not
+        parsed yet (``_status`` has its size). Tests the request only while it
+        is active: ``Test`` on the completed (inactive) request would answer
+        True with an empty status, i.e. a 0-byte message."""
+        if not self._hdr_in and self._hdr_req.Test(self._status):
+            self._hdr_in = True
+        return self._hdr_in
+
+    def _restart_header(self) -> None:
+        """The header message is parsed: receive the next one."""
+        self._hdr_in = False
+        self._hdr_req.Start()
+
+    async def _wait_header(self) -> None:
+        """Wait until :meth:`_header_in`: poll from this task for SPIN_S *and* at
+        least MIN_SPINS times (so that being descheduled on a loaded machine
+        does not count as a quiet link), then leave it to the poller's backoff.
+        Cancel-safe (nothing is lost). Raises PeerLost once the link is closed
+        or lost, also when a header message came in meanwhile (it stays in
+        for the close-time drain)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SPIN_S
+        spins = 0
+        while True:
+            await asyncio.sleep(0)
+            self._check_open()
+            if self._header_in():
+                return
+            spins += 1
+            if spins >= MIN_SPINS and loop.time() > deadline:
+                break
+        await self._poll_header()
+        self._check_open()
+
+    async def _poll_header(self) -> None:
+        """Hand the wait for a header message to the poller (backoff) until
+        :meth:`_header_in`. Cancel-safe: a completion that races with the
+        cancellation (the poller completed the request, the task was cancelled
+        before it resumed) is recorded in ``_hdr_in``, never lost. Raises
+        PeerLost when :meth:`_lose` fails the wait."""
+        self._probe = fut = self._poller.submit(
+            [self._hdr_req], None, passive=True, status=self._status
+        )
+        if self._side is not None and not self._closed:
+            self._side.napping()  # the peer rings on its next send
+        try:
+            await fut
+        finally:
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                self._hdr_in = True  # the poller's Test completed it
+            else:
+                fut.cancel()  # no-op when done; otherwise the poller forgets it
+            if self._probe is fut:
+                self._probe = None
+
+    async def _receive_long(self, size: int) -> tuple[int, bytes, list[int], bytes, list[Any]]:
+        """Receive and parse a header message too long for the header receive."""
+        import numpy as np
+
+        try:
+            if size > self._max + PREFIX.size + 9 * MAX_BUFFERS:
+                raise ProtocolError(f"header message of {size} bytes is too large")
+            data = np.empty(size, np.uint8)
+            req = self._comm.Irecv([data, self._byte], self._remote, TAG_LONG)
+            await self._complete([req], data, sending=False)
+            kind, header, sizes, flags, offset = unpack_header(data, self._max)
+            if kind == KIND_LONG:
+                raise ProtocolError("long header message announces another one")
+        except ProtocolError as exc:
+            await self._abort(f"{exc} from {self.peer}")
+            raise ProtocolError(f"{exc} from {self.peer}; link closed") from None
+        return kind, header, sizes, flags, _inlined(data, sizes, flags, offset)
+
+    def _post_body(self, sizes: list[int], flags: bytes, out: list[Any]) -> list[Any]:
+        """Allocate every non-inlined buffer into ``out`` and post its receives."""
+        byte, comm, src = self._byte, self._comm, self._remote
+        reqs: list[Any] = []
+        for i, (size, flag) in enumerate(zip(sizes, flags, strict=True)):
+            if out[i] is not None:
+                continue
+            target = self._allocate(size, flag)
+            out[i] = target
+            if size:
+                for chunk in _chunks(target, size):
+                    reqs.append(comm.Irecv([chunk, byte], src, TAG_DATA))
+        return reqs
+
+    def _allocate(self, size: int, flag: int) -> Any:
+        if flag & DEVICE and self._cuda_aware:
+            return device_empty(size)
+        return pool().take(size)
+
+    @staticmethod
+    def _deliver(out: list[Any], flags: bytes) -> list[Any]:
+        result = []
+        for buf, flag in zip(out, flags, strict=True):
+            if flag & DEVICE and not hasattr(buf, _CUDA):
+                with contextlib.suppress(BackendUnavailable):
+                    buf = host_to_device(buf)  # staged: the one copy on this side
+            result.append(buf)
+        return result
+
+    # -- close ------------------------------------------------------------------------
+
+    async def _abort(self, reason: str) -> None:
+        self._lose(reason)
+        await self.close()
+
+    async def close(self) -> None:
+        """Send BYE (after everything already sent), say goodbye on the side
+        channel, fail our own pending calls. Idempotent; never blocks > ~2 s.
+
+        Unless the peer's BYE was already received (or the peer is gone), a
+        background task then keeps receiving and discarding what the peer
+        sent until its BYE arrives, so that no message is left unmatched
+        inside MPI at finalize (see :mod:`actors.transports.mpi._drain`)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._lost is None:  # also when the peer is closing: it drains up to our BYE
+            bye = pack_header(KIND_BYE, b"", [], [])
+            req = self._comm.Isend([bye, self._byte], self._remote, TAG_HEADER)
+            with contextlib.suppress(PeerLost, TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self._complete([req], bye, sending=False)
+        if self._side is not None:
+            await self._side.close(goodbye=self._lost is None)
+        drain = self._lost is None and not self._bye_received
+        self._lose(f"link to {self.peer} is closed")
+        if drain:
+            start_drain(self)
+        else:
+            self._cancel_header_receive()
+
+    def _cancel_header_receive(self) -> None:
+        """Cancel (unless complete) and free the header receive; the link is done."""
+        req = self._hdr_req
+        try:
+            if not self._header_in():
+                req.Cancel()
+                req.Wait()  # a cancelled receive completes locally at once
+            req.Free()
+        except self._mpi.Exception:
+            abandon([req], (self._hdr, self._hdr_view))

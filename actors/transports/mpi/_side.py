@@ -1,0 +1,247 @@
+"""The TCP side channel of an ``mpi://`` link: rendezvous, secret and death watch.
+
+MPI cannot tell that a peer died: a receive from a SIGKILLed process simply
+never completes. Every MPI link therefore owns one small TCP connection to the
+same peer, opened at link setup:
+
+- the kernel closes it when the peer process dies, so EOF means death
+  (detected immediately on the same host and across hosts while the peer's
+  node is up);
+- each side writes a heartbeat byte every :data:`HEARTBEAT_S` seconds; silence
+  longer than :data:`HEARTBEAT_TIMEOUT_S` (node or network failure) means death
+  too. The timeout is long on purpose, so that a peer whose loop is busy for a
+  while is not declared dead (``ACTORS_MPI_HEARTBEAT_TIMEOUT_S``);
+- a graceful close writes ``C`` before closing, so the survivor knows the
+  in-band MPI ``BYE`` is coming and still delivers the messages before it;
+- the doorbell: a side whose header wait fell back to the poller's naps writes
+  ``n``; the peer's next ``send`` then writes ``w``, which wakes the napping
+  loop at once (the kernel wakes it, like any socket). See
+  :mod:`actors.transports.mpi._runtime` (progress) for why.
+
+Handshake lines (JSON, newline terminated, at most :data:`MAX_LINE` bytes) also
+carry the optional shared secret, so that a refused peer never reaches the
+blocking MPI ``Accept``/``Connect``.
+
+Addresses: a side listener binds ``ACTORS_MPI_SIDE_HOST`` if set, otherwise all
+interfaces, and advertises the host name plus its IPv4 addresses; a dialer on
+the same host uses 127.0.0.1 first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import os
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from ...errors import AuthenticationError, PeerLost, ProtocolError
+
+__all__ = [
+    "HEARTBEAT_S",
+    "HEARTBEAT_TIMEOUT_S",
+    "SideChannel",
+    "advertised",
+    "bind_host",
+    "check_secret",
+    "dial",
+    "read_json",
+    "write_json",
+]
+
+log = logging.getLogger("actors.transports.mpi")
+
+HEARTBEAT_S = float(os.environ.get("ACTORS_MPI_HEARTBEAT_S", "1.0"))
+HEARTBEAT_TIMEOUT_S = float(os.environ.get("ACTORS_MPI_HEARTBEAT_TIMEOUT_S", "30.0"))
+MAX_LINE = 8192
+_HEARTBEAT = b"h"
+_GOODBYE = b"C"
+_NAPPING = b"n"  # "my header wait went to the poller's naps: ring me when you send"
+_RING = b"w"  # "I sent you a message: poll now"
+
+
+def bind_host() -> str:
+    """Interface that side listeners bind (``ACTORS_MPI_SIDE_HOST`` or all)."""
+    return os.environ.get("ACTORS_MPI_SIDE_HOST", "0.0.0.0")  # token/secret checked
+
+
+def advertised(port: int) -> dict[str, Any]:
+    """What a peer needs to dial a side listener on ``port``."""
+    host = os.environ.get("ACTORS_MPI_SIDE_HOST")
+    if host:
+        addrs = [host]
+    else:
+        try:
+            addrs = socket.gethostbyname_ex(socket.gethostname())[2]
+        except OSError:
+            addrs = []
+        addrs = [a for a in addrs if not a.startswith("127.")]
+    return {"host": socket.gethostname(), "addrs": addrs, "port": port}
+
+
+async def dial(where: dict[str, Any], timeout: float) -> tuple[asyncio.StreamReader, Any]:
+    """Open a TCP connection to an advertised side listener within ``timeout`` s.
+
+    Raises OSError (the last failure) or TimeoutError.
+    """
+    addrs = list(where.get("addrs", []))
+    if where.get("host") == socket.gethostname() or not addrs:
+        addrs.insert(0, "127.0.0.1")
+    last: Exception = OSError(f"no address to dial in {where!r}")
+    async with asyncio.timeout(timeout):
+        for addr in addrs:
+            try:
+                reader, writer = await asyncio.open_connection(addr, int(where["port"]))
+            except OSError as exc:
+                last = exc
+                continue
+            _nodelay(writer)
+            return reader, writer
+    raise last
+
+
+def _nodelay(writer: Any) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+async def write_json(writer: Any, obj: dict[str, Any]) -> None:
+    writer.write(json.dumps(obj).encode() + b"\n")
+    await writer.drain()
+
+
+async def read_json(reader: asyncio.StreamReader, what: str) -> dict[str, Any]:
+    """Read one handshake line; ProtocolError if malformed, PeerLost on EOF."""
+    try:
+        line = await reader.readuntil(b"\n")
+    except asyncio.IncompleteReadError:
+        raise PeerLost(f"{what}: connection closed during handshake") from None
+    except asyncio.LimitOverrunError:
+        raise ProtocolError(f"{what}: handshake line longer than {MAX_LINE} bytes") from None
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        raise ProtocolError(f"{what}: malformed handshake line {line[:80]!r}") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError(f"{what}: handshake line is not an object: {line[:80]!r}")
+    return obj
+
+
+def proof(secret: bytes | None, nonce: str) -> str | None:
+    """HMAC of ``nonce`` under ``secret`` (None without a secret)."""
+    if secret is None:
+        return None
+    return hmac.new(secret, nonce.encode(), "sha256").hexdigest()
+
+
+def check_secret(secret: bytes | None, nonce: str, presented: object, what: str) -> None:
+    """Raise AuthenticationError unless ``presented`` proves knowledge of ``secret``."""
+    if secret is None:
+        return
+    expected = proof(secret, nonce)
+    assert expected is not None
+    if not isinstance(presented, str) or not hmac.compare_digest(presented, expected):
+        raise AuthenticationError(f"{what}: wrong or missing secret")
+
+
+class SideChannel:
+    """Watches one established side connection; reports death or graceful close.
+
+    ``on_event(kind, reason)`` is called once on the loop with kind ``"closed"``
+    (peer closed gracefully) or ``"lost"`` (EOF without goodbye, heartbeat
+    timeout, socket error); before that, any number of times with kind
+    ``"napping"`` or ``"ring"`` (the doorbell, reason ``""``). :meth:`close`
+    says goodbye and stops watching.
+    """
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: Any,
+        peer: str,
+        on_event: Callable[[str, str], None],
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._peer = peer
+        self._on_event: Callable[[str, str], None] | None = on_event
+        self._tasks = [
+            asyncio.get_running_loop().create_task(self._watch(), name=f"mpi-watch {peer}"),
+            asyncio.get_running_loop().create_task(self._beat(), name=f"mpi-beat {peer}"),
+        ]
+
+    def _report(self, kind: str, reason: str) -> None:
+        callback, self._on_event = self._on_event, None
+        if callback is not None:
+            callback(kind, reason)
+
+    async def _watch(self) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(HEARTBEAT_TIMEOUT_S):
+                    data = await self._reader.read(64)
+            except TimeoutError:
+                self._report("lost", f"no heartbeat from {self._peer} for {HEARTBEAT_TIMEOUT_S} s")
+                return
+            except OSError as exc:
+                self._report("lost", f"side channel to {self._peer} failed: {exc}")
+                return
+            if not data:
+                self._report("lost", f"peer {self._peer} died (side channel closed)")
+                return
+            if _GOODBYE in data:
+                self._report("closed", f"peer {self._peer} closed the link")
+                return
+            callback = self._on_event
+            if callback is not None:
+                if _NAPPING in data:
+                    callback("napping", "")
+                if _RING in data:
+                    callback("ring", "")
+
+    def _write(self, byte: bytes) -> None:
+        if self._on_event is None or self._writer.is_closing():
+            return
+        with contextlib.suppress(OSError, RuntimeError):
+            self._writer.write(byte)
+
+    def napping(self) -> None:
+        """Tell the peer that our header wait is napping (it rings on its next send)."""
+        self._write(_NAPPING)
+
+    def ring(self) -> None:
+        """Wake the peer's napping header wait (we just sent it a message)."""
+        self._write(_RING)
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            try:
+                self._writer.write(_HEARTBEAT)
+                await self._writer.drain()
+            except OSError as exc:
+                self._report("lost", f"side channel to {self._peer} failed: {exc}")
+                return
+
+    async def close(self, goodbye: bool) -> None:
+        """Stop watching; write the goodbye byte first when ``goodbye``. Idempotent."""
+        self._on_event = None
+        for task in self._tasks:
+            task.cancel()
+        if self._writer.is_closing():
+            return
+        if goodbye:
+            with contextlib.suppress(OSError):
+                self._writer.write(_GOODBYE)
+                async with asyncio.timeout(1.0):
+                    await self._writer.drain()
+        self._writer.close()
+        with contextlib.suppress(OSError, TimeoutError):
+            async with asyncio.timeout(1.0):
+                await self._writer.wait_closed()

@@ -1,0 +1,171 @@
+"""Shared-memory segments for ``shm://``: memfd files passed over a Unix socket.
+
+A segment is an anonymous memory file (``memfd_create``, named
+``hep-actors-<pid>-<n>`` in /proc/<pid>/fd) sized to a power of two, sealed
+against shrinking and growing, and mapped by both processes. It never has a
+name in /dev/shm, so nothing can be left behind there: the kernel frees it when
+the last mapping and descriptor are gone, also when a process crashes.
+
+:class:`SendPool` (sending side) owns the segments of one direction of one link
+and reuses them: a segment is *busy* from the send that fills it until the
+receiver acknowledges that it dropped its view. :class:`RecvMaps` (receiving
+side) maps segments from descriptors received with SCM_RIGHTS and validates them
+(size, seals) before any byte is read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import itertools
+import mmap
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...errors import ProtocolError
+
+__all__ = ["RecvMaps", "Segment", "SendPool", "size_class"]
+
+_MIN_SEGMENT = 1 << 16
+_SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW
+_ids = itertools.count(1)
+
+
+def size_class(nbytes: int) -> int:
+    """Segment size used for a buffer of ``nbytes``: the next power of two >= 64 KiB."""
+    return max(_MIN_SEGMENT, 1 << (nbytes - 1).bit_length())
+
+
+@dataclass(eq=False)
+class Segment:
+    """One mapped segment of the sending side."""
+
+    id: int
+    size: int
+    fd: int
+    mm: mmap.mmap
+    array: np.ndarray = field(repr=False)
+    announced: bool = False  # the receiver has its descriptor
+    released: int = 0  # release counter value when it last became idle
+
+
+def _create(size: int) -> Segment:
+    fd = os.memfd_create(
+        f"hep-actors-{os.getpid()}-{next(_ids)}", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING
+    )
+    try:
+        os.ftruncate(fd, size)
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
+        mm = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return Segment(0, size, fd, mm, np.frombuffer(mm, np.uint8))
+
+
+class SendPool:
+    """Busy and idle segments of one sending direction; not thread-safe."""
+
+    def __init__(self) -> None:
+        self._next_id = 1
+        self._busy: dict[int, Segment] = {}
+        self._idle: dict[int, list[Segment]] = {}
+        self.busy_bytes = 0
+        self._releases = 0
+
+    def acquire(self, nbytes: int) -> Segment:
+        """A segment of at least ``nbytes``, marked busy (reused when possible)."""
+        size = size_class(nbytes)
+        free = self._idle.get(size)
+        if free:
+            seg = free.pop()
+        else:
+            seg = _create(size)
+            seg.id, self._next_id = self._next_id, self._next_id + 1
+        self._busy[seg.id] = seg
+        self.busy_bytes += seg.size
+        return seg
+
+    def release(self, seg_id: int) -> bool:
+        """The receiver is done with ``seg_id``; False if it was not busy."""
+        seg = self._busy.pop(seg_id, None)
+        if seg is None:
+            return False
+        self.busy_bytes -= seg.size
+        self._releases += 1
+        seg.released = self._releases
+        self._idle.setdefault(seg.size, []).append(seg)
+        return True
+
+    def trim(self, max_idle_bytes: int) -> list[int]:
+        """Unmap least recently released idle segments above ``max_idle_bytes``; their ids."""
+        idle = sum(seg.size for lst in self._idle.values() for seg in lst)
+        dropped = []
+        while idle > max_idle_bytes:
+            seg = min((lst[0] for lst in self._idle.values() if lst), key=lambda s: s.released)
+            self._idle[seg.size].remove(seg)
+            idle -= seg.size
+            _unmap(seg)
+            dropped.append(seg.id)
+        return dropped
+
+    def close(self) -> None:
+        """Unmap and close every segment (busy ones too: the peer keeps its own map)."""
+        segs = list(self._busy.values()) + [s for lst in self._idle.values() for s in lst]
+        self._busy.clear()
+        self._idle.clear()
+        self.busy_bytes = 0
+        for seg in segs:
+            _unmap(seg)
+
+
+def _unmap(seg: Segment) -> None:
+    seg.array = np.empty(0, np.uint8)
+    with contextlib.suppress(BufferError):  # a staging view lives on; the map goes with it
+        seg.mm.close()
+    os.close(seg.fd)
+
+
+class RecvMaps:
+    """Segments mapped on the receiving side, by the sender's segment id."""
+
+    def __init__(self, peer: str) -> None:
+        self._peer = peer
+        self._maps: dict[int, mmap.mmap] = {}
+
+    def add(self, seg_id: int, fd: int, need: int) -> None:
+        """Map the received descriptor ``fd`` (always closed) as segment ``seg_id``."""
+        try:
+            if seg_id in self._maps:
+                raise ProtocolError(f"{self._peer} announced segment {seg_id} twice")
+            size = os.fstat(fd).st_size
+            if size < need:
+                raise ProtocolError(
+                    f"segment {seg_id} from {self._peer} has {size} bytes, frame needs {need}"
+                )
+            if fcntl.fcntl(fd, fcntl.F_GET_SEALS) & _SEALS != _SEALS:
+                raise ProtocolError(f"segment {seg_id} from {self._peer} is not sealed")
+            self._maps[seg_id] = mmap.mmap(fd, size, mmap.MAP_SHARED)
+        except OSError as exc:
+            raise ProtocolError(f"cannot map segment {seg_id} from {self._peer}: {exc}") from exc
+        finally:
+            os.close(fd)
+
+    def view(self, seg_id: int, nbytes: int) -> np.ndarray:
+        """A zero-copy array over the first ``nbytes`` of segment ``seg_id``."""
+        mm = self._maps.get(seg_id)
+        if mm is None:
+            raise ProtocolError(f"{self._peer} refers to unknown segment {seg_id}")
+        if nbytes > len(mm):
+            raise ProtocolError(f"{self._peer} overruns segment {seg_id} ({nbytes} > {len(mm)})")
+        return np.frombuffer(mm, np.uint8, count=nbytes)
+
+    def drop(self, seg_id: int) -> None:
+        """Forget a segment the sender discarded (views handed out stay valid)."""
+        self._maps.pop(seg_id, None)
+
+    def close(self) -> None:
+        """Forget every mapping; each is unmapped when its last view is gone."""
+        self._maps.clear()

@@ -1,0 +1,362 @@
+"""The ``ucx://`` link: framing over one UCX endpoint, host and device buffers.
+
+See :mod:`actors.transports.ucx` for the contract, the tag scheme, progress
+and peer-death rules; this module holds :class:`UCXLink` itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ...buffers import as_host_view, device_empty, is_device, nbytes
+from ...errors import BackendUnavailable, PeerLost, ProtocolError
+from .._base import Capabilities, Link, Message
+from .._spin import AdaptivePoll
+from . import _wire as wire
+from ._progress import POLL_SECONDS, Engine, ucxx_api
+
+__all__ = ["UCX_CAPABILITIES", "UCXLink"]
+
+log = logging.getLogger("actors.transports.ucx")
+UCX_CAPABILITIES = Capabilities(zero_copy_receive=True, device_memory=True, crosses_nodes=True)
+_CLOSE_TIMEOUT = 1.0
+#: ``send`` returns once its frames are posted; it waits only while more than
+#: this many bytes of earlier sends are still being transferred (large frames
+#: complete when the peer receives them).
+SEND_WINDOW = 64 << 20
+
+
+_Array: Any = None
+
+
+def _array(buf: Any) -> Any:
+    global _Array
+    if _Array is None:
+        from ucxx._lib.arr import Array
+
+        _Array = Array
+    return _Array(buf)
+
+
+def _tag(value: int) -> Any:
+    return ucxx_api().UCXXTag(value)
+
+
+def _new_tag() -> int:
+    return int.from_bytes(os.urandom(8), "little") | 1
+
+
+class UCXLink(Link):
+    """One ``ucx://`` link: a UCX endpoint plus the two per-link tags."""
+
+    capabilities = UCX_CAPABILITIES
+
+    def __init__(self, eng: Engine, ep: Any, peer: str, max_message_size: int) -> None:
+        self.peer = peer
+        self._eng = eng
+        self._ep: Any = ep
+        self._max = max_message_size
+        self._send_tag: Any = None
+        self._recv_tag_value = _new_tag()
+        self._recv_tag = _tag(self._recv_tag_value)
+        self._prefix = bytearray(wire.PREFIX_CAPACITY)
+        self._prefix_arr = _array(self._prefix)
+        self._rx: asyncio.Task[Message] | None = None
+        self._prefix_req: Any = None  # posted prefix receive (kept across a cancelled recv)
+        #: When and how long ``recv`` polls the worker before it waits (see :mod:`._spin`).
+        self.poller = AdaptivePoll(POLL_SECONDS)
+        self._inflight: deque[tuple[asyncio.Future[None], int]] = deque()
+        self._inflight_bytes = 0
+        self._closed = False
+        self._lost: str | None = None
+        eng.acquire()
+        ep.set_close_callback(self._on_endpoint_closed)
+
+    # -- state -------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed or self._lost is not None
+
+    def _on_endpoint_closed(self) -> None:
+        """UCX endpoint error/close callback (runs inside worker progress)."""
+        if self._lost is None:
+            self._lost = "the peer closed the link or died"
+            self._eng.fail(self, self._lost_error)
+            self._eng.poke()
+
+    def _lost_error(self) -> PeerLost:
+        why = "the link is closed" if self._closed else self._lost or "the link is closed"
+        return PeerLost(f"ucx link to {self.peer}: {why}")
+
+    def _usable(self) -> Any:
+        ep = self._ep
+        if self._closed or self._lost is not None or ep is None or not ep.alive:
+            raise self._lost_error()
+        return ep
+
+    def _post(self, what: str, post: Any, *args: Any) -> Any:
+        try:
+            return post(*args)
+        except Exception as exc:
+            raise PeerLost(f"ucx link to {self.peer}: {what} failed: {exc!r}") from exc
+
+    async def _stream(self, data: bytes | None, size: int, what: str) -> bytes:
+        """Handshake helper: stream-send ``data``, or stream-receive ``size`` bytes.
+
+        Any failure is PeerLost (a stream cut short means the peer went away).
+        """
+        try:
+            return await self._stream_once(data, size, what)
+        except ProtocolError as exc:
+            raise PeerLost(str(exc)) from exc
+
+    async def _stream_once(self, data: bytes | None, size: int, what: str) -> bytes:
+        ep = self._usable()
+        if data is not None:
+            arr = _array(data)
+            req = self._post(what, ep.stream_send, arr)
+            await self._eng.wait(req, f"ucx {what} with {self.peer}", self, arr)
+            return data
+        out = bytearray(size)
+        arr = _array(out)
+        req = self._post(what, ep.stream_recv, arr)
+        await self._eng.wait(req, f"ucx {what} with {self.peer}", self, arr)
+        return bytes(out)
+
+    def _set_send_tag(self, value: int) -> None:
+        self._send_tag = _tag(value)
+
+    # -- send --------------------------------------------------------------------
+
+    async def send(self, header: bytes, buffers: Sequence[Any] = ()) -> None:
+        """Send one message; see the module docstring for the frame scheme.
+
+        Returns once the frames are posted (the buffers then belong to the
+        link until UCX is done with them), waiting only while more than
+        :data:`SEND_WINDOW` bytes of earlier messages are still in flight.
+        Raises PeerLost when the link is closed or the peer gone, ProtocolError
+        (link stays open) when the message exceeds max_message_size or carries
+        more than ``_ucx_wire.MAX_BUFFERS`` buffers.
+        """
+        ep = self._usable()
+        header = bytes(header)
+        bufs = [b if is_device(b) else as_host_view(b) for b in buffers]
+        sizes = [nbytes(b) for b in bufs]
+        device = [is_device(b) for b in bufs]
+        total = len(header) + sum(sizes)
+        if total > self._max:
+            raise ProtocolError(
+                f"message of {total} bytes exceeds max_message_size={self._max} on {self.peer}"
+            )
+        inline = [
+            None if dev or size > wire.INLINE_LIMIT else bytes(b)
+            for b, size, dev in zip(bufs, sizes, device, strict=True)
+        ]
+        prefix, header_inline, separate = wire.pack_prefix(header, sizes, device, inline)
+        frames: list[Any] = [prefix]
+        if not header_inline:
+            frames.append(header)
+        frames.extend(bufs[i] for i in separate if sizes[i] > 0)
+        # Post every frame before awaiting anything: messages never interleave.
+        eng = self._eng
+        for f in frames:
+            arr = _array(f)
+            req = self._post("send", ep.tag_send, arr, self._send_tag)
+            if req.completed:  # small frames usually complete while posted
+                eng.check(req, f"ucx send to {self.peer}")
+                continue
+            size = nbytes(f)
+            self._inflight.append((eng.track(req, self, arr), size))
+            self._inflight_bytes += size
+        if self._inflight:
+            await self._drain(SEND_WINDOW)
+
+    async def _drain(self, window: int) -> None:
+        """Forget completed sends; wait while more than ``window`` bytes are in flight."""
+        inflight = self._inflight
+        while inflight and (inflight[0][0].done() or self._inflight_bytes > window):
+            fut, size = inflight[0]
+            if not fut.done():
+                await asyncio.wait([fut])  # another sender may pop it meanwhile
+                continue
+            inflight.popleft()
+            self._inflight_bytes -= size
+            if fut.exception() is not None:
+                raise self._lost_error() from fut.exception()
+
+    # -- recv --------------------------------------------------------------------
+
+    async def recv(self) -> Message:
+        """Receive the next message (host buffers: numpy/bytes; device: cupy).
+
+        Raises PeerLost (closed, peer gone), ProtocolError (malformed or
+        oversized frame: the link is then closed). Cancelling leaves the
+        message in progress to the next call.
+
+        A message that fits in its prefix frame (small messages) is taken
+        without any task or future when it is already there or arrives while
+        ``recv`` polls (see :mod:`._spin`); only out-of-line buffers are
+        received in a task of their own.
+        """
+        if self._closed:
+            raise self._lost_error()
+        rx = self._rx
+        if rx is None:
+            await self._recv_prefix()
+            try:
+                layout = wire.parse_prefix(memoryview(self._prefix), self._max, self.peer)
+            except ProtocolError:
+                await self.close()
+                raise
+            header, buffers, frames = self._unpack(layout)
+            if not frames:
+                assert isinstance(header, bytes)
+                return header, buffers
+            rx = self._rx = asyncio.get_running_loop().create_task(
+                self._finish(header, buffers, frames)
+            )
+        try:
+            return await asyncio.shield(rx)
+        except ProtocolError:
+            await self.close()
+            raise
+        finally:
+            if rx.done() and self._rx is rx:
+                self._rx = None
+
+    async def _recv_prefix(self) -> None:
+        """Receive the next prefix frame into ``self._prefix``.
+
+        The posted request survives a cancelled call (the next call waits for
+        the same one), so no message is lost or split.
+        """
+        req = self._prefix_req
+        if req is None:
+            ep = self._ep
+            if self._lost is not None or ep is None or not ep.alive:
+                await self._recv_arrived(self._prefix_arr, "message prefix")
+                return
+            req = self._prefix_req = self._post(
+                "recv", ep.tag_recv, self._prefix_arr, self._recv_tag
+            )
+        eng = self._eng
+        what = f"ucx message prefix from {self.peer}"
+
+        def arrived() -> bool:
+            eng.progress()
+            return bool(req.completed)
+
+        if not req.completed and not arrived() and not self.poller.run(arrived):
+            try:
+                await eng.wait(req, what, self, self._prefix_arr)
+            except PeerLost:
+                if not req.completed:
+                    self._prefix_req = None
+                    raise
+        self._prefix_req = None
+        eng.check(req, what)
+        self.poller.activity()
+
+    def _unpack(self, layout: wire.Layout) -> tuple[Any, list[Any], list[Any]]:
+        """Header, buffers and the frames still to receive, from a parsed prefix."""
+        view = memoryview(self._prefix)
+        offset = layout.data_offset
+        frames: list[Any] = []
+        if layout.header_inline:
+            header: Any = bytes(view[offset : offset + layout.header_len])
+            offset += layout.header_len
+        else:
+            header = np.empty(layout.header_len, np.uint8)
+            frames.append(header)
+        buffers: list[Any] = []
+        for size, kind in zip(layout.sizes, layout.kinds, strict=True):
+            if kind == wire.INLINE:
+                buffers.append(bytes(view[offset : offset + size]))
+                offset += size
+                continue
+            buf = _allocate(size, kind == wire.DEVICE)
+            buffers.append(buf)
+            if size:
+                frames.append(buf)
+        return header, buffers, frames
+
+    async def _finish(self, header: Any, buffers: list[Any], frames: list[Any]) -> Message:
+        """Receive the out-of-line frames of a message (a task: survives cancelled recv)."""
+        await self._recv_frames([_array(f) for f in frames])
+        return (header if isinstance(header, bytes) else header.tobytes()), buffers
+
+    async def _recv_frames(self, arrays: list[Any]) -> None:
+        """Receive the frames of one message: all posted at once, then awaited."""
+        ep = self._ep
+        if self._lost is not None or ep is None or not ep.alive:
+            for arr in arrays:
+                await self._recv_arrived(arr, "message frame")
+            return
+        tracked = [
+            self._eng.track(self._post("recv", ep.tag_recv, arr, self._recv_tag), self, arr)
+            for arr in arrays
+        ]
+        await asyncio.gather(*tracked)
+
+    async def _recv_arrived(self, buf: Any, what: str) -> None:
+        """Receive a frame that arrived before the peer was lost, else PeerLost."""
+        worker = self._eng.worker
+        worker.progress()
+        if self._closed or not worker.tag_probe(self._recv_tag).matched:
+            raise self._lost_error()
+        req = worker.tag_recv(buf, self._recv_tag)
+        try:
+            async with asyncio.timeout(2.0):
+                await self._eng.wait(req, f"ucx {what} from {self.peer}", None, buf)
+        except TimeoutError:
+            raise self._lost_error() from None
+
+    # -- close -------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Close the link (flushes what was sent); idempotent, never raises PeerLost."""
+        if self._closed:
+            return
+        self._closed = True
+        self._eng.fail(self, self._lost_error)
+        rx, self._rx = self._rx, None
+        if rx is not None:
+            rx.cancel()
+            await asyncio.wait([rx])
+            if not rx.cancelled():
+                rx.exception()  # retrieved: the message in progress is dropped
+        ep, self._ep = self._ep, None
+        try:
+            ep.remove_close_callback()
+            if ep.alive:
+                async with asyncio.timeout(_CLOSE_TIMEOUT):
+                    await self._eng.wait(ep.close(), f"closing ucx link to {self.peer}")
+        except (TimeoutError, PeerLost, ProtocolError):
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                ep.close_blocking()  # cancels what is still in flight: frees the worker
+            del ep
+            self._inflight.clear()
+            self._eng.release()
+
+
+def _allocate(size: int, device: bool) -> Any:
+    if device:
+        try:
+            return device_empty(size)
+        except BackendUnavailable:
+            log.warning("device buffer received without cupy: it lands in host memory")
+    return np.empty(size, np.uint8)
+
+
+# -- handshake ----------------------------------------------------------------------

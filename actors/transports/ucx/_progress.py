@@ -1,0 +1,297 @@
+"""UCX worker per event loop, and the progress engine that drives it.
+
+Why not ucxx's own progress modes (measured on a 2-core machine, see
+docs/ucx.md): in ``polling`` and ``blocking`` mode every pending ucxx request
+spins the event loop with ``asyncio.sleep(0)`` until it completes, so a process
+with a quiet link waiting in ``recv`` burns 55-70 % of a core; ``blocking`` mode
+also never re-arms the worker after its first wake-up. ``thread`` mode with
+Python futures idles at ~1.5 % but a round trip costs ~1.3 ms (each completion
+crosses a notifier thread).
+
+This engine runs in the event loop thread, with no extra thread:
+
+- while requests are pending it progresses the worker and yields to the loop
+  (``sleep(0)``) for at most :data:`SPIN_SECONDS` after the last activity, which
+  keeps round trips in the tens of microseconds;
+- otherwise it *arms* the worker (``ucp_worker_arm``) and sleeps until the
+  worker's epoll file descriptor becomes readable (``loop.add_reader``), a new
+  request is submitted, or :data:`IDLE_TICK_SECONDS` pass (a safety net for
+  events that do not signal the descriptor, e.g. keepalive timers). An idle
+  process therefore uses no CPU.
+
+Requests are awaited with :meth:`Engine.wait`, never with ucxx's ``wait()``.
+
+Loop rules: one :class:`Engine` (and one UCX worker) per event loop, made on
+first use by :func:`engine`; everything here must be called from that loop's
+thread. Importing this module does not import ucxx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from ...errors import BackendUnavailable, PeerLost, ProtocolError
+
+__all__ = [
+    "IDLE_TICK_SECONDS",
+    "POLL_SECONDS",
+    "SPIN_SECONDS",
+    "Engine",
+    "engine",
+    "ucx_config",
+    "ucxx_api",
+]
+
+#: How long the engine keeps polling after the last activity while requests are
+#: pending, before arming the worker and sleeping on its file descriptor.
+#: Override with ``ACTORS_UCX_SPIN_US`` (microseconds).
+SPIN_SECONDS = float(os.environ.get("ACTORS_UCX_SPIN_US", "2000")) * 1e-6
+#: Longest inline poll of a link's ``recv`` (see :mod:`._spin`) before it waits
+#: for the engine: 200 us, or less when ``SPIN_SECONDS`` is less (0 disables it).
+POLL_SECONDS = min(SPIN_SECONDS, 200e-6)
+#: Longest sleep without progressing the worker (safety net for timers).
+IDLE_TICK_SECONDS = 0.25
+
+#: UCX options we choose when the user has not set them in the environment
+#: (``UCX_<NAME>``). ``self,sm,tcp`` work everywhere (no GPU, no RDMA device
+#: needed); ``cuda_copy,cuda_ipc`` are added when an NVIDIA driver is present
+#: (/dev/nvidiactl), to move device memory.
+DEFAULT_UCX_CONFIG = {
+    "TLS": "self,sm,tcp",
+    "WARN_UNUSED_ENV_VARS": "n",
+}
+_GPU_TLS = ",cuda_copy,cuda_ipc"
+
+_ucxx: Any = None
+_engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Engine] = weakref.WeakKeyDictionary()
+
+
+def ucxx_api() -> Any:
+    """Import and return ``ucxx._lib.libucxx``.
+
+    Raises BackendUnavailable("ucxx", "ucx") when ucxx (or its UCX libraries)
+    cannot be imported.
+    """
+    global _ucxx
+    if _ucxx is None:
+        try:
+            import ucxx._lib.libucxx as api
+        except ImportError as exc:
+            raise BackendUnavailable("ucxx", "ucx", str(exc)) from exc
+        _ucxx = api
+    return _ucxx
+
+
+def ucx_config() -> dict[str, str]:
+    """The UCX options passed to the context: our defaults minus what the user set."""
+    config = {k: v for k, v in DEFAULT_UCX_CONFIG.items() if f"UCX_{k}" not in os.environ}
+    if "TLS" in config and os.path.exists("/dev/nvidiactl"):
+        config["TLS"] += _GPU_TLS
+    return config
+
+
+def _new_context() -> Any:
+    api = ucxx_api()
+    try:
+        return api.UCXContext(
+            config_dict=ucx_config(),
+            feature_flags=(api.Feature.TAG, api.Feature.STREAM, api.Feature.WAKEUP),
+        )
+    except Exception as exc:  # UCX could not initialise (no usable transport)
+        raise BackendUnavailable("ucxx", "ucx", f"UCX context failed: {exc!r}") from exc
+
+
+def engine() -> Engine:
+    """The engine of the running event loop, acquired once more by the caller.
+
+    Made (with its UCX context and worker) on first use; every
+    :meth:`Engine.acquire` (listener, link) must be paired with one
+    :meth:`Engine.release`; the last release frees the worker, its sockets
+    and the context, so that nothing outlives the links that needed it.
+    """
+    loop = asyncio.get_running_loop()
+    eng = _engines.get(loop)
+    if eng is None or eng.closed:
+        eng = Engine(_new_context(), loop)
+        _engines[loop] = eng
+    return eng
+
+
+class _Pending:
+    __slots__ = ("future", "keep", "owner", "request")
+
+    def __init__(
+        self, request: Any, future: asyncio.Future[None], owner: object, keep: object
+    ) -> None:
+        self.request = request
+        self.future = future
+        self.owner = owner
+        self.keep = keep  # the memory UCX reads or writes: alive until completion
+
+
+def _map_error(exc: BaseException, what: str) -> BaseException:
+    api = ucxx_api()
+    if isinstance(exc, api.UCXMessageTruncatedError | api.UCXMsgTruncated):
+        return ProtocolError(f"{what}: frame larger than announced ({exc})")
+    return PeerLost(f"{what}: {type(exc).__name__}: {exc}")
+
+
+class Engine:
+    """Progresses one UCX worker from one event loop (see module docstring)."""
+
+    def __init__(self, context: Any, loop: asyncio.AbstractEventLoop) -> None:
+        api = ucxx_api()
+        self.loop = loop
+        self.context = context
+        self.worker: Any = api.UCXWorker(context)
+        self._users = 0
+        self.worker.init_blocking_progress_mode()
+        self._fd: int = self.worker.epoll_file_descriptor
+        self._pending: list[_Pending] = []
+        self._wakeup = asyncio.Event()
+        self._last_activity = time.perf_counter()
+        self.closed = False
+        loop.add_reader(self._fd, self._wakeup.set)
+        self._task = loop.create_task(self._run(), name="ucx-progress")
+
+    def acquire(self) -> None:
+        """Count one more user (listener or link) of this engine."""
+        self._users += 1
+
+    def release(self) -> None:
+        """One user is done; the last one closes the engine."""
+        self._users -= 1
+        if self._users <= 0:
+            self.close()
+
+    async def wait(
+        self, request: Any, what: str, owner: object = None, keep: object = None
+    ) -> None:
+        """Wait for a ucxx request; maps its failure to PeerLost/ProtocolError.
+
+        ``owner`` groups requests so that :meth:`fail` can end them together.
+        ``keep`` (the request's buffer) is referenced until the request
+        completes - even when the waiter is cancelled or failed early, since
+        UCX may still access that memory.
+        """
+        if request.completed:
+            self._check(request, what)
+            return
+        fut: asyncio.Future[None] = self.loop.create_future()
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception())  # no "never retrieved"
+        self._pending.append(_Pending(request, fut, owner, keep))
+        self._poke()
+        try:
+            await fut
+        except (ProtocolError, PeerLost) as exc:
+            raise type(exc)(f"{what}: {exc}") from exc.__cause__
+
+    def track(
+        self, request: Any, owner: object = None, keep: object = None
+    ) -> asyncio.Future[None]:
+        """Like :meth:`wait` without awaiting: a future for a posted request."""
+        fut: asyncio.Future[None] = self.loop.create_future()
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._pending.append(_Pending(request, fut, owner, keep))
+        self._poke()
+        return fut
+
+    def fail(self, owner: object, exc_factory: Callable[[], BaseException]) -> None:
+        """Fail the waiters of every pending request of ``owner`` (peer lost)."""
+        for p in self._pending:
+            if p.owner is owner and not p.future.done() and not p.request.completed:
+                p.future.set_exception(exc_factory())
+
+    def poke(self) -> None:
+        """Make the engine progress now (e.g. after posting a request)."""
+        self._poke()
+
+    def progress(self) -> None:
+        """Progress the worker once, inline, and settle completed tracked requests.
+
+        Used by links to see a completion at once instead of on the engine's
+        next pass (which costs an event-loop iteration or a wake-up).
+        """
+        self.worker.progress()
+        if self._pending:
+            self._complete()
+
+    def check(self, request: Any, what: str) -> None:
+        """Raise PeerLost/ProtocolError (naming ``what``) if a completed request failed."""
+        self._check(request, what)
+
+    def _poke(self) -> None:
+        self._last_activity = time.perf_counter()
+        self._wakeup.set()
+
+    @staticmethod
+    def _check(request: Any, what: str) -> None:
+        try:
+            request.check_error()
+        except Exception as exc:
+            raise _map_error(exc, what) from exc
+
+    def _complete(self) -> bool:
+        done = [p for p in self._pending if p.request.completed]
+        if not done:
+            return False
+        self._pending = [p for p in self._pending if not p.request.completed]
+        for p in done:
+            if p.future.done():
+                continue
+            try:
+                p.request.check_error()
+            except Exception as exc:
+                p.future.set_exception(_map_error(exc, "ucx request"))
+            else:
+                p.future.set_result(None)
+        return True
+
+    def _step(self) -> bool:
+        """Progress once; True to yield and poll again, False to sleep on the fd."""
+        worker = self.worker
+        worker.progress()
+        if self._complete():
+            self._last_activity = time.perf_counter()
+        if self._pending and time.perf_counter() - self._last_activity < SPIN_SECONDS:
+            return True
+        return not worker.arm()  # not armed: events arrived meanwhile
+
+    async def _run(self) -> None:
+        # No local reference to the worker here: a cancelled task's frame may
+        # outlive it, and close() must free the worker.
+        while not self.closed:
+            if self._step():
+                await asyncio.sleep(0)
+                continue
+            self._wakeup.clear()
+            try:
+                async with asyncio.timeout(IDLE_TICK_SECONDS):
+                    await self._wakeup.wait()
+            except TimeoutError:
+                pass
+
+    def close(self) -> None:
+        """Stop progressing (the worker is freed when unreferenced); idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        if _engines.get(self.loop) is self:
+            del _engines[self.loop]
+        self._task.cancel()
+        del self._task
+        if not self.loop.is_closed():
+            self.loop.remove_reader(self._fd)
+        for _ in range(3):  # let cancelled requests complete: they hold the worker
+            self.worker.progress()
+        for p in self._pending:
+            if not p.future.done():
+                p.future.set_exception(PeerLost("ucx engine closed"))
+        self._pending.clear()
+        self.worker = None
+        self.context = None

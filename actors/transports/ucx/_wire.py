@@ -1,0 +1,169 @@
+"""Wire format of ``ucx://`` links: handshake records and message prefixes.
+
+Pure Python (struct + hmac), no ucxx: the parsing and validation rules can be
+tested without UCX.
+
+Handshake, on the endpoint's *stream* channel right after connect (fixed-size
+records, so a receive never has to guess a length)::
+
+    listener -> client  HELLO    magic(8) flags(1) pad(7) listener_tag(8) nonce(32)
+    client -> listener  REPLY    magic(8) client_tag(8) mac(32)
+    listener -> client  VERDICT  b"ACCEPTED" | b"REFUSED!"
+
+``flags`` bit 0: the listener requires a secret. ``mac`` is
+HMAC-SHA256(secret, DOMAIN + nonce), zeros without a secret. Each side's tag is
+random: it is the UCX tag the *peer* sends to, unique per link, because UCX
+matches tags per worker, not per endpoint.
+
+Messages, on the tag channel: one *prefix* frame of at most
+:data:`PREFIX_CAPACITY` bytes, then one frame per out-of-line buffer, all sent
+with the receiver's tag::
+
+    version(1) flags(1) reserved(2) nbufs(4) header_len(8)
+    nbufs x [size(8) kind(1)]
+    header bytes           (when flags & HEADER_INLINE, else a frame of its own)
+    inline buffers' bytes  (kind INLINE, in order)
+
+Kinds: HOST and DEVICE buffers travel as frames of their own, received into a
+preallocated numpy / cupy buffer; INLINE (small host buffers) ride in the
+prefix, so a small message is one UCX message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ...errors import ProtocolError
+
+__all__ = [
+    "DEVICE",
+    "HEADER_INLINE",
+    "HELLO",
+    "HOST",
+    "INLINE",
+    "INLINE_LIMIT",
+    "PREFIX_CAPACITY",
+    "REPLY",
+    "VERDICT_ACCEPTED",
+    "VERDICT_REFUSED",
+    "Layout",
+    "mac",
+    "pack_prefix",
+    "parse_prefix",
+]
+
+MAGIC = b"HEPAUCX1"
+DOMAIN = b"hep-actors ucx:// handshake v1"
+HELLO = struct.Struct("<8sB7xQ32s")
+REPLY = struct.Struct("<8sQ32s")
+VERDICT_ACCEPTED = b"ACCEPTED"
+VERDICT_REFUSED = b"REFUSED!"
+FLAG_SECRET = 1
+
+VERSION = 1
+HEADER_INLINE = 1
+HOST, DEVICE, INLINE = 0, 1, 2
+_FIXED = struct.Struct("<BBHIQ")
+_ENTRY = struct.Struct("<QB")
+#: Largest prefix frame (receive buffer preallocated per link).
+PREFIX_CAPACITY = 64 << 10
+#: Host buffers up to this size travel inside the prefix (while it has room).
+INLINE_LIMIT = 8 << 10
+#: Most buffers one message may carry (their table must fit in the prefix).
+MAX_BUFFERS = (PREFIX_CAPACITY - _FIXED.size) // _ENTRY.size
+
+
+def mac(secret: bytes | None, nonce: bytes) -> bytes:
+    """The handshake proof for ``nonce``: HMAC-SHA256, or 32 zero bytes without secret."""
+    if secret is None:
+        return bytes(32)
+    return hmac.new(secret, DOMAIN + nonce, hashlib.sha256).digest()
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a prefix announces: sizes and kinds, and where inline data sits."""
+
+    header_len: int
+    header_inline: bool
+    sizes: tuple[int, ...]
+    kinds: tuple[int, ...]
+    data_offset: int  # offset of the inline header/buffers in the prefix
+
+    @property
+    def total(self) -> int:
+        return self.header_len + sum(self.sizes)
+
+
+def pack_prefix(
+    header: bytes, sizes: Sequence[int], device: Sequence[bool], inline: Sequence[bytes | None]
+) -> tuple[bytes, bool, list[int]]:
+    """Build the prefix frame.
+
+    ``inline[i]`` is the host buffer's bytes when the caller offers it for
+    inlining (small host buffers), else None. Returns ``(prefix,
+    header_inline, indexes of buffers sent as frames of their own)``. Raises
+    ProtocolError when there are more than :data:`MAX_BUFFERS` buffers.
+    """
+    if len(sizes) > MAX_BUFFERS:
+        raise ProtocolError(f"{len(sizes)} buffers in one message; ucx:// carries {MAX_BUFFERS}")
+    room = PREFIX_CAPACITY - _FIXED.size - _ENTRY.size * len(sizes)
+    header_inline = len(header) <= room
+    if header_inline:
+        room -= len(header)
+    parts: list[bytes] = [header] if header_inline else []
+    entries = []
+    separate = []
+    for i, size in enumerate(sizes):
+        data = inline[i]
+        if data is not None and size <= room and not device[i]:
+            room -= size
+            parts.append(data)
+            entries.append(_ENTRY.pack(size, INLINE))
+        else:
+            separate.append(i)
+            entries.append(_ENTRY.pack(size, DEVICE if device[i] else HOST))
+    flags = HEADER_INLINE if header_inline else 0
+    fixed = _FIXED.pack(VERSION, flags, 0, len(sizes), len(header))
+    return b"".join([fixed, *entries, *parts]), header_inline, separate
+
+
+def parse_prefix(prefix: memoryview, max_message_size: int, peer: str) -> Layout:
+    """Parse and validate a prefix before anything is allocated.
+
+    Raises ProtocolError (naming ``peer``) for a wrong version, unknown kind,
+    a table or inline data past the prefix, or a message announcing more than
+    ``max_message_size`` bytes.
+    """
+    if len(prefix) < _FIXED.size:
+        raise ProtocolError(f"truncated message prefix from {peer}")
+    version, flags, _, nbufs, header_len = _FIXED.unpack_from(prefix)
+    if version != VERSION:
+        raise ProtocolError(f"unknown ucx:// frame version {version} from {peer}")
+    offset = _FIXED.size
+    if nbufs > MAX_BUFFERS or offset + nbufs * _ENTRY.size > len(prefix):
+        raise ProtocolError(f"prefix from {peer} announces {nbufs} buffers; too many")
+    sizes, kinds = [], []
+    for _ in range(nbufs):
+        size, kind = _ENTRY.unpack_from(prefix, offset)
+        offset += _ENTRY.size
+        if kind not in (HOST, DEVICE, INLINE):
+            raise ProtocolError(f"unknown buffer kind {kind} in a frame from {peer}")
+        sizes.append(size)
+        kinds.append(kind)
+    layout = Layout(header_len, bool(flags & HEADER_INLINE), tuple(sizes), tuple(kinds), offset)
+    if layout.total > max_message_size:
+        raise ProtocolError(
+            f"message of {layout.total} bytes from {peer} exceeds "
+            f"max_message_size={max_message_size}"
+        )
+    inline = (header_len if layout.header_inline else 0) + sum(
+        s for s, k in zip(sizes, kinds, strict=True) if k == INLINE
+    )
+    if offset + inline > len(prefix):
+        raise ProtocolError(f"inline data of a frame from {peer} runs past its prefix")
+    return layout
