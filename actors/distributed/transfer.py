@@ -62,7 +62,6 @@ from ..framework import (
     Event,
     Filter,
     Producer,
-    Provenance,
     Ref,
     RefVector,
 )
@@ -302,19 +301,8 @@ def _remap(value: Any, mapping: dict[Branch, Branch]) -> Any:
 
 def _put_with_parents(event: Event, value: Any, out: Branch, remote: Branch,
                       prov: list[Any]) -> None:
-    """Put ``value`` as ``out`` with the sender-side branch and its parents as parents.
-
-    Uses ``event.put`` and then records the parents (see API_REQUESTS.md:
-    ``Event.put(..., parents=)`` would make this a public call).
-    """
-    branch = event.put(value, out.instance)
-    data = event._data
-    product = data.products[branch]
-    parents = (remote, *(Branch(*p) for p in prov[4]))
-    p = product.provenance
-    data.products[branch] = Product(branch, product.value, Provenance(
-        p.module_label, p.module_type, p.parameter_hash, p.process, parents,
-    ))
+    """Put ``value`` as ``out`` with the sender-side branch and its parents as parents."""
+    event.put(value, out.instance, parents=(remote, *(Branch(*p) for p in prov[4])))
 
 
 # ---------------------------------------------------------------- event done

@@ -256,15 +256,22 @@ class Event:
 
     # -- writing
     def put(
-        self, value: Any, instance: str = "", *, provenance: Provenance | None = None
+        self,
+        value: Any,
+        instance: str = "",
+        *,
+        provenance: Provenance | None = None,
+        parents: tuple[Branch, ...] | None = None,
     ) -> Branch:
         """Store ``value`` as this module's product ``instance``; returns its branch.
 
         ``provenance`` replaces the one the framework would record (this
         module, its consumed parents): a receiver passes the provenance the
-        product had in the process that made it. Raises FrameworkError if the
-        module did not declare ``instance`` or already put it for this event.
-        numpy arrays are made read-only.
+        product had in the process that made it. ``parents`` keeps this
+        module's provenance but replaces its parents (a receiver names the
+        sender-side branch and its parents); giving both is a FrameworkError.
+        Raises FrameworkError if the module did not declare ``instance`` or
+        already put it for this event. numpy arrays are made read-only.
         """
         module = self._module
         branch = module.produces.get(instance)
@@ -276,7 +283,13 @@ class Event:
         products = self._data.products
         if branch in products:
             raise FrameworkError(f"event {self.id}: module {module.label!r} put {branch} twice")
-        if provenance is None:
+        if parents is not None:
+            if provenance is not None:
+                raise FrameworkError(
+                    f"module {module.label!r}: put() takes provenance or parents, not both"
+                )
+            provenance = module.provenance(parents)
+        elif provenance is None:
             provenance = module.provenance(tuple(b for b in module.consumes if b in products))
         products[branch] = Product(branch, freeze_value(value), provenance)
         return branch

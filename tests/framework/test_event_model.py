@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from actors.errors import FrameworkError, ProductNotFound
 from actors.framework import Branch, Process, Ref, run
 from tests.framework.mods import Inspect, M
@@ -72,3 +74,21 @@ def test_put_with_given_provenance_and_get_products() -> None:
     event.put(5, provenance=original)
     (product,) = event.get_products("recv")
     assert product.branch == branch and product.value == 5 and product.provenance == original
+
+
+def test_put_with_parents_keeps_the_module_and_replaces_the_parents() -> None:
+    from actors.framework import EventID, LumiID, Provenance
+    from actors.framework.event import Event, EventData, ModuleInfo
+    from actors.framework.runlumi import LumiContext, RunContext
+
+    data = EventData(EventID(1, 1, 1), 0, LumiContext(LumiID(1, 1), RunContext(1, ())))
+    branch = Branch("int", "recv", "", "LOCAL")
+    info = ModuleInfo("recv", "m:Receiver", "h", "LOCAL", {"": branch, "b": branch._replace(
+        instance="b")})
+    remote = Branch("int", "maker", "", "REMOTE")
+    event = Event(data, info)
+    event.put(5, parents=(remote,))
+    (product,) = event.get_products("int_recv__LOCAL")
+    assert product.provenance == Provenance("recv", "m:Receiver", "h", "LOCAL", (remote,))
+    with pytest.raises(FrameworkError, match="not both"):
+        event.put(6, "b", parents=(remote,), provenance=product.provenance)
