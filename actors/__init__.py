@@ -6,6 +6,8 @@ uproot, matplotlib); those load on first use.
 
 from __future__ import annotations
 
+from importlib import metadata as _metadata
+
 from .core.actor import Actor
 from .core.ref import ActorRef
 from .core.supervision import SupervisorPolicy
@@ -31,7 +33,10 @@ from .errors import (
     TransportError,
 )
 
-__version__ = "0.1.0"
+try:
+    __version__ = _metadata.version("hep-actors")
+except _metadata.PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "Actor",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +50,28 @@ def test_unknown_scheme_lists_known_ones() -> None:
 
     with pytest.raises(actors.ConfigError, match=r"unknown transport scheme 'carrier'.*tcp"):
         get_backend("carrier")
+
+
+def test_version_comes_from_the_installed_metadata() -> None:
+    from importlib.metadata import version
+
+    assert actors.__version__ == version("hep-actors")
+
+
+def test_wheel_holds_only_the_actors_package(tmp_path: Path) -> None:
+    """``pip install hep-actors`` must not install a top-level ``benchmarks`` (or ``tests``)."""
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
+         "-w", str(tmp_path), str(root)],
+        check=True, capture_output=True, timeout=180,
+    )
+    (wheel,) = tmp_path.glob("hep_actors-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        tops = {name.split("/")[0] for name in archive.namelist()}
+    assert {t for t in tops if not t.endswith(".dist-info")} == {"actors"}
+    entry_points = next(n for n in archive.namelist() if n.endswith("entry_points.txt"))
+    with zipfile.ZipFile(wheel) as archive:
+        scripts = archive.read(entry_points).decode()
+    for script in ("actors-run", "actors-launch", "actors-split"):
+        assert script in scripts

@@ -52,7 +52,7 @@ async def run_shared(
 ) -> JobReport:
     """Serve every controller of the follower source's link, one schedule each.
 
-    The ``Source.job_runner`` contract (see ``actors/framework/API_CHANGES.md``).
+    The ``Source.job_runner`` contract (see :meth:`actors.framework.Source.job_runner`).
     Returns the merged report (:func:`merge_reports`); raises the first
     schedule's error, or DistributedError when a controller never connected.
     """
