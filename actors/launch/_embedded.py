@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -45,18 +47,24 @@ def run_embedded(plan: LaunchPlan, topology: Topology) -> int:
     return 0
 
 
-async def run_topology_async(plan: LaunchPlan, topology: Topology) -> dict[str, tuple[Any, float]]:
+async def run_topology_async(
+    plan: LaunchPlan,
+    topology: Topology,
+    progress: Callable[[str, int], None] | None = None,
+) -> dict[str, tuple[Any, float]]:
     """Run all processes of ``plan`` concurrently on the running loop.
 
     Returns ``{process name: (JobReport, wall seconds)}``. Raises the first
     failure (ModuleError, ConfigError, PeerLost ...), naming the process.
+    ``progress(process name, events done)`` is called on the loop after each
+    event of each process.
     """
     results: dict[str, tuple[Any, float]] = {}
 
     async def one(proc: ProcessLaunch) -> None:
         start = time.perf_counter()
         try:
-            report = await _run_one(proc, topology)
+            report = await _run_one(proc, topology, progress)
         except ActorsError as exc:
             exc.add_note(f"in process {proc.name!r} ({proc.spec.config})")
             raise
@@ -80,7 +88,9 @@ async def run_topology_async(plan: LaunchPlan, topology: Topology) -> dict[str, 
     return results
 
 
-async def _run_one(proc: ProcessLaunch, topology: Topology) -> Any:
+async def _run_one(
+    proc: ProcessLaunch, topology: Topology, progress: Callable[[str, int], None] | None
+) -> Any:
     from ..framework import run_process
     from .cli import config_roles, load_process_for
 
@@ -89,4 +99,5 @@ async def _run_one(proc: ProcessLaunch, topology: Topology) -> Any:
         process,
         threads=proc.spec.threads,
         streams=proc.spec.streams,
+        progress=None if progress is None else functools.partial(progress, proc.name),
     )

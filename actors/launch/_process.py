@@ -29,7 +29,7 @@ from rich.text import Text
 from .cli import PROGRESS_MARK, REPORT_MARK, LaunchPlan
 from .topology import Topology
 
-__all__ = ["run_plan"]
+__all__ = ["LaunchState", "run_plan", "supervise"]
 
 _GRACE_S = 5.0
 _SETTLE_S = 2.0
@@ -40,8 +40,13 @@ _RANK_SUFFIX = re.compile(r"\[\d+\] ?$")
 
 
 @dataclass
-class _State:
-    """What the launcher learns from the processes' marker lines."""
+class LaunchState:
+    """What the launcher learns from the processes' marker lines.
+
+    Filled on the loop by :func:`supervise`: ``done`` events per process,
+    ``total`` (the source's), ``reports`` (``{"events", "wall_s"}`` per
+    process) and ``exit_codes`` as processes end; read it from the same loop.
+    """
 
     names: list[str]
     done: dict[str, int] = field(default_factory=dict)
@@ -58,9 +63,9 @@ def run_plan(plan: LaunchPlan, topology: Topology, *, timeout: float | None = No
 
         return run_embedded(plan, topology)
     console = Console(stderr=True)
-    state = _State([p.name for p in plan.processes])
+    state = LaunchState([p.name for p in plan.processes])
     try:
-        return asyncio.run(_supervise(plan, state, console, timeout))
+        return asyncio.run(supervise(plan, state, console, timeout))
     except KeyboardInterrupt:
         console.print("[red]interrupted: all processes stopped[/red]")
         return 130
@@ -68,9 +73,17 @@ def run_plan(plan: LaunchPlan, topology: Topology, *, timeout: float | None = No
         _print_summary(state, console)
 
 
-async def _supervise(
-    plan: LaunchPlan, state: _State, console: Console, timeout: float | None
+async def supervise(
+    plan: LaunchPlan, state: LaunchState, console: Console, timeout: float | None = None
 ) -> int:
+    """Start the processes of ``plan`` and watch them to the end; returns the exit status.
+
+    Output lines go to ``console`` with their process prefix; progress and
+    report lines update ``state``. Runs on the caller's loop (a notebook's
+    too). On timeout (status 124), failure of one process, or cancellation of
+    the awaiting task, every process still running gets SIGTERM, then SIGKILL
+    after a grace period, before this returns or re-raises CancelledError.
+    """
     names = ["mpiexec"] if plan.engine == "mpiexec" else [p.name for p in plan.processes]
     children: list[asyncio.subprocess.Process] = []
     with _progress(console) as progress:
@@ -106,7 +119,7 @@ def _envs(plan: LaunchPlan) -> list[dict[str, str]]:
 async def _watch(
     children: list[asyncio.subprocess.Process],
     names: list[str],
-    state: _State,
+    state: LaunchState,
     console: Console,
     progress: Progress,
     task_id: Any,
@@ -138,7 +151,7 @@ def _status(code: int) -> int:
     return 128 - code if code < 0 else code  # a signal -N becomes 128+N
 
 
-def _handle_line(line: str, name: str, state: _State, console: Console) -> None:
+def _handle_line(line: str, name: str, state: LaunchState, console: Console) -> None:
     """Echo one output line with its process prefix, or consume a marker line."""
     match = _RANK_PREFIX.match(line) if name == "mpiexec" else None
     if match:
@@ -150,7 +163,7 @@ def _handle_line(line: str, name: str, state: _State, console: Console) -> None:
     console.print(prefix + Text(line), highlight=False, soft_wrap=True)
 
 
-def _consume_marker(line: str, name: str, state: _State) -> bool:
+def _consume_marker(line: str, name: str, state: LaunchState) -> bool:
     """Record a progress/report line; False (echo it instead) when it is not valid JSON."""
     mark = PROGRESS_MARK if line.startswith(PROGRESS_MARK) else REPORT_MARK
     try:
@@ -215,7 +228,7 @@ def _progress(console: Console) -> Any:
         yield progress
 
 
-def _print_summary(state: _State, console: Console) -> None:
+def _print_summary(state: LaunchState, console: Console) -> None:
     table = Table(title="launch summary")
     for column in ("process", "exit", "events", "wall (s)", "events/s"):
         table.add_column(column, justify="right" if column != "process" else "left")
