@@ -11,11 +11,11 @@ opted in. Registration and lookup are thread-safe for the usual pattern
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..errors import CodecError
+from ..settings import ALLOW_PICKLE
 
 __all__ = [
     "Codec",
@@ -50,7 +50,8 @@ _by_type: dict[type, tuple[str, Codec]] = {}
 _resolved: dict[type, tuple[str, Codec]] = {}
 #: (predicate on the type, name) checked in order when the exact type is unknown
 _structural: list[tuple[Callable[[type], bool], str]] = []
-_pickle_allowed = os.environ.get("ACTORS_ALLOW_PICKLE", "") not in ("", "0", "false", "no")
+#: allow_pickle()'s choice; None: the ACTORS_ALLOW_PICKLE setting decides
+_pickle_choice: bool | None = None
 
 
 def register_codec(cls: type | None, codec: Codec, name: str | None = None) -> str:
@@ -83,13 +84,13 @@ def allow_pickle(enabled: bool = True) -> None:
     Unpickling data from a peer lets that peer run code here: enable it only
     between processes you trust. Also enabled by ``ACTORS_ALLOW_PICKLE=1``.
     """
-    global _pickle_allowed
-    _pickle_allowed = enabled
+    global _pickle_choice
+    _pickle_choice = enabled
 
 
 def pickle_allowed() -> bool:
-    """Whether this process opted into the pickle fallback."""
-    return _pickle_allowed
+    """Whether this process opted into the pickle fallback (allow_pickle, else the setting)."""
+    return ALLOW_PICKLE.get() if _pickle_choice is None else _pickle_choice
 
 
 def codec_for(obj: Any) -> tuple[str, Codec]:
@@ -106,7 +107,7 @@ def codec_for(obj: Any) -> tuple[str, Codec]:
     if found is not None:
         _resolved[cls] = found
         return found
-    if _pickle_allowed:
+    if pickle_allowed():
         return PICKLE, _by_name[PICKLE]
     raise CodecError(
         f"no codec for type {cls.__module__}.{cls.__qualname__}: register one with "
@@ -135,7 +136,7 @@ def codec_by_name(name: str) -> Codec:
             f"unknown codec {name!r}: the receiving process has no codec registered under "
             "this name (register the same type with actors.codecs.register_codec on both sides)"
         )
-    if name == PICKLE and not _pickle_allowed:
+    if name == PICKLE and not pickle_allowed():
         raise CodecError(
             "received a pickled object but this process did not opt into pickle "
             "(actors.codecs.allow_pickle() or ACTORS_ALLOW_PICKLE=1)"

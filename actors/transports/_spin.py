@@ -21,15 +21,13 @@ Loop rules: one instance per link, used from the link's event loop thread.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 
-__all__ = ["BACKOFF_MAX", "SPIN_AFTER_SECONDS", "SPIN_SECONDS", "AdaptivePoll"]
+from ..settings import STREAM_SPIN_US
 
-#: Default longest poll per receive, in seconds (env ``HEP_ACTORS_SPIN_US``, in
-#: microseconds; 0 disables polling).
-SPIN_SECONDS = float(os.environ.get("HEP_ACTORS_SPIN_US", "100")) * 1e-6
+__all__ = ["BACKOFF_MAX", "SPIN_AFTER_SECONDS", "AdaptivePoll"]
+
 #: A receive polls only when the link's previous message arrived at most this long ago.
 SPIN_AFTER_SECONDS = 2e-3
 #: Most receives skipped (without polling) after repeated empty polls.
@@ -42,8 +40,9 @@ class AdaptivePoll:
     __slots__ = ("_backoff", "_skip", "last_activity", "seconds")
 
     def __init__(self, seconds: float | None = None) -> None:
-        #: Longest poll per receive (0: never poll); default :data:`SPIN_SECONDS`.
-        self.seconds = SPIN_SECONDS if seconds is None else seconds
+        #: Longest poll per receive (0: never poll); default: the
+        #: ``ACTORS_STREAM_SPIN_US`` setting, read now.
+        self.seconds = STREAM_SPIN_US.get() * 1e-6 if seconds is None else seconds
         #: ``time.perf_counter()`` of the last message received.
         self.last_activity = 0.0
         self._skip = 0

@@ -350,9 +350,9 @@ async def test_malformed_frame_closes_only_that_link(raw_listener: Listener, fra
 async def test_spinning_recv_keeps_the_contract(
     spin_scheme: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With HEP_ACTORS_SPIN_US set, recv polls first: same messages, same PeerLost."""
+    """With ACTORS_STREAM_SPIN_US set, recv polls first: same messages, same PeerLost."""
     require(spin_scheme)
-    monkeypatch.setattr("actors.transports._spin.SPIN_SECONDS", 200e-6)
+    monkeypatch.setenv("ACTORS_STREAM_SPIN_US", "200")
     async with await listen(LISTEN_URLS[spin_scheme]()) as lst:
         server, client = await _pair(lst)
         async with server:

@@ -12,7 +12,7 @@ and resumes when ``recv`` has taken them below ``_INBOX_LOW``.
 Adaptive polling (:mod:`._spin`): a ``recv`` that finds the inbox empty
 shortly after the last message arrived first polls the socket with
 non-blocking reads for at most ``link.poller.seconds`` (default 100 us, env
-``HEP_ACTORS_SPIN_US``), then waits in the event loop: a request/reply exchange
+``ACTORS_STREAM_SPIN_US``), then waits in the event loop: a request/reply exchange
 between processes skips the wake-up of a sleeping loop; a quiet link never
 polls and uses no CPU.
 

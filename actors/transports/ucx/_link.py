@@ -21,7 +21,7 @@ from ...errors import BackendUnavailable, PeerLost, ProtocolError
 from .._base import Capabilities, Link, Message
 from .._spin import AdaptivePoll
 from . import _wire as wire
-from ._progress import POLL_SECONDS, Engine, ucxx_api
+from ._progress import Engine, poll_seconds, ucxx_api
 
 __all__ = ["UCX_CAPABILITIES", "UCXLink"]
 
@@ -72,7 +72,7 @@ class UCXLink(Link):
         self._rx: asyncio.Task[Message] | None = None
         self._prefix_req: Any = None  # posted prefix receive (kept across a cancelled recv)
         #: When and how long ``recv`` polls the worker before it waits (see :mod:`._spin`).
-        self.poller = AdaptivePoll(POLL_SECONDS)
+        self.poller = AdaptivePoll(poll_seconds())
         self._inflight: deque[tuple[asyncio.Future[None], int]] = deque()
         self._inflight_bytes = 0
         self._closed = False

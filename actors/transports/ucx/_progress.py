@@ -11,7 +11,7 @@ crosses a notifier thread).
 This engine runs in the event loop thread, with no extra thread:
 
 - while requests are pending it progresses the worker and yields to the loop
-  (``sleep(0)``) for at most :data:`SPIN_SECONDS` after the last activity, which
+  (``sleep(0)``) for at most :func:`spin_seconds` after the last activity, which
   keeps round trips in the tens of microseconds;
 - otherwise it *arms* the worker (``ucp_worker_arm``) and sleeps until the
   worker's epoll file descriptor becomes readable (``loop.add_reader``), a new
@@ -36,24 +36,33 @@ from collections.abc import Callable
 from typing import Any
 
 from ...errors import BackendUnavailable, PeerLost, ProtocolError
+from ...settings import UCX_SPIN_US
 
 __all__ = [
     "IDLE_TICK_SECONDS",
-    "POLL_SECONDS",
-    "SPIN_SECONDS",
     "Engine",
     "engine",
+    "poll_seconds",
+    "spin_seconds",
     "ucx_config",
     "ucxx_api",
 ]
 
-#: How long the engine keeps polling after the last activity while requests are
-#: pending, before arming the worker and sleeping on its file descriptor.
-#: Override with ``ACTORS_UCX_SPIN_US`` (microseconds).
-SPIN_SECONDS = float(os.environ.get("ACTORS_UCX_SPIN_US", "2000")) * 1e-6
-#: Longest inline poll of a link's ``recv`` (see :mod:`._spin`) before it waits
-#: for the engine: 200 us, or less when ``SPIN_SECONDS`` is less (0 disables it).
-POLL_SECONDS = min(SPIN_SECONDS, 200e-6)
+
+
+def spin_seconds() -> float:
+    """How long the engine keeps polling after the last activity while requests
+    are pending, before arming the worker and sleeping on its file descriptor
+    (setting ``ACTORS_UCX_SPIN_US``, read at each call)."""
+    return UCX_SPIN_US.get() * 1e-6
+
+
+def poll_seconds() -> float:
+    """Longest inline poll of a link's ``recv`` (see :mod:`actors.transports._spin`)
+    before it waits for the engine: 200 us, or less when the spin is less (0
+    disables it)."""
+    return min(spin_seconds(), 200e-6)
+
 #: Longest sleep without progressing the worker (safety net for timers).
 IDLE_TICK_SECONDS = 0.25
 
@@ -155,6 +164,7 @@ class Engine:
         self._pending: list[_Pending] = []
         self._wakeup = asyncio.Event()
         self._last_activity = time.perf_counter()
+        self._spin_seconds = spin_seconds()
         self.closed = False
         loop.add_reader(self._fd, self._wakeup.set)
         self._task = loop.create_task(self._run(), name="ucx-progress")
@@ -258,7 +268,7 @@ class Engine:
         worker.progress()
         if self._complete():
             self._last_activity = time.perf_counter()
-        if self._pending and time.perf_counter() - self._last_activity < SPIN_SECONDS:
+        if self._pending and time.perf_counter() - self._last_activity < self._spin_seconds:
             return True
         return not worker.arm()  # not armed: events arrived meanwhile
 

@@ -1,0 +1,166 @@
+"""Every environment knob of hep-actors, in one table.
+
+Each knob is a :class:`Setting`: one ``ACTORS_`` prefix, the unit in the name,
+a default, and a one-line meaning. A setting is read when it is used
+(``SETTING.get()``: at link or process start, never at import time), so a
+test or a notebook may change the environment between two links. A value that
+does not parse raises :class:`~actors.errors.ConfigError` naming the variable.
+
+``docs/settings.md`` shows the same table; ``python -m actors.settings`` prints
+it with the values in force.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from .errors import ConfigError
+
+__all__ = [
+    "ALLOW_PICKLE",
+    "LINKS",
+    "MPI_CUDA_AWARE",
+    "MPI_HEARTBEAT_S",
+    "MPI_HEARTBEAT_TIMEOUT_S",
+    "MPI_MAX_SLEEP_S",
+    "MPI_MIN_SPINS",
+    "MPI_POOL_BYTES",
+    "MPI_SHORT_NAPS_S",
+    "MPI_SIDE_HOST",
+    "MPI_SPIN_S",
+    "PROGRESS_LINES",
+    "RENDEZVOUS",
+    "SETTINGS",
+    "STREAM_SPIN_US",
+    "UCX_SPIN_US",
+    "Setting",
+]
+
+T = TypeVar("T")
+
+
+def parse_bool(text: str) -> bool:
+    """``1/true/yes/on`` -> True, ``0/false/no/off/""`` -> False; else ValueError."""
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected one of 1/0, true/false, yes/no, on/off, got {text!r}")
+
+
+def _optional_bool(text: str) -> bool | None:
+    return None if text.strip() == "" else parse_bool(text)
+
+
+@dataclass(frozen=True)
+class Setting(Generic[T]):
+    """One environment variable: name, default, parser, unit and meaning."""
+
+    name: str
+    default: T
+    parse: Callable[[str], T]
+    unit: str
+    meaning: str
+
+    def get(self) -> T:
+        """The value in force now (the default when the variable is unset).
+
+        Raises ConfigError naming the variable when its value does not parse.
+        """
+        raw = os.environ.get(self.name)
+        if raw is None:
+            return self.default
+        try:
+            return self.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"environment variable {self.name}={raw!r}: {exc}") from exc
+
+
+STREAM_SPIN_US: Setting[float] = Setting(
+    "ACTORS_STREAM_SPIN_US", 100.0, float, "µs",
+    "longest poll of a tcp:// or shm:// receive right after traffic before it sleeps in the "
+    "kernel (0 disables polling)",
+)
+UCX_SPIN_US: Setting[float] = Setting(
+    "ACTORS_UCX_SPIN_US", 2000.0, float, "µs",
+    "how long the ucx:// progress task keeps polling after the last activity",
+)
+MPI_SPIN_S: Setting[float] = Setting(
+    "ACTORS_MPI_SPIN_S", 0.002, float, "s",
+    "how long an mpi:// wait polls its requests before it starts to nap",
+)
+MPI_MAX_SLEEP_S: Setting[float] = Setting(
+    "ACTORS_MPI_MAX_SLEEP_S", 0.01, float, "s", "longest nap of an mpi:// wait between polls"
+)
+MPI_MIN_SPINS: Setting[int] = Setting(
+    "ACTORS_MPI_MIN_SPINS", 256, int, "polls", "polls an mpi:// wait makes before it may nap"
+)
+MPI_SHORT_NAPS_S: Setting[float] = Setting(
+    "ACTORS_MPI_SHORT_NAPS_S", 0.02, float, "s",
+    "how long an mpi:// wait keeps its naps short before they grow to the longest",
+)
+MPI_POOL_BYTES: Setting[int] = Setting(
+    "ACTORS_MPI_POOL_BYTES", 512 << 20, int, "bytes",
+    "most idle receive memory the mpi:// buffer pool keeps for reuse",
+)
+MPI_HEARTBEAT_S: Setting[float] = Setting(
+    "ACTORS_MPI_HEARTBEAT_S", 1.0, float, "s",
+    "interval of the heartbeat on an mpi:// link's TCP side channel",
+)
+MPI_HEARTBEAT_TIMEOUT_S: Setting[float] = Setting(
+    "ACTORS_MPI_HEARTBEAT_TIMEOUT_S", 30.0, float, "s",
+    "silence on the side channel after which the mpi:// peer counts as lost",
+)
+MPI_SIDE_HOST: Setting[str] = Setting(
+    "ACTORS_MPI_SIDE_HOST", "", str, "host",
+    "address the mpi:// side channel binds and advertises (default: binds every interface, "
+    "advertises the host's non-loopback addresses; the channel is authenticated)",
+)
+MPI_CUDA_AWARE: Setting[bool | None] = Setting(
+    "ACTORS_MPI_CUDA_AWARE", None, _optional_bool, "bool",
+    "force (1) or forbid (0) passing device buffers to MPI directly (default: detected)",
+)
+ALLOW_PICKLE: Setting[bool] = Setting(
+    "ACTORS_ALLOW_PICKLE", False, parse_bool, "bool",
+    "this process accepts pickled objects from the wire (lets a peer run code here: opt in "
+    "only between trusted processes)",
+)
+PROGRESS_LINES: Setting[bool] = Setting(
+    "ACTORS_PROGRESS_LINES", False, parse_bool, "bool",
+    "python -m actors.run prints machine-readable progress lines (set by the launcher)",
+)
+LINKS: Setting[str] = Setting(
+    "ACTORS_LINKS", "{}", str, "JSON",
+    "the link table of a launched process (set by the launcher; a file name or JSON)",
+)
+RENDEZVOUS: Setting[str] = Setting(
+    "ACTORS_RENDEZVOUS", "", str, "path",
+    "rendezvous directory of a launched process's links (set by the launcher)",
+)
+
+#: Every setting, in the order of the documentation table.
+SETTINGS: tuple[Setting[object], ...] = (  # type: ignore[assignment]
+    STREAM_SPIN_US, UCX_SPIN_US, MPI_SPIN_S, MPI_MAX_SLEEP_S, MPI_MIN_SPINS, MPI_SHORT_NAPS_S,
+    MPI_POOL_BYTES, MPI_HEARTBEAT_S, MPI_HEARTBEAT_TIMEOUT_S, MPI_SIDE_HOST, MPI_CUDA_AWARE,
+    ALLOW_PICKLE, PROGRESS_LINES, LINKS, RENDEZVOUS,
+)
+
+
+def table() -> str:
+    """The settings as a Markdown table (variable, unit, default, meaning)."""
+    rows = ["| variable | unit | default | meaning |", "| --- | --- | --- | --- |"]
+    for s in SETTINGS:
+        default = "" if s.default in ("", None) else repr(s.default)
+        rows.append(f"| `{s.name}` | {s.unit} | {default} | {s.meaning} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(table())
+    for s in SETTINGS:
+        if s.name in os.environ:
+            print(f"{s.name}={os.environ[s.name]!r} (set)")
