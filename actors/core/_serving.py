@@ -1,4 +1,4 @@
-"""The serving side of remote actors: one reader and one writer per accepted link.
+"""The serving side of remote actors: one session (reader, writer) per accepted link.
 
 Internal to :mod:`actors.core.remote` (see there for the protocol, backpressure and
 failure rules). Everything runs on the owning system's event loop.
@@ -8,58 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..codecs import decode, encode
 from ..errors import ActorDead, CodecError, PeerLost, ProtocolError
 from ..transports import Link
+from ..transports.session import Session
 from . import _wire
 
 if TYPE_CHECKING:
     from ._cell import ActorCell
     from .system import ActorSystem
 
-__all__ = ["MAX_INFLIGHT", "Frame", "Outbox", "ServedLink"]
+__all__ = ["MAX_INFLIGHT", "ServedLink"]
 
 log = logging.getLogger("actors.core.remote")
 
 #: Asks from one served link being processed at once before its reader waits.
 MAX_INFLIGHT = 1024
-
-Frame = tuple[bytes, list[Any], int]
-
-
-class Outbox:
-    """A writer task that sends queued frames in order; send is never cancelled midway."""
-
-    def __init__(
-        self,
-        link: Link,
-        maxsize: int,
-        on_lost: Callable[[BaseException], None],
-        on_sent: Callable[[int], None] | None = None,
-    ) -> None:
-        self.link = link
-        self.queue: asyncio.Queue[Frame] = asyncio.Queue(maxsize)
-        self._on_lost = on_lost
-        self._on_sent = on_sent
-        self.task = asyncio.get_running_loop().create_task(
-            self._run(), name=f"actor link writer {link.peer}"
-        )
-
-    async def _run(self) -> None:
-        try:
-            while True:
-                header, buffers, corr = await self.queue.get()
-                await self.link.send(header, buffers)
-                if self._on_sent is not None:
-                    self._on_sent(corr)
-        except (PeerLost, ProtocolError) as exc:
-            self._on_lost(exc)
-        finally:
-            if self.queue.qsize():
-                log.warning("link %s lost %d unsent frame(s)", self.link.peer, self.queue.qsize())
 
 
 class ServedLink:
@@ -69,51 +35,54 @@ class ServedLink:
         self.system = system
         self.link = link
         self._slots = asyncio.Semaphore(max_inflight)
-        self._open = True
-        self._outbox = Outbox(link, 0, self._lost, self._sent)
+        self.session = Session(link, f"served actor link {link.peer}", on_sent=self._sent)
         self._stoppers: set[asyncio.Task[None]] = set()
+        self._done = asyncio.get_running_loop().create_future()
 
     def _lost(self, exc: BaseException) -> None:
-        self._open = False
-        log.info("served link %s closed: %s", self.link.peer, exc)
+        level = logging.INFO if isinstance(exc, PeerLost) else logging.ERROR
+        log.log(level, "closing served link %s: %s", self.link.peer, exc)
+        if not self._done.done():
+            self._done.set_result(None)
 
     def _sent(self, corr: int) -> None:
         if corr:
             self._slots.release()
 
     def _send(self, kind: int, target: str, corr: int, obj: Any) -> None:
-        if not self._open:
+        if self.session.closed:
             return
         try:
             body, buffers = encode(obj)
         except CodecError as exc:
             kind, body, buffers = _wire.ERROR, _wire.exception_to_wire(exc), []
-        self._outbox.queue.put_nowait((_wire.pack_header(kind, target, corr, body), buffers, corr))
+        self.session.post(_wire.pack_header(kind, target, corr, body), buffers, corr)
 
     def _send_error(self, target: str, corr: int, exc: BaseException) -> None:
-        if self._open:
-            header = _wire.pack_header(_wire.ERROR, target, corr, _wire.exception_to_wire(exc))
-            self._outbox.queue.put_nowait((header, [], corr))
+        header = _wire.pack_header(_wire.ERROR, target, corr, _wire.exception_to_wire(exc))
+        self.session.post(header, (), corr)
 
     async def run(self) -> None:
+        """Serve until the link is lost or closed (a malformed frame closes it, logged)."""
+        self.session.start(self._dispatch, self._lost)
         try:
-            while True:
-                header, buffers = await self.link.recv()
-                await self._dispatch(header, buffers)
-        except PeerLost:
-            pass
-        except ProtocolError as exc:
-            log.error("closing served link %s: %s", self.link.peer, exc)
+            await self._done
         finally:
-            self._open = False
             await self.close()
 
     async def close(self) -> None:
-        self._open = False
-        await self.link.close()
-        for task in (self._outbox.task, *self._stoppers):
+        await self.session.close()
+        if not self._done.done():
+            self._done.set_result(None)
+        for task in self._stoppers:
             task.cancel()
-        await asyncio.wait([self._outbox.task, *self._stoppers])
+        if self._stoppers:
+            await asyncio.wait(self._stoppers)
+
+    def describe_state(self) -> dict[str, Any]:
+        """Outbox depth and state, for the stall report."""
+        return {"link": self.session.who, "outbox": self.session.queued,
+                "lost": None if self.session.lost is None else str(self.session.lost)}
 
     async def _dispatch(self, header: bytes, buffers: list[Any]) -> None:
         kind, target, corr, body = _wire.unpack_header(header, self.link.peer)

@@ -35,10 +35,11 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..codecs import decode, encode
-from ..errors import ActorDead, AskTimeout, CodecError, PeerLost, ProtocolError
+from ..errors import ActorDead, AskTimeout, CodecError, PeerLost, ProtocolError, TransportError
 from ..transports import Link, Listener, connect, listen
+from ..transports.session import Session
 from . import _wire
-from ._serving import MAX_INFLIGHT, Frame, Outbox, ServedLink
+from ._serving import MAX_INFLIGHT, ServedLink
 from .ref import ActorRef
 
 if TYPE_CHECKING:
@@ -62,10 +63,8 @@ class _ClientLink:
         self.dead_targets: set[str] = set()
         self._pending: dict[int, tuple[str, asyncio.Future[Any]]] = {}
         self._ids = itertools.count(1)
-        self._outbox = Outbox(link, OUTBOX_SIZE, self._lose)
-        self.reader = asyncio.get_running_loop().create_task(
-            self._read(), name=f"actor link reader {url}"
-        )
+        self.session = Session(link, f"actor link to {url}", outbox_size=OUTBOX_SIZE)
+        self.session.start(self._on_frame, self._lose)
 
     def _lose(self, exc: BaseException) -> None:
         if self.lost is None:
@@ -75,22 +74,15 @@ class _ClientLink:
         for target, fut in pending.values():
             if not fut.done():
                 fut.set_exception(self._lost_error(target))
-        self._drop_queued()
 
-    def _drop_queued(self) -> None:
-        """Empty the outbox so that callers blocked on it wake up (and raise)."""
-        queue = self._outbox.queue
-        dropped = queue.qsize()
-        while not queue.empty():
-            queue.get_nowait()
-        if dropped:
-            log.warning("link to %s lost with %d unsent frame(s)", self.url, dropped)
-
-    async def _enqueue(self, frame: Frame, target: str) -> None:
-        await self._outbox.queue.put(frame)
-        if self.lost is not None:  # lost while we waited for room
-            self._drop_queued()
-            raise self._lost_error(target)
+    async def _enqueue(self, frame: bytes, buffers: list[Any], target: str) -> None:
+        try:
+            await self.session.put(frame, buffers)
+            return
+        except TransportError as exc:  # lost (or closed) before or while we waited for room
+            lost = exc
+        self._lose(lost)
+        raise self._lost_error(target)
 
     def _lost_error(self, target: str) -> PeerLost:
         err = PeerLost(f"link to {self.url} lost (actor {target!r}): {self.lost}")
@@ -102,17 +94,6 @@ class _ClientLink:
             raise self._lost_error(target)
         if target in self.dead_targets:
             raise ActorDead(f"actor {target!r} at {self.url} is stopped")
-
-    async def _read(self) -> None:
-        try:
-            while True:
-                header, buffers = await self.link.recv()
-                self._on_frame(header, buffers)
-        except (PeerLost, ProtocolError) as exc:
-            self._lose(exc)
-        finally:
-            self._lose(PeerLost(f"link to {self.url} closed"))
-            await self.link.close()
 
     def _on_frame(self, header: bytes, buffers: list[Any]) -> None:
         kind, target, corr, body = _wire.unpack_header(header, self.url)
@@ -136,7 +117,7 @@ class _ClientLink:
     async def tell(self, target: str, message: Any) -> None:
         self.check(target)
         body, buffers = encode(message)
-        await self._enqueue((_wire.pack_header(_wire.TELL, target, 0, body), buffers, 0), target)
+        await self._enqueue(_wire.pack_header(_wire.TELL, target, 0, body), buffers, target)
 
     async def request(self, kind: int, target: str, message: Any, timeout: float | None) -> Any:
         self.check(target)
@@ -144,10 +125,10 @@ class _ClientLink:
         corr = next(self._ids)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[corr] = (target, fut)
-        frame = (_wire.pack_header(kind, target, corr, body), buffers, corr)
+        header = _wire.pack_header(kind, target, corr, body)
         try:
             async with asyncio.timeout(timeout) as deadline:
-                await self._enqueue(frame, target)
+                await self._enqueue(header, buffers, target)
                 return await fut
         except TimeoutError:
             if deadline.expired():
@@ -159,9 +140,8 @@ class _ClientLink:
             self._pending.pop(corr, None)
 
     async def close(self) -> None:
-        await self.link.close()
-        self._outbox.task.cancel()
-        await asyncio.wait([self.reader, self._outbox.task])
+        await self.session.close()
+        self._lose(PeerLost(f"link to {self.url} closed"))
 
 
 class RemoteActorRef(ActorRef):

@@ -1,20 +1,22 @@
-"""One link of a hub: batched writer task and reader task.
+"""One link of a hub: a :class:`~actors.transports.session.Session` plus batched transitions.
 
 The writer coalesces small control messages: transitions queued during one
 turn of the event loop go out as one TRANS message, so a stream of events
 costs one transport message per batch, not per event, and no task is created
-per event.
+per event. Loss rules are the session's: any error while receiving, decoding
+(:func:`~actors.distributed.protocol.unpack`), dispatching or sending aborts
+the link and calls ``on_lost(peer, error)`` once, the error naming the link and
+peer (never a silent reader death).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..errors import DistributedError, PeerLost, ProtocolError
+from ..errors import TransportError
 from ..transports import Link
+from ..transports.session import Session
 from .protocol import pack, unpack
 
 __all__ = ["Peer"]
@@ -23,95 +25,91 @@ Handler = Callable[["Peer", list[Any], list[Any]], None]
 
 
 class Peer:
-    """A link plus its writer (batched transitions) and reader (dispatch) tasks."""
+    """A link plus its session: writer (batched transitions) and reader (dispatch).
+
+    ``lost`` is for the owner to record the loss it handled (the session keeps
+    its own in ``session.lost``). Loop rules: the hub's event loop only.
+    """
 
     def __init__(self, name: str, link: Link, kind: int) -> None:
         self.name = name  # the link name in the configuration
         self.link = link
         self.kind = kind  # message kind of the batches this side writes
         self.pending: list[Any] = []
-        self.tail: list[bytes] = []  # whole messages to send after the batch (END...)
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self.tasks: list[asyncio.Task[None]] = []
-        self.closing = False
         self.lost: BaseException | None = None
-        self.process = ""  # the peer's process, once known ("process 'X' (launcher name)")
+        self._process = ""  # the peer's process, once known ("process 'X' (launcher name)")
+        self.session = Session(link, self.who, before_write=self._batch)
+        self._on_message: Handler | None = None
+
+    @property
+    def process(self) -> str:
+        return self._process
+
+    @process.setter
+    def process(self, value: str) -> None:
+        self._process = value
+        self.session.who = self.who
 
     @property
     def who(self) -> str:
-        peer = f"{self.process} at {self.link.peer}" if self.process else self.link.peer
+        peer = f"{self._process} at {self.link.peer}" if self._process else self.link.peer
         return f"link {self.name!r} (peer {peer})"
+
+    @property
+    def closing(self) -> bool:
+        """True once closed or lost."""
+        return self.session.closed
 
     def queue(self, item: Any) -> None:
         """Append one control item to the next batch (loop thread only)."""
         self.pending.append(item)
-        self._idle.clear()
-        self._wake.set()
+        self.session.wake()
 
     def queue_message(self, header: bytes) -> None:
         """Send ``header`` after everything queued so far."""
-        self.tail.append(header)
-        self._idle.clear()
-        self._wake.set()
+        self._batch()
+        self.session.post(header)
+
+    def _batch(self) -> None:
+        if self.pending:
+            batch, self.pending = self.pending, []
+            self.session.post(pack(self.kind, batch))
+
+    async def send(self, header: bytes, buffers: Sequence[Any] = ()) -> None:
+        """Send a message now (bulk data); raises and aborts the link like the session."""
+        await self.session.send(header, buffers)
 
     def start(self, on_message: Handler, on_lost: Callable[[Peer, BaseException], None]) -> None:
-        loop = asyncio.get_running_loop()
-        self.tasks = [
-            loop.create_task(self._write(on_lost), name=f"writer {self.name}"),
-            loop.create_task(self._read(on_message, on_lost), name=f"reader {self.name}"),
-        ]
+        """Start reading (``on_message(peer, msg, buffers)``) and writing."""
+        self._on_message = on_message
+        self.session.start(self._handle, lambda exc: on_lost(self, exc))
 
-    async def _write(self, on_lost: Callable[[Peer, BaseException], None]) -> None:
-        try:
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                while self.pending or self.tail:
-                    batch, self.pending = self.pending, []
-                    if batch:
-                        await self.link.send(pack(self.kind, batch))
-                    tail, self.tail = self.tail, []
-                    for header in tail:
-                        await self.link.send(header)
-                self._idle.set()
-        except (PeerLost, ProtocolError) as exc:
-            if not self.closing:
-                on_lost(self, exc)
-
-    async def _read(self, on_message: Handler,
-                    on_lost: Callable[[Peer, BaseException], None]) -> None:
-        try:
-            while True:
-                header, buffers = await self.link.recv()
-                on_message(self, unpack(header, self.who), buffers)
-        except (PeerLost, ProtocolError, DistributedError) as exc:
-            if not self.closing:
-                on_lost(self, exc)
+    def _handle(self, header: bytes, buffers: list[Any]) -> None:
+        assert self._on_message is not None
+        self._on_message(self, unpack(header, self.who), buffers)
 
     async def close(self) -> None:
         """Stop both tasks and close the link (idempotent)."""
-        self.closing = True
-        for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        await self.link.close()
+        await self.session.close()
 
     async def flush(self) -> None:
         """Wait until everything queued has been handed to the link.
 
-        Returns early (without error) when the writer stopped; the caller then
-        finds the reason in the hub's error.
+        Returns early (without error) when the link was lost or closed; the
+        caller then finds the reason in the hub's error.
         """
-        writer = self.tasks[0] if self.tasks else None
-        if writer is None:
-            return
-        idle = asyncio.ensure_future(self._idle.wait())
         try:
-            await asyncio.wait({idle, writer}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            idle.cancel()
+            await self.session.flush()
+        except TransportError:
+            return
 
+    def describe_state(self) -> dict[str, Any]:
+        """Queue depths and state, for the stall report."""
+        return {
+            "link": self.name,
+            "peer": self.who,
+            "batched": len(self.pending),
+            "outbox": self.session.queued,
+            "lost": None if self.lost is None and self.session.lost is None
+            else str(self.lost or self.session.lost),
+        }

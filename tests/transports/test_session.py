@@ -1,0 +1,247 @@
+"""The link session: reader, writer, bounded outbox, one set of loss rules."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import sys
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+
+from actors.errors import PeerLost, ProtocolError
+from actors.transports import Capabilities, Link, Message, connect, listen
+from actors.transports.session import Session
+from tests.transports.schemes import LISTEN_URLS, params, require
+
+
+@pytest.fixture(params=params(("inproc", "tcp")))
+async def pair(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Link, Link]]:
+    require(request.param)
+    async with await listen(LISTEN_URLS[request.param]()) as listener:
+        client = await connect(listener.address)
+        server = await listener.accept()
+    try:
+        yield client, server
+    finally:
+        await client.close()
+        await server.close()
+
+
+class Recorder:
+    """on_message / on_lost callbacks that remember what they saw."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[bytes, list[Any]]] = []
+        self.lost: list[BaseException] = []
+        self.got = asyncio.Event()
+        self.gone = asyncio.Event()
+
+    def on_message(self, header: bytes, buffers: list[Any]) -> None:
+        self.messages.append((header, buffers))
+        self.got.set()
+
+    def on_lost(self, exc: BaseException) -> None:
+        self.lost.append(exc)
+        self.gone.set()
+
+
+async def test_put_reaches_the_handler_in_order(pair: tuple[Link, Link]) -> None:
+    client, server = pair
+    a, b = Session(client, "a", outbox_size=2), Session(server, "b")
+    ra, rb = Recorder(), Recorder()
+    a.start(ra.on_message, ra.on_lost)
+    b.start(rb.on_message, rb.on_lost)
+    for i in range(10):
+        await a.put(str(i).encode())
+    await a.flush()
+    async with asyncio.timeout(5):
+        while len(rb.messages) < 10:
+            rb.got.clear()
+            await rb.got.wait()
+    assert [bytes(h) for h, _ in rb.messages] == [str(i).encode() for i in range(10)]
+    await a.close()
+    await b.close()
+    assert not ra.lost and not rb.lost  # a close is not a loss
+
+
+async def test_handler_error_aborts_naming_the_session_and_fails_waits(
+    pair: tuple[Link, Link],
+) -> None:
+    client, server = pair
+    a = Session(client, "a")
+    b = Session(server, "link 'x' (peer p)", outbox_size=1)
+    ra = Recorder()
+    a.start(ra.on_message, ra.on_lost)
+
+    def broken(header: bytes, buffers: list[Any]) -> None:
+        raise KeyError("malformed")
+
+    rb = Recorder()
+    b.start(broken, rb.on_lost)
+    # fill b's outbox while its writer cannot drain: a put then waits for room
+    await a.put(b"boom")
+    async with asyncio.timeout(5):
+        await rb.gone.wait()
+    (error,) = rb.lost
+    assert isinstance(error, ProtocolError)
+    assert "link 'x' (peer p)" in str(error) and "malformed" in str(error)
+    assert isinstance(error.__cause__, KeyError)
+    with pytest.raises(ProtocolError):
+        await b.put(b"later")
+    with pytest.raises(ProtocolError):
+        await b.flush()
+    assert b.post(b"dropped") is False
+    async with asyncio.timeout(5):  # the abort closed the link: the peer sees it
+        await ra.gone.wait()
+    assert isinstance(ra.lost[0], PeerLost)
+    await a.close()
+    await b.close()
+
+
+class StuckLink(Link):
+    """A link whose sends and receives wait until it is closed or ``lose`` is called."""
+
+    capabilities = Capabilities(zero_copy_receive=False, device_memory=False, crosses_nodes=False)
+    peer = "stuck"
+
+    def __init__(self) -> None:
+        self.gone = asyncio.get_running_loop().create_future()
+        self.sending = 0
+
+    async def _wait(self) -> None:
+        await asyncio.shield(self.gone)
+
+    async def send(self, header: bytes, buffers: Sequence[Any] = ()) -> None:
+        self.sending += 1
+        await self._wait()
+
+    async def recv(self) -> Message:
+        await self._wait()
+        raise AssertionError("unreachable")
+
+    def lose(self, error: BaseException) -> None:
+        if not self.gone.done():
+            self.gone.set_exception(error)
+
+    async def close(self) -> None:
+        self.lose(PeerLost("stuck link closed"))
+
+    @property
+    def closed(self) -> bool:
+        return self.gone.done()
+
+
+async def test_waiting_put_fails_when_the_link_is_lost() -> None:
+    link = StuckLink()
+    a = Session(link, "a", outbox_size=2)
+    ra = Recorder()
+    a.start(ra.on_message, ra.on_lost)
+    puts = asyncio.gather(*(a.put(b"x") for _ in range(6)))
+    flush = asyncio.ensure_future(a.flush())
+    await asyncio.sleep(0.05)
+    assert not puts.done() and not flush.done() and link.sending == 1
+    link.lose(PeerLost("peer died"))
+    async with asyncio.timeout(5):
+        with pytest.raises(PeerLost, match="peer died"):
+            await puts
+        with pytest.raises(PeerLost, match="peer died"):
+            await flush
+    assert len(ra.lost) == 1 and a.lost is ra.lost[0]
+    with pytest.raises(PeerLost, match="peer died"):
+        await a.put(b"later")
+    await a.close()
+
+
+async def test_close_fails_pending_waits_and_is_idempotent() -> None:
+    link = StuckLink()
+    a = Session(link, "a", outbox_size=1)
+    ra = Recorder()
+    a.start(ra.on_message, ra.on_lost)
+    puts = asyncio.gather(*(a.put(b"x") for _ in range(4)))
+    await asyncio.sleep(0.05)
+    await a.close()
+    await a.close()
+    with pytest.raises(PeerLost, match="closed by this side"):
+        await puts
+    assert not ra.lost and link.closed
+
+
+async def test_close_does_not_swallow_cancellation(pair: tuple[Link, Link]) -> None:
+    client, server = pair
+    a = Session(client, "a")
+
+    async def stuck(header: bytes, buffers: list[Any]) -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            await asyncio.sleep(0.5)  # a slow cleanup keeps close() waiting
+
+    a.start(stuck, Recorder().on_lost)
+    await server.send(b"go")
+    await asyncio.sleep(0.05)
+    closer = asyncio.ensure_future(a.close())
+    await asyncio.sleep(0.05)
+    closer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closer
+    await a.close()
+
+
+async def test_writer_error_aborts_the_session(pair: tuple[Link, Link]) -> None:
+    client, _server = pair
+    a = Session(client, "link 'w'")
+    ra = Recorder()
+    a.start(ra.on_message, ra.on_lost)
+    await a.put(b"x", [object()])  # not a buffer: the link's send raises
+    async with asyncio.timeout(5):
+        await ra.gone.wait()
+    (error,) = ra.lost
+    assert isinstance(error, ProtocolError) and "link 'w'" in str(error)
+    assert "sending" in str(error)
+    await a.close()
+
+
+async def test_received_buffers_are_released_when_dropped(pair: tuple[Link, Link]) -> None:
+    client, server = pair
+    received: list[Any] = []
+    got = asyncio.Event()
+
+    def keep(header: bytes, buffers: list[Any]) -> None:
+        received.append(buffers[0])
+        got.set()
+
+    b = Session(server, "b")
+    b.start(keep, Recorder().on_lost)
+    gc.disable()
+    try:
+        await client.send(b"h", [np.arange(1000, dtype=np.uint8)])
+        async with asyncio.timeout(5):
+            await got.wait()
+        buffer = received.pop()
+        # only this frame refers to it (getrefcount's argument is the other one)
+        assert sys.getrefcount(buffer) == 2, "the session still holds the received message"
+    finally:
+        gc.enable()
+    await b.close()
+
+
+async def test_send_bypasses_the_outbox_and_reports_loss(pair: tuple[Link, Link]) -> None:
+    client, server = pair
+    a = Session(client, "a")
+    ra = Recorder()
+    a.start(ra.on_message, ra.on_lost)
+    rb = Recorder()
+    b = Session(server, "b")
+    b.start(rb.on_message, rb.on_lost)
+    await a.send(b"direct")
+    async with asyncio.timeout(5):
+        await rb.got.wait()
+    await b.close()
+    async with asyncio.timeout(5):
+        await ra.gone.wait()
+    with pytest.raises(PeerLost):
+        await a.send(b"too late")
+    await a.close()
