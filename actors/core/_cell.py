@@ -184,6 +184,7 @@ class ActorCell:
             if item is _WAKE:
                 continue
             message, fut = item
+            del item  # no reference to the message outlives its handling (received memory)
             if fut is None:
                 try:
                     await receive(message)
@@ -206,6 +207,8 @@ class ActorCell:
                 else:
                     if not fut.done():
                         fut.set_result(result)
+                    del result
+            del message, fut
 
     def _instance(self) -> Actor:
         assert self.instance is not None
