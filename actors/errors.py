@@ -24,8 +24,9 @@ Tree::
     ├── FrameworkError
     │   ├── ModuleError          a module raised: label, transition/event id, traceback
     │   └── ProductNotFound      a product asked for is not in the event
-    └── DistributedError
-        └── SchemaMismatch       the two sides of a link disagree: shows both views
+    ├── DistributedError
+    │   └── SchemaMismatch       the two sides of a link disagree: shows both views
+    └── LaunchError              a process of a launched topology failed: names it
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ __all__ = [
     "ConfigError",
     "DistributedError",
     "FrameworkError",
+    "LaunchError",
     "ModuleError",
     "PeerLost",
     "ProductNotFound",
@@ -202,3 +204,17 @@ class DistributedError(ActorsError):
 
 class SchemaMismatch(DistributedError):
     """Both sides of a link disagree about what travels; the message shows both."""
+
+
+class LaunchError(ActorsError):
+    """A topology started from Python did not succeed (see :mod:`actors.launch.api`).
+
+    ``status`` is the launcher's exit status (124 after a timeout) and
+    ``exit_codes`` each process's (or ``mpiexec``'s) exit code where known; the
+    message names the processes that failed.
+    """
+
+    def __init__(self, message: str, *, status: int, exit_codes: dict[str, int]) -> None:
+        self.status = status
+        self.exit_codes = dict(exit_codes)
+        super().__init__(message)

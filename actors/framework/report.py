@@ -117,6 +117,27 @@ class JobReport:
             ],
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobReport:
+        """The report :meth:`to_dict` described (derived figures are recomputed)."""
+        paths = [
+            PathReport(**{**p, "modules": [PathModuleCounts(**m) for m in p["modules"]]})
+            for p in data["trigger_report"]
+        ]
+        timing_keys = set(ModuleTiming.__dataclass_fields__)
+        modules = [
+            ModuleTiming(**{k: v for k, v in m.items() if k in timing_keys})
+            for m in data["timing_report"]
+        ]
+        keys = ("process", "events", "accepted", "streams", "threads")
+        return cls(
+            **{k: data[k] for k in keys},
+            event_loop_time=data["event_loop_time"],
+            wall_time=data["wall_time"],
+            paths=paths,
+            modules=modules,
+        )
+
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
 
