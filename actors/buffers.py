@@ -56,7 +56,11 @@ def as_host_view(buf: Any) -> memoryview:
         raise TypeError("device buffer has no host view; use device_to_host()")
     view = memoryview(buf)
     if not view.c_contiguous:
-        raise ValueError("buffer is not C-contiguous")
+        raise ValueError(
+            f"a {type(buf).__name__} buffer that is not C-contiguous (strided or "
+            f"Fortran-ordered) cannot be sent: pass numpy.ascontiguousarray(buf), or send "
+            f"the object through actors.codecs, which does"
+        )
     if view.format != "B" or view.ndim != 1:
         view = view.cast("B")
     return view

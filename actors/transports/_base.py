@@ -7,6 +7,15 @@ without being concatenated. Ownership of sent buffers passes to the link: the
 sender must not modify them after ``send`` returns (zero-copy transports may
 still be reading them, and ``inproc://`` hands the very same objects over).
 
+Sent host buffers must be C-contiguous (read-only ones are fine): a strided or
+Fortran-ordered buffer makes ``send`` raise ``ValueError`` before anything is
+sent, and the link stays usable.
+
+Bounded buffering: while the peer does not receive, a link accepts a bounded
+amount of data (socket buffers, a queue of at most ~1,000 messages, a bounded
+pool of segments); ``send`` then waits until the peer reads. It never fails,
+and never grows memory without bound, because the peer is slow.
+
 Received host buffers are writable-or-readonly byte ``memoryview``-compatible
 objects (buffer protocol, C-contiguous, ``uint8``); received device buffers are
 device arrays when the link has ``device_memory`` capability (others stage

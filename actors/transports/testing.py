@@ -1,36 +1,49 @@
-"""Backend-independent two-sided link checks (the transport conformance suite).
+"""The transport conformance suite, shipped so that any backend can run it.
+
+Every built-in backend runs it (``tests/transports/test_conformance.py``); a
+third-party backend registered under the ``actors.transports`` entry-point group
+runs it the same way, from its own tests::
+
+    from actors.transports.testing import check_link
+
+    async def make_pair():                  # a fresh (server end, client end)
+        listener = await listen("mine://...")
+        client = await connect(listener.address)
+        return await listener.accept(), client
+
+    await check_link(make_pair)             # raises AssertionError naming the check
 
 Each check is a pair of coroutine functions ``server_side(link)`` and
 ``client_side(link)`` run on the two ends of ONE fresh link: the end returned by
 ``listener.accept()`` and the end returned by ``connect()``. A side raises
 (``AssertionError`` or a transport error) on a violation and returns normally
 otherwise. No side closes its link before the other side is done with it,
-except in the checks that are about closing; the runner closes both links
-afterwards (closing twice is allowed).
+except in the checks that are about closing. ``CHECKS`` lists them as
+``(name, server_side, client_side)``; this module needs no pytest, so a runner
+that puts the two ends in two processes (the mpiexec runner of the test suite)
+calls each process's side with its own link.
 
-``CHECKS`` lists them as ``(name, server_side, client_side)``. This module
-imports no pytest fixtures, so other launchers (the mpiexec runner in
-tests/transports/mpi_conformance.py) run the same checks in two processes:
-each process calls its side with its own link. In one process::
-
-    await run_check(check, server_link, client_link)
-
-Links must accept messages of at least :data:`MAX_MESSAGE_SIZE` bytes.
+Links must accept messages of at least :data:`MAX_MESSAGE_SIZE` bytes. The
+checks hold the contract of :mod:`actors.transports._base`, including its
+bounded-buffering rule (see :func:`backpressure_client`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 import numpy as np
 
-from actors.errors import PeerLost
-from actors.transports import Link
+from ..errors import PeerLost
+from ._base import Link
 
-Side = Callable[[Link], Awaitable[None]]
+__all__ = ["CHECKS", "MAX_MESSAGE_SIZE", "Check", "Side", "check_link", "run_check"]
+
+Side = Callable[[Link], Coroutine[Any, Any, None]]
 Check = tuple[str, Side, Side]
 
 #: Smallest max_message_size a link must allow for these checks.
@@ -102,7 +115,7 @@ def _big_payload() -> np.ndarray:
 
 async def big_server(link: Link) -> None:
     payload = _big_payload()
-    digest = hashlib.sha256(payload).digest()
+    digest = hashlib.sha256(payload.data.cast("B")).digest()
     await link.send(b"big", [payload, np.arange(10, dtype=np.uint8)])
     del payload
     await _expect(link, b"digest:" + digest)
@@ -257,6 +270,116 @@ async def close_client(link: Link) -> None:
         raise AssertionError("a closed link accepted an operation")
 
 
+
+# -- bounded buffering: a peer that does not read makes send wait --------------------
+
+#: Messages and size of the backpressure check (128 MiB in all).
+_BACKPRESSURE_COUNT = 2048
+_BACKPRESSURE_SIZE = 64 << 10
+#: How long the server of the backpressure check waits before it reads.
+_BACKPRESSURE_PAUSE_S = 1.5
+
+
+async def backpressure_server(link: Link) -> None:
+    """Read nothing for a while, then everything; tell the client when reading began."""
+    await _expect(link, b"start")
+    await asyncio.sleep(_BACKPRESSURE_PAUSE_S)
+    began = time.monotonic()
+    for i in range(_BACKPRESSURE_COUNT):
+        bufs = await _expect(link, b"%d" % i)
+        assert len(memoryview(bufs[0]).cast("B")) == _BACKPRESSURE_SIZE
+    await link.send(b"began:%r" % began)
+
+
+async def backpressure_client(link: Link) -> None:
+    """The contract's bounded-buffering rule.
+
+    While the peer does not receive, a link accepts a bounded amount of data
+    (socket buffers, a queue of at most ~1,000 messages, a bounded pool of
+    segments): ``send`` then waits until the peer reads, and never fails or
+    grows memory without bound for that reason. 128 MiB in 2,048 messages is
+    past that bound on every backend, so the last send completes only after the
+    peer began to read.
+    """
+    payload = np.ones(_BACKPRESSURE_SIZE, np.uint8)
+    await link.send(b"start")
+    for i in range(_BACKPRESSURE_COUNT):
+        await link.send(b"%d" % i, [payload])
+    last_send_done = time.monotonic()
+    (began,) = await _expect_prefix(link, b"began:")
+    assert last_send_done >= began, (
+        f"{_BACKPRESSURE_COUNT} x {_BACKPRESSURE_SIZE} bytes were all accepted "
+        f"{began - last_send_done:.2f} s before the peer read anything: unbounded buffering"
+    )
+
+
+async def _expect_prefix(link: Link, prefix: bytes) -> tuple[float]:
+    header, _ = await link.recv()
+    assert header.startswith(prefix), f"expected {prefix!r}..., got {header[:60]!r}"
+    return (float(header[len(prefix) :]),)
+
+
+# -- read-only buffers travel; strided ones are refused before anything is sent -------
+
+
+def _readonly_buffers() -> list[Any]:
+    readonly = np.arange(1000, dtype=np.float64)
+    readonly.flags.writeable = False
+    return [readonly, memoryview(b"immutable bytes"), bytearray(b"mutable"), b""]
+
+
+def _strided_buffers() -> list[Any]:
+    base = np.arange(4096, dtype=np.int32)
+    return [base[::3], np.arange(12, dtype=np.int16).reshape(3, 4).T]
+
+
+async def odd_buffers_server(link: Link) -> None:
+    bufs = await _expect(link, b"readonly")
+    expected = [bytes(memoryview(b).cast("B")) for b in _readonly_buffers()]
+    assert [_bytes(b) for b in bufs] == expected, "read-only buffers arrived changed"
+    await link.send(b"done")
+
+
+async def odd_buffers_client(link: Link) -> None:
+    """Buffers must be C-contiguous; read-only ones are fine (the contract).
+
+    A strided or Fortran-ordered buffer raises ValueError before anything is
+    sent, and the link stays usable.
+    """
+    for strided in _strided_buffers():
+        try:
+            await link.send(b"strided", [np.ones(4, np.uint8), strided])
+        except ValueError:
+            continue
+        raise AssertionError(f"a non-C-contiguous buffer was accepted: {strided!r}")
+    await link.send(b"readonly", _readonly_buffers())
+    await _expect(link, b"done")
+
+
+# -- send after close -----------------------------------------------------------------
+
+
+async def send_after_close_server(link: Link) -> None:
+    await _expect(link, b"closing")
+    async with asyncio.timeout(5):  # PeerLost promptly, never a hang
+        while True:
+            try:
+                await link.send(b"still there?", [np.zeros(1 << 16, np.uint8)])
+                await asyncio.sleep(0.01)
+            except PeerLost:
+                return
+
+
+async def send_after_close_client(link: Link) -> None:
+    await link.send(b"closing")
+    await link.close()
+    try:
+        await link.send(b"after-close")
+    except PeerLost:
+        return
+    raise AssertionError("send on a closed link did not raise PeerLost")
+
+
 CHECKS: list[Check] = [
     ("ordered_10000", ordered_server, ordered_client),
     ("shapes", shapes_server, shapes_client),
@@ -266,6 +389,9 @@ CHECKS: list[Check] = [
     ("concurrent_large_sends", concurrent_large_sends_server, concurrent_large_sends_client),
     ("cancelled_recv", cancelled_recv_server, cancelled_recv_client),
     ("close", close_server, close_client),
+    ("backpressure", backpressure_server, backpressure_client),
+    ("odd_buffers", odd_buffers_server, odd_buffers_client),
+    ("send_after_close", send_after_close_server, send_after_close_client),
 ]
 
 
@@ -287,3 +413,29 @@ async def run_check(check: Check, server: Link, client: Link) -> None:
     finally:
         await client.close()
         await server.close()
+
+
+async def check_link(
+    make_pair: Callable[[], Awaitable[tuple[Link, Link]]],
+    *,
+    skip: Sequence[str] = (),
+) -> list[str]:
+    """Run every check of :data:`CHECKS` on a fresh pair from ``make_pair()``.
+
+    ``make_pair`` returns ``(server_end, client_end)`` of one new link. Checks
+    named in ``skip`` are left out (say why in your test). Returns the names of
+    the checks that ran; raises AssertionError naming the first failing check
+    (the transport error it raised is chained).
+    """
+    ran = []
+    for check in CHECKS:
+        name = check[0]
+        if name in skip:
+            continue
+        server, client = await make_pair()
+        try:
+            await run_check(check, server, client)
+        except Exception as exc:
+            raise AssertionError(f"conformance check {name!r} failed: {exc!r}") from exc
+        ran.append(name)
+    return ran

@@ -44,7 +44,7 @@ def _normalise(entry: Any) -> tuple[str, Any, Any]:
 def all_checks() -> list[tuple[str, Any, Any]]:
     checks = [_normalise(c) for c in mpi_checks.CHECKS]
     try:
-        from tests.transports import conformance  # type: ignore[attr-defined]
+        from actors.transports import testing as conformance
     except ImportError:
         return checks
     shared = getattr(conformance, "CHECKS", [])

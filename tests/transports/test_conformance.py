@@ -17,17 +17,18 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from actors.errors import AuthenticationError, PeerLost, ProtocolError
 from actors.transports import Link, Listener, connect, listen, split_url
+from actors.transports import testing as conformance
 from actors.transports._handshake import client_handshake
 from actors.transports.stream._framing import ENTRY, MAGIC, PREFIX, VERSION
-from tests.transports import conformance
 from tests.transports.schemes import CROSS_PROCESS, LISTEN_URLS, params, require
 
 PEER_SCRIPT = Path(__file__).with_name("peer.py")
@@ -363,3 +364,52 @@ async def test_spinning_recv_keeps_the_contract(
             await client.close()
             with pytest.raises(PeerLost):
                 await asyncio.wait_for(server.recv(), 5)
+
+
+# -- the shipped suite as a third-party backend would run it -----------------------------
+
+
+async def _inproc_pair() -> tuple[Link, Link]:
+    lst = await listen("inproc://check-link-" + os.urandom(4).hex(), max_message_size=MAX)
+    try:
+        client = await connect(lst.address, max_message_size=MAX)
+        return await asyncio.wait_for(lst.accept(), 10), client
+    finally:
+        await lst.close()
+
+
+async def test_check_link_runs_every_check() -> None:
+    ran = await conformance.check_link(_inproc_pair)
+    assert ran == [name for name, _, _ in conformance.CHECKS]
+
+
+class _LossyLink(Link):
+    """A broken backend: drops the 500th message it sends."""
+
+    def __init__(self, inner: Link) -> None:
+        self.inner, self.sent = inner, 0
+        self.capabilities, self.peer = inner.capabilities, inner.peer
+
+    async def send(self, header: bytes, buffers: Sequence[Any] = ()) -> None:
+        self.sent += 1
+        if self.sent != 500:
+            await self.inner.send(header, buffers)
+
+    async def recv(self) -> tuple[bytes, list[Any]]:
+        return await self.inner.recv()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    @property
+    def closed(self) -> bool:
+        return self.inner.closed
+
+
+async def test_check_link_names_the_check_a_broken_backend_fails() -> None:
+    async def lossy_pair() -> tuple[Link, Link]:
+        server, client = await _inproc_pair()
+        return server, _LossyLink(client)
+
+    with pytest.raises(AssertionError, match="conformance check 'ordered_10000' failed"):
+        await conformance.check_link(lossy_pair)

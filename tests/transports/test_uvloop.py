@@ -12,7 +12,7 @@ import asyncio
 import pytest
 
 from actors.transports import connect, listen
-from tests.transports import conformance
+from actors.transports import testing as conformance
 from tests.transports.schemes import LISTEN_URLS, params, require
 
 uvloop = pytest.importorskip("uvloop", reason="uvloop is a core dependency on Linux only")
