@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..tomlfile import TomlDocument
-from .process import Options
 
-if TYPE_CHECKING:
-    from .process import Process
+if TYPE_CHECKING:  # typing only: process.py imports this module
+    from .process import Options, Process
 
 _TOP_KEYS = ("process", "options", "source", "modules", "paths", "end_paths")
 
@@ -60,7 +59,7 @@ def _table(doc: TomlDocument, key: str) -> dict[str, Any]:
 
 
 def _load_options(doc: TomlDocument, options: Options) -> None:
-    known = {f.name for f in fields(Options)}
+    known = {f.name for f in fields(options)}
     for key, value in _table(doc, "options").items():
         if key not in known:
             raise doc.error(f"unknown option (known: {', '.join(sorted(known))})", "options", key)

@@ -27,6 +27,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..tomlfile import TomlDocument, dump_toml
+from ._config_load import process_from_doc
 from .branch import check_name
 
 __all__ = ["ModuleConfig", "Options", "Path", "Process"]
@@ -210,8 +211,6 @@ class Process:
 
     @classmethod
     def _from_doc(cls, doc: TomlDocument, base_dir: str | FsPath | None) -> Process:
-        from ._config_load import process_from_doc
-
         process = process_from_doc(cls, doc, base_dir)
         process._doc = doc
         process.file = doc.path
