@@ -19,7 +19,7 @@ def test_jagged_array_roundtrip_with_separate_buffers() -> None:
     name, meta, buffers = encode_parts(jagged)
     assert name == codec_name_of(jagged) == "awkward.Array"
     assert len(buffers) == 2  # offsets and content
-    assert isinstance(meta[0], str) and meta[1] == 4
+    assert meta[0] == "ListOffsetArray"  # a jagged list of numbers: no form JSON
     out = roundtrip(jagged)
     assert isinstance(out, ak.Array)
     assert out.type == jagged.type and ak.to_list(out) == ak.to_list(jagged)
@@ -47,3 +47,33 @@ def test_empty_awkward_array() -> None:
     empty = ak.Array([[1.0]])[:0]
     out = roundtrip(empty)
     assert len(out) == 0 and out.type == empty.type
+
+
+@pytest.mark.parametrize("value", [
+    ak.Array([[45.1, 38.2], [1.0]])[0],  # one event of a jagged branch: NumpyArray
+    ak.Array(np.arange(5, dtype=np.int32)),
+    ak.Array([[1, 2], [], [3]])[1:],  # offsets not starting at 0
+])
+def test_plain_numbers_travel_without_form_json(value: Any) -> None:
+    _, meta, _ = encode_parts(value)
+    assert meta[0] in ("NumpyArray", "ListOffsetArray")
+    out = roundtrip(value)
+    assert isinstance(out, ak.Array) and out.type == value.type
+    assert ak.to_list(out) == ak.to_list(value)
+
+
+def test_parameters_keep_the_form_json_path() -> None:
+    strings = ak.Array(["mu", "e"])  # ListOffsetArray of chars: has parameters
+    _, meta, _ = encode_parts(strings)
+    assert meta[0].startswith("{")
+    assert ak.to_list(roundtrip(strings)) == ["mu", "e"]
+
+
+def test_inconsistent_direct_offsets_raise_codec_error() -> None:
+    from actors.codecs import decode_parts
+    from actors.errors import CodecError
+
+    offsets = np.array([0, 5], dtype=np.int64).view(np.uint8)
+    content = np.ones(2).view(np.uint8)
+    with pytest.raises(CodecError, match="offsets"):
+        decode_parts("awkward.Array", ["ListOffsetArray", "<i8", "<f8"], [offsets, content])
