@@ -40,7 +40,7 @@ from typing import Any, ClassVar
 from ..errors import ConfigError, DistributedError, PeerLost
 from ..framework import Concurrency, Declarer, Event, EventID, Lumi, Producer, Run
 from ._follower_peer import FollowerPeer
-from ._handshake import greet_follower
+from ._handshake import greet_follower, job_settings
 from ._peer import Peer
 from .endpoints import connect_named
 from .hub import ChannelToken, Hub, forget, hub_for
@@ -112,7 +112,7 @@ class ControllerHub(Hub):
         link = await connect_named(name, timeout=timeout)
         follower = FollowerPeer(name, link)
         try:
-            body = await greet_follower(link, name, schema, self.process, timeout)
+            body = await greet_follower(link, name, schema, self.process, timeout, self.settings)
             follower.credits = int(body.get("window", 64))
             follower.name_process(body.get("process", "?"))
         except BaseException:
@@ -355,6 +355,7 @@ class Controller(Producer):
         return self.hub
 
     async def begin_job(self) -> None:
+        self._hub().settings = job_settings(self.job_options)
         await self._hub().start(self.names, self.process_name, self.connect_timeout)
 
     async def begin_run(self, run: Run) -> None:

@@ -58,7 +58,7 @@ from ..framework import (
     Transition,
 )
 from ..transports import Link
-from ._handshake import answer_controller
+from ._handshake import answer_controller, job_settings
 from ._peer import Peer
 from .endpoints import current_links, listen_named
 from .hub import ChannelToken, Hub, forget, hub_for
@@ -110,7 +110,7 @@ class FollowerHub(Hub):
             link = await self._accept(link_name, timeout)
         try:
             self.controller = await answer_controller(
-                link, link_name, self.schema(), process, self.window, timeout
+                link, link_name, self.schema(), process, self.window, timeout, self.settings
             )
         except BaseException:
             await link.close()
@@ -243,6 +243,7 @@ class FollowerSource(Source):
         return self.hub
 
     async def begin_job(self) -> None:
+        self._hub().settings = job_settings(self.job_options)
         await self._hub().start(self.link, self.process_name, self.accept_timeout)
 
     async def transitions(self) -> AsyncIterator[Transition]:

@@ -62,6 +62,8 @@ class Hub:
         self.started = False
         self.has_event_done = False
         self.handled: dict[int, set[int]] = {}  # key -> instances sent/received (EventDone)
+        #: settings checked at the handshake (:func:`~actors.distributed._handshake.job_settings`)
+        self.settings: dict[str, Any] = {}
         self._schema: dict[int, PairSpec] | None = None
 
     # -- configuration (declare time)

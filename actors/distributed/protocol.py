@@ -6,8 +6,8 @@ msgpack array whose first element is the message kind:
 ========== ========= ==========================================================
 kind       direction body
 ========== ========= ==========================================================
-HELLO      c -> f    ``[HELLO, version, {"process", "link", "pairs"}]``
-WELCOME    f -> c    ``[WELCOME, version, {"process", "pairs", "error"}]``
+HELLO      c -> f    ``[HELLO, version, {"process", "link", "pairs", "settings"}]``
+WELCOME    f -> c    ``[WELCOME, version, {"process", "pairs", "window", "settings", "error"}]``
 TRANS      c -> f    ``[TRANS, [transition, ...]]`` (a batch, in order)
 CREDIT     f -> c    ``[CREDIT, n]``: the follower consumed ``n`` more events
 DATA       both      ``[DATA, key, instance, count, accepted, [product, ...]]``
@@ -20,6 +20,8 @@ Transitions: ``[0, run, history]`` begin run (history = ``[[name, hash], ...]``)
 ``[1, run, lumi]`` begin lumi, ``[2, run, lumi, event, key]`` event,
 ``[3, run, lumi]`` end lumi, ``[4, run]`` end run.
 
+``settings`` maps a setting both sides must agree on to this side's value
+(``{"max_concurrent_lumis": n}``; rules in :mod:`actors.distributed._handshake`).
 ``pairs`` (the schema) maps each ``instance`` to ``[role, [[type, label,
 instance], ...]]`` with role ``"send"`` or ``"recv"`` as seen from the side
 that wrote it. A DATA product is ``[type, label, instance, process, codec,

@@ -113,6 +113,10 @@ def build(process: Process, options: Options) -> Schedule:
     _link_outputs(process, nodes, triggers, produced)
     _check_cycles(process, nodes)
     dropped = [label for label in process.modules if label not in needed]
+    source.instance.job_options = options
+    for node in nodes:
+        for instance in node.instances:
+            instance.job_options = options
     return Schedule(process, options, source, nodes, triggers, ends, dropped)
 
 

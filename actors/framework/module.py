@@ -21,7 +21,9 @@ Contracts:
 * Parameters from the configuration arrive as keyword arguments of
   ``__init__``; an unknown or missing one is a ConfigError naming the module
   label and key. The framework sets ``self.label`` (module label) and
-  ``self.process_name`` after construction, before ``declare``.
+  ``self.process_name`` after construction, before ``declare``, and
+  ``self.job_options`` (the job's :class:`~actors.framework.process.Options`,
+  run-time overrides applied) once the process is built, before ``begin_job``.
 * ``declare(d)`` is called once per instance when the process is built; it
   says what the module consumes (returning :class:`Token` s for ``get``) and
   produces. A consumed product that nothing produces is a ConfigError naming
@@ -70,6 +72,7 @@ from .branch import Branch, OutputCommands, Selection, check_name
 
 if TYPE_CHECKING:
     from .event import Event, Lumi, OutputEvent, Run
+    from .process import Options
 
 __all__ = [
     "Analyzer",
@@ -173,6 +176,7 @@ class Module:
     run_on_loop: ClassVar[bool] = False
     label: str = ""
     process_name: str = ""
+    job_options: Options | None = None
 
     def declare(self, d: Declarer) -> None:
         """Declare consumed and produced products (default: none)."""

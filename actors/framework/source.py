@@ -29,7 +29,8 @@ Contracts:
 * ``BeginRun.process_history`` carries the history of upstream processes (a
   follower replaying a run); this process appends its own entry.
 * Parameters come as keyword arguments of ``__init__``; ``self.label``
-  (default ``"source"``) and ``self.process_name`` are set by the framework.
+  (default ``"source"``), ``self.process_name`` and (before ``begin_job``)
+  ``self.job_options`` are set by the framework.
   Hooks ``begin_job``/``end_job`` are available as on modules.
 """
 
@@ -37,10 +38,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .event import EventID, ProcessEntry
 from .module import Declarer
+
+if TYPE_CHECKING:
+    from .process import Options
 
 __all__ = [
     "BeginLumi",
@@ -101,6 +105,7 @@ class Source:
     blocking: ClassVar[bool] = False
     label: str = "source"
     process_name: str = ""
+    job_options: Options | None = None
 
     def declare(self, d: Declarer) -> None:
         """Declare the products events will carry (``d.produces``); default none."""
