@@ -52,7 +52,9 @@ Contracts:
   :attr:`Concurrency.STREAM` one instance per stream (each instance handles one
   call at a time), :attr:`Concurrency.SHARED` one reentrant instance called
   concurrently, :attr:`Concurrency.LEGACY` one instance, calls serialised
-  through its mailbox.
+  through its mailbox. Producers and filters default to STREAM; analyzers
+  and output modules to LEGACY (like a CMSSW "one" module: a single instance
+  whose ``end_job`` sees every event, not one partial summary per stream).
 * An exception raised by any method stops the job with
   :class:`~actors.errors.ModuleError` naming the label and transition. After
   a failure no further hook runs: ``end_lumi``/``end_run``/``end_job`` are
@@ -223,7 +225,13 @@ class Filter(Module):
 
 
 class Analyzer(Module):
-    """Reads products without producing: ``analyze(event)`` (sync or async)."""
+    """Reads products without producing: ``analyze(event)`` (sync or async).
+
+    One instance by default (``Concurrency.LEGACY``): calls are serialised and
+    its state sees every event. Declare ``STREAM`` or ``SHARED`` for a busy one.
+    """
+
+    concurrency: ClassVar[Concurrency] = Concurrency.LEGACY
 
     def analyze(self, event: Event) -> Any:
         raise NotImplementedError(f"{type(self).__name__}.analyze")
