@@ -4,13 +4,18 @@
     mpiexec -n 1 python tests/transports/mpi_peer.py victim <port-file>
     mpiexec -n 1 python tests/transports/mpi_peer.py noserver <port-file>
     mpiexec -n 3 python tests/transports/mpi_peer.py multi
+    mpiexec -n 1 python tests/transports/mpi_peer.py echo <port-file>
+    mpiexec -n 1 python tests/transports/mpi_peer.py hub <port-file> <port-file>
 
 ``server`` accepts one link, receives one message, then waits in ``recv`` while
 the ``victim`` SIGKILLs itself; it prints JSON with the exception type, message
 and the seconds until it came (also for the next ``send``). ``noserver``
 connects to a port file nobody writes and prints the error. ``multi``: rank 0
 accepts links from ranks 1 and 2, which exchange messages with it at the same
-time; every side checks that nothing mixes.
+time; every side checks that nothing mixes. ``hub`` connects to two ``echo``
+listeners *at the same time* (as a controller with two port-file links does),
+exchanges messages with both, and closes; it is the regression check of a
+segmentation fault: two MPI ``Connect`` calls running at once in two threads.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from actors.errors import PeerLost
 from actors.transports import Link, connect, listen
 from tests.transports.mpi_checks import emit
 
@@ -113,11 +119,54 @@ async def multi() -> None:
     report(rank=rank, ok=True)
 
 
+async def echo(url: str) -> None:
+    """Accept one link; send every message back until the peer closes."""
+    async with await listen(url) as listener:
+        link = await listener.accept()
+        count = 0
+        try:
+            while True:
+                header, bufs = await link.recv()
+                await link.send(header, bufs)
+                count += 1
+        except PeerLost:
+            pass
+        await link.close()
+    report(role="echo", echoed=count)
+
+
+async def hub(urls: list[str]) -> None:
+    """Connect to every url at once, then round trips on all links together."""
+    links = await asyncio.gather(*(connect(url, timeout=30) for url in urls))
+
+    async def talk(link: Link, k: int) -> None:
+        for i in range(100):
+            payload = np.full(100 + 1000 * i, k, np.uint8)
+            await link.send(f"{k}:{i}".encode(), [payload, b"x" * 10])
+            header, bufs = await link.recv()
+            assert header == f"{k}:{i}".encode(), (header, k, i)
+            assert np.array_equal(np.asarray(bufs[0]), payload) and bytes(bufs[1]) == b"x" * 10
+
+    async with asyncio.TaskGroup() as tg:
+        for k, link in enumerate(links):
+            tg.create_task(talk(link, k))
+    for link in links:
+        await link.close()
+    report(role="hub", links=len(links))
+
+
 def main(argv: list[str]) -> None:
     if argv[0] == "multi":
         asyncio.run(multi())
         return
-    url = f"mpi://port-file/{Path(argv[1]).absolute()}"
+    urls = [f"mpi://port-file/{Path(arg).absolute()}" for arg in argv[1:]]
+    if argv[0] == "hub":
+        asyncio.run(hub(urls))
+        return
+    url = urls[0]
+    if argv[0] == "echo":
+        asyncio.run(echo(url))
+        return
     asyncio.run({"server": server, "victim": victim, "noserver": noserver}[argv[0]](url))
 
 

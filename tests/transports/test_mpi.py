@@ -9,6 +9,7 @@ tests check framing, addresses and lazy import without starting MPI.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -138,6 +139,23 @@ def test_killed_peer_gives_peer_lost_and_survivor_lives(tmp_path: Path) -> None:
 
 
 @pytest.mark.mpi
+def test_one_process_connects_two_port_file_links_at_once(tmp_path: Path) -> None:
+    """Regression: a controller with two port-file links ran two MPI ``Connect``
+    calls at once in two threads; MPICH crashed (SIGSEGV) in about 1 run in 3."""
+    script = str(HERE / "mpi_peer.py")
+    results = tmp_path / "results"
+    ports = [str(tmp_path / "a.port"), str(tmp_path / "b.port")]
+    servers = [_start(results, "-n", "1", script, "echo", port) for port in ports]
+    hub = _start(results, "-n", "1", script, "hub", *ports)
+    rc_hub, _, err_hub = _finish(hub, timeout=90)
+    codes = [_finish(server, timeout=30)[0] for server in servers]
+    assert rc_hub == 0 and codes == [0, 0], err_hub[-3000:]
+    rows = _rows(results)
+    assert [r for r in rows if r["role"] == "hub"] == [{"role": "hub", "links": 2}]
+    assert sorted(r["echoed"] for r in rows if r["role"] == "echo") == [100, 100]
+
+
+@pytest.mark.mpi
 def test_connect_without_server_names_the_port_file(tmp_path: Path) -> None:
     port_file = tmp_path / "nobody.port"
     script = str(HERE / "mpi_peer.py")
@@ -186,6 +204,37 @@ async def test_bad_address_is_a_config_error(address: str) -> None:
 
     with pytest.raises(ConfigError, match="mpi://"):
         await MPIBackend().connect(address, secret=None, timeout=1, max_message_size=1 << 20)
+
+
+async def test_setup_calls_run_one_at_a_time() -> None:
+    """Accept/Connect never overlap in one process (MPI leaves the ordering of
+    concurrent collective calls on COMM_SELF to the user; MPICH crashed)."""
+    import threading
+    import time
+
+    from actors.transports.mpi._runtime import run_setup_call
+
+    running, overlaps, lock = [0], [], threading.Lock()
+
+    def call(k: int) -> int:
+        with lock:
+            running[0] += 1
+            overlaps.append(running[0])
+        time.sleep(0.02)
+        with lock:
+            running[0] -= 1
+        return k
+
+    results = await asyncio.gather(*(run_setup_call(lambda k=k: call(k), 10) for k in range(6)))
+    assert results == list(range(6)) and max(overlaps) == 1, overlaps
+    with pytest.raises(TimeoutError):
+        await run_setup_call(lambda: time.sleep(0.5), 0.05)
+
+    def fails() -> None:
+        raise ValueError("mpi said no")
+
+    with pytest.raises(ValueError, match="mpi said no"):
+        await run_setup_call(fails, 10)
 
 
 def test_framing_round_trip_and_malformed_frames() -> None:

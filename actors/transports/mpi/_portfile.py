@@ -10,8 +10,9 @@ so that the first line alone is what a plain mpi4py client expects. A client
 waits for the file (within its timeout), dials the side listener, answers the
 server's nonce with the HMAC of the secret when there is one, and only after
 ``{"ok": true}`` do both sides enter the blocking ``Comm.Accept`` /
-``Comm.Connect`` (in worker threads). So a stale file or a dead server gives
-PeerLost naming the file instead of a hang, a refused client never reaches
+``Comm.Connect`` (in a thread, one such call at a time per process: see
+:func:`~actors.transports.mpi._runtime.run_setup_call`). So a stale file or a
+dead server gives PeerLost naming the file instead of a hang, a refused client never reaches
 MPI, and the listener never sits in ``Accept`` when nobody is coming. Accepts
 are serialised: one MPI ``Accept`` at a time per listener.
 
@@ -35,7 +36,7 @@ from typing import Any
 from ...errors import AuthenticationError, ConfigError, PeerLost, ProtocolError
 from .._base import Capabilities, Link, QueuedListener
 from ._link import MPILink
-from ._runtime import cuda_aware, load_mpi, poller
+from ._runtime import cuda_aware, load_mpi, poller, run_setup_call
 from ._side import (
     MAX_LINE,
     SideChannel,
@@ -149,8 +150,8 @@ class PortFileListener(QueuedListener):
             if self._closed:
                 return None
             await write_json(writer, {"ok": True})
-            async with asyncio.timeout(SETUP_TIMEOUT_S):
-                comm = await asyncio.to_thread(self._mpi.COMM_SELF.Accept, self._port)
+            port, comm_self = self._port, self._mpi.COMM_SELF
+            comm = await run_setup_call(lambda: comm_self.Accept(port), SETUP_TIMEOUT_S)
         return _new_link(comm, peer, self._caps, self._max)
 
 
@@ -194,8 +195,7 @@ async def connect_port_file(
         writer.close()
         raise AuthenticationError(f"{url}: {verdict.get('error', 'refused')}")
     try:
-        async with asyncio.timeout(SETUP_TIMEOUT_S):
-            comm = await asyncio.to_thread(mpi.COMM_SELF.Connect, port)
+        comm = await run_setup_call(lambda: mpi.COMM_SELF.Connect(port), SETUP_TIMEOUT_S)
     except (TimeoutError, mpi.Exception) as exc:
         writer.close()
         raise PeerLost(
