@@ -3,12 +3,14 @@
 
 Needs only Python >= 3.11 with pip/venv:
 
-    python3 tasks.py demo     # install hep-actors into .venv and run the example job
+    python3 tasks.py demo     # install hep-actors[hep,mpi,plots] into .venv, run the example job
     python3 tasks.py test     # install with the test extras and run lint + the test suite
     python3 tasks.py bench    # run the benchmark suite (python -m benchmarks --quick)
 
 The virtual environment (``.venv``, or ``$VENV``) is created once and reused;
-an install is redone when pyproject.toml changes.
+an install is redone when pyproject.toml changes. ``demo`` installs the extras
+that every command of the README needs; ``source .venv/bin/activate`` then
+gives them to the shell's plain ``python``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ VENV = Path(os.environ.get("VENV", ROOT / ".venv"))
 PY = VENV / "bin" / "python"
 
 EXTRAS = {
-    "demo": "",
+    "demo": "[hep,mpi,plots]",  # what the README's commands need
     "test": "[dev,mpi,ucx,hep]",
     "bench": "[dev,mpi,ucx,hep,plots]",
 }
@@ -54,6 +56,15 @@ def ensure_venv(extras: str) -> None:
 def demo(args: list[str]) -> None:
     ensure_venv(EXTRAS["demo"])
     run(PY, "-m", "actors.launch", "examples/offload/topology.toml", *args)
+    print(f"\nnext: source {_shown(VENV)}/bin/activate   # then the README's commands", flush=True)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when inside it (as the README writes it)."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def test(args: list[str]) -> None:

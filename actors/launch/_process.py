@@ -32,6 +32,8 @@ from .topology import Topology
 __all__ = ["LaunchState", "run_plan", "supervise"]
 
 _GRACE_S = 5.0
+# Longest output line read from a process: the report line carries a whole JobReport.
+_LINE_LIMIT = 64 * 1024 * 1024
 _SETTLE_S = 2.0
 _RANK_PREFIX = re.compile(r"^\[(\d+)\] ?")
 # Hydra's -prepend-rank writes the next chunk's prefix before a lone newline
@@ -56,14 +58,24 @@ class LaunchState:
     started: float = field(default_factory=time.monotonic)
 
 
-def run_plan(plan: LaunchPlan, topology: Topology, *, timeout: float | None = None) -> int:
-    """Run every process of ``plan``; returns the launcher's exit status."""
+def run_plan(
+    plan: LaunchPlan,
+    topology: Topology,
+    *,
+    timeout: float | None = None,
+    state: LaunchState | None = None,
+) -> int:
+    """Run every process of ``plan``; returns the launcher's exit status.
+
+    ``state``, when given, is filled as processes report and end (reports,
+    exit codes), for ``--report-json``.
+    """
     if plan.engine == "embedded":
         from ._embedded import run_embedded
 
-        return run_embedded(plan, topology)
+        return run_embedded(plan, topology, state=state)
     console = Console(stderr=True)
-    state = LaunchState([p.name for p in plan.processes])
+    state = state if state is not None else LaunchState([p.name for p in plan.processes])
     try:
         return asyncio.run(supervise(plan, state, console, timeout))
     except KeyboardInterrupt:
@@ -97,6 +109,7 @@ async def supervise(
                     stdin=asyncio.subprocess.DEVNULL,
                     env=env,
                     start_new_session=True,
+                    limit=_LINE_LIMIT,
                 )
                 children.append(proc)
             async with asyncio.timeout(timeout):
