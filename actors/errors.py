@@ -90,16 +90,23 @@ class BackendUnavailable(ActorsError, ImportError):
     """An optional dependency is not installed.
 
     The message names the missing module and the extra that provides it, e.g.
-    ``pip install 'hep-actors[mpi]'``.
+    ``pip install 'hep-actors[mpi]'``; ``module``, ``extra``, ``detail`` (why the
+    import failed) and ``hint`` (the install command) are there apart too.
     """
 
     def __init__(self, module: str, extra: str, detail: str = "") -> None:
         self.module = module
         self.extra = extra
-        msg = f"{module} is not available; install it with: pip install 'hep-actors[{extra}]'"
+        self.detail = detail
+        msg = f"{module} is not available; install it with: {self.hint}"
         if detail:
             msg += f" ({detail})"
         super().__init__(msg, name=module)
+
+    @property
+    def hint(self) -> str:
+        """The command that installs the missing extra."""
+        return f"pip install 'hep-actors[{self.extra}]'"
 
 
 class CodecError(ActorsError, TypeError):

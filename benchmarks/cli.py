@@ -2,10 +2,12 @@
 
 ::
 
-    python -m benchmarks [all|transports|products|events|scheduling|hlt] [--quick]
+    python -m benchmarks [all|transports|products|events|scheduling|overhead|hlt] [--quick]
                          [--out DIR] [--transports tcp,shm,mpi,ucx] [--device host|gpu]
 
-Exit status 0 unless a requested part failed (skipped parts are not failures).
+Exit status 0 unless a requested part failed (1; skipped parts are not
+failures), 2 for a usage error, 130 on Ctrl-C; errors follow the style of every
+command line (:mod:`actors._cli`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import re
 import signal
 import sys
 import time
@@ -21,8 +24,11 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from . import events, hlt, products, scheduling, transports  # noqa: F401  (register the parts)
+from actors._cli import CliParser, positive_int, run_main, setup_logging
+
+from . import events, hlt, overhead, products, scheduling, transports  # noqa: F401  (parts)
 from .harness import mpiexec
 from .machine import describe_machine, versions
 from .parts import ORDER, PARTS, Context, PartResult
@@ -33,21 +39,49 @@ SCHEMA = "hep-actors-benchmarks/1"
 TRANSPORTS = ["tcp", "shm", "mpi", "ucx"]
 
 
+_DESCRIPTION = """\
+Measure the transports and the framework against raw baselines on this machine:
+print the tables, write DIR/results.json and, with the plots extra, the plots.
+
+parts (default: all, in this order):
+  transports  round-trip latency and bandwidth, 8 B .. 64 MiB, ours vs raw (~5 min)
+  products    encode -> send -> recv -> decode round trips with realistic products
+  events      events/s through a controller and 1, 2, 4 followers
+  scheduling  sleep-model efficiency, measured / theoretical, threads x streams
+  hlt         HLT-like menu of 300 modules, local only vs offloaded"""
+
+
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("part", nargs="?", default="all", choices=["all", *ORDER])
+    ap = CliParser(
+        "python -m benchmarks", _DESCRIPTION,
+        examples=[
+            "python -m benchmarks --quick                 # every part briefly (CI smoke test)",
+            "python -m benchmarks transports --transports tcp,shm --repeat 3",
+            "python -m benchmarks events --select 'tcp empty f2' --out /tmp/bench",
+        ],
+        exit_codes=(
+            "exit status:\n"
+            "  0    every requested part ran or was skipped (a missing backend)\n"
+            "  1    a requested part failed\n"
+            "  2    usage error\n"
+            "  130  interrupted (Ctrl-C; every worker process is stopped)"
+        ),
+        docs="docs/benchmarks.md",
+    )
+    ap.add_argument("part", nargs="?", default="all", choices=["all", *ORDER],
+                    help="which part to run (default: all)")
     ap.add_argument("--quick", action="store_true", help="every part briefly (CI smoke test)")
-    ap.add_argument("--out", type=Path, default=Path("benchmark-results"),
-                    help="folder for results.json and the plots (default: benchmark-results)")
-    ap.add_argument("--transports", default=",".join(TRANSPORTS),
-                    help="comma-separated subset of tcp,shm,mpi,ucx (default: all)")
+    ap.add_argument("--out", type=Path, default=Path("benchmark-results"), metavar="DIR",
+                    help="folder for results.json and the plots")
+    ap.add_argument("--transports", type=_transports, default=list(TRANSPORTS),
+                    metavar="LIST", help="comma-separated subset of tcp,shm,mpi,ucx "
+                    "(default: all)")
     ap.add_argument("--device", choices=["host", "gpu"], default="host",
                     help="buffers in host memory or in GPU memory (cupy)")
-    ap.add_argument("--repeat", type=int, default=1, metavar="N",
+    ap.add_argument("--repeat", type=positive_int, default=1, metavar="N",
                     help="rounds over the transport series; the best round per size is "
                          "kept (use 2-3 on a shared, noisy machine)")
-    ap.add_argument("--select", metavar="REGEX",
+    ap.add_argument("--select", metavar="REGEX", type=_regex,
                     help="events and hlt: run only the series whose label matches, e.g. "
                          "'empty f1 s[14]|offload example' (labels: 'tcp empty f2 s4', "
                          "'shm 1 MiB one way f1 s1', 'offloaded, 1 remote (mpi)')")
@@ -57,10 +91,19 @@ def _parser() -> argparse.ArgumentParser:
 def _transports(text: str) -> list[str]:
     chosen = [t.strip() for t in text.split(",") if t.strip()]
     unknown = sorted(set(chosen) - set(TRANSPORTS))
-    if unknown:
-        raise SystemExit(f"--transports: unknown {', '.join(unknown)}; "
-                         f"choose from {','.join(TRANSPORTS)}")
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"unknown {', '.join(unknown) or 'empty list'}; choose from {','.join(TRANSPORTS)}"
+        )
     return chosen
+
+
+def _regex(text: str) -> str:
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise argparse.ArgumentTypeError(f"not a regular expression: {exc}") from None
+    return text
 
 
 def _print_tables(console: Console, result: PartResult) -> None:
@@ -88,7 +131,8 @@ def _plots(console: Console, out: Path, parts: dict[str, Any], device: str) -> l
         paths += plot_events(event_series, out) if event_series else []
         return [p.name for p in paths]
     except ImportError as exc:
-        console.print(f"plots skipped: {exc} (pip install 'hep-actors[plots]')")
+        console.print(f"plots skipped: {exc}\nhint: install them with: "
+                      "pip install 'hep-actors[plots]'", markup=False, highlight=False)
         return []
 
 
@@ -103,9 +147,9 @@ def run_parts(names: list[str], ctx: Context, console: Console) -> dict[str, Any
         except Exception as exc:  # a broken part must not lose the other parts' results
             result = PartResult("failed", f"{type(exc).__name__}: {exc}")
         if result.status == "skipped":
-            console.print(f"{name}: not available yet: {result.reason}")
+            console.print(f"{name}: not available yet: {result.reason}", markup=False)
         elif result.status == "failed":
-            console.print(f"[red]{name}: FAILED: {result.reason}")
+            console.print(Text(f"{name}: FAILED: {result.reason}", style="red"))
         _print_tables(console, result)
         results[name] = result.to_json() | {"wall_s": round(time.monotonic() - start, 2)}
     return results
@@ -118,11 +162,19 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; SIGTERM and Ctrl-C still kill every worker process group."""
     args = _parser().parse_args(argv)
+    setup_logging(args)
+    return run_main(lambda: _main(args, argv), args)
+
+
+def _main(args: argparse.Namespace, argv: list[str] | None) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     console = Console() if sys.stdout.isatty() else Console(width=150)
-    ctx = Context(quick=args.quick, out=args.out, transports=_transports(args.transports),
-                  device=args.device, repeat=max(1, args.repeat), log=console.print,
-                  select=args.select)
+
+    def log(text: str) -> None:  # parts' progress lines are plain text, not rich markup
+        console.print(text, markup=False, highlight=False)
+
+    ctx = Context(quick=args.quick, out=args.out, transports=args.transports,
+                  device=args.device, repeat=args.repeat, log=log, select=args.select)
     ctx.out.mkdir(parents=True, exist_ok=True)
     names = ORDER if args.part == "all" else [args.part]
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")

@@ -8,8 +8,9 @@ a terminal, prints the trigger and timing reports at the end, and writes them
 as JSON with ``--report-json FILE``.
 
 Exit status: 0 on success, 1 when a module fails (label, transition/event ID
-and traceback printed on stderr), 2 for a configuration error (file, line,
-key), 130 on Ctrl-C.
+and, for an error in user code, the traceback printed on stderr), 2 for a usage
+or configuration error (file, line, key; a missing extra), 130 on Ctrl-C; the
+error style is that of every command line (:mod:`actors._cli`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import ActorsError, ConfigError, ModuleError
+from .._cli import CliParser, non_negative_int, positive_int, run_main, setup_logging
+from ..errors import ConfigError
 from . import JobReport, OutputModule, Process, run_process
 from .loader import load_class
 
@@ -32,16 +34,31 @@ __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m actors.run", description="Run one event-processing configuration."
+    parser = CliParser(
+        "python -m actors.run",
+        "Run one event-processing configuration (a process TOML), like cmsRun.\n"
+        "Options override the configuration; the trigger and timing reports are\n"
+        "printed at the end.",
+        examples=[
+            "python -m actors.run examples/dimuon/dimuon.toml --input nano.root "
+            "--output dimuon.root",
+            "python -m actors.run job.toml --events 1000 --threads 4 --streams 8 "
+            "--report-json report.json",
+        ],
+        docs="docs/framework.md (configuration: docs/config-toml.md)",
     )
     parser.add_argument("config", help="process configuration (TOML)")
-    parser.add_argument("--events", type=int, help="stop after N events")
-    parser.add_argument("--threads", type=int, help="worker threads for module code")
-    parser.add_argument("--streams", type=int, help="events in flight at once")
-    parser.add_argument("--input", help="sets the source's 'file' parameter")
-    parser.add_argument("--output", help="sets the output module's 'file' parameter")
-    parser.add_argument("--report-json", help="write the reports as JSON to this file")
+    parser.add_argument("--events", type=non_negative_int, metavar="N",
+                        help="stop after N events (default: [options] events, else all)")
+    parser.add_argument("--threads", type=positive_int, metavar="T",
+                        help="worker threads for module code (default: [options] threads)")
+    parser.add_argument("--streams", type=positive_int, metavar="S",
+                        help="events in flight at once (default: [options] streams)")
+    parser.add_argument("--input", metavar="FILE", help="sets the source's 'file' parameter")
+    parser.add_argument("--output", metavar="FILE",
+                        help="sets the output module's 'file' parameter")
+    parser.add_argument("--report-json", metavar="FILE",
+                        help="write the reports as JSON to this file")
     parser.add_argument("--quiet", action="store_true", help="do not print the report tables")
     return parser
 
@@ -50,7 +67,10 @@ def configure(args: argparse.Namespace) -> Process:
     """Load the configuration and apply the command-line overrides (ConfigError if bad)."""
     process = Process.from_toml(args.config)
     if args.input is not None:
-        assert process.source is not None
+        if "://" not in args.input and not Path(args.input).exists():
+            raise ConfigError(f"file not found: {args.input}", key="--input")
+        if process.source is None:
+            raise ConfigError("the configuration has no source", key="--input")
         process.source.params["file"] = args.input
     if args.output is not None:
         outputs = [c for c in process.modules.values() if _is_output(process, c.label, c.type)]
@@ -86,6 +106,7 @@ async def _run(process: Process, args: argparse.Namespace) -> JobReport:
 
 #: Set by ``python -m actors.launch``: progress and the final report go to stdout as
 #: marker lines (one JSON object each) that the launcher consumes, also through mpiexec.
+#: The report line holds ``events``, ``wall_s`` and ``report`` (``JobReport.to_dict()``).
 PROGRESS_LINES_ENV = "ACTORS_PROGRESS_LINES"
 PROGRESS_MARK = "@@actors-progress "
 REPORT_MARK = "@@actors-report "
@@ -142,33 +163,22 @@ def _loop_runner() -> asyncio.Runner:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status."""
+    """Entry point; returns the exit status (0, 1 job failed, 2 usage/configuration, 130)."""
     args = _parser().parse_args(argv)
-    try:
-        process = configure(args)
-        with _loop_runner() as runner:
-            report = runner.run(_run(process, args))
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
-    except ModuleError as exc:
-        print(
-            f"module {exc.label!r} failed in {exc.transition}:\n{exc.module_traceback}",
-            file=sys.stderr,
-        )
-        return 1
-    except ActorsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    setup_logging(args)
+    return run_main(lambda: _main(args), args)
+
+
+def _main(args: argparse.Namespace) -> int:
+    process = configure(args)
+    with _loop_runner() as runner:
+        report = runner.run(_run(process, args))
     if not args.quiet:
         report.print()
     if os.environ.get(PROGRESS_LINES_ENV) == "1":
-        summary = {"events": report.events, "wall_s": report.wall_time}
+        summary = {"events": report.events, "wall_s": report.wall_time,
+                   "report": report.to_dict()}
         print(REPORT_MARK + json.dumps(summary), flush=True)
     if args.report_json:
         Path(args.report_json).write_text(report.to_json())
     return 0
-

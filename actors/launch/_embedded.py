@@ -16,34 +16,43 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from .._cli import PROCESS_NAME, report_error
 from ..distributed.endpoints import use_links
-from ..errors import ActorsError, ModuleError
+from ..errors import ActorsError
 from .cli import LaunchPlan, ProcessLaunch
 from .topology import Topology
+
+if TYPE_CHECKING:
+    from ._process import LaunchState
 
 __all__ = ["run_embedded", "run_topology_async"]
 
 
-def run_embedded(plan: LaunchPlan, topology: Topology) -> int:
-    """Blocking entry point used by the launcher; returns the exit status."""
-    console = Console(stderr=True)
+def run_embedded(plan: LaunchPlan, topology: Topology, state: LaunchState | None = None) -> int:
+    """Blocking entry point used by the launcher; returns the exit status.
+
+    Errors are reported like every command line's (:func:`actors._cli.report_error`):
+    2 for a configuration error or a missing extra, 1 for a failed job, 130 on
+    Ctrl-C. ``state``, when given, receives each process's report and exit code.
+    """
     try:
         reports = asyncio.run(run_topology_async(plan, topology))
-    except KeyboardInterrupt:
-        console.print("[red]interrupted[/red]")
-        return 130
-    except ActorsError as exc:
-        console.print(f"[red]error: {exc}[/red]", highlight=False)
-        if isinstance(exc, ModuleError) and exc.module_traceback:
-            console.print(exc.module_traceback, highlight=False, markup=False)
-        return 1
+    except (ActorsError, KeyboardInterrupt) as exc:
+        status = report_error(exc)
+        if state is not None:
+            state.exit_codes.update({p.name: status for p in plan.processes})
+        return status
     for name, (report, wall) in reports.items():
         Console(file=sys.stdout).rule(f"[bold]{name}[/bold]  ({wall:.2f} s)")
         report.print()
+        if state is not None:
+            info = {"events": report.events, "wall_s": wall, "report": report.to_dict()}
+            state.reports[name] = info
+            state.exit_codes[name] = 0
     return 0
 
 
@@ -62,6 +71,7 @@ async def run_topology_async(
     results: dict[str, tuple[Any, float]] = {}
 
     async def one(proc: ProcessLaunch) -> None:
+        PROCESS_NAME.set(proc.name)  # this task's context: its log records get [name]
         start = time.perf_counter()
         try:
             report = await _run_one(proc, topology, progress)
@@ -84,7 +94,7 @@ async def run_topology_async(
         first = group_error.exceptions[0]
         while isinstance(first, BaseExceptionGroup):
             first = first.exceptions[0]
-        raise first from None
+        raise first from first.__cause__  # keeps a ModuleError's cause, drops the group
     return results
 
 

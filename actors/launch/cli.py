@@ -13,14 +13,26 @@ process with the engine that fits:
 
 Each process's output lines are prefixed with its name; one progress bar
 counts events done; each process prints its own trigger and timing reports and
-the launcher ends with a summary table. Exit status: 0 when every process
-succeeded, otherwise that of the first that failed (the others are stopped).
-Ctrl-C stops everything (exit 130). ``--dry-run`` prints the commands.
+the launcher ends with a summary table; ``--report-json FILE`` writes all of
+it as one JSON document (:mod:`actors.launch.report`). Exit status: 0 when
+every process succeeded, 2 for a usage or configuration error found before
+anything starts, otherwise that of the first process that failed (the others
+are stopped; 1 for a failed job, 2 for a configuration error in a process).
+Ctrl-C stops everything (exit 130), ``--timeout`` too (exit 124). ``--dry-run``
+prints the commands. Errors follow the style of every command line
+(:mod:`actors._cli`); ``--log-level``/``-v`` reaches every process through
+``ACTORS_LOG_LEVEL``.
+
+:func:`build_plan` validates everything it can before it creates the run
+directory and raises the errors of :mod:`actors.errors`; :func:`main` formats
+them. Neither calls ``sys.exit``.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import importlib.util
 import inspect
 import os
 import secrets
@@ -28,14 +40,25 @@ import shlex
 import shutil
 import sys
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..distributed.endpoints import LinkEndpoint, LinkTable
-from ..errors import ActorsError, ConfigError
+from .._cli import (
+    EXIT_FAILED,
+    LOG_LEVEL_ENV,
+    CliParser,
+    non_negative_int,
+    run_main,
+    setup_logging,
+)
+from ..distributed.endpoints import ENV_LINKS, LinkEndpoint, LinkTable
+from ..errors import BackendUnavailable, ConfigError
 from ..framework.cli import PROGRESS_MARK, REPORT_MARK
+from ._files import link_file, write_link_files
+from ._loss import check_failover
 from .topology import LinkSpec, ProcessSpec, Topology, load_topology
 
 __all__ = ["PROGRESS_MARK", "REPORT_MARK", "LaunchPlan", "ProcessLaunch", "build_plan", "main"]
@@ -61,6 +84,7 @@ class LaunchPlan:
     processes: list[ProcessLaunch]
     rundir: Path
     commands: list[list[str]] = field(default_factory=list)
+    on_process_loss: str = "absorb"  # topology [run] on_process_loss; "fail" with --strict
 
     def describe(self) -> str:
         lines = [f"# engine: {self.engine}; run directory: {self.rundir}"]
@@ -72,7 +96,11 @@ class LaunchPlan:
             for link in proc.links.endpoints.values():
                 lines.append(f"#   link {link.name}: {link.role} {link.url} (peer {link.peer})")
         lines += [shlex.join(cmd) for cmd in self.commands]
-        return "\n".join(lines)
+        text = "\n".join(lines)
+        for proc in self.processes:  # secrets are never printed
+            for link in proc.links.endpoints.values():
+                text = text.replace(link.secret, "<secret>") if link.secret else text
+        return text
 
 
 def _mpiexec() -> str:
@@ -80,10 +108,18 @@ def _mpiexec() -> str:
         "mpiexec", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     )
     if found is None:
-        raise ConfigError(
-            "mpiexec not found; install it with: pip install 'hep-actors[mpi]'", key="transport"
+        raise BackendUnavailable(
+            "mpiexec", "mpi", f"not on PATH nor next to {sys.executable}; the mpi transport "
+            "and processes on several hosts need it"
         )
     return found
+
+
+def _check_backends(topology: Topology) -> None:
+    """Refuse a transport whose package is missing before anything starts."""
+    used = {topology.transport_of(link) for link in topology.links}
+    if "ucx" in used and importlib.util.find_spec("ucxx") is None:
+        raise BackendUnavailable("ucxx", "ucx", "needed by the ucx links of this topology")
 
 
 def _engine(topology: Topology) -> str:
@@ -164,9 +200,12 @@ def _link_tables(topology: Topology, run_id: str, rundir: Path) -> dict[str, Lin
         tables[link.server].endpoints[name] = LinkEndpoint(
             name, "server", server_url, secret, ",".join(clients), len(clients)
         )
+        restarts = topology.processes[link.server].restarts
+        if topology.run.on_process_loss == "fail":
+            restarts = 0  # --strict: the launcher restarts nothing
         for client in clients:
             tables[client].endpoints[name] = LinkEndpoint(
-                name, "client", client_url, secret, link.server
+                name, "client", client_url, secret, link.server, restarts=restarts
             )
     return tables
 
@@ -190,21 +229,29 @@ def _accepts_file(cls: type) -> bool:
 def config_roles(config: Path) -> ConfigRoles:
     """Inspect a process configuration (imports its module classes, runs nothing)."""
     from ..framework import OutputModule, Process, Source
-    from ..framework.loader import load_class
 
     process = Process.from_toml(config)
-    base = process.base_dir
     own_source = reads_file = False
     if process.source is not None:
-        cls = load_class(process.source.type, base, Source, f"source {process.source.label!r}")
+        cls = _class_of(process, process.source.type, Source, ("source", "type"))
         own_source = not getattr(cls, "replays_transitions", False)
         reads_file = _accepts_file(cls)
     has_output = False
     for module in process.modules.values():
-        cls = load_class(module.type, base, object, f"module {module.label!r}")
+        cls = _class_of(process, module.type, object, ("modules", module.label, "type"))
         if issubclass(cls, OutputModule) and _accepts_file(cls):
             has_output = True
     return ConfigRoles(own_source, reads_file, has_output)
+
+
+def _class_of(process: Any, type_path: str, base: type, key: tuple[str, ...]) -> type:
+    """load_class, its ConfigError located at the key in the process file (file, line)."""
+    from ..framework.loader import load_class
+
+    try:
+        return load_class(type_path, process.base_dir, base, ".".join(key))
+    except ConfigError as exc:
+        raise process.error(exc.message, *key) from exc.__cause__
 
 
 def load_process_for(config: Path, topology: Topology, roles: ConfigRoles) -> Any:
@@ -223,10 +270,9 @@ def load_process_for(config: Path, topology: Topology, roles: ConfigRoles) -> An
         process.source.params["file"] = str(Path(run.input).resolve())
     if run.output and roles.has_output:
         from ..framework import OutputModule
-        from ..framework.loader import load_class
 
         for module in process.modules.values():
-            cls = load_class(module.type, process.base_dir, object, f"module {module.label!r}")
+            cls = _class_of(process, module.type, object, ("modules", module.label, "type"))
             if issubclass(cls, OutputModule) and _accepts_file(cls):
                 module.params["file"] = str(Path(run.output).resolve())
     return process
@@ -246,22 +292,41 @@ def _process_argv(spec: ProcessSpec, topology: Topology) -> list[str]:
     return argv + spec.args
 
 
-def build_plan(topology: Topology, rundir: Path | None = None) -> LaunchPlan:
-    """Work out how every process starts; validates engine and placements."""
+def build_plan(
+    topology: Topology, rundir: Path | None = None, *, log_level: str | None = None
+) -> LaunchPlan:
+    """Work out how every process starts; validates engine, placements and configurations.
+
+    Raises ConfigError (file, line, key) or BackendUnavailable (a missing
+    ``mpiexec`` or ``ucxx``) before anything is created: the run directory (a
+    new temporary one unless ``rundir`` is given) exists only once the plan is
+    complete, and the caller removes it. ``log_level`` is passed to every
+    process as ``ACTORS_LOG_LEVEL``. Runs nothing; no ``sys.exit``.
+    """
     engine = _engine(topology)
+    _check_backends(topology)
+    check_failover(topology, engine)
     run_id = f"hep-actors-{uuid.uuid4().hex[:8]}"
-    rundir = rundir or Path(tempfile.mkdtemp(prefix=f"{run_id}-"))
+    made = rundir is None
+    # The path is fixed now (link URLs and port files name it); the folder is made last.
+    rundir = rundir or Path(tempfile.gettempdir()) / f"{run_id}-{secrets.token_hex(4)}"
     tables = _link_tables(topology, run_id, rundir)
     ranks = _ranks(topology)
     processes = []
     for name, spec in sorted(topology.processes.items(), key=lambda item: ranks[item[0]]):
         env = {"ACTORS_PROCESS_NAME": name, "ACTORS_PROGRESS_LINES": "1", **spec.env}
+        if log_level:
+            env[LOG_LEVEL_ENV] = log_level
         env.update(tables[name].to_env())
         processes.append(
             ProcessLaunch(name, _process_argv(spec, topology), env, tables[name], spec)
         )
-    plan = LaunchPlan(engine, processes, rundir)
+    plan = LaunchPlan(engine, processes, rundir, on_process_loss=topology.run.on_process_loss)
     plan.commands = _commands(plan, topology)
+    if made:
+        rundir.mkdir(mode=0o700)
+    if engine.startswith("mpiexec"):
+        write_link_files(plan)
     return plan
 
 
@@ -285,46 +350,108 @@ def _commands(plan: LaunchPlan, topology: Topology) -> list[list[str]]:
 
 
 def _mpi_env(proc: ProcessLaunch) -> list[str]:
+    """``-env`` options; the link table (secrets) goes by file, never on the command line."""
     out: list[str] = []
     for key, value in proc.env.items():
+        if key == ENV_LINKS:
+            value = str(link_file(proc))
         out += ["-env", key, value]
     return out
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m actors.launch",
-        description="Start every process of a topology, forward their logs, print the reports.",
+    parser = CliParser(
+        "python -m actors.launch",
+        "Start every process of a topology (TOML), forward their output with a\n"
+        "[process] prefix, show one progress bar and end with a summary table.\n"
+        "Options override the topology's [run] table.",
+        examples=[
+            "python -m actors.launch examples/offload/topology.toml --events 2000",
+            "python -m actors.launch examples/offload/topology.toml --transport shm "
+            "--report-json run.json",
+            "python -m actors.launch topology.toml --transport mpi --dry-run",
+        ],
+        exit_codes=(
+            "exit status:\n"
+            "  0    every process succeeded\n"
+            "  1    a process failed (its own status is passed on: 1 job failed,\n"
+            "       2 configuration error inside it; the others are stopped)\n"
+            "  2    usage or configuration error found before anything started\n"
+            "  124  --timeout expired (every process stopped)\n"
+            "  130  interrupted (Ctrl-C; every process stopped)"
+        ),
+        docs="docs/topology.md",
     )
     parser.add_argument("topology", help="topology TOML file")
-    parser.add_argument("--events", type=int, help="number of events (overrides [run] events)")
-    parser.add_argument("--input", help="input file of the source, wherever it runs")
-    parser.add_argument("--output", help="output file of the output module, wherever it runs")
-    parser.add_argument("--transport", help="transport of every link: inproc|tcp|shm|mpi|ucx")
+    parser.add_argument("--events", type=non_negative_int, metavar="N",
+                        help="number of events (default: [run] events, else all)")
+    parser.add_argument("--input", metavar="FILE",
+                        help="input file of the source, wherever it runs (default: [run] input)")
+    parser.add_argument("--output", metavar="FILE", help="output file of the output module, "
+                        "wherever it runs (default: [run] output)")
+    parser.add_argument("--transport", metavar="SCHEME", help="transport of every link: "
+                        "inproc|tcp|shm|mpi|ucx (default: [run] transport, else tcp)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands and exit")
-    parser.add_argument("--timeout", type=float, default=None, help="stop everything after N s")
+    parser.add_argument("--strict", action="store_true", help="the first process lost ends the "
+                        "job, restarts none (default: [run] on_process_loss)")
+    parser.add_argument("--timeout", type=_positive_seconds, default=None, metavar="S",
+                        help="stop everything after S seconds (exit 124)")
+    parser.add_argument("--report-json", metavar="FILE", help="write every process's trigger "
+                        "and timing reports, exit status, events/s and the summary as one JSON "
+                        "file (schema: docs/topology.md)")
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parse_args(argv)
+def _positive_seconds(text: str) -> float:
     try:
-        topology = load_topology(args.topology)
-        topology.override(
-            events=args.events, input=args.input, output=args.output, transport=args.transport
-        )
-        plan = build_plan(topology)
-    except ActorsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.dry_run:
-        print(plan.describe())
-        shutil.rmtree(plan.rundir, ignore_errors=True)
-        return 0
-    from ._process import run_plan
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
 
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (see ``--help``)."""
+    args = _parse_args(argv)
+    level = setup_logging(args)
+    return run_main(lambda: _main(args, level), args)
+
+
+def _main(args: argparse.Namespace, level: str) -> int:
+    if args.input is not None and "://" not in args.input and not Path(args.input).exists():
+        raise ConfigError(f"file not found: {args.input}", key="--input")
+    topology = load_topology(args.topology)
+    topology.override(
+        events=args.events, input=args.input, output=args.output, transport=args.transport
+    )
+    if args.strict:
+        topology.run.on_process_loss = "fail"
+    plan = build_plan(topology, log_level=level)
     try:
-        return run_plan(plan, topology, timeout=args.timeout)
+        if args.dry_run:
+            print(plan.describe())
+            return 0
+        return _run(plan, topology, args)
     finally:
         shutil.rmtree(plan.rundir, ignore_errors=True)
 
+
+def _run(plan: LaunchPlan, topology: Topology, args: argparse.Namespace) -> int:
+    from ._process import LaunchState, run_plan
+    from .report import launch_report, write_launch_report
+
+    state = LaunchState([p.name for p in plan.processes])
+    started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    start = time.monotonic()
+    status = EXIT_FAILED  # if run_plan itself raises
+    try:
+        status = run_plan(plan, topology, timeout=args.timeout, state=state)
+        return status
+    finally:
+        if args.report_json:
+            report = launch_report(
+                plan, topology, state, status, started=started, wall_s=time.monotonic() - start
+            )
+            write_launch_report(args.report_json, report)

@@ -21,7 +21,8 @@ constructed and declared, nothing runs), and writes
 Paths are rewritten so that the local paths accept the same events as the
 original ones; see ``docs/split.md`` for the rules and the limits. Every
 refusal is a :class:`~actors.errors.ConfigError` naming the module, option or
-branch involved (exit status 2 from the command line).
+branch involved (exit status 2 from the command line, in the one error style
+of :mod:`actors._cli`).
 
 From Python: :func:`split_process` returns a :class:`SplitResult` (the two
 :class:`~actors.framework.Process` objects and what crosses), and
@@ -32,11 +33,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._cli import CliParser, run_main, setup_logging
 from ..errors import ConfigError
 from ..framework import Process
 from ..tomlfile import dump_toml
@@ -175,42 +176,65 @@ def _labels(values: list[str] | None) -> list[str]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m actors.split",
-        description="Split a process configuration into a local and a remote process.",
+    parser = CliParser(
+        "python -m actors.split",
+        "Split a process configuration into a local and a remote process: writes\n"
+        "DIR/local.toml, DIR/remote.toml and DIR/topology.toml (run it with\n"
+        "python -m actors.launch DIR/topology.toml) and prints what crosses the link.",
+        examples=[
+            "python -m actors.split examples/dimuon/dimuon.toml --offload dimuon "
+            "--input nano.root -o split/",
+            "python -m actors.split job.toml --offload tracking,vertexing --duplicate "
+            "unpacker --transport shm -o split/",
+        ],
+        exit_codes=(
+            "exit status:\n"
+            "  0    the files were written\n"
+            "  2    usage or configuration error (unknown label, cycle across the split, ...)\n"
+            "  130  interrupted (Ctrl-C)"
+        ),
+        docs="docs/split.md",
     )
     parser.add_argument("config", help="process configuration (TOML)")
-    parser.add_argument("--offload", action="append", required=True,
+    parser.add_argument("--offload", action="append", required=True, metavar="LABELS",
                         help="modules to run in the remote process (comma-separated, repeatable)")
-    parser.add_argument("--duplicate", action="append",
+    parser.add_argument("--duplicate", action="append", metavar="LABELS",
                         help="modules to run on both sides (comma-separated, repeatable)")
-    parser.add_argument("--transport", default="tcp", help="link transport: " + "|".join(
-        _TRANSPORTS))
-    parser.add_argument("--link", default="offload", help="name of the link (default offload)")
-    parser.add_argument("--input", help="set the source's 'file' (needed when the source "
-                        "declares its products from the file)")
-    parser.add_argument("-o", "--output-dir", required=True, help="directory for the files")
+    parser.add_argument("--transport", default="tcp", metavar="SCHEME",
+                        help="link transport: " + "|".join(_TRANSPORTS))
+    parser.add_argument("--link", default="offload", metavar="NAME", help="name of the link")
+    parser.add_argument("--input", metavar="FILE", help="set the source's 'file' (needed when "
+                        "the source declares its products from the file)")
+    parser.add_argument("-o", "--output-dir", required=True, metavar="DIR",
+                        help="directory for the files")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status (0, or 2 on ConfigError)."""
+    """Command-line entry point; returns the exit status (0, 2 on ConfigError, 130)."""
     args = _parser().parse_args(argv)
-    try:
-        process = Process.from_toml(args.config)
-        if args.input is not None and process.source is not None:
-            process.source.params["file"] = args.input
-        result = split_process(
-            process, _labels(args.offload), _labels(args.duplicate),
-            transport=args.transport, link=args.link,
+    setup_logging(args)
+    return run_main(lambda: _main(args), args)
+
+
+def _main(args: argparse.Namespace) -> int:
+    if args.transport not in _TRANSPORTS:
+        raise ConfigError(
+            f"unknown transport {args.transport!r}; one of {', '.join(_TRANSPORTS)}",
+            key="--transport",
         )
-        written = result.write(args.output_dir)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    if args.input is not None and "://" not in args.input and not Path(args.input).exists():
+        raise ConfigError(f"file not found: {args.input}", key="--input")
+    process = Process.from_toml(args.config)
+    if args.input is not None and process.source is not None:
+        process.source.params["file"] = args.input
+    result = split_process(
+        process, _labels(args.offload), _labels(args.duplicate),
+        transport=args.transport, link=args.link,
+    )
+    written = result.write(args.output_dir)
     for line in result.summary():
         print(line)
     for path in written:
         print(f"wrote {path}")
     return 0
-

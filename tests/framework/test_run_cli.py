@@ -126,8 +126,8 @@ def test_cli_config_error_exit_status(tmp_path: Path) -> None:
     assert f"{config}:7: options.threads:" in result.stderr
 
 
-def test_cli_missing_input_file_is_a_source_error(tmp_path: Path) -> None:
+def test_cli_missing_input_file_names_the_flag_and_path(tmp_path: Path) -> None:
     config = _setup(tmp_path)
     result = _run(config, "--input", tmp_path / "nope.txt", "--output", tmp_path / "o.txt")
-    assert result.returncode == 1
-    assert "module 'source' failed" in result.stderr and "nope.txt" in result.stderr
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: --input: file not found: {tmp_path / 'nope.txt'}")

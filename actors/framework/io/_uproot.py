@@ -37,7 +37,7 @@ def open_tree(path: str, tree: str) -> tuple[Any, Any]:
     try:
         handle = uproot.open(path)
     except FileNotFoundError:
-        raise ConfigError("input file not found", file=path, key="source.file") from None
+        raise ConfigError(f"input file not found: {path}", file=path, key="source.file") from None
     except Exception as exc:
         message = f"cannot open as a ROOT file: {exc}"
         raise ConfigError(message, file=path, key="source.file") from exc
