@@ -7,7 +7,7 @@ Rules (docs/architecture.md):
 1. Layers depend only downward: foundation -> codecs -> transports -> core ->
    framework -> distributed -> launch | split -> the public entry points
    (``actors`` itself and ``actors.run``). Foundation modules (errors, buffers,
-   settings, tomlfile, _optional) may be imported by every layer. ``launch`` and
+   settings, tomlfile, _optional, _cli) may be imported by every layer. ``launch`` and
    ``split`` are siblings: neither imports the other.
 2. No cycle between packages (each folder is one package).
 """
@@ -26,7 +26,8 @@ PACKAGE_DIR = Path(actors.__file__).parent
 
 #: Foundation modules: importable from every layer.
 FOUNDATION = frozenset(
-    {"actors.errors", "actors._optional", "actors.buffers", "actors.tomlfile", "actors.settings"}
+    {"actors.errors", "actors._optional", "actors.buffers", "actors.tomlfile", "actors.settings",
+     "actors._cli"}
 )
 #: Layer rank of each top-level package (longest prefix wins).
 LAYERS: dict[str, int] = {
