@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import contextvars
 import logging
-import os
 import re
 import sys
 import traceback
@@ -33,6 +32,7 @@ from collections.abc import Callable, Sequence
 from typing import IO, Any, NoReturn
 
 from .errors import ActorsError, BackendUnavailable, ConfigError, ModuleError
+from .settings import LOG_LEVEL
 
 __all__ = [
     "EXIT_FAILED",
@@ -43,6 +43,7 @@ __all__ = [
     "PROCESS_NAME",
     "CliParser",
     "error_lines",
+    "log_level",
     "non_negative_int",
     "positive_int",
     "report_error",
@@ -56,7 +57,7 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 #: Environment variable holding the log level (set by the launcher for its processes).
-LOG_LEVEL_ENV = "ACTORS_LOG_LEVEL"
+LOG_LEVEL_ENV = LOG_LEVEL.name
 #: Name of the logical process running in the current context (embedded engine):
 #: log records then start with ``[NAME]`` like the launcher's prefixed output.
 PROCESS_NAME: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -164,11 +165,13 @@ def _int_at_least(text: str, low: int) -> int:
 
 
 def log_level(args: argparse.Namespace) -> str:
-    """The level chosen by ``-v``, ``--log-level``, ``$ACTORS_LOG_LEVEL`` (in that order)."""
+    """The level chosen by ``-v``, ``--log-level``, ``$ACTORS_LOG_LEVEL`` (in that order).
+
+    Raises ConfigError naming the variable when ``$ACTORS_LOG_LEVEL`` is not a level.
+    """
     if getattr(args, "verbose", 0):
         return "debug" if args.verbose > 1 else "info"
-    level = getattr(args, "log_level", None) or os.environ.get(LOG_LEVEL_ENV, "") or "warning"
-    return level.lower() if level.lower() in _LEVELS else "warning"
+    return getattr(args, "log_level", None) or LOG_LEVEL.get()
 
 
 class _ProcessPrefix(logging.Filter):
@@ -289,13 +292,15 @@ def report_error(exc: BaseException, *, debug: bool = False, file: IO[str] | Non
 
 
 def run_main(body: Callable[[], int], args: argparse.Namespace | Any) -> int:
-    """Run ``body`` (the work of one command line) and turn its exceptions into a status.
+    """Set up logging (:func:`setup_logging`), run ``body`` (the work of one command
+    line) and turn its exceptions into a status.
 
     ``SystemExit`` and ``CancelledError`` pass through; every other exception,
     ``KeyboardInterrupt`` included, is reported with :func:`report_error` (``args.debug`` asks for
     tracebacks).
     """
     try:
+        setup_logging(args)
         return body()
     except (Exception, KeyboardInterrupt) as exc:  # the one place that formats every error
         return report_error(exc, debug=bool(getattr(args, "debug", False)))

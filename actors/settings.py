@@ -22,6 +22,7 @@ from .errors import ConfigError
 __all__ = [
     "ALLOW_PICKLE",
     "LINKS",
+    "LOG_LEVEL",
     "MPI_CUDA_AWARE",
     "MPI_HEARTBEAT_S",
     "MPI_HEARTBEAT_TIMEOUT_S",
@@ -50,6 +51,16 @@ def parse_bool(text: str) -> bool:
     if value in ("", "0", "false", "no", "off"):
         return False
     raise ValueError(f"expected one of 1/0, true/false, yes/no, on/off, got {text!r}")
+
+
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _one_of(text: str, choices: tuple[str, ...]) -> str:
+    value = text.strip().lower()
+    if value not in choices:
+        raise ValueError(f"expected one of {'|'.join(choices)}, got {text!r}")
+    return value
 
 
 def _optional_bool(text: str) -> bool | None:
@@ -137,6 +148,12 @@ LINKS: Setting[str] = Setting(
     "ACTORS_LINKS", "{}", str, "JSON",
     "the link table of a launched process (set by the launcher; a file name or JSON)",
 )
+LOG_LEVEL: Setting[str] = Setting(
+    "ACTORS_LOG_LEVEL", "warning", lambda text: _one_of(text, _LOG_LEVELS), "level",
+    "level of the library's log messages on stderr in the command lines: "
+    "debug, info, warning or error (--log-level and -v win; the launcher sets it for its "
+    "processes)",
+)
 RENDEZVOUS: Setting[str] = Setting(
     "ACTORS_RENDEZVOUS", "", str, "path",
     "rendezvous directory of a launched process's links (set by the launcher)",
@@ -146,7 +163,7 @@ RENDEZVOUS: Setting[str] = Setting(
 SETTINGS: tuple[Setting[object], ...] = (  # type: ignore[assignment]
     STREAM_SPIN_US, UCX_SPIN_US, MPI_SPIN_S, MPI_MAX_SLEEP_S, MPI_MIN_SPINS, MPI_SHORT_NAPS_S,
     MPI_POOL_BYTES, MPI_HEARTBEAT_S, MPI_HEARTBEAT_TIMEOUT_S, MPI_SIDE_HOST, MPI_CUDA_AWARE,
-    ALLOW_PICKLE, PROGRESS_LINES, LINKS, RENDEZVOUS,
+    ALLOW_PICKLE, PROGRESS_LINES, LINKS, RENDEZVOUS, LOG_LEVEL,
 )
 
 

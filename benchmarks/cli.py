@@ -26,9 +26,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from actors._cli import CliParser, positive_int, run_main, setup_logging
+from actors._cli import CliParser, non_negative_int, positive_int, run_main
 
-from . import events, hlt, overhead, products, scheduling, transports  # noqa: F401  (parts)
+from . import actor_level, events, hlt, overhead, products, scheduling, transports  # noqa: F401
 from .harness import mpiexec
 from .machine import describe_machine, versions
 from .parts import ORDER, PARTS, Context, PartResult
@@ -46,7 +46,8 @@ print the tables, write DIR/results.json and, with the plots extra, the plots.
 parts (default: all, in this order):
   transports  round-trip latency and bandwidth, 8 B .. 64 MiB, ours vs raw (~5 min)
   products    encode -> send -> recv -> decode round trips with realistic products
-  events      events/s through a controller and 1, 2, 4 followers
+  actors      remote ask/tell across two processes, 8 B and 64 MiB
+  events      events/s through a controller and 1, 2, 4 followers; dimuon offload ratio
   scheduling  sleep-model efficiency, measured / theoretical, threads x streams
   hlt         HLT-like menu of 300 modules, local only vs offloaded"""
 
@@ -85,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="events and hlt: run only the series whose label matches, e.g. "
                          "'empty f1 s[14]|offload example' (labels: 'tcp empty f2 s4', "
                          "'shm 1 MiB one way f1 s1', 'offloaded, 1 remote (mpi)')")
+    ap.add_argument("--load", type=non_negative_int, default=0, metavar="N",
+                    help="events: N busy processes beside every series (every core busy)")
     return ap
 
 
@@ -162,7 +165,6 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; SIGTERM and Ctrl-C still kill every worker process group."""
     args = _parser().parse_args(argv)
-    setup_logging(args)
     return run_main(lambda: _main(args, argv), args)
 
 
@@ -174,7 +176,8 @@ def _main(args: argparse.Namespace, argv: list[str] | None) -> int:
         console.print(text, markup=False, highlight=False)
 
     ctx = Context(quick=args.quick, out=args.out, transports=args.transports,
-                  device=args.device, repeat=args.repeat, log=log, select=args.select)
+                  device=args.device, repeat=args.repeat, log=log, select=args.select,
+                  load=args.load)
     ctx.out.mkdir(parents=True, exist_ok=True)
     names = ORDER if args.part == "all" else [args.part]
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
@@ -182,7 +185,7 @@ def _main(args: argparse.Namespace, argv: list[str] | None) -> int:
         "schema": SCHEMA, "started": started,
         "command": ["python", "-m", "benchmarks", *(sys.argv[1:] if argv is None else argv)],
         "quick": ctx.quick, "device": ctx.device, "transports": ctx.transports,
-        "repeat": ctx.repeat, "select": ctx.select,
+        "repeat": ctx.repeat, "select": ctx.select, "load": ctx.load,
         "machine": describe_machine(), "versions": versions(mpiexec()),
     }
     doc["parts"] = run_parts(names, ctx, console)

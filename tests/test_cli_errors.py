@@ -414,3 +414,23 @@ def test_log_level_and_debug_tracebacks(capsys: pytest.CaptureFixture[str]) -> N
     setup_logging(argparse.Namespace(verbose=2, log_level=None, debug=False))
     log.debug("shown")
     assert capsys.readouterr().err == "DEBUG actors.test_cli: shown\n"
+
+
+def test_bad_log_level_variable_is_a_configuration_error(
+    files: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACTORS_LOG_LEVEL", "loud")
+    status, err = _call(run_main, [str(files / "local.toml")], capsys)
+    assert status == 2
+    assert err.splitlines()[0] == ("error: environment variable ACTORS_LOG_LEVEL='loud': "
+                                   "expected one of debug|info|warning|error, got 'loud'")
+
+
+def test_launcher_passes_the_log_level_to_every_process(
+    files: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ACTORS_LOG_LEVEL", raising=False)
+    assert launch_main([str(files / "topo_tcp.toml"), "-v", "--dry-run"]) == 0
+    described = capsys.readouterr().out
+    assert described.count("ACTORS_LOG_LEVEL=info") == 2, described
+    assert not list((files / "tmp").iterdir())

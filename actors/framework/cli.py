@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .._cli import CliParser, non_negative_int, positive_int, run_main, setup_logging
+from .._cli import CliParser, non_negative_int, positive_int, run_main
 from ..errors import ConfigError
 from . import JobReport, OutputModule, Process, run_process
 from .loader import load_class
@@ -165,7 +165,6 @@ def _loop_runner() -> asyncio.Runner:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (0, 1 job failed, 2 usage/configuration, 130)."""
     args = _parser().parse_args(argv)
-    setup_logging(args)
     return run_main(lambda: _main(args), args)
 
 

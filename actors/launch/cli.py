@@ -50,9 +50,9 @@ from .._cli import (
     EXIT_FAILED,
     LOG_LEVEL_ENV,
     CliParser,
+    log_level,
     non_negative_int,
     run_main,
-    setup_logging,
 )
 from ..distributed.endpoints import ENV_LINKS, LinkEndpoint, LinkTable
 from ..errors import BackendUnavailable, ConfigError
@@ -415,11 +415,10 @@ def _positive_seconds(text: str) -> float:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (see ``--help``)."""
     args = _parse_args(argv)
-    level = setup_logging(args)
-    return run_main(lambda: _main(args, level), args)
+    return run_main(lambda: _main(args), args)
 
 
-def _main(args: argparse.Namespace, level: str) -> int:
+def _main(args: argparse.Namespace) -> int:
     if args.input is not None and "://" not in args.input and not Path(args.input).exists():
         raise ConfigError(f"file not found: {args.input}", key="--input")
     topology = load_topology(args.topology)
@@ -428,7 +427,7 @@ def _main(args: argparse.Namespace, level: str) -> int:
     )
     if args.strict:
         topology.run.on_process_loss = "fail"
-    plan = build_plan(topology, log_level=level)
+    plan = build_plan(topology, log_level=log_level(args))
     try:
         if args.dry_run:
             print(plan.describe())

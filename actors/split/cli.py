@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._cli import CliParser, run_main, setup_logging
+from .._cli import CliParser, run_main
 from ..errors import ConfigError
 from ..framework import Process
 from ..tomlfile import dump_toml
@@ -213,7 +213,6 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (0, 2 on ConfigError, 130)."""
     args = _parser().parse_args(argv)
-    setup_logging(args)
     return run_main(lambda: _main(args), args)
 
 
