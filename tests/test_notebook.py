@@ -1,7 +1,8 @@
-"""examples/notebook.ipynb runs top to bottom under nbclient, follower included."""
+"""examples/notebook.ipynb runs top to bottom in a real kernel: two processes via actors.launch."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,10 @@ def test_notebook_runs_and_shows_report_and_plot() -> None:
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o["output_type"] == "error"]
     assert not errors
     joined = "\n".join(outputs)
-    assert "follower exit status 0; 300 events done here" in joined
+    assert "exit codes {'local': 0, 'remote': 0}; 300 events done here" in joined
+    assert "local 300, remote 300 / 300 events (ended)" in joined  # the updated progress line
     assert "energy" in joined and "offloaded" in joined  # timing and trigger tables
+    assert re.search(r"stopped after \d{3,} events; running: False", joined)
     images = [
         o for c in nb.cells for o in c.get("outputs", [])
         if "image/png" in o.get("data", {})

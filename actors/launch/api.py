@@ -292,7 +292,8 @@ class Job:
                 )  # fmt: skip
 
     def _result(self, task: asyncio.Task[int]) -> LaunchResult:
-        codes = dict(self._state.exit_codes)
+        known = self._state.exit_codes  # in the order processes ended: show the topology's
+        codes = {name: known[name] for name in [*self.processes, *known] if name in known}
         if task.cancelled():
             raise LaunchError("the job was stopped before it ended", status=130, exit_codes=codes)
         error = task.exception()
