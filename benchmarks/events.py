@@ -17,8 +17,15 @@ Series (full run), for every available transport (``inproc`` always, plus
 - the offload example ``examples/offload`` (4 x 16 KiB there, results back),
   1 and 4 streams.
 
-``--quick``: inproc and tcp, empty events, 1 follower, 1 and 2 streams, 300 events.
+- the dimuon job on 8,000 real events, single-process and offloaded over every
+  transport but inproc, 1 and 4 streams per side: the offload ratio
+  (:mod:`benchmarks.dimuon`; labels ``dimuon single s1``, ``dimuon offload tcp s4``).
+
+``--quick``: inproc and tcp, empty events, 1 follower, 1 and 2 streams, 300 events
+(no dimuon series).
 ``--repeat N``: N interleaved rounds; the median and the best round are reported.
+``--load N``: N busy processes run beside every series (:mod:`benchmarks.load`); the
+loaded target is every transport within 10% of tcp's rate in the same series.
 """
 
 from __future__ import annotations
@@ -29,9 +36,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from . import dimuon
 from .chains import Chain
 from .harness import mpiexec
 from .launched import run_written
+from .load import busy
 from .parts import Context, PartResult, register
 
 __all__ = ["TARGETS", "evaluate_targets", "grid", "run", "transport_unavailable"]
@@ -158,6 +167,90 @@ COLUMNS = ["transport", "scenario", "followers", "streams", "events/s", "best",
            "MB/s", "launcher ev/s", "note"]
 
 
+def _dimuon_series(ctx: Context) -> list[dimuon.Offload]:
+    """Per stream count: the single-process job, then each offloading transport."""
+    if ctx.quick or dimuon.data_missing() is not None:
+        return []
+    offloading = [t for t in ctx.transports if transport_unavailable(t) is None]
+    series = [dimuon.Offload(t, s) for s in (1, 4) for t in (None, *offloading)]
+    return [c for c in series if ctx.selects(c.label)]
+
+
+def _dimuon_round(series: list[dimuon.Offload], ctx: Context,
+                  samples: dict[str, list[dict[str, Any]]]) -> None:
+    with tempfile.TemporaryDirectory(prefix="hep-bench-dimuon-") as tmp:
+        for c in series:
+            workdir = Path(tmp) / c.label.replace(" ", "-")
+            workdir.mkdir()
+            rec = dimuon.measure(c, workdir, ctx.quick, ctx.timeout)
+            samples.setdefault(c.label, []).append(rec)
+            shown = f"{rec['events_per_s']:,.0f} events/s" if "events_per_s" in rec else (
+                f"FAILED: {rec['error']}")
+            ctx.log(f"  {c.label}: {shown}")
+
+
+def _dimuon_entries(series: list[dimuon.Offload],
+                    samples: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    entries = []
+    for c in series:
+        ok = [s["events_per_s"] for s in samples[c.label] if "events_per_s" in s]
+        entry: dict[str, Any] = {"label": c.label, "transport": c.transport or "single process",
+                                 "streams": c.streams, "rounds": len(samples[c.label])}
+        if not ok:
+            entries.append(entry | {"status": "failed",
+                                    "reason": samples[c.label][-1].get("error", "no result")})
+            continue
+        entries.append(entry | {"status": "ok", "events_per_s": statistics.median(ok),
+                                "samples_events_per_s": ok, "samples": samples[c.label]})
+    singles = {e["streams"]: e.get("events_per_s") for e in entries
+               if e["transport"] == "single process"}
+    for e in entries:
+        base = singles.get(e["streams"])
+        if e["transport"] != "single process" and e.get("events_per_s") and base:
+            e["ratio"] = e["events_per_s"] / base
+    return entries
+
+
+def _dimuon_rows(entries: list[dict[str, Any]]) -> list[list[str]]:
+    rows = []
+    for e in entries:
+        goal = dimuon.TARGETS.get(e["streams"])
+        if e["status"] != "ok":
+            rows.append([e["transport"], str(e["streams"]), "FAILED", "-", "-",
+                         e.get("reason", "")[:60]])
+            continue
+        ratio = e.get("ratio")
+        verdict = "" if ratio is None or goal is None else ("met" if ratio >= goal else "MISSED")
+        rows.append([e["transport"], str(e["streams"]), f"{e['events_per_s']:,.0f}",
+                     "-" if ratio is None else f"{ratio:.2f}x",
+                     "-" if ratio is None else f">= {goal}x", verdict])
+    return rows
+
+
+def evaluate_loaded(entries: list[dict[str, Any]], load: int) -> list[dict[str, Any]]:
+    """Per series (all but the transport the same): each transport against tcp's rate.
+
+    The target (issue 12): under ``--load N`` no transport falls below tcp's
+    rate in the same series by more than 10%.
+    """
+    def key(e: dict[str, Any]) -> tuple[Any, ...]:
+        return (e.get("scenario", "dimuon"), e.get("followers", 1), e["streams"])
+
+    tcp = {key(e): e["events_per_s"] for e in entries
+           if e["transport"] == "tcp" and e["status"] == "ok"}
+    rows = []
+    for e in entries:
+        base = tcp.get(key(e))
+        if e["transport"] in ("tcp", "inproc", "single process") or base is None:
+            continue
+        rate = e.get("events_per_s")
+        label = e.get("label") or f"{e['transport']} {e['scenario']} f{e['followers']} " \
+            f"s{e['streams']}"
+        rows.append({"series": label, "load": load, "tcp_events_per_s": base,
+                     "events_per_s": rate, "met": None if rate is None else rate >= 0.9 * base})
+    return rows
+
+
 @register("events")
 def run(ctx: Context) -> PartResult:
     """Every series of every available transport, ``ctx.repeat`` interleaved rounds."""
@@ -169,32 +262,57 @@ def run(ctx: Context) -> PartResult:
             skipped.append({"transport": t, "status": "skipped", "reason": why})
         else:
             series += [c for c in grid(ctx, t) if ctx.selects(c.label)]
-    if not series and ctx.select is not None:
+    offloads = _dimuon_series(ctx)
+    if not series and not offloads and ctx.select is not None:
         return PartResult.skipped(f"--select {ctx.select!r} matched no events series")
     samples: dict[tuple[str, str, int, int], list[dict[str, Any]]] = {}
-    for round_no in range(ctx.repeat):
-        if ctx.repeat > 1:
-            ctx.log(f" round {round_no + 1} of {ctx.repeat}")
-        for c in series:
-            rec = _measure(c, ctx)
-            samples.setdefault(_key(c), []).append(rec)
-            shown = f"{rec['events_per_s']:,.0f} events/s" if "events_per_s" in rec else (
-                f"FAILED: {rec['error']}")
-            ctx.log(f"  {c.transport:<6} {c.scenario:<18} followers {c.followers} "
-                    f"streams {c.streams}: {shown}")
-    entries = [_summarise(c, samples[_key(c)]) for c in series]
-    ok = any(e["status"] == "ok" for e in entries)
+    dimuon_samples: dict[str, list[dict[str, Any]]] = {}
+    if ctx.load:
+        ctx.log(f"  under load: {ctx.load} busy processes beside every series")
+    with busy(ctx.load):
+        for round_no in range(ctx.repeat):
+            if ctx.repeat > 1:
+                ctx.log(f" round {round_no + 1} of {ctx.repeat}")
+            for c in series:
+                rec = _measure(c, ctx)
+                samples.setdefault(_key(c), []).append(rec)
+                shown = f"{rec['events_per_s']:,.0f} events/s" if "events_per_s" in rec else (
+                    f"FAILED: {rec['error']}")
+                ctx.log(f"  {c.transport:<6} {c.scenario:<18} followers {c.followers} "
+                        f"streams {c.streams}: {shown}")
+            _dimuon_round(offloads, ctx, dimuon_samples)
+    return _result(ctx, [_summarise(c, samples[_key(c)]) for c in series], skipped,
+                   _dimuon_entries(offloads, dimuon_samples))
+
+
+def _result(ctx: Context, entries: list[dict[str, Any]], skipped: list[dict[str, Any]],
+            offload: list[dict[str, Any]]) -> PartResult:
+    ok = any(e["status"] == "ok" for e in entries + offload)
     targets = evaluate_targets(entries)
+    loaded = evaluate_loaded(entries + offload, ctx.load)
     verdict = {True: "met", False: "MISSED", None: "not measured"}
     note = ("events/s = steady rate of event completions on the followers (local side for "
             "the offload example), median of rounds; launcher ev/s = controller events / "
             "its job wall time in the median round, as in the launcher's summary")
+    under = f", under load {ctx.load}" if ctx.load else ""
+    tables = [(f"events: controller -> followers{under} ({note})", COLUMNS, _rows(entries)),
+              ("events targets (reported, not asserted)", ["series", "target", "verdict",
+               "measured"], [[t["series"], t["target"], verdict[t["met"]], t["measured"]]
+                             for t in targets])]
+    if offload:
+        tables.append((f"dimuon offload ratio{under} (8,000 real events; rate from whole "
+                       "commands, start-up cancelled; ratio to the single-process job of the "
+                       "same run and streams)", ["transport", "streams/side", "events/s",
+                       "ratio", "target", "verdict"], _dimuon_rows(offload)))
+    tables.append((f"within 10% of tcp's rate{under} (reported, not asserted)",
+                   ["series", "events/s", "tcp events/s", "verdict"],
+                   [[r["series"], "-" if r["events_per_s"] is None else
+                     f"{r['events_per_s']:,.0f}", f"{r['tcp_events_per_s']:,.0f}",
+                     verdict[r["met"]]] for r in loaded]))
     return PartResult(
         "ok" if ok else "failed", None if ok else "no events series could run",
         data={"series": entries, "skipped": skipped, "rounds": ctx.repeat, "note": note,
-              "targets": targets},
-        tables=[(f"events: controller -> followers ({note})", COLUMNS, _rows(entries)),
-                ("events targets (reported, not asserted)", ["series", "target", "verdict",
-                 "measured"], [[t["series"], t["target"], verdict[t["met"]], t["measured"]]
-                               for t in targets])],
+              "targets": targets, "load": ctx.load, "offload_ratio": offload,
+              "loaded_vs_tcp": loaded},
+        tables=tables,
     )

@@ -1,8 +1,8 @@
 """The registry of benchmark parts and what every part receives and returns.
 
 A part is a function ``run(ctx) -> PartResult`` registered under a name
-(``transports``, ``products``, ``events``, ``scheduling``, ``hlt``). A part
-that cannot run yet (its layer has not landed, or a dependency is missing)
+(``transports``, ``products``, ``actors``, ``events``, ``scheduling``, ``hlt``).
+A part that cannot run yet (its layer has not landed, or a dependency is missing)
 returns ``PartResult.skipped(reason)``; the driver prints
 ``not available yet: <reason>`` and records it in results.json.
 """
@@ -20,7 +20,7 @@ from .pingpong import FULL, QUICK, QUICK_SIZES, SIZES, Budget
 __all__ = ["ORDER", "PARTS", "Context", "PartResult", "register"]
 
 #: the order in which ``all`` runs the parts
-ORDER = ["transports", "products", "events", "scheduling", "hlt"]
+ORDER = ["transports", "products", "actors", "events", "scheduling", "hlt"]
 
 
 @dataclass
@@ -34,6 +34,7 @@ class Context:
     repeat: int = 1  # rounds over all transport series (best round kept per size)
     log: Callable[[str], None] = print
     select: str | None = None  # events/hlt: regular expression on the series labels
+    load: int = 0  # events: busy processes beside every series (--load N)
 
     def selects(self, label: str) -> bool:
         """Whether the series ``label`` is selected by ``--select`` (always without it)."""

@@ -129,3 +129,37 @@ def test_select_filters_series_labels() -> None:
     assert chosen == ["tcp empty f1 s1", "tcp empty f1 s4", "tcp offload example f1 s1",
                       "tcp offload example f1 s4"]
     assert Context(quick=True, out=Path("."), transports=[], device="host").selects("x")
+
+
+def test_dimuon_series_write_the_example_with_8000_events_and_streams(tmp_path: Path) -> None:
+    import tomllib
+
+    from benchmarks import dimuon
+
+    if dimuon.data_missing():
+        pytest.skip(dimuon.data_missing())
+    single = dimuon._command(dimuon.Offload(None, 4), tmp_path, 1000, 60)
+    assert single[2:4] == ["actors.run", str(tmp_path / "dimuon.toml")]
+    doc = tomllib.loads((tmp_path / "dimuon.toml").read_text())
+    assert len(doc["source"]["file"]) * 500 == dimuon.LONG
+    assert doc["options"] == {"streams": 4, "threads": 4}
+    offload = dimuon._command(dimuon.Offload("shm", 4), tmp_path, 1000, 60)
+    assert "actors.launch" in offload and offload[-4:] == ["--events", "1000", "--timeout", "60"]
+    topology = load_topology(tmp_path / "offload.toml")
+    assert topology.run.transport == "shm"
+    assert {p.streams for p in topology.processes.values()} == {4}
+    assert dimuon.Offload("shm", 4).label == "dimuon offload shm s4"
+
+
+def test_loaded_series_are_compared_with_tcp_of_the_same_series() -> None:
+    from benchmarks.events import evaluate_loaded
+
+    def entry(transport: str, rate: float, streams: int = 1) -> dict[str, object]:
+        return {"transport": transport, "scenario": "empty", "followers": 1,
+                "streams": streams, "status": "ok", "events_per_s": rate}
+
+    rows = evaluate_loaded([entry("tcp", 100.0), entry("shm", 91.0), entry("mpi", 89.0),
+                            entry("inproc", 10.0), entry("ucx", 50.0, streams=4)], load=2)
+    assert [(r["series"], r["met"]) for r in rows] == [
+        ("shm empty f1 s1", True), ("mpi empty f1 s1", False)]
+    assert all(r["load"] == 2 for r in rows)

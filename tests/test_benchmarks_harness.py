@@ -152,3 +152,17 @@ def test_mpiexec_job_is_killed_on_timeout() -> None:
     leftovers = [p for p in psutil.Process().children(recursive=True)
                  if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert not leftovers
+
+
+def test_load_processes_run_during_the_block_and_are_gone_after() -> None:
+    import os
+
+    from benchmarks.load import busy
+
+    with busy(2) as pids:
+        assert len(pids) == 2
+        for pid in pids:
+            os.kill(pid, 0)  # alive
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
