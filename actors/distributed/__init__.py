@@ -13,6 +13,7 @@ Modules name links (``link = "offload"``), resolved by
 
 from __future__ import annotations
 
+from . import _stall  # noqa: F401  (registers the stall report's distributed section)
 from .controller import Controller
 from .endpoints import (
     LinkEndpoint,

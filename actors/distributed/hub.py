@@ -62,6 +62,8 @@ class Hub:
         self.started = False
         self.has_event_done = False
         self.handled: dict[int, set[int]] = {}  # key -> instances sent/received (EventDone)
+        #: (key, instance) -> who waits for that message, while it has not arrived
+        self.waiting: dict[tuple[int, int], Any] = {}
         #: settings checked at the handshake (:func:`~actors.distributed._handshake.job_settings`)
         self.settings: dict[str, Any] = {}
         self._schema: dict[int, PairSpec] | None = None
@@ -114,13 +116,20 @@ class Hub:
         """Hook: False drops the message (a duplicate after a resend)."""
         return True
 
-    async def receive(self, key: int, instance: int) -> Delivery:
-        """The DATA message of ``(key, instance)``; raises the channel's error if it failed."""
+    async def receive(self, key: int, instance: int, waiter: Any = None) -> Delivery:
+        """The DATA message of ``(key, instance)``; raises the channel's error if it failed.
+
+        ``waiter`` (e.g. ``(module label, event id)``) names who waits, in
+        :attr:`waiting` while the message has not arrived (stall report).
+        """
         fut = self._future(key, instance)
+        if not fut.done():
+            self.waiting[(key, instance)] = waiter
         try:
             return await fut
         finally:
             self.inbox.pop((key, instance), None)
+            self.waiting.pop((key, instance), None)
             self.received(key, instance)
 
     def received(self, key: int, instance: int) -> None:
@@ -206,6 +215,11 @@ async def close_channels() -> None:
         if table_id == id(table):
             await hub.close()
             forget(hub)
+
+
+def live_hubs() -> list[Hub]:
+    """Every channel of every logical process in this OS process (stall report)."""
+    return list(_hubs.values())
 
 
 def forget(hub: Hub) -> None:

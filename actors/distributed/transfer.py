@@ -248,7 +248,7 @@ class Receiver(Filter):
 
     async def filter(self, event: Event) -> bool:
         tok: ChannelToken = event.get(self.token)
-        msg, buffers = await tok.hub.receive(tok.key, self.instance)
+        msg, buffers = await tok.hub.receive(tok.key, self.instance, (self.label, event.id))
         _track(tok.hub, tok.key, self.instance)
         if self.put_token:
             event.put(tok, "token")

@@ -31,6 +31,7 @@ from functools import partial
 from typing import Any
 
 from ..errors import ActorsError, ModuleError
+from . import stall
 from .event import EventData, LumiID, ProcessEntry
 from .eventrun import EventRun, Runtime
 from .graph import Schedule
@@ -54,11 +55,14 @@ async def drive(
     ``progress(events_done)`` is called on the loop after each event.
     """
     driver = _Driver(schedule, pool, progress)
+    stall.track(driver)
     try:
         return await driver.run()
     except BaseExceptionGroup as group:
         error = _pick_error(group)
         raise error from error.__cause__  # keep the module's exception as the cause
+    finally:
+        stall.untrack(driver)
 
 
 def _pick_error(group: BaseExceptionGroup[Any]) -> BaseException:
@@ -131,6 +135,7 @@ class _Driver:
         process = schedule.process
         self.history_entry = ProcessEntry(process.name, process.config_hash())
         self.free_streams: deque[int] = deque(range(self.options.streams))  # FIFO
+        self.inflight: dict[int, EventRun] = {}  # stream -> its event (stall report)
         self._stream_waiter: asyncio.Future[None] | None = None
         self.lumi_slots = asyncio.Semaphore(self.options.max_concurrent_lumis)
         self.events_done = 0
@@ -211,6 +216,18 @@ class _Driver:
             await waiter
         return self.free_streams.popleft()
 
+    def describe_stall(self) -> list[str]:
+        """The job's events in flight and their modules (:mod:`.stall`; loop thread)."""
+        last = time.perf_counter() - self.last_end if self.last_end else None
+        since = f"last {last:.1f} s ago" if last is not None else "none yet"
+        lines = [
+            f"job of process {self.schedule.process.name!r}: {self.events_done} event(s) "
+            f"done ({since}), {len(self.inflight)} in flight on "
+            f"{self.options.streams} stream(s)"
+        ]
+        lines += ["  " + self.inflight[s].describe() for s in sorted(self.inflight)]
+        return lines
+
     def _dispatch(self, tr: EventTransition, index: int, lumi: _LumiState, stream: int) -> None:
         data = EventData(tr.id, index, lumi.ctx)
         fill_products(self.schedule.source, data, tr.products)
@@ -218,11 +235,15 @@ class _Driver:
         lumi.idle.clear()
         if index == 0:
             self.first_start = time.perf_counter()
-        EventRun(self.rt, data, stream, partial(self._event_done, stream, lumi)).start()
+        run = self.inflight[stream] = EventRun(
+            self.rt, data, stream, partial(self._event_done, stream, lumi)
+        )
+        run.start()
 
     def _event_done(
         self, stream: int, lumi: _LumiState, run: EventRun, error: BaseException | None
     ) -> None:
+        self.inflight.pop(stream, None)
         self.free_streams.append(stream)
         waiter, self._stream_waiter = self._stream_waiter, None
         if waiter is not None and not waiter.done():

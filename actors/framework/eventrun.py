@@ -133,6 +133,16 @@ class EventRun:
         self._on_done = on_done
         self._depth = 0  # > 0 while paths are being advanced: the phase cannot end then
 
+    def describe(self) -> str:
+        """One line for the stall report: the event, its stream, modules running or queued."""
+        nodes = self._rt.nodes
+        running = [nodes[n].label for n, s in enumerate(self.state) if s == _RUNNING]
+        queued = [nodes[n].label for n, s in enumerate(self.state) if s == _REQUESTED]
+        return (
+            f"event {self.data.id} (stream {self._stream}): running {running or 'nothing'}"
+            + (f"; waiting for their inputs {queued}" if queued else "")
+        )
+
     def start(self) -> None:
         """Request the trigger paths' first modules (may complete at once)."""
         self._depth += 1

@@ -26,6 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from ._stall import STALL_MARK, print_report, start_watch
 from .cli import PROGRESS_MARK, REPORT_MARK, LaunchPlan
 from .topology import Topology
 
@@ -64,6 +65,7 @@ def run_plan(
     *,
     timeout: float | None = None,
     state: LaunchState | None = None,
+    stall_report: float | None = None,
 ) -> int:
     """Run every process of ``plan``; returns the launcher's exit status.
 
@@ -77,7 +79,7 @@ def run_plan(
     console = Console(stderr=True)
     state = state if state is not None else LaunchState([p.name for p in plan.processes])
     try:
-        return asyncio.run(supervise(plan, state, console, timeout))
+        return asyncio.run(supervise(plan, state, console, timeout, stall_report=stall_report))
     except KeyboardInterrupt:
         console.print("[red]interrupted: all processes stopped[/red]")
         return 130
@@ -86,9 +88,13 @@ def run_plan(
 
 
 async def supervise(
-    plan: LaunchPlan, state: LaunchState, console: Console, timeout: float | None = None
+    plan: LaunchPlan, state: LaunchState, console: Console, timeout: float | None = None,
+    *, stall_report: float | None = None,
 ) -> int:
     """Start the processes of ``plan`` and watch them to the end; returns the exit status.
+
+    ``stall_report``: seconds without a completed event after which every
+    process prints a stall report (and once before ``timeout``; :mod:`._stall`).
 
     Output lines go to ``console`` with their process prefix; progress and
     report lines update ``state``. Runs on the caller's loop (a notebook's
@@ -112,6 +118,7 @@ async def supervise(
                     limit=_LINE_LIMIT,
                 )
                 children.append(proc)
+            start_watch(children, lambda: sum(state.done.values()), console, stall_report, timeout)
             async with asyncio.timeout(timeout):
                 return await _watch(children, names, state, console, progress, task_id)
         except TimeoutError:
@@ -170,6 +177,8 @@ def _handle_line(line: str, name: str, state: LaunchState, console: Console) -> 
     if match:
         name = state.names[int(match.group(1))] if int(match.group(1)) < len(state.names) else name
         line = _RANK_SUFFIX.sub("", line[match.end() :])
+    if line.startswith(STALL_MARK) and print_report(line, name, console):
+        return
     if line.startswith((PROGRESS_MARK, REPORT_MARK)) and _consume_marker(line, name, state):
         return
     prefix = Text(f"[{name}] ", style="bold cyan")

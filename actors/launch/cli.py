@@ -396,6 +396,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "job, restarts none (default: [run] on_process_loss)")
     parser.add_argument("--timeout", type=_positive_seconds, default=None, metavar="S",
                         help="stop everything after S seconds (exit 124)")
+    parser.add_argument("--stall-report", type=_positive_seconds, default=None, metavar="S",
+                        help="when no event completes for S seconds, and before --timeout "
+                        "stops them, every process prints what it waits for")
     parser.add_argument("--report-json", metavar="FILE", help="write every process's trigger "
                         "and timing reports, exit status, events/s and the summary as one JSON "
                         "file (schema: docs/topology.md)")
@@ -446,7 +449,9 @@ def _run(plan: LaunchPlan, topology: Topology, args: argparse.Namespace) -> int:
     start = time.monotonic()
     status = EXIT_FAILED  # if run_plan itself raises
     try:
-        status = run_plan(plan, topology, timeout=args.timeout, state=state)
+        status = run_plan(
+            plan, topology, timeout=args.timeout, state=state, stall_report=args.stall_report
+        )
         return status
     finally:
         if args.report_json:

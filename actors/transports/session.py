@@ -188,16 +188,19 @@ class Session:
     async def _read(self) -> None:
         assert self._on_message is not None
         handle, recv = self._on_message, self.link.recv
+        doing = "receiving"
         try:
             while True:
                 header, buffers = await recv()
+                doing = "handling"
                 pending = handle(header, buffers)
                 del header, buffers  # the handler owns the message now
                 if pending is not None:
                     await pending
                     pending = None
+                doing = "receiving"
         except Exception as exc:
-            self._abort(exc, "receiving")
+            self._abort(exc, doing)
             await self.link.close()
 
     async def _write(self) -> None:

@@ -33,7 +33,8 @@ async def test_follower_with_as_many_lumis_or_more_runs(controller: int, followe
     results = await run_two(local, remote)
     assert isinstance(results["local"], JobReport), results["local"]
     assert isinstance(results["remote"], JobReport), results["remote"]
-    assert results["remote"].events == results["local"].events == 16  # LAYOUT: 3 + 0 + 5 + 4 + 2 + 2
+    # LAYOUT holds 3 + 0 + 5 + 4 + 2 + 2 events
+    assert results["remote"].events == results["local"].events == 16
 
 
 def test_run_time_override_is_what_the_handshake_sees() -> None:

@@ -1,0 +1,154 @@
+"""The launcher's side of stall reports (``--stall-report S``).
+
+Every process started by ``python -m actors.run`` prints a stall report on
+``SIGUSR1`` (:mod:`actors.framework.stall`); under the launcher it is one
+:data:`~actors.framework.stall.STALL_MARK` line on stdout. Here:
+
+* :func:`start_watch` starts a task that asks every process for a report
+  (SIGUSR1, see :func:`request_reports`) when no event completed for ``S``
+  seconds (by the processes' progress lines; again after each further ``S``
+  seconds of stall), and once shortly before ``--timeout`` stops everything.
+  It ends by itself when every child has ended.
+* :func:`print_report` prints a report line as a block under the process's name.
+
+Signals go to every process of each child's process group that has a
+SIGUSR1 handler (``actors.run`` installs it first thing): the child itself
+for plain subprocesses, the ranks under ``mpiexec`` if they share its group;
+a process without a handler (still starting, or an MPI proxy) is skipped,
+since SIGUSR1 would kill it. Loop rules: the launcher's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+from rich.text import Text
+
+from ..framework.stall import STALL_MARK
+
+__all__ = ["STALL_MARK", "print_report", "request_reports", "start_watch", "targets"]
+
+_TICK_S = 0.25
+#: the report before ``--timeout``: this long before it (at most a quarter of it)
+_BEFORE_TIMEOUT_S = 3.0
+
+
+def targets(pids: list[int], proc: Path = Path("/proc")) -> list[int]:
+    """The processes of the groups led by ``pids`` that handle SIGUSR1 (``actors.run``).
+
+    A process still starting (handler not installed yet) is left out: the
+    default action of SIGUSR1 would kill it. Without a readable ``/proc``
+    nobody is signalled.
+    """
+    groups = set(pids)
+    found: list[int] = []
+    try:
+        entries = list(proc.iterdir())
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            status = (entry / "status").read_text()
+        except OSError:  # ended meanwhile, or not ours
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+        if int(fields[2]) in groups and _catches_sigusr1(status):
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def _catches_sigusr1(status: str) -> bool:
+    for line in status.splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signal.SIGUSR1 - 1) & 1)
+    return False
+
+
+def request_reports(pids: list[int]) -> int:
+    """Send SIGUSR1 to every ``actors.run`` process of those groups; returns how many."""
+    sent = 0
+    for pid in targets(pids):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGUSR1)
+            sent += 1
+    return sent
+
+
+def print_report(line: str, name: str, console: Console) -> bool:
+    """Print one STALL_MARK line as a block for process ``name``; False if malformed."""
+    try:
+        info = json.loads(line[len(STALL_MARK) :])
+        text = str(info["text"])
+    except (ValueError, KeyError, TypeError):
+        return False
+    console.rule(Text(f"stall report: process {name!r}", style="bold yellow"))
+    for row in text.splitlines():
+        console.print(Text(row), highlight=False, soft_wrap=True)
+    return True
+
+
+_running: set[asyncio.Task[None]] = set()
+
+
+def start_watch(
+    children: list[asyncio.subprocess.Process],
+    done: Callable[[], int],
+    console: Console,
+    stall_s: float | None,
+    timeout: float | None,
+) -> None:
+    """Start the watch task (nothing when ``stall_s`` is None); ``done()``: events done so far.
+
+    The task ends by itself once every child has ended.
+    """
+    if stall_s is None:
+        return
+    task = asyncio.get_running_loop().create_task(
+        _watch(children, done, console, stall_s, timeout), name="stall report watch"
+    )
+    _running.add(task)
+    task.add_done_callback(_running.discard)
+
+
+async def _watch(
+    children: list[asyncio.subprocess.Process],
+    done: Callable[[], int],
+    console: Console,
+    stall_s: float,
+    timeout: float | None,
+) -> None:
+    start = last_change = time.monotonic()
+    last_done = done()
+    before_timeout = None
+    if timeout is not None:
+        before_timeout = start + timeout - min(_BEFORE_TIMEOUT_S, timeout / 4)
+    while any(p.returncode is None for p in children):
+        await asyncio.sleep(_TICK_S)
+        now = time.monotonic()
+        if done() != last_done:
+            last_done, last_change = done(), now
+        elif now - last_change >= stall_s:
+            _ask(children, console, f"no event completed for {now - last_change:.0f} s")
+            last_change = now  # the next report after another stall_s
+        if before_timeout is not None and now >= before_timeout:
+            before_timeout = None
+            _ask(children, console, "the --timeout is about to stop every process")
+
+
+def _ask(children: list[asyncio.subprocess.Process], console: Console, why: str) -> None:
+    alive = [p.pid for p in children if p.returncode is None]
+    sent = request_reports(alive)
+    console.print(
+        f"[yellow]{why}: asked {sent} process(es) for a stall report (SIGUSR1)[/yellow]"
+    )

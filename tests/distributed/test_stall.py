@@ -1,0 +1,169 @@
+"""Stall reports on a provoked deadlock: a receiver whose sender never sends.
+
+The follower declares the sender of instance 2 (so the handshake agrees) but
+runs it on no path: the controller's receiver waits for event 1:1:1 forever.
+The report must name the receiver, its instance, the event and the link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors.distributed import use_links
+from actors.distributed.hub import close_channels
+from actors.framework import Process, run_process, stall
+
+from .helpers import inproc_tables
+from .launching import launch
+from .mods import M
+
+D = "actors.distributed"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def deadlocked_pair() -> tuple[Process, Process]:
+    """Controller with a receiver of instance 2; follower whose sender of 2 never runs."""
+    local = Process("LOCAL")
+    local.set_source(f"{M}:Lumis", layout=[[1, [3]]])
+    local.add_module("offload", f"{D}:Controller", link="offload")
+    local.add_module("back", f"{D}:Receiver", upstream="offload", instance=2,
+                     products=[{"type": "float64", "label": "total", "instance": "total"}])
+    local.add_path("p", ["offload", "back"])
+    remote = Process("REMOTE")
+    remote.set_source(f"{D}:FollowerSource", link="offload")
+    remote.add_module("total", f"{M}:Sum", src="ChannelToken_source__*")
+    remote.add_module("send", f"{D}:Sender", upstream="source", instance=2, products=["total"])
+    remote.add_module("seen", f"{M}:Transitions", name="REMOTE-seen")
+    remote.add_path("p", ["seen"])  # the sender is on no path: it never sends
+    return local, remote
+
+
+async def _run(process: Process, table: Any) -> None:
+    with use_links(table):
+        try:
+            await run_process(process)
+        finally:
+            await close_channels()
+
+
+async def _until_stalled() -> str:
+    async with asyncio.timeout(20):
+        while True:
+            text = stall.report()
+            if "waits for instance" in text:
+                return text
+            await asyncio.sleep(0.05)
+
+
+async def test_report_names_the_waiting_receiver_its_instance_event_and_link() -> None:
+    local, remote = deadlocked_pair()
+    tables = inproc_tables({"offload": ("remote", "local")}, ["local", "remote"])
+    jobs = [asyncio.ensure_future(_run(local, tables["local"])),
+            asyncio.ensure_future(_run(remote, tables["remote"]))]
+    try:
+        text = await _until_stalled()
+    finally:
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
+    assert "job of process 'LOCAL'" in text, text
+    assert "event 1:1:1 (stream 0): running ['back']" in text, text
+    assert "controller channel 'offload'" in text and "follower channel 'source'" in text, text
+    assert (
+        "receiver 'back' waits for instance 2 of event 1:1:1 (key 1) on link 'offload' "
+        "(peer process 'REMOTE'" in text
+    ), text
+    assert "credit " in text and "outbox 0 message(s)" in text, text
+
+
+async def test_sigusr1_prints_the_report(capfd: pytest.CaptureFixture[str]) -> None:
+    local, remote = deadlocked_pair()
+    tables = inproc_tables({"offload": ("remote", "local")}, ["local", "remote"])
+    jobs = [asyncio.ensure_future(_run(local, tables["local"])),
+            asyncio.ensure_future(_run(remote, tables["remote"]))]
+    try:
+        await _until_stalled()
+        assert stall.install()
+        os.kill(os.getpid(), signal.SIGUSR1)
+        await asyncio.sleep(0.1)  # the handler runs at the next bytecode boundary
+    finally:
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
+    err = capfd.readouterr().err
+    assert f"stall report of pid {os.getpid()}" in err, err
+    assert "receiver 'back' waits for instance 2 of event 1:1:1" in err, err
+
+
+LOCAL_TOML = """
+[process]
+name = "LOCAL"
+[source]
+type = "tests.distributed.mods:Lumis"
+layout = [[1, [3]]]
+[modules.offload]
+type = "actors.distributed:Controller"
+link = "offload"
+[modules.back]
+type = "actors.distributed:Receiver"
+upstream = "offload"
+instance = 2
+products = [{ type = "float64", label = "total", instance = "total" }]
+[paths]
+p = ["offload", "back"]
+"""
+
+REMOTE_TOML = """
+[process]
+name = "REMOTE"
+[source]
+type = "actors.distributed:FollowerSource"
+link = "offload"
+[modules.total]
+type = "tests.distributed.mods:Sum"
+src = "ChannelToken_source__*"
+[modules.send]                     # on no path: never sends
+type = "actors.distributed:Sender"
+upstream = "source"
+instance = 2
+products = ["total"]
+[modules.seen]
+type = "tests.distributed.mods:Transitions"
+name = "REMOTE-seen"
+[paths]
+p = ["seen"]
+"""
+
+TOPOLOGY = """
+[run]
+transport = "tcp"
+[process.local]
+config = "local.toml"
+[process.remote]
+config = "remote.toml"
+[[link]]
+name = "offload"
+client = "local"
+server = "remote"
+"""
+
+
+def test_launcher_gathers_every_process_report_on_a_stall(tmp_path: Path) -> None:
+    (tmp_path / "local.toml").write_text(LOCAL_TOML)
+    (tmp_path / "remote.toml").write_text(REMOTE_TOML)
+    (tmp_path / "topology.toml").write_text(TOPOLOGY)
+    done = launch(tmp_path / "topology.toml", "--stall-report", "3", "--timeout", "20",
+                  timeout=90)
+    out = done.stdout + done.stderr
+    assert done.returncode == 124, out
+    assert "no event completed for" in out and "asked 2 process(es)" in out, out
+    assert "stall report: process 'local'" in out, out
+    assert "stall report: process 'remote'" in out, out
+    assert "receiver 'back' waits for instance 2 of event 1:1:1 (key 1) on link 'offload'" in out
+    assert "event 1:1:1 (stream 0): running ['back']" in out, out
