@@ -33,9 +33,9 @@ EXTRAS = {
 }
 
 
-def run(*cmd: str | Path) -> None:
+def run(*cmd: str | Path, env: dict[str, str] | None = None) -> None:
     print("+", " ".join(str(c) for c in cmd), flush=True)
-    code = subprocess.call([str(c) for c in cmd], cwd=ROOT)
+    code = subprocess.call([str(c) for c in cmd], cwd=ROOT, env=env)
     if code:
         sys.exit(code)
 
@@ -49,7 +49,9 @@ def ensure_venv(extras: str) -> None:
     if stamp.exists() and stamp.read_text() == digest:
         return
     run(PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
-    run(PY, "-m", "pip", "install", "--quiet", "-e", f".{extras}")
+    # setuptools' notice that an editable install is one (a screenful) is no news here
+    quiet = {**os.environ, "PYTHONWARNINGS": "ignore:Editable installation"}
+    run(PY, "-m", "pip", "install", "--quiet", "-e", f".{extras}", env=quiet)
     stamp.write_text(digest)
 
 
