@@ -34,6 +34,7 @@ import argparse
 import datetime
 import importlib.util
 import inspect
+import logging
 import os
 import secrets
 import shlex
@@ -62,6 +63,8 @@ from ._loss import check_failover
 from .topology import LinkSpec, ProcessSpec, Topology, load_topology
 
 __all__ = ["PROGRESS_MARK", "REPORT_MARK", "LaunchPlan", "ProcessLaunch", "build_plan", "main"]
+
+log = logging.getLogger("actors.launch")
 
 
 
@@ -327,6 +330,9 @@ def build_plan(
         rundir.mkdir(mode=0o700)
     if engine.startswith("mpiexec"):
         write_link_files(plan)
+    log.info("engine %s, %d processes, run directory %s", engine, len(processes), rundir)
+    for proc in processes:
+        log.debug("process %s: %s", proc.name, shlex.join(proc.argv))
     return plan
 
 
@@ -430,7 +436,8 @@ def _main(args: argparse.Namespace) -> int:
     )
     if args.strict:
         topology.run.on_process_loss = "fail"
-    plan = build_plan(topology, log_level=log_level(args))
+    explicit = args.verbose or args.log_level  # else the processes inherit the environment
+    plan = build_plan(topology, log_level=log_level(args) if explicit else None)
     try:
         if args.dry_run:
             print(plan.describe())
