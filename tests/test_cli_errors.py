@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -434,3 +435,28 @@ def test_launcher_passes_the_log_level_to_every_process(
     described = capsys.readouterr().out
     assert described.count("ACTORS_LOG_LEVEL=info") == 2, described
     assert not list((files / "tmp").iterdir())
+
+
+def test_ctrl_c_exits_130(files: Path) -> None:
+    """SIGINT while events flow: the job stops, ``interrupted`` on stderr, status 130."""
+    endless = FAILING_CONFIG.replace("at = 3", "at = -1")  # never fails, no event limit
+    (files / "endless.toml").write_text(endless)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "ACTORS_PROGRESS_LINES": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "actors.run", str(files / "endless.toml")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=files, env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the first progress line: events are flowing
+            if line.startswith("@@actors-progress "):
+                break
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err[-3000:]
+    assert err.splitlines()[-1] == "interrupted", err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
