@@ -209,7 +209,7 @@ async def cancel_race_server(link: Link) -> None:
     for size in (8, 1 << 20):
         task = asyncio.ensure_future(link.recv())
         for _ in range(10_000):  # until the recv waits in the poller
-            probe = getattr(link, "_probe", None)
+            probe = link.inbox.pending_wait  # type: ignore[attr-defined]
             if probe is not None:
                 break
             await asyncio.sleep(0.001)

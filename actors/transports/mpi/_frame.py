@@ -1,7 +1,7 @@
 """Wire format of ``mpi://`` header messages (pure functions, no MPI).
 
-All little endian. A message is one *header message* on the link's header tag
-followed by its buffers on the data tag::
+All little endian. A message is one *header message* on :data:`TAG_HEADER`
+followed by its buffers on :data:`TAG_DATA`::
 
     header message = b"HAM1" | kind u32 | nbufs u32 | hlen u32
                      | size u64 * nbufs | flags u8 * nbufs | header (hlen bytes)
@@ -29,7 +29,9 @@ from typing import Any
 from ...errors import ProtocolError
 
 __all__ = [
+    "CHUNK",
     "DEVICE",
+    "INLINE",
     "INLINED",
     "KIND_BYE",
     "KIND_LONG",
@@ -37,11 +39,21 @@ __all__ = [
     "MAGIC",
     "MAX_BUFFERS",
     "PREFIX",
+    "SMALL",
+    "TAG_DATA",
+    "TAG_HEADER",
+    "TAG_LONG",
     "pack_header",
     "unpack_header",
     "unpack_prefix",
 ]
 
+TAG_HEADER = 1  # header messages (and KIND_LONG announcements)
+TAG_DATA = 2  # buffers, in chunks of at most CHUNK bytes
+TAG_LONG = 3  # header messages longer than INLINE
+INLINE = 4096  # bytes of the always-active header receive
+CHUNK = 1 << 30  # bytes per Isend/Irecv: stays below the 2 GiB count limit of MPI-3
+SMALL = 256  # host buffers up to this size travel inside the header message
 MAGIC = b"HAM1"
 KIND_MESSAGE, KIND_BYE, KIND_LONG = 0, 1, 2
 MAX_BUFFERS = 1 << 16

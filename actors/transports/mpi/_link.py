@@ -8,17 +8,10 @@ bytes, one ``Isend`` each straight from its memory. Host buffers up to
 like MPI's own eager protocol, saving a message). A header message larger than
 :data:`INLINE` bytes is announced on TAG_HEADER and follows on :data:`TAG_LONG`.
 
-Receiving: each side keeps one *persistent* receive (``Recv_init``) of INLINE
-bytes active on TAG_HEADER, restarted as soon as a header message has been
-parsed (a posted receive completes faster than a matched probe, and a
-persistent one costs no buffer parsing per message). Its state lives on the
-link, not in the waiting task: ``_hdr_in`` is True from the moment a ``Test``
-(ours or the poller's) completes it until it is restarted, and the request is
-tested only while it is active. Both matter because a completed persistent
-request is inactive, and ``Test`` on an inactive request answers "complete"
-with an *empty* status (0 bytes): a completion lost to a cancellation that
-raced with it would otherwise read as a 0-byte header message, and the real
-header would be gone. The receiver checks the
+Receiving: each side keeps one *persistent* receive of INLINE bytes active
+on TAG_HEADER, restarted as soon as a header message has been parsed; its
+state lives in the link's :class:`~actors.transports.mpi._inbox.Inbox` (shared
+with the close-time drain), not in the waiting task. The receiver checks the
 sizes against ``max_message_size``, allocates every buffer (host: numpy
 ``uint8``, from :mod:`actors.transports.mpi._pool` for large ones; device: cupy
 when MPI is CUDA-aware) and posts one ``Irecv`` per chunk straight into it: no
@@ -61,7 +54,9 @@ from ...errors import BackendUnavailable, PeerLost, ProtocolError
 from .._base import Capabilities, Link, Message
 from ._drain import start_drain
 from ._frame import (
+    CHUNK,
     DEVICE,
+    INLINE,
     INLINED,
     KIND_BYE,
     KIND_LONG,
@@ -69,14 +64,19 @@ from ._frame import (
     MAGIC,
     MAX_BUFFERS,
     PREFIX,
+    SMALL,
+    TAG_DATA,
+    TAG_HEADER,
+    TAG_LONG,
     pack_header,
     unpack_header,
 )
+from ._inbox import Inbox, chunks, inlined_copies
 from ._pool import pool
 from ._runtime import MIN_SPINS, SPIN_S, Poller, abandon
 from ._side import SideChannel
 
-__all__ = [
+__all__ = [  # the wire constants are re-exported from _frame
     "CHUNK",
     "INLINE",
     "SMALL",
@@ -88,38 +88,13 @@ __all__ = [
     "unpack_header",
 ]
 
-TAG_HEADER = 1
-TAG_DATA = 2
-TAG_LONG = 3
-INLINE = 4096  # bytes of the always-active header receive
-CHUNK = 1 << 30  # bytes per Isend/Irecv: stays below the 2 GiB count limit of MPI-3
-SMALL = 256  # host buffers up to this size travel inside the header message
 BYE_GRACE_S = 5.0  # after the peer's goodbye, how long to wait for its BYE
 _CUDA = "__cuda_array_interface__"
-
-
-def _inlined(data: Any, sizes: list[int], flags: bytes, offset: int) -> list[Any]:
-    """Copies of the inlined buffers of a header message (numpy ``uint8``
-    array ``data``), ``None`` in the places of the others."""
-    out: list[Any] = []
-    for size, flag in zip(sizes, flags, strict=True):
-        if flag & INLINED:
-            out.append(data[offset : offset + size].copy())
-            offset += size
-        else:
-            out.append(None)
-    return out
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()  # a stash nobody collects (link closed) logs nothing
-
-
-def _chunks(view: Any, nbytes: int) -> list[Any]:
-    if nbytes <= CHUNK:
-        return [view]
-    return [view[off : off + CHUNK] for off in range(0, nbytes, CHUNK)]
 
 
 class MPILink(Link):
@@ -140,8 +115,6 @@ class MPILink(Link):
         max_message_size: int,
         cuda_aware: bool,
     ) -> None:
-        import numpy as np
-
         self.capabilities = caps
         self.peer = peer
         self._mpi = mpi
@@ -152,19 +125,18 @@ class MPILink(Link):
         self._max = max_message_size
         self._cuda_aware = cuda_aware
         self._side: SideChannel | None = None
-        self._probe: asyncio.Future[Any] | None = None
-        self._hdr = bytearray(INLINE)  # parsed through this (fast struct access)
-        self._hdr_view = np.frombuffer(self._hdr, np.uint8)  # inlined buffers copied from this
-        self._status = mpi.Status()
-        self._hdr_req = comm.Recv_init([self._hdr, mpi.BYTE], remote, TAG_HEADER)
-        self._hdr_req.Start()
-        self._hdr_in = False  # the header receive completed; its message is not parsed yet
+        self._inbox = Inbox(mpi, poller, comm, remote)
         self._stash: asyncio.Task[Message] | None = None  # rest of a message a cancelled recv took
         self._closed = False
         self._bye_received = False
         self._lost: str | None = None  # why calls now raise PeerLost
         self._peer_closing: str | None = None  # peer said goodbye: sends fail
         self._peer_naps = False  # the peer's header wait is napping: ring on the next send
+
+    @property
+    def inbox(self) -> Inbox:
+        """The receive side of this link (header-receive state; see :mod:`._inbox`)."""
+        return self._inbox
 
     def attach(self, side: SideChannel) -> None:
         self._side = side
@@ -187,9 +159,7 @@ class MPILink(Link):
         sticks). A stashed message fails by itself: its task polls ``_lost``."""
         if self._lost is None:
             self._lost = reason
-        fut = self._probe
-        if fut is not None and not fut.done():
-            fut.set_exception(PeerLost(self._lost))
+        self._inbox.fail(PeerLost(self._lost))
 
     @property
     def closed(self) -> bool:
@@ -308,7 +278,7 @@ class MPILink(Link):
                 comm.Isend([frame, byte], dest, TAG_LONG),
             ]
         for view in big:
-            for chunk in _chunks(view, view.nbytes):
+            for chunk in chunks(view, view.nbytes):
                 reqs.append(comm.Isend([chunk, byte], dest, TAG_DATA))
         return reqs
 
@@ -318,8 +288,9 @@ class MPILink(Link):
         if self._stash is not None:  # a cancelled recv left a message half received
             return await self._finish_stash()
         self._check_open()
+        inbox = self._inbox
         try:
-            if not self._header_in():
+            if not inbox.ready():
                 await self._wait_header()
         except self._mpi.Exception as exc:  # e.g. MPI_ERR_TRUNCATE: oversized header
             await self._abort(f"bad header message from {self.peer}: {exc}")
@@ -328,25 +299,20 @@ class MPILink(Link):
         # From here on the message is ours: if this call is cancelled, the rest
         # is finished in the background and handed to the next recv.
         try:
-            kind, header, sizes, flags, offset = unpack_header(
-                self._hdr, self._max, self._status.Get_count(self._byte)
-            )
+            kind, header, sizes, flags, offset = inbox.parse(self._max)
         except ProtocolError as exc:
             await self._abort(f"{exc} from {self.peer}")
             raise ProtocolError(f"{exc} from {self.peer}; link closed") from None
         if kind == KIND_LONG:
-            self._restart_header()
+            inbox.restart()
             task = asyncio.get_running_loop().create_task(self._long_message(offset))
             try:
                 return await asyncio.shield(task)
             except asyncio.CancelledError:
                 self._keep(task)
                 raise
-        if len(flags) == 1 and flags[0] == INLINED:  # the common small message
-            out = [self._hdr_view[offset : offset + sizes[0]].copy()]
-        else:
-            out = _inlined(self._hdr_view, sizes, flags, offset) if flags else []
-        self._restart_header()
+        out = inbox.inlined(sizes, flags, offset)
+        inbox.restart()
         return await self._rest(kind, header, sizes, flags, out, stash=True)
 
     async def _rest(
@@ -368,7 +334,7 @@ class MPILink(Link):
             raise PeerLost(self._lost)
         if flags.count(INLINED) == len(flags):  # nothing left to receive
             return header, out
-        reqs = self._post_body(sizes, flags, out)
+        reqs = self._inbox.post_body(sizes, flags, out, self._allocate)
 
         def finish_later(left: list[Any]) -> None:
             task = asyncio.get_running_loop().create_task(
@@ -406,61 +372,31 @@ class MPILink(Link):
 
     # -- the header receive -----------------------------------------------------------
 
-    def _header_in(self) -> bool:
-        """Non-blocking: True once the header receive holds a message that is not
-        parsed yet (``_status`` has its size). Tests the request only while it
-        is active: ``Test`` on the completed (inactive) request would answer
-        True with an empty status, i.e. a 0-byte message."""
-        if not self._hdr_in and self._hdr_req.Test(self._status):
-            self._hdr_in = True
-        return self._hdr_in
-
-    def _restart_header(self) -> None:
-        """The header message is parsed: receive the next one."""
-        self._hdr_in = False
-        self._hdr_req.Start()
-
     async def _wait_header(self) -> None:
-        """Wait until :meth:`_header_in`: poll from this task for SPIN_S *and* at
+        """Wait until the inbox is ready: poll from this task for SPIN_S *and* at
         least MIN_SPINS times (so that being descheduled on a loaded machine
         does not count as a quiet link), then leave it to the poller's backoff.
         Cancel-safe (nothing is lost). Raises PeerLost once the link is closed
         or lost, also when a header message came in meanwhile (it stays in
         for the close-time drain)."""
         loop = asyncio.get_running_loop()
+        inbox = self._inbox
         deadline = loop.time() + SPIN_S
         spins = 0
         while True:
             await asyncio.sleep(0)
             self._check_open()
-            if self._header_in():
+            if inbox.ready():
                 return
             spins += 1
             if spins >= MIN_SPINS and loop.time() > deadline:
                 break
-        await self._poll_header()
+        await inbox.wait(self._napping)
         self._check_open()
 
-    async def _poll_header(self) -> None:
-        """Hand the wait for a header message to the poller (backoff) until
-        :meth:`_header_in`. Cancel-safe: a completion that races with the
-        cancellation (the poller completed the request, the task was cancelled
-        before it resumed) is recorded in ``_hdr_in``, never lost. Raises
-        PeerLost when :meth:`_lose` fails the wait."""
-        self._probe = fut = self._poller.submit(
-            [self._hdr_req], None, passive=True, status=self._status
-        )
+    def _napping(self) -> None:
         if self._side is not None and not self._closed:
             self._side.napping()  # the peer rings on its next send
-        try:
-            await fut
-        finally:
-            if fut.done() and not fut.cancelled() and fut.exception() is None:
-                self._hdr_in = True  # the poller's Test completed it
-            else:
-                fut.cancel()  # no-op when done; otherwise the poller forgets it
-            if self._probe is fut:
-                self._probe = None
 
     async def _receive_long(self, size: int) -> tuple[int, bytes, list[int], bytes, list[Any]]:
         """Receive and parse a header message too long for the header receive."""
@@ -470,7 +406,7 @@ class MPILink(Link):
             if size > self._max + PREFIX.size + 9 * MAX_BUFFERS:
                 raise ProtocolError(f"header message of {size} bytes is too large")
             data = np.empty(size, np.uint8)
-            req = self._comm.Irecv([data, self._byte], self._remote, TAG_LONG)
+            req = self._inbox.post(data, TAG_LONG)
             await self._complete([req], data, sending=False)
             kind, header, sizes, flags, offset = unpack_header(data, self._max)
             if kind == KIND_LONG:
@@ -478,21 +414,7 @@ class MPILink(Link):
         except ProtocolError as exc:
             await self._abort(f"{exc} from {self.peer}")
             raise ProtocolError(f"{exc} from {self.peer}; link closed") from None
-        return kind, header, sizes, flags, _inlined(data, sizes, flags, offset)
-
-    def _post_body(self, sizes: list[int], flags: bytes, out: list[Any]) -> list[Any]:
-        """Allocate every non-inlined buffer into ``out`` and post its receives."""
-        byte, comm, src = self._byte, self._comm, self._remote
-        reqs: list[Any] = []
-        for i, (size, flag) in enumerate(zip(sizes, flags, strict=True)):
-            if out[i] is not None:
-                continue
-            target = self._allocate(size, flag)
-            out[i] = target
-            if size:
-                for chunk in _chunks(target, size):
-                    reqs.append(comm.Irecv([chunk, byte], src, TAG_DATA))
-        return reqs
+        return kind, header, sizes, flags, inlined_copies(data, sizes, flags, offset)
 
     def _allocate(self, size: int, flag: int) -> Any:
         if flag & DEVICE and self._cuda_aware:
@@ -537,17 +459,6 @@ class MPILink(Link):
         drain = self._lost is None and not self._bye_received
         self._lose(f"link to {self.peer} is closed")
         if drain:
-            start_drain(self)
+            start_drain(self._inbox, self.peer)
         else:
-            self._cancel_header_receive()
-
-    def _cancel_header_receive(self) -> None:
-        """Cancel (unless complete) and free the header receive; the link is done."""
-        req = self._hdr_req
-        try:
-            if not self._header_in():
-                req.Cancel()
-                req.Wait()  # a cancelled receive completes locally at once
-            req.Free()
-        except self._mpi.Exception:
-            abandon([req], (self._hdr, self._hdr_view))
+            self._inbox.free()
