@@ -6,8 +6,6 @@ uproot, matplotlib); those load on first use.
 
 from __future__ import annotations
 
-from importlib import metadata as _metadata
-
 from .core.actor import Actor
 from .core.ref import ActorRef
 from .core.supervision import SupervisorPolicy
@@ -34,10 +32,18 @@ from .errors import (
     TransportError,
 )
 
-try:
-    __version__ = _metadata.version("hep-actors")
-except _metadata.PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0+unknown"
+
+def __getattr__(name: str) -> str:
+    """``actors.__version__``, read from the installed metadata on first use
+    (importlib.metadata costs tens of milliseconds: ``import actors`` stays cheap)."""
+    if name != "__version__":
+        raise AttributeError(f"module 'actors' has no attribute {name!r}")
+    from importlib import metadata
+
+    try:
+        return metadata.version("hep-actors")
+    except metadata.PackageNotFoundError:  # a source tree that is not installed
+        return "0+unknown"
 
 __all__ = [
     "Actor",
