@@ -294,16 +294,20 @@ def test_missing_ucxx_inside_a_process_is_short(files: Path) -> None:
     assert "[remote] hint: install it with: pip install 'hep-actors[ucx]'" in err
 
 
-def test_report_json_has_every_process(files: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(("transport", "engine"), [
+    ("tcp", "subprocess"), pytest.param("mpi", "mpiexec", marks=pytest.mark.mpi)])
+def test_report_json_has_every_process(transport: str, engine: str, files: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
     out = files / "run.json"
     status, err = _call(
-        launch_main, [str(files / "topo_tcp.toml"), "--events", "40", "--report-json", str(out)],
+        launch_main,
+        [str(files / f"topo_{transport}.toml"), "--events", "40", "--report-json", str(out)],
         capsys,
     )
     assert status == 0, err[-3000:]
     doc = json.loads(out.read_text())
     assert doc["schema"] == "hep-actors-launch-report/1" and doc["exit_status"] == 0
-    assert doc["engine"] == "subprocess" and doc["transports"] == ["tcp"]
+    assert doc["engine"] == engine and doc["transports"] == [transport]
     rows = {row["name"]: row for row in doc["processes"]}
     assert set(rows) == {"local", "remote"}
     for row in rows.values():
