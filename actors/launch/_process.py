@@ -18,6 +18,7 @@ import re
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from ..distributed.controller import FAILOVER_MARK
+from ._files import MpichSegments, stale_addresses
+from ._loss import ABSORB, FAIL, LossPolicy
 from ._stall import STALL_MARK, print_report, start_watch
 from .cli import PROGRESS_MARK, REPORT_MARK, LaunchPlan
 from .topology import Topology
@@ -56,6 +60,9 @@ class LaunchState:
     total: int | None = None
     reports: dict[str, dict[str, Any]] = field(default_factory=dict)
     exit_codes: dict[str, int] = field(default_factory=dict)
+    lost: dict[str, list[int]] = field(default_factory=dict)  # exit codes of lost instances
+    restarts: dict[str, int] = field(default_factory=dict)  # replacements started
+    resent: dict[str, int] = field(default_factory=dict)  # events resent after losing it
     started: float = field(default_factory=time.monotonic)
 
 
@@ -104,28 +111,58 @@ async def supervise(
     """
     names = ["mpiexec"] if plan.engine == "mpiexec" else [p.name for p in plan.processes]
     children: list[asyncio.subprocess.Process] = []
-    with _progress(console) as progress:
+    segments = MpichSegments() if plan.engine.startswith("mpiexec") else None
+    with _progress(console) as progress, _watching_segments(segments, children):
         task_id = progress.add_task("events", total=None)
         try:
             for cmd, env in zip(plan.commands, _envs(plan), strict=True):
-                proc = await asyncio.create_subprocess_exec(
-                    *cmd,
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.STDOUT,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    env=env,
-                    start_new_session=True,
-                    limit=_LINE_LIMIT,
-                )
-                children.append(proc)
+                children.append(await _spawn(cmd, env))
+            watch = _Watch(plan, children, names, state, console, progress, task_id)
             start_watch(children, lambda: sum(state.done.values()), console, stall_report, timeout)
             async with asyncio.timeout(timeout):
-                return await _watch(children, names, state, console, progress, task_id)
+                return await watch.run()
         except TimeoutError:
             console.print(f"[red]timeout after {timeout} s: stopping every process[/red]")
             return 124
         finally:
             await _stop_all(children)
+            if segments is not None:
+                _report_removed(segments.clean(), console)
+
+
+async def _spawn(cmd: list[str], env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        *cmd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        stdin=asyncio.subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+        limit=_LINE_LIMIT,
+    )
+
+
+@contextlib.contextmanager
+def _watching_segments(
+    segments: MpichSegments | None, children: list[asyncio.subprocess.Process]
+) -> Iterator[None]:
+    """Note the MPICH segments the job's sessions map while the block runs."""
+    if segments is None:
+        yield
+        return
+    task = asyncio.get_running_loop().create_task(
+        segments.watch(lambda: {p.pid for p in children}), name="mpich segments"
+    )
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
+def _report_removed(removed: list[str], console: Console) -> None:
+    if removed:
+        console.print(f"removed {len(removed)} MPICH segment(s) the job left in /dev/shm: "
+                      f"{', '.join(removed)}", highlight=False)
 
 
 def _envs(plan: LaunchPlan) -> list[dict[str, str]]:
@@ -136,35 +173,71 @@ def _envs(plan: LaunchPlan) -> list[dict[str, str]]:
     return [base for _ in plan.commands]
 
 
-async def _watch(
-    children: list[asyncio.subprocess.Process],
-    names: list[str],
-    state: LaunchState,
-    console: Console,
-    progress: Progress,
-    task_id: Any,
-) -> int:
-    first_failure: list[int] = []
+@dataclass
+class _Watch:
+    """Follows every child to its end; applies the loss policy (see :mod:`._loss`)."""
 
-    async def follow(proc: asyncio.subprocess.Process, name: str) -> None:
-        assert proc.stdout is not None
-        async for raw in proc.stdout:
-            _handle_line(raw.decode(errors="replace").rstrip("\n"), name, state, console)
-            progress.update(task_id, completed=sum(state.done.values()), total=state.total)
-        code = await proc.wait()
-        state.exit_codes[name] = code
-        if code != 0 and not first_failure:
-            first_failure.append(code)
-            console.print(
-                f"[red]process {name!r} failed with exit code {code}; stopping the others[/red]"
-            )
-            await _settle(children)
-            await _stop_all(children)
+    plan: LaunchPlan
+    children: list[asyncio.subprocess.Process]
+    names: list[str]
+    state: LaunchState
+    console: Console
+    progress: Progress
+    task_id: Any
+    failures: list[int] = field(default_factory=list)
 
-    async with asyncio.TaskGroup() as group:
-        for proc, name in zip(children, names, strict=True):
-            group.create_task(follow(proc, name))
-    return _status(first_failure[0]) if first_failure else 0
+    async def run(self) -> int:
+        """Wait for every child; the status of the first that failed the job, else 0."""
+        policy = LossPolicy(self.plan)
+        async with asyncio.TaskGroup() as group:
+            for index in range(len(self.children)):
+                group.create_task(self.follow(index, policy))
+        return _status(self.failures[0]) if self.failures else 0
+
+    async def follow(self, index: int, policy: LossPolicy) -> None:
+        name = self.names[index]
+        while True:
+            proc = self.children[index]
+            assert proc.stdout is not None
+            async for raw in proc.stdout:
+                _handle_line(raw.decode(errors="replace").rstrip("\n"), name, self.state,
+                             self.console)
+                self.progress.update(self.task_id, completed=sum(self.state.done.values()),
+                                     total=self.state.total)
+            code = await proc.wait()
+            self.state.exit_codes[name] = code
+            if code == 0 or self.failures:
+                return
+            verdict = FAIL if name == "mpiexec" else policy.decide(name)
+            if verdict == FAIL:
+                await self.fail(name, code)
+                return
+            self.state.lost.setdefault(name, []).append(code)
+            if verdict == ABSORB:
+                self.console.print(
+                    f"[yellow]process {name!r} failed with exit code {code}; its controllers "
+                    "go on without it (on_process_loss = \"absorb\")[/yellow]")
+                return
+            await self.restart(index, code)
+
+    async def fail(self, name: str, code: int) -> None:
+        self.failures.append(code)
+        self.console.print(
+            f"[red]process {name!r} failed with exit code {code}; stopping the others[/red]"
+        )
+        await _settle(self.children)
+        await _stop_all(self.children)
+
+    async def restart(self, index: int, code: int) -> None:
+        proc = self.plan.processes[index]
+        count = self.state.restarts[proc.name] = self.state.restarts.get(proc.name, 0) + 1
+        self.console.print(
+            f"[yellow]process {proc.name!r} failed with exit code {code}; starting a "
+            f"replacement ({count} of {proc.spec.restarts})[/yellow]")
+        for path in stale_addresses(proc):
+            path.unlink(missing_ok=True)
+        self.state.done.pop(proc.name, None)
+        self.children[index] = await _spawn(self.plan.commands[index], _envs(self.plan)[index])
 
 
 def _status(code: int) -> int:
@@ -180,6 +253,8 @@ def _handle_line(line: str, name: str, state: LaunchState, console: Console) -> 
     if line.startswith(STALL_MARK) and print_report(line, name, console):
         return
     if line.startswith((PROGRESS_MARK, REPORT_MARK)) and _consume_marker(line, name, state):
+        return
+    if line.startswith(FAILOVER_MARK) and _consume_failover(line, name, state, console):
         return
     prefix = Text(f"[{name}] ", style="bold cyan")
     console.print(prefix + Text(line), highlight=False, soft_wrap=True)
@@ -200,6 +275,22 @@ def _consume_marker(line: str, name: str, state: LaunchState) -> bool:
     state.done[name] = int(info.get("done", 0))
     if info.get("total") is not None and info.get("source", True):
         state.total = int(info["total"])
+    return True
+
+
+def _consume_failover(line: str, name: str, state: LaunchState, console: Console) -> bool:
+    """A controller's failover step: print its message, count resent events per lost process."""
+    try:
+        info = json.loads(line[len(FAILOVER_MARK) :])
+    except ValueError:
+        return False
+    if not isinstance(info, dict):
+        return False
+    lost = str(info.get("process", "?"))
+    state.resent[lost] = state.resent.get(lost, 0) + int(info.get("resent", 0))
+    prefix = Text(f"[{name}] ", style="bold cyan")
+    console.print(prefix + Text(str(info.get("message", "")), style="yellow"), highlight=False,
+                  soft_wrap=True)
     return True
 
 
@@ -252,19 +343,37 @@ def _progress(console: Console) -> Any:
 
 def _print_summary(state: LaunchState, console: Console) -> None:
     table = Table(title="launch summary")
-    for column in ("process", "exit", "events", "wall (s)", "events/s"):
-        table.add_column(column, justify="right" if column != "process" else "left")
+    columns = ["process", "exit", "events", "wall (s)", "events/s"]
+    failover = bool(state.lost)
+    if failover:
+        columns.append("failover")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("process", "failover") else "right")
     for name in state.names:
         report = state.reports.get(name, {})
         events = report.get("events")
         wall = report.get("wall_s")
         rate = f"{events / wall:,.0f}" if events and wall else "-"
         code = state.exit_codes.get(name, state.exit_codes.get("mpiexec"))
-        table.add_row(
+        row = [
             name,
             "-" if code is None else str(code),
             "-" if events is None else str(events),
             "-" if wall is None else f"{wall:.2f}",
             rate,
-        )
+        ]
+        if failover:
+            row.append(_failover_note(state, name))
+        table.add_row(*row)
     Console(file=sys.stdout).print(table)
+
+
+def _failover_note(state: LaunchState, name: str) -> str:
+    """'lost (exit -9), 3 event(s) resent, restarted 1x' for a process lost during the job."""
+    lost = state.lost.get(name)
+    if not lost:
+        return ""
+    note = f"lost (exit {', '.join(str(c) for c in lost)}), {state.resent.get(name, 0)} " \
+        "event(s) resent"
+    restarts = state.restarts.get(name, 0)
+    return note + (f", restarted {restarts}x" if restarts else "")

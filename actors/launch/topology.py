@@ -10,6 +10,7 @@ naming the file, line and key. The format is documented in
     [run]
     events = 1000
     transport = "tcp"          # inproc | tcp | shm | mpi | ucx
+    on_process_loss = "absorb" # a lost follower is left to its controllers; "fail": stop all
 
     [process.local]
     config = "local.toml"      # relative to this file
@@ -18,6 +19,7 @@ naming the file, line and key. The format is documented in
 
     [process.remote]
     config = "remote.toml"
+    restarts = 1               # started again once when it dies (a follower; see docs)
 
     [[link]]
     name = "offload"           # what the configurations call it
@@ -48,10 +50,13 @@ __all__ = [
 
 TRANSPORTS = ("inproc", "tcp", "shm", "mpi", "ucx")
 MPI_MODES = ("mpmd", "port-file")
+LOSS_POLICIES = ("absorb", "fail")
 _LOCAL_HOSTS = ("", "localhost", "127.0.0.1", "::1")
 
-_RUN_KEYS = {"events", "input", "output", "transport", "mpi_mode", "hostfile", "secret"}
-_PROCESS_KEYS = {"config", "threads", "streams", "host", "rank", "env", "args"}
+_RUN_KEYS = {
+    "events", "input", "output", "transport", "mpi_mode", "hostfile", "secret", "on_process_loss"
+}
+_PROCESS_KEYS = {"config", "threads", "streams", "host", "rank", "env", "args", "restarts"}
 _LINK_KEYS = {"name", "client", "server", "transport", "secret", "bind", "options"}
 
 
@@ -66,6 +71,8 @@ class RunOptions:
     mpi_mode: str = "mpmd"
     hostfile: str | None = None
     secret: bool = True
+    #: "absorb": a lost follower is left to its controllers (resend); "fail": any loss ends the job
+    on_process_loss: str = "absorb"
 
 
 @dataclass
@@ -80,6 +87,7 @@ class ProcessSpec:
     rank: int | None = None
     env: dict[str, str] = field(default_factory=dict)
     args: list[str] = field(default_factory=list)
+    restarts: int = 0  # replacements the launcher starts when this (follower) process dies
 
     @property
     def is_local_host(self) -> bool:
@@ -199,6 +207,10 @@ def _parse_run(doc: TomlDocument, table: Any) -> RunOptions:
     run.hostfile = _typed(doc, table, "hostfile", str, "run") or None
     secret = _typed(doc, table, "secret", bool, "run")
     run.secret = True if secret is None else secret
+    loss = _typed(doc, table, "on_process_loss", str, "run") or run.on_process_loss
+    if loss not in LOSS_POLICIES:
+        raise doc.error(f"one of {', '.join(LOSS_POLICIES)}", "run", "on_process_loss")
+    run.on_process_loss = loss
     return run
 
 
@@ -224,6 +236,9 @@ def _parse_processes(doc: TomlDocument, table: Any, base: Path) -> dict[str, Pro
                 if value < 1:
                     raise doc.error("must be >= 1", *where, key)
                 setattr(spec, key, value)
+        spec.restarts = _typed(doc, entry, "restarts", int, *where) or 0
+        if spec.restarts < 0:
+            raise doc.error("must be >= 0", *where, "restarts")
         spec.host = _typed(doc, entry, "host", str, *where) or spec.host
         spec.rank = _typed(doc, entry, "rank", int, *where)
         spec.env = {
