@@ -28,6 +28,17 @@ messages arriving twice for an event are dropped, so the output holds every
 event once. Resend needs the controller to know when an event is finished:
 its receivers (all of them got their message) or an
 :class:`~actors.distributed.EventDone` module on an end path.
+
+Rejoin: when the launcher restarts a lost follower (``restarts = N`` in the
+topology; the link endpoint carries the count) and the policy is
+``resend``, the controller connects to the replacement again (handshake and
+schema check as at start), sends it the run and lumis open now (its history
+check runs again) and routes events to it. While no follower is alive but a
+replacement is expected, events wait for it (those in flight included), at
+most ``connect_timeout`` seconds. ``end_job`` waits for replacements on their
+way, so that each gets END and exits cleanly. Each loss and rejoin is logged
+(under the launcher: a marker line for its summary, see
+:mod:`actors.distributed._failover`).
 """
 
 from __future__ import annotations
@@ -37,8 +48,16 @@ import itertools
 from collections.abc import Awaitable
 from typing import Any, ClassVar
 
-from ..errors import ConfigError, DistributedError, PeerLost
+from ..errors import ConfigError, DistributedError, TransportError
 from ..framework import Concurrency, Declarer, Event, EventID, Lumi, Producer, Run
+from ._failover import (
+    FAILOVER_MARK,
+    OpenTransitions,
+    announce,
+    launcher_name,
+    reconnect,
+    replacement_expected,
+)
 from ._follower_peer import FollowerPeer
 from ._handshake import greet_follower, job_settings
 from ._peer import Peer
@@ -59,7 +78,7 @@ from .protocol import (
     pack,
 )
 
-__all__ = ["Controller", "ControllerHub"]
+__all__ = ["FAILOVER_MARK", "Controller", "ControllerHub"]
 
 _POLICIES = ("round-robin", "least-loaded")
 _LOSS = ("fail", "resend")
@@ -83,12 +102,21 @@ class ControllerHub(Hub):
         self._rr = itertools.count()
         self.process = "?"
         self._background: set[asyncio.Task[None]] = set()
+        self.timeout = 60.0
+        self.open = OpenTransitions()
+        self.orphans: list[tuple[int, EventID]] = []  # waiting for a replacement follower
+        self.restarts: dict[str, int] = {}  # link -> replacements still expected
+        self.rejoining: dict[str, asyncio.Task[None]] = {}
+        self.joined = asyncio.Event()  # a replacement joined, or gave up
+        self.finishing = False
 
     # -- start-up
     async def start(self, names: list[str], process: str, timeout: float) -> None:
         """Connect and handshake every link; SchemaMismatch/PeerLost before any event."""
         self.started = True
         self.process = process
+        self.timeout = timeout
+        self.restarts = {n: replacement_expected(n) if self.resend else 0 for n in names}
         schema = self.schema()
         self._recv = frozenset(i for i, s in schema.items() if s.role == "recv")
         if self.resend and not (self._recv or self.has_event_done):
@@ -107,9 +135,12 @@ class ControllerHub(Hub):
             f.start(self._on_message, self._on_lost)
 
     async def _connect(
-        self, name: str, schema: dict[int, PairSpec], timeout: float
+        self, name: str, schema: dict[int, PairSpec], timeout: float, again: bool = False
     ) -> FollowerPeer:
-        link = await connect_named(name, timeout=timeout)
+        if again:
+            link = await reconnect(name, timeout)
+        else:
+            link = await connect_named(name, timeout=timeout)
         follower = FollowerPeer(name, link)
         try:
             body = await greet_follower(link, name, schema, self.process, timeout, self.settings)
@@ -123,6 +154,7 @@ class ControllerHub(Hub):
     # -- transitions
     def broadcast(self, item: list[Any]) -> None:
         self.check()
+        self.open.note(item)
         for f in self.followers:
             if f.lost is None:
                 f.queue(item)
@@ -141,7 +173,7 @@ class ControllerHub(Hub):
         Raises the channel's error (and DistributedError when no follower is left).
         """
         follower = self._pick()
-        if follower.credits <= 0:
+        if follower is None or follower.credits <= 0:
             return None
         key = next(self.keys)
         follower.credits -= 1
@@ -157,16 +189,22 @@ class ControllerHub(Hub):
     async def _choose(self) -> FollowerPeer:
         while True:
             follower = self._pick()
-            if follower.credits > 0:
+            if follower is not None and follower.credits > 0:
                 return follower
-            follower.credit_wake.clear()
-            await follower.credit_wake.wait()
+            wake = self.joined if follower is None else follower.credit_wake
+            wake.clear()
+            await wake.wait()
 
-    def _pick(self) -> FollowerPeer:
-        """The follower the policy picks next (it may have no credit)."""
+    def _pick(self) -> FollowerPeer | None:
+        """The follower the policy picks next (it may have no credit).
+
+        None while no follower is alive but a replacement is on its way.
+        """
         self.check()
         alive = [f for f in self.followers if f.lost is None]
         if not alive:
+            if self.rejoining:
+                return None
             raise DistributedError(f"controller {self.label!r}: no follower left")
         if self.policy == "least-loaded":
             return max(alive, key=lambda f: f.credits)
@@ -180,9 +218,11 @@ class ControllerHub(Hub):
             raise DistributedError(f"controller {self.label!r}: unknown event key {key}")
         if self.resend:
             self.outbox.setdefault(key, []).append((header, buffers))
+            if follower.lost is not None:
+                return  # waits in the outbox for the event's next follower
         try:
-            await follower.link.send(header, buffers)
-        except PeerLost as exc:
+            await follower.send(header, buffers)
+        except TransportError as exc:
             self._on_lost(follower, exc)
             if not self.resend:
                 raise self.error or exc from exc
@@ -245,19 +285,33 @@ class ControllerHub(Hub):
         follower.lost = exc
         follower.credit_wake.set()
         survivors = [f for f in self.followers if f.lost is None]
-        if self.resend and survivors:
-            self._resend(follower, survivors)
+        replaced = self.restarts.get(follower.name, 0) > 0 and self.error is None
+        if not (self.resend and (survivors or replaced)):
+            self.fail(DistributedError(
+                f"controller {self.label!r}: lost the follower on {follower.who}: {exc}; "
+                f"{follower.describe_inflight()}"
+            ))
             return
-        self.fail(DistributedError(
+        follower.finished.set_result(0)  # absorbed: end_job no longer waits for it
+        moved = list(follower.inflight.items())
+        follower.inflight.clear()
+        if replaced:
+            self._expect_replacement(follower.name)
+        if survivors:
+            self._resend(moved, survivors)
+        else:
+            self.orphans.extend(moved)
+        where = ", ".join(repr(f.name) for f in survivors) or "its replacement"
+        announce(
+            "lost",
             f"controller {self.label!r}: lost the follower on {follower.who}: {exc}; "
-            f"{follower.describe_inflight()}"
-        ))
+            f"{len(moved)} event(s) in flight on it go again to {where}",
+            link=follower.name, process=launcher_name(follower.name), resent=len(moved),
+        )
 
-    def _resend(self, dead: FollowerPeer, survivors: list[FollowerPeer]) -> None:
-        moved = list(dead.inflight.items())
-        dead.inflight.clear()
+    def _resend(self, moved: list[tuple[int, EventID]], targets: list[FollowerPeer]) -> None:
         for n, (key, event_id) in enumerate(moved):
-            target = survivors[n % len(survivors)]
+            target = targets[n % len(targets)]
             target.credits -= 1
             self._assign(target, key, event_id)
             for header, buffers in self.outbox.get(key, ()):
@@ -269,11 +323,64 @@ class ControllerHub(Hub):
 
     async def _resend_one(self, target: FollowerPeer, header: bytes, buffers: list[Any]) -> None:
         try:
-            await target.link.send(header, buffers)
-        except PeerLost as exc:
+            await target.send(header, buffers)
+        except TransportError as exc:
             self._on_lost(target, exc)
 
+    def _expect_replacement(self, name: str) -> None:
+        self.restarts[name] -= 1
+        task = asyncio.get_running_loop().create_task(self._rejoin(name), name=f"rejoin {name}")
+        self.rejoining[name] = task
+
+    async def _rejoin(self, name: str) -> None:
+        """Connect the replacement of link ``name``'s follower and route events to it."""
+        try:
+            follower = await self._connect(name, self.schema(), self.timeout, again=True)
+        except (TransportError, DistributedError) as exc:
+            self.rejoining.pop(name, None)
+            self._replacement_failed(name, exc)
+            return
+        finally:
+            self.joined.set()
+        self.rejoining.pop(name, None)
+        if self.error is not None:
+            await follower.close()
+            return
+        for item in self.open.replay():
+            follower.queue(item)
+        self.followers.append(follower)
+        follower.start(self._on_message, self._on_lost)
+        orphans, self.orphans = self.orphans, []
+        self._resend(orphans, [follower])
+        announce(
+            "rejoined",
+            f"controller {self.label!r}: the replacement follower on {follower.who} joined "
+            f"(handshake done); {len(orphans)} waiting event(s) sent to it",
+            link=name, process=launcher_name(name), resent=len(orphans),
+        )
+
+    def _replacement_failed(self, name: str, exc: BaseException) -> None:
+        alive = [f for f in self.followers if f.lost is None]
+        if alive and not self.orphans:
+            announce(
+                "rejoin-failed",
+                f"controller {self.label!r}: the replacement follower on link {name!r} did not "
+                f"join: {exc}; going on with {', '.join(repr(f.name) for f in alive)}",
+                link=name, process=launcher_name(name),
+            )
+            return
+        if alive:
+            orphans, self.orphans = self.orphans, []
+            self._resend(orphans, alive)
+            return
+        self.fail(DistributedError(
+            f"controller {self.label!r}: lost the follower on link {name!r} "
+            f"(process {launcher_name(name)!r}) and its replacement did not join within "
+            f"{self.timeout:.0f} s: {exc}; {len(self.orphans)} event(s) were waiting for it"
+        ))
+
     def wake_all(self) -> None:
+        self.joined.set()
         for f in self.followers:
             f.credit_wake.set()
             if not f.finished.done():
@@ -282,24 +389,43 @@ class ControllerHub(Hub):
 
     # -- end of job
     async def finish(self, timeout: float) -> int:
-        """Tell every follower the job ended and wait for them; returns events done."""
+        """Tell every follower the job ended and wait for them; returns events done.
+
+        Replacements still on their way are waited for (each gets END too); a
+        follower lost meanwhile is absorbed like during the job.
+        """
         self.check()
-        alive = [f for f in self.followers if f.lost is None]
-        for f in alive:
-            f.queue_message(pack(END))
-        total = 0
+        self.finishing = True
+        ended: set[int] = set()
         try:
             async with asyncio.timeout(timeout):
-                for f in alive:
-                    total += await f.finished
+                while True:
+                    self.check()
+                    for f in self.followers:
+                        if f.lost is None and id(f) not in ended:
+                            ended.add(id(f))
+                            f.queue_message(pack(END))
+                    waits: list[asyncio.Future[Any]] = [
+                        f.finished for f in self.followers if not f.finished.done()
+                    ]
+                    waits += self.rejoining.values()
+                    if not waits:
+                        break
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         except TimeoutError:
             raise DistributedError(
                 f"controller {self.label!r}: followers did not finish within {timeout:.0f} s"
             ) from None
-        return total
+        self.check()
+        return sum(f.finished.result() for f in self.followers)
 
     async def close(self) -> None:
         """Close every link and stop the tasks (idempotent)."""
+        rejoins = list(self.rejoining.values())
+        for task in rejoins:
+            task.cancel()
+        if rejoins:
+            await asyncio.wait(rejoins)
         for f in self.followers:
             await f.close()
         forget(self)

@@ -5,8 +5,9 @@ configuration runs over every transport. Whoever starts the processes (the
 launcher, a notebook, a test) hands each process a :class:`LinkTable`:
 
 - through the environment: ``ACTORS_LINKS`` (JSON ``{name: {"role", "url",
-  "secret", "peer"}}``) and ``ACTORS_RENDEZVOUS`` (a directory both sides can
-  read, on a shared file system when processes span hosts);
+  "secret", "peer"}}``, or the name of a file holding it) and
+  ``ACTORS_RENDEZVOUS`` (a directory both sides can read, on a shared file
+  system when processes span hosts);
 - or in-process, with :func:`use_links` (a context variable), which is how
   several logical processes share one Python process (``inproc://``).
 
@@ -57,6 +58,7 @@ class LinkEndpoint:
     secret: str | None = None
     peer: str = "?"
     clients: int = 1  # server end: how many clients connect (one follower schedule each)
+    restarts: int = 0  # client end: how often the launcher restarts the server when it dies
 
 
 @dataclass
@@ -94,9 +96,11 @@ class LinkTable:
         environ = dict(os.environ) if environ is None else environ
         raw = environ.get(ENV_LINKS, "{}")
         try:
+            if not raw.lstrip().startswith("{"):  # a file (the launcher's: secrets stay off argv)
+                raw = Path(raw).read_text()
             entries = json.loads(raw)
             endpoints = {name: LinkEndpoint(**entry) for name, entry in entries.items()}
-        except (ValueError, TypeError) as exc:
+        except (OSError, ValueError, TypeError) as exc:
             raise ConfigError(f"malformed {ENV_LINKS}: {exc}", key=ENV_LINKS) from exc
         rendezvous = environ.get(ENV_RENDEZVOUS)
         return cls(endpoints, Path(rendezvous) if rendezvous else None)
