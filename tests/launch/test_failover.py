@@ -1,0 +1,294 @@
+"""Failover end to end: ``python -m actors.launch examples/dimuon/failover.toml``.
+
+A follower SIGKILLs itself at a kill point chosen by a seeded RNG and fixed by
+progress (its ``at``-th event, first or last on its path; see
+``tests/launch/killers.py``), never by a timer. The job must end with status 0
+and write exactly the single-process output (every accepted event once, in
+input order, bit for bit); the summary names the lost process and the events
+resent. Also: restarts (the replacement rejoins and gets events), ``--strict``
+and ``on_process_loss = "fail"``, a loss nobody absorbs, a killed controller,
+what MPMD mode refuses, and secrets kept off command lines.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from actors.launch import build_plan
+from actors.launch.topology import load_topology
+
+from ..distributed.launching import DIMUON, REPO, assert_same_output
+
+SEED = 20261203
+KILLER = "tests.launch.killers"
+SHM = Path("/dev/shm")
+
+
+def kill_points(count: int, seed: int) -> list[tuple[str, int, str]]:
+    """``count`` kill points: (victim follower, its event number, place on its path)."""
+    rng = random.Random(seed)
+    return [(rng.choice(["gpu1", "gpu2"]), rng.randint(1, 220), rng.choice(["first", "last"]))
+            for _ in range(count)]
+
+
+@pytest.fixture(scope="module")
+def nano() -> Path:
+    path = REPO.parent / "shared" / "data" / "cms2010_zmumu_nano.root"
+    if not path.is_file():
+        pytest.skip(f"shared test data not found at {path}")
+    return path
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory: pytest.TempPathFactory, nano: Path) -> Path:
+    """The single-process run of examples/dimuon/dimuon.toml: the reference output."""
+    out = tmp_path_factory.mktemp("single") / "single.root"
+    run = subprocess.run(
+        [sys.executable, "-m", "actors.run", str(DIMUON / "dimuon.toml"), "--input", str(nano),
+         "--output", str(out), "--quiet"],
+        cwd=REPO, capture_output=True, text=True, timeout=110, check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    return out
+
+
+def _insert(text: str, path_line: str, label: str, params: str, position: str) -> str:
+    """Add module ``label`` to a configuration, first or last on the path of ``path_line``."""
+    text = text.replace("[paths]", f"[modules.{label}]\n{params}\n\n[paths]")
+    head, _, rest = text.partition(path_line)
+    if position == "first":
+        return head + path_line + f'"{label}", ' + rest
+    body, _, tail = rest.partition("]")
+    return head + path_line + body + f', "{label}"]' + tail
+
+
+def failover(tmp: Path, *, victim: str = "gpu1", at: int | None = None, position: str = "first",
+             restarts: int = 0, followers: tuple[str, ...] = ("gpu1", "gpu2"),
+             run: str = "", wait_for_replacement: int | None = None) -> Path:
+    """examples/dimuon/failover.toml in ``tmp``, with a kill point and options; the topology.
+
+    ``victim`` may be a follower or "local" (the controller).
+    """
+    marker = tmp / "killed"
+    (tmp / "modules.py").symlink_to(DIMUON / "modules.py")
+    texts = {"local": (DIMUON / "failover_local.toml").read_text()}
+    texts.update({f: (DIMUON / f"failover_{f}.toml").read_text() for f in followers})
+    texts["local"] = texts["local"].replace('links = ["gpu1", "gpu2"]',
+                                            f"links = {list(followers)!r}".replace("'", '"'))
+    if at is not None:
+        kill = f'type = "{KILLER}:KillOnce"\nat = {at}\nmarker = "{marker}"'
+        path_line = 'dimuon = [' if victim == "local" else 'mass = ['
+        texts[victim] = _insert(texts[victim], path_line, "kill", kill, position)
+    if wait_for_replacement is not None:
+        wait = (f'type = "{KILLER}:AwaitFile"\nat = {wait_for_replacement}\n'
+                f'path = "{marker}.replacement"')
+        texts["local"] = _insert(texts["local"], "dimuon = [", "await", wait, "first")
+    for name, text in texts.items():
+        (tmp / f"failover_{name}.toml").write_text(text)
+    lines = ['[run]\ntransport = "tcp"\nmpi_mode = "port-file"\n' + run,
+             '[process.local]\nconfig = "failover_local.toml"\nstreams = 4\n']
+    for name in followers:
+        lines.append(f'[process.{name}]\nconfig = "failover_{name}.toml"\nrestarts = {restarts}\n')
+        lines.append(f'[[link]]\nname = "{name}"\nclient = "local"\nserver = "{name}"\n')
+    topology = tmp / "failover.toml"
+    topology.write_text("\n".join(lines))
+    return topology
+
+
+def launch(topology: Path, nano: Path, out: Path, *args: str) -> tuple[int, str, float]:
+    """Run the launcher; (status, stdout + stderr, seconds from the kill to the end or -1)."""
+    run = subprocess.run(
+        [sys.executable, "-m", "actors.launch", str(topology), "--input", str(nano),
+         "--output", str(out), *args],
+        cwd=REPO, capture_output=True, text=True, timeout=110, check=False,
+    )
+    end = time.time()
+    marker = topology.parent / "killed"
+    killed = float(marker.read_text()) if marker.is_file() and marker.read_text() else None
+    assert_nothing_left(topology.parent)
+    return run.returncode, run.stdout + run.stderr, end - killed if killed else -1.0
+
+
+def assert_nothing_left(tmp: Path) -> None:
+    """No process of this run lives on (its configurations are under ``tmp``)."""
+    ours = []
+    for pid in os.listdir("/proc"):
+        try:
+            if pid.isdigit() and str(tmp) in Path(f"/proc/{pid}/cmdline").read_text():
+                ours.append(pid)
+        except OSError:
+            continue
+    assert not ours, f"processes left behind: {ours}"
+
+
+def summary_row(text: str, name: str) -> list[str]:
+    """The cells of the launch summary's row for process ``name``."""
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip("│ ").split("│")]
+        if cells and cells[0] == name:
+            return cells
+    raise AssertionError(f"no summary row for {name!r}:\n{text[-3000:]}")
+
+
+def check_absorbed(status: int, text: str, out: Path, single: Path, victim: str) -> int:
+    """Status 0, the reference output, the loss in the summary; returns the events resent."""
+    assert status == 0, text[-4000:]
+    assert_same_output(out, single)
+    assert f"lost the follower on link {victim!r}" in text, text[-4000:]
+    found = re.search(r"lost \(exit -?9\), (\d+) event\(s\)", text)  # mpiexec: 9
+    assert found, text[-4000:]
+    assert summary_row(text, victim)[0] == victim
+    return int(found.group(1))
+
+
+@pytest.mark.parametrize(
+    ("transport", "point"),
+    [(t, p) for t, seed in (("tcp", SEED), ("shm", SEED + 1)) for p in kill_points(2, seed)],
+)
+def test_killed_follower_job_completes_exactly_once(
+    transport: str, point: tuple[str, int, str], nano: Path, single: Path, tmp_path: Path
+) -> None:
+    victim, at, position = point
+    topology = failover(tmp_path, victim=victim, at=at, position=position)
+    out = tmp_path / "out.root"
+    status, text, _ = launch(topology, nano, out, "--transport", transport)
+    check_absorbed(status, text, out, single, victim)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("transport", "point"),
+    [("tcp" if n % 2 else "shm", p) for n, p in enumerate(kill_points(24, SEED + 7))],
+)
+def test_many_kill_points(
+    transport: str, point: tuple[str, int, str], nano: Path, single: Path, tmp_path: Path
+) -> None:
+    victim, at, position = point
+    topology = failover(tmp_path, victim=victim, at=at, position=position)
+    out = tmp_path / "out.root"
+    status, text, kill_to_end = launch(topology, nano, out, "--transport", transport)
+    resent = check_absorbed(status, text, out, single, victim)
+    print(f"failover {transport} {victim}@{at}/{position}: {resent} resent, "
+          f"kill to end {kill_to_end:.2f} s, output identical")
+
+
+@pytest.mark.mpi
+def test_killed_follower_over_mpi_port_files(
+    nano: Path, single: Path, tmp_path: Path
+) -> None:
+    before = {p.name for p in SHM.glob("mpich_shm_*")}
+    victim, at, position = kill_points(1, SEED + 3)[0]
+    topology = failover(tmp_path, victim=victim, at=at, position=position)
+    out = tmp_path / "out.root"
+    status, text, _ = launch(topology, nano, out, "--transport", "mpi")
+    check_absorbed(status, text, out, single, victim)
+    left = {p.name for p in SHM.glob("mpich_shm_*")} - before
+    mapped = "".join(_maps())
+    assert not {n for n in left if f"/dev/shm/{n}" not in mapped}, left
+
+
+def _maps() -> list[str]:
+    out = []
+    for maps in Path("/proc").glob("[0-9]*/maps"):
+        try:
+            out.append(maps.read_text())
+        except OSError:
+            continue
+    return out
+
+
+def test_restarted_follower_rejoins_and_gets_events(
+    nano: Path, single: Path, tmp_path: Path
+) -> None:
+    topology = failover(tmp_path, victim="gpu1", at=20, restarts=1, wait_for_replacement=120)
+    out = tmp_path / "out.root"
+    status, text, _ = launch(topology, nano, out)
+    check_absorbed(status, text, out, single, "gpu1")
+    assert "starting a replacement (1 of 1)" in text, text[-4000:]
+    assert "the replacement follower on link 'gpu1'" in text and "joined" in text, text[-4000:]
+    row = summary_row(text, "gpu1")
+    assert row[1] == "0" and int(row[2]) > 0, row  # the replacement ended well, with events
+    assert "restarted 1x" in text, text[-4000:]
+
+
+@pytest.mark.parametrize("how", ["--strict", "topology"])
+def test_strict_keeps_fail_fast(how: str, nano: Path, tmp_path: Path) -> None:
+    run = 'on_process_loss = "fail"\n' if how == "topology" else ""
+    topology = failover(tmp_path, victim="gpu2", at=30, restarts=1, run=run)
+    args = ["--strict"] if how == "--strict" else []
+    status, text, _ = launch(topology, nano, tmp_path / "out.root", *args)
+    assert status == 128 + 9, text[-4000:]
+    assert "process 'gpu2' failed with exit code -9; stopping the others" in text, text[-4000:]
+    assert "replacement" not in text
+
+
+def test_loss_without_survivor_fails_naming_it(nano: Path, tmp_path: Path) -> None:
+    topology = failover(tmp_path, victim="gpu1", at=30, followers=("gpu1",))
+    status, text, kill_to_end = launch(topology, nano, tmp_path / "out.root")
+    assert status != 0, text[-4000:]
+    assert "lost the follower on link 'gpu1' (peer process 'DIMUONREMOTE' (gpu1)" in text
+    assert "process 'local' failed with exit code 1" in text, text[-4000:]
+    assert kill_to_end > 0
+
+
+def test_killed_controller_stops_every_follower(nano: Path, tmp_path: Path) -> None:
+    topology = failover(tmp_path, victim="local", at=100)
+    status, text, _ = launch(topology, nano, tmp_path / "out.root")
+    assert status == 128 + 9, text[-4000:]
+    for follower in ("gpu1", "gpu2"):
+        # exit 1 on its own, naming the controller, within the 2 s before the launcher's SIGTERM
+        assert summary_row(text, follower)[1] == "1", text[-4000:]
+        assert re.search(rf"\[{follower}\] error: .*the controller 'DIMUON' on link "
+                         rf"'{follower}'.* disappeared", text), text[-4000:]
+
+
+def test_mpmd_refuses_resend_and_names_the_mode(tmp_path: Path) -> None:
+    topology = failover(tmp_path)
+    text = topology.read_text().replace('mpi_mode = "port-file"', 'mpi_mode = "mpmd"')
+    topology.write_text(text)
+    run = subprocess.run(
+        [sys.executable, "-m", "actors.launch", str(topology), "--transport", "mpi", "--dry-run"],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "modules.offload.on_follower_loss" in run.stderr
+    assert 'mpi_mode = "port-file"' in run.stderr, run.stderr
+
+
+def test_restarts_only_for_followers(tmp_path: Path) -> None:
+    topology = failover(tmp_path)
+    text = topology.read_text().replace("streams = 4\n", "streams = 4\nrestarts = 2\n")
+    topology.write_text(text)
+    with pytest.raises(Exception, match=r"failover.toml:\d+: process.local.restarts: only a "
+                                        "follower"):
+        build_plan(load_topology(topology), tmp_path / "run")
+
+
+@pytest.mark.mpi
+def test_secrets_stay_off_command_lines(tmp_path: Path) -> None:
+    """mpiexec engines: the link table goes by a 0600 file; --dry-run shows no secret."""
+    topology = failover(tmp_path)
+    text = topology.read_text().replace('transport = "tcp"', 'transport = "mpi"')
+    text += '\n[[link]]\nname = "side"\nclient = "gpu2"\nserver = "gpu1"\ntransport = "tcp"\n'
+    topology.write_text(text)
+    rundir = tmp_path / "run"
+    rundir.mkdir(mode=0o700)
+    plan = build_plan(load_topology(topology), rundir)
+    secret = next(p.links.endpoints["side"].secret for p in plan.processes if p.name == "gpu1")
+    assert secret
+    commands = " ".join(" ".join(cmd) for cmd in plan.commands)
+    assert secret not in commands and secret not in plan.describe()
+    for proc in plan.processes:
+        links = rundir / f"{proc.name}.links.json"
+        assert stat.S_IMODE(links.stat().st_mode) == 0o600
+        assert str(links) in commands
+    assert secret in (rundir / "gpu1.links.json").read_text()
