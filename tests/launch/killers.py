@@ -65,3 +65,22 @@ class AwaitFile(Producer):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.path} did not appear within {self.timeout} s")
             time.sleep(0.02)
+
+
+class TouchAt(Producer):
+    """Creates ``path`` in the ``at``-th event it sees (a progress signal for a test)."""
+
+    concurrency: ClassVar[Concurrency] = Concurrency.SHARED
+
+    def __init__(self, *, at: int, path: str) -> None:
+        self.at = at
+        self.path = Path(path)
+        self.seen = 0
+        self.lock = threading.Lock()
+
+    def produce(self, event: Event) -> None:
+        with self.lock:
+            self.seen += 1
+            now = self.seen == self.at
+        if now:
+            self.path.touch()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import signal
 import stat
 import subprocess
 import sys
@@ -194,6 +195,38 @@ def test_killed_follower_over_mpi_port_files(
     left = {p.name for p in SHM.glob("mpich_shm_*")} - before
     mapped = "".join(_maps())
     assert not {n for n in left if f"/dev/shm/{n}" not in mapped}, left
+
+
+@pytest.mark.mpi
+def test_ctrl_c_of_mpi_job_leaves_no_segment(nano: Path, tmp_path: Path) -> None:
+    """SIGINT to the launcher mid-run: status 130, no process and no mpich_shm segment left."""
+    before = {p.name for p in SHM.glob("mpich_shm_*")}
+    topology = failover(tmp_path)
+    signal_file = tmp_path / "running"
+    remote = tmp_path / "failover_gpu2.toml"
+    touch = f'type = "{KILLER}:TouchAt"\nat = 20\npath = "{signal_file}"'
+    remote.write_text(_insert(remote.read_text(), "mass = [", "touch", touch, "last"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "actors.launch", str(topology), "--transport", "mpi",
+         "--input", str(nano), "--output", str(tmp_path / "out.root")],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not signal_file.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert signal_file.exists(), "the job made no progress"
+        proc.send_signal(signal.SIGINT)
+        text = proc.communicate(timeout=60)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, text[-4000:]
+    assert_nothing_left(tmp_path)
+    left = {p.name for p in SHM.glob("mpich_shm_*")} - before
+    mapped = "".join(_maps())
+    assert not {n for n in left if f"/dev/shm/{n}" not in mapped}, (left, text[-3000:])
 
 
 def _maps() -> list[str]:
