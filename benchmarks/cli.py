@@ -49,7 +49,11 @@ parts (default: all, in this order):
   actors      remote ask/tell across two processes, 8 B and 64 MiB
   events      events/s through a controller and 1, 2, 4 followers; dimuon offload ratio
   scheduling  sleep-model efficiency, measured / theoretical, threads x streams
-  hlt         HLT-like menu of 300 modules, local only vs offloaded"""
+  hlt         HLT-like menu of 300 modules, local only vs offloaded
+
+run by name only:
+  peers       the same actor workloads through Ray, Dask, xoscar, Thespian (~3 min;
+              pip install 'hep-actors[peers]')"""
 
 
 def _parser() -> argparse.ArgumentParser:

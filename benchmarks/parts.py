@@ -17,8 +17,10 @@ from typing import Any
 
 from .pingpong import FULL, QUICK, QUICK_SIZES, SIZES, Budget
 
-__all__ = ["ORDER", "PARTS", "Context", "PartResult", "register"]
+__all__ = ["BY_NAME_ONLY", "ORDER", "PARTS", "Context", "PartResult", "register"]
 
+#: parts that run only when named: ``python -m benchmarks peers`` (not in ``all``)
+BY_NAME_ONLY = ["peers"]
 #: the order in which ``all`` runs the parts
 ORDER = ["transports", "products", "actors", "events", "scheduling", "hlt"]
 
