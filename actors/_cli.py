@@ -136,7 +136,8 @@ class CliParser(argparse.ArgumentParser):
             help="-v: info, -vv: debug (overrides --log-level)",
         )
         group.add_argument(
-            "--debug", action="store_true", help="show the traceback of every error"
+            "--debug", action="store_true",
+            help="show the traceback of every error (so does the debug log level)",
         )
 
     def error(self, message: str) -> NoReturn:
@@ -296,11 +297,14 @@ def run_main(body: Callable[[], int], args: argparse.Namespace | Any) -> int:
     line) and turn its exceptions into a status.
 
     ``SystemExit`` and ``CancelledError`` pass through; every other exception,
-    ``KeyboardInterrupt`` included, is reported with :func:`report_error` (``args.debug`` asks for
+    ``KeyboardInterrupt`` included, is reported (with its traceback when
+    ``args.debug`` is set or the log level is ``debug``: ``-vv`` on the launcher
+    reaches its processes) with :func:`report_error` (``args.debug`` asks for
     tracebacks).
     """
+    debug = bool(getattr(args, "debug", False))
     try:
-        setup_logging(args)
+        debug = setup_logging(args) == "debug" or debug
         return body()
     except (Exception, KeyboardInterrupt) as exc:  # the one place that formats every error
-        return report_error(exc, debug=bool(getattr(args, "debug", False)))
+        return report_error(exc, debug=debug)

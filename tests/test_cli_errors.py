@@ -464,3 +464,13 @@ def test_ctrl_c_exits_130(files: Path) -> None:
     assert proc.returncode == 130, err[-3000:]
     assert err.splitlines()[-1] == "interrupted", err[-3000:]
     assert "Traceback" not in err, err[-3000:]
+
+
+@pytest.mark.parametrize("flag", ["--debug", "-vv"])
+def test_debug_shows_the_traceback_after_the_error_line(
+    flag: str, files: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, err = _call(run_main, [str(files / "local_badclass.toml"), flag], capsys)
+    report = [line for line in err.splitlines() if not _LOG_RECORD.match(line)]
+    assert status == 2 and report[0].startswith(f"error: {files}/local_badclass.toml:")
+    assert "Traceback (most recent call last)" in err
