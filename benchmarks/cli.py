@@ -29,6 +29,15 @@ from rich.text import Text
 from actors._cli import CliParser, non_negative_int, positive_int, run_main
 
 from . import (  # noqa: F401  (register the parts)
+    actor_level,
+    events,
+    hlt,
+    overhead,
+    peers,
+    products,
+    scheduling,
+    transports,
+)
 from .harness import mpiexec
 from .machine import describe_machine, versions
 from .parts import BY_NAME_ONLY, ORDER, PARTS, Context, PartResult
