@@ -4,7 +4,10 @@ Each logical process gets its own framework job on the one event loop, with its
 own link table (a context variable, see :func:`actors.distributed.endpoints.use_links`),
 its own worker threads and its own reports. This is also how a notebook runs
 a topology. If one job fails, the others are cancelled and the launcher exits
-non-zero after printing which process failed and why.
+non-zero after printing which process failed and why - unless it is a follower
+whose controllers resend (``on_follower_loss = "resend"``, ``[run]
+on_process_loss = "absorb"``): then its links are closed, its controllers
+resend its events to a survivor, and the others go on (see ``docs/topology.md``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from rich.console import Console
 from .._cli import PROCESS_NAME, report_error
 from ..distributed.endpoints import use_links
 from ..errors import ActorsError
+from ._loss import LossPolicy
 from .cli import LaunchPlan, ProcessLaunch
 from .topology import Topology
 
@@ -69,19 +73,26 @@ async def run_topology_async(
     event of each process.
     """
     results: dict[str, tuple[Any, float]] = {}
+    policy = LossPolicy(plan)
 
     async def one(proc: ProcessLaunch) -> None:
         PROCESS_NAME.set(proc.name)  # this task's context: its log records get [name]
         start = time.perf_counter()
         try:
-            report = await _run_one(proc, topology, progress)
+            try:
+                report = await _run_one(proc, topology, progress)
+            except ActorsError as exc:
+                exc.add_note(f"in process {proc.name!r} ({proc.spec.config})")
+                raise
+            except Exception as exc:
+                raise ActorsError(
+                    f"process {proc.name!r} failed: {exc!r}\n{traceback.format_exc()}"
+                ) from exc
         except ActorsError as exc:
-            exc.add_note(f"in process {proc.name!r} ({proc.spec.config})")
-            raise
-        except Exception as exc:
-            raise ActorsError(
-                f"process {proc.name!r} failed: {exc!r}\n{traceback.format_exc()}"
-            ) from exc
+            if not policy.absorbs(proc.name):
+                raise
+            await _absorb(proc, exc)
+            return
         results[proc.name] = (report, time.perf_counter() - start)
 
     try:
@@ -96,6 +107,15 @@ async def run_topology_async(
             first = first.exceptions[0]
         raise first from first.__cause__  # keeps a ModuleError's cause, drops the group
     return results
+
+
+async def _absorb(proc: ProcessLaunch, exc: ActorsError) -> None:
+    """A follower failed and its controllers resend: close its links and let the rest go on."""
+    from ..distributed import close_channels
+
+    print(f"process {proc.name!r} failed: {exc}; its controllers go on without it "
+          '(on_process_loss = "absorb")', file=sys.stderr, flush=True)
+    await close_channels()  # its controllers see the loss at once
 
 
 async def _run_one(

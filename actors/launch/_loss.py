@@ -111,6 +111,11 @@ class LossPolicy:
             "subprocess", "mpiexec-per-process"
         )
 
+    def absorbs(self, name: str) -> bool:
+        """Whether the loss of process ``name`` is left to its controllers (any engine)."""
+        proc = next((p for p in self.plan.processes if p.name == name), None)
+        return proc is not None and self.plan.on_process_loss != FAIL and self._absorbed(proc)
+
     def decide(self, name: str) -> str:
         """ABSORB, RESTART or FAIL for process ``name``, which just ended non-zero."""
         proc = next((p for p in self.plan.processes if p.name == name), None)

@@ -84,3 +84,17 @@ class TouchAt(Producer):
             now = self.seen == self.at
         if now:
             self.path.touch()
+
+
+class FailAt(TouchAt):
+    """Raises in the ``at``-th event it sees (a crash for processes that share the launcher's)."""
+
+    def __init__(self, *, at: int) -> None:
+        super().__init__(at=at, path="/dev/null")
+
+    def produce(self, event: Event) -> None:
+        with self.lock:
+            self.seen += 1
+            now = self.seen == self.at
+        if now:
+            raise RuntimeError(f"failing on purpose in event {event.id}")

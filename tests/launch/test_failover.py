@@ -182,6 +182,22 @@ def test_many_kill_points(
           f"kill to end {kill_to_end:.2f} s, output identical")
 
 
+def test_failed_follower_in_process_is_absorbed(
+    nano: Path, single: Path, tmp_path: Path
+) -> None:
+    """inproc (every process in the launcher): a follower whose job fails is left to resend."""
+    topology = failover(tmp_path)
+    remote = tmp_path / "failover_gpu2.toml"
+    fail = f'type = "{KILLER}:FailAt"\nat = 50'
+    remote.write_text(_insert(remote.read_text(), "mass = [", "fail", fail, "first"))
+    out = tmp_path / "out.root"
+    status, text, _ = launch(topology, nano, out, "--transport", "inproc")
+    assert status == 0, text[-4000:]
+    assert_same_output(out, single)
+    assert "process 'gpu2' failed: module 'fail' failed in event" in text, text[-4000:]
+    assert "lost the follower on link 'gpu2'" in text, text[-4000:]
+
+
 @pytest.mark.mpi
 def test_killed_follower_over_mpi_port_files(
     nano: Path, single: Path, tmp_path: Path
