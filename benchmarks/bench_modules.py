@@ -9,8 +9,8 @@
 - :class:`Stamp` (analyzer, on the loop, put it on an end path): records the
   wall-clock time (``time.time()``, comparable between processes of one host)
   at which every event finished, and optionally its latency since
-  :class:`StartTime`; ``end_job`` writes ``{"done": [...], "latency": [...]}``
-  as JSON to ``file``.
+  :class:`StartTime`; ``end_job`` writes ``{"done": [...], "latency": [...],
+  "max_rss_kib": N}`` (N: the process's peak resident set) as JSON to ``file``.
 - :class:`HltModule` (producer): a synthetic HLT module; consumes its
   ``parents`` (their instance ``""``), sleeps ``time`` seconds in a worker
   thread (``time.sleep`` releases the GIL: the module stands for work done
@@ -24,6 +24,7 @@ runs put the repository on ``PYTHONPATH``).
 from __future__ import annotations
 
 import json
+import resource
 import time
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,9 @@ class Stamp(Analyzer):
             self.latency.append(now - float(event.get(self.start)))
 
     def end_job(self) -> None:
-        self.file.write_text(json.dumps({"done": self.done, "latency": self.latency}))
+        peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # this process's peak
+        self.file.write_text(json.dumps(
+            {"done": self.done, "latency": self.latency, "max_rss_kib": peak_kib}))
 
 
 class HltModule(Producer):

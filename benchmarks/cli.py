@@ -35,6 +35,7 @@ from . import (  # noqa: F401  (register the parts)
     overhead,
     peers,
     products,
+    scale,
     scheduling,
     transports,
 )
@@ -62,7 +63,8 @@ parts (default: all, in this order):
 
 run by name only:
   peers       the same actor workloads through Ray, Dask, xoscar, Thespian (~3 min;
-              pip install 'hep-actors[peers]')"""
+              pip install 'hep-actors[peers]')
+  scale       1 controller x 16 followers and 16 x 1: start-up, memory, events/s vs ideal"""
 
 
 def _parser() -> argparse.ArgumentParser:

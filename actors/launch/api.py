@@ -169,6 +169,7 @@ class Job:
         self._timeout = timeout
         self._console = Console(record=True) if echo else Console(record=True, file=io.StringIO())
         self._state = LaunchState([p.name for p in plan.processes])
+        self._state.total = topology.run.events  # until the source says otherwise
         self._reports: dict[str, JobReport] = {}
         self._task: asyncio.Task[int] | None = None
         self._wall = 0.0
@@ -260,8 +261,6 @@ class Job:
             self._wall = time.perf_counter() - started
 
     async def _run_embedded(self) -> int:
-        self._state.total = self.topology.run.events
-
         def progress(name: str, done: int) -> None:
             self._state.done[name] = done
 
