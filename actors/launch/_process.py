@@ -286,8 +286,9 @@ def _consume_failover(line: str, name: str, state: LaunchState, console: Console
         return False
     if not isinstance(info, dict):
         return False
-    lost = str(info.get("process", "?"))
-    state.resent[lost] = state.resent.get(lost, 0) + int(info.get("resent", 0))
+    if info.get("what") == "lost":  # counted once: a rejoin hands on the same events
+        lost = str(info.get("process", "?"))
+        state.resent[lost] = state.resent.get(lost, 0) + int(info.get("resent", 0))
     prefix = Text(f"[{name}] ", style="bold cyan")
     console.print(prefix + Text(str(info.get("message", "")), style="yellow"), highlight=False,
                   soft_wrap=True)
