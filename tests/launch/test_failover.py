@@ -269,6 +269,19 @@ def test_restarted_follower_rejoins_and_gets_events(
     assert "restarted 1x" in text, text[-4000:]
 
 
+@pytest.mark.parametrize("transport", ["shm"])
+def test_lone_follower_restarted_gets_its_events_back(
+    transport: str, nano: Path, single: Path, tmp_path: Path
+) -> None:
+    """No survivor: the events in flight (and new ones) wait for the replacement."""
+    topology = failover(tmp_path, victim="gpu1", at=30, restarts=1, followers=("gpu1",))
+    out = tmp_path / "out.root"
+    status, text, _ = launch(topology, nano, out, "--transport", transport)
+    check_absorbed(status, text, out, single, "gpu1")
+    assert "go again to its replacement" in text, text[-4000:]
+    assert int(summary_row(text, "gpu1")[2]) > 400  # the replacement did most of the job
+
+
 @pytest.mark.parametrize("how", ["--strict", "topology"])
 def test_strict_keeps_fail_fast(how: str, nano: Path, tmp_path: Path) -> None:
     run = 'on_process_loss = "fail"\n' if how == "topology" else ""
