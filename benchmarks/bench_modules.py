@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import resource
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,9 @@ import numpy as np
 from actors.framework import Analyzer, Concurrency, Declarer, Event, Producer
 
 __all__ = ["HltModule", "Payload", "Stamp", "StartTime"]
+
+#: several schedules of one process (a follower serving several controllers) stamp one file
+_STAMP_FILES = threading.Lock()
 
 
 def _random_bytes(nbytes: int, seed: int) -> np.ndarray[Any, Any]:
@@ -93,9 +97,16 @@ class Stamp(Analyzer):
             self.latency.append(now - float(event.get(self.start)))
 
     def end_job(self) -> None:
+        """Write (or, for the second schedule of a process serving several controllers,
+        extend) the stamp file."""
         peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # this process's peak
-        self.file.write_text(json.dumps(
-            {"done": self.done, "latency": self.latency, "max_rss_kib": peak_kib}))
+        with _STAMP_FILES:
+            doc: dict[str, Any] = {"done": [], "latency": []}
+            if self.file.exists():
+                doc = json.loads(self.file.read_text())
+            doc = {"done": doc["done"] + self.done, "latency": doc["latency"] + self.latency,
+                   "max_rss_kib": peak_kib}
+            self.file.write_text(json.dumps(doc))
 
 
 class HltModule(Producer):
