@@ -29,6 +29,7 @@ import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import IO, Any, NoReturn
 
 from .errors import ActorsError, BackendUnavailable, ConfigError, ModuleError
@@ -42,6 +43,8 @@ __all__ = [
     "LOG_LEVEL_ENV",
     "PROCESS_NAME",
     "CliParser",
+    "check_input",
+    "check_output",
     "error_lines",
     "log_level",
     "non_negative_int",
@@ -143,6 +146,18 @@ class CliParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         message = re.sub(r"^argument ([^:]+): ", r"\1: ", message)
         self.exit(EXIT_USAGE, f"error: {message}\n{self.format_usage()}")
+
+
+def check_input(path: str | None, flag: str) -> None:
+    """ConfigError naming ``flag`` when the local file ``path`` does not exist (URLs pass)."""
+    if path is not None and "://" not in path and not Path(path).exists():
+        raise ConfigError(f"file not found: {path}", key=flag)
+
+
+def check_output(path: str | None, flag: str) -> None:
+    """ConfigError naming ``flag`` when the folder of the file ``path`` does not exist."""
+    if path is not None and "://" not in path and not Path(path).parent.is_dir():
+        raise ConfigError(f"folder not found: {Path(path).parent}", key=flag)
 
 
 def non_negative_int(text: str) -> int:

@@ -25,7 +25,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .._cli import CliParser, non_negative_int, positive_int, run_main
+from .._cli import (
+    CliParser,
+    check_input,
+    check_output,
+    non_negative_int,
+    positive_int,
+    run_main,
+)
 from ..errors import ConfigError
 from . import JobReport, OutputModule, Process, run_process
 from .loader import load_class
@@ -65,10 +72,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def configure(args: argparse.Namespace) -> Process:
     """Load the configuration and apply the command-line overrides (ConfigError if bad)."""
+    check_input(args.input, "--input")
+    check_output(args.output, "--output")
+    check_output(args.report_json, "--report-json")
     process = Process.from_toml(args.config)
     if args.input is not None:
-        if "://" not in args.input and not Path(args.input).exists():
-            raise ConfigError(f"file not found: {args.input}", key="--input")
         if process.source is None:
             raise ConfigError("the configuration has no source", key="--input")
         process.source.params["file"] = args.input

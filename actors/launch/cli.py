@@ -51,6 +51,8 @@ from .._cli import (
     EXIT_FAILED,
     LOG_LEVEL_ENV,
     CliParser,
+    check_input,
+    check_output,
     log_level,
     non_negative_int,
     run_main,
@@ -428,8 +430,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
-    if args.input is not None and "://" not in args.input and not Path(args.input).exists():
-        raise ConfigError(f"file not found: {args.input}", key="--input")
+    check_input(args.input, "--input")
+    check_output(args.output, "--output")
+    check_output(args.report_json, "--report-json")
     topology = load_topology(args.topology)
     topology.override(
         events=args.events, input=args.input, output=args.output, transport=args.transport

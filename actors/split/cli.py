@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._cli import CliParser, run_main
+from .._cli import CliParser, check_input, run_main
 from ..errors import ConfigError
 from ..framework import Process
 from ..tomlfile import dump_toml
@@ -222,8 +222,7 @@ def _main(args: argparse.Namespace) -> int:
             f"unknown transport {args.transport!r}; one of {', '.join(_TRANSPORTS)}",
             key="--transport",
         )
-    if args.input is not None and "://" not in args.input and not Path(args.input).exists():
-        raise ConfigError(f"file not found: {args.input}", key="--input")
+    check_input(args.input, "--input")
     process = Process.from_toml(args.config)
     if args.input is not None and process.source is not None:
         process.source.params["file"] = args.input
