@@ -61,6 +61,15 @@ class ActorRef(abc.ABC):
     def is_alive(self) -> bool:
         """False once the actor is known to be stopped."""
 
+    @property
+    def queued(self) -> int:
+        """Messages waiting for the actor as far as this side sees (diagnostics).
+
+        A local actor's mailbox depth; for a remote one the frames waiting in
+        the link's outbox. Loop thread only.
+        """
+        return 0
+
 
 def _expire(fut: asyncio.Future[Any], name: str, timeout: float) -> None:
     if not fut.done():
@@ -79,6 +88,10 @@ class LocalActorRef(ActorRef):
     @property
     def is_alive(self) -> bool:
         return not self._cell.dead
+
+    @property
+    def queued(self) -> int:
+        return self._cell.mailbox.qsize()
 
     async def tell(self, message: Any) -> None:
         cell = self._cell

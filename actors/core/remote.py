@@ -161,6 +161,10 @@ class RemoteActorRef(ActorRef):
     def is_alive(self) -> bool:
         return self._client.lost is None and self.name not in self._client.dead_targets
 
+    @property
+    def queued(self) -> int:
+        return self._client.session.queued
+
     async def tell(self, message: Any) -> None:
         await self._client.tell(self.name, message)
 

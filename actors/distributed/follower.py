@@ -182,7 +182,7 @@ class FollowerHub(Hub):
     async def send_data(self, key: int, header: bytes, buffers: list[Any]) -> None:
         self.check()
         assert self.peer is not None
-        await self.peer.link.send(header, buffers)
+        await self.peer.send(header, buffers)
 
     async def finish(self, events: int) -> None:
         """Tell the controller every event is done, then close."""

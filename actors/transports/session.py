@@ -214,13 +214,14 @@ class Session:
                 while frames:
                     header, buffers, token = frames.popleft()
                     self._busy = True
-                    self._give_room()
+                    if self._room:
+                        self._give_room()
                     await send(header, buffers)
                     self._busy = False
                     del header, buffers
                     if self._on_sent is not None:
                         self._on_sent(token)
-                if not wake.is_set():
+                if self._flushed and not wake.is_set():
                     self._resolve(self._flushed)
         except Exception as exc:
             self._abort(exc, "sending")
