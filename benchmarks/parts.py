@@ -1,8 +1,8 @@
 """The registry of benchmark parts and what every part receives and returns.
 
 A part is a function ``run(ctx) -> PartResult`` registered under a name
-(``transports``, ``products``, ``actors``, ``events``, ``scheduling``, ``hlt``).
-A part that cannot run yet (its layer has not landed, or a dependency is missing)
+(``transports``, ``products``, ``actors``, ``events``, ``scheduling``, ``overhead``,
+``hlt``). A part that cannot run yet (its layer has not landed, or a dependency is missing)
 returns ``PartResult.skipped(reason)``; the driver prints
 ``not available yet: <reason>`` and records it in results.json.
 """
@@ -22,7 +22,7 @@ __all__ = ["BY_NAME_ONLY", "ORDER", "PARTS", "Context", "PartResult", "register"
 #: parts that run only when named: ``python -m benchmarks peers`` (not in ``all``)
 BY_NAME_ONLY = ["peers", "scale"]
 #: the order in which ``all`` runs the parts
-ORDER = ["transports", "products", "actors", "events", "scheduling", "hlt"]
+ORDER = ["transports", "products", "actors", "events", "scheduling", "overhead", "hlt"]
 
 
 @dataclass

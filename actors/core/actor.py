@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
     from ._cell import ActorCell
     from .ref import ActorRef
     from .supervision import SupervisorPolicy
@@ -54,12 +56,32 @@ class Actor:
 
     Loop rules: an actor runs on its system's event loop; ``receive`` must not
     block that loop (run blocking work with ``asyncio.to_thread``).
+
+    Kinds of ``receive`` (chosen by the class and the spawn options):
+
+    * ``async def receive`` (the default): one message at a time in the
+      actor's task; with ``spawn(..., concurrency=n)``, up to ``n`` at once,
+      each in one of the actor's worker tasks;
+    * a plain ``def receive`` runs on the loop, inline in the sender's call
+      when the actor has a free slot (no task switch: for short code), or,
+      with ``spawn(..., executor=True)`` (or an Executor), in a worker thread
+      (for blocking code; the thread must not touch the actor's loop
+      objects). If it returns an awaitable, the reply is what that awaitable
+      gives, awaited on the loop.
+
+    With ``concurrency`` > 1 the messages that run at once share the
+    instance: its code must allow that. Failure rules are the same for
+    every kind; a failed tell pauses the actor until the policy is applied
+    (after the messages already running end).
     """
 
     _actor_cell: ActorCell
 
     async def receive(self, message: Any) -> Any:
-        """Handle one message; the return value is the reply to an ask."""
+        """Handle one message; the return value is the reply to an ask.
+
+        May be overridden by a plain ``def`` (see the class docstring).
+        """
         raise NotImplementedError(f"{type(self).__qualname__} does not implement receive()")
 
     async def on_start(self) -> None:
@@ -86,8 +108,7 @@ class Actor:
     @property
     def parent(self) -> ActorRef | None:
         """The parent's reference, or None for a top-level actor."""
-        parent = self._actor_cell.parent
-        return None if parent is None else parent.ref
+        return self._actor_cell.parent.ref  # None under the root guardian
 
     def spawn(
         self,
@@ -96,6 +117,8 @@ class Actor:
         name: str | None = None,
         mailbox_size: int | None = None,
         supervisor_policy: SupervisorPolicy | str | None = None,
+        concurrency: int = 1,
+        executor: Executor | bool | None = None,
         **kwargs: Any,
     ) -> ActorRef:
         """Start a child actor supervised by this one; see :meth:`ActorSystem.spawn`.
@@ -110,7 +133,9 @@ class Actor:
             name=name,
             mailbox_size=mailbox_size,
             supervisor_policy=supervisor_policy,
-        )
+            concurrency=concurrency,
+            executor=executor,
+        ).ref
 
     def __repr__(self) -> str:
         cell = getattr(self, "_actor_cell", None)

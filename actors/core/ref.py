@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ActorDead, AskTimeout
@@ -140,6 +141,28 @@ class LocalActorRef(ActorRef):
             raise AskTimeout(
                 f"no reply from actor {self.name!r} within {timeout} s (its mailbox stayed full)"
             ) from None
+
+    def post(self, message: Any, reply: Callable[[Any, BaseException | None], None]) -> None:
+        """Send ``message`` without awaiting; ``reply(result, error)`` gets the outcome.
+
+        Never waits: raises ActorDead if the actor is stopped and
+        :class:`~actors.ActorError` if its mailbox is full. For an actor with a
+        plain ``def receive`` on the loop and a free slot, the message is
+        processed (and ``reply`` called) before ``post`` returns; otherwise
+        ``reply`` is called later, on the loop. ``error`` is what ``receive``
+        raised (the actor keeps running, as for an ask), or ActorDead/
+        ActorError when the actor stopped first. An exception raised by
+        ``reply`` propagates from where it was called (``post`` itself on the
+        fast path, else the loop's exception handler). Loop thread only.
+        """
+        self._cell.post(message, reply)
+
+    def cancel(self) -> None:
+        """Stop the actor now, without waiting: as :meth:`stop`, and also cancel
+        the messages it is running on the loop (sync code running in a thread
+        runs to its end). Await :meth:`stop` afterwards to wait for the end.
+        """
+        self._cell.cancel()
 
     async def stop(self) -> None:
         await self._cell.stop()

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
+import weakref
+from concurrent.futures import Executor, ThreadPoolExecutor
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from ..errors import ActorDead, ActorFailed, PeerLost
 from ._cell import ActorCell
+from ._guardian import RootGuardian
 from .actor import Actor
 from .ref import ActorRef
 from .supervision import SupervisorPolicy
@@ -21,6 +23,11 @@ __all__ = ["ActorSystem"]
 
 log = logging.getLogger("actors")
 
+#: The systems started on each loop, oldest first (see ActorSystem.running).
+_running: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[ActorSystem]] = (
+    weakref.WeakKeyDictionary()
+)
+
 
 class ActorSystem:
     """The actors of one process (usually one system per process).
@@ -29,6 +36,11 @@ class ActorSystem:
     under ``asyncio.run`` / uvloop and inside an already running loop (a
     Jupyter cell), or call ``await system.start()`` / ``await
     system.shutdown()`` to keep it open across notebook cells.
+
+    A started system with ``shared=True`` (the default) is what
+    :meth:`ActorSystem.running` returns on its loop, so that library code
+    (a framework job) runs its actors in it; a library that needs a system of
+    its own makes one with ``shared=False``.
 
     Shutdown (``__aexit__`` / ``shutdown``) stops accepting remote links,
     stops every actor (drain policy: the message being processed finishes,
@@ -49,16 +61,19 @@ class ActorSystem:
     """
 
     def __init__(
-        self, name: str = "actors", *, mailbox_size: int = 1000, shutdown_timeout: float = 5.0
+        self, name: str = "actors", *, mailbox_size: int = 1000, shutdown_timeout: float = 5.0,
+        shared: bool = True,
     ) -> None:
         self.name = name
+        #: Whether :meth:`running` offers this system to library code on its loop.
+        self.shared = shared
         self.mailbox_size = mailbox_size
         self.shutdown_timeout = shutdown_timeout
         #: Failures escalated to the system, in order.
         self.failures: list[ActorFailed] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._cells: dict[str, ActorCell] = {}
-        self._counter = itertools.count(1)
+        self._guardian = RootGuardian(self, self._top_level_failure)
+        self._executor: ThreadPoolExecutor | None = None
         self._closing = False
         self._host: asyncio.Task[Any] | None = None
         self._host_cancelled = False
@@ -80,8 +95,42 @@ class ActorSystem:
             raise RuntimeError(f"actor system {self.name!r} already runs on another event loop")
         if self._closing:
             raise RuntimeError(f"actor system {self.name!r} was shut down; make a new one")
+        if self._loop is None and self.shared:
+            _running.setdefault(loop, []).append(self)
         self._loop = loop
         return self
+
+    @classmethod
+    def running(cls) -> ActorSystem | None:
+        """The process's system: the first shared one started on the running loop, not closing.
+
+        None when there is none (or no running loop). Lets library code (such
+        as :func:`actors.framework.run_process`) join the system a program or
+        notebook already runs instead of making its own.
+        """
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+        for system in _running.get(loop, ()):
+            if not system.closing:
+                return system
+        return None
+
+    @property
+    def closing(self) -> bool:
+        """True once shutdown began."""
+        return self._closing
+
+    @property
+    def executor(self) -> Executor:
+        """The system's thread pool, for actors spawned with ``executor=True``.
+
+        Created on first use (default size); shut down with the system.
+        """
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(thread_name_prefix=f"actors-{self.name}")
+        return self._executor
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -143,9 +192,13 @@ class ActorSystem:
             self._closing = True
             return
         self._closing = True
+        self._guardian.close()
+        systems = _running.get(self._loop, [])
+        if self in systems:
+            systems.remove(self)
         if self._hub is not None:
             await self._hub.close_servers()
-        cells = list(self._cells.values())
+        cells = list(self._guardian.descendants())
         for cell in cells:
             cell.request_stop()
         if cells:
@@ -163,6 +216,10 @@ class ActorSystem:
                 await asyncio.wait(pending)
         if self._hub is not None:
             await self._hub.close_clients()
+        if self._executor is not None:
+            executor, self._executor = self._executor, None
+            executor.shutdown(wait=False, cancel_futures=True)
+            await asyncio.to_thread(executor.shutdown, True)
 
     # -- actors ---------------------------------------------------------------------
 
@@ -173,6 +230,8 @@ class ActorSystem:
         name: str | None = None,
         mailbox_size: int | None = None,
         supervisor_policy: SupervisorPolicy | str | None = None,
+        concurrency: int = 1,
+        executor: Executor | bool | None = None,
         **kwargs: Any,
     ) -> ActorRef:
         """Create a top-level actor and start its task; returns its ref at once.
@@ -180,76 +239,42 @@ class ActorSystem:
         ``args``/``kwargs`` go to ``actor_class(...)`` (again on each restart).
         ``name`` defaults to ``"<Class>-<n>"`` and must be unique in the system
         (``ValueError`` otherwise); ``mailbox_size`` defaults to the system's;
-        ``supervisor_policy`` defaults to escalate. Raises ``RuntimeError``
+        ``supervisor_policy`` defaults to escalate. ``concurrency``: how many
+        messages the actor may process at once (1: one at a time).
+        ``executor``: run a plain ``def receive`` in threads, of this executor
+        or, with ``True``, of :attr:`executor` (default: on the loop, inline
+        in the sender's call when a slot is free). See
+        :class:`~actors.Actor` for ``receive`` kinds. Raises ``RuntimeError``
         outside the system's loop and ActorDead once shutdown began.
         """
-        return self._new_cell(
-            None, actor_class, args, kwargs, name, mailbox_size, supervisor_policy
-        ).ref
+        cell = self._guardian.spawn_child(
+            actor_class, args, kwargs, name=name, mailbox_size=mailbox_size,
+            supervisor_policy=supervisor_policy, concurrency=concurrency, executor=executor,
+        )  # fmt: skip
+        return cell.ref
 
     def lookup(self, name: str) -> ActorRef:
         """The ref of the live actor ``name``; raises ActorDead naming the system."""
         return self._live_cell(name).ref
 
     def _live_cell(self, name: str) -> ActorCell:
-        cell = self._cells.get(name)
+        cell = self._guardian.find(name)
         if cell is None or cell.dead:
             raise ActorDead(self._unknown(name))
         return cell
 
     @property
     def actor_names(self) -> list[str]:
-        """Names of the actors alive now."""
-        return [n for n, c in self._cells.items() if not c.dead]
+        """Names of the actors alive now (parents before their children)."""
+        return [c.name for c in self._guardian.descendants() if not c.dead]
 
     def _unknown(self, name: str) -> str:
-        known = ", ".join(repr(n) for n in sorted(self._cells)[:20]) or "none"
+        names = sorted(c.name for c in self._guardian.descendants())
+        known = ", ".join(repr(n) for n in names[:20]) or "none"
         return f"no actor named {name!r} in system {self.name!r} (actors: {known})"
 
-    def _new_cell(
-        self,
-        parent: ActorCell | None,
-        actor_class: type[Actor],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        name: str | None,
-        mailbox_size: int | None,
-        policy: SupervisorPolicy | str | None,
-    ) -> ActorCell:
-        self._check_loop()
-        if self._closing:
-            raise ActorDead(f"actor system {self.name!r} is shutting down; cannot spawn")
-        if not (isinstance(actor_class, type) and issubclass(actor_class, Actor)):
-            raise TypeError(f"spawn() needs an Actor subclass, got {actor_class!r}")
-        full = self._full_name(parent, actor_class, name)
-        return self._register(
-            ActorCell(
-                self,
-                parent,
-                actor_class,
-                args,
-                kwargs,
-                name=full,
-                mailbox_size=self.mailbox_size if mailbox_size is None else mailbox_size,
-                policy=SupervisorPolicy.of(policy),
-            )
-        )
-
-    def _full_name(self, parent: ActorCell | None, cls: type[Actor], name: str | None) -> str:
-        if name is None:
-            name = f"{cls.__name__}-{next(self._counter)}"
-        elif not name or "/" in name:
-            raise ValueError(f"actor name {name!r} must be non-empty and contain no '/'")
-        full = name if parent is None else f"{parent.name}/{name}"
-        if full in self._cells:
-            raise ValueError(f"an actor named {full!r} already exists in system {self.name!r}")
-        return full
-
-    def _register(self, cell: ActorCell) -> ActorCell:
-        self._cells[cell.name] = cell
-        return cell
-
-    def _check_loop(self) -> None:
+    def check_loop(self) -> None:
+        """Raise RuntimeError unless called on this system's running loop."""
         loop = self.loop
         try:
             running = asyncio.get_running_loop()
@@ -260,12 +285,6 @@ class ActorSystem:
                 f"actor system {self.name!r} belongs to another event loop; "
                 "use it only from the loop it was started in"
             )
-
-    def _forget(self, cell: ActorCell) -> None:
-        if self._cells.get(cell.name) is cell:
-            del self._cells[cell.name]
-        if cell.parent is not None:
-            cell.parent.forget_child(cell)
 
     def _top_level_failure(self, failure: ActorFailed) -> None:
         cause = failure.__cause__
@@ -282,7 +301,7 @@ class ActorSystem:
     # -- remote ---------------------------------------------------------------------
 
     def _remote_hub(self) -> RemoteHub:
-        self._check_loop()
+        self.check_loop()
         if self._closing:
             raise ActorDead(f"actor system {self.name!r} is shutting down")
         if self._hub is None:
@@ -318,4 +337,4 @@ class ActorSystem:
 
     def __repr__(self) -> str:
         state = "closed" if self._closing else ("running" if self._loop else "new")
-        return f"<ActorSystem {self.name!r} {state}, {len(self._cells)} actor(s)>"
+        return f"<ActorSystem {self.name!r} {state}, {len(self.actor_names)} actor(s)>"

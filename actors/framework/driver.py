@@ -14,8 +14,12 @@
 
 Everything runs in one ``asyncio.TaskGroup``: the first error (a module
 raising, a malformed transition sequence) cancels the rest, and the error is
-raised alone (not as an ExceptionGroup). Loop rules: the loop thread only;
-module code runs on the given thread pool (or on the loop for ``run_on_loop``).
+raised alone (not as an ExceptionGroup). The source and every module instance
+run as actors, children of one :class:`~actors.framework.workers.JobActor`
+in the given :class:`~actors.ActorSystem` (see :mod:`.workers`); they are
+stopped before :func:`drive` returns or raises. Loop rules: the loop thread
+only; module code runs on the given thread pool (or on the loop for
+``run_on_loop`` and ``async def`` methods).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
+from ..core.ref import ActorRef
+from ..core.system import ActorSystem
 from ..errors import ActorsError, ModuleError
 from . import stall
 from .event import EventData, LumiID, ProcessEntry
@@ -40,15 +46,16 @@ from .report import JobReport, ModuleTiming, PathModuleCounts, PathReport
 from .runlumi import Lumi, LumiContext, Run, RunContext
 from .source import BeginLumi, BeginRun, EndLumi, EndRun, EventTransition
 from .source_reader import SourceReader, fill_products
-from .workers import ModuleActor, format_error
+from .workers import Call, JobActor, ModuleSpec, format_error
 
 __all__ = ["drive"]
 
 
 async def drive(
-    schedule: Schedule, pool: ThreadPoolExecutor, progress: Callable[[int], None] | None
+    schedule: Schedule, pool: ThreadPoolExecutor, progress: Callable[[int], None] | None,
+    system: ActorSystem,
 ) -> JobReport:
-    """Run ``schedule`` to its end on ``pool`` and return its report.
+    """Run ``schedule`` to its end on ``pool`` as actors of ``system``; return its report.
 
     Raises the job's error alone: a ModuleError (or other ActorsError) when
     one is among the failures, else the single failure, else the group.
@@ -57,7 +64,7 @@ async def drive(
     driver = _Driver(schedule, pool, progress)
     stall.track(driver)
     try:
-        return await driver.run()
+        return await driver.run(system)
     except BaseExceptionGroup as group:
         error = _pick_error(group)
         raise error from error.__cause__  # keep the module's exception as the cause
@@ -108,30 +115,19 @@ class _Driver:
         self.pool = pool
         self.progress = progress
         self.timings = [ModuleTiming(n.label, n.config.type) for n in schedule.nodes]
-        capacity = self.options.mailbox_size + self.options.streams + 2 * (
+        self.capacity = self.options.mailbox_size + self.options.streams + 2 * (
             self.options.max_concurrent_lumis + 2
         )
-        self.actors = [
-            [
-                ModuleActor(
-                    f"{n.label}#{slot}" if len(n.instances) > 1 else n.label,
-                    self.timings[n.index], pool, capacity=capacity,
-                    workers=self.options.streams if _shared(n.instances[0]) else 1,
-                    on_loop=type(n.instances[0]).run_on_loop,
-                )
-                for slot in range(len(n.instances))
-            ]
-            for n in schedule.nodes
-        ]
-        reports = [
+        self.source_timing = ModuleTiming(schedule.source.config.label, schedule.source.config.type)
+        self.reports = [
             PathReport(p.name, modules=[
                 PathModuleCounts(schedule.nodes[i].label) for i in p.nodes
             ], end=p.end)
             for p in (*schedule.trigger_paths, *schedule.end_paths)
         ]
-        self.rt = Runtime(
-            schedule.nodes, self.actors, schedule.trigger_paths, schedule.end_paths, reports
-        )
+        self.actors: list[list[ActorRef]] = []
+        self.source_actor: ActorRef | None = None
+        self.closed = False
         process = schedule.process
         self.history_entry = ProcessEntry(process.name, process.config_hash())
         self.free_streams: deque[int] = deque(range(self.options.streams))  # FIFO
@@ -144,18 +140,45 @@ class _Driver:
         self.first_start = 0.0
         self.last_end = 0.0
 
-    async def run(self) -> JobReport:
+    def _specs(self) -> list[ModuleSpec]:
+        """The source's actor, then one per module instance."""
+        source = self.schedule.source
+        specs = [ModuleSpec(
+            source.config.label, source.config.label, self.source_timing, 1,
+            self.pool if source.instance.blocking else None, source.instance,
+        )]  # fmt: skip
+        for n in self.schedule.nodes:
+            first = n.instances[0]
+            on_loop = type(first).run_on_loop or n.is_async
+            for slot in range(len(n.instances)):
+                specs.append(ModuleSpec(
+                    f"{n.label}#{slot}" if len(n.instances) > 1 else n.label, n.label,
+                    self.timings[n.index],
+                    self.options.streams if _shared(first) else 1,
+                    None if on_loop else self.pool,
+                ))  # fmt: skip
+        return specs
+
+    async def run(self, system: ActorSystem) -> JobReport:
         start = time.perf_counter()
-        async with asyncio.TaskGroup() as group:
-            self.group = group
-            try:
-                await self._job_hook("begin_job")
-                await self._loop(group)
-                await self._job_hook("end_job")
-            finally:
-                for actors in self.actors:
-                    for actor in actors:
-                        actor.stop()
+        job = system.spawn(
+            JobActor, self._specs(), self.capacity, name=_job_name(system, self.schedule)
+        )
+        try:
+            refs: list[ActorRef] = await job.ask(JobActor.REFS)
+            self.source_actor, rest = refs[0], iter(refs[1:])
+            self.actors = [[next(rest) for _ in n.instances] for n in self.schedule.nodes]
+            self.rt = Runtime(
+                self.schedule.nodes,
+                [[r.post for r in a] for a in self.actors],  # type: ignore[attr-defined]
+                self.timings, self.schedule.trigger_paths, self.schedule.end_paths, self.reports,
+            )
+            await self._run_group()
+        finally:
+            self.closed = True
+            for ref in refs if "refs" in locals() else ():
+                ref.cancel()  # type: ignore[attr-defined]
+            await job.stop()
         options = self.options
         return JobReport(
             self.schedule.process.name, self.events_done, self.rt.accepted,
@@ -163,10 +186,21 @@ class _Driver:
             time.perf_counter() - start, self.rt.path_reports, self.timings,
         )
 
+    async def _run_group(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            self.group = group
+            try:
+                await self._job_hook("begin_job")
+                await self._loop(group)
+                await self._job_hook("end_job")
+            finally:
+                self.closed = True
+
     # -- the transition loop
     async def _loop(self, group: asyncio.TaskGroup) -> None:
         source = self.schedule.source
-        reader = SourceReader(source.instance, self.pool)
+        assert self.source_actor is not None
+        reader = SourceReader(source.instance, self.source_actor)  # closed when the actor stops
         runs: dict[int, _RunState] = {}
         lumis: dict[LumiID, _LumiState] = {}
         limit = self.options.events
@@ -226,6 +260,8 @@ class _Driver:
             f"{self.options.streams} stream(s)"
         ]
         lines += ["  " + self.inflight[s].describe() for s in sorted(self.inflight)]
+        waiting = [f"{ref.name} {ref.queued}" for refs in self.actors for ref in refs if ref.queued]
+        lines.append("  mailboxes: " + (", ".join(waiting) if waiting else "all empty"))
         return lines
 
     def _dispatch(self, tr: EventTransition, index: int, lumi: _LumiState, stream: int) -> None:
@@ -243,14 +279,15 @@ class _Driver:
     def _event_done(
         self, stream: int, lumi: _LumiState, run: EventRun, error: BaseException | None
     ) -> None:
+        if self.closed:  # a call that ended after the job was torn down
+            return
         self.inflight.pop(stream, None)
         self.free_streams.append(stream)
         waiter, self._stream_waiter = self._stream_waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-        if error is not None:  # a task that raises makes the TaskGroup cancel everything
-            self.error = error
-            self.group.create_task(_reraise(error), name=f"event {run.data.id} failed")
+        if error is not None:
+            self._fail(error, f"event {run.data.id} failed")
             return
         lumi.pending -= 1
         if lumi.pending == 0:
@@ -261,8 +298,21 @@ class _Driver:
             try:
                 self.progress(self.events_done)
             except Exception as exc:  # called from a callback: make the job fail, not hang
-                self.error = exc
-                self.group.create_task(_reraise(exc), name="progress callback failed")
+                self._fail(exc, "progress callback failed")
+
+    def _fail(self, error: BaseException, what: str) -> None:
+        """Fail the job from a callback: a task that raises makes the TaskGroup cancel the rest.
+
+        Only the first error is raised (the group is already stopping after it).
+        """
+        if self.error is not None:
+            return
+        self.error = error
+        coro = _reraise(error)
+        try:
+            self.group.create_task(coro, name=what)
+        except RuntimeError:  # the group is already stopping for another reason
+            coro.close()
 
     async def _begin_run(
         self, reader: SourceReader, tr: BeginRun, runs: dict[int, _RunState]
@@ -331,14 +381,18 @@ class _Driver:
     async def _hook(self, name: str, make_arg: Callable[[int], Any], what: str) -> None:
         pending: list[tuple[str, asyncio.Future[Any]]] = []
         for node in self.schedule.nodes:
+            in_pool = node.is_async and not type(node.instances[0]).run_on_loop
             for slot, instance in enumerate(node.instances):
                 if getattr(type(instance), name) is getattr(Module, name):
                     continue  # the default no-op hook
                 hook = getattr(instance, name)
                 if name.endswith("_job"):
                     hook = _no_arg(hook)
+                if in_pool and not inspect.iscoroutinefunction(hook):
+                    hook = self._in_pool(hook)  # a sync hook of an async module: not on the loop
                 arg = make_arg(node.infos[slot].slot)
-                pending.append((node.label, self.actors[node.index][slot].ask(hook, arg)))
+                actor = self.actors[node.index][slot]
+                pending.append((node.label, self._ask(actor, hook, arg, self.timings[node.index])))
         for label, future in pending:
             try:
                 await future
@@ -347,11 +401,40 @@ class _Driver:
 
     async def _job_hook(self, name: str) -> None:
         source = self.schedule.source
+        hook = _no_arg(getattr(source.instance, name))
+        if not source.instance.blocking and not inspect.iscoroutinefunction(hook):
+            hook = self._in_pool(hook)
+        assert self.source_actor is not None
         try:
-            await _call_maybe_async(getattr(source.instance, name), self.pool)
+            await self._ask(self.source_actor, hook, None, self.source_timing)
         except Exception as exc:
             raise ModuleError(source.config.label, name, exc, format_error(exc)) from exc
         await self._hook(name, lambda slot: None, name)
+
+    def _in_pool(self, hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """A sync hook run in the job's threads by an actor that runs on the loop."""
+        def call(arg: Any) -> Any:
+            return asyncio.get_running_loop().run_in_executor(self.pool, hook, arg)
+        return call
+
+    @staticmethod
+    def _ask(
+        actor: ActorRef, fn: Callable[[Any], Any], arg: Any, timing: ModuleTiming
+    ) -> asyncio.Future[Any]:
+        """Post a transition call; the future resolves to its result or error."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def done(result: Any, error: BaseException | None) -> None:
+            if future.done():
+                return
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
+
+        call = Call(fn, arg, done, timing, event=False)
+        actor.post(call, call)  # type: ignore[attr-defined]
+        return future
 
 
 async def _reraise(error: BaseException) -> None:
@@ -362,10 +445,15 @@ def _shared(instance: Module) -> bool:
     return type(instance).concurrency is Concurrency.SHARED
 
 
-async def _call_maybe_async(fn: Callable[[], Any], pool: ThreadPoolExecutor) -> Any:
-    if inspect.iscoroutinefunction(fn):
-        return await fn()
-    return await asyncio.get_running_loop().run_in_executor(pool, fn)
+def _job_name(system: ActorSystem, schedule: Schedule) -> str:
+    """``job-<process name>``, with ``-2``, ``-3``... while taken in ``system``."""
+    base = f"job-{schedule.process.name}".replace("/", "_")
+    taken = set(system.actor_names)
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        name = f"{base}-{n}"
+    return name
 
 
 def _no_arg(hook: Callable[[], Any]) -> Callable[[Any], Any]:

@@ -29,8 +29,8 @@ from ..errors import FrameworkError, ModuleError
 from .branch import Branch
 from .event import Event, EventData, OutputEvent
 from .graph import ModuleNode, PathPlan
-from .report import PathReport
-from .workers import ModuleActor, format_error
+from .report import ModuleTiming, PathReport
+from .workers import Call, format_error
 
 __all__ = ["EventRun", "OrderedGate", "Runtime"]
 
@@ -78,10 +78,15 @@ class OrderedGate:
 
 @dataclass
 class Runtime:
-    """Per-job state shared by all events: nodes, actors, gates, counters."""
+    """Per-job state shared by all events: nodes, actors, gates, counters.
+
+    ``posts[node][slot]`` is the ``post`` method of that instance's module
+    actor (``LocalActorRef.post``).
+    """
 
     nodes: list[ModuleNode]
-    actors: list[list[ModuleActor]]
+    posts: list[list[Callable[[Any, Any], None]]]
+    timings: list[ModuleTiming]
     trigger_paths: list[PathPlan]
     end_paths: list[PathPlan]
     path_reports: list[PathReport]
@@ -229,7 +234,7 @@ class EventRun:
         rt = self._rt
         node = rt.nodes[n]
         slot = self._stream if len(node.instances) > 1 else 0
-        actor = rt.actors[n][slot]
+        post = rt.posts[n][slot]
         fn = rt.methods[n][slot]
 
         def done(result: Any, error: BaseException | None) -> None:
@@ -240,12 +245,14 @@ class EventRun:
                 if self._finished:
                     return
                 try:
-                    actor.tell(fn, self._output_event(n), done)
+                    call = Call(fn, self._output_event(n), done, rt.timings[n])
+                    post(call, call)
                 except Exception as exc:  # runs from another event's callback: keep it ours
                     self._done(n, None, exc)
             rt.gates[n].when_turn(self.data.index, write)
         else:
-            actor.tell(fn, Event(self.data, node.infos[slot]), done)
+            call = Call(fn, Event(self.data, node.infos[slot]), done, rt.timings[n])
+            post(call, call)
 
     def _output_event(self, n: int) -> OutputEvent:
         node = self._rt.nodes[n]

@@ -7,16 +7,25 @@ any event), give a source class the chance to take the job over
 hand the schedule to the driver (:mod:`actors.framework.driver`), which reads
 the transitions and keeps events and lumis in flight. The worker threads are
 joined before these return or raise.
+
+A job runs as actors of the process's :class:`~actors.ActorSystem`: the one
+already running on the loop (``ActorSystem.running()``, e.g. the system a
+notebook or a program opened), else one made for the job (not shared with
+other jobs on the loop) and shut down at its end. Each schedule is a
+``job-<process name>`` actor whose children are the source and module
+actors, named by label (see :mod:`actors.framework.workers`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypedDict, Unpack
 
+from ..core.system import ActorSystem
 from ..errors import ConfigError
 from .driver import drive
 from .graph import build
@@ -26,6 +35,11 @@ from .report import JobReport
 from .source import Source
 
 __all__ = ["RunOverrides", "run", "run_process", "shutdown_pool"]
+
+#: The system of the job being run in this context (set by run_process).
+_job_system: contextvars.ContextVar[ActorSystem | None] = contextvars.ContextVar(
+    "actors_job_system", default=None
+)
 
 
 class RunOverrides(TypedDict, total=False):
@@ -67,6 +81,22 @@ async def run_process(
         events=events, threads=threads, streams=streams,
         max_concurrent_lumis=max_concurrent_lumis, progress=progress,
     )  # fmt: skip
+    system = ActorSystem.running()
+    if system is not None:
+        return await _run_job(process, overrides, system)
+    async with ActorSystem(f"actors-{process.name}", shared=False) as system:
+        return await _run_job(process, overrides, system)
+
+
+async def _run_job(process: Process, overrides: RunOverrides, system: ActorSystem) -> JobReport:
+    token = _job_system.set(system)
+    try:
+        return await _run_runner(process, overrides)
+    finally:
+        _job_system.reset(token)
+
+
+async def _run_runner(process: Process, overrides: RunOverrides) -> JobReport:
     runner = _job_runner(process)
     if runner is not None:
         report: JobReport = await runner(process, _run_schedule, **overrides)
@@ -101,11 +131,23 @@ async def _run_schedule(
     options = dataclasses.replace(process.options, **changes)
     options.validate()
     schedule = build(process, options)
+    system = _job_system.get() or ActorSystem.running()
+    if system is None:  # called directly, not through run_process
+        async with ActorSystem(f"actors-{process.name}", shared=False) as system:
+            return await _drive(schedule, pool, progress, system)
+    return await _drive(schedule, pool, progress, system)
+
+
+async def _drive(
+    schedule: Any, pool: ThreadPoolExecutor | None, progress: Callable[[int], None] | None,
+    system: ActorSystem,
+) -> JobReport:
     if pool is not None:
-        return await drive(schedule, pool, progress)
-    pool = ThreadPoolExecutor(options.threads, thread_name_prefix=f"actors-{process.name}")
+        return await drive(schedule, pool, progress, system)
+    options = schedule.options
+    pool = ThreadPoolExecutor(options.threads, thread_name_prefix=f"actors-{schedule.process.name}")
     try:
-        return await drive(schedule, pool, progress)
+        return await drive(schedule, pool, progress, system)
     finally:
         await shutdown_pool(pool)
 

@@ -1,72 +1,78 @@
-"""Reading a source: sync or async iterators, blocking or not; filling event products."""
+"""Reading a source through its actor; filling event products."""
 
 from __future__ import annotations
 
 import asyncio
-import inspect
-from collections.abc import AsyncIterator, Iterator, Mapping
-from concurrent.futures import Executor
+import contextlib
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import FrameworkError, ModuleError
+from ..core.ref import ActorRef
+from ..errors import ActorDead, FrameworkError, ModuleError
 from .event import EventData, Product, freeze_value
 from .source import Source, Transition
-from .workers import format_error
+from .workers import CLOSE_TRANSITIONS, NEXT_TRANSITION, format_error
 
 if TYPE_CHECKING:
     from .graph import SourceNode
 
 __all__ = ["SourceReader", "fill_products"]
 
-_END: Any = object()
-
 
 class SourceReader:
-    """Advances ``source.transitions()``; errors become ModuleError naming the source."""
+    """Asks the source's actor for transitions; errors become ModuleError naming the source.
 
-    def __init__(self, source: Source, pool: Executor) -> None:
+    The actor (:class:`~actors.framework.workers.SourceActor`) advances a sync
+    iterator inline on the loop, in a worker thread for a ``blocking``
+    source, or awaits an async one; its iterator is closed when it stops.
+    """
+
+    def __init__(self, source: Source, actor: ActorRef) -> None:
         self.source = source
-        self._pool = pool
+        self._actor = actor
+        self._post = actor.post  # type: ignore[attr-defined]
         self._last: Transition | None = None
-        self._iter: Iterator[Transition] | AsyncIterator[Transition] | None = None
+        self._outcome: tuple[Any, BaseException | None] | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+    def _got(self, result: Any, error: BaseException | None) -> None:
+        self._outcome = (result, error)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def next(self) -> Transition | None:
         """The next transition, or None at the end."""
-        try:
-            if self._iter is None:
-                self._iter = self.source.transitions()
-            it = self._iter
-            if isinstance(it, AsyncIterator):
-                try:
-                    tr = await it.__anext__()
-                except StopAsyncIteration:
-                    return None
-            elif self.source.blocking:
-                loop = asyncio.get_running_loop()
-                tr = await loop.run_in_executor(self._pool, next, it, _END)
-            else:
-                tr = next(it, _END)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            raise ModuleError(self.source.label, self._where(), exc, format_error(exc)) from exc
-        if tr is _END:
+        self._outcome = None
+        self._post(NEXT_TRANSITION, self._got)
+        if self._outcome is None:  # not done inline: wait for the reply
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            except asyncio.CancelledError:
+                self._actor.cancel()  # type: ignore[attr-defined]  # the job is torn down
+                raise
+            finally:
+                self._waiter = None
+        assert self._outcome is not None
+        tr, error = self._outcome
+        if error is not None:
+            where = self._where()
+            raise ModuleError(self.source.label, where, error, format_error(error)) from error
+        if tr is None:
             return None
         self._last = tr
         return tr
 
     async def close(self) -> None:
-        """Close the iterator (generator cleanup) if it was started."""
-        it, self._iter = self._iter, None
-        if it is None:
+        """Close the source's iterator (generator cleanup) if it was started.
+
+        Once the actor is stopped (the job is torn down) its stop closed it.
+        """
+        if not self._actor.is_alive:
             return
-        aclose = getattr(it, "aclose", None)
-        if aclose is not None and inspect.iscoroutinefunction(aclose):
-            await aclose()
-            return
-        close = getattr(it, "close", None)
-        if close is not None:
-            close()
+        with contextlib.suppress(ActorDead):  # stopped meanwhile: its stop closes it
+            await self._actor.ask(CLOSE_TRANSITIONS)
 
     def error(self, message: str) -> FrameworkError:
         """A FrameworkError about the transition sequence, naming the source."""

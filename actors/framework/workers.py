@@ -1,52 +1,63 @@
-"""Module actors: each module instance gets its work through a bounded mailbox.
+"""A job's modules as actors of the process's :class:`~actors.ActorSystem`.
 
-A :class:`ModuleActor` owns one module instance and a bounded mailbox: one
-call at a time for STREAM and LEGACY instances (calls never overlap),
-several at once for a SHARED instance (up to the number of streams). A work
-item is ``(callable, argument, on_done, is_event)``: sync callables run in the
-process's thread pool (or right on the loop thread for ``run_on_loop``
-modules), coroutine functions run on the loop in one of the actor's worker
-tasks; the time spent in the callable is measured where it runs and added to
-the module's timing. ``on_done(result, error)`` is called on the loop thread.
+Each job is a :class:`JobActor`; its children are one :class:`ModuleActor`
+per module instance, named by module label (``label#slot`` for the
+per-stream instances of a STREAM module), plus a :class:`SourceActor` named by
+the source's label. The scheduler sends work to them with
+:meth:`LocalActorRef.post <actors.core.ref.LocalActorRef.post>`: a
+:class:`Call` is both the message and its reply callback. How a module actor
+runs its calls comes from the actor core's spawn options
+(:meth:`ActorSystem.spawn <actors.ActorSystem.spawn>`):
 
-Async calls: an actor keeps at most ``workers`` long-lived worker tasks (created
-on demand, parked between calls), and each async call runs *inside* one of
-them - so ``asyncio.current_task()`` is a task that belongs to the module
-while its code runs (``asyncio.timeout``, ``TaskGroup`` and locks work), but
-no task is created per call. A worker that finishes a call takes the next
-queued one at once, without a turn of the loop. Worker tasks run in the
-context (``contextvars``) in which the actor was created, i.e. the job's.
+* sync methods run in the job's worker threads (``executor=pool``), or
+  inline on the loop for ``run_on_loop`` modules;
+* ``async def`` methods (and the awaitable slow path of a ``run_on_loop``
+  method) are awaited in the actor's worker tasks, which run in the job's
+  context;
+* ``concurrency`` is 1 for STREAM and LEGACY instances (calls never
+  overlap) and the number of streams for a SHARED one.
 
-A ``run_on_loop`` sync method may return an awaitable (its slow path): the
-call then finishes when that awaitable does, awaited in a worker task.
+The time spent in the callable is measured where it runs and added to the
+module's :class:`~actors.framework.report.ModuleTiming` on the loop. The
+mailbox never blocks the scheduler: it sends at most one event call per
+stream plus one transition per lumi/run in flight, and the capacity is
+sized for that plus ``mailbox_size`` for asks from users; overflowing it is
+a framework bug (ActorError).
 
-The mailbox never needs to block the sender: the scheduler sends at most one
-event call per stream plus one transition per lumi/run in flight, and the
-capacity is sized for that when the actor is created; overflowing it is a
-framework bug and raises FrameworkError.
+While a job runs, its actors answer asks from anywhere (a notebook, a remote
+ref): the job actor ``"modules"`` (the module actors' names) and
+``"timing"`` (every module's timing); a module actor ``"timing"`` (its
+module's timing as a dict) and ``"state"`` (label, type, calls done).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import contextvars
+import dataclasses
 import inspect
 import time
 import traceback
-import weakref
-from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Generator
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import Any
 
+from ..core.actor import Actor
+from ..core.ref import ActorRef
 from ..errors import FrameworkError
 from .report import ModuleTiming
+from .source import Source
 
-__all__ = ["ModuleActor", "format_error"]
+__all__ = [
+    "CLOSE_TRANSITIONS", "NEXT_TRANSITION", "Call", "JobActor", "ModuleActor", "ModuleSpec",
+    "SourceActor", "format_error",
+]
 
 OnDone = Callable[[Any, BaseException | None], None]
-_Item = tuple[Callable[[Any], Any], Any, OnDone, bool]
+
+#: The message a SourceActor answers with the source's next transition (None at the end).
+NEXT_TRANSITION = "next-transition"
+#: The message that makes a SourceActor close its iterator (generator cleanup).
+CLOSE_TRANSITIONS = "close-transitions"
 
 
 def format_error(exc: BaseException) -> str:
@@ -54,255 +65,189 @@ def format_error(exc: BaseException) -> str:
     return "".join(traceback.format_exception(exc))
 
 
-class ModuleActor:
-    """Mailbox of one module instance; dispatches on completion (loop thread only).
+class Call:
+    """One call of a module method: the message to a module actor and its own reply.
 
-    Up to ``workers`` calls run at once (1 for STREAM and LEGACY instances,
-    the number of streams for a SHARED one); further calls wait in the mailbox,
-    a deque of at most ``capacity`` items, and start in arrival order as
-    running ones finish. A sync call is a thread-pool job that hands its
-    outcome back to the loop (one ``call_soon_threadsafe`` per batch of
-    outcomes that arrive together), or a plain call on the loop for
-    ``on_loop``; an async call runs in one of at most ``workers`` long-lived
-    worker tasks (see the module docstring).
+    ``fn(arg)`` runs where the actor runs it; the elapsed time is stored on
+    the call (``elapsed``), and the reply, on the loop, adds it to ``timing``
+    (event calls and transitions apart) and calls ``on_done(result, error)``.
     """
+
+    __slots__ = ("arg", "elapsed", "event", "fn", "on_done", "timing")
 
     def __init__(
-        self, name: str, timing: ModuleTiming, pool: Executor, *, capacity: int, workers: int,
-        on_loop: bool = False,
+        self, fn: Callable[[Any], Any], arg: Any, on_done: OnDone, timing: ModuleTiming,
+        event: bool = True,
     ) -> None:
-        self.name = name
-        self._on_loop = on_loop  # sync calls run right here on the loop thread
+        self.fn = fn
+        self.arg = arg
+        self.on_done = on_done
         self.timing = timing
-        self._pool = pool
-        self._capacity = capacity
-        self._limit = workers
-        self._mailbox: deque[_Item] = deque()
-        self._active = 0
-        self._stopped = False
-        self._workers: set[asyncio.Task[None]] = set()
-        self._parked: list[asyncio.Future[_Item]] = []  # idle workers wait on these
-        self._is_async: dict[Callable[[Any], Any], bool] = {}
-        self._context = contextvars.copy_context()
+        self.event = event
+        self.elapsed = 0.0
 
-    def stop(self) -> None:
-        """Drop queued work and cancel running async calls and idle workers.
-
-        Sync code already running in a thread runs to its end; its outcome is
-        ignored.
-        """
-        self._stopped = True
-        self._mailbox.clear()
-        for parked in self._parked:
-            parked.cancel()
-        self._parked.clear()
-        for task in list(self._workers):
-            task.cancel()
-
-    def tell(
-        self, fn: Callable[[Any], Any], arg: Any, on_done: OnDone, *, event: bool = True
-    ) -> None:
-        """Queue one call; ``on_done(result, error)`` runs on the loop when it ends."""
-        if self._stopped:
-            raise FrameworkError(f"module {self.name!r} is stopped")
-        item = (fn, arg, on_done, event)
-        if self._active < self._limit:
-            self._start(item)
-        elif len(self._mailbox) >= self._capacity:
-            raise FrameworkError(
-                f"mailbox of module {self.name!r} overflowed (capacity {self._capacity})"
-            )
-        else:
-            self._mailbox.append(item)
-
-    def ask(self, fn: Callable[[Any], Any], arg: Any) -> asyncio.Future[Any]:
-        """Queue a transition call; the future resolves to its result or error."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-
-        def done(result: Any, error: BaseException | None) -> None:
-            if future.done():
-                return
-            if error is None:
-                future.set_result(result)
-            else:
-                future.set_exception(error)
-
-        self.tell(fn, arg, done, event=False)
-        return future
-
-    def _start(self, item: _Item) -> None:
-        fn = item[0]
-        self._active += 1
-        is_async = self._is_async.get(fn)
-        if is_async is None:
-            is_async = inspect.iscoroutinefunction(fn)
-            if item[3]:  # event methods are the same few callables: remember them
-                self._is_async[fn] = is_async
-        if is_async:
-            self._start_async(item)
-        elif self._on_loop:
-            self._run_here(item)
-        else:
-            self._pool.submit(self._in_thread, _completions(), item)
-
-    def _run_here(self, item: _Item) -> None:
-        """A sync call of a ``run_on_loop`` module: run it now, on the loop thread.
-
-        An awaitable result is the call's slow path: a worker task awaits it
-        and the call finishes then.
-        """
-        start = time.perf_counter()
-        try:
-            result = item[0](item[1])
-        except Exception as exc:
-            self._finished(item, None, exc, 0.0)
-            return
-        if result is not None and inspect.isawaitable(result):
-            self._start_async((_resume, result, item[2], item[3]))
-            return
-        self._finished(item, result, None, time.perf_counter() - start)
-
-    def _start_async(self, item: _Item) -> None:
-        """Hand an async call to an idle worker task, or start a new worker.
-
-        The call must run inside a task of its own module: code such as
-        ``asyncio.timeout``, ``TaskGroup`` or locks relies on
-        ``asyncio.current_task()``, so stepping the coroutine eagerly from
-        whatever task happens to be current is not safe on Python 3.11.
-        """
-        while self._parked:
-            parked = self._parked.pop()
-            if not parked.done():
-                parked.set_result(item)
-                return
-        task = asyncio.get_running_loop().create_task(
-            self._work(item), name=f"module {self.name}", context=self._context
-        )
-        self._workers.add(task)
-        task.add_done_callback(self._workers.discard)
-
-    async def _work(self, item: _Item) -> None:
-        """A worker task: run async calls one after the other; park in between."""
-        loop = asyncio.get_running_loop()
-        while True:
-            start = time.perf_counter()
-            error: BaseException | None = None
-            try:
-                result = await item[0](item[1])
-            except asyncio.CancelledError:
-                if self._stopped or _cancelling():
-                    raise  # stop(): the job is being torn down
-                result = None  # the module's own code let a CancelledError out
-                error = FrameworkError(f"a call of module {self.name!r} was cancelled")
-            except Exception as exc:  # handed on, raised as ModuleError by the scheduler
-                result, error = None, exc
-            elapsed = time.perf_counter() - start
-            parked: asyncio.Future[_Item] = loop.create_future()
-            self._parked.append(parked)  # before _finished: it may hand us the next call
-            try:
-                self._finished(item, result, error, elapsed)
-            except Exception as exc:  # a completion callback failed: report, keep serving
-                loop.call_exception_handler({
-                    "message": f"completion callback of module {self.name!r} failed",
-                    "exception": exc,
-                })
-            item = await parked
-
-    def _in_thread(self, completions: _Completions, item: _Item) -> None:
-        """Runs in a worker thread: call, time, and hand the outcome back to the loop."""
-        start = time.perf_counter()
-        try:
-            result, error = item[0](item[1]), None
-        except BaseException as exc:  # handed to the loop, which raises it as ModuleError
-            result, error = None, exc
-        completions.post(self, item, result, error, time.perf_counter() - start)
-
-    def _finished(
-        self, item: _Item, result: Any, error: BaseException | None, elapsed: float
-    ) -> None:
-        self._active -= 1
-        if self._stopped:
-            return
-        if self._mailbox:
-            self._start(self._mailbox.popleft())
+    def __call__(self, result: Any, error: BaseException | None) -> None:
         if error is None:
             timing = self.timing
-            if item[3]:
+            if self.event:
                 timing.calls += 1
-                timing.total += elapsed
+                timing.total += self.elapsed
             else:
                 timing.transition_calls += 1
-                timing.transition_total += elapsed
-        item[2](result, error)
+                timing.transition_total += self.elapsed
+        self.on_done(result, error)
 
 
-class _Completions:
-    """Outcomes of sync calls on their way from worker threads to the loop, coalesced.
+class _Timed:
+    """Awaits a call's awaitable result (its slow path) and sets the call's elapsed time.
 
-    A worker thread appends an outcome and wakes the loop only when no wake-up
-    is pending yet, so completions that arrive together (several streams,
-    several threads) cost one ``call_soon_threadsafe`` (one write to the loop's
-    self-pipe) instead of one each. Outcomes are handed on in arrival order.
+    ``close()`` closes that awaitable when it is a coroutine, so that a call
+    dropped before being awaited (the job torn down) leaves no warning.
     """
 
-    __slots__ = ("_loop", "_outcomes", "_scheduled")
+    __slots__ = ("awaitable", "call", "start")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = weakref.ref(loop)  # weak: this object is the loop's value in _per_loop
-        self._outcomes: deque[tuple[ModuleActor, _Item, Any, BaseException | None, float]] = (
-            deque()
+    def __init__(self, call: Call, awaitable: Any, start: float) -> None:
+        self.call = call
+        self.awaitable = awaitable
+        self.start = start
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        try:
+            return (yield from self.awaitable.__await__())
+        finally:
+            self.call.elapsed = time.perf_counter() - self.start
+
+    def close(self) -> None:
+        if inspect.iscoroutine(self.awaitable):
+            self.awaitable.close()
+
+
+class ModuleActor(Actor):
+    """One module instance: runs the :class:`Call` messages, answers queries.
+
+    ``receive`` is a plain method: the spawn options decide whether it runs
+    in a worker thread or inline on the loop; an ``async`` method's call
+    returns its coroutine, which the actor core awaits on the loop.
+    """
+
+    def __init__(self, label: str, timing: ModuleTiming) -> None:
+        self.label = label
+        self.timing = timing
+
+    def receive(self, message: Any) -> Any:
+        if type(message) is Call:
+            start = time.perf_counter()
+            result = message.fn(message.arg)
+            if result is not None and type(result) is not bool and inspect.isawaitable(result):
+                return _Timed(message, result, start)
+            message.elapsed = time.perf_counter() - start
+            return result
+        return self.query(message)
+
+    def query(self, message: Any) -> Any:
+        """Answer ``"timing"`` or ``"state"``; FrameworkError for anything else."""
+        if message == "timing":
+            return dataclasses.asdict(self.timing)
+        if message == "state":
+            return {"label": self.label, "type": self.timing.type, "calls": self.timing.calls}
+        raise FrameworkError(
+            f"module actor {self.name!r} answers 'timing' and 'state', not {message!r}"
         )
-        self._scheduled = False
-
-    def post(
-        self, actor: ModuleActor, item: _Item, result: Any, error: BaseException | None,
-        elapsed: float,
-    ) -> None:
-        """Any thread: queue an outcome for ``actor._finished`` on the loop."""
-        self._outcomes.append((actor, item, result, error, elapsed))
-        if not self._scheduled:
-            self._scheduled = True
-            loop = self._loop()
-            if loop is None:  # the job's loop is gone
-                return
-            with contextlib.suppress(RuntimeError):  # a closed loop: the job was torn down
-                loop.call_soon_threadsafe(self._drain)
-
-    def _drain(self) -> None:
-        # reset first: an outcome appended from now on schedules another drain
-        self._scheduled = False
-        outcomes = self._outcomes
-        while outcomes:
-            actor, item, result, error, elapsed = outcomes.popleft()
-            try:
-                actor._finished(item, result, error, elapsed)
-            except Exception as exc:  # one failing callback must not strand the others
-                asyncio.get_running_loop().call_exception_handler({
-                    "message": f"completion callback of module {actor.name!r} failed",
-                    "exception": exc,
-                })
 
 
-_per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Completions] = (
-    weakref.WeakKeyDictionary()
-)
+class SourceActor(ModuleActor):
+    """The job's source: also answers :data:`NEXT_TRANSITION` (None at the end).
+
+    Starts ``source.transitions()`` on the first request. A sync iterator is
+    advanced where the actor runs (a worker thread for a ``blocking``
+    source); an async one is awaited on the loop. :data:`CLOSE_TRANSITIONS`
+    (and the actor's stop) closes the iterator, on the loop.
+    """
+
+    def __init__(self, label: str, timing: ModuleTiming, source: Source) -> None:
+        super().__init__(label, timing)
+        self.source = source
+        self._iter: Any = None
+
+    def receive(self, message: Any) -> Any:
+        if message is NEXT_TRANSITION:
+            it = self._iter
+            if it is None:
+                it = self._iter = self.source.transitions()
+            if isinstance(it, AsyncIterator):
+                return _next_async(it)
+            return next(it, None)
+        if message is CLOSE_TRANSITIONS:
+            return self.on_stop()
+        return super().receive(message)
+
+    async def on_stop(self) -> None:
+        """Close the iterator (generator cleanup) if it was started."""
+        it, self._iter = self._iter, None
+        if it is None:
+            return
+        aclose = getattr(it, "aclose", None)
+        if aclose is not None and inspect.iscoroutinefunction(aclose):
+            await aclose()
+            return
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()
 
 
-def _completions() -> _Completions:
-    """The running loop's completion queue (loop thread only)."""
-    loop = asyncio.get_running_loop()
-    completions = _per_loop.get(loop)
-    if completions is None:
-        completions = _per_loop[loop] = _Completions(loop)
-    return completions
+async def _next_async(it: AsyncIterator[Any]) -> Any:
+    try:
+        return await it.__anext__()
+    except StopAsyncIteration:
+        return None
 
 
-def _cancelling() -> bool:
-    """True when the current task has a cancellation request pending (not just an error)."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
+@dataclass(frozen=True)
+class ModuleSpec:
+    """How to spawn one module actor under a job."""
+
+    name: str
+    label: str
+    timing: ModuleTiming
+    concurrency: int
+    executor: Executor | None
+    source: Source | None = None
 
 
-async def _resume(awaitable: Any) -> Any:
-    """Await the slow path a ``run_on_loop`` method returned."""
-    return await awaitable
+class JobActor(Actor):
+    """A running job; its children are the module actors (spawned in ``on_start``).
+
+    Asks: ``"modules"`` -> the children's names; ``"timing"`` -> every
+    module's timing as a dict, by label; :data:`REFS` (in-process) -> the
+    children's refs in spec order.
+    """
+
+    REFS = object()
+
+    def __init__(self, specs: list[ModuleSpec], mailbox_size: int) -> None:
+        self.specs = specs
+        self.mailbox_size = mailbox_size
+        self.refs: list[ActorRef] = []
+
+    async def on_start(self) -> None:
+        for spec in self.specs:
+            args: tuple[Any, ...] = (spec.label, spec.timing)
+            cls: type[ModuleActor] = ModuleActor
+            if spec.source is not None:
+                cls, args = SourceActor, (*args, spec.source)
+            self.refs.append(self.spawn(
+                cls, *args, name=spec.name, mailbox_size=self.mailbox_size,
+                concurrency=spec.concurrency, executor=spec.executor,
+            ))  # fmt: skip
+
+    async def receive(self, message: Any) -> Any:
+        if message is JobActor.REFS:
+            return self.refs
+        if message == "modules":
+            return [ref.name for ref in self.refs]
+        if message == "timing":
+            return {spec.label: dataclasses.asdict(spec.timing) for spec in self.specs}
+        raise FrameworkError(
+            f"job actor {self.name!r} answers 'modules' and 'timing', not {message!r}"
+        )

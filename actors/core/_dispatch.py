@@ -1,0 +1,371 @@
+"""The mailbox of an actor that runs several messages at once, in threads or inline.
+
+Internal; chosen by :meth:`ActorSystem.spawn <actors.ActorSystem.spawn>` when an
+actor asks for ``concurrency`` > 1, for an ``executor``, or has a plain
+(``def``) ``receive``. A :class:`Dispatcher` replaces the cell's
+``asyncio.Queue`` and starts messages itself, from the sender's call, instead
+of a task taking them one by one:
+
+* up to ``concurrency`` messages are processed at once; the others wait in a
+  deque of at most ``capacity`` items and start in arrival order as running
+  ones finish;
+* a plain ``receive`` runs in the executor (a thread) when there is one, else
+  right on the loop, inside the sender's ``tell``/``post`` when a slot is free
+  (the fast path: no task switch, no turn of the loop). If it returns an
+  awaitable, that awaitable is awaited on the loop (its slow path);
+* an ``async def receive`` runs in one of at most ``concurrency`` long-lived
+  worker tasks (created on demand, parked between messages), so that
+  ``asyncio.current_task()`` belongs to the actor while its code runs.
+  Worker tasks run in the context (``contextvars``) the actor was created in.
+
+A reply is ``None`` (a tell), an ``asyncio.Future`` (an ask; skipped when
+already done, i.e. the asker gave up) or a callable ``reply(result, error)``
+(a post), called on the loop. All methods run on the loop thread except
+:meth:`_Completions.post`, which worker threads call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import inspect
+import weakref
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Any
+
+from ..errors import ActorError
+
+__all__ = ["Dispatcher", "Reply"]
+
+Reply = Callable[[Any, BaseException | None], None]
+_Item = tuple[Any, Any]  # (message, None | Future | Reply)
+_PLAIN = frozenset({type(None), bool, int, float, str, bytes, tuple, list, dict})
+
+
+def _awaitable(value: Any) -> bool:
+    return type(value) not in _PLAIN and inspect.isawaitable(value)
+
+
+class Dispatcher:
+    """Bounded mailbox + concurrency limit of one actor (loop thread only).
+
+    Offers the part of ``asyncio.Queue`` the cell and refs use (``full``,
+    ``empty``, ``qsize``, ``put_nowait``, ``put``, ``get_nowait``), where
+    ``put_nowait`` may start the message at once. Nothing starts while
+    paused (before the instance exists, during a restart, once stopping).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        capacity: int,
+        concurrency: int,
+        executor: Executor | None,
+        context: contextvars.Context,
+        on_tell_failed: Callable[[Any, Exception], None],
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency of actor {name!r} must be >= 1, got {concurrency}")
+        self.name = name
+        self._capacity = capacity
+        self._limit = concurrency
+        self._executor = executor
+        self._context = context
+        self._on_tell_failed = on_tell_failed
+        self._queue: deque[_Item] = deque()
+        self._space: deque[asyncio.Future[None]] = deque()  # puts waiting for room
+        self._idle: asyncio.Future[None] | None = None
+        self._receive: Callable[[Any], Any] | None = None  # None: paused
+        self._is_async = False
+        self.active = 0
+        self._workers: dict[asyncio.Task[None], tuple[_Item, Any] | None] = {}  # -> its call
+        # idle workers wait on these futures
+        self._parked: list[tuple[asyncio.Future[Any], asyncio.Task[None]]] = []
+
+    # -- the asyncio.Queue subset ---------------------------------------------------
+
+    def full(self) -> bool:
+        return len(self._queue) >= self._capacity
+
+    def empty(self) -> bool:
+        return not self._queue
+
+    def qsize(self) -> int:
+        return len(self._queue)
+
+    def put_nowait(self, item: _Item) -> None:
+        """Start ``item`` now if a slot is free, else queue it; ActorError when full."""
+        if self.active < self._limit and self._receive is not None and not self._queue:
+            self._start(item[0], item[1])
+        elif len(self._queue) >= self._capacity:
+            raise ActorError(
+                f"mailbox of actor {self.name!r} is full ({self._capacity} messages waiting)"
+            )
+        else:
+            self._queue.append(item)
+
+    async def put(self, item: _Item) -> None:
+        """``put_nowait`` once there is room (waits while the mailbox is full)."""
+        while self.full():
+            room: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._space.append(room)
+            try:
+                await room
+            except asyncio.CancelledError:
+                if room.done() and not room.cancelled():
+                    self._wake_putter()  # we were given the room: pass it on
+                raise
+        self.put_nowait(item)
+
+    def get_nowait(self) -> _Item:
+        """Take the oldest waiting item (the cell's final drain); QueueEmpty if none."""
+        if not self._queue:
+            raise asyncio.QueueEmpty
+        item = self._queue.popleft()
+        self._wake_putter()
+        return item
+
+    def _wake_putter(self) -> None:
+        while self._space:
+            room = self._space.popleft()
+            if not room.done():
+                room.set_result(None)
+                return
+
+    # -- control (the cell) ---------------------------------------------------------
+
+    def resume(self, receive: Callable[[Any], Any]) -> None:
+        """Process messages with ``receive`` (a new instance's) from now on."""
+        self._receive = receive
+        self._is_async = inspect.iscoroutinefunction(receive)
+        self._pump()
+
+    def pause(self) -> None:
+        """Start nothing more (running messages go on)."""
+        self._receive = None
+
+    async def wait_idle(self) -> None:
+        """Wait until no message is running."""
+        while self.active:
+            if self._idle is None or self._idle.done():
+                self._idle = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._idle)
+
+    def cancel_running(self) -> None:
+        """Pause and cancel the async messages running and the parked workers.
+
+        Sync code already running in a thread runs to its end (its reply is
+        still delivered).
+        """
+        self.pause()
+        for parked, _task in self._parked:
+            parked.cancel()
+        self._parked.clear()
+        for task in list(self._workers):
+            task.cancel()  # _worker_done answers the call it had
+
+    # -- running messages -----------------------------------------------------------
+
+    def _pump(self) -> None:
+        queue = self._queue
+        while queue and self.active < self._limit and self._receive is not None:
+            message, reply = queue.popleft()
+            self._wake_putter()
+            self._start(message, reply)
+
+    def _start(self, message: Any, reply: Any) -> None:
+        if isinstance(reply, asyncio.Future) and reply.done():
+            return  # the asker gave up before the message started: skip it
+        receive = self._receive
+        assert receive is not None
+        self.active += 1
+        if self._is_async:
+            self._to_worker((message, reply), None)
+        elif self._executor is not None:
+            self._executor.submit(_in_thread, _completions(), self, receive, message, reply)
+        else:
+            try:
+                result = receive(message)
+            except Exception as exc:
+                self.finished(message, reply, None, exc)
+                return
+            self.finished(message, reply, result, None)
+
+    def finished(self, message: Any, reply: Any, result: Any, error: BaseException | None) -> None:
+        """One message is done (a sync receive's outcome): free its slot, reply."""
+        if error is None and _awaitable(result):
+            self._to_worker((message, reply), result)  # the slow path: await it on the loop
+            return
+        self.active -= 1
+        if self._queue:
+            self._pump()
+        if not self.active and self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
+        if reply is None:
+            if error is not None:
+                self._on_tell_failed(message, _as_exception(self.name, error))
+        elif isinstance(reply, asyncio.Future):
+            if not reply.done():
+                if error is None:
+                    reply.set_result(result)
+                else:
+                    reply.set_exception(error)
+        else:
+            reply(result, error)
+
+    def _to_worker(self, item: _Item, awaitable: Any) -> None:
+        """Hand a call to an idle worker task, or start a new worker (never more than the limit)."""
+        while self._parked:
+            parked, task = self._parked.pop()
+            if not parked.done():
+                parked.set_result((item, awaitable))
+                self._workers[task] = (item, awaitable)  # answered by _worker_done if cancelled
+                return
+        task = asyncio.get_running_loop().create_task(
+            self._work(item, awaitable), name=f"actor {self.name}", context=self._context
+        )
+        self._workers[task] = (item, awaitable)
+        task.add_done_callback(self._worker_done)
+
+    def _worker_done(self, task: asyncio.Task[None]) -> None:
+        """A worker ended (cancelled): answer the call it had, even if it never started it."""
+        call = self._workers.pop(task, None)
+        if call is None:
+            return
+        (_message, reply), awaitable = call
+        close = getattr(awaitable, "close", None)
+        if close is not None:  # maybe never awaited: no "coroutine was never awaited" warning
+            close()  # (a coroutine that was awaited is already closed: a no-op)
+        self._cancelled(reply)
+
+    async def _work(self, item: _Item, awaitable: Any) -> None:
+        """A worker task: run async messages one after the other; park in between."""
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        while True:
+            self._workers[task] = (item, awaitable)
+            message, reply = item
+            error: BaseException | None = None
+            result: Any = None
+            try:
+                if awaitable is None:
+                    receive = self._receive
+                    if receive is None:  # paused meanwhile (restart or stop): not processed
+                        raise ActorError(f"actor {self.name!r} stopped before processing it")
+                    result = await receive(message)
+                else:
+                    result = await awaitable
+            except asyncio.CancelledError:
+                if task.cancelling():
+                    raise  # cancel_running() or shutdown: _worker_done answers the call
+                error = ActorError(f"a call of actor {self.name!r} was cancelled by its own code")
+            except Exception as exc:
+                error = exc
+            self._workers[task] = None
+            parked: asyncio.Future[Any] = loop.create_future()
+            self._parked.append((parked, task))  # before finished(): it may hand us the next call
+            try:
+                self.finished(message, reply, result, error)
+            except Exception as exc:  # a reply callback failed: report it, keep serving
+                loop.call_exception_handler({
+                    "message": f"reply callback of actor {self.name!r} failed", "exception": exc,
+                })
+            item, awaitable = await parked
+
+    def _cancelled(self, reply: Any) -> None:
+        self.active -= 1
+        if not self.active and self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
+        error = ActorError(f"actor {self.name!r} was stopped while processing the message")
+        if isinstance(reply, asyncio.Future):
+            if not reply.done():
+                reply.set_exception(error)
+        elif reply is not None:
+            with contextlib.suppress(Exception):
+                reply(None, error)
+
+
+def _as_exception(name: str, error: BaseException) -> Exception:
+    if isinstance(error, Exception):
+        return error
+    wrapped = ActorError(f"actor {name!r}: receive raised {error!r}")
+    wrapped.__cause__ = error
+    return wrapped
+
+
+def _in_thread(
+    completions: _Completions, dispatcher: Dispatcher, receive: Callable[[Any], Any],
+    message: Any, reply: Any,
+) -> None:
+    """Runs in a worker thread: process one message and hand the outcome to the loop."""
+    try:
+        result, error = receive(message), None
+    except BaseException as exc:  # handed to the loop, which replies with it
+        result, error = None, exc
+    completions.post(dispatcher, message, reply, result, error)
+
+
+_Outcome = tuple[Dispatcher, Any, Any, Any, BaseException | None]
+
+
+class _Completions:
+    """Outcomes of thread calls on their way to the loop, coalesced.
+
+    A worker thread appends an outcome and wakes the loop only when no wake-up
+    is pending yet, so outcomes that arrive together cost one
+    ``call_soon_threadsafe`` instead of one each. They are handed on in
+    arrival order.
+    """
+
+    __slots__ = ("_loop", "_outcomes", "_scheduled")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = weakref.ref(loop)  # weak: this object is the loop's value in _per_loop
+        self._outcomes: deque[_Outcome] = deque()
+        self._scheduled = False
+
+    def post(
+        self, dispatcher: Dispatcher, message: Any, reply: Any, result: Any,
+        error: BaseException | None,
+    ) -> None:
+        """Any thread: queue an outcome for ``dispatcher.finished`` on the loop."""
+        self._outcomes.append((dispatcher, message, reply, result, error))
+        if not self._scheduled:
+            self._scheduled = True
+            loop = self._loop()
+            if loop is None:  # the loop is gone
+                return
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        self._scheduled = False  # first: an outcome appended from now on schedules a drain
+        outcomes = self._outcomes
+        while outcomes:
+            dispatcher, message, reply, result, error = outcomes.popleft()
+            try:
+                dispatcher.finished(message, reply, result, error)
+            except Exception as exc:  # one failing callback must not strand the others
+                asyncio.get_running_loop().call_exception_handler({
+                    "message": f"reply callback of actor {dispatcher.name!r} failed",
+                    "exception": exc,
+                })
+
+
+_per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Completions] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _completions() -> _Completions:
+    """The running loop's completion queue (loop thread only)."""
+    loop = asyncio.get_running_loop()
+    completions = _per_loop.get(loop)
+    if completions is None:
+        completions = _per_loop[loop] = _Completions(loop)
+    return completions

@@ -1,0 +1,155 @@
+"""Dispatching actors: plain receive inline or in threads, concurrency, post, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+
+from actors import Actor, ActorDead, ActorError, ActorFailed, ActorSystem
+
+
+class Inline(Actor):
+    """A plain receive: runs on the loop; ("raise", exc) raises; ("later", x) is async."""
+
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+
+    def receive(self, message: Any) -> Any:  # type: ignore[override]
+        self.seen.append(message)
+        if isinstance(message, tuple) and message[0] == "raise":
+            raise message[1]
+        if isinstance(message, tuple) and message[0] == "later":
+            return _later(message[1])
+        return (message, threading.get_ident())
+
+
+async def _later(value: Any) -> Any:
+    await asyncio.sleep(0)
+    return value
+
+
+class Concurrent(Actor):
+    """Async receive that blocks on a gate; counts how many run at once."""
+
+    def __init__(self, gate: asyncio.Event) -> None:
+        self.gate = gate
+        self.running = 0
+        self.most = 0
+
+    async def receive(self, message: Any) -> Any:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        try:
+            await self.gate.wait()
+        finally:
+            self.running -= 1
+        return message
+
+
+async def test_plain_receive_runs_inline_in_post_and_in_threads_with_executor() -> None:
+    async with ActorSystem("t") as system:
+        inline = system.spawn(Inline, name="inline")
+        await inline.ask("warm-up", timeout=5)  # the instance exists once on_start ran
+        got: list[Any] = []
+        inline.post("now", lambda result, error: got.append((result, error)))  # type: ignore[attr-defined]
+        assert got == [(("now", threading.get_ident()), None)]  # before post returned
+        assert await inline.ask(("later", 7), timeout=5) == 7  # an awaitable result
+        threaded = system.spawn(Inline, name="threaded", executor=True)
+        _, ident = await threaded.ask("x", timeout=5)
+        assert ident != threading.get_ident()
+
+
+async def test_ask_error_reaches_the_asker_and_the_actor_keeps_running() -> None:
+    async with ActorSystem("t") as system:
+        ref = system.spawn(Inline, name="i", executor=True)
+        with pytest.raises(KeyError, match="boom"):
+            await ref.ask(("raise", KeyError("boom")), timeout=5)
+        assert (await ref.ask("after", timeout=5))[0] == "after"
+
+
+async def test_concurrency_limits_the_messages_running_at_once() -> None:
+    gate = asyncio.Event()
+    async with ActorSystem("t") as system:
+        ref = system.spawn(Concurrent, gate, name="c", concurrency=3)
+        asks = [asyncio.create_task(ref.ask(i, timeout=5)) for i in range(5)]
+        for _ in range(20):
+            await asyncio.sleep(0)
+        actor = ref._cell.instance  # type: ignore[attr-defined]
+        assert actor.running == 3 and ref._cell.mailbox.qsize() == 2  # type: ignore[attr-defined]
+        gate.set()
+        assert await asyncio.gather(*asks) == [0, 1, 2, 3, 4]
+        assert actor.most == 3
+
+
+async def test_post_raises_when_the_mailbox_is_full_and_actor_dead_once_stopped() -> None:
+    gate = asyncio.Event()
+    async with ActorSystem("t") as system:
+        ref = system.spawn(Concurrent, gate, name="c", concurrency=2, mailbox_size=1)
+        await asyncio.sleep(0)  # on_start
+        replies: list[Any] = []
+        for i in range(3):  # two run, one waits
+            ref.post(i, lambda result, error: replies.append(result))  # type: ignore[attr-defined]
+        with pytest.raises(ActorError, match="mailbox of actor 'c' is full"):
+            ref.post(3, lambda result, error: None)  # type: ignore[attr-defined]
+        gate.set()
+        await ref.stop()
+        assert sorted(replies) == [0, 1, 2]
+        with pytest.raises(ActorDead, match="'c'"):
+            ref.post(4, lambda result, error: None)  # type: ignore[attr-defined]
+
+
+async def test_cancel_cancels_running_async_messages_and_fails_their_asks() -> None:
+    gate = asyncio.Event()
+    async with ActorSystem("t") as system:
+        ref = system.spawn(Concurrent, gate, name="c", concurrency=2)
+        asks = [asyncio.create_task(ref.ask(i, timeout=5)) for i in range(3)]
+        for _ in range(20):
+            await asyncio.sleep(0)
+        ref.cancel()  # type: ignore[attr-defined]
+        await asyncio.wait_for(ref.stop(), 5)
+        outcomes = await asyncio.gather(*asks, return_exceptions=True)
+        assert all(isinstance(o, ActorError) for o in outcomes), outcomes
+        assert not ref.is_alive
+
+
+async def test_failed_tell_of_a_dispatching_actor_follows_its_policy() -> None:
+    async with ActorSystem("t") as system:
+        ref = system.spawn(Inline, name="r", supervisor_policy="restart")
+        first = await ref.ask("a", timeout=5)
+        await ref.tell(("raise", ValueError("bad tell")))
+        old = ref._cell.instance  # type: ignore[attr-defined]
+        for _ in range(50):
+            await asyncio.sleep(0)
+            if ref._cell.instance is not old:  # type: ignore[attr-defined]
+                break
+        assert ref._cell.instance is not old  # type: ignore[attr-defined]
+        assert (await ref.ask("b", timeout=5))[0] == "b" and first[0] == "a"
+    with pytest.raises(ActorFailed, match="bad tell"):
+        async with ActorSystem("t") as system:
+            ref = system.spawn(Inline, name="e")
+            await ref.tell(("raise", ValueError("bad tell")))
+            await asyncio.sleep(5)
+
+
+async def test_root_guardian_lookup_names_and_the_running_system() -> None:
+    class Parent(Actor):
+        async def on_start(self) -> None:
+            self.spawn(Inline, name="kid", executor=True)
+
+        async def receive(self, message: Any) -> Any:
+            return self.parent
+
+    assert ActorSystem.running() is None
+    async with ActorSystem("t") as system:
+        assert ActorSystem.running() is system
+        ref = system.spawn(Parent, name="p")
+        assert await ref.ask("parent?", timeout=5) is None  # top level: no parent ref
+        kid = system.lookup("p/kid")
+        assert (await kid.ask("hi", timeout=5))[0] == "hi"
+        assert system.actor_names == ["p", "p/kid"]
+        with pytest.raises(ActorDead, match="'p/nope'"):
+            system.lookup("p/nope")
+    assert ActorSystem.running() is None
