@@ -99,10 +99,10 @@ class InprocListener(QueuedListener):
         self._max = max_message_size
 
     def _offer(self, secret: bytes | None, max_message_size: int) -> InprocLink:
-        if self._secret is not None and (
-            secret is None or not hmac.compare_digest(secret, self._secret)
-        ):
-            raise AuthenticationError(f"{self.address}: wrong or missing secret")
+        if (self._secret is None) != (secret is None) or (
+            secret is not None and not hmac.compare_digest(secret, self._secret or b"")
+        ):  # as on the wire: a secret on one side only is refused too
+            raise AuthenticationError(f"{self.address}: wrong, missing or unexpected secret")
         accepted, connected = InprocLink.pair(self.name, min(self._max, max_message_size))
         self._deliver(accepted)
         return connected

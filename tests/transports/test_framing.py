@@ -80,7 +80,7 @@ async def _handshake(server_secret: bytes | None, client_secret: bytes | None) -
     [
         (None, None, True),
         (b"s", b"s", True),
-        (None, b"s", True),  # an open listener accepts anyone
+        (None, b"s", False),  # a listener that cannot prove the secret is refused
         (b"s", None, False),
         (b"s", b"t", False),
     ],

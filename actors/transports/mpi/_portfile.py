@@ -7,8 +7,8 @@ then writes ``<path>`` atomically (temporary file + rename)::
     {"host": ..., "addrs": [...], "port": <side port>}
 
 so that the first line alone is what a plain mpi4py client expects. A client
-waits for the file (within its timeout), dials the side listener, answers the
-server's nonce with the HMAC of the secret when there is one, and only after
+waits for the file (within its timeout), dials the side listener, answers
+the listener's challenge (the mutual handshake of ``_side``), and only after
 ``{"ok": true}`` do both sides enter the blocking ``Comm.Accept`` /
 ``Comm.Connect`` (in a thread, one such call at a time per process: see
 :func:`~actors.transports.mpi._runtime.run_setup_call`). So a stale file or a
@@ -28,7 +28,6 @@ import contextlib
 import json
 import logging
 import os
-import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -42,10 +41,10 @@ from ._side import (
     SideChannel,
     advertised,
     bind_host,
-    check_secret,
     dial,
-    proof,
     read_json,
+    side_accept,
+    side_connect,
     write_json,
 )
 
@@ -137,15 +136,7 @@ class PortFileListener(QueuedListener):
     async def _handshake(
         self, reader: asyncio.StreamReader, writer: Any, peer: str
     ) -> MPILink | None:
-        nonce = secrets.token_hex(16)
-        await write_json(writer, {"nonce": nonce})
-        async with asyncio.timeout(10.0):
-            hello = await read_json(reader, peer)
-        try:
-            check_secret(self._secret, nonce, hello.get("proof"), f"{self.address}: {peer}")
-        except AuthenticationError as exc:
-            await write_json(writer, {"ok": False, "error": str(exc)})
-            raise
+        await side_accept(reader, writer, self._secret, f"{self.address}: {peer}")
         async with self._lock:
             if self._closed:
                 return None
@@ -186,8 +177,11 @@ async def connect_port_file(
             state = f"nobody answers behind port file {path} (stale file?)"
             reader, writer = await _dial_until(side, deadline)
             state = f"handshake with the listener of {path} did not finish"
-            challenge = await read_json(reader, url)
-            await write_json(writer, {"proof": proof(secret, str(challenge.get("nonce")))})
+            try:
+                await side_connect(reader, writer, secret, url)
+            except (AuthenticationError, ProtocolError):
+                writer.close()
+                raise
             verdict = await read_json(reader, url)
     except (TimeoutError, PeerLost) as exc:
         raise PeerLost(f"cannot connect to {url}: {state} within {timeout} s") from exc

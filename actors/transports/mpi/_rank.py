@@ -3,11 +3,12 @@
 Setup of one link, connector rank C to listener rank L:
 
 1. C opens a one-shot side listener (TCP) and sends a *hello* to L on
-   ``COMM_WORLD`` with tag :data:`HELLO_TAG`: JSON with the side address, a
-   random token and, with a secret, an HMAC of the token. A hello sent before L
-   listens waits in L's MPI queue, so connect may precede listen.
+   ``COMM_WORLD`` with tag :data:`HELLO_TAG`: JSON with the side address and a
+   random token. A hello sent before L listens waits in L's MPI queue, so
+   connect may precede listen.
 2. L's listener matches hellos from any source (one at a time), dials C's side
-   listener, sends ``{"token", "ok"}`` (``ok`` false with a wrong secret).
+   listener, runs the mutual secret handshake there (L as listener, see
+   ``_side.side_accept``), then sends ``{"token", "ok"}``.
 3. Both call ``COMM_WORLD.Create_group`` on the group ``{C, L}`` (collective
    over these two ranks only; run in a worker thread) with tag
    ``GROUP_TAG + (L > C)``, so that the two links a pair of ranks may hold (each
@@ -34,10 +35,10 @@ from ._side import (
     SideChannel,
     advertised,
     bind_host,
-    check_secret,
     dial,
-    proof,
     read_json,
+    side_accept,
+    side_connect,
     write_json,
 )
 
@@ -128,12 +129,14 @@ class RankListener(QueuedListener):
         token = str(hello["token"])
         reader, writer = await dial(hello["side"], timeout=5.0)
         try:
-            check_secret(self._secret, token, hello.get("proof"), what)
+            await side_accept(reader, writer, self._secret, what)
         except AuthenticationError as exc:
-            await write_json(writer, {"token": token, "ok": False, "error": str(exc)})
             writer.close()
             log.warning("%s", exc)
             return None
+        except BaseException:
+            writer.close()
+            raise
         await write_json(writer, {"token": token, "ok": True})
         try:
             comm = await _pair_comm(self._mpi, self._rank, source, SETUP_TIMEOUT_S)
@@ -180,8 +183,14 @@ async def connect_rank(
 
     async def on_side(reader: asyncio.StreamReader, writer: Any) -> None:
         try:
+            await side_connect(reader, writer, secret, f"{url} side channel")
             async with asyncio.timeout(5.0):
                 reply = await read_json(reader, f"{url} side channel")
+        except AuthenticationError as exc:
+            writer.close()
+            if not answered.done():
+                answered.set_exception(exc)
+            return
         except (OSError, TimeoutError, PeerLost, ProtocolError):
             writer.close()
             return
@@ -194,7 +203,7 @@ async def connect_rank(
     try:
         port = server.sockets[0].getsockname()[1]
         hello = json.dumps(
-            {"token": token, "side": advertised(port), "proof": proof(secret, token)}
+            {"token": token, "side": advertised(port)}
         )
         data = hello.encode()
         poller().submit([world.Isend([data, mpi.BYTE], target, HELLO_TAG)], data)

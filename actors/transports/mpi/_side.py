@@ -18,9 +18,11 @@ same peer, opened at link setup:
   loop at once (the kernel wakes it, like any socket). See
   :mod:`actors.transports.mpi._runtime` (progress) for why.
 
-Handshake lines (JSON, newline terminated, at most :data:`MAX_LINE` bytes) also
-carry the optional shared secret, so that a refused peer never reaches the
-blocking MPI ``Accept``/``Connect``.
+Setup: the connection first runs the one mutual challenge-response of
+:mod:`actors.transports._handshake` (:func:`side_accept` / :func:`side_connect`;
+both sides prove the optional shared secret), then handshake lines (JSON,
+newline terminated, at most :data:`MAX_LINE` bytes), so that a refused peer
+never reaches the blocking MPI ``Accept``/``Connect``.
 
 Addresses: a side listener binds ``ACTORS_MPI_SIDE_HOST`` if set, otherwise all
 interfaces, and advertises the host name plus its IPv4 addresses; a dialer on
@@ -31,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import os
@@ -39,7 +40,8 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from ...errors import AuthenticationError, PeerLost, ProtocolError
+from ...errors import PeerLost, ProtocolError
+from .._handshake import StreamsChannel, accept_handshake, connect_handshake
 
 __all__ = [
     "HEARTBEAT_S",
@@ -47,9 +49,10 @@ __all__ = [
     "SideChannel",
     "advertised",
     "bind_host",
-    "check_secret",
     "dial",
     "read_json",
+    "side_accept",
+    "side_connect",
     "write_json",
 ]
 
@@ -133,21 +136,26 @@ async def read_json(reader: asyncio.StreamReader, what: str) -> dict[str, Any]:
     return obj
 
 
-def proof(secret: bytes | None, nonce: str) -> str | None:
-    """HMAC of ``nonce`` under ``secret`` (None without a secret)."""
-    if secret is None:
-        return None
-    return hmac.new(secret, nonce.encode(), "sha256").hexdigest()
+_CONTEXT = b"mpi-side"
 
 
-def check_secret(secret: bytes | None, nonce: str, presented: object, what: str) -> None:
-    """Raise AuthenticationError unless ``presented`` proves knowledge of ``secret``."""
-    if secret is None:
-        return
-    expected = proof(secret, nonce)
-    assert expected is not None
-    if not isinstance(presented, str) or not hmac.compare_digest(presented, expected):
-        raise AuthenticationError(f"{what}: wrong or missing secret")
+async def side_accept(
+    reader: asyncio.StreamReader, writer: Any, secret: bytes | None, what: str
+) -> None:
+    """Listener side of the link's handshake on its side connection.
+
+    The one mutual challenge-response of :mod:`actors.transports._handshake`
+    (bounded by its timeout). Raises AuthenticationError (told to the peer),
+    ProtocolError, PeerLost.
+    """
+    await accept_handshake(StreamsChannel(reader, writer, what), secret, what, context=_CONTEXT)
+
+
+async def side_connect(
+    reader: asyncio.StreamReader, writer: Any, secret: bytes | None, what: str
+) -> None:
+    """Connector side of :func:`side_accept`; same errors."""
+    await connect_handshake(StreamsChannel(reader, writer, what), secret, what, context=_CONTEXT)
 
 
 class SideChannel:

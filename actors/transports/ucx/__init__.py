@@ -12,9 +12,11 @@ Addresses: ``listen("ucx://:0")`` listens on a free port and reports
 the interface a listener binds: it accepts on *all* interfaces, so give a
 ``secret`` whenever the network is not trusted (see docs/ucx.md).
 
-Handshake and framing: :mod:`actors.transports.ucx._wire` (HMAC challenge on
-the endpoint's stream channel; then a prefix frame and one frame per large
-buffer, tagged with a random per-link tag). Concurrent senders: all frames of
+Handshake and framing: the mutual challenge-response of
+:mod:`actors.transports._handshake` on the endpoint's stream channel (each
+side's tag in its extra), then the frames of :mod:`actors.transports.ucx._wire`:
+a prefix frame and one frame per large buffer, tagged with a random per-link
+tag. Concurrent senders: all frames of
 one message are *posted* synchronously (no ``await`` in between) and UCX keeps
 the posting order of same-tag messages on one endpoint, so messages never
 interleave and no lock is needed. Progress: :mod:`._ucx_progress` (no busy
@@ -38,14 +40,13 @@ Loop rules: a link or listener belongs to the event loop it was made on
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
-import os
 import socket
 from typing import Any
 
 from ...errors import AuthenticationError, ConfigError, PeerLost, ProtocolError
 from .._base import Backend, Link, Listener, QueuedListener
+from .._handshake import accept_handshake, connect_handshake
 from . import _wire as wire
 from ._link import UCX_CAPABILITIES, UCXLink
 from ._progress import Engine, engine, ucxx_api
@@ -71,35 +72,34 @@ def parse_address(address: str) -> tuple[str, int]:
 _Array: Any = None
 
 
+class _UCXChannel:
+    """The endpoint's stream channel as a :class:`HandshakeChannel`."""
+
+    def __init__(self, link: UCXLink) -> None:
+        self._link = link
+
+    async def send(self, data: bytes) -> None:
+        await self._link._stream(data, 0, "handshake")
+
+    async def recv(self, n: int) -> bytes:
+        return await self._link._stream(None, n, "handshake")
+
+
 async def _server_handshake(link: UCXLink, secret: bytes | None) -> None:
-    nonce = os.urandom(32)
-    flags = wire.FLAG_SECRET if secret is not None else 0
-    hello = wire.HELLO.pack(wire.MAGIC, flags, link._recv_tag_value, nonce)
-    await link._stream(hello, 0, "handshake hello")
-    magic, client_tag, proof = wire.REPLY.unpack(
-        await link._stream(None, wire.REPLY.size, "handshake reply")
+    """The listener side of :mod:`.._handshake`; the extras carry each side's tag."""
+    extra = await accept_handshake(
+        _UCXChannel(link), secret, link.peer, context=wire.CONTEXT,
+        extra=wire.TAG.pack(link._recv_tag_value), timeout=HANDSHAKE_TIMEOUT,
     )
-    if magic != wire.MAGIC:
-        raise ProtocolError(f"{link.peer} is not a hep-actors ucx:// peer (bad handshake)")
-    if secret is not None and not hmac.compare_digest(proof, wire.mac(secret, nonce)):
-        await link._stream(wire.VERDICT_REFUSED, 0, "handshake verdict")
-        raise AuthenticationError(f"{link.peer} presented a wrong or missing secret")
-    await link._stream(wire.VERDICT_ACCEPTED, 0, "handshake verdict")
-    link._set_send_tag(client_tag)
+    link._set_send_tag(wire.TAG.unpack(extra)[0])
 
 
 async def _client_handshake(link: UCXLink, secret: bytes | None) -> None:
-    magic, _flags, server_tag, nonce = wire.HELLO.unpack(
-        await link._stream(None, wire.HELLO.size, "handshake hello")
+    extra = await connect_handshake(
+        _UCXChannel(link), secret, link.peer, context=wire.CONTEXT,
+        extra=wire.TAG.pack(link._recv_tag_value), timeout=HANDSHAKE_TIMEOUT,
     )
-    if magic != wire.MAGIC:
-        raise ProtocolError(f"{link.peer} is not a hep-actors ucx:// listener")
-    reply = wire.REPLY.pack(wire.MAGIC, link._recv_tag_value, wire.mac(secret, nonce))
-    await link._stream(reply, 0, "handshake reply")
-    verdict = await link._stream(None, len(wire.VERDICT_ACCEPTED), "handshake verdict")
-    if verdict != wire.VERDICT_ACCEPTED:
-        raise AuthenticationError(f"{link.peer} refused our secret (wrong or missing)")
-    link._set_send_tag(server_tag)
+    link._set_send_tag(wire.TAG.unpack(extra)[0])
 
 
 # -- listener and backend -----------------------------------------------------------

@@ -1,19 +1,13 @@
-"""Wire format of ``ucx://`` links: handshake records and message prefixes.
+"""Wire format of ``ucx://`` links: message prefixes (and the handshake's tag extra).
 
-Pure Python (struct + hmac), no ucxx: the parsing and validation rules can be
-tested without UCX.
+Pure Python (struct), no ucxx: the parsing and validation rules can be tested
+without UCX.
 
-Handshake, on the endpoint's *stream* channel right after connect (fixed-size
-records, so a receive never has to guess a length)::
-
-    listener -> client  HELLO    magic(8) flags(1) pad(7) listener_tag(8) nonce(32)
-    client -> listener  REPLY    magic(8) client_tag(8) mac(32)
-    listener -> client  VERDICT  b"ACCEPTED" | b"REFUSED!"
-
-``flags`` bit 0: the listener requires a secret. ``mac`` is
-HMAC-SHA256(secret, DOMAIN + nonce), zeros without a secret. Each side's tag is
-random: it is the UCX tag the *peer* sends to, unique per link, because UCX
-matches tags per worker, not per endpoint.
+Handshake, on the endpoint's *stream* channel right after connect: the one
+mutual challenge-response of :mod:`actors.transports._handshake` (context
+:data:`CONTEXT`); each side's extra is its receive tag (:data:`TAG`, 8 bytes),
+bound by both MACs. A tag is random: it is the UCX tag the *peer* sends to,
+unique per link, because UCX matches tags per worker, not per endpoint.
 
 Messages, on the tag channel: one *prefix* frame of at most
 :data:`PREFIX_CAPACITY` bytes, then one frame per out-of-line buffer, all sent
@@ -31,8 +25,6 @@ prefix, so a small message is one UCX message.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,29 +32,22 @@ from dataclasses import dataclass
 from ...errors import ProtocolError
 
 __all__ = [
+    "CONTEXT",
     "DEVICE",
     "HEADER_INLINE",
-    "HELLO",
     "HOST",
     "INLINE",
     "INLINE_LIMIT",
     "PREFIX_CAPACITY",
-    "REPLY",
-    "VERDICT_ACCEPTED",
-    "VERDICT_REFUSED",
+    "TAG",
     "Layout",
-    "mac",
     "pack_prefix",
     "parse_prefix",
 ]
 
-MAGIC = b"HEPAUCX1"
-DOMAIN = b"hep-actors ucx:// handshake v1"
-HELLO = struct.Struct("<8sB7xQ32s")
-REPLY = struct.Struct("<8sQ32s")
-VERDICT_ACCEPTED = b"ACCEPTED"
-VERDICT_REFUSED = b"REFUSED!"
-FLAG_SECRET = 1
+#: Handshake context (see :mod:`actors.transports._handshake`) and the tag extra.
+CONTEXT = b"ucx"
+TAG = struct.Struct("<Q")
 
 VERSION = 1
 HEADER_INLINE = 1
@@ -75,13 +60,6 @@ PREFIX_CAPACITY = 64 << 10
 INLINE_LIMIT = 8 << 10
 #: Most buffers one message may carry (their table must fit in the prefix).
 MAX_BUFFERS = (PREFIX_CAPACITY - _FIXED.size) // _ENTRY.size
-
-
-def mac(secret: bytes | None, nonce: bytes) -> bytes:
-    """The handshake proof for ``nonce``: HMAC-SHA256, or 32 zero bytes without secret."""
-    if secret is None:
-        return bytes(32)
-    return hmac.new(secret, DOMAIN + nonce, hashlib.sha256).digest()
 
 
 @dataclass(frozen=True)
