@@ -206,7 +206,8 @@ class FrameReader:
         assert pre is not None
         need, avail = pre.rest, self._rend - self._rbeg
         if need > SCRATCH - _PREFIX or (avail < need and self._rbeg + need > SCRATCH):
-            self._start_target(bytearray(need), preamble=True)
+            # np.empty: nothing is touched until bytes arrive (need <= max_message_size)
+            self._start_target(np.empty(need, np.uint8), preamble=True)
             return True
         if avail < need:
             return False

@@ -15,8 +15,9 @@ live in shared-memory segment ``aux`` instead of on the stream; SHM_NEW - this
 frame brings that segment's file descriptor.
 
 Every field is validated by :func:`parse_prefix` / :func:`parse_table` before
-anything is allocated: a bad magic, version, kind, count, or a total above the
-link's ``max_message_size`` raises :class:`~actors.errors.ProtocolError`.
+anything is allocated: a bad magic, version, kind, count, unknown flags, a
+SHM_NEW without SHM, a control frame with a header, sizes or flags, or a total
+above the link's ``max_message_size`` raises :class:`~actors.errors.ProtocolError`.
 """
 
 from __future__ import annotations
@@ -112,6 +113,8 @@ def parse_prefix(
         raise ProtocolError(f"frame version {version} from {peer}; this side speaks {VERSION}")
     if kind not in _KINDS:
         raise ProtocolError(f"unknown frame kind {kind} from {peer}")
+    if kind != KIND_DATA and hlen:
+        raise ProtocolError(f"control frame (kind {kind}) from {peer} carries a header")
     if hlen + nbuf * ENTRY.size > max_message_size:
         raise ProtocolError(
             f"frame from {peer} announces a {hlen}-byte header and {nbuf} buffers, "
@@ -134,6 +137,10 @@ def parse_table(
     for e in entries:
         if e.flags & ~_KNOWN_FLAGS:
             raise ProtocolError(f"unknown buffer flags {e.flags:#x} in frame from {peer}")
+        if e.flags & FLAG_SHM_NEW and not e.flags & FLAG_SHM:
+            raise ProtocolError(f"buffer flags {e.flags:#x} (SHM_NEW without SHM) from {peer}")
+        if pre.kind != KIND_DATA and (e.size or e.flags):
+            raise ProtocolError(f"control frame (kind {pre.kind}) from {peer} carries data")
         total += e.size
     if total > max_message_size:
         raise ProtocolError(

@@ -65,6 +65,8 @@ MAX_IDLE_BYTES = 512 << 20
 #: Most descriptors one sendmsg may pass (the kernel's SCM_MAX_FD); further large
 #: buffers of the same message go inline.
 _MAX_FDS = 253
+#: Most received descriptors waiting for the frame that announces them.
+_MAX_PENDING_FDS = 4 * _MAX_FDS
 _anonymous = itertools.count(1)
 _ANC_SPACE = socket.CMSG_SPACE(_MAX_FDS * 4)
 _MSG_CTRUNC = int(socket.MSG_CTRUNC)  # a plain int: enum arithmetic is slow
@@ -149,6 +151,8 @@ class SHMLink(StreamLink):
                 fds = array.array("i")
                 fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
                 self._fdq.extend(fds)
+        if len(self._fdq) > _MAX_PENDING_FDS:  # descriptors no frame announces
+            raise ProtocolError(f"{self.peer} sent {len(self._fdq)} unannounced descriptors")
         if flags & _MSG_CTRUNC:
             raise ProtocolError(f"{self.peer} sent more descriptors than one read can carry")
         return n

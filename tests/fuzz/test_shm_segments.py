@@ -1,0 +1,227 @@
+"""Fuzz target: shm:// segment announcements on a real :class:`SHMLink`.
+
+Each example sends a few frames into a Unix socketpair whose other end is a
+real SHMLink; frames refer to shared-memory segments (flags SHM / SHM_NEW,
+segment id in ``aux``) and carry generated descriptors with SCM_RIGHTS: good
+sealed memfds, too small or unsealed ones, pipes, sparse huge ones, or none.
+Acknowledge/drop control frames name generated segment ids. The link must
+deliver or refuse each frame and end with ProtocolError or PeerLost within
+2 s - never another exception; afterwards every received descriptor is closed,
+no segment stays mapped, and a second link of the process still works.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import fcntl
+import gc
+import os
+import socket
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from actors.errors import PeerLost, ProtocolError
+from actors.transports import Link
+from actors.transports.stream._framing import (
+    FLAG_SHM,
+    FLAG_SHM_NEW,
+    KIND_ACK,
+    KIND_DATA,
+    KIND_DROP,
+    Entry,
+    encode_preamble,
+)
+from actors.transports.stream.shm import SHMLink
+from tests.fuzz._support import (
+    BOUND_S,
+    FUZZ_MAX,
+    SLOW_TIMEOUT_S,
+    LoopRunner,
+    fuzz_settings,
+    linked_pair,
+    open_fds,
+    sentinel_round_trip,
+    stream_pair,
+    timed,
+)
+
+_SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW
+FD_KINDS = ("good", "small", "unsealed", "pipe", "huge", "grow-only")
+
+
+def _make_fd(kind: str) -> int:
+    """A descriptor of ``kind`` (the caller closes it after sending)."""
+    if kind == "pipe":
+        r, w = os.pipe()
+        os.close(w)
+        return r
+    fd = os.memfd_create("fuzz-seg", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    size = {"small": 100, "huge": 1 << 36}.get(kind, 1 << 16)
+    os.ftruncate(fd, size)
+    if kind != "unsealed":
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_GROW if kind == "grow-only" else _SEALS)
+    return fd
+
+
+_entry = st.builds(
+    Entry,
+    st.one_of(st.integers(0, 70_000), st.sampled_from([FUZZ_MAX + 1, 1 << 60])),
+    st.sampled_from([0, FLAG_SHM, FLAG_SHM | FLAG_SHM_NEW]),
+    st.integers(0, 4),
+)
+
+
+@st.composite
+def shm_frame(draw: st.DrawFn) -> tuple[bytes, list[str]]:
+    """(frame bytes with its inline payload, kinds of the descriptors sent with it)."""
+    kind = draw(st.sampled_from([KIND_DATA, KIND_DATA, KIND_ACK, KIND_DROP]))
+    if kind == KIND_DATA:
+        entries = draw(st.lists(_entry, max_size=3))
+    else:
+        entries = [Entry(0, 0, i) for i in draw(st.lists(st.integers(0, 4), max_size=3))]
+    header = b"" if kind != KIND_DATA else draw(st.binary(max_size=8))
+    inline = b"".join(
+        b"x" * min(e.size, 70_000) for e in entries if not e.flags & FLAG_SHM
+    )
+    fds = draw(st.lists(st.sampled_from(FD_KINDS), max_size=3))
+    return encode_preamble(kind, header, entries) + inline, fds
+
+
+async def _drain(link: Link) -> str:
+    async with asyncio.timeout(BOUND_S):
+        while True:
+            try:
+                header, bufs = await link.recv()
+            except ProtocolError:
+                return "protocol"
+            except PeerLost:
+                return "eof"
+            del header, bufs
+
+
+def _send(sock: socket.socket, data: bytes, kinds: list[str]) -> None:
+    """Send ``data`` with fresh descriptors of ``kinds`` attached (ours are closed)."""
+    fds = [_make_fd(k) for k in kinds]
+    try:
+        if fds:
+            anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds).tobytes())]
+            sock.sendmsg([data], anc)
+        else:
+            sock.sendall(data)
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _mapped_segments() -> int:
+    with open("/proc/self/maps") as maps:
+        return sum("memfd:fuzz-seg" in line for line in maps)
+
+
+async def _one(frames: list[tuple[bytes, list[str]]]) -> None:
+    fds = open_fds()
+    sentinel = await linked_pair()
+    link, peer = stream_pair(make=lambda s, p: SHMLink(s, p, FUZZ_MAX))
+    try:
+        with peer:
+            for data, kinds in frames:
+                try:
+                    _send(peer, data, kinds)
+                except OSError:  # the link already hung up on an earlier frame
+                    break
+        end = await _drain(link)
+        assert end in ("protocol", "eof")
+        assert link.closed
+        await sentinel_round_trip(sentinel)
+    finally:
+        await link.close()
+        for other in sentinel:
+            await other.close()
+    assert open_fds() <= fds
+    assert _mapped_segments() == 0
+
+
+def check(runner: LoopRunner, frames: list[tuple[bytes, list[str]]]) -> None:
+    _, seconds = timed(_one(frames), runner)
+    assert seconds < BOUND_S
+
+
+_frames = st.lists(shm_frame(), min_size=1, max_size=4)
+
+
+@fuzz_settings(slow=False)
+@given(frames=_frames)
+def test_shm_announcements(runner: LoopRunner, frames: list[tuple[bytes, list[str]]]) -> None:
+    check(runner, frames)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(SLOW_TIMEOUT_S)
+@fuzz_settings(slow=True)
+@given(frames=_frames)
+def test_shm_announcements_slow(
+    runner: LoopRunner, frames: list[tuple[bytes, list[str]]]
+) -> None:
+    check(runner, frames)
+
+
+# -- each refusal, named -------------------------------------------------------------
+
+_SEG = Entry(1 << 16, FLAG_SHM | FLAG_SHM_NEW, 1)
+
+
+@pytest.mark.parametrize(
+    ("frames", "message"),
+    [
+        pytest.param(
+            [(encode_preamble(0, b"", [_SEG]), ["unsealed"])], "not sealed", id="unsealed"
+        ),
+        pytest.param([(encode_preamble(0, b"", [_SEG]), ["grow-only"])], "not sealed", id="seals"),
+        pytest.param([(encode_preamble(0, b"", [_SEG]), ["small"])], "frame needs", id="small"),
+        pytest.param([(encode_preamble(0, b"", [_SEG]), ["pipe"])], "has 0 bytes", id="pipe"),
+        pytest.param([(encode_preamble(0, b"", [_SEG]), [])], "without its fd", id="no-fd"),
+        pytest.param(
+            [(encode_preamble(0, b"", [_SEG]), ["good"])] * 2, "twice", id="announced-twice"
+        ),
+        pytest.param(
+            [(encode_preamble(0, b"", [Entry(8, FLAG_SHM, 3)]), [])], "unknown segment",
+            id="unknown",
+        ),
+        pytest.param(
+            [(encode_preamble(0, b"", [Entry(1 << 17, FLAG_SHM | FLAG_SHM_NEW, 1)]), ["good"])],
+            "frame needs",
+            id="overrun",
+        ),
+        pytest.param(
+            [(encode_preamble(0, b"", [Entry(8, FLAG_SHM_NEW, 1)]), ["good"])], "SHM_NEW",
+            id="new-without-shm",
+        ),
+        pytest.param(
+            [(encode_preamble(KIND_ACK, b"", [Entry(0, 0, 7)]), [])], "not busy", id="bad-ack"
+        ),
+        pytest.param([(b"\0", ["pipe"] * 203)] * 5, "unannounced descriptors", id="fd-flood"),
+    ],
+)
+def test_each_bad_announcement_is_refused(
+    runner: LoopRunner, frames: list[tuple[bytes, list[str]]], message: str
+) -> None:
+    async def run() -> None:
+        fds = open_fds()
+        link, peer = stream_pair(make=lambda s, p: SHMLink(s, p, FUZZ_MAX))
+        with peer:
+            for data, kinds in frames:
+                _send(peer, data, kinds)
+            with pytest.raises(ProtocolError, match=message):
+                async with asyncio.timeout(BOUND_S):
+                    while True:
+                        await link.recv()
+        assert link.closed
+        await link.close()
+        gc.collect()
+        assert open_fds() <= fds
+        assert _mapped_segments() == 0
+
+    runner.run(run())
