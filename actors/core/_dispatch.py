@@ -20,7 +20,10 @@ of a task taking them one by one:
 
 A reply is ``None`` (a tell), an ``asyncio.Future`` (an ask; skipped when
 already done, i.e. the asker gave up) or a callable ``reply(result, error)``
-(a post), called on the loop. All methods run on the loop thread except
+(a post), called on the loop. An ask to an idle actor (a free slot, nobody
+waiting) skips the mailbox: :meth:`Dispatcher.run_here` processes it in the
+asker's task, with no task switch (the reply of a source, say, costs no
+turn of the loop when it is ready). All methods run on the loop thread except
 :meth:`_Completions.post`, which worker threads call.
 """
 
@@ -167,6 +170,40 @@ class Dispatcher:
         self._parked.clear()
         for task in list(self._workers):
             task.cancel()  # _worker_done answers the call it had
+
+    # -- the ask fast path --------------------------------------------------------------
+
+    def idle_now(self) -> bool:
+        """True when a message sent now would start at once (a free slot, nobody waiting)."""
+        return self.active < self._limit and self._receive is not None and not self._queue
+
+    async def run_here(self, message: Any) -> Any:
+        """Process ``message`` in the calling task (an ask to an idle actor); return the reply.
+
+        Call only when :meth:`idle_now`. The message holds one of the actor's
+        slots as any other; a plain ``receive`` still runs in the executor
+        when there is one. Cancelling the caller cancels the message.
+        """
+        receive = self._receive
+        assert receive is not None
+        self.active += 1
+        try:
+            if self._is_async:
+                return await receive(message)
+            if self._executor is not None:
+                loop = asyncio.get_running_loop()
+                result = await loop.run_in_executor(self._executor, receive, message)
+            else:
+                result = receive(message)
+            if _awaitable(result):
+                result = await result
+            return result
+        finally:
+            self.active -= 1
+            if self._queue:
+                self._pump()
+            if not self.active and self._idle is not None and not self._idle.done():
+                self._idle.set_result(None)
 
     # -- running messages -----------------------------------------------------------
 

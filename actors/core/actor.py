@@ -69,8 +69,11 @@ class Actor:
       objects). If it returns an awaitable, the reply is what that awaitable
       gives, awaited on the loop.
 
-    With ``concurrency`` > 1 the messages that run at once share the
-    instance: its code must allow that. Failure rules are the same for
+    For such an actor (``concurrency``, ``executor`` or a plain ``receive``)
+    an ask sent while it is idle (a free slot, an empty mailbox) is processed
+    in the asker's task, without a task switch: cancelling the asker then
+    cancels the message. With ``concurrency`` > 1 the messages that run at
+    once share the instance: its code must allow that. Failure rules are the same for
     every kind; a failed tell pauses the actor until the policy is applied
     (after the messages already running end).
     """

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ActorDead, AskTimeout
+from ._dispatch import Dispatcher
 
 if TYPE_CHECKING:
     from ._cell import ActorCell
@@ -108,6 +109,15 @@ class LocalActorRef(ActorRef):
         cell = self._cell
         if cell.dead:
             raise cell.dead_error()
+        mailbox = cell.mailbox
+        if type(mailbox) is Dispatcher and mailbox.idle_now():
+            if timeout is None:  # the fast path: processed in this task
+                return await mailbox.run_here(message)
+            try:
+                async with asyncio.timeout(timeout):
+                    return await mailbox.run_here(message)
+            except TimeoutError:
+                raise AskTimeout(f"no reply from actor {self.name!r} within {timeout} s") from None
         loop = cell.loop
         fut: asyncio.Future[Any] = loop.create_future()
         item = (message, fut)
@@ -159,8 +169,9 @@ class LocalActorRef(ActorRef):
 
     def cancel(self) -> None:
         """Stop the actor now, without waiting: as :meth:`stop`, and also cancel
-        the messages it is running on the loop (sync code running in a thread
-        runs to its end). Await :meth:`stop` afterwards to wait for the end.
+        the messages it is running in its worker tasks (sync code running in a
+        thread runs to its end; an ask processed in its asker's task ends with
+        that task). Await :meth:`stop` afterwards to wait for the end.
         """
         self._cell.cancel()
 

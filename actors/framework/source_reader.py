@@ -25,44 +25,28 @@ class SourceReader:
     The actor (:class:`~actors.framework.workers.SourceActor`) advances a sync
     iterator inline on the loop, in a worker thread for a ``blocking``
     source, or awaits an async one; its iterator is closed when it stops.
+    The actor is idle between two requests, so each ask runs in the driver's
+    task (the actor core's ask fast path): reading costs what a direct call
+    to the iterator does.
     """
 
     def __init__(self, source: Source, actor: ActorRef) -> None:
         self.source = source
         self._actor = actor
-        self._post = actor.post  # type: ignore[attr-defined]
         self._last: Transition | None = None
-        self._outcome: tuple[Any, BaseException | None] | None = None
-        self._waiter: asyncio.Future[None] | None = None
-
-    def _got(self, result: Any, error: BaseException | None) -> None:
-        self._outcome = (result, error)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
 
     async def next(self) -> Transition | None:
         """The next transition, or None at the end."""
-        self._outcome = None
-        self._post(NEXT_TRANSITION, self._got)
-        if self._outcome is None:  # not done inline: wait for the reply
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            except asyncio.CancelledError:
-                self._actor.cancel()  # type: ignore[attr-defined]  # the job is torn down
-                raise
-            finally:
-                self._waiter = None
-        assert self._outcome is not None
-        tr, error = self._outcome
-        if error is not None:
-            where = self._where()
-            raise ModuleError(self.source.label, where, error, format_error(error)) from error
+        try:
+            tr = await self._actor.ask(NEXT_TRANSITION)
+        except (asyncio.CancelledError, ActorDead):
+            raise
+        except Exception as exc:
+            raise ModuleError(self.source.label, self._where(), exc, format_error(exc)) from exc
         if tr is None:
             return None
         self._last = tr
-        return tr
+        return tr  # type: ignore[no-any-return]
 
     async def close(self) -> None:
         """Close the source's iterator (generator cleanup) if it was started.

@@ -101,18 +101,35 @@ async def test_post_raises_when_the_mailbox_is_full_and_actor_dead_once_stopped(
             ref.post(4, lambda result, error: None)  # type: ignore[attr-defined]
 
 
-async def test_cancel_cancels_running_async_messages_and_fails_their_asks() -> None:
+async def test_cancel_cancels_running_async_messages_and_fails_their_replies() -> None:
     gate = asyncio.Event()
     async with ActorSystem("t") as system:
         ref = system.spawn(Concurrent, gate, name="c", concurrency=2)
-        asks = [asyncio.create_task(ref.ask(i, timeout=5)) for i in range(3)]
+        await asyncio.sleep(0)  # on_start
+        outcomes: list[Any] = []
+        for i in range(3):  # two run in worker tasks, one waits
+            ref.post(i, lambda result, error: outcomes.append(error))  # type: ignore[attr-defined]
         for _ in range(20):
             await asyncio.sleep(0)
         ref.cancel()  # type: ignore[attr-defined]
         await asyncio.wait_for(ref.stop(), 5)
-        outcomes = await asyncio.gather(*asks, return_exceptions=True)
-        assert all(isinstance(o, ActorError) for o in outcomes), outcomes
+        assert len(outcomes) == 3 and all(isinstance(o, ActorError) for o in outcomes), outcomes
         assert not ref.is_alive
+
+
+async def test_an_ask_to_an_idle_actor_runs_in_the_askers_task() -> None:
+    class WhichTask(Actor):
+        async def receive(self, message: Any) -> Any:
+            return asyncio.current_task()
+
+    async with ActorSystem("t") as system:
+        ref = system.spawn(WhichTask, name="w", concurrency=2)
+        await asyncio.sleep(0)  # on_start
+        assert await ref.ask("which?", timeout=5) is asyncio.current_task()
+        got: list[Any] = []
+        ref.post("which?", lambda result, error: got.append(result))  # type: ignore[attr-defined]
+        await ref.stop()
+        assert got and got[0] is not asyncio.current_task()  # a post runs in a worker
 
 
 async def test_failed_tell_of_a_dispatching_actor_follows_its_policy() -> None:
