@@ -37,6 +37,7 @@ from . import (  # noqa: F401  (register the parts)
     products,
     scale,
     scheduling,
+    sizing_validate,
     transports,
 )
 from .harness import mpiexec
@@ -64,7 +65,8 @@ parts (default: all, in this order):
 run by name only:
   peers       the same actor workloads through Ray, Dask, xoscar, Thespian (~3 min;
               pip install 'hep-actors[peers]')
-  scale       1 controller x 16 followers and 16 x 1: start-up, memory, events/s vs ideal"""
+  scale       1 controller x 16 followers and 16 x 1: start-up, memory, events/s vs ideal
+  sizing      real offload/HLT runs vs the farm-sizing model's predictions (~4 min)"""
 
 
 def _parser() -> argparse.ArgumentParser:

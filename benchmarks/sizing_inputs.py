@@ -1,0 +1,157 @@
+"""Inputs of the sizing model: timing reports, link costs, and the calibration.
+
+* :func:`load_reports` reads ``--report-json`` files: one ``JobReport.to_dict()``
+  (``python -m actors.run``), a launch report (schema
+  ``hep-actors-launch-report/1``, one report per process) or the records the
+  sizing part writes; it returns process name -> report.
+* :func:`link_costs` reads a ``python -m benchmarks`` results.json (part
+  ``transports``) or a list of its measurement records: per transport the
+  one-way latency (half the smallest median round trip of the sizes up to
+  64 KiB) and the bandwidth (``bandwidth_GBps`` of the largest size).
+* :func:`calibrate` turns two single-process runs of one workload (1 stream,
+  and ``S > 1`` streams) into a :class:`Profile`: the seconds per event that
+  hold the GIL (``g``, fitted so that the model of that one process gives the
+  ``S``-stream rate: with events in flight the GIL is what bounds it) and the
+  GIL-free seconds on the event's critical path (``w = 1 / rate(1 stream) - g``).
+  ``g`` is a per-event base ``b`` (the source and the event's own framework work,
+  measured by the empty
+  controller -> follower chain) plus an equal cost per module call; ``w`` is
+  shared among the modules by their measured time.
+* :meth:`Profile.stage` is the :class:`~benchmarks.sizing_model.Stage` of a
+  process that runs some of the modules (plus, offloaded, its distributed
+  modules, each one module call).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .sizing_model import LinkCost, Stage, predict
+
+__all__ = ["Profile", "calibrate", "link_costs", "load_reports", "module_rates"]
+
+LAUNCH_SCHEMA = "hep-actors-launch-report/1"
+_DIST = "actors.distributed"
+
+
+def load_reports(path: Path) -> dict[str, dict[str, Any]]:
+    """Process name -> ``JobReport.to_dict()`` from a report file.
+
+    Raises ValueError naming the file when it is not JSON or holds no report.
+    """
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable JSON report ({exc})") from exc
+    if isinstance(doc, dict) and doc.get("schema") == LAUNCH_SCHEMA:
+        out = {p["name"]: p["report"] for p in doc["processes"] if p.get("report")}
+    elif isinstance(doc, dict) and "timing_report" in doc:
+        out = {doc.get("process", path.stem): doc}
+    elif isinstance(doc, dict) and isinstance(doc.get("reports"), dict):
+        out = doc["reports"]
+    else:
+        out = {}
+    if not out:
+        raise ValueError(f"{path}: no timing report in it (expected --report-json output)")
+    return out
+
+
+def link_costs(doc: Any) -> dict[str, LinkCost]:
+    """Transport scheme (``tcp``, ``shm``...) -> its :class:`LinkCost`.
+
+    ``doc``: a results.json document or its ``transports`` measurement records.
+    Raises ValueError when no transport measurement is in it.
+    """
+    if isinstance(doc, dict):
+        doc = doc.get("parts", {}).get("transports", {}).get("measurements") or []
+    by: dict[str, list[dict[str, Any]]] = {}
+    for rec in doc:
+        if rec.get("role") == "transport" and rec.get("latency_us"):
+            by.setdefault(rec["series"].split(":")[0], []).append(rec)
+    out = {}
+    for scheme, recs in by.items():
+        small = [r["latency_us"] for r in recs if r["size"] <= 64 * 1024]
+        big = max(recs, key=lambda r: r["size"])
+        if small and big.get("bandwidth_GBps"):
+            out[scheme] = LinkCost(min(small) * 0.5e-6, big["bandwidth_GBps"] * 1e9)
+    if not out:
+        raise ValueError("no transport measurement (run: python -m benchmarks transports)")
+    return out
+
+
+def module_rates(report: dict[str, Any]) -> dict[str, tuple[float, float, str]]:
+    """Label -> (calls per event, seconds per event, type) of one report."""
+    events = max(1, int(report["events"]))
+    return {m["label"]: (m["calls"] / events, m["total"] / events, m["type"])
+            for m in report["timing_report"]}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One workload calibrated on one process (see the module docstring)."""
+
+    base_s: float  # GIL s/event of an event's own framework work (source, scheduling)
+    per_call_s: float  # GIL s per module call
+    wait_s: dict[str, float]  # label -> GIL-free s/event on the critical path
+    calls: dict[str, float]  # label -> calls per event
+    threads: int
+
+    @property
+    def gil_s(self) -> float:
+        return self.base_s + self.per_call_s * sum(self.calls.values())
+
+    def stage(self, name: str, labels: list[str], extra_calls: float = 0.0,
+              threads: int | None = None) -> Stage:
+        """The process running ``labels`` (+ ``extra_calls`` distributed module calls).
+
+        Raises KeyError naming a label the calibration does not know.
+        """
+        missing = [lb for lb in labels if lb not in self.calls]
+        if missing:
+            raise KeyError(f"modules not in the calibration run: {', '.join(missing[:5])}")
+        calls = sum(self.calls[lb] for lb in labels) + extra_calls
+        wait = sum(self.wait_s[lb] for lb in labels)
+        return Stage(name, self.base_s + self.per_call_s * calls, wait_s=wait,
+                     threads=threads or self.threads)
+
+
+def _fit_gil(rate_one: float, rate_many: float, streams: int, threads: int) -> float:
+    """The GIL seconds per event ``g`` for which the model of one process with
+    ``w = 1 / rate_one - g`` GIL-free seconds gives ``rate_many`` at ``streams``."""
+    total = 1.0 / rate_one
+    lo, hi = 0.0, total  # the rate falls as g grows (the GIL-free part shrinks)
+    if streams <= 1 or rate_many <= rate_one:
+        return total
+    for _ in range(60):
+        g = (lo + hi) / 2
+        x = predict(Stage("p", g, wait_s=total - g, threads=threads), streams=streams)
+        lo, hi = (g, hi) if x.events_per_s > rate_many else (lo, g)
+    return (lo + hi) / 2
+
+
+def calibrate(one: dict[str, Any], many: dict[str, Any], rate_one: float, rate_many: float,
+              base_s: float) -> Profile:
+    """A :class:`Profile` from a 1-stream and an ``S``-stream run of one process.
+
+    ``one``/``many``: their ``JobReport.to_dict()``; ``rate_*``: their events/s;
+    ``base_s``: the per-event framework base (1 / events/s of the empty chain).
+    ``g`` is fitted so that the model gives ``rate_many`` at ``S`` streams (threads
+    taken as at least ``S``: modules that run on the event loop need no thread).
+    Raises ValueError for rates that are not positive.
+    """
+    if rate_one <= 0 or rate_many <= 0:
+        raise ValueError("calibration runs need positive events/s")
+    streams = int(many["streams"])
+    g = _fit_gil(rate_one, rate_many, streams, max(streams, int(many["threads"])))
+    w = max(0.0, 1.0 / rate_one - g)
+    rates = module_rates(one)
+    calls = {lb: c for lb, (c, _, _) in rates.items()}
+    times = {lb: t for lb, (_, t, _) in rates.items()}
+    total = sum(times.values()) or 1.0
+    base = min(base_s, g)
+    per_call = (g - base) / (sum(calls.values()) or 1.0)
+    wait = {lb: w * t / total for lb, t in times.items()}
+    return Profile(base, per_call, wait, calls, int(many["threads"]))

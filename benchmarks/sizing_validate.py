@@ -1,0 +1,232 @@
+"""The ``sizing`` part: real runs on this machine, predicted by the sizing model, compared.
+
+``python -m benchmarks sizing`` (by name only; ~3-4 minutes):
+
+1. link costs: the ``tcp://`` and ``shm://`` ping-pong of the ``transports`` part
+   (quick sizes);
+2. calibration runs (their rates are inputs, never predicted): the empty
+   controller -> follower chain over tcp (the per-event framework base), the
+   offload example's modules in one process and the HLT menu in one process,
+   each at 1 and 4 streams;
+3. the predicted runs, offloaded: the offload example over tcp and shm at 1
+   and 4 streams, the HLT menu with its GPU-like modules in 1 remote (tcp,
+   shm; 1 and 4 streams) and in 2 remotes (tcp). Each is predicted from the
+   calibration profile of its workload, the link costs and its process layout
+   (which modules run where, the distributed modules the split added, the
+   bytes crossing) - never from its own rate.
+
+Printed: predicted vs measured events/s and latency, error %, within 15% or
+not. The records are kept in results.json, so that
+``python -m benchmarks.sizing validate results.json`` recomputes the table
+(e.g. after changing the model) without running anything.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from actors.framework import Process
+
+from .candidates import CANDIDATES
+from .events import transport_unavailable
+from .hlt_config import Menu, make_menu, make_process, write_offloaded
+from .parts import Context, PartResult, register
+from .sizing_inputs import Profile, calibrate, link_costs
+from .sizing_model import Crossing, LinkCost, Offload, Prediction, predict
+from .sizing_runs import (
+    HLT_THREADS,
+    run_empty,
+    run_hlt_local,
+    run_hlt_offloaded,
+    run_offload_example,
+    run_offload_single,
+)
+from .transports import measure_candidate
+
+__all__ = ["CALIBRATION", "PREDICTED", "evaluate", "run"]
+
+HLT_MODULES = 300
+TOLERANCE = 0.15
+#: (name, kind, transport, remotes, streams): calibration runs
+CALIBRATION = [("empty tcp s1", "empty", "tcp", 1, 1),
+               ("offload single s1", "offload-single", "-", 0, 1),
+               ("offload single s4", "offload-single", "-", 0, 4),
+               ("hlt local s1", "hlt-local", "-", 0, 1),
+               ("hlt local s4", "hlt-local", "-", 0, 4)]
+#: the runs predicted
+PREDICTED = [("offload tcp s1", "offload", "tcp", 1, 1),
+             ("offload tcp s4", "offload", "tcp", 1, 4),
+             ("offload shm s1", "offload", "shm", 1, 1),
+             ("offload shm s4", "offload", "shm", 1, 4),
+             ("hlt 1 remote tcp s1", "hlt", "tcp", 1, 1),
+             ("hlt 1 remote tcp s4", "hlt", "tcp", 1, 4),
+             ("hlt 1 remote shm s4", "hlt", "shm", 1, 4),
+             ("hlt 2 remotes tcp s4", "hlt", "tcp", 2, 4)]
+_EVENTS = {"empty": 1500, "offload-single": 600, "offload": 400, "hlt-local": 120, "hlt": 150}
+#: products of the offload example: calib out (4096 float64), energy + peaks back
+_OFFLOAD_OUT, _OFFLOAD_BACK = [4096 * 8], [8, 8 * 8]
+
+
+def _measure(kind: str, transport: str, remotes: int, streams: int, menu: Menu,
+             timeout: float) -> dict[str, Any]:
+    events = _EVENTS[kind]
+    if kind == "empty":
+        return run_empty(transport, streams, events, timeout)
+    if kind == "offload-single":
+        return run_offload_single(streams, events, timeout)
+    if kind == "offload":
+        return run_offload_example(transport, streams, events, timeout)
+    if kind == "hlt-local":
+        return run_hlt_local(menu, streams, events, timeout)
+    return run_hlt_offloaded(menu, remotes, transport, streams, events, timeout)
+
+
+def _distributed_calls(menu: Menu, remotes: int) -> tuple[list[int], list[int]]:
+    """Distributed modules per process of the split menu: [local, remote0, ...], and the
+    products each remote receives (Senders of the local process towards it)."""
+    with tempfile.TemporaryDirectory(prefix="hep-sizing-") as tmp:
+        work = Path(tmp)
+        write_offloaded(make_process(menu, work / "s.json"), menu.gpu_labels, remotes, "tcp",
+                        HLT_THREADS, 1, 1, work)
+        names = ["local", *(f"gpu{i}" for i in range(remotes))]
+        procs = [Process.from_toml(work / f"{n}.toml") for n in names]
+    calls = [sum(1 for m in p.modules.values() if m.type.startswith("actors.distributed"))
+             for p in procs]
+    local = procs[0]
+    sent = [sum(1 for m in local.modules.values() if m.type.endswith(":Sender")
+                and m.params.get("upstream") == f"gpu{i}") for i in range(remotes)]
+    return calls, sent
+
+
+def predict_offload(profile: Profile, link: LinkCost, streams: int, cores: float) -> Prediction:
+    """The offload example as shipped: calib/threshold/summary local, spectrum remote."""
+    client = profile.stage("local", ["calib", "threshold", "summary", "stamp"],
+                           extra_calls=4, threads=1)
+    server = profile.stage("remote", ["spectrum"], extra_calls=3, threads=2)
+    crossing = Crossing(link, products_out=_OFFLOAD_OUT, products_back=_OFFLOAD_BACK)
+    return predict(client, streams=streams, offloads=[Offload(server, crossing)], cores=cores)
+
+
+def predict_hlt(profile: Profile, menu: Menu, link: LinkCost, remotes: int, streams: int,
+                cores: float) -> Prediction:
+    """The HLT menu with its GPU-like modules dealt over ``remotes`` remote processes."""
+    calls, sent = _distributed_calls(menu, remotes)
+    gpu = set(menu.gpu_labels)
+    local = [lb for lb in profile.calls if lb not in gpu]
+    client = profile.stage("local", local, extra_calls=calls[0])
+    offloads = []
+    for i in range(remotes):
+        group = menu.gpu_labels[i::remotes]
+        server = profile.stage(f"gpu{i}", group, extra_calls=calls[i + 1])
+        crossing = Crossing(link, products_out=[64] * sent[i],
+                            products_back=[menu.gpu_bytes] * len(group))
+        offloads.append(Offload(server, crossing))
+    return predict(client, streams=streams, offloads=offloads, cores=cores)
+
+
+def _profiles(cal: dict[str, dict[str, Any]]) -> dict[str, Profile]:
+    base = 1.0 / cal["empty tcp s1"]["events_per_s"]
+    out = {}
+    for workload, prefix in (("offload", "offload single"), ("hlt", "hlt local")):
+        one, many = cal[f"{prefix} s1"], cal[f"{prefix} s4"]
+        out[workload] = calibrate(one["reports"]["local"], many["reports"]["local"],
+                                  one["events_per_s"], many["events_per_s"], base)
+    return out
+
+
+def evaluate(records: dict[str, dict[str, Any]], links: dict[str, LinkCost],
+             cores: float) -> list[dict[str, Any]]:
+    """Predicted vs measured for every predicted run in ``records`` (name -> run record).
+
+    Raises KeyError when a calibration run is missing or failed.
+    """
+    missing = [n for n, *_ in CALIBRATION if "events_per_s" not in records.get(n, {})]
+    if missing:
+        raise KeyError(f"calibration runs missing or failed: {', '.join(missing)}")
+    profiles = _profiles(records)
+    menu = make_menu(HLT_MODULES)
+    rows = []
+    for name, kind, transport, remotes, streams in PREDICTED:
+        rec = records.get(name, {})
+        if transport not in links or "events_per_s" not in rec:
+            continue
+        if kind == "offload":
+            p = predict_offload(profiles["offload"], links[transport], streams, cores)
+        else:
+            p = predict_hlt(profiles["hlt"], menu, links[transport], remotes, streams, cores)
+        measured = rec["events_per_s"]
+        err = p.events_per_s / measured - 1.0
+        rows.append({"name": name, "predicted_events_per_s": p.events_per_s,
+                     "measured_events_per_s": measured, "error": err,
+                     "within": abs(err) <= TOLERANCE,
+                     "predicted_latency_ms": p.latency_s * 1e3,
+                     "measured_latency_ms": rec.get("latency", {}).get("mean_ms"),
+                     "bottleneck": p.bottleneck})
+    return rows
+
+
+def table_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
+    """The printed table of :func:`evaluate`'s rows."""
+    def ms(v: float | None) -> str:
+        return "-" if v is None else f"{v:.1f}"
+    return [[r["name"], f"{r['predicted_events_per_s']:.1f}", f"{r['measured_events_per_s']:.1f}",
+             f"{r['error']:+.0%}", "yes" if r["within"] else "NO",
+             ms(r["predicted_latency_ms"]), ms(r["measured_latency_ms"]), r["bottleneck"]]
+            for r in rows]
+
+
+COLUMNS = ["run", "predicted ev/s", "measured ev/s", "error", "within 15%",
+           "pred. latency ms", "meas. latency ms", "model bottleneck"]
+
+
+def _link_records(ctx: Context) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    for c in CANDIDATES:
+        if c.name in ("tcp://", "shm://"):
+            records += measure_candidate(c, ctx)[1]
+    return records
+
+
+def _run_all(ctx: Context, menu: Menu, log: Callable[[str], None]) -> dict[str, Any]:
+    records: dict[str, Any] = {}
+    for name, kind, transport, remotes, streams in CALIBRATION + PREDICTED:
+        why = transport_unavailable(transport) if transport != "-" else None
+        if why or not ctx.selects(name):
+            continue
+        rec = _measure(kind, transport, remotes, streams, menu, ctx.timeout)
+        records[name] = rec
+        shown = (f"{rec['events_per_s']:.1f} events/s" if "events_per_s" in rec
+                 else f"FAILED: {rec['error']}")
+        log(f"  sizing {name}: {shown}")
+    return records
+
+
+@register("sizing")
+def run(ctx: Context) -> PartResult:
+    """Measure, predict, compare; see the module docstring."""
+    link_recs = _link_records(ctx)
+    try:
+        links = link_costs(link_recs)
+    except ValueError as exc:
+        return PartResult("failed", str(exc))
+    records = _run_all(ctx, make_menu(HLT_MODULES), ctx.log)
+    cores = float(os.cpu_count() or 1)
+    try:
+        rows = evaluate(records, links, cores)
+    except KeyError as exc:
+        return PartResult("failed", str(exc), data={"runs": records})
+    within = sum(r["within"] for r in rows)
+    slim = {n: {k: v for k, v in r.items() if k != "reports"} | {"reports": r.get("reports")}
+            for n, r in records.items()}
+    return PartResult(
+        "ok", None,
+        data={"cores": cores, "load_average": list(os.getloadavg()),
+              "links": {t: vars(c) for t, c in links.items()}, "link_records": link_recs,
+              "runs": slim, "validation": rows, "within": within},
+        tables=[(f"sizing: predicted vs measured ({within} of {len(rows)} within 15%; "
+                 f"{cores:g} cores, load average {os.getloadavg()[0]:.1f})", COLUMNS,
+                 table_rows(rows))])

@@ -1,0 +1,194 @@
+"""The farm-sizing model (benchmarks/sizing*.py): formulas on small inputs with known
+answers, the command line on synthetic reports, and the farm projection of a stated case.
+No timing is measured here."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.sizing import main
+from benchmarks.sizing_farm import Farm, project
+from benchmarks.sizing_inputs import calibrate, link_costs, load_reports
+from benchmarks.sizing_model import (
+    Crossing,
+    LinkCost,
+    Offload,
+    Stage,
+    Station,
+    mva,
+    predict,
+)
+
+
+def test_mva_single_queue_and_queue_plus_delay() -> None:
+    assert mva([Station("q", 1.0)], 1) == (1.0, 1.0)
+    assert mva([Station("q", 1.0)], 5) == pytest.approx((1.0, 5.0))
+    # n=1: R = 1 + 1, X = 0.5, Q = 0.5; n=2: R = 1.5 + 1, X = 2 / 2.5
+    x, latency = mva([Station("q", 1.0), Station("d", 1.0, "delay")], 2)
+    assert x == pytest.approx(0.8)
+    assert latency == pytest.approx(2.5)
+
+
+def test_mva_refuses_empty_population_and_network() -> None:
+    with pytest.raises(ValueError, match="population"):
+        mva([Station("q", 1.0)], 0)
+    with pytest.raises(ValueError, match="no time"):
+        mva([Station("q", 0.0)], 1)
+
+
+def test_threads_do_not_wait_until_streams_exceed_them() -> None:
+    stage = Stage("p", 0.0, wait_s=0.05, threads=4)
+    p = predict(stage, streams=4)
+    assert p.events_per_s == pytest.approx(80.0)  # 4 events in flight / 50 ms
+    assert p.latency_s == pytest.approx(0.05)
+    many = predict(stage, streams=16)
+    assert many.events_per_s == pytest.approx(80.0)  # 4 threads / 50 ms
+    assert many.latency_s == pytest.approx(0.2)  # Little: 16 / 80
+    assert many.bottleneck == "p threads"
+
+
+def test_gil_bounds_one_process_and_copies_share_it() -> None:
+    stage = Stage("p", 0.01, wait_s=0.03, threads=64)
+    assert predict(stage, streams=1).events_per_s == pytest.approx(25.0)
+    assert predict(stage, streams=64).events_per_s == pytest.approx(100.0)
+    assert 195.0 < predict(stage, clients=2, streams=64).events_per_s <= 200.0
+
+
+def test_host_cores_bound_every_process_together() -> None:
+    stage = Stage("p", 0.0, cpu_s=0.01, threads=64)
+    p = predict(stage, clients=4, streams=16, cores=2)
+    assert p.events_per_s == pytest.approx(200.0)  # 2 cores / 10 ms
+    assert p.bottleneck == "host cores"
+
+
+def test_offload_latency_is_the_sum_along_the_event() -> None:
+    link = LinkCost(latency_s=1e-4, bandwidth_Bps=1e9)
+    assert link.time(1000) == pytest.approx(1e-4 + 1e-6)
+    crossing = Crossing(link, cpu_s=0.0, delay_s=0.002, products_out=[1000],
+                        products_back=[2000])
+    assert crossing.transfer_s() == pytest.approx(4e-4 + 3e-6)
+    client = Stage("c", 0.001)
+    server = Stage("s", 0.0, wait_s=0.01, threads=1)
+    p = predict(client, streams=1, offloads=[Offload(server, crossing)])
+    assert p.latency_s == pytest.approx(0.001 + 0.01 + 0.002 + 4e-4 + 3e-6)
+    # M servers share the events: towards 2 single-thread servers / 10 ms
+    two = predict(client, streams=64, offloads=[Offload(server, crossing, copies=2)])
+    assert 195.0 < two.events_per_s <= 200.0
+
+
+def _report(process: str, streams: int, throughput: float,
+            modules: dict[str, tuple[int, float]], events: int = 100) -> dict[str, Any]:
+    return {"process": process, "events": events, "accepted": events, "streams": streams,
+            "threads": 4, "event_loop_time": events / throughput, "wall_time": 1.0,
+            "throughput": throughput, "overhead": 0.0, "trigger_report": [],
+            "timing_report": [{"label": lb, "type": "m:M", "calls": c, "total": t,
+                               "transition_calls": 0, "transition_total": 0.0,
+                               "mean": t / c, "fraction": 0.0}
+                              for lb, (c, t) in modules.items()]}
+
+
+MODULES = {"a": (100, 0.1), "b": (100, 0.3)}  # 1 ms and 3 ms per event
+
+
+def test_calibrate_splits_gil_and_wait() -> None:
+    one = _report("P", 1, 50.0, MODULES)  # 20 ms per event alone
+    many = _report("P", 4, 100.0, MODULES)  # GIL-bound: 10 ms per event
+    prof = calibrate(one, many, 50.0, 100.0, base_s=0.002)
+    g = prof.gil_s  # a bit below 10 ms: 4 streams do not quite saturate the GIL
+    assert 0.008 < g < 0.010
+    assert prof.base_s == pytest.approx(0.002)
+    assert prof.per_call_s == pytest.approx((g - 0.002) / 2)  # the rest over 2 calls
+    w = 0.020 - g  # the GIL-free rest of 20 ms, shared 1:3 by module time
+    assert prof.wait_s["a"] == pytest.approx(w / 4)
+    assert prof.wait_s["b"] == pytest.approx(3 * w / 4)
+    alone = prof.stage("p", ["a", "b"])
+    assert predict(alone, streams=1).events_per_s == pytest.approx(50.0)
+    assert predict(alone, streams=4).events_per_s == pytest.approx(100.0, rel=1e-6)
+    with pytest.raises(KeyError, match="zzz"):
+        prof.stage("p", ["zzz"])
+
+
+def _links() -> list[dict[str, Any]]:
+    recs = []
+    for size, rtt, bw in ((8, 60.0, 0.0001), (4096, 40.0, 0.2), (1 << 24, 9000.0, 2.0)):
+        recs.append({"series": "tcp://", "role": "transport", "size": size,
+                     "latency_us": rtt, "bandwidth_GBps": bw})
+    return recs
+
+
+def test_link_costs_from_transport_records() -> None:
+    links = link_costs({"parts": {"transports": {"measurements": _links()}}})
+    assert links["tcp"].latency_s == pytest.approx(20e-6)  # half the smallest small RTT
+    assert links["tcp"].bandwidth_Bps == pytest.approx(2e9)
+    with pytest.raises(ValueError, match="no transport"):
+        link_costs([])
+
+
+def test_load_reports_of_every_kind(tmp_path: Path) -> None:
+    rep = _report("P", 1, 50.0, MODULES)
+    (tmp_path / "one.json").write_text(json.dumps(rep))
+    assert list(load_reports(tmp_path / "one.json")) == ["P"]
+    launch = {"schema": "hep-actors-launch-report/1",
+              "processes": [{"name": "local", "report": rep}, {"name": "dead", "report": None}]}
+    (tmp_path / "launch.json").write_text(json.dumps(launch))
+    assert list(load_reports(tmp_path / "launch.json")) == ["local"]
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"bad\.json"):
+        load_reports(tmp_path / "bad.json")
+
+
+def _cli_inputs(tmp_path: Path) -> list[str]:
+    (tmp_path / "one.json").write_text(json.dumps(_report("P", 1, 50.0, MODULES)))
+    (tmp_path / "many.json").write_text(json.dumps(_report("P", 4, 100.0, MODULES)))
+    (tmp_path / "links.json").write_text(json.dumps(
+        {"parts": {"transports": {"measurements": _links()}}}))
+    return ["--one", str(tmp_path / "one.json"), "--many", str(tmp_path / "many.json"),
+            "--links", str(tmp_path / "links.json"), "--base-us", "2000"]
+
+
+def test_cli_predict_and_split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = _cli_inputs(tmp_path)
+    assert main(["predict", *args, "--streams", "4"]) == 0
+    assert "100.00 events/s" in capsys.readouterr().out  # the calibration run's own shape
+    assert main(["split", *args, "--candidates", "^b$", "--speedup", "10",
+                 "--streams", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "best split: offload" in out
+    assert main(["predict", "--one", str(tmp_path / "nope.json"), *args[2:]]) == 2
+    assert "nope.json" in capsys.readouterr().err
+
+
+def test_cli_validate_refuses_a_file_without_runs(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "results.json").write_text(json.dumps({"parts": {"sizing": {}}}))
+    assert main(["validate", str(tmp_path / "results.json")]) == 2
+    assert "no runs of the sizing part" in capsys.readouterr().err
+
+
+def test_farm_projection_of_the_stated_case() -> None:
+    rows = project(Farm(), [100.0])
+    cpu_only, in_node, remote = rows
+    # 128 cores / 260 ms = 492 events/s per node -> ceil(100 kHz / 492.3) nodes
+    assert cpu_only["node_events_per_s"] == pytest.approx(128 / 0.26)
+    assert cpu_only["cpu_nodes"] == math.ceil(100e3 / (128 / 0.26)) == 204
+    assert cpu_only["cpu_node_gbps"] == pytest.approx(105e3 * 1e6 * 8 / 1e9 / 204)
+    # 40% on GPUs 100x faster: the CPU keeps 60% + 2 ms -> at most 810 events/s per node
+    assert in_node["cpu_nodes"] == 124
+    assert in_node["gpus_total"] == 248
+    assert remote["gpu_servers"] == math.ceil(100e3 * 0.104 / 100 / (0.8 * 4))
+    assert remote["gpu_server_gbps"] == pytest.approx(
+        100e3 * 0.7e6 * 8 / 1e9 / remote["gpu_servers"])
+
+
+def test_cli_farm_writes_the_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
+    assert main(["farm", "--speedups", "10,50", "--plot", str(tmp_path),
+                 "--json", str(tmp_path / "farm.json")]) == 0
+    assert (tmp_path / "sizing-farm.png").stat().st_size > 0
+    assert json.loads((tmp_path / "farm.json").read_text())["rows"][0]["cpu_nodes"] == 204
+    assert "CPU only" in capsys.readouterr().out
