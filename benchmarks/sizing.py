@@ -128,19 +128,21 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_split(args: argparse.Namespace) -> int:
     profile = _profile(args)
     link = _link(args)
-    cands = sorted(_matching(profile, args.candidates), key=lambda lb: -profile.wait_s[lb])
+    cands = profile.heaviest_first(_matching(profile, args.candidates))
     if not cands:
         raise ConfigError(f"no module label matches {args.candidates!r}", key="--candidates")
-    rows, best = [], (-1.0, 0)
-    for k in range(len(cands) + 1):
-        p = _shape(profile, cands[:k], args, link, args.speedup)
-        best = max(best, (p.events_per_s, -k))
-        rows.append([str(k), cands[k - 1] if k else "-", f"{p.events_per_s:.2f}",
-                     f"{p.latency_s * 1e3:.2f}", p.bottleneck])
-    print(_table(["offloaded", "last added", "events/s", "latency ms", "bottleneck"], rows))
-    k = -best[1]
-    print(f"best split: offload {k} module(s) at speed-up {args.speedup:g}: "
-          f"{', '.join(cands[:k]) or 'none'}")
+    preds = [_shape(profile, cands[:k], args, link, args.speedup) for k in range(len(cands) + 1)]
+    best = max(range(len(preds)), key=lambda k: (preds[k].events_per_s, -k))
+    step = max(1, len(preds) // 20)  # about 20 rows, and the best one
+    shown = sorted({*range(0, len(preds), step), len(preds) - 1, best})
+    rows = [[str(k), cands[k - 1] if k else "-", f"{preds[k].events_per_s:.2f}",
+             f"{preds[k].latency_s * 1e3:.2f}", preds[k].bottleneck,
+             "best" if k == best else ""] for k in shown]
+    print(_table(["offloaded", "last added", "events/s", "latency ms", "bottleneck", ""],
+                 rows))
+    names = ", ".join(cands[:best][:12]) + (", ..." if best > 12 else "")
+    print(f"best split at speed-up {args.speedup:g}: offload the {best} heaviest "
+          f"candidate(s){': ' + names if best else ''}")
     return 0
 
 

@@ -14,9 +14,8 @@
   ``S``-stream rate: with events in flight the GIL is what bounds it) and the
   GIL-free seconds on the event's critical path (``w = 1 / rate(1 stream) - g``).
   ``g`` is a per-event base ``b`` (the source and the event's own framework work,
-  measured by the empty
-  controller -> follower chain) plus an equal cost per module call; ``w`` is
-  shared among the modules by their measured time.
+  measured by the empty controller -> follower chain) plus an equal cost per
+  module call; ``w`` is shared among the modules by their measured time.
 * :meth:`Profile.stage` is the :class:`~benchmarks.sizing_model.Stage` of a
   process that runs some of the modules (plus, offloaded, its distributed
   modules, each one module call).
@@ -98,6 +97,12 @@ class Profile:
     wait_s: dict[str, float]  # label -> GIL-free s/event on the critical path
     calls: dict[str, float]  # label -> calls per event
     threads: int
+    module_s: dict[str, float] | None = None  # label -> measured s/event (report)
+
+    def heaviest_first(self, labels: list[str]) -> list[str]:
+        """``labels`` by decreasing GIL-free share, then measured time."""
+        times = self.module_s or {}
+        return sorted(labels, key=lambda lb: (-self.wait_s.get(lb, 0.0), -times.get(lb, 0.0)))
 
     @property
     def gil_s(self) -> float:
@@ -154,4 +159,4 @@ def calibrate(one: dict[str, Any], many: dict[str, Any], rate_one: float, rate_m
     base = min(base_s, g)
     per_call = (g - base) / (sum(calls.values()) or 1.0)
     wait = {lb: w * t / total for lb, t in times.items()}
-    return Profile(base, per_call, wait, calls, int(many["threads"]))
+    return Profile(base, per_call, wait, calls, int(many["threads"]), times)

@@ -15,6 +15,8 @@
    (which modules run where, the distributed modules the split added, the
    bytes crossing) - never from its own rate.
 
+``--select REGEX`` picks the predicted runs (the calibration runs always run);
+``--repeat N`` runs N interleaved rounds and keeps each run's median.
 Printed: predicted vs measured events/s and latency, error %, within 15% or
 not. The records are kept in results.json, so that
 ``python -m benchmarks.sizing validate results.json`` recomputes the table
@@ -191,18 +193,30 @@ def _link_records(ctx: Context) -> list[dict[str, Any]]:
     return records
 
 
+def _median_record(recs: list[dict[str, Any]]) -> dict[str, Any]:
+    ok = sorted((r for r in recs if "events_per_s" in r), key=lambda r: r["events_per_s"])
+    if not ok:
+        return recs[-1]
+    return ok[len(ok) // 2] | {"samples_events_per_s": [r["events_per_s"] for r in ok]}
+
+
 def _run_all(ctx: Context, menu: Menu, log: Callable[[str], None]) -> dict[str, Any]:
-    records: dict[str, Any] = {}
-    for name, kind, transport, remotes, streams in CALIBRATION + PREDICTED:
-        why = transport_unavailable(transport) if transport != "-" else None
-        if why or not ctx.selects(name):
-            continue
-        rec = _measure(kind, transport, remotes, streams, menu, ctx.timeout)
-        records[name] = rec
-        shown = (f"{rec['events_per_s']:.1f} events/s" if "events_per_s" in rec
-                 else f"FAILED: {rec['error']}")
-        log(f"  sizing {name}: {shown}")
-    return records
+    """Every selected run, ``ctx.repeat`` interleaved rounds; the median-rate record kept."""
+    shapes = [(name, kind, transport, remotes, streams)
+              for name, kind, transport, remotes, streams in CALIBRATION + PREDICTED
+              if (transport == "-" or transport_unavailable(transport) is None)
+              and (ctx.selects(name) or (name, kind, transport, remotes, streams) in CALIBRATION)]
+    recs: dict[str, list[dict[str, Any]]] = {s[0]: [] for s in shapes}
+    for round_no in range(ctx.repeat):
+        if ctx.repeat > 1:
+            log(f" round {round_no + 1} of {ctx.repeat}")
+        for name, kind, transport, remotes, streams in shapes:
+            rec = _measure(kind, transport, remotes, streams, menu, ctx.timeout)
+            recs[name].append(rec)
+            shown = (f"{rec['events_per_s']:.1f} events/s" if "events_per_s" in rec
+                     else f"FAILED: {rec['error']}")
+            log(f"  sizing {name}: {shown}")
+    return {name: _median_record(rs) for name, rs in recs.items()}
 
 
 @register("sizing")

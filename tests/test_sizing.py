@@ -158,7 +158,7 @@ def test_cli_predict_and_split(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["split", *args, "--candidates", "^b$", "--speedup", "10",
                  "--streams", "8"]) == 0
     out = capsys.readouterr().out
-    assert "best split: offload" in out
+    assert "best split at speed-up 10: offload the" in out
     assert main(["predict", "--one", str(tmp_path / "nope.json"), *args[2:]]) == 2
     assert "nope.json" in capsys.readouterr().err
 
