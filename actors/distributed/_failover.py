@@ -8,7 +8,8 @@ needs besides its routing:
   to a follower that (re)joins mid-job so that it sees the same boundaries;
 - :func:`announce`: tells the user (a log warning) and, under
   ``python -m actors.launch``, the launcher (a :data:`FAILOVER_MARK` line) what
-  happened: a follower lost and the events resent, a replacement rejoined;
+  happened: a follower lost and the events resent, a replacement rejoined, a
+  follower's controller lost (said by the follower);
 - :func:`replacement_expected` / :func:`reconnect`: a link whose server the
   launcher restarts (``restarts = N`` in the topology, handed over as the link
   endpoint's ``restarts``) is connected again, retrying until its timeout.
@@ -26,7 +27,7 @@ from typing import Any
 from ..errors import PeerLost
 from ..settings import PROGRESS_LINES
 from ..transports import Link
-from .endpoints import connect_named, current_links
+from .endpoints import connect_named, current_links, published_address
 from .protocol import T_BEGIN_LUMI, T_BEGIN_RUN, T_END_LUMI, T_END_RUN
 
 __all__ = [
@@ -76,11 +77,15 @@ class OpenTransitions:
         return list(self.runs.values()) + list(self.lumis.values())
 
 
-def announce(what: str, message: str, **info: Any) -> None:
-    """Report a failover step: a marker line for the launcher, else a log warning."""
+def announce(what: str, message: str, *, quiet: bool = False, **info: Any) -> None:
+    """Report a failover step: a marker line for the launcher, else a log warning.
+
+    ``quiet``: the marker only (the message is reported otherwise, e.g. as the
+    job's error).
+    """
     if PROGRESS_LINES.get():
         print(FAILOVER_MARK + json.dumps({"what": what, "message": message, **info}), flush=True)
-    else:
+    elif not quiet:
         log.warning("%s", message)
 
 
@@ -96,12 +101,13 @@ def launcher_name(name: str) -> str:
     return endpoint.peer if endpoint is not None else "?"
 
 
-async def reconnect(name: str, timeout: float) -> Link:
-    """Connect link ``name`` again, to the replacement of its lost server.
+async def reconnect(name: str, timeout: float, dead: str = "") -> Link:
+    """Connect link ``name`` again, to the replacement of its lost server at ``dead``.
 
     Retries until ``timeout`` seconds have passed (the replacement may still
-    be starting, and its address file may still hold the dead server's
-    address); raises the last PeerLost then. Cancellable at any await.
+    be starting); while the rendezvous still publishes ``dead`` (the lost
+    server's address) it waits for the new one. Raises the last PeerLost then.
+    Cancellable at any await.
     """
     endpoint = current_links().get(name, "client")
     through_file = endpoint.url.partition("://")[0] in _RENDEZVOUS_SCHEMES
@@ -109,6 +115,9 @@ async def reconnect(name: str, timeout: float) -> Link:
     deadline = loop.time() + timeout
     while True:
         left = deadline - loop.time()
+        if through_file and dead and published_address(name) == dead and left > 0.1:
+            await asyncio.sleep(0.02)
+            continue
         attempt = min(left, _ATTEMPT_S) if through_file else left
         try:
             return await connect_named(name, timeout=max(attempt, 0.1))

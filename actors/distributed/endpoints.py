@@ -40,6 +40,7 @@ __all__ = [
     "current_links",
     "enter_links",
     "listen_named",
+    "published_address",
     "use_links",
 ]
 
@@ -150,6 +151,15 @@ def enter_links(table: LinkTable) -> None:
 
 def _address_file(table: LinkTable, name: str) -> Path | None:
     return None if table.rendezvous is None else table.rendezvous / f"{name}.addr"
+
+
+def published_address(name: str, table: LinkTable | None = None) -> str | None:
+    """The address the server of link ``name`` published (None: none yet, or no rendezvous)."""
+    path = _address_file(table or current_links(), name)
+    try:
+        return None if path is None else path.read_text().strip()
+    except OSError:
+        return None
 
 
 def _needs_rendezvous(url: str) -> bool:

@@ -20,11 +20,14 @@ different history is refused (DistributedError naming both). When the
 controller ends the job the iterator ends, the framework finishes the events
 in flight, and ``end_job`` tells the controller (FINISHED). When the
 controller disappears the iterator raises DistributedError naming the link,
-so the job stops with a clear error (non-zero exit). When this job stops early
-(``events`` reached) the events in flight still finish and answer; ``end_job``
-then closes the link, and the controller reports the events it is missing.
-After a failed job, :func:`~actors.distributed.close_channels` (or the end of
-the process) closes the link.
+so the job stops with a clear error (non-zero exit) at once, whatever it was
+waiting for; under the launcher it also prints a marker line, so that the
+launcher neither restarts this process nor counts it as a lost follower.
+When this job stops early (``events`` reached) the events in flight still
+finish and answer; ``end_job`` then closes the link, and the controller
+reports the events it is missing. After a failed job,
+:func:`~actors.distributed.close_channels` (or the end of the process) closes
+the link.
 
 Set this process's ``max_concurrent_lumis`` at least as high as the
 controller's: the follower receives lumi boundaries in the controller's order.
@@ -58,6 +61,7 @@ from ..framework import (
     Transition,
 )
 from ..transports import Link
+from ._failover import announce, launcher_name
 from ._handshake import answer_controller, job_settings
 from ._peer import Peer
 from .endpoints import current_links, listen_named
@@ -160,6 +164,10 @@ class FollowerHub(Hub):
             f"follower source {self.label!r}: the controller {self.controller!r} on "
             f"{peer.who} disappeared before ending the job: {exc}"
         ))
+        # tells the launcher that this process ends because of its controller, not
+        # on its own: it is then neither restarted nor taken for a follower lost
+        announce("controller-lost", str(self.error), quiet=True, link=peer.name,
+                 process=launcher_name(peer.name))
 
     def wake_all(self) -> None:
         self.wake.set()

@@ -63,6 +63,7 @@ class LaunchState:
     lost: dict[str, list[int]] = field(default_factory=dict)  # exit codes of lost instances
     restarts: dict[str, int] = field(default_factory=dict)  # replacements started
     resent: dict[str, int] = field(default_factory=dict)  # events resent after losing it
+    orphaned: set[str] = field(default_factory=set)  # followers that lost their controller
     started: float = field(default_factory=time.monotonic)
 
 
@@ -212,6 +213,10 @@ class _Watch:
             if verdict == FAIL:
                 await self.fail(name, code)
                 return
+            if name in self.state.orphaned:  # not lost on its own: its controller decides
+                self.console.print(f"[yellow]process {name!r} failed with exit code {code} "
+                                   "after losing its controller[/yellow]")
+                return
             self.state.lost.setdefault(name, []).append(code)
             if verdict == ABSORB:
                 self.console.print(
@@ -286,6 +291,9 @@ def _consume_failover(line: str, name: str, state: LaunchState, console: Console
         return False
     if not isinstance(info, dict):
         return False
+    if info.get("what") == "controller-lost":  # its own error line says it
+        state.orphaned.add(name)
+        return True
     if info.get("what") == "lost":  # counted once: a rejoin hands on the same events
         lost = str(info.get("process", "?"))
         state.resent[lost] = state.resent.get(lost, 0) + int(info.get("resent", 0))
