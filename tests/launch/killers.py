@@ -1,4 +1,4 @@
-"""Modules for the failover tests: a self-kill at a chosen event, and a wait for a replacement."""
+"""Modules for the failover tests: a self-kill at a chosen event, a wait for a rejoin..."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 from typing import ClassVar
 
-from actors.framework import Concurrency, Event, Producer
+from actors.distributed.controller import ControllerHub
+from actors.framework import Concurrency, Declarer, Event, Producer
 
 
 class KillOnce(Producer):
@@ -17,8 +18,7 @@ class KillOnce(Producer):
 
     The marker (holding the time of the kill) is written first, so that a
     replacement of the process (``restarts``) runs to the end: one kill per
-    run, at a point fixed by progress (events seen), never by a timer. A
-    replacement touches ``<marker>.replacement`` when it is built.
+    run, at a point fixed by progress (events seen), never by a timer.
     """
 
     concurrency: ClassVar[Concurrency] = Concurrency.SHARED
@@ -28,8 +28,6 @@ class KillOnce(Producer):
         self.marker = Path(marker)
         self.seen = 0
         self.lock = threading.Lock()
-        if self.marker.exists():
-            Path(f"{marker}.replacement").touch()
 
     def produce(self, event: Event) -> None:
         with self.lock:
@@ -40,30 +38,39 @@ class KillOnce(Producer):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-class AwaitFile(Producer):
-    """In its ``at``-th event, waits (at most ``timeout`` s) until ``path`` exists.
+class AwaitRejoin(Producer):
+    """In its ``at``-th event, waits (at most ``timeout`` s) until ``link`` rejoined.
 
-    Holds the controller's job until a replacement follower is up, so that
-    events are left for it whatever the machine's speed.
+    Holds the controller's job until the replacement of the follower on
+    ``link`` joined channel ``channel`` (a second follower entry of that link
+    in the controller's hub, found through the event's ChannelToken: put it
+    after the Controller on its path), so that events are left for it
+    whatever the machine's speed.
     """
 
     concurrency: ClassVar[Concurrency] = Concurrency.SHARED
 
-    def __init__(self, *, at: int, path: str, timeout: float = 60.0) -> None:
+    def __init__(self, *, at: int, channel: str, link: str, timeout: float = 60.0) -> None:
         self.at = at
-        self.path = Path(path)
+        self.channel = channel
+        self.link = link
         self.timeout = timeout
         self.seen = 0
         self.lock = threading.Lock()
+
+    def declare(self, d: Declarer) -> None:
+        self.token = d.consumes(self.channel)
 
     def produce(self, event: Event) -> None:
         with self.lock:
             self.seen += 1
             now = self.seen == self.at
+        hub = event.get(self.token).hub
+        assert isinstance(hub, ControllerHub)
         deadline = time.monotonic() + self.timeout
-        while now and not self.path.exists():
+        while now and sum(1 for f in list(hub.followers) if f.name == self.link) < 2:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.path} did not appear within {self.timeout} s")
+                raise TimeoutError(f"link {self.link!r} did not rejoin within {self.timeout} s")
             time.sleep(0.02)
 
 
@@ -87,10 +94,17 @@ class TouchAt(Producer):
 
 
 class FailAt(TouchAt):
-    """Raises in the ``at``-th event it sees (a crash for processes that share the launcher's)."""
+    """Raises in the ``at``-th event it sees, or in ``begin_job`` when ``at`` is 0.
+
+    A crash that does not kill the process (as in processes that share the launcher's).
+    """
 
     def __init__(self, *, at: int) -> None:
         super().__init__(at=at, path="/dev/null")
+
+    async def begin_job(self) -> None:
+        if self.at == 0:
+            raise RuntimeError("failing on purpose in begin_job")
 
     def produce(self, event: Event) -> None:
         with self.lock:

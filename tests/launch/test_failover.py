@@ -90,9 +90,9 @@ def failover(tmp: Path, *, victim: str = "gpu1", at: int | None = None, position
         path_line = 'dimuon = [' if victim == "local" else 'mass = ['
         texts[victim] = _insert(texts[victim], path_line, "kill", kill, position)
     if wait_for_replacement is not None:
-        wait = (f'type = "{KILLER}:AwaitFile"\nat = {wait_for_replacement}\n'
-                f'path = "{marker}.replacement"')
-        texts["local"] = _insert(texts["local"], "dimuon = [", "await", wait, "first")
+        wait = (f'type = "{KILLER}:AwaitRejoin"\nat = {wait_for_replacement}\n'
+                f'channel = "offload"\nlink = "{victim}"')
+        texts["local"] = _insert(texts["local"], "dimuon = [", "await", wait, "last")
     for name, text in texts.items():
         (tmp / f"failover_{name}.toml").write_text(text)
     lines = ['[run]\ntransport = "tcp"\nmpi_mode = "port-file"\n' + run,
@@ -311,6 +311,19 @@ def test_killed_controller_stops_every_follower(nano: Path, tmp_path: Path) -> N
         assert summary_row(text, follower)[1] == "1", text[-4000:]
         assert re.search(rf"\[{follower}\] error: .*the controller 'DIMUON' on link "
                          rf"'{follower}'.* disappeared", text), text[-4000:]
+
+
+@pytest.mark.parametrize("at", [0, 60])
+def test_failed_controller_restarts_no_follower(at: int, nano: Path, tmp_path: Path) -> None:
+    """Followers that end because their controller failed are neither restarted nor absorbed."""
+    topology = failover(tmp_path, restarts=1)
+    local = tmp_path / "failover_local.toml"
+    fail = f'type = "{KILLER}:FailAt"\nat = {at}'
+    local.write_text(_insert(local.read_text(), "dimuon = [", "fail", fail, "first"))
+    status, text, _ = launch(topology, nano, tmp_path / "out.root")
+    assert status == 1, text[-4000:]
+    assert "process 'local' failed with exit code 1" in text, text[-4000:]
+    assert "replacement" not in text and "lost (exit" not in text, text[-4000:]
 
 
 def test_mpmd_refuses_resend_and_names_the_mode(tmp_path: Path) -> None:
