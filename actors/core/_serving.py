@@ -79,11 +79,6 @@ class ServedLink:
         if self._stoppers:
             await asyncio.wait(self._stoppers)
 
-    def describe_state(self) -> dict[str, Any]:
-        """Outbox depth and state, for the stall report."""
-        return {"link": self.session.who, "outbox": self.session.queued,
-                "lost": None if self.session.lost is None else str(self.session.lost)}
-
     async def _dispatch(self, header: bytes, buffers: list[Any]) -> None:
         kind, target, corr, body = _wire.unpack_header(header, self.link.peer)
         if kind not in (_wire.TELL, _wire.ASK, _wire.STOP, _wire.LOOKUP) or (

@@ -11,17 +11,18 @@ Every process started by ``python -m actors.run`` prints a stall report on
   It ends by itself when every child has ended.
 * :func:`print_report` prints a report line as a block under the process's name.
 
-Signals go to every process of each child's process group that has a
-SIGUSR1 handler (``actors.run`` installs it first thing): the child itself
-for plain subprocesses, the ranks under ``mpiexec`` if they share its group;
-a process without a handler (still starting, or an MPI proxy) is skipped,
-since SIGUSR1 would kill it. Loop rules: the launcher's event loop.
+Signals go to every ``python -m actors.run`` process of each child's
+process group that has its SIGUSR1 handler installed (``actors.run`` does it
+first thing): the child itself for plain subprocesses, the ranks under
+``mpiexec`` if they share its group; anything else is skipped. Loop rules:
+the launcher's event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -42,11 +43,12 @@ _BEFORE_TIMEOUT_S = 3.0
 
 
 def targets(pids: list[int], proc: Path = Path("/proc")) -> list[int]:
-    """The processes of the groups led by ``pids`` that handle SIGUSR1 (``actors.run``).
+    """The ``python -m actors.run`` processes of the groups led by ``pids`` that handle SIGUSR1.
 
     A process still starting (handler not installed yet) is left out: the
-    default action of SIGUSR1 would kill it. Without a readable ``/proc``
-    nobody is signalled.
+    default action of SIGUSR1 would kill it; so are other programs of the
+    group (``mpiexec`` and its proxies give SIGUSR1 other meanings). Without
+    a readable ``/proc`` nobody is signalled.
     """
     groups = set(pids)
     found: list[int] = []
@@ -59,13 +61,25 @@ def targets(pids: list[int], proc: Path = Path("/proc")) -> list[int]:
             continue
         try:
             stat = (entry / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+            if int(fields[2]) not in groups:
+                continue
             status = (entry / "status").read_text()
+            command = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:  # ended meanwhile, or not ours
             continue
-        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
-        if int(fields[2]) in groups and _catches_sigusr1(status):
+        if _runs_actors(command) and _catches_sigusr1(status):
             found.append(int(entry.name))
     return sorted(found)
+
+
+def _runs_actors(command: list[bytes]) -> bool:
+    """``python [options] -m actors.run ...`` (not mpiexec, whose arguments name it too)."""
+    if not command or "python" not in Path(command[0].decode(errors="replace")).name:
+        return False
+    return any(
+        a == b"-m" and b == b"actors.run" for a, b in itertools.pairwise(command[1:6])
+    )
 
 
 def _catches_sigusr1(status: str) -> bool:

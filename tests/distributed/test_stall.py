@@ -167,3 +167,25 @@ def test_launcher_gathers_every_process_report_on_a_stall(tmp_path: Path) -> Non
     assert "stall report: process 'remote'" in out, out
     assert "receiver 'back' waits for instance 2 of event 1:1:1 (key 1) on link 'offload'" in out
     assert "event 1:1:1 (stream 0): running ['back']" in out, out
+
+
+def _fake_process(proc: Path, pid: int, group: int, argv: list[str], caught: int) -> None:
+    entry = proc / str(pid)
+    entry.mkdir()
+    (entry / "stat").write_text(f"{pid} (py thon) S 1 {group} {group} 0 -1 4194560\n")
+    (entry / "status").write_text(f"Name:\tpython\nSigCgt:\t{caught:016x}\n")
+    (entry / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
+
+
+def test_launcher_signals_only_actors_run_processes_with_the_handler(tmp_path: Path) -> None:
+    from actors.launch._stall import targets
+
+    usr1 = 1 << (signal.SIGUSR1 - 1)
+    run = ["/v/bin/python", "-m", "actors.run", "a.toml"]
+    _fake_process(tmp_path, 10, 10, run, usr1)  # a plain subprocess, ready
+    _fake_process(tmp_path, 20, 20, ["/v/bin/mpiexec", "-n", "1", *run], usr1)  # mpiexec
+    _fake_process(tmp_path, 21, 20, run, usr1)  # its rank, ready
+    _fake_process(tmp_path, 22, 20, run, 0)  # a rank still starting: SIGUSR1 would kill it
+    _fake_process(tmp_path, 30, 30, run, usr1)  # another job's process
+    (tmp_path / "self").mkdir()
+    assert targets([10, 20], proc=tmp_path) == [10, 21]
