@@ -71,7 +71,9 @@ def pack(*items: Any) -> bytes:
 
 
 def unpack(header: Any, peer: str) -> list[Any]:
-    """Decode a header; ProtocolError naming ``peer`` when it is not a known message."""
+    """Decode a header; ProtocolError naming ``peer`` unless it is a known message
+    of the shape the table above gives (element counts and types, transitions
+    and DATA products included)."""
     try:
         msg = msgpack.unpackb(header, raw=False, use_list=True, strict_map_key=False)
     except Exception as exc:
@@ -80,7 +82,64 @@ def unpack(header: Any, peer: str) -> list[Any]:
         0 <= msg[0] < len(KIND_NAMES)
     ):
         raise ProtocolError(f"unknown message from {peer}: {str(msg)[:80]}")
+    if not _SHAPES[msg[0]](msg):
+        raise ProtocolError(f"malformed {KIND_NAMES[msg[0]]} message from {peer}: {str(msg)[:80]}")
     return msg
+
+
+# -- message shapes (the table in the module docstring), checked by unpack ------------
+
+
+def _int(x: Any) -> bool:
+    return type(x) is int
+
+
+def _strs(x: Any, n: int) -> bool:
+    return isinstance(x, list) and len(x) == n and all(type(v) is str for v in x)
+
+
+def _transition(t: Any) -> bool:
+    if not isinstance(t, list) or not t or not _int(t[0]) or t[0] not in _TRANSITION_ARITY:
+        return False
+    if len(t) != _TRANSITION_ARITY[t[0]] or not _int(t[1]):
+        return False
+    return _history(t[2]) if t[0] == T_BEGIN_RUN else all(_int(v) for v in t[2:])
+
+
+def _history(h: Any) -> bool:
+    return isinstance(h, list) and all(_strs(e, 2) for e in h)
+
+
+def _product(p: Any) -> bool:
+    """``[type, label, instance, process, codec, meta, sizes, device, provenance]``."""
+    return (
+        isinstance(p, list) and len(p) == 9 and _strs(p[:5], 5)
+        and isinstance(p[6], list) and all(_int(n) and n >= 0 for n in p[6])
+        and isinstance(p[7], list) and len(p[7]) == len(p[6])
+        and all(type(d) is bool for d in p[7])
+        and isinstance(p[8], list) and len(p[8]) == 5 and _strs(p[8][:4], 4)
+        and isinstance(p[8][4], list) and all(_strs(b, 4) for b in p[8][4])
+    )
+
+
+def _data(m: list[Any]) -> bool:
+    return (
+        len(m) == 6 and all(_int(v) for v in m[1:4]) and type(m[4]) is bool
+        and isinstance(m[5], list) and all(_product(p) for p in m[5])
+    )
+
+
+_TRANSITION_ARITY = {T_BEGIN_RUN: 3, T_BEGIN_LUMI: 3, T_EVENT: 5, T_END_LUMI: 3, T_END_RUN: 2}
+_SHAPES: tuple[Any, ...] = (
+    lambda m: len(m) == 3 and isinstance(m[2], dict),  # HELLO (version checked by expect)
+    lambda m: len(m) == 3 and isinstance(m[2], dict),  # WELCOME
+    lambda m: len(m) == 2 and isinstance(m[1], list) and all(_transition(t) for t in m[1]),
+    lambda m: len(m) == 2 and _int(m[1]) and m[1] >= 0,  # CREDIT
+    _data,
+    lambda m: len(m) == 1,  # END
+    lambda m: len(m) == 2 and _int(m[1]) and m[1] >= 0,  # FINISHED
+    lambda m: len(m) == 2 and type(m[1]) is str,  # ERROR
+)
 
 
 @dataclass(frozen=True)
