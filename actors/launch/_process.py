@@ -64,6 +64,7 @@ class LaunchState:
     restarts: dict[str, int] = field(default_factory=dict)  # replacements started
     resent: dict[str, int] = field(default_factory=dict)  # events resent after losing it
     orphaned: set[str] = field(default_factory=set)  # followers that lost their controller
+    awaiting: set[str] = field(default_factory=set)  # replacements no controller joined yet
     started: float = field(default_factory=time.monotonic)
 
 
@@ -186,6 +187,7 @@ class _Watch:
     progress: Progress
     task_id: Any
     failures: list[int] = field(default_factory=list)
+    retired: set[str] = field(default_factory=set)
 
     async def run(self) -> int:
         """Wait for every child; the status of the first that failed the job, else 0."""
@@ -207,7 +209,8 @@ class _Watch:
                                      total=self.state.total)
             code = await proc.wait()
             self.state.exit_codes[name] = code
-            if code == 0 or self.failures:
+            self.retire_replacements()
+            if code == 0 or self.failures or name in self.retired:
                 return
             verdict = FAIL if name == "mpiexec" else policy.decide(name)
             if verdict == FAIL:
@@ -242,7 +245,26 @@ class _Watch:
         for path in stale_addresses(proc):
             path.unlink(missing_ok=True)
         self.state.done.pop(proc.name, None)
+        self.state.awaiting.add(proc.name)
         self.children[index] = await _spawn(self.plan.commands[index], _envs(self.plan)[index])
+
+    def retire_replacements(self) -> None:
+        """Stop replacements no controller joined whose controllers have all ended.
+
+        A follower lost at the very end (after it reported its events) is not
+        waited for by its controller: its replacement would wait for nobody.
+        """
+        for index, proc in enumerate(self.plan.processes):
+            if proc.name not in self.state.awaiting or proc.name in self.retired:
+                continue
+            clients = {c for e in proc.links.endpoints.values() if e.role == "server"
+                       for c in e.peer.split(",")}
+            if clients and clients <= set(self.state.exit_codes):
+                self.retired.add(proc.name)
+                self.console.print(f"[yellow]process {proc.name!r}: its controllers ended "
+                                   "before its replacement joined; stopping it[/yellow]")
+                if self.children[index].returncode is None:
+                    _signal_group(self.children[index].pid, signal.SIGTERM)
 
 
 def _status(code: int) -> int:
@@ -294,6 +316,8 @@ def _consume_failover(line: str, name: str, state: LaunchState, console: Console
     if info.get("what") == "controller-lost":  # its own error line says it
         state.orphaned.add(name)
         return True
+    if info.get("what") == "rejoined":
+        state.awaiting.discard(str(info.get("process", "?")))
     if info.get("what") == "lost":  # counted once: a rejoin hands on the same events
         lost = str(info.get("process", "?"))
         state.resent[lost] = state.resent.get(lost, 0) + int(info.get("resent", 0))

@@ -14,7 +14,7 @@ from actors.framework import Concurrency, Declarer, Event, Producer
 
 
 class KillOnce(Producer):
-    """SIGKILLs its process in the ``at``-th event it sees, unless ``marker`` exists.
+    """SIGKILLs its process in its ``at``-th event (0: in end_job), unless ``marker`` exists.
 
     The marker (holding the time of the kill) is written first, so that a
     replacement of the process (``restarts``) runs to the end: one kill per
@@ -33,7 +33,15 @@ class KillOnce(Producer):
         with self.lock:
             self.seen += 1
             now = self.seen == self.at
-        if now and not self.marker.exists():
+        if now:
+            self._kill()
+
+    async def end_job(self) -> None:
+        if self.at == 0:  # at = 0: at the very end, when every event is done
+            self._kill()
+
+    def _kill(self) -> None:
+        if not self.marker.exists():
             self.marker.write_text(repr(time.time()))
             os.kill(os.getpid(), signal.SIGKILL)
 

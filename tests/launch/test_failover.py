@@ -282,6 +282,19 @@ def test_lone_follower_restarted_gets_its_events_back(
     assert int(summary_row(text, "gpu1")[2]) > 400  # the replacement did most of the job
 
 
+def test_follower_killed_at_its_end_job_with_restarts(
+    nano: Path, single: Path, tmp_path: Path
+) -> None:
+    """Lost when every event is done: its replacement ends at once (rejoined or stopped)."""
+    topology = failover(tmp_path, victim="gpu2", at=0, restarts=1)
+    out = tmp_path / "out.root"
+    status, text, kill_to_end = launch(topology, nano, out)
+    assert status == 0, text[-4000:]
+    assert_same_output(out, single)
+    assert "starting a replacement (1 of 1)" in text, text[-4000:]
+    assert kill_to_end > 0
+
+
 @pytest.mark.parametrize("how", ["--strict", "topology"])
 def test_strict_keeps_fail_fast(how: str, nano: Path, tmp_path: Path) -> None:
     run = 'on_process_loss = "fail"\n' if how == "topology" else ""
