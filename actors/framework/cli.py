@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -34,6 +33,7 @@ from .._cli import (
     run_main,
 )
 from ..errors import ConfigError
+from ..settings import PROGRESS_LINES
 from . import JobReport, OutputModule, Process, run_process
 from .loader import load_class
 
@@ -115,7 +115,7 @@ async def _run(process: Process, args: argparse.Namespace) -> JobReport:
 #: Set by ``python -m actors.launch``: progress and the final report go to stdout as
 #: marker lines (one JSON object each) that the launcher consumes, also through mpiexec.
 #: The report line holds ``events``, ``wall_s`` and ``report`` (``JobReport.to_dict()``).
-PROGRESS_LINES_ENV = "ACTORS_PROGRESS_LINES"
+PROGRESS_LINES_ENV = PROGRESS_LINES.name
 PROGRESS_MARK = "@@actors-progress "
 REPORT_MARK = "@@actors-report "
 
@@ -136,7 +136,7 @@ def _progress(
     process: Process, args: argparse.Namespace
 ) -> tuple[Any, Callable[[int], None] | None]:
     total = args.events if args.events is not None else process.options.events
-    if os.environ.get(PROGRESS_LINES_ENV) == "1":
+    if PROGRESS_LINES.get():
         return None, _marker_progress(total)
     if not sys.stdout.isatty():
         return None, None
@@ -182,7 +182,7 @@ def _main(args: argparse.Namespace) -> int:
         report = runner.run(_run(process, args))
     if not args.quiet:
         report.print()
-    if os.environ.get(PROGRESS_LINES_ENV) == "1":
+    if PROGRESS_LINES.get():
         summary = {"events": report.events, "wall_s": report.wall_time,
                    "report": report.to_dict()}
         print(REPORT_MARK + json.dumps(summary), flush=True)

@@ -32,11 +32,12 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from ..settings import PROGRESS_LINES
+
 __all__ = ["STALL_MARK", "Job", "emit", "install", "register", "report", "track", "untrack"]
 
 #: Prefix of the stdout line carrying one process's report to the launcher.
 STALL_MARK = "@@actors-stall "
-_MARKER_ENV = "ACTORS_PROGRESS_LINES"  # set by the launcher (see actors.framework.cli)
 
 Provider = Callable[[], list[str]]
 
@@ -96,7 +97,7 @@ def _call(fn: Callable[[], Any], lines: list[str]) -> Any:
 def emit() -> None:
     """Write :func:`report` out: a STALL_MARK line on stdout under the launcher, else stderr."""
     text = report()
-    if os.environ.get(_MARKER_ENV) == "1":
+    if PROGRESS_LINES.get():
         sys.stdout.write(STALL_MARK + json.dumps({"pid": os.getpid(), "text": text}) + "\n")
         sys.stdout.flush()
     else:

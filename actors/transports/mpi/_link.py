@@ -21,7 +21,7 @@ Fast path (why a small round trip costs only a few Python calls): ``send``
 posts its ``Isend`` and tests it once; a small (eager) message is complete at
 once and ``send`` returns without yielding. ``recv`` tests the header receive
 first; only when nothing is there does it poll from its own task with
-``asyncio.sleep(0)`` for :data:`~actors.transports.mpi._runtime.SPIN_S`, then
+``asyncio.sleep(0)`` for ``ACTORS_MPI_SPIN_S`` (:mod:`actors.settings`), then
 hands the wait to the loop's poller, which backs off (idle CPU stays low). No
 future or task is created per message on the fast path.
 
@@ -51,6 +51,7 @@ from typing import Any
 
 from ...buffers import as_host_view, device_empty, device_to_host, host_to_device
 from ...errors import BackendUnavailable, PeerLost, ProtocolError
+from ...settings import MPI_MIN_SPINS, MPI_SPIN_S
 from .._base import Capabilities, Link, Message
 from ._drain import start_drain
 from ._frame import (
@@ -73,7 +74,7 @@ from ._frame import (
 )
 from ._inbox import Inbox, chunks, inlined_copies
 from ._pool import pool
-from ._runtime import MIN_SPINS, SPIN_S, Poller, abandon
+from ._runtime import Poller, abandon
 from ._side import SideChannel
 
 __all__ = [  # the wire constants are re-exported from _frame
@@ -124,6 +125,8 @@ class MPILink(Link):
         self._remote = remote
         self._max = max_message_size
         self._cuda_aware = cuda_aware
+        self._spin_s = MPI_SPIN_S.get()  # the header wait's polling (actors.settings)
+        self._min_spins = MPI_MIN_SPINS.get()
         self._side: SideChannel | None = None
         self._inbox = Inbox(mpi, poller, comm, remote)
         self._stash: asyncio.Task[Message] | None = None  # rest of a message a cancelled recv took
@@ -373,15 +376,15 @@ class MPILink(Link):
     # -- the header receive -----------------------------------------------------------
 
     async def _wait_header(self) -> None:
-        """Wait until the inbox is ready: poll from this task for SPIN_S *and* at
-        least MIN_SPINS times (so that being descheduled on a loaded machine
+        """Wait until the inbox is ready: poll from this task for ``ACTORS_MPI_SPIN_S``
+        *and* at least ``ACTORS_MPI_MIN_SPINS`` times (so that being descheduled on a loaded machine
         does not count as a quiet link), then leave it to the poller's backoff.
         Cancel-safe (nothing is lost). Raises PeerLost once the link is closed
         or lost, also when a header message came in meanwhile (it stays in
         for the close-time drain)."""
         loop = asyncio.get_running_loop()
         inbox = self._inbox
-        deadline = loop.time() + SPIN_S
+        deadline = loop.time() + self._spin_s
         spins = 0
         while True:
             await asyncio.sleep(0)
@@ -389,7 +392,7 @@ class MPILink(Link):
             if inbox.ready():
                 return
             spins += 1
-            if spins >= MIN_SPINS and loop.time() > deadline:
+            if spins >= self._min_spins and loop.time() > deadline:
                 break
         await inbox.wait(self._napping)
         self._check_open()

@@ -17,34 +17,41 @@ itself through ``array.base.obj`` and keeping only that: don't.
 
 Only buffers of at least :data:`MIN_POOLED` bytes are pooled (smaller ones are
 cheap to allocate); at most :data:`MAX_PER_SIZE` free buffers per size and
-:data:`MAX_FREE_BYTES` free bytes in all are kept (``ACTORS_MPI_POOL_BYTES``;
+``ACTORS_MPI_POOL_BYTES`` free bytes in all are kept (:mod:`actors.settings`;
 0 disables pooling). Thread-safe (the finalizer may run in any thread).
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import weakref
 from typing import Any
 
 import numpy as np
 
-__all__ = ["MAX_FREE_BYTES", "MAX_PER_SIZE", "MIN_POOLED", "BufferPool", "pool"]
+from ...settings import MPI_POOL_BYTES
+
+__all__ = ["MAX_PER_SIZE", "MIN_POOLED", "BufferPool", "pool"]
 
 MIN_POOLED = 1 << 20
 MAX_PER_SIZE = 4
-MAX_FREE_BYTES = int(os.environ.get("ACTORS_MPI_POOL_BYTES", str(512 << 20)))
 
 
 class BufferPool:
     """Free lists of host buffers keyed by exact size (see the module docstring)."""
 
-    def __init__(self, max_free_bytes: int = MAX_FREE_BYTES) -> None:
+    def __init__(self, max_free_bytes: int | None = None) -> None:
+        """``max_free_bytes``: default the ``ACTORS_MPI_POOL_BYTES`` setting, read on use."""
         self._free: dict[int, list[Any]] = {}
         self._free_bytes = 0
-        self._max = max_free_bytes
+        self._max_free_bytes = max_free_bytes
         self._lock = threading.Lock()
+
+    @property
+    def _max(self) -> int:
+        if self._max_free_bytes is not None:
+            return self._max_free_bytes
+        return MPI_POOL_BYTES.get()
 
     @property
     def free_bytes(self) -> int:

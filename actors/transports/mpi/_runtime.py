@@ -15,17 +15,17 @@ out were measured on the 2-core development machine (mpich 5.0.2 wheel):
 - *adaptive polling* from the loop, in three stages:
 
   1. the waiting task tests its own request first and, if nothing is there,
-     keeps testing it between ``asyncio.sleep(0)`` yields for :data:`SPIN_S`
-     and at least :data:`MIN_SPINS` times (a ping-pong partner answers well
+     keeps testing it between ``asyncio.sleep(0)`` yields for ``ACTORS_MPI_SPIN_S``
+     and at least ``ACTORS_MPI_MIN_SPINS`` times (a ping-pong partner answers well
      within that, so no future, task switch or timer is involved per message;
      counting polls as well as time keeps a loaded machine, where the process
      is descheduled for milliseconds, from ending the spin early);
   2. then it hands the request to the loop's :class:`Poller`, which naps 1 ms
-     between polls for :data:`SHORT_NAPS_S` after that hand-over (a nap
+     between polls for ``ACTORS_MPI_SHORT_NAPS_S`` after that hand-over (a nap
      shorter than the peer's spin, so that two sides of a ping-pong that both
      fell back cannot keep each other waiting: measured before this rule,
      such cascades put 10 % of 8-byte round trips at 2-10 ms);
-  3. then the naps double up to :data:`MAX_SLEEP_S`.
+  3. then the naps double up to ``ACTORS_MPI_MAX_SLEEP_S``.
 
   4. the doorbell: the header wait tells the peer on the TCP side channel
      that it naps (``n``); the peer's next send writes ``w``, whose arrival
@@ -36,13 +36,13 @@ out were measured on the 2-core development machine (mpich 5.0.2 wheel):
 
   Measured idle CPU of a process holding a quiet link with a pending ``recv``:
   1 % of a core (both modes, 10 ms cap; 3 % with a 5 ms cap). The price: the
-  first message after a quiet spell waits up to MAX_SLEEP_S.
+  first message after a quiet spell waits up to ``ACTORS_MPI_MAX_SLEEP_S``.
 
 Payload transfers (posted ``Isend``/``Irecv``) always spin, because MPICH
 moves rendezvous data only inside progress calls; only *passive* waits (the
-header receive, the rank listener's probe) back off. Knobs (environment):
-``ACTORS_MPI_SPIN_S``, ``ACTORS_MPI_MIN_SPINS``, ``ACTORS_MPI_SHORT_NAPS_S``,
-``ACTORS_MPI_MAX_SLEEP_S``.
+header receive, the rank listener's probe) back off. Knobs (environment, see
+:mod:`actors.settings`, read when a poller or link starts): ``ACTORS_MPI_SPIN_S``,
+``ACTORS_MPI_MIN_SPINS``, ``ACTORS_MPI_SHORT_NAPS_S``, ``ACTORS_MPI_MAX_SLEEP_S``.
 
 Requests are tested one by one with ``Request.Test``: mpi4py's
 ``Request.Testall`` allocates request arrays per call and cost 2.5 us against
@@ -70,11 +70,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import BackendUnavailable, ConfigError
+from ...settings import MPI_CUDA_AWARE, MPI_MAX_SLEEP_S, MPI_SHORT_NAPS_S, MPI_SPIN_S
 
 __all__ = [
-    "MAX_SLEEP_S",
-    "MIN_SPINS",
-    "SPIN_S",
     "Poller",
     "abandon",
     "cuda_aware",
@@ -83,10 +81,6 @@ __all__ = [
     "run_setup_call",
 ]
 
-SPIN_S = float(os.environ.get("ACTORS_MPI_SPIN_S", "0.002"))
-MAX_SLEEP_S = float(os.environ.get("ACTORS_MPI_MAX_SLEEP_S", "0.01"))
-MIN_SPINS = int(os.environ.get("ACTORS_MPI_MIN_SPINS", "256"))
-SHORT_NAPS_S = float(os.environ.get("ACTORS_MPI_SHORT_NAPS_S", "0.02"))
 
 _pollers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Poller] = weakref.WeakKeyDictionary()
 _cuda_aware: bool | None = None
@@ -128,9 +122,9 @@ def cuda_aware() -> bool:
     query is not available.
     """
     global _cuda_aware
-    forced = os.environ.get("ACTORS_MPI_CUDA_AWARE")
+    forced = MPI_CUDA_AWARE.get()
     if forced is not None:
-        return forced.strip().lower() in ("1", "true", "yes")
+        return forced
     if _cuda_aware is None:
         _cuda_aware = _query_cuda_support()
     return _cuda_aware
@@ -286,6 +280,10 @@ class Poller:
         self._last_active = loop.time()
         self._task: asyncio.Task[None] | None = None
         self._last_wait = self._last_active
+        # the backoff settings, read when the poller starts (actors.settings)
+        self._spin_s = MPI_SPIN_S.get()
+        self._short_naps_s = MPI_SHORT_NAPS_S.get()
+        self._max_sleep_s = MPI_MAX_SLEEP_S.get()
 
     def submit(
         self, requests: Sequence[Any], keep: Any, *, passive: bool = False, status: Any = None
@@ -340,13 +338,13 @@ class Poller:
             if self.poll_once():
                 self._last_active = self._loop.time()
             now = self._loop.time()
-            if self._ops or now - self._last_active < SPIN_S:
+            if self._ops or now - self._last_active < self._spin_s:
                 await asyncio.sleep(0)
                 continue
-            if now - max(self._last_active, self._last_wait) < SHORT_NAPS_S:
+            if now - max(self._last_active, self._last_wait) < self._short_naps_s:
                 delay = 0.001
             else:
-                delay = min(MAX_SLEEP_S, delay * 2)
+                delay = min(self._max_sleep_s, delay * 2)
             await self._sleep(delay)
 
     async def _sleep(self, delay: float) -> None:

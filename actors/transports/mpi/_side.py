@@ -7,8 +7,8 @@ same peer, opened at link setup:
 - the kernel closes it when the peer process dies, so EOF means death
   (detected immediately on the same host and across hosts while the peer's
   node is up);
-- each side writes a heartbeat byte every :data:`HEARTBEAT_S` seconds; silence
-  longer than :data:`HEARTBEAT_TIMEOUT_S` (node or network failure) means death
+- each side writes a heartbeat byte every ``ACTORS_MPI_HEARTBEAT_S`` seconds; silence
+  longer than ``ACTORS_MPI_HEARTBEAT_TIMEOUT_S`` (node or network failure) means death
   too. The timeout is long on purpose, so that a peer whose loop is busy for a
   while is not declared dead (``ACTORS_MPI_HEARTBEAT_TIMEOUT_S``);
 - a graceful close writes ``C`` before closing, so the survivor knows the
@@ -35,17 +35,15 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import socket
 from collections.abc import Callable
 from typing import Any
 
 from ...errors import PeerLost, ProtocolError
+from ...settings import MPI_HEARTBEAT_S, MPI_HEARTBEAT_TIMEOUT_S, MPI_SIDE_HOST
 from .._handshake import StreamsChannel, accept_handshake, connect_handshake
 
 __all__ = [
-    "HEARTBEAT_S",
-    "HEARTBEAT_TIMEOUT_S",
     "SideChannel",
     "advertised",
     "bind_host",
@@ -58,8 +56,6 @@ __all__ = [
 
 log = logging.getLogger("actors.transports.mpi")
 
-HEARTBEAT_S = float(os.environ.get("ACTORS_MPI_HEARTBEAT_S", "1.0"))
-HEARTBEAT_TIMEOUT_S = float(os.environ.get("ACTORS_MPI_HEARTBEAT_TIMEOUT_S", "30.0"))
 MAX_LINE = 8192
 _HEARTBEAT = b"h"
 _GOODBYE = b"C"
@@ -69,12 +65,12 @@ _RING = b"w"  # "I sent you a message: poll now"
 
 def bind_host() -> str:
     """Interface that side listeners bind (``ACTORS_MPI_SIDE_HOST`` or all)."""
-    return os.environ.get("ACTORS_MPI_SIDE_HOST", "0.0.0.0")  # token/secret checked
+    return MPI_SIDE_HOST.get() or "0.0.0.0"  # the channel is authenticated
 
 
 def advertised(port: int) -> dict[str, Any]:
     """What a peer needs to dial a side listener on ``port``."""
-    host = os.environ.get("ACTORS_MPI_SIDE_HOST")
+    host = MPI_SIDE_HOST.get()
     if host:
         addrs = [host]
     else:
@@ -190,12 +186,13 @@ class SideChannel:
             callback(kind, reason)
 
     async def _watch(self) -> None:
+        timeout_s = MPI_HEARTBEAT_TIMEOUT_S.get()
         while True:
             try:
-                async with asyncio.timeout(HEARTBEAT_TIMEOUT_S):
+                async with asyncio.timeout(timeout_s):
                     data = await self._reader.read(64)
             except TimeoutError:
-                self._report("lost", f"no heartbeat from {self._peer} for {HEARTBEAT_TIMEOUT_S} s")
+                self._report("lost", f"no heartbeat from {self._peer} for {timeout_s} s")
                 return
             except OSError as exc:
                 self._report("lost", f"side channel to {self._peer} failed: {exc}")
@@ -228,8 +225,9 @@ class SideChannel:
         self._write(_RING)
 
     async def _beat(self) -> None:
+        interval_s = MPI_HEARTBEAT_S.get()
         while True:
-            await asyncio.sleep(HEARTBEAT_S)
+            await asyncio.sleep(interval_s)
             try:
                 self._writer.write(_HEARTBEAT)
                 await self._writer.drain()
