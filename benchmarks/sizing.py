@@ -94,7 +94,7 @@ def _shape(profile: Profile, offloaded: list[str], args: argparse.Namespace,
                            threads=args.threads)
     if not offloaded or link is None:
         return predict(client, clients=args.clients, streams=args.streams, cores=args.cores)
-    server = profile.stage("server", offloaded, extra_calls=2, threads=args.threads)
+    server = profile.stage("server", offloaded, extra_calls=2, threads=args.threads, serial=True)
     server = Stage(server.name, server.gil_s, wait_s=server.wait_s / speedup,
                    threads=server.threads)
     crossing = Crossing(link, products_out=[args.bytes_out], products_back=[args.bytes_back])

@@ -109,16 +109,21 @@ class Profile:
         return self.base_s + self.per_call_s * sum(self.calls.values())
 
     def stage(self, name: str, labels: list[str], extra_calls: float = 0.0,
-              threads: int | None = None) -> Stage:
+              threads: int | None = None, *, serial: bool = False) -> Stage:
         """The process running ``labels`` (+ ``extra_calls`` distributed module calls).
 
+        ``serial``: the modules' GIL-free time is their whole measured time (one
+        after the other), not their share of the single process's critical path -
+        for a server, whose modules wait for the products from the client and whose
+        results go back together, so that they no longer overlap the client's.
         Raises KeyError naming a label the calibration does not know.
         """
         missing = [lb for lb in labels if lb not in self.calls]
         if missing:
             raise KeyError(f"modules not in the calibration run: {', '.join(missing[:5])}")
         calls = sum(self.calls[lb] for lb in labels) + extra_calls
-        wait = sum(self.wait_s[lb] for lb in labels)
+        times = self.module_s if serial and self.module_s is not None else self.wait_s
+        wait = sum(times[lb] for lb in labels)
         return Stage(name, self.base_s + self.per_call_s * calls, wait_s=wait,
                      threads=threads or self.threads)
 

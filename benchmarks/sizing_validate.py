@@ -108,7 +108,7 @@ def predict_offload(profile: Profile, link: LinkCost, streams: int, cores: float
     """The offload example as shipped: calib/threshold/summary local, spectrum remote."""
     client = profile.stage("local", ["calib", "threshold", "summary", "stamp"],
                            extra_calls=4, threads=1)
-    server = profile.stage("remote", ["spectrum"], extra_calls=3, threads=2)
+    server = profile.stage("remote", ["spectrum"], extra_calls=3, threads=2, serial=True)
     crossing = Crossing(link, products_out=_OFFLOAD_OUT, products_back=_OFFLOAD_BACK)
     return predict(client, streams=streams, offloads=[Offload(server, crossing)], cores=cores)
 
@@ -123,7 +123,7 @@ def predict_hlt(profile: Profile, menu: Menu, link: LinkCost, remotes: int, stre
     offloads = []
     for i in range(remotes):
         group = menu.gpu_labels[i::remotes]
-        server = profile.stage(f"gpu{i}", group, extra_calls=calls[i + 1])
+        server = profile.stage(f"gpu{i}", group, extra_calls=calls[i + 1], serial=True)
         crossing = Crossing(link, products_out=[64] * sent[i],
                             products_back=[menu.gpu_bytes] * len(group))
         offloads.append(Offload(server, crossing))
