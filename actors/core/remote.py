@@ -100,6 +100,8 @@ class _ClientLink:
         if kind == _wire.ERROR and corr == 0:
             self.dead_targets.add(target)
             return
+        if kind not in (_wire.REPLY, _wire.ERROR):  # aborts the link: every ask fails
+            raise ProtocolError(f"unexpected frame kind {kind} from server {self.url}")
         entry = self._pending.pop(corr, None)
         if entry is None or entry[1].done():
             return  # the asker timed out or was cancelled
@@ -109,10 +111,8 @@ class _ClientLink:
                 fut.set_result(decode(body, buffers))
             except CodecError as exc:
                 fut.set_exception(exc)
-        elif kind == _wire.ERROR:
-            fut.set_exception(_wire.exception_from_wire(body, f"actor {target!r} at {self.url}"))
         else:
-            raise ProtocolError(f"unexpected frame kind {kind} from server {self.url}")
+            fut.set_exception(_wire.exception_from_wire(body, f"actor {target!r} at {self.url}"))
 
     async def tell(self, target: str, message: Any) -> None:
         self.check(target)
