@@ -135,7 +135,11 @@ class Session:
         try:
             await self.link.send(header, buffers)
         except Exception as exc:
-            raise self._abort(exc, "sending") from None
+            error = self._abort(exc, "sending")
+        else:
+            return
+        await self.link.close()
+        raise error
 
     async def put(self, header: bytes, buffers: Sequence[Any] = (), token: Any = None) -> None:
         """Queue a frame behind earlier ones; waits while the outbox is full.

@@ -245,3 +245,20 @@ async def test_send_bypasses_the_outbox_and_reports_loss(pair: tuple[Link, Link]
     with pytest.raises(PeerLost):
         await a.send(b"too late")
     await a.close()
+
+
+async def test_failed_direct_send_aborts_and_closes_the_link(pair: tuple[Link, Link]) -> None:
+    client, server = pair
+    a = Session(client, "link 's'")
+    ra = Recorder()
+    a.start(ra.on_message, ra.on_lost)
+    rb = Recorder()
+    b = Session(server, "b")
+    b.start(rb.on_message, rb.on_lost)
+    with pytest.raises(ProtocolError, match="link 's': sending a message failed"):
+        await a.send(b"x", [object()])  # not a buffer
+    assert len(ra.lost) == 1 and client.closed
+    async with asyncio.timeout(5):  # the peer learns it
+        await rb.gone.wait()
+    await a.close()
+    await b.close()
