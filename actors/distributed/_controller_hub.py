@@ -16,7 +16,7 @@ import asyncio
 import itertools
 from typing import Any
 
-from ..errors import ConfigError, DistributedError, TransportError
+from ..errors import ConfigError, DistributedError, PeerLost, TransportError
 from ..framework import EventID
 from ._failover import OpenTransitions, announce, launcher_name, reconnect, replacement_expected
 from ._follower_peer import FollowerPeer
@@ -69,15 +69,41 @@ class ControllerHub(Hub):
                 f"controller {self.label!r}: on_follower_loss = 'resend' needs to know when "
                 "an event is finished: add a Receiver or an EventDone module for it"
             )
+        lost: list[PeerLost] = []
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self._connect(n, schema, timeout)) for n in names]
+                tasks = [group.create_task(self._first_connect(n, schema, lost)) for n in names]
         except BaseExceptionGroup as eg:
             await self.close()
             raise eg.exceptions[0] from None
-        self.followers = [t.result() for t in tasks]
+        self.followers = [f for t in tasks if (f := t.result()) is not None]
+        if not self.followers:
+            raise lost[0]
         for f in self.followers:
             f.start(self._on_message, self._on_lost)
+
+    async def _first_connect(
+        self, name: str, schema: dict[int, PairSpec], lost: list[PeerLost]
+    ) -> FollowerPeer | None:
+        """Connect at start; with resend a follower that never came is absorbed (None).
+
+        A link whose server the launcher restarts is connected like a rejoin
+        (a dead server's address file is read again).
+        """
+        try:
+            return await self._connect(name, schema, self.timeout,
+                                       "" if self.restarts.get(name) else None)
+        except PeerLost as exc:
+            if not self.resend:
+                raise
+            lost.append(exc)
+            announce(
+                "lost",
+                f"controller {self.label!r}: the follower on link {name!r} did not join "
+                f"at the start: {exc}; going on without it",
+                link=name, process=launcher_name(name), resent=0,
+            )
+            return None
 
     async def _connect(
         self, name: str, schema: dict[int, PairSpec], timeout: float, dead: str | None = None

@@ -14,7 +14,9 @@ from actors.framework import Concurrency, Declarer, Event, Producer
 
 
 class KillOnce(Producer):
-    """SIGKILLs its process in its ``at``-th event (0: in end_job), unless ``marker`` exists.
+    """SIGKILLs its process in its ``at``-th event, unless ``marker`` exists.
+
+    ``at = 0``: in end_job (every event done); ``at < 0``: in begin_job.
 
     The marker (holding the time of the kill) is written first, so that a
     replacement of the process (``restarts``) runs to the end: one kill per
@@ -34,6 +36,10 @@ class KillOnce(Producer):
             self.seen += 1
             now = self.seen == self.at
         if now:
+            self._kill()
+
+    async def begin_job(self) -> None:
+        if self.at < 0:  # at < 0: at the start, before any event
             self._kill()
 
     async def end_job(self) -> None:

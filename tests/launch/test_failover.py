@@ -295,6 +295,29 @@ def test_follower_killed_at_its_end_job_with_restarts(
     assert kill_to_end > 0
 
 
+@pytest.mark.parametrize("restarts", [1, 0])
+def test_follower_killed_before_joining(
+    restarts: int, nano: Path, single: Path, tmp_path: Path
+) -> None:
+    """Killed in begin_job: its replacement joins at the start, or the job goes on without it."""
+    topology = failover(tmp_path, victim="gpu1", at=-1, restarts=restarts)
+    local = tmp_path / "failover_local.toml"
+    local.write_text(local.read_text().replace(
+        'on_follower_loss = "resend"', 'on_follower_loss = "resend"\nconnect_timeout = 10'))
+    out = tmp_path / "out.root"
+    status, text, _ = launch(topology, nano, out)
+    assert status == 0, text[-4000:]
+    assert_same_output(out, single)
+    row = summary_row(text, "gpu1")
+    if restarts:
+        assert row[1] == "0" and int(row[2]) > 0, row
+    else:
+        # killed before or after its handshake, as module and source begin_job interleave
+        assert ("the follower on link 'gpu1' did not join at the start" in text
+                or "lost the follower on link 'gpu1'" in text), text[-4000:]
+        assert summary_row(text, "gpu2")[2] == "500", text[-4000:]
+
+
 @pytest.mark.parametrize("how", ["--strict", "topology"])
 def test_strict_keeps_fail_fast(how: str, nano: Path, tmp_path: Path) -> None:
     run = 'on_process_loss = "fail"\n' if how == "topology" else ""
