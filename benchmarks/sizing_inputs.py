@@ -143,13 +143,16 @@ def _fit_gil(rate_one: float, rate_many: float, streams: int, threads: int) -> f
 
 
 def calibrate(one: dict[str, Any], many: dict[str, Any], rate_one: float, rate_many: float,
-              base_s: float) -> Profile:
+              base_s: float, per_call_s: float | None = None) -> Profile:
     """A :class:`Profile` from a 1-stream and an ``S``-stream run of one process.
 
     ``one``/``many``: their ``JobReport.to_dict()``; ``rate_*``: their events/s;
     ``base_s``: the per-event framework base (1 / events/s of the empty chain).
-    ``g`` is fitted so that the model gives ``rate_many`` at ``S`` streams (threads
-    taken as at least ``S``: modules that run on the event loop need no thread).
+    With ``per_call_s`` (the framework's cost per module call, measured on another
+    workload) the base is what remains of ``g`` instead: a source that makes
+    products costs more than the empty chain's. ``g`` is fitted so that the model
+    gives ``rate_many`` at ``S`` streams (threads taken as at least ``S``: modules
+    that run on the event loop need no thread).
     Raises ValueError for rates that are not positive.
     """
     if rate_one <= 0 or rate_many <= 0:
@@ -161,7 +164,12 @@ def calibrate(one: dict[str, Any], many: dict[str, Any], rate_one: float, rate_m
     calls = {lb: c for lb, (c, _, _) in rates.items()}
     times = {lb: t for lb, (_, t, _) in rates.items()}
     total = sum(times.values()) or 1.0
-    base = min(base_s, g)
-    per_call = (g - base) / (sum(calls.values()) or 1.0)
+    n_calls = sum(calls.values()) or 1.0
+    if per_call_s is None:
+        base = min(base_s, g)
+        per_call = (g - base) / n_calls
+    else:
+        per_call = min(per_call_s, g / n_calls)
+        base = g - per_call * n_calls
     wait = {lb: w * t / total for lb, t in times.items()}
     return Profile(base, per_call, wait, calls, int(many["threads"]), times)

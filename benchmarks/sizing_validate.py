@@ -131,13 +131,17 @@ def predict_hlt(profile: Profile, menu: Menu, link: LinkCost, remotes: int, stre
 
 
 def _profiles(cal: dict[str, dict[str, Any]]) -> dict[str, Profile]:
+    """The HLT menu (synthetic source without products: the empty chain's base) gives
+    the framework's cost per module call; the offload example's base is what remains."""
     base = 1.0 / cal["empty tcp s1"]["events_per_s"]
-    out = {}
-    for workload, prefix in (("offload", "offload single"), ("hlt", "hlt local")):
+
+    def fit(prefix: str, per_call: float | None) -> Profile:
         one, many = cal[f"{prefix} s1"], cal[f"{prefix} s4"]
-        out[workload] = calibrate(one["reports"]["local"], many["reports"]["local"],
-                                  one["events_per_s"], many["events_per_s"], base)
-    return out
+        return calibrate(one["reports"]["local"], many["reports"]["local"],
+                         one["events_per_s"], many["events_per_s"], base, per_call)
+
+    hlt = fit("hlt local", None)
+    return {"hlt": hlt, "offload": fit("offload single", hlt.per_call_s)}
 
 
 def evaluate(records: dict[str, dict[str, Any]], links: dict[str, LinkCost],
