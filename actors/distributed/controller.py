@@ -36,9 +36,12 @@ schema check as at start), sends it the run and lumis open now (its history
 check runs again) and routes events to it. While no follower is alive but a
 replacement is expected, events wait for it (those in flight included), at
 most ``connect_timeout`` seconds. ``end_job`` waits for replacements on their
-way, so that each gets END and exits cleanly. Each loss and rejoin is logged
-(under the launcher: a marker line for its summary, see
-:mod:`actors.distributed._failover`).
+way, so that each gets END and exits cleanly. With ``resend``, a follower
+that does not join at the start (killed before its handshake) is given up
+after ``connect_timeout`` and the job goes on with the others. Each loss and
+rejoin is logged (under the launcher: a marker line for its summary, see
+:mod:`actors.distributed._failover`). The hub doing all this is
+:class:`~actors.distributed._controller_hub.ControllerHub`.
 """
 
 from __future__ import annotations
