@@ -146,11 +146,13 @@ class Session:
 
         Raises the session's error when it is lost (also while waiting).
         """
-        self._check()
-        while self.outbox_size and len(self._frames) >= self.outbox_size:
+        while True:
+            self._check()
+            if not self.outbox_size or len(self._frames) < self.outbox_size:
+                break
             room = asyncio.get_running_loop().create_future()
             self._room.append(room)
-            await room  # the abort sets the error here
+            await room  # the abort or close sets the error here
         self._frames.append((header, buffers, token))
         self._wake.set()
 
