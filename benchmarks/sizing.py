@@ -76,7 +76,9 @@ def _report(path: str, flag: str) -> dict[str, Any]:
 
 def _profile(args: argparse.Namespace) -> Profile:
     one, many = _report(args.one, "--one"), _report(args.many, "--many")
-    return calibrate(one, many, one["throughput"], many["throughput"], args.base_us * 1e-6)
+    per_call = None if args.per_call_us is None else args.per_call_us * 1e-6
+    return calibrate(one, many, one["throughput"], many["throughput"], args.base_us * 1e-6,
+                     per_call)
 
 
 def _link(args: argparse.Namespace) -> LinkCost:
@@ -191,6 +193,9 @@ def _shape_options(p: argparse.ArgumentParser, calibrated: bool) -> None:
         p.add_argument("--base-us", type=float, default=250.0,
                        help="framework base per event, us (1e6 / events/s of the empty "
                        "chain; default 250)")
+        p.add_argument("--per-call-us", type=float, default=None,
+                       help="framework cost per module call, us, measured on another "
+                       "workload (then the base is fitted instead)")
     p.add_argument("--transport", default="tcp")
     p.add_argument("--clients", type=positive_int, default=1)
     p.add_argument("--servers", type=positive_int, default=1)

@@ -109,6 +109,10 @@ def test_calibrate_splits_gil_and_wait() -> None:
     alone = prof.stage("p", ["a", "b"])
     assert predict(alone, streams=1).events_per_s == pytest.approx(50.0)
     assert predict(alone, streams=4).events_per_s == pytest.approx(100.0, rel=1e-6)
+    # the cost per call measured elsewhere: the base is what remains of g
+    other = calibrate(one, many, 50.0, 100.0, base_s=0.002, per_call_s=0.001)
+    assert other.per_call_s == pytest.approx(0.001)
+    assert other.base_s == pytest.approx(g - 0.002)
     # a server runs its modules after the client's products came: their whole time
     assert prof.stage("s", ["b"], serial=True).wait_s == pytest.approx(0.003)
     with pytest.raises(KeyError, match="zzz"):
