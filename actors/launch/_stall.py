@@ -5,10 +5,11 @@ Every process started by ``python -m actors.run`` prints a stall report on
 :data:`~actors.framework.stall.STALL_MARK` line on stdout. Here:
 
 * :func:`start_watch` starts a task that asks every process for a report
-  (SIGUSR1, see :func:`request_reports`) when no event completed for ``S``
-  seconds (by the processes' progress lines; again after each further ``S``
-  seconds of stall), and once shortly before ``--timeout`` stops everything.
-  It ends by itself when every child has ended.
+  (SIGUSR1, see :func:`request_reports`) when the launcher itself gets
+  SIGUSR1, when no event completed for ``S`` seconds (by the processes'
+  progress lines; again after each further ``S`` seconds of stall), and once
+  shortly before ``--timeout`` stops everything. It ends by itself when
+  every child has ended.
 * :func:`print_report` prints a report line as a block under the process's name.
 
 Signals go to every ``python -m actors.run`` process of each child's
@@ -122,12 +123,13 @@ def start_watch(
     stall_s: float | None,
     timeout: float | None,
 ) -> None:
-    """Start the watch task (nothing when ``stall_s`` is None); ``done()``: events done so far.
+    """Start the watch task; ``done()``: events done so far.
 
-    The task ends by itself once every child has ended.
+    The task forwards SIGUSR1 sent to the launcher to every process (when
+    this runs on the main thread's loop and SIGUSR1 is not handled already),
+    asks for reports after ``stall_s`` seconds without progress (None: never)
+    and before ``timeout``, and ends by itself once every child has ended.
     """
-    if stall_s is None:
-        return
     task = asyncio.get_running_loop().create_task(
         _watch(children, done, console, stall_s, timeout), name="stall report watch"
     )
@@ -135,24 +137,51 @@ def start_watch(
     task.add_done_callback(_running.discard)
 
 
+def _forward_sigusr1(children: list[asyncio.subprocess.Process], console: Console) -> bool:
+    if signal.getsignal(signal.SIGUSR1) is not signal.SIG_DFL:
+        return False  # someone else's (e.g. a notebook's): leave it
+    try:
+        asyncio.get_running_loop().add_signal_handler(
+            signal.SIGUSR1, _ask, children, console, "SIGUSR1 to the launcher"
+        )
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / platform
+        return False
+    return True
+
+
 async def _watch(
     children: list[asyncio.subprocess.Process],
     done: Callable[[], int],
     console: Console,
-    stall_s: float,
+    stall_s: float | None,
+    timeout: float | None,
+) -> None:
+    forwarding = _forward_sigusr1(children, console)
+    try:
+        await _poll(children, done, console, stall_s, timeout)
+    finally:
+        if forwarding:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR1)
+
+
+async def _poll(
+    children: list[asyncio.subprocess.Process],
+    done: Callable[[], int],
+    console: Console,
+    stall_s: float | None,
     timeout: float | None,
 ) -> None:
     start = last_change = time.monotonic()
     last_done = done()
     before_timeout = None
-    if timeout is not None:
+    if timeout is not None and stall_s is not None:
         before_timeout = start + timeout - min(_BEFORE_TIMEOUT_S, timeout / 4)
     while any(p.returncode is None for p in children):
         await asyncio.sleep(_TICK_S)
         now = time.monotonic()
         if done() != last_done:
             last_done, last_change = done(), now
-        elif now - last_change >= stall_s:
+        elif stall_s is not None and now - last_change >= stall_s:
             _ask(children, console, f"no event completed for {now - last_change:.0f} s")
             last_change = now  # the next report after another stall_s
         if before_timeout is not None and now >= before_timeout:

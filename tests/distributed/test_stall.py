@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,6 @@ from actors.distributed.hub import close_channels
 from actors.framework import Process, run_process, stall
 
 from .helpers import inproc_tables
-from .launching import launch
 from .mods import M
 
 D = "actors.distributed"
@@ -155,18 +157,34 @@ server = "remote"
 
 
 def test_launcher_gathers_every_process_report_on_a_stall(tmp_path: Path) -> None:
+    """Reports come on a stall (--stall-report), on SIGUSR1 to the launcher, before --timeout."""
     (tmp_path / "local.toml").write_text(LOCAL_TOML)
     (tmp_path / "remote.toml").write_text(REMOTE_TOML)
     (tmp_path / "topology.toml").write_text(TOPOLOGY)
-    done = launch(tmp_path / "topology.toml", "--stall-report", "3", "--timeout", "20",
-                  timeout=90)
-    out = done.stdout + done.stderr
-    assert done.returncode == 124, out
-    assert "no event completed for" in out and "asked 2 process(es)" in out, out
-    assert "stall report: process 'local'" in out, out
-    assert "stall report: process 'remote'" in out, out
-    assert "receiver 'back' waits for instance 2 of event 1:1:1 (key 1) on link 'offload'" in out
-    assert "event 1:1:1 (stream 0): running ['back']" in out, out
+    log = tmp_path / "launcher.log"
+    with log.open("w") as out:
+        launcher = subprocess.Popen(
+            [sys.executable, "-m", "actors.launch", str(tmp_path / "topology.toml"),
+             "--stall-report", "3", "--timeout", "20"],
+            cwd=REPO, stdout=out, stderr=subprocess.STDOUT, text=True,
+        )
+        try:
+            deadline = time.monotonic() + 15
+            while "stall report: process" not in log.read_text() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            launcher.send_signal(signal.SIGUSR1)
+            assert launcher.wait(60) == 124
+        finally:
+            launcher.kill()
+            launcher.wait()
+    text = log.read_text()
+    assert "no event completed for" in text and "asked 2 process(es)" in text, text
+    assert "SIGUSR1 to the launcher: asked 2 process(es)" in text, text
+    assert "the --timeout is about to stop every process: asked 2" in text, text
+    assert "stall report: process 'local'" in text, text
+    assert "stall report: process 'remote'" in text, text
+    assert "receiver 'back' waits for instance 2 of event 1:1:1 (key 1) on link 'offload'" in text
+    assert "event 1:1:1 (stream 0): running ['back']" in text, text
 
 
 def _fake_process(proc: Path, pid: int, group: int, argv: list[str], caught: int) -> None:
