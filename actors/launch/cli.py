@@ -198,9 +198,7 @@ def _link_tables(topology: Topology, run_id: str, rundir: Path) -> dict[str, Lin
         link = entries[0]  # validated: same server and settings for every entry
         server_url, client_url = _link_urls(topology, link, run_id, rundir, ranks)
         wants_secret = link.secret if link.secret is not None else topology.run.secret
-        secret = (
-            secrets.token_hex(16) if wants_secret and topology.transport_of(link) != "mpi" else None
-        )
+        secret = secrets.token_hex(16) if wants_secret else None  # mpi: its side channel
         clients = [entry.client for entry in entries]
         tables[link.server].endpoints[name] = LinkEndpoint(
             name, "server", server_url, secret, ",".join(clients), len(clients)

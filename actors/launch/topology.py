@@ -28,10 +28,20 @@ naming the file, line and key. The format is documented in
 
 A link name may repeat with the same server and another client: that server
 then serves several clients on it (one follower schedule per client).
+
+Secrets: every link gets a random per-run shared secret unless ``secret =
+false``. A link whose listener is reachable from other hosts (tcp:// bound to
+a non-loopback address, ucx://, whose listeners accept on every interface, the
+TCP side channel of mpi://) without a secret is refused unless that link's own
+table says ``secret = false`` explicitly - ``[run] secret = false`` alone does
+not open it to the network - and then loading it logs a warning naming the
+file, line and key (logger ``actors.launch``).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +62,7 @@ TRANSPORTS = ("inproc", "tcp", "shm", "mpi", "ucx")
 MPI_MODES = ("mpmd", "port-file")
 LOSS_POLICIES = ("absorb", "fail")
 _LOCAL_HOSTS = ("", "localhost", "127.0.0.1", "::1")
+log = logging.getLogger("actors.launch")
 
 _RUN_KEYS = {
     "events", "input", "output", "transport", "mpi_mode", "hostfile", "secret", "on_process_loss"
@@ -140,6 +151,20 @@ class Topology:
             self.run.transport = transport
             for link in self.links:
                 link.transport = None
+            _check_secrets(self, lambda message, *where: _cli_error(message))
+
+    def network_listener(self, link: LinkSpec) -> str | None:
+        """How ``link``'s listener is reachable from other hosts, or None (loopback only)."""
+        transport = self.transport_of(link)
+        if transport == "tcp":
+            host = link.bind or ("0.0.0.0" if self.spans_hosts else "127.0.0.1")
+            local = host in _LOCAL_HOSTS or host.startswith("127.")
+            return None if local else f"tcp:// bound to {host}"
+        if transport == "ucx":
+            return "ucx:// (its listeners accept on every interface)"
+        if transport == "mpi":
+            return "the TCP side channel of mpi:// (bound to every interface)"
+        return None
 
     @property
     def spans_hosts(self) -> bool:
@@ -163,7 +188,27 @@ def load_topology(path: str | Path) -> Topology:
     links = _parse_links(doc, data.get("link", []), processes)
     topology = Topology(Path(path).resolve(), run, processes, links)
     _check_ranks(doc, topology)
+    _check_secrets(topology, doc.error)
     return topology
+
+
+def _check_secrets(topology: Topology, error: Callable[..., Exception]) -> None:
+    """Refuse (or, with the link's own ``secret = false``, warn about) network
+    listeners without a secret; see the module docstring."""
+    for index, link in enumerate(topology.links):
+        reach = topology.network_listener(link)
+        if reach is None or (link.secret if link.secret is not None else topology.run.secret):
+            continue
+        if link.secret is None:
+            raise error(
+                f"link {link.name!r} listens through {reach} and [run] secret = false would "
+                "leave it without a secret; give the link its own 'secret = false' to accept "
+                "that explicitly, or drop [run] secret = false",
+                "link", index,
+            )
+        err = error(f"link {link.name!r} listens through {reach} without a secret", "link",
+                    index, "secret")
+        log.warning("%s (secret = false): any host that can reach it may connect", err)
 
 
 def _check_keys(doc: TomlDocument, table: Any, allowed: set[str], where: tuple[Any, ...]) -> None:
