@@ -477,7 +477,7 @@ class ActorCell(Parent):
     def _mark_dead(self) -> None:
         self.dead = True
         if isinstance(self.mailbox, Dispatcher):
-            self.mailbox.pause()
+            self.mailbox.close(str(self.dead_error()))
         self._drain()
         if self.policy.directive is Directive.ESCALATE:
             self._escalated += self._own_failures

@@ -39,17 +39,25 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
 
-from ..errors import ActorError
+from ..errors import ActorDead, ActorError
 
 __all__ = ["Dispatcher", "Reply"]
 
 Reply = Callable[[Any, BaseException | None], None]
 _Item = tuple[Any, Any]  # (message, None | Future | Reply)
-_PLAIN = frozenset({type(None), bool, int, float, str, bytes, tuple, list, dict})
+#: types whose instances are never awaitable (learnt as results go by; the check is an ABC one)
+_PLAIN: set[type] = {type(None), bool, int, float, str, bytes, tuple, list, dict}
 
 
 def _awaitable(value: Any) -> bool:
-    return type(value) not in _PLAIN and inspect.isawaitable(value)
+    cls = type(value)
+    if cls in _PLAIN:
+        return False
+    if inspect.isawaitable(value):
+        return True
+    if not inspect.isgenerator(value):  # a generator's awaitability depends on the object
+        _PLAIN.add(cls)
+    return False
 
 
 class Dispatcher:
@@ -85,6 +93,7 @@ class Dispatcher:
         self._receive: Callable[[Any], Any] | None = None  # None: paused
         self._is_async = False
         self.active = 0
+        self.closed: str | None = None
         self._workers: dict[asyncio.Task[None], tuple[_Item, Any] | None] = {}  # -> its call
         # idle workers wait on these futures
         self._parked: list[tuple[asyncio.Future[Any], asyncio.Task[None]]] = []
@@ -102,14 +111,20 @@ class Dispatcher:
 
     def put_nowait(self, item: _Item) -> None:
         """Start ``item`` now if a slot is free, else queue it; ActorError when full."""
+        self.post(item[0], item[1])
+
+    def post(self, message: Any, reply: Any) -> None:
+        """``put_nowait((message, reply))``; ActorDead once :meth:`close` was called."""
         if self.active < self._limit and self._receive is not None and not self._queue:
-            self._start(item[0], item[1])
+            self._start(message, reply)
+        elif self.closed is not None:
+            raise ActorDead(self.closed)
         elif len(self._queue) >= self._capacity:
             raise ActorError(
                 f"mailbox of actor {self.name!r} is full ({self._capacity} messages waiting)"
             )
         else:
-            self._queue.append(item)
+            self._queue.append((message, reply))
 
     async def put(self, item: _Item) -> None:
         """``put_nowait`` once there is room (waits while the mailbox is full)."""
@@ -151,6 +166,11 @@ class Dispatcher:
         """Start nothing more (running messages go on)."""
         self._receive = None
 
+    def close(self, why: str) -> None:
+        """The actor is dead: pause for good; :meth:`post` raises ActorDead(why) from now on."""
+        self.pause()
+        self.closed = why
+
     async def wait_idle(self) -> None:
         """Wait until no message is running."""
         while self.active:
@@ -190,11 +210,11 @@ class Dispatcher:
         try:
             if self._is_async:
                 return await receive(message)
-            if self._executor is not None:
+            if self._executor is None:
+                result = receive(message)
+            else:
                 loop = asyncio.get_running_loop()
                 result = await loop.run_in_executor(self._executor, receive, message)
-            else:
-                result = receive(message)
             if _awaitable(result):
                 result = await result
             return result
@@ -229,6 +249,15 @@ class Dispatcher:
                 result = receive(message)
             except Exception as exc:
                 self.finished(message, reply, None, exc)
+                return
+            if type(result) in _PLAIN and callable(reply):  # not None, not a Future
+                # the fast path's common end (a post done at once): finished() inlined
+                self.active -= 1
+                if self._queue:
+                    self._pump()
+                if not self.active and self._idle is not None and not self._idle.done():
+                    self._idle.set_result(None)
+                reply(result, None)
                 return
             self.finished(message, reply, result, None)
 

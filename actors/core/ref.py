@@ -167,6 +167,18 @@ class LocalActorRef(ActorRef):
         """
         self._cell.post(message, reply)
 
+    def poster(self) -> Callable[[Any, Callable[[Any, BaseException | None], None]], None]:
+        """A function ``post(message, reply)`` with the contract of :meth:`post`.
+
+        The same as ``self.post`` but with no call in between for an actor
+        spawned with ``concurrency``/``executor`` or a plain ``receive`` (its
+        mailbox's own method): for senders on a hot path.
+        """
+        mailbox = self._cell.mailbox
+        if type(mailbox) is Dispatcher:
+            return mailbox.post
+        return self.post
+
     def cancel(self) -> None:
         """Stop the actor now, without waiting: as :meth:`stop`, and also cancel
         the messages it is running in its worker tasks (sync code running in a

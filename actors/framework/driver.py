@@ -170,7 +170,7 @@ class _Driver:
             self.actors = [[next(rest) for _ in n.instances] for n in self.schedule.nodes]
             self.rt = Runtime(
                 self.schedule.nodes,
-                [[r.post for r in a] for a in self.actors],  # type: ignore[attr-defined]
+                [[r.poster() for r in a] for a in self.actors],  # type: ignore[attr-defined]
                 self.timings, self.schedule.trigger_paths, self.schedule.end_paths, self.reports,
             )
             await self._run_group()

@@ -80,8 +80,8 @@ class OrderedGate:
 class Runtime:
     """Per-job state shared by all events: nodes, actors, gates, counters.
 
-    ``posts[node][slot]`` is the ``post`` method of that instance's module
-    actor (``LocalActorRef.post``).
+    ``posts[node][slot]`` is the post function of that instance's module
+    actor (``LocalActorRef.poster()``).
     """
 
     nodes: list[ModuleNode]
@@ -106,6 +106,29 @@ class Runtime:
 
 
 OnEventDone = Callable[["EventRun", BaseException | None], None]
+
+
+class _EventCall(Call):
+    """A module's event call: its reply goes straight to ``EventRun._done`` (no closure)."""
+
+    __slots__ = ("n", "run")
+
+    def __init__(
+        self, fn: Callable[[Any], Any], arg: Any, run: EventRun, n: int, timing: ModuleTiming
+    ) -> None:
+        self.fn = fn
+        self.arg = arg
+        self.run = run
+        self.n = n
+        self.timing = timing
+        self.elapsed = 0.0
+
+    def __call__(self, result: Any, error: BaseException | None) -> None:
+        if error is None:
+            timing = self.timing
+            timing.calls += 1
+            timing.total += self.elapsed
+        self.run._done(self.n, result, error)
 
 
 class EventRun:
@@ -236,22 +259,18 @@ class EventRun:
         slot = self._stream if len(node.instances) > 1 else 0
         post = rt.posts[n][slot]
         fn = rt.methods[n][slot]
-
-        def done(result: Any, error: BaseException | None) -> None:
-            self._done(n, result, error)
-
         if node.kind == "output":
             def write() -> None:
                 if self._finished:
                     return
                 try:
-                    call = Call(fn, self._output_event(n), done, rt.timings[n])
+                    call = _EventCall(fn, self._output_event(n), self, n, rt.timings[n])
                     post(call, call)
                 except Exception as exc:  # runs from another event's callback: keep it ours
                     self._done(n, None, exc)
             rt.gates[n].when_turn(self.data.index, write)
         else:
-            call = Call(fn, Event(self.data, node.infos[slot]), done, rt.timings[n])
+            call = _EventCall(fn, Event(self.data, node.infos[slot]), self, n, rt.timings[n])
             post(call, call)
 
     def _output_event(self, n: int) -> OutputEvent:

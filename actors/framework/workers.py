@@ -39,6 +39,7 @@ import traceback
 from collections.abc import AsyncIterator, Callable, Generator
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from ..core.actor import Actor
@@ -136,7 +137,7 @@ class ModuleActor(Actor):
         self.timing = timing
 
     def receive(self, message: Any) -> Any:
-        if type(message) is Call:
+        if isinstance(message, Call):
             start = time.perf_counter()
             result = message.fn(message.arg)
             if result is not None and type(result) is not bool and inspect.isawaitable(result):
@@ -169,15 +170,19 @@ class SourceActor(ModuleActor):
         super().__init__(label, timing)
         self.source = source
         self._iter: Any = None
+        self._next: Callable[[], Any] = self._first
+
+    def _first(self) -> Any:
+        it = self._iter = self.source.transitions()
+        if isinstance(it, AsyncIterator):
+            self._next = partial(_next_async, it)
+        else:
+            self._next = partial(next, it, None)
+        return self._next()
 
     def receive(self, message: Any) -> Any:
         if message is NEXT_TRANSITION:
-            it = self._iter
-            if it is None:
-                it = self._iter = self.source.transitions()
-            if isinstance(it, AsyncIterator):
-                return _next_async(it)
-            return next(it, None)
+            return self._next()
         if message is CLOSE_TRANSITIONS:
             return self.on_stop()
         return super().receive(message)
@@ -185,6 +190,7 @@ class SourceActor(ModuleActor):
     async def on_stop(self) -> None:
         """Close the iterator (generator cleanup) if it was started."""
         it, self._iter = self._iter, None
+        self._next = self._first
         if it is None:
             return
         aclose = getattr(it, "aclose", None)
