@@ -198,3 +198,35 @@ def test_cli_farm_writes_the_plot(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert (tmp_path / "sizing-farm.png").stat().st_size > 0
     assert json.loads((tmp_path / "farm.json").read_text())["rows"][0]["cpu_nodes"] == 204
     assert "CPU only" in capsys.readouterr().out
+
+
+def _run(rate: float, modules: dict[str, tuple[int, float]] | None = None,
+         streams: int = 1) -> dict[str, Any]:
+    rec: dict[str, Any] = {"events_per_s": rate, "latency": {"mean_ms": 1e3 / rate}}
+    if modules is not None:
+        rec["reports"] = {"local": _report("P", streams, rate, modules)}
+    return rec
+
+
+def test_cli_validate_repredicts_saved_runs(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks.hlt_config import make_menu
+    from benchmarks.sizing_validate import CALIBRATION, PREDICTED
+
+    menu = make_menu(300)
+    hlt = {lb: (100, t * 100) for lb, t in zip(menu.labels, menu.times, strict=True)}
+    hlt |= {"t0": (100, 0.001), "stamp": (100, 0.001)}
+    offload = {lb: (100, 0.003) for lb in ("t0", "calib", "threshold", "spectrum", "summary",
+                                           "stamp")}
+    runs = {"empty tcp s1": _run(4000.0),
+            "offload single s1": _run(400.0, offload), "offload single s4": _run(600.0, offload, 4),
+            "hlt local s1": _run(10.0, hlt), "hlt local s4": _run(12.0, hlt, 4)}
+    assert set(runs) == {name for name, *_ in CALIBRATION}
+    runs |= {name: _run(100.0) for name, *_ in PREDICTED}
+    links = [r | {"series": s} for r in _links() for s in ("tcp://", "shm://")]
+    doc = {"parts": {"sizing": {"runs": runs, "link_records": links, "cores": 2.0}}}
+    (tmp_path / "results.json").write_text(json.dumps(doc))
+    assert main(["validate", str(tmp_path / "results.json")]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name, *_ in PREDICTED)
+    assert out.strip().endswith(f"of {len(PREDICTED)} within 15%")
