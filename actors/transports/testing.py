@@ -233,6 +233,40 @@ async def cancelled_recv_client(link: Link) -> None:
     await _expect(link, b"done")
 
 
+# -- a recv cancelled at any point, even while a big message arrives, loses nothing ---
+
+_MIDWAY = 32 << 20
+
+
+def _pattern(size: int, seed: int) -> np.ndarray[Any, np.dtype[np.uint8]]:
+    return (np.arange(size, dtype=np.uint64) * 2654435761 + seed).astype(np.uint8)
+
+
+async def cancelled_midway_server(link: Link) -> None:
+    expected_tail = _pattern(_MIDWAY, 1)[-100:]
+    for delay in (0.0, 0.001, 0.01, 0.05):
+        await link.send(b"go")
+        task = asyncio.ensure_future(link.recv())
+        await asyncio.sleep(delay)
+        task.cancel()
+        try:
+            header, bufs = await task
+        except asyncio.CancelledError:
+            header, bufs = await link.recv()
+        assert header == b"big", f"after a cancelled recv the next one got {header[:40]!r}"
+        data = np.frombuffer(memoryview(bufs[0]).cast("B"), np.uint8)
+        assert data.size == _MIDWAY and np.array_equal(data[-100:], expected_tail)
+    await link.send(b"done")
+
+
+async def cancelled_midway_client(link: Link) -> None:
+    big = _pattern(_MIDWAY, 1)
+    for _ in range(4):
+        await _expect(link, b"go")
+        await link.send(b"big", [big])
+    await _expect(link, b"done")
+
+
 # -- close semantics ------------------------------------------------------------------
 
 
@@ -388,6 +422,7 @@ CHECKS: list[Check] = [
     ("concurrent_sends", concurrent_sends_server, concurrent_sends_client),
     ("concurrent_large_sends", concurrent_large_sends_server, concurrent_large_sends_client),
     ("cancelled_recv", cancelled_recv_server, cancelled_recv_client),
+    ("cancelled_midway", cancelled_midway_server, cancelled_midway_client),
     ("close", close_server, close_client),
     ("backpressure", backpressure_server, backpressure_client),
     ("odd_buffers", odd_buffers_server, odd_buffers_client),

@@ -12,9 +12,8 @@ Port-file mode (each side under its own mpiexec)::
 Each check gets a fresh link. Every side reports one JSON row per check,
 ``{"side", "check", "ok", "error"}`` (see ``mpi_checks.emit``: a file per process
 under ``$MPI_RESULTS_DIR``, else stdout), and exits 1 if any check failed. The checks
-are those of tests/transports/mpi_checks.py plus, when it exists, the shared
-suite tests/transports/conformance.py (its ``CHECKS`` list of
-``(server_side, client_side)`` or ``(name, server_side, client_side)``).
+are the shipped conformance suite (:mod:`actors.transports.testing`) and the
+two MPI-specific ones of tests/transports/mpi_checks.py.
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from actors.transports import Link, connect, listen
+from actors.transports import testing as conformance
 from tests.transports import mpi_checks
 
 CHECK_TIMEOUT_S = 60.0
@@ -42,13 +42,9 @@ def _normalise(entry: Any) -> tuple[str, Any, Any]:
 
 
 def all_checks() -> list[tuple[str, Any, Any]]:
-    checks = [_normalise(c) for c in mpi_checks.CHECKS]
-    try:
-        from actors.transports import testing as conformance
-    except ImportError:
-        return checks
-    shared = getattr(conformance, "CHECKS", [])
-    return [(f"shared:{n}", s, c) for n, s, c in map(_normalise, shared)] + checks
+    """The shipped conformance suite, then the two MPI-specific checks."""
+    shared = [(f"shared:{n}", s, c) for n, s, c in map(_normalise, conformance.CHECKS)]
+    return shared + [_normalise(c) for c in mpi_checks.CHECKS]
 
 
 async def _run_side(side: str, name: str, fn: Any, link: Link) -> bool:

@@ -75,11 +75,12 @@ def _rows(results: Path) -> list[dict[str, Any]]:
 
 
 def _assert_all_checks_passed(rows: list[dict[str, Any]], sides: set[str]) -> None:
+    from actors.transports.testing import CHECKS as SHARED
     from tests.transports.mpi_checks import CHECKS
 
     failed = [f"{r['side']}/{r['check']}: {r['error']}" for r in rows if not r["ok"]]
     assert not failed, "\n".join(failed)
-    names = {name for name, _, _ in CHECKS}
+    names = {name for name, _, _ in CHECKS} | {f"shared:{name}" for name, _, _ in SHARED}
     for side in sides:
         ran = {r["check"] for r in rows if r["side"] == side}
         assert names <= ran, f"{side} did not run {sorted(names - ran)}"

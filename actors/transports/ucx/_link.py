@@ -225,13 +225,23 @@ class UCXLink(Link):
                 self._finish(header, buffers, frames)
             )
         try:
-            return await asyncio.shield(rx)
+            message = await asyncio.shield(rx)
+        except asyncio.CancelledError:
+            # rx stays for the next call, also when it finished just as this call was
+            # cancelled (clearing it then lost the message: the next recv waited forever)
+            raise
         except ProtocolError:
+            if self._rx is rx:
+                self._rx = None
             await self.close()
             raise
-        finally:
-            if rx.done() and self._rx is rx:
+        except BaseException:
+            if self._rx is rx:
                 self._rx = None
+            raise
+        if self._rx is rx:
+            self._rx = None
+        return message
 
     async def _recv_prefix(self) -> None:
         """Receive the next prefix frame into ``self._prefix``.
