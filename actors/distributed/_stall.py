@@ -31,7 +31,8 @@ def describe_channels() -> list[str]:
         lines.append(f"{hub.role} channel {hub.label!r}" + (
             f" (failed: {hub.error})" if hub.error is not None else ""
         ))
-        lines += ["  " + line for line in _links(hub)]
+        links = _links(hub) or ["no link up yet (connecting, accepting or in the handshake)"]
+        lines += ["  " + line for line in links]
         lines += ["  " + line for line in _waiting(hub)]
     return lines
 
