@@ -14,14 +14,17 @@ sets a handler that writes the report to stderr - or, under
 :data:`STALL_MARK` line on stdout carrying it as JSON, which the launcher
 gathers and prints per process.
 
-Thread/loop rules: the handler runs on the main thread between two Python
-bytecodes of whatever it interrupted (usually the idle event loop); it only
-reads state (a provider must neither block nor mutate). Providers that raise
-are reported as such, never propagated.
+Thread/loop rules: the handler runs on the main thread; when an event loop
+runs there it schedules the report as a loop callback (so the report never
+interrupts a half-done write or state change), else it writes it at once.
+Providers only read state (they must neither block nor mutate); one that
+raises is reported as such, never propagated. A loop blocked by synchronous
+code on its thread prints the report once it is free again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -106,7 +109,15 @@ def emit() -> None:
 
 
 def _on_signal(signum: int, frame: Any) -> None:
-    emit()
+    # Interrupting a write to stdout/stderr and writing there again would raise
+    # "reentrant call" into the interrupted code: hand the report to the event
+    # loop when one runs on this thread (the usual case), else write it now.
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        emit()
+    else:
+        loop.call_soon_threadsafe(emit)
 
 
 def install() -> bool:
