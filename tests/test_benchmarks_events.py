@@ -158,8 +158,11 @@ def test_loaded_series_are_compared_with_tcp_of_the_same_series() -> None:
         return {"transport": transport, "scenario": "empty", "followers": 1,
                 "streams": streams, "status": "ok", "events_per_s": rate}
 
+    failed = {"transport": "ucx", "scenario": "empty", "followers": 1, "streams": 1,
+              "status": "failed", "reason": "timed out"}
     rows = evaluate_loaded([entry("tcp", 100.0), entry("shm", 91.0), entry("mpi", 89.0),
-                            entry("inproc", 10.0), entry("ucx", 50.0, streams=4)], load=2)
+                            entry("inproc", 10.0), entry("ucx", 50.0, streams=4), failed],
+                           load=2)
     assert [(r["series"], r["met"]) for r in rows] == [
-        ("shm empty f1 s1", True), ("mpi empty f1 s1", False)]
+        ("shm empty f1 s1", True), ("mpi empty f1 s1", False), ("ucx empty f1 s1", False)]
     assert all(r["load"] == 2 for r in rows)
