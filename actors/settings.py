@@ -101,14 +101,14 @@ UCX_SPIN_US: Setting[float] = Setting(
     "how long the ucx:// progress task keeps polling after the last activity",
 )
 MPI_SPIN_S: Setting[float] = Setting(
-    "ACTORS_MPI_SPIN_S", 0.002, float, "s",
-    "how long an mpi:// wait polls its requests before it starts to nap",
+    "ACTORS_MPI_SPIN_S", 0.0005, float, "s",
+    "longest an mpi:// header wait polls before it naps (adaptive: 0 while replies come later)",
 )
 MPI_MAX_SLEEP_S: Setting[float] = Setting(
     "ACTORS_MPI_MAX_SLEEP_S", 0.01, float, "s", "longest nap of an mpi:// wait between polls"
 )
 MPI_MIN_SPINS: Setting[int] = Setting(
-    "ACTORS_MPI_MIN_SPINS", 256, int, "polls", "polls an mpi:// wait makes before it may nap"
+    "ACTORS_MPI_MIN_SPINS", 0, int, "polls", "polls an mpi:// wait makes before it may nap"
 )
 MPI_SHORT_NAPS_S: Setting[float] = Setting(
     "ACTORS_MPI_SHORT_NAPS_S", 0.02, float, "s",

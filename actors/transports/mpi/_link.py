@@ -89,6 +89,7 @@ __all__ = [  # the wire constants are re-exported from _frame
     "unpack_header",
 ]
 
+SPIN_FLOOR_S = 20e-6  # smallest non-zero spin budget of a header wait
 BYE_GRACE_S = 5.0  # after the peer's goodbye, how long to wait for its BYE
 _CUDA = "__cuda_array_interface__"
 
@@ -125,7 +126,8 @@ class MPILink(Link):
         self._remote = remote
         self._max = max_message_size
         self._cuda_aware = cuda_aware
-        self._spin_s = MPI_SPIN_S.get()  # the header wait's polling (actors.settings)
+        self._max_spin_s = MPI_SPIN_S.get()  # the header wait's polling (actors.settings)
+        self._spin_s = self._max_spin_s  # its budget now: adapted by _adapt_spin
         self._min_spins = MPI_MIN_SPINS.get()
         self._side: SideChannel | None = None
         self._inbox = Inbox(mpi, poller, comm, remote)
@@ -376,26 +378,49 @@ class MPILink(Link):
     # -- the header receive -----------------------------------------------------------
 
     async def _wait_header(self) -> None:
-        """Wait until the inbox is ready: poll from this task for ``ACTORS_MPI_SPIN_S``
-        *and* at least ``ACTORS_MPI_MIN_SPINS`` times (so that being descheduled on a loaded machine
-        does not count as a quiet link), then leave it to the poller's backoff.
-        Cancel-safe (nothing is lost). Raises PeerLost once the link is closed
-        or lost, also when a header message came in meanwhile (it stays in
-        for the close-time drain)."""
+        """Wait until the inbox is ready: poll from this task for the link's
+        spin budget (and at least ``ACTORS_MPI_MIN_SPINS`` times), then leave
+        it to the poller's naps, which the peer's doorbell cuts short.
+
+        The budget adapts (:meth:`_adapt_spin`): it stays at most
+        ``ACTORS_MPI_SPIN_S`` while messages come within that, and drops to 0
+        while they come later. Spinning costs a core and, in a process whose
+        modules run in worker threads, the GIL they need: on real events (the
+        dimuon job, a reply every few ms) a fixed 2 ms spin made mpi:// the
+        slowest transport. Cancel-safe (nothing is lost). Raises PeerLost once
+        the link is closed or lost, also when a header message came in
+        meanwhile (it stays in for the close-time drain)."""
         loop = asyncio.get_running_loop()
         inbox = self._inbox
-        deadline = loop.time() + self._spin_s
-        spins = 0
-        while True:
-            await asyncio.sleep(0)
-            self._check_open()
-            if inbox.ready():
-                return
-            spins += 1
-            if spins >= self._min_spins and loop.time() > deadline:
-                break
+        start = loop.time()
+        budget = self._spin_s
+        if budget > 0.0 or self._min_spins:
+            deadline = start + budget
+            spins = 0
+            while True:
+                await asyncio.sleep(0)
+                self._check_open()
+                if inbox.ready():
+                    self._adapt_spin(loop.time() - start)
+                    return
+                spins += 1
+                if spins >= self._min_spins and loop.time() > deadline:
+                    break
         await inbox.wait(self._napping)
+        self._adapt_spin(loop.time() - start)
         self._check_open()
+
+    def _adapt_spin(self, waited: float) -> None:
+        """Learn from one header wait of ``waited`` s: a message that came
+        within the largest budget grows it (to twice the wait, at least
+        :data:`SPIN_FLOOR_S`); a later one halves it, down to 0 (nap at once)."""
+        top = self._max_spin_s
+        if waited <= top:
+            self._spin_s = min(top, max(2.0 * self._spin_s, 2.0 * waited, SPIN_FLOOR_S))
+        elif self._spin_s > SPIN_FLOOR_S:
+            self._spin_s /= 2.0
+        else:
+            self._spin_s = 0.0
 
     def _napping(self) -> None:
         if self._side is not None and not self._closed:

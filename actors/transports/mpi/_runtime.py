@@ -70,7 +70,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import BackendUnavailable, ConfigError
-from ...settings import MPI_CUDA_AWARE, MPI_MAX_SLEEP_S, MPI_SHORT_NAPS_S, MPI_SPIN_S
+from ...settings import MPI_CUDA_AWARE, MPI_MAX_SLEEP_S, MPI_SHORT_NAPS_S
 
 __all__ = [
     "Poller",
@@ -281,7 +281,6 @@ class Poller:
         self._task: asyncio.Task[None] | None = None
         self._last_wait = self._last_active
         # the backoff settings, read when the poller starts (actors.settings)
-        self._spin_s = MPI_SPIN_S.get()
         self._short_naps_s = MPI_SHORT_NAPS_S.get()
         self._max_sleep_s = MPI_MAX_SLEEP_S.get()
 
@@ -338,7 +337,7 @@ class Poller:
             if self.poll_once():
                 self._last_active = self._loop.time()
             now = self._loop.time()
-            if self._ops or now - self._last_active < self._spin_s:
+            if self._ops:  # transfers in flight: MPI moves data only inside progress calls
                 await asyncio.sleep(0)
                 continue
             if now - max(self._last_active, self._last_wait) < self._short_naps_s:
