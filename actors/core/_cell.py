@@ -15,7 +15,7 @@ signals (stop, a child's escalated failure) are not queued behind messages:
 they set ``_signalled`` and, if the mailbox is empty, drop ``_WAKE`` in it so
 that an idle loop wakes up. The loop looks at signals after every ``get``,
 before processing what it got. The dispatching one (an actor spawned with
-``concurrency`` > 1 or an ``executor``, or with a plain ``def receive``):
+a ``concurrency`` or an ``executor``, or with a plain ``def receive``):
 the mailbox is a :class:`~actors.core._dispatch.Dispatcher` that starts
 messages itself, and the cell's task only supervises (signals wake it).
 """
@@ -98,7 +98,7 @@ class Parent:
         name: str | None,
         mailbox_size: int | None,
         supervisor_policy: SupervisorPolicy | str | None,
-        concurrency: int = 1,
+        concurrency: int | None = None,
         executor: Executor | bool | None = None,
     ) -> ActorCell:
         """Create a child cell and start its task (see :meth:`ActorSystem.spawn`)."""
@@ -172,7 +172,7 @@ class ActorCell(Parent):
         name: str,
         mailbox_size: int,
         policy: SupervisorPolicy,
-        concurrency: int = 1,
+        concurrency: int | None = None,
         executor: Executor | None = None,
     ) -> None:
         if mailbox_size < 1:
@@ -184,14 +184,14 @@ class ActorCell(Parent):
         self.name = name
         self.policy = policy
         self.dispatching = (
-            concurrency != 1
+            concurrency is not None
             or executor is not None
             or not inspect.iscoroutinefunction(actor_class.receive)
         )
         self.mailbox: asyncio.Queue[Any] | Dispatcher
         if self.dispatching:
             self.mailbox = Dispatcher(
-                name, capacity=mailbox_size, concurrency=concurrency, executor=executor,
+                name, capacity=mailbox_size, concurrency=concurrency or 1, executor=executor,
                 context=contextvars.copy_context(), on_tell_failed=self._tell_failed,
             )  # fmt: skip
             self._wakeup = asyncio.Event()

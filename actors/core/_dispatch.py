@@ -45,19 +45,20 @@ __all__ = ["Dispatcher", "Reply"]
 
 Reply = Callable[[Any, BaseException | None], None]
 _Item = tuple[Any, Any]  # (message, None | Future | Reply)
-#: types whose instances are never awaitable (learnt as results go by; the check is an ABC one)
-_PLAIN: set[type] = {type(None), bool, int, float, str, bytes, tuple, list, dict}
+#: type -> whether its instances are awaitable, learnt as results go by (the check is an ABC one)
+_AWAITABLE: dict[type, bool] = {
+    t: False for t in (type(None), bool, int, float, str, bytes, tuple, list, dict)
+}
 
 
 def _awaitable(value: Any) -> bool:
-    cls = type(value)
-    if cls in _PLAIN:
-        return False
-    if inspect.isawaitable(value):
-        return True
-    if not inspect.isgenerator(value):  # a generator's awaitability depends on the object
-        _PLAIN.add(cls)
-    return False
+    known = _AWAITABLE.get(type(value))
+    if known is not None:
+        return known
+    if inspect.isgenerator(value):  # a generator's awaitability depends on the object
+        return inspect.isawaitable(value)
+    known = _AWAITABLE[type(value)] = inspect.isawaitable(value)
+    return known
 
 
 class Dispatcher:
@@ -250,7 +251,7 @@ class Dispatcher:
             except Exception as exc:
                 self.finished(message, reply, None, exc)
                 return
-            if type(result) in _PLAIN and callable(reply):  # not None, not a Future
+            if _AWAITABLE.get(type(result)) is False and callable(reply):  # not None/a Future
                 # the fast path's common end (a post done at once): finished() inlined
                 self.active -= 1
                 if self._queue:

@@ -60,8 +60,8 @@ class Actor:
     Kinds of ``receive`` (chosen by the class and the spawn options):
 
     * ``async def receive`` (the default): one message at a time in the
-      actor's task; with ``spawn(..., concurrency=n)``, up to ``n`` at once,
-      each in one of the actor's worker tasks;
+      actor's task; with ``spawn(..., concurrency=n)``, up to ``n`` at once
+      (``n`` >= 1), each in one of the actor's worker tasks;
     * a plain ``def receive`` runs on the loop, inline in the sender's call
       when the actor has a free slot (no task switch: for short code), or,
       with ``spawn(..., executor=True)`` (or an Executor), in a worker thread
@@ -73,9 +73,12 @@ class Actor:
     an ask sent while it is idle (a free slot, an empty mailbox) is processed
     in the asker's task, without a task switch: cancelling the asker then
     cancels the message. With ``concurrency`` > 1 the messages that run at
-    once share the instance: its code must allow that. Failure rules are the same for
-    every kind; a failed tell pauses the actor until the policy is applied
-    (after the messages already running end).
+    once share the instance: its code must allow that. Failure rules are the
+    same for every kind, but for a ``CancelledError`` that ``receive`` lets
+    out on its own (not a cancellation of the actor): there, it is the
+    message's error (``ActorError``, "was cancelled by its own code"). A
+    failed tell pauses the actor until the policy is applied (after the
+    messages already running end).
     """
 
     _actor_cell: ActorCell
@@ -120,7 +123,7 @@ class Actor:
         name: str | None = None,
         mailbox_size: int | None = None,
         supervisor_policy: SupervisorPolicy | str | None = None,
-        concurrency: int = 1,
+        concurrency: int | None = None,
         executor: Executor | bool | None = None,
         **kwargs: Any,
     ) -> ActorRef:

@@ -230,7 +230,7 @@ class ActorSystem:
         name: str | None = None,
         mailbox_size: int | None = None,
         supervisor_policy: SupervisorPolicy | str | None = None,
-        concurrency: int = 1,
+        concurrency: int | None = None,
         executor: Executor | bool | None = None,
         **kwargs: Any,
     ) -> ActorRef:
@@ -240,7 +240,8 @@ class ActorSystem:
         ``name`` defaults to ``"<Class>-<n>"`` and must be unique in the system
         (``ValueError`` otherwise); ``mailbox_size`` defaults to the system's;
         ``supervisor_policy`` defaults to escalate. ``concurrency``: how many
-        messages the actor may process at once (1: one at a time).
+        messages the actor may process at once, in worker tasks (None, the
+        default: one at a time in the actor's own task).
         ``executor``: run a plain ``def receive`` in threads, of this executor
         or, with ``True``, of :attr:`executor` (default: on the loop, inline
         in the sender's call when a slot is free). See

@@ -156,6 +156,7 @@ class _Driver:
                     self.timings[n.index],
                     self.options.streams if _shared(first) else 1,
                     None if on_loop else self.pool,
+                    is_async=n.is_async and not type(first).run_on_loop,
                 ))  # fmt: skip
         return specs
 

@@ -39,6 +39,8 @@ class SourceReader:
         """The next transition, or None at the end."""
         try:
             tr = await self._actor.ask(NEXT_TRANSITION)
+        except StopAsyncIteration:
+            return None  # the end of an async source
         except (asyncio.CancelledError, ActorDead):
             raise
         except Exception as exc:

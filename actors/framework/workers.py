@@ -49,8 +49,8 @@ from .report import ModuleTiming
 from .source import Source
 
 __all__ = [
-    "CLOSE_TRANSITIONS", "NEXT_TRANSITION", "Call", "JobActor", "ModuleActor", "ModuleSpec",
-    "SourceActor", "format_error",
+    "CLOSE_TRANSITIONS", "NEXT_TRANSITION", "AsyncModuleActor", "Call", "JobActor",
+    "ModuleActor", "ModuleSpec", "SourceActor", "format_error",
 ]
 
 OnDone = Callable[[Any, BaseException | None], None]
@@ -157,8 +157,25 @@ class ModuleActor(Actor):
         )
 
 
+class AsyncModuleActor(ModuleActor):
+    """A module whose event method is ``async def``: calls run in the actor's worker tasks."""
+
+    async def receive(self, message: Any) -> Any:
+        if not isinstance(message, Call):
+            return self.query(message)
+        start = time.perf_counter()
+        result = message.fn(message.arg)
+        if inspect.isawaitable(result):  # a coroutine (or a sync hook's future)
+            result = await result
+        message.elapsed = time.perf_counter() - start
+        return result
+
+
 class SourceActor(ModuleActor):
-    """The job's source: also answers :data:`NEXT_TRANSITION` (None at the end).
+    """The job's source: also answers :data:`NEXT_TRANSITION`.
+
+    The reply is the next transition; at the end None (a sync iterator) or
+    StopAsyncIteration (an async one).
 
     Starts ``source.transitions()`` on the first request. A sync iterator is
     advanced where the actor runs (a worker thread for a ``blocking``
@@ -175,7 +192,7 @@ class SourceActor(ModuleActor):
     def _first(self) -> Any:
         it = self._iter = self.source.transitions()
         if isinstance(it, AsyncIterator):
-            self._next = partial(_next_async, it)
+            self._next = it.__anext__  # its end: StopAsyncIteration (see SourceReader)
         else:
             self._next = partial(next, it, None)
         return self._next()
@@ -202,13 +219,6 @@ class SourceActor(ModuleActor):
             close()
 
 
-async def _next_async(it: AsyncIterator[Any]) -> Any:
-    try:
-        return await it.__anext__()
-    except StopAsyncIteration:
-        return None
-
-
 @dataclass(frozen=True)
 class ModuleSpec:
     """How to spawn one module actor under a job."""
@@ -219,6 +229,7 @@ class ModuleSpec:
     concurrency: int
     executor: Executor | None
     source: Source | None = None
+    is_async: bool = False  # an async def event method
 
 
 class JobActor(Actor):
@@ -239,7 +250,7 @@ class JobActor(Actor):
     async def on_start(self) -> None:
         for spec in self.specs:
             args: tuple[Any, ...] = (spec.label, spec.timing)
-            cls: type[ModuleActor] = ModuleActor
+            cls: type[ModuleActor] = AsyncModuleActor if spec.is_async else ModuleActor
             if spec.source is not None:
                 cls, args = SourceActor, (*args, spec.source)
             self.refs.append(self.spawn(
