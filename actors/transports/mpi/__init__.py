@@ -15,7 +15,7 @@ Addresses
 How a message travels (:mod:`actors.transports.mpi._link`, wire format in
 :mod:`actors.transports.mpi._frame`): a small header message (sizes and
 host/device flags of every buffer, the header bytes, and host buffers of at
-most 256 bytes inline) into an always-active persistent receive, then each
+most 32 KiB inline) into an always-active persistent receive, then each
 other buffer with nonblocking ``Isend``/``Irecv`` straight from and into its
 own memory, in chunks of at most 1 GiB (below MPI-3's 2 GiB count limit).
 Received host buffers are numpy ``uint8`` arrays; large ones come from a pool
@@ -31,7 +31,8 @@ uses tags 32711-32713 of ``COMM_WORLD``.
 
 asyncio: the loop is never blocked by MPI. Progress is adaptive polling from
 the loop: a waiting task polls its own request (no future or task per message),
-for 2 ms and at least 256 polls, then the loop's poller naps 1 ms for 20 ms,
+for an adaptive spin budget (at most 0.5 ms; 0 while replies come later), then
+the loop's poller naps 1 ms for 20 ms,
 then backs off to 10 ms (1 % of a core when idle); chosen by measurement over a
 progress thread whose blocking MPI calls spin a full core (99 %) when idle; see
 :mod:`actors.transports.mpi._runtime` and docs/mpi.md for the figures.

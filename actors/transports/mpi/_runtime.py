@@ -15,11 +15,11 @@ out were measured on the 2-core development machine (mpich 5.0.2 wheel):
 - *adaptive polling* from the loop, in three stages:
 
   1. the waiting task tests its own request first and, if nothing is there,
-     keeps testing it between ``asyncio.sleep(0)`` yields for ``ACTORS_MPI_SPIN_S``
-     and at least ``ACTORS_MPI_MIN_SPINS`` times (a ping-pong partner answers well
-     within that, so no future, task switch or timer is involved per message;
-     counting polls as well as time keeps a loaded machine, where the process
-     is descheduled for milliseconds, from ending the spin early);
+     keeps testing it between ``asyncio.sleep(0)`` yields for the link's
+     adaptive spin budget (at most ``ACTORS_MPI_SPIN_S``; 0 while replies come
+     later than that: spinning takes the core, and the GIL, from the
+     process's worker threads; see ``MPILink._wait_header``), so that a quick
+     ping-pong partner costs no future, task switch or timer per message;
   2. then it hands the request to the loop's :class:`Poller`, which naps 1 ms
      between polls for ``ACTORS_MPI_SHORT_NAPS_S`` after that hand-over (a nap
      shorter than the peer's spin, so that two sides of a ping-pong that both
