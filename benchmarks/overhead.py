@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import statistics
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -108,8 +109,11 @@ def make(kind: str, streams: int, events: int) -> Process:
     return p
 
 
-def rate(kind: str, streams: int, events: int) -> float:
-    """Events/s of one job (wall time of the job)."""
+def rate(kind: str, streams: int, events: int) -> tuple[float, float]:
+    """Events/s of one job (wall time of the job) and its CPU µs per event (all threads).
+
+    CPU time depends much less on what else the machine runs than wall time.
+    """
     try:
         import uvloop
 
@@ -117,19 +121,22 @@ def rate(kind: str, streams: int, events: int) -> float:
     except ImportError:
         runner = asyncio.Runner()
     with runner:
+        cpu = time.process_time()
         report = runner.run(run_process(make(kind, streams, events)))
-    return float(report.events / report.wall_time)
+        cpu = time.process_time() - cpu
+    return float(report.events / report.wall_time), 1e6 * cpu / max(1, report.events)
 
 
 def measure(events: int, repeat: int) -> list[dict[str, Any]]:
-    """Every figure: kind, streams, median and all runs (events/s)."""
+    """Every figure: kind, streams, median and all runs (events/s), median CPU µs/event."""
     rows = []
     for kind in KINDS:
         for streams in (1, 4):
             n = events if kind != "sync" else events // 4
-            rates = [rate(kind, streams, n) for _ in range(repeat)]
-            rows.append({"kind": kind, "streams": streams,
-                         "median": statistics.median(rates), "runs": rates})
+            runs = [rate(kind, streams, n) for _ in range(repeat)]
+            rates = [r for r, _ in runs]
+            rows.append({"kind": kind, "streams": streams, "median": statistics.median(rates),
+                         "runs": rates, "cpu_us": statistics.median(c for _, c in runs)})
     return rows
 
 
@@ -146,10 +153,11 @@ def run(ctx: Context) -> PartResult:
         last = tail.splitlines()[-1] if tail else "no output"
         return PartResult("failed", f"overhead benchmark exited with {code}: {last}")
     rows: list[dict[str, Any]] = json.loads(out.read_text())["results"]
-    table = [[r["kind"], str(r["streams"]), f"{r['median']:.0f}"] for r in rows]
+    table = [[r["kind"], str(r["streams"]), f"{r['median']:.0f}", f"{r['cpu_us']:.1f}"]
+             for r in rows]
     return PartResult("ok", data={"results": rows}, tables=[
-        ("overhead: one process, trivial modules (events/s, median)",
-         ["modules", "streams", "events/s"], table),
+        ("overhead: one process, trivial modules (medians)",
+         ["modules", "streams", "events/s", "CPU µs/event"], table),
     ])
 
 
@@ -160,10 +168,10 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
     rows = measure(args.events, args.repeat)
-    print(f"{'modules':>8} {'streams':>7} {'median ev/s':>12}  runs")
+    print(f"{'modules':>8} {'streams':>7} {'median ev/s':>12} {'CPU us/ev':>10}  runs (ev/s)")
     for r in rows:
         runs = " ".join(f"{x:.0f}" for x in r["runs"])
-        print(f"{r['kind']:>8} {r['streams']:>7} {r['median']:>12.0f}  {runs}")
+        print(f"{r['kind']:>8} {r['streams']:>7} {r['median']:>12.0f} {r['cpu_us']:>10.1f}  {runs}")
     if args.json is not None:
         args.json.write_text(json.dumps({"results": rows}, indent=1))
 
