@@ -136,7 +136,8 @@ class MPILink(Link):
         self._bye_received = False
         self._lost: str | None = None  # why calls now raise PeerLost
         self._peer_closing: str | None = None  # peer said goodbye: sends fail
-        self._peer_naps = False  # the peer's header wait is napping: ring on the next send
+        self._peer_naps = False  # the peer's header waits nap: ring on every send
+        self._naps_told = False  # we told the peer that ours nap (until we say awake)
 
     @property
     def inbox(self) -> Inbox:
@@ -153,6 +154,8 @@ class MPILink(Link):
             self._poller.ring()
         elif kind == "napping":
             self._peer_naps = True
+        elif kind == "awake":
+            self._peer_naps = False
         elif kind == "closed":
             self._peer_closing = reason
             asyncio.get_running_loop().call_later(BYE_GRACE_S, self._lose, reason)
@@ -258,7 +261,6 @@ class MPILink(Link):
         await self._complete(reqs, (frame, big), sending=True)
 
     def _ring(self) -> None:
-        self._peer_naps = False
         if self._side is not None:
             self._side.ring()
 
@@ -421,10 +423,18 @@ class MPILink(Link):
             self._spin_s /= 2.0
         else:
             self._spin_s = 0.0
+        if self._naps_told and self._spin_s >= top and self._side is not None:
+            self._naps_told = False  # spinning pays again: the peer may stop ringing
+            self._side.awake()
 
     def _napping(self) -> None:
-        if self._side is not None and not self._closed:
-            self._side.napping()  # the peer rings on its next send
+        """Our header wait naps: tell the peer once, so that it rings on every
+        send (one side-channel write per message, like tcp's, instead of a
+        "napping" and a "ring" write per message) until :meth:`_adapt_spin`
+        says awake."""
+        if not self._naps_told and self._side is not None and not self._closed:
+            self._naps_told = True
+            self._side.napping()
 
     async def _receive_long(self, size: int) -> tuple[int, bytes, list[int], bytes, list[Any]]:
         """Receive and parse a header message too long for the header receive."""

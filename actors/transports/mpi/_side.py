@@ -13,9 +13,10 @@ same peer, opened at link setup:
   while is not declared dead (``ACTORS_MPI_HEARTBEAT_TIMEOUT_S``);
 - a graceful close writes ``C`` before closing, so the survivor knows the
   in-band MPI ``BYE`` is coming and still delivers the messages before it;
-- the doorbell: a side whose header wait fell back to the poller's naps writes
-  ``n``; the peer's next ``send`` then writes ``w``, which wakes the napping
-  loop at once (the kernel wakes it, like any socket). See
+- the doorbell: a side whose header waits fall back to the poller's naps
+  writes ``n`` once; the peer then writes ``w`` after every ``send``, which
+  wakes the napping loop at once (the kernel wakes it, like any socket), until
+  the side writes ``a`` (its waits spin again). See
   :mod:`actors.transports.mpi._runtime` (progress) for why.
 
 Setup: the connection first runs the one mutual challenge-response of
@@ -61,6 +62,7 @@ _HEARTBEAT = b"h"
 _GOODBYE = b"C"
 _NAPPING = b"n"  # "my header wait went to the poller's naps: ring me when you send"
 _RING = b"w"  # "I sent you a message: poll now"
+_AWAKE = b"a"  # "my header waits spin again: stop ringing"
 
 
 def bind_host() -> str:
@@ -160,7 +162,7 @@ class SideChannel:
     ``on_event(kind, reason)`` is called once on the loop with kind ``"closed"``
     (peer closed gracefully) or ``"lost"`` (EOF without goodbye, heartbeat
     timeout, socket error); before that, any number of times with kind
-    ``"napping"`` or ``"ring"`` (the doorbell, reason ``""``). :meth:`close`
+    ``"napping"``, ``"awake"`` or ``"ring"`` (the doorbell, reason ``""``). :meth:`close`
     says goodbye and stops watching.
     """
 
@@ -205,8 +207,11 @@ class SideChannel:
                 return
             callback = self._on_event
             if callback is not None:
-                if _NAPPING in data:
+                naps, wakes = data.rfind(_NAPPING), data.rfind(_AWAKE)
+                if naps > wakes:  # the later of the two is in force
                     callback("napping", "")
+                elif wakes > naps:
+                    callback("awake", "")
                 if _RING in data:
                     callback("ring", "")
 
@@ -217,8 +222,13 @@ class SideChannel:
             self._writer.write(byte)
 
     def napping(self) -> None:
-        """Tell the peer that our header wait is napping (it rings on its next send)."""
+        """Tell the peer that our header waits nap (it rings on every send until
+        :meth:`awake`)."""
         self._write(_NAPPING)
+
+    def awake(self) -> None:
+        """Tell the peer that our header waits spin again (it stops ringing)."""
+        self._write(_AWAKE)
 
     def ring(self) -> None:
         """Wake the peer's napping header wait (we just sent it a message)."""
