@@ -33,6 +33,7 @@ from . import (  # noqa: F401  (register the parts)
     events,
     hlt,
     overhead,
+    overload,
     peers,
     products,
     scale,
@@ -63,6 +64,7 @@ parts (default: all, in this order):
   hlt         HLT-like menu of 300 modules, local only vs offloaded
 
 run by name only:
+  overload    a controller feeding a follower 10x slower for 60 s: events/s, RSS over time
   peers       the same actor workloads through Ray, Dask, xoscar, Thespian (~3 min;
               pip install 'hep-actors[peers]')
   scale       1 controller x 16 followers and 16 x 1: start-up, memory, events/s vs ideal
