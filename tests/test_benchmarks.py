@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-PARTS = {"transports", "products", "events", "scheduling", "hlt"}
+PARTS = {"transports", "products", "actors", "events", "scheduling", "overhead", "hlt"}
 SUMMARY = {"min", "median", "mean", "p99", "stdev", "n"}
 
 pytestmark = pytest.mark.slow
