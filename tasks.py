@@ -72,7 +72,8 @@ def _shown(path: Path) -> str:
 def test(args: list[str]) -> None:
     ensure_venv(EXTRAS["test"])
     run(PY, "-m", "ruff", "check", "actors", "benchmarks", "tests")
-    run(PY, "-m", "mypy", "actors")
+    run(PY, "-m", "ruff", "format", "--check", "actors", "benchmarks", "tests")
+    run(PY, "-m", "mypy", "actors", "benchmarks")
     run(PY, "-m", "pytest", *args)
 
 

@@ -45,6 +45,7 @@ def __getattr__(name: str) -> str:
     except metadata.PackageNotFoundError:  # a source tree that is not installed
         return "0+unknown"
 
+
 __all__ = [
     "Actor",
     "ActorDead",

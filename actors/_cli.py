@@ -114,7 +114,9 @@ class CliParser(argparse.ArgumentParser):
         if docs:
             parts.append(f"documentation: {docs} in the hep-actors repository")
         super().__init__(
-            prog=prog, description=description, epilog="\n\n".join(parts),
+            prog=prog,
+            description=description,
+            epilog="\n\n".join(parts),
             formatter_class=_Formatter,
         )
         self._common_added = False
@@ -130,16 +132,22 @@ class CliParser(argparse.ArgumentParser):
     def _add_common(self) -> None:
         group = self.add_argument_group("logging and errors")
         group.add_argument(
-            "--log-level", choices=_LEVELS, type=str.lower, default=None,
-            help=f"messages of the library shown on stderr (default: ${LOG_LEVEL_ENV} "
-            "or warning)",
+            "--log-level",
+            choices=_LEVELS,
+            type=str.lower,
+            default=None,
+            help=f"messages of the library shown on stderr (default: ${LOG_LEVEL_ENV} or warning)",
         )
         group.add_argument(
-            "-v", "--verbose", action="count", default=0,
+            "-v",
+            "--verbose",
+            action="count",
+            default=0,
             help="-v: info, -vv: debug (overrides --log-level)",
         )
         group.add_argument(
-            "--debug", action="store_true",
+            "--debug",
+            action="store_true",
             help="show the traceback of every error (so does the debug log level)",
         )
 
@@ -208,8 +216,9 @@ class _LogFormatter(logging.Formatter):
         if self.tracebacks or not record.exc_info:
             return super().format(record)
         exc = record.exc_info[1]
-        text = super().format(logging.makeLogRecord({**record.__dict__, "exc_info": None,
-                                                     "exc_text": None}))
+        text = super().format(
+            logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
+        )
         return f"{text} ({type(exc).__name__}: {exc}; --debug shows the traceback)"
 
 

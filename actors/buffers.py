@@ -74,7 +74,6 @@ def _has_buffer_protocol(obj: Any) -> bool:
     return True
 
 
-
 def device_empty(size: int) -> Any:
     """Allocate ``size`` bytes of device memory (a cupy ``uint8`` array)."""
     return optional_module("cupy", "gpu").empty(size, dtype="uint8")

@@ -92,16 +92,25 @@ class Setting(Generic[T]):
 
 
 STREAM_SPIN_US: Setting[float] = Setting(
-    "ACTORS_STREAM_SPIN_US", 100.0, float, "µs",
+    "ACTORS_STREAM_SPIN_US",
+    100.0,
+    float,
+    "µs",
     "longest poll of a tcp:// or shm:// receive right after traffic before it sleeps in the "
     "kernel (0 disables polling)",
 )
 UCX_SPIN_US: Setting[float] = Setting(
-    "ACTORS_UCX_SPIN_US", 2000.0, float, "µs",
+    "ACTORS_UCX_SPIN_US",
+    2000.0,
+    float,
+    "µs",
     "how long the ucx:// progress task keeps polling after the last activity",
 )
 MPI_SPIN_S: Setting[float] = Setting(
-    "ACTORS_MPI_SPIN_S", 0.0005, float, "s",
+    "ACTORS_MPI_SPIN_S",
+    0.0005,
+    float,
+    "s",
     "longest an mpi:// header wait polls before it naps (adaptive: 0 while replies come later)",
 )
 MPI_MAX_SLEEP_S: Setting[float] = Setting(
@@ -111,59 +120,105 @@ MPI_MIN_SPINS: Setting[int] = Setting(
     "ACTORS_MPI_MIN_SPINS", 0, int, "polls", "polls an mpi:// wait makes before it may nap"
 )
 MPI_SHORT_NAPS_S: Setting[float] = Setting(
-    "ACTORS_MPI_SHORT_NAPS_S", 0.02, float, "s",
+    "ACTORS_MPI_SHORT_NAPS_S",
+    0.02,
+    float,
+    "s",
     "how long an mpi:// wait keeps its naps short before they grow to the longest",
 )
 MPI_POOL_BYTES: Setting[int] = Setting(
-    "ACTORS_MPI_POOL_BYTES", 512 << 20, int, "bytes",
+    "ACTORS_MPI_POOL_BYTES",
+    512 << 20,
+    int,
+    "bytes",
     "most idle receive memory the mpi:// buffer pool keeps for reuse",
 )
 MPI_HEARTBEAT_S: Setting[float] = Setting(
-    "ACTORS_MPI_HEARTBEAT_S", 1.0, float, "s",
+    "ACTORS_MPI_HEARTBEAT_S",
+    1.0,
+    float,
+    "s",
     "interval of the heartbeat on an mpi:// link's TCP side channel",
 )
 MPI_HEARTBEAT_TIMEOUT_S: Setting[float] = Setting(
-    "ACTORS_MPI_HEARTBEAT_TIMEOUT_S", 30.0, float, "s",
+    "ACTORS_MPI_HEARTBEAT_TIMEOUT_S",
+    30.0,
+    float,
+    "s",
     "silence on the side channel after which the mpi:// peer counts as lost",
 )
 MPI_SIDE_HOST: Setting[str] = Setting(
-    "ACTORS_MPI_SIDE_HOST", "", str, "host",
+    "ACTORS_MPI_SIDE_HOST",
+    "",
+    str,
+    "host",
     "address the mpi:// side channel binds and advertises (default: binds every interface, "
     "advertises the host's non-loopback addresses; the channel is authenticated)",
 )
 MPI_CUDA_AWARE: Setting[bool | None] = Setting(
-    "ACTORS_MPI_CUDA_AWARE", None, _optional_bool, "bool",
+    "ACTORS_MPI_CUDA_AWARE",
+    None,
+    _optional_bool,
+    "bool",
     "force (1) or forbid (0) passing device buffers to MPI directly (default: detected)",
 )
 ALLOW_PICKLE: Setting[bool] = Setting(
-    "ACTORS_ALLOW_PICKLE", False, parse_bool, "bool",
+    "ACTORS_ALLOW_PICKLE",
+    False,
+    parse_bool,
+    "bool",
     "this process accepts pickled objects from the wire (lets a peer run code here: opt in "
     "only between trusted processes)",
 )
 PROGRESS_LINES: Setting[bool] = Setting(
-    "ACTORS_PROGRESS_LINES", False, parse_bool, "bool",
+    "ACTORS_PROGRESS_LINES",
+    False,
+    parse_bool,
+    "bool",
     "python -m actors.run prints machine-readable progress lines (set by the launcher)",
 )
 LINKS: Setting[str] = Setting(
-    "ACTORS_LINKS", "{}", str, "JSON",
+    "ACTORS_LINKS",
+    "{}",
+    str,
+    "JSON",
     "the link table of a launched process (set by the launcher; a file name or JSON)",
 )
 LOG_LEVEL: Setting[str] = Setting(
-    "ACTORS_LOG_LEVEL", "warning", lambda text: _one_of(text, _LOG_LEVELS), "level",
+    "ACTORS_LOG_LEVEL",
+    "warning",
+    lambda text: _one_of(text, _LOG_LEVELS),
+    "level",
     "level of the library's log messages on stderr in the command lines: "
     "debug, info, warning or error (--log-level and -v win; the launcher sets it for its "
     "processes)",
 )
 RENDEZVOUS: Setting[str] = Setting(
-    "ACTORS_RENDEZVOUS", "", str, "path",
+    "ACTORS_RENDEZVOUS",
+    "",
+    str,
+    "path",
     "rendezvous directory of a launched process's links (set by the launcher)",
 )
 
 #: Every setting, in the order of the documentation table.
 SETTINGS: tuple[Setting[object], ...] = (  # type: ignore[assignment]
-    STREAM_SPIN_US, UCX_SPIN_US, MPI_SPIN_S, MPI_MAX_SLEEP_S, MPI_MIN_SPINS, MPI_SHORT_NAPS_S,
-    MPI_POOL_BYTES, MPI_HEARTBEAT_S, MPI_HEARTBEAT_TIMEOUT_S, MPI_SIDE_HOST, MPI_CUDA_AWARE,
-    ALLOW_PICKLE, PROGRESS_LINES, LINKS, RENDEZVOUS, LOG_LEVEL,
+    STREAM_SPIN_US,
+    UCX_SPIN_US,
+    MPI_SPIN_S,
+    MPI_MAX_SLEEP_S,
+    MPI_MIN_SPINS,
+    MPI_SHORT_NAPS_S,
+    MPI_POOL_BYTES,
+    MPI_HEARTBEAT_S,
+    MPI_HEARTBEAT_TIMEOUT_S,
+    MPI_SIDE_HOST,
+    MPI_CUDA_AWARE,
+    ALLOW_PICKLE,
+    PROGRESS_LINES,
+    LINKS,
+    RENDEZVOUS,
+    LOG_LEVEL,
 )
 
 

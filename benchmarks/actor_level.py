@@ -28,8 +28,15 @@ _W = "benchmarks.workers.actor_echo"
 LISTEN = {"tcp": "tcp://127.0.0.1:0", "shm": "shm://bench-actors", "ucx": "ucx://127.0.0.1:0"}
 FULL = {"small": 2000, "large": 12, "tells": 5000, "large_tells": 12}
 QUICK = {"small": 200, "large": 3, "tells": 500, "large_tells": 3}
-COLUMNS = ["transport", "ask 8 B us", "p99 us", "ask 64 MiB ms", "echo GB/s",
-           "tell 8 B /s", "tell 64 MiB GB/s"]
+COLUMNS = [
+    "transport",
+    "ask 8 B us",
+    "p99 us",
+    "ask 64 MiB ms",
+    "echo GB/s",
+    "tell 8 B /s",
+    "tell 64 MiB GB/s",
+]
 
 
 def _launch(scheme: str, ctx: Context, workdir: Path) -> Launch:
@@ -37,19 +44,30 @@ def _launch(scheme: str, ctx: Context, workdir: Path) -> Launch:
     if scheme == "mpi":  # each side its own mpiexec -n 1, joined through a port file
         mpi = [mpiexec() or "mpiexec", "-n", "1"]
         url = f"mpi://port-file/{workdir / 'port'}"
-        return Launch(client=[*mpi, python(), "-m", _W, "client", config],
-                      server=[*mpi, python(), "-m", _W, "serve", url], timeout=ctx.timeout)
-    return Launch(client=[python(), "-m", _W, "client", config],
-                  server=[python(), "-m", _W, "serve", LISTEN[scheme]],
-                  env=UCX_ENV if scheme == "ucx" else {}, timeout=ctx.timeout)
+        return Launch(
+            client=[*mpi, python(), "-m", _W, "client", config],
+            server=[*mpi, python(), "-m", _W, "serve", url],
+            timeout=ctx.timeout,
+        )
+    return Launch(
+        client=[python(), "-m", _W, "client", config],
+        server=[python(), "-m", _W, "serve", LISTEN[scheme]],
+        env=UCX_ENV if scheme == "ucx" else {},
+        timeout=ctx.timeout,
+    )
 
 
 def _row(scheme: str, series: list[dict[str, Any]]) -> list[str]:
     by = {r["what"]: r for r in series}
-    return [scheme, f"{by['ask 8 B']['median_us']:,.1f}", f"{by['ask 8 B']['p99_us']:,.1f}",
-            f"{by['ask 64 MiB']['median_us'] / 1000:,.1f}",
-            f"{by['ask 64 MiB']['GB_per_s']:.2f}", f"{by['tell 8 B']['per_s']:,.0f}",
-            f"{by['tell 64 MiB']['GB_per_s']:.2f}"]
+    return [
+        scheme,
+        f"{by['ask 8 B']['median_us']:,.1f}",
+        f"{by['ask 8 B']['p99_us']:,.1f}",
+        f"{by['ask 64 MiB']['median_us'] / 1000:,.1f}",
+        f"{by['ask 64 MiB']['GB_per_s']:.2f}",
+        f"{by['tell 8 B']['per_s']:,.0f}",
+        f"{by['tell 64 MiB']['GB_per_s']:.2f}",
+    ]
 
 
 @register("actors")
@@ -74,10 +92,13 @@ def run(ctx: Context) -> PartResult:
         rows.append(_row(scheme, outcome.series))
         ctx.log(f"  actors over {scheme}: " + ", ".join(rows[-1][1:]))
     ok = any(e["status"] == "ok" for e in entries)
-    note = ("two processes, remote ActorRef; echo GB/s = 64 MiB / median ask round trip "
-            "(the array goes there and back); tells end with one ask")
+    note = (
+        "two processes, remote ActorRef; echo GB/s = 64 MiB / median ask round trip "
+        "(the array goes there and back); tells end with one ask"
+    )
     return PartResult(
-        "ok" if ok else "failed", None if ok else "no transport could run",
+        "ok" if ok else "failed",
+        None if ok else "no transport could run",
         data={"transports": entries, "note": note},
         tables=[(f"actors: remote ask/tell across two processes ({note})", COLUMNS, rows)],
     )

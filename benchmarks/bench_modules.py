@@ -104,8 +104,11 @@ class Stamp(Analyzer):
             doc: dict[str, Any] = {"done": [], "latency": []}
             if self.file.exists():
                 doc = json.loads(self.file.read_text())
-            doc = {"done": doc["done"] + self.done, "latency": doc["latency"] + self.latency,
-                   "max_rss_kib": peak_kib}
+            doc = {
+                "done": doc["done"] + self.done,
+                "latency": doc["latency"] + self.latency,
+                "max_rss_kib": peak_kib,
+            }
             self.file.write_text(json.dumps(doc))
 
 

@@ -23,8 +23,11 @@ __all__ = ["CANDIDATES", "Candidate", "build_launch", "unavailable"]
 #: environment for UCX on a machine without InfiniBand (the user's settings win)
 UCX_ENV = {"UCX_TLS": "tcp,sm,self", "UCX_WARN_UNUSED_ENV_VARS": "n"}
 #: Open MPI refuses to run as root (containers) without these; MPICH ignores them
-OPENMPI_AS_ROOT = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-                   "OMPI_MCA_rmaps_base_oversubscribe": "1"}
+OPENMPI_AS_ROOT = {
+    "OMPI_ALLOW_RUN_AS_ROOT": "1",
+    "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+    "OMPI_MCA_rmaps_base_oversubscribe": "1",
+}
 
 
 @dataclass(frozen=True)
@@ -59,40 +62,154 @@ _W = "benchmarks.workers."
 
 CANDIDATES: list[Candidate] = [
     Candidate("memcpy", "baseline", "memcpy", _W + "raw_memcpy", "copy", "local"),
-    Candidate("socket blocking", "baseline", "socket", _W + "raw_sockets", "blocking", "pair",
-              gpu_capable=False),
-    Candidate("asyncio streams", "baseline", "socket", _W + "raw_sockets", "asyncio", "pair",
-              gpu_capable=False),
-    Candidate("asyncio streams uvloop", "baseline", "socket", _W + "raw_sockets",
-              "asyncio-uvloop", "pair", needs=("uvloop",), gpu_capable=False),
-    Candidate("socketpair wake-up", "baseline", "socket", _W + "raw_sockets", "socketpair",
-              "local", needs=("uvloop",), sizes=(8,), gpu_capable=False),
-    Candidate("mpi4py Send/Recv", "baseline", "mpi", _W + "raw_mpi", "blocking", "mpi2",
-              needs=("mpi4py",)),
-    Candidate("mpi4py Isend/Irecv asyncio", "baseline", "mpi", _W + "raw_mpi", "asyncio",
-              "mpi2", needs=("mpi4py", "uvloop")),
-    Candidate("mpi4py connect/accept", "baseline", "mpi", _W + "raw_mpi", "blocking",
-              "mpi-pair", needs=("mpi4py",), extra={"portfile": "PORTFILE"}),
-    Candidate("mpi4py connect/accept asyncio", "baseline", "mpi", _W + "raw_mpi", "asyncio",
-              "mpi-pair", needs=("mpi4py", "uvloop"), extra={"portfile": "PORTFILE"}),
-    Candidate("ucxx polling", "baseline", "ucx", _W + "raw_ucxx", "polling", "pair",
-              needs=("ucxx",)),
+    Candidate(
+        "socket blocking",
+        "baseline",
+        "socket",
+        _W + "raw_sockets",
+        "blocking",
+        "pair",
+        gpu_capable=False,
+    ),
+    Candidate(
+        "asyncio streams",
+        "baseline",
+        "socket",
+        _W + "raw_sockets",
+        "asyncio",
+        "pair",
+        gpu_capable=False,
+    ),
+    Candidate(
+        "asyncio streams uvloop",
+        "baseline",
+        "socket",
+        _W + "raw_sockets",
+        "asyncio-uvloop",
+        "pair",
+        needs=("uvloop",),
+        gpu_capable=False,
+    ),
+    Candidate(
+        "socketpair wake-up",
+        "baseline",
+        "socket",
+        _W + "raw_sockets",
+        "socketpair",
+        "local",
+        needs=("uvloop",),
+        sizes=(8,),
+        gpu_capable=False,
+    ),
+    Candidate(
+        "mpi4py Send/Recv", "baseline", "mpi", _W + "raw_mpi", "blocking", "mpi2", needs=("mpi4py",)
+    ),
+    Candidate(
+        "mpi4py Isend/Irecv asyncio",
+        "baseline",
+        "mpi",
+        _W + "raw_mpi",
+        "asyncio",
+        "mpi2",
+        needs=("mpi4py", "uvloop"),
+    ),
+    Candidate(
+        "mpi4py connect/accept",
+        "baseline",
+        "mpi",
+        _W + "raw_mpi",
+        "blocking",
+        "mpi-pair",
+        needs=("mpi4py",),
+        extra={"portfile": "PORTFILE"},
+    ),
+    Candidate(
+        "mpi4py connect/accept asyncio",
+        "baseline",
+        "mpi",
+        _W + "raw_mpi",
+        "asyncio",
+        "mpi-pair",
+        needs=("mpi4py", "uvloop"),
+        extra={"portfile": "PORTFILE"},
+    ),
+    Candidate(
+        "ucxx polling", "baseline", "ucx", _W + "raw_ucxx", "polling", "pair", needs=("ucxx",)
+    ),
     # one process, both ends on one event loop; buffers pass by reference (no bandwidth)
-    Candidate("inproc://", "transport", "inproc", _W + "links", "inproc", "local",
-              scheme="inproc", extra={"url": "inproc://bench"}, gpu_capable=False),
-    Candidate("tcp://", "transport", "tcp", _W + "links", "tcp", "pair", scheme="tcp",
-              extra={"url": "tcp://127.0.0.1:0"}, lat_base="socket blocking", bw_base=_SOCKETS),
-    Candidate("shm://", "transport", "shm", _W + "links", "shm", "pair", scheme="shm",
-              extra={"url": "shm://bench"}, lat_base="socketpair wake-up", bw_base=("memcpy",)),
-    Candidate("mpi:// rank", "transport", "mpi", _W + "links", "mpi-rank", "mpi2",
-              scheme="mpi", needs=("mpi4py",), lat_base="mpi4py Isend/Irecv asyncio",
-              bw_base=("mpi4py Send/Recv",)),
-    Candidate("mpi:// port-file", "transport", "mpi", _W + "links", "mpi-portfile", "mpi-pair",
-              scheme="mpi", needs=("mpi4py",), extra={"url": "mpi://port-file/PORTFILE"},
-              lat_base="mpi4py connect/accept asyncio", bw_base=("mpi4py connect/accept",)),
-    Candidate("ucx://", "transport", "ucx", _W + "links", "ucx", "pair", scheme="ucx",
-              needs=("ucxx",), extra={"url": "ucx://127.0.0.1:0", "loop": "asyncio"},
-              lat_base="ucxx polling", bw_base=("ucxx polling",)),
+    Candidate(
+        "inproc://",
+        "transport",
+        "inproc",
+        _W + "links",
+        "inproc",
+        "local",
+        scheme="inproc",
+        extra={"url": "inproc://bench"},
+        gpu_capable=False,
+    ),
+    Candidate(
+        "tcp://",
+        "transport",
+        "tcp",
+        _W + "links",
+        "tcp",
+        "pair",
+        scheme="tcp",
+        extra={"url": "tcp://127.0.0.1:0"},
+        lat_base="socket blocking",
+        bw_base=_SOCKETS,
+    ),
+    Candidate(
+        "shm://",
+        "transport",
+        "shm",
+        _W + "links",
+        "shm",
+        "pair",
+        scheme="shm",
+        extra={"url": "shm://bench"},
+        lat_base="socketpair wake-up",
+        bw_base=("memcpy",),
+    ),
+    Candidate(
+        "mpi:// rank",
+        "transport",
+        "mpi",
+        _W + "links",
+        "mpi-rank",
+        "mpi2",
+        scheme="mpi",
+        needs=("mpi4py",),
+        lat_base="mpi4py Isend/Irecv asyncio",
+        bw_base=("mpi4py Send/Recv",),
+    ),
+    Candidate(
+        "mpi:// port-file",
+        "transport",
+        "mpi",
+        _W + "links",
+        "mpi-portfile",
+        "mpi-pair",
+        scheme="mpi",
+        needs=("mpi4py",),
+        extra={"url": "mpi://port-file/PORTFILE"},
+        lat_base="mpi4py connect/accept asyncio",
+        bw_base=("mpi4py connect/accept",),
+    ),
+    Candidate(
+        "ucx://",
+        "transport",
+        "ucx",
+        _W + "links",
+        "ucx",
+        "pair",
+        scheme="ucx",
+        needs=("ucxx",),
+        extra={"url": "ucx://127.0.0.1:0", "loop": "asyncio"},
+        lat_base="ucxx polling",
+        bw_base=("ucxx polling",),
+    ),
 ]
 
 
@@ -134,13 +251,20 @@ def build_launch(c: Candidate, ctx: Context, workdir: str) -> Launch:
     ``-n 2``, so that the two ranks can be placed on two nodes.
     """
     port = os.path.join(workdir, "port")
-    extra = {k: v.replace("PORTFILE", port) if isinstance(v, str) else v
-             for k, v in c.extra.items()}
+    extra = {
+        k: v.replace("PORTFILE", port) if isinstance(v, str) else v for k, v in c.extra.items()
+    }
     if c.scheme == "shm":
         extra["url"] = f"shm://bench-{os.getpid()}-{os.path.basename(workdir)}"
     sizes = [s for s in ctx.sizes if c.sizes is None or s in c.sizes] or ctx.sizes[:1]
-    config = json.dumps({"sizes": sizes, "budget": ctx.budget.to_json(),
-                         "device": device_of(c, ctx), "extra": extra})
+    config = json.dumps(
+        {
+            "sizes": sizes,
+            "budget": ctx.budget.to_json(),
+            "device": device_of(c, ctx),
+            "extra": extra,
+        }
+    )
     env = {k: os.environ.get(k, v) for k, v in UCX_ENV.items()} if c.group == "ucx" else {}
     if c.launch.startswith("mpi") and os.geteuid() == 0:
         env.update(OPENMPI_AS_ROOT)  # ignored by MPICH
@@ -156,8 +280,12 @@ def build_launch(c: Candidate, ctx: Context, workdir: str) -> Launch:
     if c.launch == "mpi2":
         spread = shlex.split(os.environ.get("BENCH_MPIEXEC_ARGS", ""))  # e.g. "-f hosts -ppn 1"
         return Launch([mpi, *spread, "-n", "2", *argv("rank")], env=env, timeout=ctx.timeout)
-    return Launch([mpi, "-n", "1", *argv("client")], [mpi, "-n", "1", *argv("server")],
-                  env=env, timeout=ctx.timeout)
+    return Launch(
+        [mpi, "-n", "1", *argv("client")],
+        [mpi, "-n", "1", *argv("server")],
+        env=env,
+        timeout=ctx.timeout,
+    )
 
 
 def scratch() -> tempfile.TemporaryDirectory[str]:

@@ -81,8 +81,12 @@ def _local(chain: Chain) -> dict[str, Any]:
     path = ["offload"]
     if chain.payload:
         modules["payload"] = {"type": f"{_M}:Payload", "nbytes": chain.payload}
-        modules["tosend"] = {"type": f"{_D}:Sender", "upstream": "offload", "instance": 1,
-                             "products": ["payload"]}
+        modules["tosend"] = {
+            "type": f"{_D}:Sender",
+            "upstream": "offload",
+            "instance": 1,
+            "products": ["payload"],
+        }
         path += ["payload", "tosend"]
     return {
         "process": {"name": "BENCHLOCAL"},
@@ -95,8 +99,12 @@ def _local(chain: Chain) -> dict[str, Any]:
 def _follower(chain: Chain, stamp: Path) -> dict[str, Any]:
     modules: dict[str, Any] = {}
     if chain.payload:
-        modules["payload"] = {"type": f"{_D}:Receiver", "upstream": "source", "instance": 1,
-                              "products": [{"type": "numpy.ndarray", "label": "payload"}]}
+        modules["payload"] = {
+            "type": f"{_D}:Receiver",
+            "upstream": "source",
+            "instance": 1,
+            "products": [{"type": "numpy.ndarray", "label": "payload"}],
+        }
     modules["seen"] = {"type": f"{_D}:EventDone", "upstream": "source"}
     modules["stamp"] = {"type": f"{_M}:Stamp", "file": str(stamp)}
     doc: dict[str, Any] = {
@@ -104,8 +112,10 @@ def _follower(chain: Chain, stamp: Path) -> dict[str, Any]:
         # a deep window lets empty events stream; with payloads it is kept small so that
         # the follower cannot queue most of the run ahead of its processing (its steady
         # rate would then measure draining that queue, not the link)
-        "source": {"type": f"{_D}:FollowerSource",
-                   "window": 16 * chain.streams if chain.payload else 1024},
+        "source": {
+            "type": f"{_D}:FollowerSource",
+            "window": 16 * chain.streams if chain.payload else 1024,
+        },
         "modules": modules,
         "end_paths": {"e": ["seen", "stamp"]},
     }
@@ -116,8 +126,12 @@ def _follower(chain: Chain, stamp: Path) -> dict[str, Any]:
 
 
 def _process_entry(config: str, streams: int, threads: int, report: Path) -> dict[str, Any]:
-    return {"config": config, "threads": threads, "streams": streams,
-            "args": ["--quiet", "--report-json", str(report)]}
+    return {
+        "config": config,
+        "threads": threads,
+        "streams": streams,
+        "args": ["--quiet", "--report-json", str(report)],
+    }
 
 
 def write_chain(chain: Chain, workdir: Path) -> Written:
@@ -135,8 +149,11 @@ def write_chain(chain: Chain, workdir: Path) -> Written:
         reports[name] = workdir / f"report-{name}.json"
         processes[name] = _process_entry(f"{name}.toml", chain.streams, 1, reports[name])
         links.append({"name": name, "client": "local", "server": name})
-    topology = {"run": {"events": chain.events, "transport": chain.transport},
-                "process": processes, "link": links}
+    topology = {
+        "run": {"events": chain.events, "transport": chain.transport},
+        "process": processes,
+        "link": links,
+    }
     path = workdir / "topology.toml"
     path.write_text(dump_toml(topology))
     return Written(path, stamps, reports)
@@ -155,8 +172,10 @@ def write_offload_example(transport: str, streams: int, events: int, workdir: Pa
     reports = {name: workdir / f"report-{name}.json" for name in ("local", "remote")}
     topology = {
         "run": {"events": events, "transport": transport},
-        "process": {"local": _process_entry("local.toml", streams, 1, reports["local"]),
-                    "remote": _process_entry("remote.toml", streams, 2, reports["remote"])},
+        "process": {
+            "local": _process_entry("local.toml", streams, 1, reports["local"]),
+            "remote": _process_entry("remote.toml", streams, 2, reports["remote"]),
+        },
         "link": [{"name": "offload", "client": "local", "server": "remote"}],
     }
     path = workdir / "topology.toml"

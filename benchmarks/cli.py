@@ -73,7 +73,8 @@ run by name only:
 
 def _parser() -> argparse.ArgumentParser:
     ap = CliParser(
-        "python -m benchmarks", _DESCRIPTION,
+        "python -m benchmarks",
+        _DESCRIPTION,
         examples=[
             "python -m benchmarks --quick                 # every part briefly (CI smoke test)",
             "python -m benchmarks transports --transports tcp,shm --repeat 3",
@@ -88,25 +89,57 @@ def _parser() -> argparse.ArgumentParser:
         ),
         docs="docs/benchmarks.md",
     )
-    ap.add_argument("part", nargs="?", default="all", choices=["all", *ORDER, *BY_NAME_ONLY],
-                    help="which part to run (default: all)")
+    ap.add_argument(
+        "part",
+        nargs="?",
+        default="all",
+        choices=["all", *ORDER, *BY_NAME_ONLY],
+        help="which part to run (default: all)",
+    )
     ap.add_argument("--quick", action="store_true", help="every part briefly (CI smoke test)")
-    ap.add_argument("--out", type=Path, default=Path("benchmark-results"), metavar="DIR",
-                    help="folder for results.json and the plots")
-    ap.add_argument("--transports", type=_transports, default=list(TRANSPORTS),
-                    metavar="LIST", help="comma-separated subset of tcp,shm,mpi,ucx "
-                    "(default: all)")
-    ap.add_argument("--device", choices=["host", "gpu"], default="host",
-                    help="buffers in host memory or in GPU memory (cupy)")
-    ap.add_argument("--repeat", type=positive_int, default=1, metavar="N",
-                    help="rounds over the transport series; the best round per size is "
-                         "kept (use 2-3 on a shared, noisy machine)")
-    ap.add_argument("--select", metavar="REGEX", type=_regex,
-                    help="events and hlt: run only the series whose label matches, e.g. "
-                         "'empty f1 s[14]|offload example' (labels: 'tcp empty f2 s4', "
-                         "'shm 1 MiB one way f1 s1', 'offloaded, 1 remote (mpi)')")
-    ap.add_argument("--load", type=non_negative_int, default=0, metavar="N",
-                    help="events: N busy processes beside every series (every core busy)")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=Path("benchmark-results"),
+        metavar="DIR",
+        help="folder for results.json and the plots",
+    )
+    ap.add_argument(
+        "--transports",
+        type=_transports,
+        default=list(TRANSPORTS),
+        metavar="LIST",
+        help="comma-separated subset of tcp,shm,mpi,ucx (default: all)",
+    )
+    ap.add_argument(
+        "--device",
+        choices=["host", "gpu"],
+        default="host",
+        help="buffers in host memory or in GPU memory (cupy)",
+    )
+    ap.add_argument(
+        "--repeat",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="rounds over the transport series; the best round per size is "
+        "kept (use 2-3 on a shared, noisy machine)",
+    )
+    ap.add_argument(
+        "--select",
+        metavar="REGEX",
+        type=_regex,
+        help="events and hlt: run only the series whose label matches, e.g. "
+        "'empty f1 s[14]|offload example' (labels: 'tcp empty f2 s4', "
+        "'shm 1 MiB one way f1 s1', 'offloaded, 1 remote (mpi)')",
+    )
+    ap.add_argument(
+        "--load",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="events: N busy processes beside every series (every core busy)",
+    )
     return ap
 
 
@@ -153,8 +186,11 @@ def _plots(console: Console, out: Path, parts: dict[str, Any], device: str) -> l
         paths += plot_events(event_series, out) if event_series else []
         return [p.name for p in paths]
     except ImportError as exc:
-        console.print(f"plots skipped: {exc}\nhint: install them with: "
-                      "pip install 'hep-actors[plots]'", markup=False, highlight=False)
+        console.print(
+            f"plots skipped: {exc}\nhint: install them with: pip install 'hep-actors[plots]'",
+            markup=False,
+            highlight=False,
+        )
         return []
 
 
@@ -194,18 +230,31 @@ def _main(args: argparse.Namespace, argv: list[str] | None) -> int:
     def log(text: str) -> None:  # parts' progress lines are plain text, not rich markup
         console.print(text, markup=False, highlight=False)
 
-    ctx = Context(quick=args.quick, out=args.out, transports=args.transports,
-                  device=args.device, repeat=args.repeat, log=log, select=args.select,
-                  load=args.load)
+    ctx = Context(
+        quick=args.quick,
+        out=args.out,
+        transports=args.transports,
+        device=args.device,
+        repeat=args.repeat,
+        log=log,
+        select=args.select,
+        load=args.load,
+    )
     ctx.out.mkdir(parents=True, exist_ok=True)
     names = ORDER if args.part == "all" else [args.part]
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     doc: dict[str, Any] = {
-        "schema": SCHEMA, "started": started,
+        "schema": SCHEMA,
+        "started": started,
         "command": ["python", "-m", "benchmarks", *(sys.argv[1:] if argv is None else argv)],
-        "quick": ctx.quick, "device": ctx.device, "transports": ctx.transports,
-        "repeat": ctx.repeat, "select": ctx.select, "load": ctx.load,
-        "machine": describe_machine(), "versions": versions(mpiexec()),
+        "quick": ctx.quick,
+        "device": ctx.device,
+        "transports": ctx.transports,
+        "repeat": ctx.repeat,
+        "select": ctx.select,
+        "load": ctx.load,
+        "machine": describe_machine(),
+        "versions": versions(mpiexec()),
     }
     doc["parts"] = run_parts(names, ctx, console)
     doc["plots"] = _plots(console, ctx.out, doc["parts"], ctx.device)

@@ -79,8 +79,9 @@ def _topology(transport: str, streams: int, workdir: Path) -> Path:
     doc: dict[str, Any] = tomllib.loads((EXAMPLE / "offload.toml").read_text())
     doc["run"] = {"transport": transport}
     for name, proc in doc["process"].items():
-        proc.update(config=_config(proc["config"], streams, workdir).name,
-                    threads=streams, streams=streams)
+        proc.update(
+            config=_config(proc["config"], streams, workdir).name, threads=streams, streams=streams
+        )
         proc["args"] = ["--quiet", "--report-json", str(workdir / f"report-{name}.json")]
     path = workdir / "offload.toml"
     path.write_text(dump_toml(doc))
@@ -91,11 +92,25 @@ def _command(series: Offload, workdir: Path, events: int, timeout: float) -> lis
     if not (workdir / "modules.py").exists():
         (workdir / "modules.py").symlink_to(EXAMPLE / "modules.py")
     if series.transport is None:
-        return [python(), "-m", "actors.run", str(_config("dimuon.toml", series.streams, workdir)),
-                "--quiet", "--events", str(events)]
-    return [python(), "-m", "actors.launch",
-            str(_topology(series.transport, series.streams, workdir)),
-            "--events", str(events), "--timeout", str(timeout)]
+        return [
+            python(),
+            "-m",
+            "actors.run",
+            str(_config("dimuon.toml", series.streams, workdir)),
+            "--quiet",
+            "--events",
+            str(events),
+        ]
+    return [
+        python(),
+        "-m",
+        "actors.launch",
+        str(_topology(series.transport, series.streams, workdir)),
+        "--events",
+        str(events),
+        "--timeout",
+        str(timeout),
+    ]
 
 
 def _timed(argv: list[str], timeout: float) -> tuple[float | None, str]:
@@ -122,5 +137,10 @@ def measure(series: Offload, workdir: Path, quick: bool, timeout: float) -> dict
     span = walls[long] - walls[short]
     if span <= 0:
         return {"error": f"the {long}-event run was not slower than the {short}-event one"}
-    return {"events_per_s": (long - short) / span, "wall_short_s": walls[short],
-            "wall_long_s": walls[long], "events_short": short, "events_long": long}
+    return {
+        "events_per_s": (long - short) / span,
+        "wall_short_s": walls[short],
+        "wall_long_s": walls[long],
+        "events_short": short,
+        "events_long": long,
+    }

@@ -109,19 +109,29 @@ def _launcher_rate(rec: dict[str, Any]) -> float | None:
 def _summarise(c: Chain, samples: list[dict[str, Any]]) -> dict[str, Any]:
     ok = [s for s in samples if "events_per_s" in s]
     entry: dict[str, Any] = {
-        "transport": c.transport, "scenario": c.scenario, "followers": c.followers,
-        "streams": c.streams, "payload_bytes": c.payload, "direction":
-        "controller -> follower" if c.payload else None, "events": c.events,
+        "transport": c.transport,
+        "scenario": c.scenario,
+        "followers": c.followers,
+        "streams": c.streams,
+        "payload_bytes": c.payload,
+        "direction": "controller -> follower" if c.payload else None,
+        "events": c.events,
         "rounds": len(samples),
     }
     if not ok:
         return entry | {"status": "failed", "reason": samples[-1].get("error", "no result")}
     rates = [s["events_per_s"] for s in ok]
     mid = sorted(ok, key=lambda s: s["events_per_s"])[len(ok) // 2]  # the median round
-    entry |= {"status": "ok", "events_per_s": statistics.median(rates), "best_events_per_s":
-              max(rates), "samples_events_per_s": rates, "failed_rounds": len(samples) - len(ok),
-              "launcher_events_per_s": _launcher_rate(mid), "reports": mid.get("reports"),
-              "window_events": mid["window"]}
+    entry |= {
+        "status": "ok",
+        "events_per_s": statistics.median(rates),
+        "best_events_per_s": max(rates),
+        "samples_events_per_s": rates,
+        "failed_rounds": len(samples) - len(ok),
+        "launcher_events_per_s": _launcher_rate(mid),
+        "reports": mid.get("reports"),
+        "window_events": mid["window"],
+    }
     if c.payload:
         entry["MB_per_s"] = entry["events_per_s"] * c.payload / 1e6
     return entry
@@ -131,14 +141,34 @@ def _rows(entries: list[dict[str, Any]]) -> list[list[str]]:
     rows = []
     for e in entries:
         if e["status"] != "ok":
-            rows.append([e["transport"], e["scenario"], str(e["followers"]), str(e["streams"]),
-                         e["status"], "-", "-", "-", e.get("reason", "")[:60]])
+            rows.append(
+                [
+                    e["transport"],
+                    e["scenario"],
+                    str(e["followers"]),
+                    str(e["streams"]),
+                    e["status"],
+                    "-",
+                    "-",
+                    "-",
+                    e.get("reason", "")[:60],
+                ]
+            )
             continue
         launcher = e.get("launcher_events_per_s")
-        rows.append([e["transport"], e["scenario"], str(e["followers"]), str(e["streams"]),
-                     f"{e['events_per_s']:,.0f}", f"{e['best_events_per_s']:,.0f}",
-                     f"{e['MB_per_s']:,.0f}" if "MB_per_s" in e else "-",
-                     f"{launcher:,.0f}" if launcher else "-", ""])
+        rows.append(
+            [
+                e["transport"],
+                e["scenario"],
+                str(e["followers"]),
+                str(e["streams"]),
+                f"{e['events_per_s']:,.0f}",
+                f"{e['best_events_per_s']:,.0f}",
+                f"{e['MB_per_s']:,.0f}" if "MB_per_s" in e else "-",
+                f"{launcher:,.0f}" if launcher else "-",
+                "",
+            ]
+        )
     return rows
 
 
@@ -150,21 +180,43 @@ def evaluate_targets(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per target transport: the best empty 1-follower series against its events/s goal."""
     rows = []
     for transport, goal in TARGETS.items():
-        empty = [e for e in entries if e["transport"] == transport and e["status"] == "ok"
-                 and e["scenario"] == "empty" and e["followers"] == 1]
-        row: dict[str, Any] = {"series": f"empty chain over {transport}",
-                               "target": f">= {goal:,.0f} events/s"}
+        empty = [
+            e
+            for e in entries
+            if e["transport"] == transport
+            and e["status"] == "ok"
+            and e["scenario"] == "empty"
+            and e["followers"] == 1
+        ]
+        row: dict[str, Any] = {
+            "series": f"empty chain over {transport}",
+            "target": f">= {goal:,.0f} events/s",
+        }
         if not empty:
             rows.append(row | {"met": None, "measured": "not measured"})
             continue
         best = max(empty, key=lambda e: e["events_per_s"])
-        rows.append(row | {"met": best["events_per_s"] >= goal, "measured":
-                           f"{best['events_per_s']:,.0f} events/s ({best['streams']} streams)"})
+        rows.append(
+            row
+            | {
+                "met": best["events_per_s"] >= goal,
+                "measured": f"{best['events_per_s']:,.0f} events/s ({best['streams']} streams)",
+            }
+        )
     return rows
 
 
-COLUMNS = ["transport", "scenario", "followers", "streams", "events/s", "best",
-           "MB/s", "launcher ev/s", "note"]
+COLUMNS = [
+    "transport",
+    "scenario",
+    "followers",
+    "streams",
+    "events/s",
+    "best",
+    "MB/s",
+    "launcher ev/s",
+    "note",
+]
 
 
 def _dimuon_series(ctx: Context) -> list[dimuon.Offload]:
@@ -176,38 +228,56 @@ def _dimuon_series(ctx: Context) -> list[dimuon.Offload]:
     return [c for c in series if ctx.selects(c.label)]
 
 
-def _dimuon_round(series: list[dimuon.Offload], ctx: Context,
-                  samples: dict[str, list[dict[str, Any]]]) -> None:
+def _dimuon_round(
+    series: list[dimuon.Offload], ctx: Context, samples: dict[str, list[dict[str, Any]]]
+) -> None:
     with tempfile.TemporaryDirectory(prefix="hep-bench-dimuon-") as tmp:
         for c in series:
             workdir = Path(tmp) / c.label.replace(" ", "-")
             workdir.mkdir()
             rec = dimuon.measure(c, workdir, ctx.quick, ctx.timeout)
             samples.setdefault(c.label, []).append(rec)
-            shown = f"{rec['events_per_s']:,.0f} events/s" if "events_per_s" in rec else (
-                f"FAILED: {rec['error']}")
+            shown = (
+                f"{rec['events_per_s']:,.0f} events/s"
+                if "events_per_s" in rec
+                else (f"FAILED: {rec['error']}")
+            )
             ctx.log(f"  {c.label}: {shown}")
 
 
-def _dimuon_entries(series: list[dimuon.Offload],
-                    samples: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+def _dimuon_entries(
+    series: list[dimuon.Offload], samples: dict[str, list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
     entries = []
     for c in series:
         ok = [s["events_per_s"] for s in samples[c.label] if "events_per_s" in s]
-        entry: dict[str, Any] = {"label": c.label, "transport": c.transport or "single process",
-                                 "streams": c.streams, "rounds": len(samples[c.label])}
+        entry: dict[str, Any] = {
+            "label": c.label,
+            "transport": c.transport or "single process",
+            "streams": c.streams,
+            "rounds": len(samples[c.label]),
+        }
         if not ok:
-            entries.append(entry | {"status": "failed",
-                                    "reason": samples[c.label][-1].get("error", "no result")})
+            entries.append(
+                entry
+                | {"status": "failed", "reason": samples[c.label][-1].get("error", "no result")}
+            )
             continue
-        whole = [s["events_long"] / s["wall_long_s"] for s in samples[c.label]
-                 if "events_per_s" in s]
-        entries.append(entry | {"status": "ok", "events_per_s": statistics.median(ok),
-                                "samples_events_per_s": ok, "samples": samples[c.label],
-                                "whole_events_per_s": statistics.median(whole)})
+        whole = [
+            s["events_long"] / s["wall_long_s"] for s in samples[c.label] if "events_per_s" in s
+        ]
+        entries.append(
+            entry
+            | {
+                "status": "ok",
+                "events_per_s": statistics.median(ok),
+                "samples_events_per_s": ok,
+                "samples": samples[c.label],
+                "whole_events_per_s": statistics.median(whole),
+            }
+        )
     for rate, ratio in (("events_per_s", "ratio"), ("whole_events_per_s", "whole_ratio")):
-        singles = {e["streams"]: e.get(rate) for e in entries
-                   if e["transport"] == "single process"}
+        singles = {e["streams"]: e.get(rate) for e in entries if e["transport"] == "single process"}
         for e in entries:
             base = singles.get(e["streams"])
             if e["transport"] != "single process" and e.get(rate) and base:
@@ -220,16 +290,33 @@ def _dimuon_rows(entries: list[dict[str, Any]]) -> list[list[str]]:
     for e in entries:
         goal = dimuon.TARGETS.get(e["streams"])
         if e["status"] != "ok":
-            rows.append([e["transport"], str(e["streams"]), "FAILED", "-", "-",
-                         e.get("reason", "")[:60], "-", "-"])
+            rows.append(
+                [
+                    e["transport"],
+                    str(e["streams"]),
+                    "FAILED",
+                    "-",
+                    "-",
+                    e.get("reason", "")[:60],
+                    "-",
+                    "-",
+                ]
+            )
             continue
         ratio, whole = e.get("ratio"), e.get("whole_ratio")
         verdict = "" if ratio is None or goal is None else ("met" if ratio >= goal else "MISSED")
-        rows.append([e["transport"], str(e["streams"]), f"{e['events_per_s']:,.0f}",
-                     "-" if ratio is None else f"{ratio:.2f}x",
-                     "-" if ratio is None else f">= {goal}x", verdict,
-                     f"{e['whole_events_per_s']:,.0f}",
-                     "-" if whole is None else f"{whole:.2f}x"])
+        rows.append(
+            [
+                e["transport"],
+                str(e["streams"]),
+                f"{e['events_per_s']:,.0f}",
+                "-" if ratio is None else f"{ratio:.2f}x",
+                "-" if ratio is None else f">= {goal}x",
+                verdict,
+                f"{e['whole_events_per_s']:,.0f}",
+                "-" if whole is None else f"{whole:.2f}x",
+            ]
+        )
     return rows
 
 
@@ -239,23 +326,38 @@ def evaluate_loaded(entries: list[dict[str, Any]], load: int) -> list[dict[str, 
     The target (issue 12): under ``--load N`` no transport falls below tcp's
     rate in the same series by more than 10%.
     """
+
     def key(e: dict[str, Any]) -> tuple[Any, ...]:
         return (e.get("scenario", "dimuon"), e.get("followers", 1), e["streams"])
 
-    tcp = {key(e): e["events_per_s"] for e in entries
-           if e["transport"] == "tcp" and e["status"] == "ok"}
+    tcp = {
+        key(e): e["events_per_s"]
+        for e in entries
+        if e["transport"] == "tcp" and e["status"] == "ok"
+    }
     rows = []
     for e in entries:
         base = tcp.get(key(e))
         if e["transport"] in ("tcp", "inproc", "single process") or base is None:
             continue
         rate = e.get("events_per_s")
-        label = e.get("label") or f"{e['transport']} {e['scenario']} f{e['followers']} " \
-            f"s{e['streams']}"
-        met = (rate >= 0.9 * base) if rate is not None else (
-            False if e["status"] == "failed" else None)  # a failed (timed-out) series missed
-        rows.append({"series": label, "load": load, "tcp_events_per_s": base,
-                     "events_per_s": rate, "met": met})
+        label = (
+            e.get("label") or f"{e['transport']} {e['scenario']} f{e['followers']} s{e['streams']}"
+        )
+        met = (
+            (rate >= 0.9 * base)
+            if rate is not None
+            else (False if e["status"] == "failed" else None)
+        )  # a failed (timed-out) series missed
+        rows.append(
+            {
+                "series": label,
+                "load": load,
+                "tcp_events_per_s": base,
+                "events_per_s": rate,
+                "met": met,
+            }
+        )
     return rows
 
 
@@ -284,45 +386,95 @@ def run(ctx: Context) -> PartResult:
             for c in series:
                 rec = _measure(c, ctx)
                 samples.setdefault(_key(c), []).append(rec)
-                shown = f"{rec['events_per_s']:,.0f} events/s" if "events_per_s" in rec else (
-                    f"FAILED: {rec['error']}")
-                ctx.log(f"  {c.transport:<6} {c.scenario:<18} followers {c.followers} "
-                        f"streams {c.streams}: {shown}")
+                shown = (
+                    f"{rec['events_per_s']:,.0f} events/s"
+                    if "events_per_s" in rec
+                    else (f"FAILED: {rec['error']}")
+                )
+                ctx.log(
+                    f"  {c.transport:<6} {c.scenario:<18} followers {c.followers} "
+                    f"streams {c.streams}: {shown}"
+                )
             _dimuon_round(offloads, ctx, dimuon_samples)
-    return _result(ctx, [_summarise(c, samples[_key(c)]) for c in series], skipped,
-                   _dimuon_entries(offloads, dimuon_samples))
+    return _result(
+        ctx,
+        [_summarise(c, samples[_key(c)]) for c in series],
+        skipped,
+        _dimuon_entries(offloads, dimuon_samples),
+    )
 
 
-def _result(ctx: Context, entries: list[dict[str, Any]], skipped: list[dict[str, Any]],
-            offload: list[dict[str, Any]]) -> PartResult:
+def _result(
+    ctx: Context,
+    entries: list[dict[str, Any]],
+    skipped: list[dict[str, Any]],
+    offload: list[dict[str, Any]],
+) -> PartResult:
     ok = any(e["status"] == "ok" for e in entries + offload)
     targets = evaluate_targets(entries)
     loaded = evaluate_loaded(entries + offload, ctx.load)
     verdict = {True: "met", False: "MISSED", None: "not measured"}
-    note = ("events/s = steady rate of event completions on the followers (local side for "
-            "the offload example), median of rounds; launcher ev/s = controller events / "
-            "its job wall time in the median round, as in the launcher's summary")
+    note = (
+        "events/s = steady rate of event completions on the followers (local side for "
+        "the offload example), median of rounds; launcher ev/s = controller events / "
+        "its job wall time in the median round, as in the launcher's summary"
+    )
     under = f", under load {ctx.load}" if ctx.load else ""
-    tables = [(f"events: controller -> followers{under} ({note})", COLUMNS, _rows(entries)),
-              ("events targets (reported, not asserted)", ["series", "target", "verdict",
-               "measured"], [[t["series"], t["target"], verdict[t["met"]], t["measured"]]
-                             for t in targets])]
+    tables = [
+        (f"events: controller -> followers{under} ({note})", COLUMNS, _rows(entries)),
+        (
+            "events targets (reported, not asserted)",
+            ["series", "target", "verdict", "measured"],
+            [[t["series"], t["target"], verdict[t["met"]], t["measured"]] for t in targets],
+        ),
+    ]
     if offload:
-        tables.append((f"dimuon offload ratio{under} (8,000 real events; rate from whole "
-                       "commands, start-up cancelled; ratio to the single-process job of the "
-                       "same run and streams; whole = 8,000 events / whole command, start-up "
-                       "included, less sensitive to load swings)", ["transport", "streams/side",
-                       "events/s", "ratio", "target", "verdict", "whole ev/s", "whole ratio"],
-                       _dimuon_rows(offload)))
-    tables.append((f"within 10% of tcp's rate{under} (reported, not asserted)",
-                   ["series", "events/s", "tcp events/s", "verdict"],
-                   [[r["series"], "failed" if r["events_per_s"] is None else
-                     f"{r['events_per_s']:,.0f}", f"{r['tcp_events_per_s']:,.0f}",
-                     verdict[r["met"]]] for r in loaded]))
+        tables.append(
+            (
+                f"dimuon offload ratio{under} (8,000 real events; rate from whole "
+                "commands, start-up cancelled; ratio to the single-process job of the "
+                "same run and streams; whole = 8,000 events / whole command, start-up "
+                "included, less sensitive to load swings)",
+                [
+                    "transport",
+                    "streams/side",
+                    "events/s",
+                    "ratio",
+                    "target",
+                    "verdict",
+                    "whole ev/s",
+                    "whole ratio",
+                ],
+                _dimuon_rows(offload),
+            )
+        )
+    tables.append(
+        (
+            f"within 10% of tcp's rate{under} (reported, not asserted)",
+            ["series", "events/s", "tcp events/s", "verdict"],
+            [
+                [
+                    r["series"],
+                    "failed" if r["events_per_s"] is None else f"{r['events_per_s']:,.0f}",
+                    f"{r['tcp_events_per_s']:,.0f}",
+                    verdict[r["met"]],
+                ]
+                for r in loaded
+            ],
+        )
+    )
     return PartResult(
-        "ok" if ok else "failed", None if ok else "no events series could run",
-        data={"series": entries, "skipped": skipped, "rounds": ctx.repeat, "note": note,
-              "targets": targets, "load": ctx.load, "offload_ratio": offload,
-              "loaded_vs_tcp": loaded},
+        "ok" if ok else "failed",
+        None if ok else "no events series could run",
+        data={
+            "series": entries,
+            "skipped": skipped,
+            "rounds": ctx.repeat,
+            "note": note,
+            "targets": targets,
+            "load": ctx.load,
+            "offload_ratio": offload,
+            "loaded_vs_tcp": loaded,
+        },
         tables=tables,
     )

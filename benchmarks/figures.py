@@ -78,15 +78,19 @@ def _judge(kind: str, threshold: float, recs: list[dict[str, Any]]) -> tuple[boo
             return None
         worst = min(big, key=lambda r: r["bandwidth_ratio"])
         base_bw = worst["bandwidth_GBps"] / worst["bandwidth_ratio"]
-        text = (f"{worst['bandwidth_ratio']:.0%} at {worst['size'] // MiB} MiB "
-                f"({worst['bandwidth_GBps']:.2f} vs {base_bw:.2f} GB/s)")
+        text = (
+            f"{worst['bandwidth_ratio']:.0%} at {worst['size'] // MiB} MiB "
+            f"({worst['bandwidth_GBps']:.2f} vs {base_bw:.2f} GB/s)"
+        )
         return worst["bandwidth_ratio"] >= threshold, text
     small = next((r for r in recs if r["size"] == 8 and "latency_ratio" in r), None)
     if small is None:
         return None
     base = small["latency_us"] - small["latency_added_us"]
-    text = (f"{small['latency_us']:.1f} us vs {base:.1f} us "
-            f"({small['latency_ratio']:.2f}x, +{small['latency_added_us']:.1f} us)")
+    text = (
+        f"{small['latency_us']:.1f} us vs {base:.1f} us "
+        f"({small['latency_ratio']:.2f}x, +{small['latency_added_us']:.1f} us)"
+    )
     if kind == "lat_x":
         return small["latency_ratio"] <= threshold, text
     if kind == "lat_below":

@@ -85,8 +85,13 @@ class _Proc:
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in kill_group)
         self.objects: queue.Queue[dict[str, Any]] = queue.Queue()
         self.proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=self.stderr, stdin=subprocess.DEVNULL,
-            cwd=REPO, env=env, start_new_session=True,
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            stdin=subprocess.DEVNULL,
+            cwd=REPO,
+            env=env,
+            start_new_session=True,
         )
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -211,9 +216,15 @@ def run_command(
 
     The group is killed afterwards in every case.
     """
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, cwd=REPO, env=_env({}),
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        cwd=REPO,
+        env=_env({}),
+        start_new_session=True,
+    )
     try:
         out, _ = proc.communicate(timeout=timeout)
         code: int | None = proc.returncode

@@ -55,9 +55,21 @@ def _run_local(menu: Menu, s: dict[str, int], ctx: Context) -> dict[str, Any]:
         work = Path(tmp)
         stamp, report = work / "stamps.json", work / "report.json"
         (work / "hlt.toml").write_text(make_process(menu, stamp).to_toml())
-        argv = [python(), "-m", "actors.run", str(work / "hlt.toml"), "--quiet",
-                "--threads", str(s["threads"]), "--streams", str(s["streams"]),
-                "--events", str(s["events"]), "--report-json", str(report)]
+        argv = [
+            python(),
+            "-m",
+            "actors.run",
+            str(work / "hlt.toml"),
+            "--quiet",
+            "--threads",
+            str(s["threads"]),
+            "--streams",
+            str(s["streams"]),
+            "--events",
+            str(s["events"]),
+            "--report-json",
+            str(report),
+        ]
         code, tail = run_command(argv, timeout=ctx.timeout)
         if code != 0 or not stamp.exists():
             last = " | ".join(tail.splitlines()[-3:])
@@ -65,21 +77,37 @@ def _run_local(menu: Menu, s: dict[str, int], ctx: Context) -> dict[str, Any]:
         stamps = json.loads(stamp.read_text())
         rep = json.loads(report.read_text())
     rate, window = steady_rate(stamps["done"], s["streams"])
-    return {"events": len(stamps["done"]), "window": window, "events_per_s": rate,
-            "latency": latency_summary(stamps["latency"]),
-            "timing_report": {"local": rep["timing_report"]},
-            "reports": {"local": {k: rep[k] for k in ("events", "event_loop_time", "wall_time",
-                                                      "throughput", "overhead")}}}
+    return {
+        "events": len(stamps["done"]),
+        "window": window,
+        "events_per_s": rate,
+        "latency": latency_summary(stamps["latency"]),
+        "timing_report": {"local": rep["timing_report"]},
+        "reports": {
+            "local": {
+                k: rep[k]
+                for k in ("events", "event_loop_time", "wall_time", "throughput", "overhead")
+            }
+        },
+    }
 
 
-def _run_offloaded(menu: Menu, remotes: int, transport: str, s: dict[str, int],
-                   ctx: Context) -> dict[str, Any]:
+def _run_offloaded(
+    menu: Menu, remotes: int, transport: str, s: dict[str, int], ctx: Context
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="hep-bench-hlt-") as tmp:
         work = Path(tmp)
         stamp = work / "stamps.json"
         topology, reports = write_offloaded(
-            make_process(menu, stamp), menu.gpu_labels, remotes, transport,
-            s["threads"], s["streams"], s["events"], work)
+            make_process(menu, stamp),
+            menu.gpu_labels,
+            remotes,
+            transport,
+            s["threads"],
+            s["streams"],
+            s["events"],
+            work,
+        )
         return run_written(Written(topology, [stamp], reports), ctx.timeout, s["streams"])
 
 
@@ -119,8 +147,14 @@ def timing_groups(rec: dict[str, Any], menu: Menu) -> list[dict[str, Any]]:
             cat = _category(m["label"], m["type"], menu)
             groups[cat] = groups.get(cat, 0.0) + m["total"]
         for cat, t in sorted(groups.items(), key=lambda kv: -kv[1]):
-            out.append({"process": proc, "category": cat, "ms_per_event": t / events * 1e3,
-                        "fraction": t / total})
+            out.append(
+                {
+                    "process": proc,
+                    "category": cat,
+                    "ms_per_event": t / events * 1e3,
+                    "fraction": t / total,
+                }
+            )
     return out
 
 
@@ -131,41 +165,64 @@ def _heaviest(rec: dict[str, Any], menu: Menu, n: int = 12) -> list[list[str]]:
     nominal = dict(zip(menu.labels, menu.times, strict=True))
     rows = []
     for m in sorted(table, key=lambda m: -m["total"])[:n]:
-        rows.append([m["label"], "GPU-like" if m["label"] in menu.gpu_labels else "",
-                     f"{nominal.get(m['label'], 0.0) * 1e3:.3f}",
-                     f"{m['total'] / events * 1e3:.3f}", f"{m['total'] / total:.1%}"])
+        rows.append(
+            [
+                m["label"],
+                "GPU-like" if m["label"] in menu.gpu_labels else "",
+                f"{nominal.get(m['label'], 0.0) * 1e3:.3f}",
+                f"{m['total'] / events * 1e3:.3f}",
+                f"{m['total'] / total:.1%}",
+            ]
+        )
     return rows
 
 
 def _summary_rows(entries: list[dict[str, Any]]) -> list[list[str]]:
-    base = next((e["events_per_s"] for e in entries
-                 if e["remotes"] == 0 and e["status"] == "ok"), None)
+    base = next(
+        (e["events_per_s"] for e in entries if e["remotes"] == 0 and e["status"] == "ok"), None
+    )
     rows = []
     for e in entries:
         if e["status"] != "ok":
             rows.append([e["name"], e["status"], "-", "-", "-", "-", e["reason"][:60]])
             continue
         lat = e.get("latency", {})
-        rows.append([e["name"], f"{e['events_per_s']:.1f}",
-                     f"{e['events_per_s'] / base:.2f}x" if base else "-",
-                     *(f"{lat[k]:.1f}" if k in lat else "-"
-                       for k in ("median_ms", "p90_ms", "p99_ms")), ""])
+        rows.append(
+            [
+                e["name"],
+                f"{e['events_per_s']:.1f}",
+                f"{e['events_per_s'] / base:.2f}x" if base else "-",
+                *(f"{lat[k]:.1f}" if k in lat else "-" for k in ("median_ms", "p90_ms", "p99_ms")),
+                "",
+            ]
+        )
     return rows
 
 
-def _entry(name: str, remotes: int, transport: str, recs: list[dict[str, Any]],
-           menu: Menu) -> dict[str, Any]:
+def _entry(
+    name: str, remotes: int, transport: str, recs: list[dict[str, Any]], menu: Menu
+) -> dict[str, Any]:
     ok = [r for r in recs if "events_per_s" in r]
-    entry: dict[str, Any] = {"name": name, "remotes": remotes, "transport": transport,
-                             "rounds": len(recs)}
+    entry: dict[str, Any] = {
+        "name": name,
+        "remotes": remotes,
+        "transport": transport,
+        "rounds": len(recs),
+    }
     if not ok:
         return entry | {"status": "failed", "reason": recs[-1].get("error", "no result")}
     rates = [r["events_per_s"] for r in ok]
     mid = sorted(ok, key=lambda r: r["events_per_s"])[len(ok) // 2]
-    return entry | {"status": "ok", "reason": None, "events_per_s": statistics.median(rates),
-                    "samples_events_per_s": rates, "latency": mid.get("latency", {}),
-                    "reports": mid.get("reports"), "timing_groups": timing_groups(mid, menu),
-                    "timing_report": mid.get("timing_report")}
+    return entry | {
+        "status": "ok",
+        "reason": None,
+        "events_per_s": statistics.median(rates),
+        "samples_events_per_s": rates,
+        "latency": mid.get("latency", {}),
+        "reports": mid.get("reports"),
+        "timing_groups": timing_groups(mid, menu),
+        "timing_report": mid.get("timing_report"),
+    }
 
 
 @register("hlt")
@@ -181,33 +238,72 @@ def run(ctx: Context) -> PartResult:
         if ctx.repeat > 1:
             ctx.log(f" round {round_no + 1} of {ctx.repeat}")
         for name, remotes, transport in configs:
-            rec = (_run_local(menu, s, ctx) if remotes == 0
-                   else _run_offloaded(menu, remotes, transport, s, ctx))
+            rec = (
+                _run_local(menu, s, ctx)
+                if remotes == 0
+                else _run_offloaded(menu, remotes, transport, s, ctx)
+            )
             recs[name].append(rec)
-            shown = (f"{rec['events_per_s']:.1f} events/s" if "events_per_s" in rec
-                     else f"FAILED: {rec['error']}")
+            shown = (
+                f"{rec['events_per_s']:.1f} events/s"
+                if "events_per_s" in rec
+                else f"FAILED: {rec['error']}"
+            )
             ctx.log(f"  hlt {name}: {shown}")
     entries = [_entry(n, r, t, recs[n], menu) for n, r, t in configs]
     ok = any(e["status"] == "ok" for e in entries)
     local = next((e for e in entries if e["remotes"] == 0 and e["status"] == "ok"), None)
     first_off = next((e for e in entries if e["remotes"] and e["status"] == "ok"), None)
     tables = [
-        (f"hlt: {menu.describe()['modules']} modules ({len(menu.gpu)} GPU-like), "
-         f"{s['threads']} threads x {s['streams']} streams per process, {s['events']} events",
-         ["configuration", "events/s", "vs local", "latency median ms", "p90 ms", "p99 ms",
-          "note"], _summary_rows(entries))]
+        (
+            f"hlt: {menu.describe()['modules']} modules ({len(menu.gpu)} GPU-like), "
+            f"{s['threads']} threads x {s['streams']} streams per process, {s['events']} events",
+            [
+                "configuration",
+                "events/s",
+                "vs local",
+                "latency median ms",
+                "p90 ms",
+                "p99 ms",
+                "note",
+            ],
+            _summary_rows(entries),
+        )
+    ]
     for title, e in (("local only", local), ("offloaded", first_off)):
         if e is not None:
-            tables.append((f"hlt timing, {title}: {e['name']} (module time per event, "
-                           "share of the process's module time)",
-                           ["process", "category", "ms/event", "fraction"],
-                           [[g["process"], g["category"], f"{g['ms_per_event']:.2f}",
-                             f"{g['fraction']:.1%}"] for g in e["timing_groups"]]))
+            tables.append(
+                (
+                    f"hlt timing, {title}: {e['name']} (module time per event, "
+                    "share of the process's module time)",
+                    ["process", "category", "ms/event", "fraction"],
+                    [
+                        [
+                            g["process"],
+                            g["category"],
+                            f"{g['ms_per_event']:.2f}",
+                            f"{g['fraction']:.1%}",
+                        ]
+                        for g in e["timing_groups"]
+                    ],
+                )
+            )
     if local is not None:
-        tables.append(("hlt: heaviest modules, local only", ["module", "", "nominal ms",
-                       "measured ms/event", "fraction"], _heaviest(local, menu)))
+        tables.append(
+            (
+                "hlt: heaviest modules, local only",
+                ["module", "", "nominal ms", "measured ms/event", "fraction"],
+                _heaviest(local, menu),
+            )
+        )
     return PartResult(
-        "ok" if ok else "failed", None if ok else "no hlt configuration could run",
-        data={"menu": menu.describe(), "settings": s, "rounds": ctx.repeat,
-              "configurations": entries},
-        tables=tables)
+        "ok" if ok else "failed",
+        None if ok else "no hlt configuration could run",
+        data={
+            "menu": menu.describe(),
+            "settings": s,
+            "rounds": ctx.repeat,
+            "configurations": entries,
+        },
+        tables=tables,
+    )

@@ -60,18 +60,30 @@ class Menu:
     def describe(self) -> dict[str, Any]:
         t = np.array(self.times)
         gpu = t[self.gpu]
-        return {"modules": len(t), "gpu_like": len(self.gpu), "seed": self.seed,
-                "work_per_event_ms": float(t.sum() * 1e3),
-                "gpu_like_work_ms": float(gpu.sum() * 1e3),
-                "gpu_like_fraction": float(gpu.sum() / t.sum()),
-                "median_us": float(np.median(t) * 1e6),
-                "p90_us": float(np.quantile(t, 0.9) * 1e6), "max_ms": float(t.max() * 1e3),
-                "gpu_bytes": self.gpu_bytes}
+        return {
+            "modules": len(t),
+            "gpu_like": len(self.gpu),
+            "seed": self.seed,
+            "work_per_event_ms": float(t.sum() * 1e3),
+            "gpu_like_work_ms": float(gpu.sum() * 1e3),
+            "gpu_like_fraction": float(gpu.sum() / t.sum()),
+            "median_us": float(np.median(t) * 1e6),
+            "p90_us": float(np.quantile(t, 0.9) * 1e6),
+            "max_ms": float(t.max() * 1e3),
+            "gpu_bytes": self.gpu_bytes,
+        }
 
 
-def make_menu(n: int = 200, *, seed: int = 4, median: float = 15e-6, sigma: float = 2.3,
-              max_time: float = 0.03, gpu: int | None = None,
-              gpu_bytes: int = 64 * 1024) -> Menu:
+def make_menu(
+    n: int = 200,
+    *,
+    seed: int = 4,
+    median: float = 15e-6,
+    sigma: float = 2.3,
+    max_time: float = 0.03,
+    gpu: int | None = None,
+    gpu_bytes: int = 64 * 1024,
+) -> Menu:
     """A random HLT-like menu; same arguments -> same menu (see the module docstring)."""
     dag = generate(n, seed=seed, max_parents=3, edge_probability=0.5)
     rng = np.random.default_rng(seed + 1000)
@@ -84,14 +96,22 @@ def make_menu(n: int = 200, *, seed: int = 4, median: float = 15e-6, sigma: floa
 def make_process(menu: Menu, stamp_file: Path) -> Process:
     """The whole menu in one process: t0, every module on path ``hlt``, Stamp on an end path."""
     process = Process("HLT")
-    process.set_source("actors.framework.sources.synthetic:SyntheticSource",
-                       runs=1, lumis_per_run=0, events_per_lumi=1000)
+    process.set_source(
+        "actors.framework.sources.synthetic:SyntheticSource",
+        runs=1,
+        lumis_per_run=0,
+        events_per_lumi=1000,
+    )
     process.add_module("t0", f"{_M}:StartTime")
     labels = menu.labels
     for j, label in enumerate(labels):
-        process.add_module(label, f"{_M}:HltModule", time=menu.times[j],
-                           parents=[labels[p] for p in menu.parents[j]],
-                           nbytes=menu.gpu_bytes if j in menu.gpu else 0)
+        process.add_module(
+            label,
+            f"{_M}:HltModule",
+            time=menu.times[j],
+            parents=[labels[p] for p in menu.parents[j]],
+            nbytes=menu.gpu_bytes if j in menu.gpu else 0,
+        )
     process.add_path("hlt", ["t0", *labels])
     process.add_module("stamp", f"{_M}:Stamp", file=str(stamp_file), start="t0")
     process.add_end_path("timing", ["stamp"])
@@ -99,21 +119,33 @@ def make_process(menu: Menu, stamp_file: Path) -> Process:
 
 
 def _entry(config: str, threads: int, streams: int, report: Path) -> dict[str, Any]:
-    return {"config": config, "threads": threads, "streams": streams,
-            "args": ["--quiet", "--report-json", str(report)]}
+    return {
+        "config": config,
+        "threads": threads,
+        "streams": streams,
+        "args": ["--quiet", "--report-json", str(report)],
+    }
 
 
-def write_offloaded(process: Process, gpu_labels: list[str], remotes: int, transport: str,
-                    threads: int, streams: int, events: int,
-                    workdir: Path) -> tuple[Path, dict[str, Path]]:
+def write_offloaded(
+    process: Process,
+    gpu_labels: list[str],
+    remotes: int,
+    transport: str,
+    threads: int,
+    streams: int,
+    events: int,
+    workdir: Path,
+) -> tuple[Path, dict[str, Path]]:
     """Split ``process`` (the GPU-like modules dealt round robin over ``remotes``) into
     ``workdir``; returns the topology path and the report file of every process."""
     groups = [gpu_labels[i::remotes] for i in range(remotes)]
     local = process
     remote_procs = []
     for i, group in enumerate(groups):
-        result = split_process(local, group, transport=transport, link=f"gpu{i}",
-                               remote_name=f"HLTGPU{i}")
+        result = split_process(
+            local, group, transport=transport, link=f"gpu{i}", remote_name=f"HLTGPU{i}"
+        )
         local = result.local
         remote_procs.append(result.remote)
     reports = {"local": workdir / "report-local.json"}
@@ -126,8 +158,11 @@ def write_offloaded(process: Process, gpu_labels: list[str], remotes: int, trans
         reports[name] = workdir / f"report-{name}.json"
         processes[name] = _entry(f"{name}.toml", threads, streams, reports[name])
         links.append({"name": name, "client": "local", "server": name})
-    topology = {"run": {"events": events, "transport": transport},
-                "process": processes, "link": links}
+    topology = {
+        "run": {"events": events, "transport": transport},
+        "process": processes,
+        "link": links,
+    }
     path = workdir / "topology.toml"
     path.write_text(dump_toml(topology))
     return path, reports

@@ -48,8 +48,13 @@ def latency_summary(latency: list[float]) -> dict[str, float]:
     def q(f: float) -> float:
         return ms[min(len(ms) - 1, int(f * len(ms)))]
 
-    return {"median_ms": statistics.median(ms), "p90_ms": q(0.9), "p99_ms": q(0.99),
-            "mean_ms": statistics.fmean(ms), "n": len(ms)}
+    return {
+        "median_ms": statistics.median(ms),
+        "p90_ms": q(0.9),
+        "p99_ms": q(0.99),
+        "mean_ms": statistics.fmean(ms),
+        "n": len(ms),
+    }
 
 
 def _reports(written: Written) -> dict[str, dict[str, Any]]:
@@ -85,16 +90,25 @@ def run_written(written: Written, timeout: float, lead: int = 1) -> dict[str, An
     if len(done) < 2:
         return {"error": f"only {len(done)} event completions recorded"}
     rate, window = steady_rate(done, lead)
-    rec: dict[str, Any] = {"events": len(done), "window": window, "events_per_s": rate,
-                           "span_s": max(done) - min(done)}
+    rec: dict[str, Any] = {
+        "events": len(done),
+        "window": window,
+        "events_per_s": rate,
+        "span_s": max(done) - min(done),
+    }
     if latency:
         rec["latency"] = latency_summary(latency)
     reports = _reports(written)
     if reports:
         rec["reports"] = {
-            name: {"events": r["events"], "event_loop_time": r["event_loop_time"],
-                   "wall_time": r["wall_time"], "throughput": r["throughput"],
-                   "overhead": r["overhead"]}
-            for name, r in reports.items()}
+            name: {
+                "events": r["events"],
+                "event_loop_time": r["event_loop_time"],
+                "wall_time": r["wall_time"],
+                "throughput": r["throughput"],
+                "overhead": r["overhead"],
+            }
+            for name, r in reports.items()
+        }
         rec["timing_report"] = {name: r["timing_report"] for name, r in reports.items()}
     return rec

@@ -26,10 +26,15 @@ def busy(n: int) -> Iterator[list[int]]:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         for _ in range(n):
-            procs.append(subprocess.Popen(
-                [python(), "-c", _SPIN], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, start_new_session=True,
-            ))
+            procs.append(
+                subprocess.Popen(
+                    [python(), "-c", _SPIN],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            )
         yield [p.pid for p in procs]
     finally:
         for p in procs:

@@ -59,7 +59,9 @@ def _gpu() -> str | None:
     try:
         out = subprocess.run(
             ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=10,
+            capture_output=True,
+            text=True,
+            timeout=10,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -86,9 +88,14 @@ def mpi_library_version(mpiexec: str | None) -> str | None:
         return None
     code = "from mpi4py import MPI; print(MPI.Get_library_version().splitlines()[0])"
     try:
-        out = subprocess.run([mpiexec, "-n", "1", sys.executable, "-c", code],
-                             capture_output=True, text=True, timeout=30,
-                             stdin=subprocess.DEVNULL, env=os.environ | _OPENMPI_AS_ROOT)
+        out = subprocess.run(
+            [mpiexec, "-n", "1", sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+            env=os.environ | _OPENMPI_AS_ROOT,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.replace("\x00", "").strip() or None  # Open MPI ends it with NUL

@@ -1,6 +1,6 @@
 """Render a results.json as Markdown tables (for docs/benchmarks.md)::
 
-    python -m benchmarks.markdown benchmark-results/results.json
+python -m benchmarks.markdown benchmark-results/results.json
 """
 
 from __future__ import annotations
@@ -16,38 +16,50 @@ __all__ = ["render"]
 
 
 def _table(columns: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(c or " " for c in columns) + " |",
-             "|" + "|".join("---" for _ in columns) + "|"]
+    lines = [
+        "| " + " | ".join(c or " " for c in columns) + " |",
+        "|" + "|".join("---" for _ in columns) + "|",
+    ]
     lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
 def _head(doc: dict[str, Any], part: dict[str, Any]) -> str:
     m, v = doc["machine"], doc["versions"]
-    return (f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}"
-            + (f", GPU {m['gpu']}" if m.get("gpu") else "") + f"; load average at start "
-            f"{', '.join(f'{x:.1f}' for x in m.get('load_average') or [])}. "
-            f"Python {v['python']}, numpy {v['numpy']}, mpi4py {v['mpi4py']} "
-            f"({v['mpi_library']}), ucxx {v['ucxx']}, uvloop {v['uvloop']}. "
-            f"Command: `{' '.join(doc['command'])}` ({doc['started']}, "
-            f"{part.get('rounds', 1)} round(s), {doc.get('device', 'host')} memory).")
+    return (
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}"
+        + (f", GPU {m['gpu']}" if m.get("gpu") else "")
+        + f"; load average at start "
+        f"{', '.join(f'{x:.1f}' for x in m.get('load_average') or [])}. "
+        f"Python {v['python']}, numpy {v['numpy']}, mpi4py {v['mpi4py']} "
+        f"({v['mpi_library']}), ucxx {v['ucxx']}, uvloop {v['uvloop']}. "
+        f"Command: `{' '.join(doc['command'])}` ({doc['started']}, "
+        f"{part.get('rounds', 1)} round(s), {doc.get('device', 'host')} memory)."
+    )
 
 
 def _transports(part: dict[str, Any]) -> list[str]:
-    return [_table(SUMMARY_COLUMNS, _summary_rows(part["measurements"], part["series"])),
-            _table(["series", "target", "verdict", "measured"], _target_rows(part["targets"]))]
+    return [
+        _table(SUMMARY_COLUMNS, _summary_rows(part["measurements"], part["series"])),
+        _table(["series", "target", "verdict", "measured"], _target_rows(part["targets"])),
+    ]
 
 
 def _events(part: dict[str, Any]) -> list[str]:
     from .events import COLUMNS, _rows
 
-    skipped = "".join(f"\n- {s['transport']}: skipped: {s['reason']}"
-                      for s in part.get("skipped", []))
+    skipped = "".join(
+        f"\n- {s['transport']}: skipped: {s['reason']}" for s in part.get("skipped", [])
+    )
     verdict = {True: "met", False: "MISSED", None: "not measured"}
-    targets = [[t["series"], t["target"], verdict[t["met"]], t["measured"]]
-               for t in part.get("targets", [])]
-    return [_table(COLUMNS, _rows(part["series"])) + ("\n" + skipped if skipped else ""),
-            _table(["series", "target", "verdict", "measured"], targets)]
+    targets = [
+        [t["series"], t["target"], verdict[t["met"]], t["measured"]]
+        for t in part.get("targets", [])
+    ]
+    return [
+        _table(COLUMNS, _rows(part["series"])) + ("\n" + skipped if skipped else ""),
+        _table(["series", "target", "verdict", "measured"], targets),
+    ]
 
 
 def _products(part: dict[str, Any]) -> list[str]:
@@ -61,20 +73,46 @@ def _hlt(part: dict[str, Any]) -> list[str]:
     from .hlt import _summary_rows as hlt_rows
 
     menu = part["menu"]
-    text = (f"Menu: {menu['modules']} modules ({menu['gpu_like']} GPU-like, "
-            f"{menu['gpu_like_fraction']:.0%} of the nominal {menu['work_per_event_ms']:.1f} ms "
-            f"per event; module median {menu['median_us']:.0f} us, p90 {menu['p90_us']:.0f} us, "
-            f"max {menu['max_ms']:.1f} ms); {part['settings']['threads']} threads x "
-            f"{part['settings']['streams']} streams per process, {part['settings']['events']} "
-            f"events.")
-    out = [text, _table(["configuration", "events/s", "vs local", "latency median ms",
-                         "p90 ms", "p99 ms", "note"], hlt_rows(part["configurations"]))]
+    text = (
+        f"Menu: {menu['modules']} modules ({menu['gpu_like']} GPU-like, "
+        f"{menu['gpu_like_fraction']:.0%} of the nominal {menu['work_per_event_ms']:.1f} ms "
+        f"per event; module median {menu['median_us']:.0f} us, p90 {menu['p90_us']:.0f} us, "
+        f"max {menu['max_ms']:.1f} ms); {part['settings']['threads']} threads x "
+        f"{part['settings']['streams']} streams per process, {part['settings']['events']} "
+        f"events."
+    )
+    out = [
+        text,
+        _table(
+            [
+                "configuration",
+                "events/s",
+                "vs local",
+                "latency median ms",
+                "p90 ms",
+                "p99 ms",
+                "note",
+            ],
+            hlt_rows(part["configurations"]),
+        ),
+    ]
     for c in part["configurations"]:
         if c["status"] == "ok" and c["remotes"] <= 1:
-            out.append(f"Timing, {c['name']}:\n\n" + _table(
-                ["process", "category", "ms/event", "fraction"],
-                [[g["process"], g["category"], f"{g['ms_per_event']:.2f}",
-                  f"{g['fraction']:.1%}"] for g in c["timing_groups"]]))
+            out.append(
+                f"Timing, {c['name']}:\n\n"
+                + _table(
+                    ["process", "category", "ms/event", "fraction"],
+                    [
+                        [
+                            g["process"],
+                            g["category"],
+                            f"{g['ms_per_event']:.2f}",
+                            f"{g['fraction']:.1%}",
+                        ]
+                        for g in c["timing_groups"]
+                    ],
+                )
+            )
     return out
 
 
@@ -83,8 +121,12 @@ def render(doc: dict[str, Any]) -> str:
     events, hlt)."""
     parts = doc["parts"]
     sections = []
-    for name, fn in (("transports", _transports), ("products", _products),
-                     ("events", _events), ("hlt", _hlt)):
+    for name, fn in (
+        ("transports", _transports),
+        ("products", _products),
+        ("events", _events),
+        ("hlt", _hlt),
+    ):
         part = parts.get(name)
         if part and part["status"] == "ok":
             sections += [_head(doc, part), *fn(part)]

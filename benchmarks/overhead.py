@@ -135,8 +135,15 @@ def measure(events: int, repeat: int) -> list[dict[str, Any]]:
             n = events if kind != "sync" else events // 4
             runs = [rate(kind, streams, n) for _ in range(repeat)]
             rates = [r for r, _ in runs]
-            rows.append({"kind": kind, "streams": streams, "median": statistics.median(rates),
-                         "runs": rates, "cpu_us": statistics.median(c for _, c in runs)})
+            rows.append(
+                {
+                    "kind": kind,
+                    "streams": streams,
+                    "median": statistics.median(rates),
+                    "runs": rates,
+                    "cpu_us": statistics.median(c for _, c in runs),
+                }
+            )
     return rows
 
 
@@ -145,20 +152,29 @@ def run(ctx: Context) -> PartResult:
     """Run the measurement in a subprocess (a fresh interpreter and loop)."""
     out = ctx.out / "overhead.json"
     args = ["--events", "5000", "--repeat", "3"] if ctx.quick else ["--repeat", "5"]
-    code, tail = run_command([python(), "-m", _HERE, "--json", str(out), *args],
-                             timeout=120 if ctx.quick else 900)
+    code, tail = run_command(
+        [python(), "-m", _HERE, "--json", str(out), *args], timeout=120 if ctx.quick else 900
+    )
     if code is None:
         return PartResult("failed", "overhead benchmark timed out")
     if code != 0 or not out.exists():
         last = tail.splitlines()[-1] if tail else "no output"
         return PartResult("failed", f"overhead benchmark exited with {code}: {last}")
     rows: list[dict[str, Any]] = json.loads(out.read_text())["results"]
-    table = [[r["kind"], str(r["streams"]), f"{r['median']:.0f}", f"{r['cpu_us']:.1f}"]
-             for r in rows]
-    return PartResult("ok", data={"results": rows}, tables=[
-        ("overhead: one process, trivial modules (medians)",
-         ["modules", "streams", "events/s", "CPU µs/event"], table),
-    ])
+    table = [
+        [r["kind"], str(r["streams"]), f"{r['median']:.0f}", f"{r['cpu_us']:.1f}"] for r in rows
+    ]
+    return PartResult(
+        "ok",
+        data={"results": rows},
+        tables=[
+            (
+                "overhead: one process, trivial modules (medians)",
+                ["modules", "streams", "events/s", "CPU µs/event"],
+                table,
+            ),
+        ],
+    )
 
 
 def main() -> None:

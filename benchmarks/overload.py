@@ -41,22 +41,38 @@ def write_topology(events: int, workdir: Path) -> Path:
     """The controller (fast) and follower (ten times slower) configurations and topology."""
     controller = {
         "process": {"name": "FAST"},
-        "source": {"type": _SOURCE, "runs": 1, "lumis_per_run": 0, "events_per_lumi": 1000,
-                   "products": [{"instance": "hits", "dtype": "float32", "size": 4096}]},
-        "modules": {"work": {"type": f"{_M}:HltModule", "time": FAST_S},
-                    "offload": {"type": f"{_D}:Controller", "link": "slow"},
-                    "tosend": {"type": f"{_D}:Sender", "upstream": "offload", "instance": 1,
-                               "products": ["source"]}},
+        "source": {
+            "type": _SOURCE,
+            "runs": 1,
+            "lumis_per_run": 0,
+            "events_per_lumi": 1000,
+            "products": [{"instance": "hits", "dtype": "float32", "size": 4096}],
+        },
+        "modules": {
+            "work": {"type": f"{_M}:HltModule", "time": FAST_S},
+            "offload": {"type": f"{_D}:Controller", "link": "slow"},
+            "tosend": {
+                "type": f"{_D}:Sender",
+                "upstream": "offload",
+                "instance": 1,
+                "products": ["source"],
+            },
+        },
         "paths": {"p": ["work", "offload", "tosend"]},
     }
     follower = {
         "process": {"name": "SLOW"},
         "source": {"type": f"{_D}:FollowerSource", "link": "slow"},
-        "modules": {"hits": {"type": f"{_D}:Receiver", "upstream": "source", "instance": 1,
-                             "products": [{"type": "numpy.ndarray", "label": "source",
-                                           "instance": "hits"}]},
-                    "work": {"type": f"{_M}:HltModule", "time": SLOW_S},
-                    "seen": {"type": f"{_D}:EventDone", "upstream": "source"}},
+        "modules": {
+            "hits": {
+                "type": f"{_D}:Receiver",
+                "upstream": "source",
+                "instance": 1,
+                "products": [{"type": "numpy.ndarray", "label": "source", "instance": "hits"}],
+            },
+            "work": {"type": f"{_M}:HltModule", "time": SLOW_S},
+            "seen": {"type": f"{_D}:EventDone", "upstream": "source"},
+        },
         "paths": {"p": ["hits", "work"]},
         "end_paths": {"e": ["seen"]},
     }
@@ -64,8 +80,10 @@ def write_topology(events: int, workdir: Path) -> Path:
     (workdir / "slow.toml").write_text(dump_toml(follower))
     topology = {
         "run": {"events": events, "transport": "tcp"},
-        "process": {"fast": {"config": "fast.toml", "args": ["--quiet"]},
-                    "slow": {"config": "slow.toml", "args": ["--quiet"]}},
+        "process": {
+            "fast": {"config": "fast.toml", "args": ["--quiet"]},
+            "slow": {"config": "slow.toml", "args": ["--quiet"]},
+        },
         "link": [{"name": "slow", "client": "fast", "server": "slow"}],
     }
     path = workdir / "topology.toml"
@@ -106,7 +124,10 @@ def _measure(seconds: float, ctx: Context) -> dict[str, Any]:
         topology = write_topology(events, Path(tmp))
         proc = subprocess.Popen(
             [python(), "-m", "actors.launch", str(topology), "--timeout", str(seconds + 120)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         try:
             rss, wall = _sample(proc, seconds)
             code = proc.wait(30)
@@ -117,28 +138,51 @@ def _measure(seconds: float, ctx: Context) -> dict[str, Any]:
         err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if code != 0:
         return {"error": f"launcher exited with {code}: {err.strip().splitlines()[-1:]}"}
-    out: dict[str, Any] = {"events": events, "wall_s": wall, "events_per_s": events / wall,
-                           "ideal_per_s": 1 / SLOW_S}
+    out: dict[str, Any] = {
+        "events": events,
+        "wall_s": wall,
+        "events_per_s": events / wall,
+        "ideal_per_s": 1 / SLOW_S,
+    }
     for name, series in rss.items():
         quarter = max(1, len(series) // 4)
-        out[name] = {"samples": len(series), "peak_MiB": max(series, default=0.0),
-                     "first_quarter_MiB": max(series[:quarter], default=0.0),
-                     "last_quarter_MiB": max(series[-quarter:], default=0.0)}
+        out[name] = {
+            "samples": len(series),
+            "peak_MiB": max(series, default=0.0),
+            "first_quarter_MiB": max(series[:quarter], default=0.0),
+            "last_quarter_MiB": max(series[-quarter:], default=0.0),
+        }
     return out
 
 
 @register("overload")
 def run(ctx: Context) -> PartResult:
     seconds = 6.0 if ctx.quick else SECONDS
-    ctx.log(f"overload: {seconds:.0f} s, follower {SLOW_S * 1e3:.0f} ms/event, "
-            f"controller {FAST_S * 1e3:.0f} ms/event")
+    ctx.log(
+        f"overload: {seconds:.0f} s, follower {SLOW_S * 1e3:.0f} ms/event, "
+        f"controller {FAST_S * 1e3:.0f} ms/event"
+    )
     rec = _measure(seconds, ctx)
     if "error" in rec:
         return PartResult("failed", reason=rec["error"], data=rec)
-    rows = [[name, f"{r['peak_MiB']:.0f}", f"{r['first_quarter_MiB']:.0f}",
-             f"{r['last_quarter_MiB']:.0f}", str(r["samples"])]
-            for name, r in ((n, rec[n]) for n in ("fast", "slow"))]
-    title = (f"overload: {rec['events']} events in {rec['wall_s']:.0f} s, "
-             f"{rec['events_per_s']:.0f} events/s (follower ideal {rec['ideal_per_s']:.0f})")
-    return PartResult("ok", data=rec, tables=[
-        (title, ["process", "peak RSS MiB", "first quarter", "last quarter", "samples"], rows)])
+    rows = [
+        [
+            name,
+            f"{r['peak_MiB']:.0f}",
+            f"{r['first_quarter_MiB']:.0f}",
+            f"{r['last_quarter_MiB']:.0f}",
+            str(r["samples"]),
+        ]
+        for name, r in ((n, rec[n]) for n in ("fast", "slow"))
+    ]
+    title = (
+        f"overload: {rec['events']} events in {rec['wall_s']:.0f} s, "
+        f"{rec['events_per_s']:.0f} events/s (follower ideal {rec['ideal_per_s']:.0f})"
+    )
+    return PartResult(
+        "ok",
+        data=rec,
+        tables=[
+            (title, ["process", "peak RSS MiB", "first quarter", "last quarter", "samples"], rows)
+        ],
+    )

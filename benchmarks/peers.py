@@ -74,12 +74,28 @@ def compare(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
             mine = _best([e for e in ours if e["peer"] == "hep-actors shm"], key, higher)
             theirs = _best([e for e in peers if e["peer"] == "ray"], key, higher) or theirs
         if mine is None or theirs is None:
-            rows.append({"workload": title, "ours": mine, "peer": theirs, "ratio": None,
-                         "target": target, "met": None})
+            rows.append(
+                {
+                    "workload": title,
+                    "ours": mine,
+                    "peer": theirs,
+                    "ratio": None,
+                    "target": target,
+                    "met": None,
+                }
+            )
             continue
         ratio = mine[1] / theirs[1] if higher else theirs[1] / mine[1]
-        rows.append({"workload": title, "ours": mine, "peer": theirs, "ratio": ratio,
-                     "target": target, "met": ratio >= target})
+        rows.append(
+            {
+                "workload": title,
+                "ours": mine,
+                "peer": theirs,
+                "ratio": ratio,
+                "target": target,
+                "met": ratio >= target,
+            }
+        )
     return rows
 
 
@@ -119,8 +135,14 @@ def run(ctx: Context) -> PartResult:
     rows = compare(entries)
     columns = ["peer", *[title for _, title, _, _ in WORKLOADS]]
     return PartResult(
-        "ok", data={"peers": entries, "comparison": rows},
-        tables=[("peers: medians after warm-up (two processes each)", columns, _table(entries)),
-                ("peers: ours against the best peer", ["workload", "ours", "best peer", "ratio",
-                                                       "target", ""], _ratio_rows(rows))],
+        "ok",
+        data={"peers": entries, "comparison": rows},
+        tables=[
+            ("peers: medians after warm-up (two processes each)", columns, _table(entries)),
+            (
+                "peers: ours against the best peer",
+                ["workload", "ours", "best peer", "ratio", "target", ""],
+                _ratio_rows(rows),
+            ),
+        ],
     )

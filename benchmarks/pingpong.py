@@ -91,8 +91,13 @@ def summarize(samples_ns: list[int]) -> dict[str, float]:
 
 
 def _record(size: int, warm: int, samples: list[int], one_way: bool) -> dict[str, Any]:
-    return {"size": size, "repetitions": len(samples), "warmup": warm,
-            "one_way": one_way, "samples_us": summarize(samples)}
+    return {
+        "size": size,
+        "repetitions": len(samples),
+        "warmup": warm,
+        "one_way": one_way,
+        "samples_us": summarize(samples),
+    }
 
 
 def measure_sync(

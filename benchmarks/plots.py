@@ -31,8 +31,10 @@ def plot_transports(records: list[dict[str, Any]], out: Path, device: str) -> li
     for rec in records:
         series[rec["series"]].append(rec)
     written = []
-    for key, label, fname in (("latency_us", "median round trip [us]", "latency.png"),
-                              ("bandwidth_GBps", "bandwidth [GB/s]", "bandwidth.png")):
+    for key, label, fname in (
+        ("latency_us", "median round trip [us]", "latency.png"),
+        ("bandwidth_GBps", "bandwidth [GB/s]", "bandwidth.png"),
+    ):
         fig, ax = plt.subplots(figsize=(9, 5.5))
         ax.set_prop_cycle(color=[plt.get_cmap("tab20")(i) for i in range(20)])
         for name, recs in series.items():
@@ -42,8 +44,14 @@ def plot_transports(records: list[dict[str, Any]], out: Path, device: str) -> li
             if not recs:
                 continue
             style = "-" if recs[0]["role"] == "transport" else "--"
-            ax.plot([r["size"] for r in recs], [r[key] for r in recs], style, marker="o",
-                    markersize=3, label=name)
+            ax.plot(
+                [r["size"] for r in recs],
+                [r[key] for r in recs],
+                style,
+                marker="o",
+                markersize=3,
+                label=name,
+            )
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("message size [bytes]")
@@ -71,13 +79,14 @@ def plot_events(series: list[dict[str, Any]], out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     panels: dict[tuple[str, int], dict[str, list[tuple[int, float]]]] = defaultdict(
-        lambda: defaultdict(list))
+        lambda: defaultdict(list)
+    )
     for e in series:
         if e.get("status") == "ok":
             panels[(e["scenario"], e["followers"])][e["transport"]].append(
-                (e["streams"], e["events_per_s"]))
-    keys = [k for k, lines in panels.items()
-            if any(len(points) > 1 for points in lines.values())]
+                (e["streams"], e["events_per_s"])
+            )
+    keys = [k for k, lines in panels.items() if any(len(points) > 1 for points in lines.values())]
     if not keys:
         return []
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 4.2), squeeze=False)

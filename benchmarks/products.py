@@ -22,14 +22,33 @@ COLUMNS = ["transport", "product", "KiB", "RTT us", "MB/s", "bare RTT us", "x ba
 
 _W = "benchmarks.workers.products"
 PRODUCT_CANDIDATES = [
-    Candidate("tcp://", "transport", "tcp", _W, "tcp", "pair", scheme="tcp",
-              extra={"url": "tcp://127.0.0.1:0"}),
-    Candidate("shm://", "transport", "shm", _W, "shm", "pair", scheme="shm",
-              extra={"url": "shm://bench"}),
-    Candidate("mpi:// rank", "transport", "mpi", _W, "mpi-rank", "mpi2", scheme="mpi",
-              needs=("mpi4py",)),
-    Candidate("ucx://", "transport", "ucx", _W, "ucx", "pair", scheme="ucx", needs=("ucxx",),
-              extra={"url": "ucx://127.0.0.1:0", "loop": "asyncio"}),
+    Candidate(
+        "tcp://",
+        "transport",
+        "tcp",
+        _W,
+        "tcp",
+        "pair",
+        scheme="tcp",
+        extra={"url": "tcp://127.0.0.1:0"},
+    ),
+    Candidate(
+        "shm://", "transport", "shm", _W, "shm", "pair", scheme="shm", extra={"url": "shm://bench"}
+    ),
+    Candidate(
+        "mpi:// rank", "transport", "mpi", _W, "mpi-rank", "mpi2", scheme="mpi", needs=("mpi4py",)
+    ),
+    Candidate(
+        "ucx://",
+        "transport",
+        "ucx",
+        _W,
+        "ucx",
+        "pair",
+        scheme="ucx",
+        needs=("ucxx",),
+        extra={"url": "ucx://127.0.0.1:0", "loop": "asyncio"},
+    ),
 ]
 
 
@@ -41,9 +60,17 @@ def _rows(records: list[dict[str, Any]]) -> list[list[str]]:
             continue
         b = bare.get((r["series"], r["product"]))
         ratio = f"{r['latency_us'] / b['latency_us']:.2f}x" if b else "-"
-        rows.append([r["series"], r["product"], f"{r['size'] / 1024:.0f}",
-                     f"{r['latency_us']:.1f}", f"{r['bandwidth_GBps'] * 1e3:.0f}",
-                     f"{b['latency_us']:.1f}" if b else "-", ratio])
+        rows.append(
+            [
+                r["series"],
+                r["product"],
+                f"{r['size'] / 1024:.0f}",
+                f"{r['latency_us']:.1f}",
+                f"{r['bandwidth_GBps'] * 1e3:.0f}",
+                f"{b['latency_us']:.1f}" if b else "-",
+                ratio,
+            ]
+        )
     return rows
 
 
@@ -64,7 +91,12 @@ def run(ctx: Context) -> PartResult:
         "ok" if ok else "skipped",
         None if ok else "no transport available for products",
         data={"series": statuses, "measurements": records},
-        tables=[("products: encode + send + recv + decode round trip (x bare = vs same bytes "
-                 "as one buffer)",
-                 COLUMNS, _rows(records))],
+        tables=[
+            (
+                "products: encode + send + recv + decode round trip (x bare = vs same bytes "
+                "as one buffer)",
+                COLUMNS,
+                _rows(records),
+            )
+        ],
     )

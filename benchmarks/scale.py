@@ -78,8 +78,10 @@ def _controller(name: str, links: list[str], workdir: Path) -> dict[str, Any]:
     return {
         "process": {"name": "SCALELOCAL"},
         "source": {"type": _SOURCE, "runs": 1, "lumis_per_run": 0, "events_per_lumi": 1000},
-        "modules": {"offload": {"type": f"{_D}:Controller", "links": links},
-                    "stamp": _stamp(name, workdir)},
+        "modules": {
+            "offload": {"type": f"{_D}:Controller", "links": links},
+            "stamp": _stamp(name, workdir),
+        },
         "paths": {"p": ["offload"]},
         "end_paths": {"e": ["stamp"]},
     }
@@ -89,9 +91,11 @@ def _follower(name: str, link: str, workdir: Path) -> dict[str, Any]:
     return {
         "process": {"name": "SCALEREMOTE"},
         "source": {"type": f"{_D}:FollowerSource", "link": link},
-        "modules": {"work": {"type": f"{_M}:HltModule", "time": SLEEP_S},
-                    "seen": {"type": f"{_D}:EventDone", "upstream": "source"},
-                    "stamp": _stamp(name, workdir)},
+        "modules": {
+            "work": {"type": f"{_M}:HltModule", "time": SLEEP_S},
+            "seen": {"type": f"{_D}:EventDone", "upstream": "source"},
+            "stamp": _stamp(name, workdir),
+        },
         "paths": {"p": ["work"]},
         "end_paths": {"e": ["seen", "stamp"]},
     }
@@ -118,12 +122,14 @@ def write_shape(shape: Shape, workdir: Path) -> Path:
         processes["f0"] = _entry("f0.toml", STREAMS, STREAMS * shape.controllers)
         for i in range(shape.controllers):
             name = f"c{i}"
-            (workdir / f"{name}.toml").write_text(
-                dump_toml(_controller(name, ["shared"], workdir)))
+            (workdir / f"{name}.toml").write_text(dump_toml(_controller(name, ["shared"], workdir)))
             processes[name] = _entry(f"{name}.toml", STREAMS, 1)
             links.append({"name": "shared", "client": name, "server": "f0"})
-    topology = {"run": {"events": shape.events // shape.controllers, "transport": "tcp"},
-                "process": processes, "link": links}
+    topology = {
+        "run": {"events": shape.events // shape.controllers, "transport": "tcp"},
+        "process": processes,
+        "link": links,
+    }
     path = workdir / "topology.toml"
     path.write_text(dump_toml(topology))
     return path
@@ -137,22 +143,32 @@ def _measure(shape: Shape, ctx: Context) -> dict[str, Any]:
         started = time.time()
         code, tail = run_command(
             [python(), "-m", "actors.launch", str(topology), "--timeout", str(timeout)],
-            timeout=timeout + 15, tail_lines=40)
+            timeout=timeout + 15,
+            tail_lines=40,
+        )
         wall = time.time() - started
         if code != 0:
             lines = [ln.strip() for ln in tail.splitlines() if ln.strip()][-3:]
-            return {"shape": shape.label, "error": f"launcher exited with {code}: "
-                                                   + " | ".join(lines)}
-        stamps = {p.stem.removeprefix("stamps-"): json.loads(p.read_text())
-                  for p in workdir.glob("stamps-*.json")}
+            return {
+                "shape": shape.label,
+                "error": f"launcher exited with {code}: " + " | ".join(lines),
+            }
+        stamps = {
+            p.stem.removeprefix("stamps-"): json.loads(p.read_text())
+            for p in workdir.glob("stamps-*.json")
+        }
     followers = [s for name, s in stamps.items() if name.startswith("f")]
     done = sorted(t for s in followers for t in s["done"])
     rss = [s["max_rss_kib"] / 1024 for s in stamps.values() if "max_rss_kib" in s]
     rate, _ = steady_rate(done)
     return {
-        "shape": shape.label, "processes": shape.controllers + shape.followers,
-        "events": len(done), "startup_s": min(done) - started if done else None,
-        "wall_s": wall, "events_per_s": rate, "ideal_per_s": shape.ideal_per_s,
+        "shape": shape.label,
+        "processes": shape.controllers + shape.followers,
+        "events": len(done),
+        "startup_s": min(done) - started if done else None,
+        "wall_s": wall,
+        "events_per_s": rate,
+        "ideal_per_s": shape.ideal_per_s,
         "fraction_of_ideal": rate / shape.ideal_per_s,
         "rss_median_MiB": statistics.median(rss) if rss else None,
         "rss_max_MiB": max(rss) if rss else None,
@@ -165,10 +181,17 @@ def _rows(records: list[dict[str, Any]]) -> list[list[str]]:
         if "error" in r:
             rows.append([r["shape"], r["error"], "", "", "", "", ""])
             continue
-        rows.append([r["shape"], str(r["processes"]), f"{r['startup_s']:.2f}",
-                     f"{r['rss_median_MiB']:.0f} / {r['rss_max_MiB']:.0f}",
-                     f"{r['events_per_s']:,.0f}", f"{r['ideal_per_s']:,.0f}",
-                     f"{r['fraction_of_ideal']:.0%}"])
+        rows.append(
+            [
+                r["shape"],
+                str(r["processes"]),
+                f"{r['startup_s']:.2f}",
+                f"{r['rss_median_MiB']:.0f} / {r['rss_max_MiB']:.0f}",
+                f"{r['events_per_s']:,.0f}",
+                f"{r['ideal_per_s']:,.0f}",
+                f"{r['fraction_of_ideal']:.0%}",
+            ]
+        )
     return rows
 
 
@@ -182,12 +205,24 @@ def run(ctx: Context) -> PartResult:
             ctx.log(f"scale: {shape.label}")
             records.append(_measure(shape, ctx))
     failed = [r for r in records if "error" in r]
-    columns = ["shape", "processes", "start-up s", "RSS MiB median / max", "events/s",
-               "ideal events/s", "of ideal"]
+    columns = [
+        "shape",
+        "processes",
+        "start-up s",
+        "RSS MiB median / max",
+        "events/s",
+        "ideal events/s",
+        "of ideal",
+    ]
     return PartResult(
         "failed" if failed else "ok",
         reason="; ".join(r["error"] for r in failed) or None,
         data={"sleep_s": SLEEP_S, "streams": STREAMS, "shapes": records},
-        tables=[(f"scale: synthetic {SLEEP_S * 1e3:.0f} ms modules over tcp, one host",
-                 columns, _rows(records))],
+        tables=[
+            (
+                f"scale: synthetic {SLEEP_S * 1e3:.0f} ms modules over tcp, one host",
+                columns,
+                _rows(records),
+            )
+        ],
     )

@@ -69,39 +69,51 @@ def _report(path: str, flag: str) -> dict[str, Any]:
     except ValueError as exc:
         raise ConfigError(str(exc), key=flag) from exc
     if len(reports) != 1:
-        raise ConfigError(f"{path}: {len(reports)} processes; give a one-process report",
-                          key=flag)
+        raise ConfigError(f"{path}: {len(reports)} processes; give a one-process report", key=flag)
     return next(iter(reports.values()))
 
 
 def _profile(args: argparse.Namespace) -> Profile:
     one, many = _report(args.one, "--one"), _report(args.many, "--many")
     per_call = None if args.per_call_us is None else args.per_call_us * 1e-6
-    return calibrate(one, many, one["throughput"], many["throughput"], args.base_us * 1e-6,
-                     per_call)
+    return calibrate(
+        one, many, one["throughput"], many["throughput"], args.base_us * 1e-6, per_call
+    )
 
 
 def _link(args: argparse.Namespace) -> LinkCost:
     links = link_costs(_read_json(args.links, "--links"))
     if args.transport not in links:
-        raise ConfigError(f"no {args.transport} measurement in {args.links} "
-                          f"(has: {', '.join(sorted(links))})", key="--transport")
+        raise ConfigError(
+            f"no {args.transport} measurement in {args.links} (has: {', '.join(sorted(links))})",
+            key="--transport",
+        )
     return links[args.transport]
 
 
-def _shape(profile: Profile, offloaded: list[str], args: argparse.Namespace,
-           link: LinkCost | None, speedup: float = 1.0) -> Prediction:
+def _shape(
+    profile: Profile,
+    offloaded: list[str],
+    args: argparse.Namespace,
+    link: LinkCost | None,
+    speedup: float = 1.0,
+) -> Prediction:
     local = [lb for lb in profile.calls if lb not in offloaded]
-    client = profile.stage("client", local, extra_calls=2 if offloaded else 0,
-                           threads=args.threads)
+    client = profile.stage("client", local, extra_calls=2 if offloaded else 0, threads=args.threads)
     if not offloaded or link is None:
         return predict(client, clients=args.clients, streams=args.streams, cores=args.cores)
     server = profile.stage("server", offloaded, extra_calls=2, threads=args.threads, serial=True)
-    server = Stage(server.name, server.gil_s, wait_s=server.wait_s / speedup,
-                   threads=server.threads)
+    server = Stage(
+        server.name, server.gil_s, wait_s=server.wait_s / speedup, threads=server.threads
+    )
     crossing = Crossing(link, products_out=[args.bytes_out], products_back=[args.bytes_back])
-    return predict(client, clients=args.clients, streams=args.streams,
-                   offloads=[Offload(server, crossing, args.servers)], cores=args.cores)
+    return predict(
+        client,
+        clients=args.clients,
+        streams=args.streams,
+        offloads=[Offload(server, crossing, args.servers)],
+        cores=args.cores,
+    )
 
 
 def _matching(profile: Profile, pattern: str | None) -> list[str]:
@@ -112,8 +124,10 @@ def _matching(profile: Profile, pattern: str | None) -> list[str]:
 
 
 def _show(p: Prediction) -> str:
-    return (f"{p.events_per_s:.2f} events/s, latency {p.latency_s * 1e3:.2f} ms, "
-            f"bottleneck {p.bottleneck}")
+    return (
+        f"{p.events_per_s:.2f} events/s, latency {p.latency_s * 1e3:.2f} ms, "
+        f"bottleneck {p.bottleneck}"
+    )
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -121,9 +135,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     offloaded = _matching(profile, args.offload)
     link = _link(args) if offloaded else None
     p = _shape(profile, offloaded, args, link, args.speedup)
-    print(f"{args.clients} client(s) x {args.servers if offloaded else 0} server(s), "
-          f"{args.streams} streams, {args.threads} threads, {len(offloaded)} module(s) "
-          f"offloaded: {_show(p)}")
+    print(
+        f"{args.clients} client(s) x {args.servers if offloaded else 0} server(s), "
+        f"{args.streams} streams, {args.threads} threads, {len(offloaded)} module(s) "
+        f"offloaded: {_show(p)}"
+    )
     return 0
 
 
@@ -137,14 +153,23 @@ def _cmd_split(args: argparse.Namespace) -> int:
     best = max(range(len(preds)), key=lambda k: (preds[k].events_per_s, -k))
     step = max(1, len(preds) // 20)  # about 20 rows, and the best one
     shown = sorted({*range(0, len(preds), step), len(preds) - 1, best})
-    rows = [[str(k), cands[k - 1] if k else "-", f"{preds[k].events_per_s:.2f}",
-             f"{preds[k].latency_s * 1e3:.2f}", preds[k].bottleneck,
-             "best" if k == best else ""] for k in shown]
-    print(_table(["offloaded", "last added", "events/s", "latency ms", "bottleneck", ""],
-                 rows))
+    rows = [
+        [
+            str(k),
+            cands[k - 1] if k else "-",
+            f"{preds[k].events_per_s:.2f}",
+            f"{preds[k].latency_s * 1e3:.2f}",
+            preds[k].bottleneck,
+            "best" if k == best else "",
+        ]
+        for k in shown
+    ]
+    print(_table(["offloaded", "last added", "events/s", "latency ms", "bottleneck", ""], rows))
     names = ", ".join(cands[:best][:12]) + (", ..." if best > 12 else "")
-    print(f"best split at speed-up {args.speedup:g}: offload the {best} heaviest "
-          f"candidate(s){': ' + names if best else ''}")
+    print(
+        f"best split at speed-up {args.speedup:g}: offload the {best} heaviest "
+        f"candidate(s){': ' + names if best else ''}"
+    )
     return 0
 
 
@@ -152,11 +177,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     doc = _read_json(args.results, "results")
     part = doc.get("parts", {}).get("sizing", doc)
     if "runs" not in part or "link_records" not in part:
-        raise ConfigError(f"{args.results}: no runs of the sizing part "
-                          "(python -m benchmarks sizing)", key="results")
+        raise ConfigError(
+            f"{args.results}: no runs of the sizing part (python -m benchmarks sizing)",
+            key="results",
+        )
     try:
-        rows = evaluate(part["runs"], link_costs(part["link_records"]),
-                        args.cores or part.get("cores", 1.0))
+        rows = evaluate(
+            part["runs"], link_costs(part["link_records"]), args.cores or part.get("cores", 1.0)
+        )
     except (KeyError, ValueError) as exc:
         raise ConfigError(f"{args.results}: {exc}", key="results") from exc
     print(_table(COLUMNS, table_rows(rows)))
@@ -165,16 +193,45 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_farm(args: argparse.Namespace) -> int:
-    farm = Farm(rate=args.rate, event_mb=args.event_mb, cpu_s=args.cpu_ms * 1e-3,
-                cores=args.node_cores, fraction=args.fraction, gpus=args.gpus)
+    farm = Farm(
+        rate=args.rate,
+        event_mb=args.event_mb,
+        cpu_s=args.cpu_ms * 1e-3,
+        cores=args.node_cores,
+        fraction=args.fraction,
+        gpus=args.gpus,
+    )
     rows = project(farm, args.speedups)
-    cols = ["scenario", "speed-up", "node ev/s", "latency ms", "CPU nodes", "GPU servers",
-            "GPUs", "Gb/s per CPU node", "Gb/s per GPU server"]
-    print(_table(cols, [[r["scenario"], "-" if r["speedup"] is None else f"{r['speedup']:g}x",
-                         f"{r['node_events_per_s']:.0f}", f"{r['latency_ms']:.0f}",
-                         str(r["cpu_nodes"]), str(r["gpu_servers"]), str(r["gpus_total"]),
-                         f"{r['cpu_node_gbps']:.2f}", f"{r['gpu_server_gbps']:.2f}"]
-                        for r in rows]))
+    cols = [
+        "scenario",
+        "speed-up",
+        "node ev/s",
+        "latency ms",
+        "CPU nodes",
+        "GPU servers",
+        "GPUs",
+        "Gb/s per CPU node",
+        "Gb/s per GPU server",
+    ]
+    print(
+        _table(
+            cols,
+            [
+                [
+                    r["scenario"],
+                    "-" if r["speedup"] is None else f"{r['speedup']:g}x",
+                    f"{r['node_events_per_s']:.0f}",
+                    f"{r['latency_ms']:.0f}",
+                    str(r["cpu_nodes"]),
+                    str(r["gpu_servers"]),
+                    str(r["gpus_total"]),
+                    f"{r['cpu_node_gbps']:.2f}",
+                    f"{r['gpu_server_gbps']:.2f}",
+                ]
+                for r in rows
+            ],
+        )
+    )
     if args.json:
         Path(args.json).write_text(json.dumps({"farm": describe(farm), "rows": rows}, indent=1))
     if args.plot:
@@ -184,26 +241,49 @@ def _cmd_farm(args: argparse.Namespace) -> int:
 
 def _shape_options(p: argparse.ArgumentParser, calibrated: bool) -> None:
     if calibrated:
-        p.add_argument("--one", required=True, metavar="REPORT",
-                       help="--report-json of the whole job in one process, 1 stream")
-        p.add_argument("--many", required=True, metavar="REPORT",
-                       help="the same with several streams (the GIL-bound rate)")
-        p.add_argument("--links", required=True, metavar="RESULTS",
-                       help="results.json of 'python -m benchmarks transports'")
-        p.add_argument("--base-us", type=float, default=250.0,
-                       help="framework base per event, us (1e6 / events/s of the empty "
-                       "chain; default 250)")
-        p.add_argument("--per-call-us", type=float, default=None,
-                       help="framework cost per module call, us, measured on another "
-                       "workload (then the base is fitted instead)")
+        p.add_argument(
+            "--one",
+            required=True,
+            metavar="REPORT",
+            help="--report-json of the whole job in one process, 1 stream",
+        )
+        p.add_argument(
+            "--many",
+            required=True,
+            metavar="REPORT",
+            help="the same with several streams (the GIL-bound rate)",
+        )
+        p.add_argument(
+            "--links",
+            required=True,
+            metavar="RESULTS",
+            help="results.json of 'python -m benchmarks transports'",
+        )
+        p.add_argument(
+            "--base-us",
+            type=float,
+            default=250.0,
+            help="framework base per event, us (1e6 / events/s of the empty chain; default 250)",
+        )
+        p.add_argument(
+            "--per-call-us",
+            type=float,
+            default=None,
+            help="framework cost per module call, us, measured on another "
+            "workload (then the base is fitted instead)",
+        )
     p.add_argument("--transport", default="tcp")
     p.add_argument("--clients", type=positive_int, default=1)
     p.add_argument("--servers", type=positive_int, default=1)
     p.add_argument("--streams", type=positive_int, default=4)
     p.add_argument("--threads", type=positive_int, default=4)
     p.add_argument("--cores", type=float, default=None, help="host cores (default: no limit)")
-    p.add_argument("--speedup", type=float, default=1.0,
-                   help="GPU speed-up of the offloaded modules' GIL-free time")
+    p.add_argument(
+        "--speedup",
+        type=float,
+        default=1.0,
+        help="GPU speed-up of the offloaded modules' GIL-free time",
+    )
     p.add_argument("--bytes-out", type=int, default=1024, help="bytes per event to the server")
     p.add_argument("--bytes-back", type=int, default=1024, help="bytes per event back")
 
@@ -217,20 +297,29 @@ class _SubParser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = CliParser("python -m benchmarks.sizing", _DESCRIPTION, docs="docs/sizing.md", examples=[
-        "python -m benchmarks.sizing farm --plot docs/img",
-        "python -m benchmarks.sizing validate benchmark-results/results.json",
-        "python -m benchmarks.sizing predict --one r1.json --many r4.json "
-        "--links results.json --offload '^gpu' --servers 2",
-    ])
+    ap = CliParser(
+        "python -m benchmarks.sizing",
+        _DESCRIPTION,
+        docs="docs/sizing.md",
+        examples=[
+            "python -m benchmarks.sizing farm --plot docs/img",
+            "python -m benchmarks.sizing validate benchmark-results/results.json",
+            "python -m benchmarks.sizing predict --one r1.json --many r4.json "
+            "--links results.json --offload '^gpu' --servers 2",
+        ],
+    )
     sub = ap.add_subparsers(dest="command", required=True, parser_class=_SubParser)
     p = sub.add_parser("predict", help="events/s and latency of one shape")
     _shape_options(p, True)
     p.add_argument("--offload", metavar="REGEX", help="labels of the modules in the servers")
     p = sub.add_parser("split", help="best CPU/GPU split of modules")
     _shape_options(p, True)
-    p.add_argument("--candidates", required=True, metavar="REGEX",
-                   help="labels of the modules that may be offloaded")
+    p.add_argument(
+        "--candidates",
+        required=True,
+        metavar="REGEX",
+        help="labels of the modules that may be offloaded",
+    )
     p = sub.add_parser("validate", help="predicted vs measured, from the sizing part")
     p.add_argument("results", help="results.json of 'python -m benchmarks sizing'")
     p.add_argument("--cores", type=float, default=None)
@@ -241,8 +330,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--node-cores", type=positive_int, default=128, help="cores per node (128)")
     p.add_argument("--fraction", type=float, default=0.40, help="offloadable fraction (0.4)")
     p.add_argument("--gpus", type=positive_int, default=2, help="GPUs per node (2)")
-    p.add_argument("--speedups", type=lambda s: [float(x) for x in s.split(",")],
-                   default=SPEEDUPS, help="GPU speed-ups, comma-separated")
+    p.add_argument(
+        "--speedups",
+        type=lambda s: [float(x) for x in s.split(",")],
+        default=SPEEDUPS,
+        help="GPU speed-ups, comma-separated",
+    )
     p.add_argument("--plot", metavar="DIR", help="write DIR/sizing-farm.png")
     p.add_argument("--json", metavar="FILE", help="write the rows as JSON")
     return ap
@@ -251,8 +344,12 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the subcommand; returns the exit status."""
     args = _parser().parse_args(argv)
-    commands = {"predict": _cmd_predict, "split": _cmd_split, "validate": _cmd_validate,
-                "farm": _cmd_farm}
+    commands = {
+        "predict": _cmd_predict,
+        "split": _cmd_split,
+        "validate": _cmd_validate,
+        "farm": _cmd_farm,
+    }
     return run_main(lambda: commands[args.command](args), args)
 
 

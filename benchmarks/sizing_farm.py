@@ -55,8 +55,7 @@ class Farm:
         return max(1, math.ceil(self.cores * (cpu_s + other_s) / cpu_s))
 
 
-def _node_rate(farm: Farm, speedup: float | None, link: LinkCost,
-               gpus: int) -> tuple[float, float]:
+def _node_rate(farm: Farm, speedup: float | None, link: LinkCost, gpus: int) -> tuple[float, float]:
     """(events/s, mean latency s) of one CPU node; ``speedup`` None = no offload."""
     if speedup is None:
         client = Stage("cpu", 0.0, cpu_s=farm.cpu_s, threads=farm.cores)
@@ -65,12 +64,12 @@ def _node_rate(farm: Farm, speedup: float | None, link: LinkCost,
     cpu = farm.cpu_s * (1 - farm.fraction) + farm.offload_cpu_s
     gpu = Stage("gpu", 0.0, wait_s=farm.cpu_s * farm.fraction / speedup, threads=1)
     mb = 1e6
-    crossing = Crossing(link, products_out=[int(farm.gpu_in_mb * mb)],
-                        products_back=[int(farm.gpu_out_mb * mb)])
+    crossing = Crossing(
+        link, products_out=[int(farm.gpu_in_mb * mb)], products_back=[int(farm.gpu_out_mb * mb)]
+    )
     streams = farm.streams(cpu, gpu.wait_s + crossing.transfer_s())
     client = Stage("cpu", 0.0, cpu_s=cpu, threads=streams)
-    p = predict(client, streams=streams, offloads=[Offload(gpu, crossing, gpus)],
-                cores=farm.cores)
+    p = predict(client, streams=streams, offloads=[Offload(gpu, crossing, gpus)], cores=farm.cores)
     return p.events_per_s, p.latency_s
 
 
@@ -88,18 +87,36 @@ def project(farm: Farm, speedups: list[float] = SPEEDUPS) -> list[dict[str, Any]
     data_in = farm.rate * farm.event_mb * 1e6 + farm.accept_rate * farm.event_mb * 1e6
     x, lat = _node_rate(farm, None, _PCIE, 0)
     nodes = math.ceil(farm.rate / x)
-    rows.append({"scenario": "CPU only", "speedup": None, "node_events_per_s": x,
-                 "latency_ms": lat * 1e3, "cpu_nodes": nodes, "gpu_servers": 0,
-                 "gpus_total": 0, "cpu_node_gbps": _gbps(data_in / nodes),
-                 "gpu_server_gbps": 0.0})
+    rows.append(
+        {
+            "scenario": "CPU only",
+            "speedup": None,
+            "node_events_per_s": x,
+            "latency_ms": lat * 1e3,
+            "cpu_nodes": nodes,
+            "gpu_servers": 0,
+            "gpus_total": 0,
+            "cpu_node_gbps": _gbps(data_in / nodes),
+            "gpu_server_gbps": 0.0,
+        }
+    )
     gpu_bytes = (farm.gpu_in_mb + farm.gpu_out_mb) * 1e6
     for s in speedups:
         x, lat = _node_rate(farm, s, _PCIE, farm.gpus)
         nodes = math.ceil(farm.rate / x)
-        rows.append({"scenario": f"{farm.gpus} GPUs in each node", "speedup": s,
-                     "node_events_per_s": x, "latency_ms": lat * 1e3, "cpu_nodes": nodes,
-                     "gpu_servers": 0, "gpus_total": nodes * farm.gpus,
-                     "cpu_node_gbps": _gbps(data_in / nodes), "gpu_server_gbps": 0.0})
+        rows.append(
+            {
+                "scenario": f"{farm.gpus} GPUs in each node",
+                "speedup": s,
+                "node_events_per_s": x,
+                "latency_ms": lat * 1e3,
+                "cpu_nodes": nodes,
+                "gpu_servers": 0,
+                "gpus_total": nodes * farm.gpus,
+                "cpu_node_gbps": _gbps(data_in / nodes),
+                "gpu_server_gbps": 0.0,
+            }
+        )
     cpu_bound = farm.cores / (farm.cpu_s * (1 - farm.fraction) + farm.offload_cpu_s)
     for s in speedups:
         # a CPU node shares the GPU servers (N clients x M servers): it gets as many GPUs
@@ -108,19 +125,25 @@ def project(farm: Farm, speedups: list[float] = SPEEDUPS) -> list[dict[str, Any]
         x, lat = _node_rate(farm, s, _NET, max(1, math.ceil(cpu_bound * gpu_s / 0.8)))
         nodes = math.ceil(farm.rate / x)
         servers = max(1, math.ceil(farm.rate * gpu_s / (0.8 * farm.gpus_per_server)))
-        rows.append({"scenario": f"remote GPU servers ({farm.gpus_per_server} GPUs)",
-                     "speedup": s, "node_events_per_s": x, "latency_ms": lat * 1e3,
-                     "cpu_nodes": nodes, "gpu_servers": servers,
-                     "gpus_total": servers * farm.gpus_per_server,
-                     "cpu_node_gbps": _gbps((data_in + farm.rate * gpu_bytes) / nodes),
-                     "gpu_server_gbps": _gbps(farm.rate * gpu_bytes / servers)})
+        rows.append(
+            {
+                "scenario": f"remote GPU servers ({farm.gpus_per_server} GPUs)",
+                "speedup": s,
+                "node_events_per_s": x,
+                "latency_ms": lat * 1e3,
+                "cpu_nodes": nodes,
+                "gpu_servers": servers,
+                "gpus_total": servers * farm.gpus_per_server,
+                "cpu_node_gbps": _gbps((data_in + farm.rate * gpu_bytes) / nodes),
+                "gpu_server_gbps": _gbps(farm.rate * gpu_bytes / servers),
+            }
+        )
     return rows
 
 
 def describe(farm: Farm) -> dict[str, Any]:
     """The stated assumptions (for results and docs)."""
-    return asdict(farm) | {"pcie": asdict(_PCIE),
-                           "network": asdict(_NET)}
+    return asdict(farm) | {"pcie": asdict(_PCIE), "network": asdict(_NET)}
 
 
 def plot_farm(rows: list[dict[str, Any]], out: Path, farm: Farm) -> Path:
@@ -140,17 +163,28 @@ def plot_farm(rows: list[dict[str, Any]], out: Path, farm: Farm) -> Path:
         s = [r["speedup"] for r in rs]
         a.plot(s, [r["cpu_nodes"] for r in rs], marker="o", label=f"CPU nodes, {scenario}")
         if any(r["gpu_servers"] for r in rs):
-            a.plot(s, [r["gpu_servers"] for r in rs], "--", marker="s",
-                   label=f"GPU servers, {scenario}")
-            b.plot(s, [r["gpu_server_gbps"] for r in rs], "--", marker="s",
-                   label=f"per GPU server, {scenario}")
+            a.plot(
+                s,
+                [r["gpu_servers"] for r in rs],
+                "--",
+                marker="s",
+                label=f"GPU servers, {scenario}",
+            )
+            b.plot(
+                s,
+                [r["gpu_server_gbps"] for r in rs],
+                "--",
+                marker="s",
+                label=f"per GPU server, {scenario}",
+            )
         b.plot(s, [r["cpu_node_gbps"] for r in rs], marker="o", label=f"per CPU node, {scenario}")
     for ax in (a, b):
         ax.set_xscale("log")
         ax.set_xlabel("GPU speed-up of the offloaded fraction")
         ax.grid(True, which="both", alpha=0.3)
-    a.axhline(cpu_only["cpu_nodes"], color="k", ls=":",
-              label=f"CPU only ({cpu_only['cpu_nodes']} nodes)")
+    a.axhline(
+        cpu_only["cpu_nodes"], color="k", ls=":", label=f"CPU only ({cpu_only['cpu_nodes']} nodes)"
+    )
     b.axhline(cpu_only["cpu_node_gbps"], color="k", ls=":", label="CPU only")
     a.set_ylabel(f"nodes needed for {farm.rate / 1e3:g} kHz")
     b.set_ylabel("link bandwidth per node [Gb/s]")
@@ -158,9 +192,12 @@ def plot_farm(rows: list[dict[str, Any]], out: Path, farm: Farm) -> Path:
     b.set_yscale("log")
     a.legend(fontsize=7)
     b.legend(fontsize=7)
-    fig.suptitle(f"HLT farm projection (sizing model): {farm.rate / 1e3:g} kHz x "
-                 f"{farm.event_mb:g} MB, {farm.cpu_s * 1e3:g} ms CPU/event, {farm.cores} cores "
-                 f"and {farm.gpus} GPUs per node, {farm.fraction:.0%} offloadable", fontsize=10)
+    fig.suptitle(
+        f"HLT farm projection (sizing model): {farm.rate / 1e3:g} kHz x "
+        f"{farm.event_mb:g} MB, {farm.cpu_s * 1e3:g} ms CPU/event, {farm.cores} cores "
+        f"and {farm.gpus} GPUs per node, {farm.fraction:.0%} offloadable",
+        fontsize=10,
+    )
     fig.tight_layout()
     path = out / "sizing-farm.png"
     fig.savefig(path, dpi=90)

@@ -84,8 +84,10 @@ def link_costs(doc: Any) -> dict[str, LinkCost]:
 def module_rates(report: dict[str, Any]) -> dict[str, tuple[float, float, str]]:
     """Label -> (calls per event, seconds per event, type) of one report."""
     events = max(1, int(report["events"]))
-    return {m["label"]: (m["calls"] / events, m["total"] / events, m["type"])
-            for m in report["timing_report"]}
+    return {
+        m["label"]: (m["calls"] / events, m["total"] / events, m["type"])
+        for m in report["timing_report"]
+    }
 
 
 @dataclass(frozen=True)
@@ -108,8 +110,15 @@ class Profile:
     def gil_s(self) -> float:
         return self.base_s + self.per_call_s * sum(self.calls.values())
 
-    def stage(self, name: str, labels: list[str], extra_calls: float = 0.0,
-              threads: int | None = None, *, serial: bool = False) -> Stage:
+    def stage(
+        self,
+        name: str,
+        labels: list[str],
+        extra_calls: float = 0.0,
+        threads: int | None = None,
+        *,
+        serial: bool = False,
+    ) -> Stage:
         """The process running ``labels`` (+ ``extra_calls`` distributed module calls).
 
         ``serial``: the modules' GIL-free time is their whole measured time (one
@@ -124,8 +133,12 @@ class Profile:
         calls = sum(self.calls[lb] for lb in labels) + extra_calls
         times = self.module_s if serial and self.module_s is not None else self.wait_s
         wait = sum(times[lb] for lb in labels)
-        return Stage(name, self.base_s + self.per_call_s * calls, wait_s=wait,
-                     threads=threads or self.threads)
+        return Stage(
+            name,
+            self.base_s + self.per_call_s * calls,
+            wait_s=wait,
+            threads=threads or self.threads,
+        )
 
 
 def _fit_gil(rate_one: float, rate_many: float, streams: int, threads: int) -> float:
@@ -142,8 +155,14 @@ def _fit_gil(rate_one: float, rate_many: float, streams: int, threads: int) -> f
     return (lo + hi) / 2
 
 
-def calibrate(one: dict[str, Any], many: dict[str, Any], rate_one: float, rate_many: float,
-              base_s: float, per_call_s: float | None = None) -> Profile:
+def calibrate(
+    one: dict[str, Any],
+    many: dict[str, Any],
+    rate_one: float,
+    rate_many: float,
+    base_s: float,
+    per_call_s: float | None = None,
+) -> Profile:
     """A :class:`Profile` from a 1-stream and an ``S``-stream run of one process.
 
     ``one``/``many``: their ``JobReport.to_dict()``; ``rate_*``: their events/s;

@@ -60,8 +60,11 @@ def _residence(st: Station, x: float, q: float, n: int) -> tuple[float, float]:
 
 def _capacity(stations: list[Station]) -> float:
     """The throughput no station can exceed (Seidmann may overshoot it slightly)."""
-    caps = [st.copies * st.servers / st.demand for st in stations
-            if st.kind != "delay" and st.demand > 0]
+    caps = [
+        st.copies * st.servers / st.demand
+        for st in stations
+        if st.kind != "delay" and st.demand > 0
+    ]
     return min(caps, default=math.inf)
 
 
@@ -158,9 +161,14 @@ class Offload:
     copies: int = 1
 
 
-def predict(client: Stage, *, clients: int = 1, streams: int = 1,
-            offloads: tuple[Offload, ...] | list[Offload] = (),
-            cores: float | None = None) -> Prediction:
+def predict(
+    client: Stage,
+    *,
+    clients: int = 1,
+    streams: int = 1,
+    offloads: tuple[Offload, ...] | list[Offload] = (),
+    cores: float | None = None,
+) -> Prediction:
     """Events/s and mean latency of ``clients`` copies of ``client`` with ``streams``
     each, every event also visiting each of ``offloads`` (N clients x M servers:
     one offload of M copies; a menu split over two remotes: two offloads).
@@ -175,16 +183,19 @@ def predict(client: Stage, *, clients: int = 1, streams: int = 1,
     cpu = client.gil_s + client.cpu_s + extra
     for i, o in enumerate(offloads):
         half = o.crossing.cpu_s / 2
-        stations += _stations(replace(o.server.plus_gil(half), name=f"{o.server.name}{i}"),
-                              o.copies)
-        stations.append(Station(f"link{i}", o.crossing.transfer_s() + o.crossing.delay_s,
-                                "delay"))
+        stations += _stations(
+            replace(o.server.plus_gil(half), name=f"{o.server.name}{i}"), o.copies
+        )
+        stations.append(Station(f"link{i}", o.crossing.transfer_s() + o.crossing.delay_s, "delay"))
         cpu += o.server.gil_s + o.server.cpu_s + half
     if cores is not None:
         stations.append(Station("host cores", cpu, "wait", max(1, math.floor(cores))))
     x, cycle = mva(stations, clients * streams)
-    util = {st.name: x * st.demand / (st.copies * st.servers)
-            for st in stations if st.kind != "delay" and st.demand > 0}
+    util = {
+        st.name: x * st.demand / (st.copies * st.servers)
+        for st in stations
+        if st.kind != "delay" and st.demand > 0
+    }
     bottleneck = max(util, key=lambda k: util[k]) if util else "latency"
     if not util or util[bottleneck] < 0.8:
         bottleneck = "latency (streams)"

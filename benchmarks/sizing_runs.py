@@ -27,16 +27,20 @@ from .harness import REPO, python, run_command
 from .hlt_config import Menu, make_process, write_offloaded
 from .launched import latency_summary, run_written, steady_rate
 
-__all__ = ["run_empty", "run_hlt_local", "run_hlt_offloaded", "run_offload_example",
-           "run_offload_single"]
+__all__ = [
+    "run_empty",
+    "run_hlt_local",
+    "run_hlt_offloaded",
+    "run_offload_example",
+    "run_offload_single",
+]
 
 _M = "benchmarks.bench_modules"
 HLT_THREADS = 4
 
 
 def _full_reports(written: Written) -> dict[str, Any]:
-    return {name: json.loads(p.read_text()) for name, p in written.reports.items()
-            if p.exists()}
+    return {name: json.loads(p.read_text()) for name, p in written.reports.items() if p.exists()}
 
 
 def _launched(written: Written, timeout: float, streams: int) -> dict[str, Any]:
@@ -47,23 +51,40 @@ def _launched(written: Written, timeout: float, streams: int) -> dict[str, Any]:
     return rec
 
 
-def _run_single(config: Process, work: Path, streams: int, threads: int, events: int,
-                timeout: float) -> dict[str, Any]:
+def _run_single(
+    config: Process, work: Path, streams: int, threads: int, events: int, timeout: float
+) -> dict[str, Any]:
     """``config`` (with a Stamp writing ``work/stamps.json``) through ``actors.run``."""
     stamp, report = work / "stamps.json", work / "report.json"
     (work / "single.toml").write_text(config.to_toml())
-    argv = [python(), "-m", "actors.run", str(work / "single.toml"), "--quiet",
-            "--threads", str(threads), "--streams", str(streams), "--events", str(events),
-            "--report-json", str(report)]
+    argv = [
+        python(),
+        "-m",
+        "actors.run",
+        str(work / "single.toml"),
+        "--quiet",
+        "--threads",
+        str(threads),
+        "--streams",
+        str(streams),
+        "--events",
+        str(events),
+        "--report-json",
+        str(report),
+    ]
     code, tail = run_command(argv, timeout=timeout)
     if code != 0 or not stamp.exists() or not report.exists():
         last = " | ".join(tail.splitlines()[-3:])
         return {"error": f"actors.run exited with {code}: {last}"}
     stamps = json.loads(stamp.read_text())
     rate, window = steady_rate(stamps["done"], streams)
-    return {"events": len(stamps["done"]), "window": window, "events_per_s": rate,
-            "latency": latency_summary(stamps["latency"]),
-            "reports": {"local": json.loads(report.read_text())}}
+    return {
+        "events": len(stamps["done"]),
+        "window": window,
+        "events_per_s": rate,
+        "latency": latency_summary(stamps["latency"]),
+        "reports": {"local": json.loads(report.read_text())},
+    }
 
 
 def run_hlt_local(menu: Menu, streams: int, events: int, timeout: float) -> dict[str, Any]:
@@ -74,14 +95,23 @@ def run_hlt_local(menu: Menu, streams: int, events: int, timeout: float) -> dict
         return _run_single(process, work, streams, HLT_THREADS, events, timeout)
 
 
-def run_hlt_offloaded(menu: Menu, remotes: int, transport: str, streams: int, events: int,
-                      timeout: float) -> dict[str, Any]:
+def run_hlt_offloaded(
+    menu: Menu, remotes: int, transport: str, streams: int, events: int, timeout: float
+) -> dict[str, Any]:
     """The HLT menu, its GPU-like modules in ``remotes`` remote processes."""
     with tempfile.TemporaryDirectory(prefix="hep-sizing-") as tmp:
         work = Path(tmp)
         stamp = work / "stamps.json"
-        topology, reports = write_offloaded(make_process(menu, stamp), menu.gpu_labels, remotes,
-                                            transport, HLT_THREADS, streams, events, work)
+        topology, reports = write_offloaded(
+            make_process(menu, stamp),
+            menu.gpu_labels,
+            remotes,
+            transport,
+            HLT_THREADS,
+            streams,
+            events,
+            work,
+        )
         return _launched(Written(topology, [stamp], reports), timeout, streams)
 
 
@@ -107,8 +137,9 @@ def run_offload_single(streams: int, events: int, timeout: float) -> dict[str, A
         return _run_single(single, work, streams, 1, events, timeout)
 
 
-def run_offload_example(transport: str, streams: int, events: int,
-                        timeout: float) -> dict[str, Any]:
+def run_offload_example(
+    transport: str, streams: int, events: int, timeout: float
+) -> dict[str, Any]:
     """``examples/offload`` as shipped (local 1 thread, remote 2), ``streams`` per side."""
     with tempfile.TemporaryDirectory(prefix="hep-sizing-") as tmp:
         written = Chain(transport, 1, 0, streams, events, example=True).write(Path(tmp))

@@ -54,27 +54,32 @@ __all__ = ["CALIBRATION", "PREDICTED", "evaluate", "run"]
 HLT_MODULES = 300
 TOLERANCE = 0.15
 #: (name, kind, transport, remotes, streams): calibration runs
-CALIBRATION = [("empty tcp s1", "empty", "tcp", 1, 1),
-               ("offload single s1", "offload-single", "-", 0, 1),
-               ("offload single s4", "offload-single", "-", 0, 4),
-               ("hlt local s1", "hlt-local", "-", 0, 1),
-               ("hlt local s4", "hlt-local", "-", 0, 4)]
+CALIBRATION = [
+    ("empty tcp s1", "empty", "tcp", 1, 1),
+    ("offload single s1", "offload-single", "-", 0, 1),
+    ("offload single s4", "offload-single", "-", 0, 4),
+    ("hlt local s1", "hlt-local", "-", 0, 1),
+    ("hlt local s4", "hlt-local", "-", 0, 4),
+]
 #: the runs predicted
-PREDICTED = [("offload tcp s1", "offload", "tcp", 1, 1),
-             ("offload tcp s4", "offload", "tcp", 1, 4),
-             ("offload shm s1", "offload", "shm", 1, 1),
-             ("offload shm s4", "offload", "shm", 1, 4),
-             ("hlt 1 remote tcp s1", "hlt", "tcp", 1, 1),
-             ("hlt 1 remote tcp s4", "hlt", "tcp", 1, 4),
-             ("hlt 1 remote shm s4", "hlt", "shm", 1, 4),
-             ("hlt 2 remotes tcp s4", "hlt", "tcp", 2, 4)]
+PREDICTED = [
+    ("offload tcp s1", "offload", "tcp", 1, 1),
+    ("offload tcp s4", "offload", "tcp", 1, 4),
+    ("offload shm s1", "offload", "shm", 1, 1),
+    ("offload shm s4", "offload", "shm", 1, 4),
+    ("hlt 1 remote tcp s1", "hlt", "tcp", 1, 1),
+    ("hlt 1 remote tcp s4", "hlt", "tcp", 1, 4),
+    ("hlt 1 remote shm s4", "hlt", "shm", 1, 4),
+    ("hlt 2 remotes tcp s4", "hlt", "tcp", 2, 4),
+]
 _EVENTS = {"empty": 1500, "offload-single": 600, "offload": 400, "hlt-local": 120, "hlt": 150}
 #: products of the offload example: calib out (4096 float64), energy + peaks back
 _OFFLOAD_OUT, _OFFLOAD_BACK = [4096 * 8], [8, 8 * 8]
 
 
-def _measure(kind: str, transport: str, remotes: int, streams: int, menu: Menu,
-             timeout: float) -> dict[str, Any]:
+def _measure(
+    kind: str, transport: str, remotes: int, streams: int, menu: Menu, timeout: float
+) -> dict[str, Any]:
     events = _EVENTS[kind]
     if kind == "empty":
         return run_empty(transport, streams, events, timeout)
@@ -92,29 +97,46 @@ def _distributed_calls(menu: Menu, remotes: int) -> tuple[list[int], list[int]]:
     products each remote receives (Senders of the local process towards it)."""
     with tempfile.TemporaryDirectory(prefix="hep-sizing-") as tmp:
         work = Path(tmp)
-        write_offloaded(make_process(menu, work / "s.json"), menu.gpu_labels, remotes, "tcp",
-                        HLT_THREADS, 1, 1, work)
+        write_offloaded(
+            make_process(menu, work / "s.json"),
+            menu.gpu_labels,
+            remotes,
+            "tcp",
+            HLT_THREADS,
+            1,
+            1,
+            work,
+        )
         names = ["local", *(f"gpu{i}" for i in range(remotes))]
         procs = [Process.from_toml(work / f"{n}.toml") for n in names]
-    calls = [sum(1 for m in p.modules.values() if m.type.startswith("actors.distributed"))
-             for p in procs]
+    calls = [
+        sum(1 for m in p.modules.values() if m.type.startswith("actors.distributed")) for p in procs
+    ]
     local = procs[0]
-    sent = [sum(1 for m in local.modules.values() if m.type.endswith(":Sender")
-                and m.params.get("upstream") == f"gpu{i}") for i in range(remotes)]
+    sent = [
+        sum(
+            1
+            for m in local.modules.values()
+            if m.type.endswith(":Sender") and m.params.get("upstream") == f"gpu{i}"
+        )
+        for i in range(remotes)
+    ]
     return calls, sent
 
 
 def predict_offload(profile: Profile, link: LinkCost, streams: int, cores: float) -> Prediction:
     """The offload example as shipped: calib/threshold/summary local, spectrum remote."""
-    client = profile.stage("local", ["calib", "threshold", "summary", "stamp"],
-                           extra_calls=4, threads=1)
+    client = profile.stage(
+        "local", ["calib", "threshold", "summary", "stamp"], extra_calls=4, threads=1
+    )
     server = profile.stage("remote", ["spectrum"], extra_calls=3, threads=2, serial=True)
     crossing = Crossing(link, products_out=_OFFLOAD_OUT, products_back=_OFFLOAD_BACK)
     return predict(client, streams=streams, offloads=[Offload(server, crossing)], cores=cores)
 
 
-def predict_hlt(profile: Profile, menu: Menu, link: LinkCost, remotes: int, streams: int,
-                cores: float) -> Prediction:
+def predict_hlt(
+    profile: Profile, menu: Menu, link: LinkCost, remotes: int, streams: int, cores: float
+) -> Prediction:
     """The HLT menu with its GPU-like modules dealt over ``remotes`` remote processes."""
     calls, sent = _distributed_calls(menu, remotes)
     gpu = set(menu.gpu_labels)
@@ -124,8 +146,9 @@ def predict_hlt(profile: Profile, menu: Menu, link: LinkCost, remotes: int, stre
     for i in range(remotes):
         group = menu.gpu_labels[i::remotes]
         server = profile.stage(f"gpu{i}", group, extra_calls=calls[i + 1], serial=True)
-        crossing = Crossing(link, products_out=[64] * sent[i],
-                            products_back=[menu.gpu_bytes] * len(group))
+        crossing = Crossing(
+            link, products_out=[64] * sent[i], products_back=[menu.gpu_bytes] * len(group)
+        )
         offloads.append(Offload(server, crossing))
     return predict(client, streams=streams, offloads=offloads, cores=cores)
 
@@ -137,15 +160,22 @@ def _profiles(cal: dict[str, dict[str, Any]]) -> dict[str, Profile]:
 
     def fit(prefix: str, per_call: float | None) -> Profile:
         one, many = cal[f"{prefix} s1"], cal[f"{prefix} s4"]
-        return calibrate(one["reports"]["local"], many["reports"]["local"],
-                         one["events_per_s"], many["events_per_s"], base, per_call)
+        return calibrate(
+            one["reports"]["local"],
+            many["reports"]["local"],
+            one["events_per_s"],
+            many["events_per_s"],
+            base,
+            per_call,
+        )
 
     hlt = fit("hlt local", None)
     return {"hlt": hlt, "offload": fit("offload single", hlt.per_call_s)}
 
 
-def evaluate(records: dict[str, dict[str, Any]], links: dict[str, LinkCost],
-             cores: float) -> list[dict[str, Any]]:
+def evaluate(
+    records: dict[str, dict[str, Any]], links: dict[str, LinkCost], cores: float
+) -> list[dict[str, Any]]:
     """Predicted vs measured for every predicted run in ``records`` (name -> run record).
 
     Raises KeyError when a calibration run is missing or failed.
@@ -166,27 +196,52 @@ def evaluate(records: dict[str, dict[str, Any]], links: dict[str, LinkCost],
             p = predict_hlt(profiles["hlt"], menu, links[transport], remotes, streams, cores)
         measured = rec["events_per_s"]
         err = p.events_per_s / measured - 1.0
-        rows.append({"name": name, "predicted_events_per_s": p.events_per_s,
-                     "measured_events_per_s": measured, "error": err,
-                     "within": abs(err) <= TOLERANCE,
-                     "predicted_latency_ms": p.latency_s * 1e3,
-                     "measured_latency_ms": rec.get("latency", {}).get("mean_ms"),
-                     "bottleneck": p.bottleneck})
+        rows.append(
+            {
+                "name": name,
+                "predicted_events_per_s": p.events_per_s,
+                "measured_events_per_s": measured,
+                "error": err,
+                "within": abs(err) <= TOLERANCE,
+                "predicted_latency_ms": p.latency_s * 1e3,
+                "measured_latency_ms": rec.get("latency", {}).get("mean_ms"),
+                "bottleneck": p.bottleneck,
+            }
+        )
     return rows
 
 
 def table_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
     """The printed table of :func:`evaluate`'s rows."""
+
     def ms(v: float | None) -> str:
         return "-" if v is None else f"{v:.1f}"
-    return [[r["name"], f"{r['predicted_events_per_s']:.1f}", f"{r['measured_events_per_s']:.1f}",
-             f"{r['error']:+.0%}", "yes" if r["within"] else "NO",
-             ms(r["predicted_latency_ms"]), ms(r["measured_latency_ms"]), r["bottleneck"]]
-            for r in rows]
+
+    return [
+        [
+            r["name"],
+            f"{r['predicted_events_per_s']:.1f}",
+            f"{r['measured_events_per_s']:.1f}",
+            f"{r['error']:+.0%}",
+            "yes" if r["within"] else "NO",
+            ms(r["predicted_latency_ms"]),
+            ms(r["measured_latency_ms"]),
+            r["bottleneck"],
+        ]
+        for r in rows
+    ]
 
 
-COLUMNS = ["run", "predicted ev/s", "measured ev/s", "error", "within 15%",
-           "pred. latency ms", "meas. latency ms", "model bottleneck"]
+COLUMNS = [
+    "run",
+    "predicted ev/s",
+    "measured ev/s",
+    "error",
+    "within 15%",
+    "pred. latency ms",
+    "meas. latency ms",
+    "model bottleneck",
+]
 
 
 def _link_records(ctx: Context) -> list[dict[str, Any]]:
@@ -206,10 +261,12 @@ def _median_record(recs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _run_all(ctx: Context, menu: Menu, log: Callable[[str], None]) -> dict[str, Any]:
     """Every selected run, ``ctx.repeat`` interleaved rounds; the median-rate record kept."""
-    shapes = [(name, kind, transport, remotes, streams)
-              for name, kind, transport, remotes, streams in CALIBRATION + PREDICTED
-              if (transport == "-" or transport_unavailable(transport) is None)
-              and (ctx.selects(name) or (name, kind, transport, remotes, streams) in CALIBRATION)]
+    shapes = [
+        (name, kind, transport, remotes, streams)
+        for name, kind, transport, remotes, streams in CALIBRATION + PREDICTED
+        if (transport == "-" or transport_unavailable(transport) is None)
+        and (ctx.selects(name) or (name, kind, transport, remotes, streams) in CALIBRATION)
+    ]
     recs: dict[str, list[dict[str, Any]]] = {s[0]: [] for s in shapes}
     for round_no in range(ctx.repeat):
         if ctx.repeat > 1:
@@ -217,8 +274,11 @@ def _run_all(ctx: Context, menu: Menu, log: Callable[[str], None]) -> dict[str, 
         for name, kind, transport, remotes, streams in shapes:
             rec = _measure(kind, transport, remotes, streams, menu, ctx.timeout)
             recs[name].append(rec)
-            shown = (f"{rec['events_per_s']:.1f} events/s" if "events_per_s" in rec
-                     else f"FAILED: {rec['error']}")
+            shown = (
+                f"{rec['events_per_s']:.1f} events/s"
+                if "events_per_s" in rec
+                else f"FAILED: {rec['error']}"
+            )
             log(f"  sizing {name}: {shown}")
     return {name: _median_record(rs) for name, rs in recs.items()}
 
@@ -238,13 +298,28 @@ def run(ctx: Context) -> PartResult:
     except KeyError as exc:
         return PartResult("failed", str(exc), data={"runs": records})
     within = sum(r["within"] for r in rows)
-    slim = {n: {k: v for k, v in r.items() if k != "reports"} | {"reports": r.get("reports")}
-            for n, r in records.items()}
+    slim = {
+        n: {k: v for k, v in r.items() if k != "reports"} | {"reports": r.get("reports")}
+        for n, r in records.items()
+    }
     return PartResult(
-        "ok", None,
-        data={"cores": cores, "load_average": list(os.getloadavg()),
-              "links": {t: vars(c) for t, c in links.items()}, "link_records": link_recs,
-              "runs": slim, "validation": rows, "within": within},
-        tables=[(f"sizing: predicted vs measured ({within} of {len(rows)} within 15%; "
-                 f"{cores:g} cores, load average {os.getloadavg()[0]:.1f})", COLUMNS,
-                 table_rows(rows))])
+        "ok",
+        None,
+        data={
+            "cores": cores,
+            "load_average": list(os.getloadavg()),
+            "links": {t: vars(c) for t, c in links.items()},
+            "link_records": link_recs,
+            "runs": slim,
+            "validation": rows,
+            "within": within,
+        },
+        tables=[
+            (
+                f"sizing: predicted vs measured ({within} of {len(rows)} within 15%; "
+                f"{cores:g} cores, load average {os.getloadavg()[0]:.1f})",
+                COLUMNS,
+                table_rows(rows),
+            )
+        ],
+    )

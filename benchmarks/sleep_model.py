@@ -141,14 +141,14 @@ def generate(
 def make_process(model: Model, events: int) -> Process:
     """A Process: synthetic source of ``events`` events, all algorithms on one path."""
     process = Process("SLEEP")
-    process.set_source(
-        "actors.framework.sources.synthetic:SyntheticSource", events_per_lumi=events
-    )
+    process.set_source("actors.framework.sources.synthetic:SyntheticSource", events_per_lumi=events)
     labels = [f"a{j}" for j in range(len(model.times))]
     for j, label in enumerate(labels):
         process.add_module(
-            label, "benchmarks.sleep_model:SleepAlgorithm",
-            time=model.times[j], parents=[labels[p] for p in model.parents[j]],
+            label,
+            "benchmarks.sleep_model:SleepAlgorithm",
+            time=model.times[j],
+            parents=[labels[p] for p in model.parents[j]],
         )
     process.add_path("p", labels)
     return process
@@ -212,7 +212,10 @@ async def _timed_run(
     stamps: list[float] = []
     start = time.perf_counter()
     report = await run_process(
-        process, threads=threads, streams=streams, events=events,
+        process,
+        threads=threads,
+        streams=streams,
+        events=events,
         progress=lambda _n: stamps.append(time.perf_counter() - start),
     )
     return stamps, sum(m.total for m in report.modules)
@@ -247,10 +250,17 @@ def measure(
     limit = model.limit(threads, streams)
     stretch = slept / (model.work * len(stamps)) if stamps else 1.0
     return {
-        "threads": threads, "streams": streams, "events": len(stamps), "loop": loop,
-        "measured": measured, "theoretical": limit, "simulated": simulated,
-        "ratio": measured / limit, "ratio_sim": measured / simulated,
-        "sleep_stretch": stretch, "ratio_slept": measured * stretch / limit,
+        "threads": threads,
+        "streams": streams,
+        "events": len(stamps),
+        "loop": loop,
+        "measured": measured,
+        "theoretical": limit,
+        "simulated": simulated,
+        "ratio": measured / limit,
+        "ratio_sim": measured / simulated,
+        "sleep_stretch": stretch,
+        "ratio_slept": measured * stretch / limit,
     }
 
 
@@ -284,24 +294,36 @@ def run_grid(
 
 
 def _print(model: Model, results: list[dict[str, Any]]) -> None:
-    print(f"sleep model: {len(model.times)} algorithms ({model.distribution}, seed {model.seed}), "
-          f"work/event {model.work * 1e3:.1f} ms, critical path {model.critical_path * 1e3:.1f} ms")
-    print(f"{'threads':>7} {'streams':>7} {'events':>6} {'measured/s':>10} {'limit/s':>8} "
-          f"{'ideal/s':>8} {'ratio':>6} {'vs ideal':>8} {'vs slept':>8}")
+    print(
+        f"sleep model: {len(model.times)} algorithms ({model.distribution}, seed {model.seed}), "
+        f"work/event {model.work * 1e3:.1f} ms, critical path {model.critical_path * 1e3:.1f} ms"
+    )
+    print(
+        f"{'threads':>7} {'streams':>7} {'events':>6} {'measured/s':>10} {'limit/s':>8} "
+        f"{'ideal/s':>8} {'ratio':>6} {'vs ideal':>8} {'vs slept':>8}"
+    )
     for r in results:
-        print(f"{r['threads']:>7} {r['streams']:>7} {r['events']:>6} {r['measured']:>10.2f} "
-              f"{r['theoretical']:>8.2f} {r['simulated']:>8.2f} {r['ratio']:>6.1%} "
-              f"{r['ratio_sim']:>8.1%} {r['ratio_slept']:>8.1%}")
+        print(
+            f"{r['threads']:>7} {r['streams']:>7} {r['events']:>6} {r['measured']:>10.2f} "
+            f"{r['theoretical']:>8.2f} {r['simulated']:>8.2f} {r['ratio']:>6.1%} "
+            f"{r['ratio_sim']:>8.1%} {r['ratio_slept']:>8.1%}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.sleep_model", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks.sleep_model",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--algorithms", type=int, default=20)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--mean-time", type=float, default=0.01, help="seconds (default 0.01)")
-    ap.add_argument("--distribution", default="lognormal",
-                    choices=["lognormal", "exponential", "uniform", "constant"])
+    ap.add_argument(
+        "--distribution",
+        default="lognormal",
+        choices=["lognormal", "exponential", "uniform", "constant"],
+    )
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     ap.add_argument("--streams", type=int, nargs="+", default=[1, 2, 4, 8])
     ap.add_argument("--events", type=int, default=None, help="events per run (default: ~2 s)")
@@ -310,16 +332,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--loop", default="asyncio", choices=["asyncio", "uvloop"])
     ap.add_argument("--json", default="sleep_model.json", help="output file ('-' for none)")
     args = ap.parse_args(argv)
-    model = generate(args.algorithms, seed=args.seed, mean_time=args.mean_time,
-                     distribution=args.distribution)
-    results = run_grid(model, args.threads, args.streams, events=args.events,
-                       seconds=args.seconds, repeat=args.repeat, loop=args.loop)
+    model = generate(
+        args.algorithms, seed=args.seed, mean_time=args.mean_time, distribution=args.distribution
+    )
+    results = run_grid(
+        model,
+        args.threads,
+        args.streams,
+        events=args.events,
+        seconds=args.seconds,
+        repeat=args.repeat,
+        loop=args.loop,
+    )
     _print(model, results)
     if args.json != "-":
-        doc = {"model": asdict(model) | {"work": model.work,
-                                         "critical_path": model.critical_path},
-               "host": {"python": sys.version.split()[0], "machine": platform.platform()},
-               "results": results}
+        doc = {
+            "model": asdict(model) | {"work": model.work, "critical_path": model.critical_path},
+            "host": {"python": sys.version.split()[0], "machine": platform.platform()},
+            "results": results,
+        }
         Path(args.json).write_text(json.dumps(doc, indent=2))
         print(f"wrote {args.json}")
     return 0

@@ -34,8 +34,14 @@ def measure_candidate(c: Candidate, ctx: Context) -> tuple[dict[str, Any], list[
     ctx.log(f"  {c.name:<28} ok ({outcome.wall_s:.1f} s)")
     records = []
     for rec in outcome.series:
-        rec.update(series=c.name, role=c.role, group=c.group, transport=c.scheme or c.group,
-                   variant=c.variant, device=device_of(c, ctx))
+        rec.update(
+            series=c.name,
+            role=c.role,
+            group=c.group,
+            transport=c.scheme or c.group,
+            variant=c.variant,
+            device=device_of(c, ctx),
+        )
         records.append(derive(rec))
     return status | {"status": "ok", "reason": None}, records
 
@@ -53,10 +59,13 @@ def _summary_rows(records: list[dict[str, Any]], statuses: list[dict[str, Any]])
             rows.append([name, st["status"], *["-"] * 8])
             continue
         small = by.get((name, 8), {})
-        row = [name, "ours" if st["role"] == "transport" else "raw",
-               _fmt(small.get("latency_us"), ".1f"),
-               _fmt(small.get("samples_us", {}).get("p99"), ".1f"),
-               _fmt(small.get("latency_ratio"), ".2f") + ("x" if "latency_ratio" in small else "")]
+        row = [
+            name,
+            "ours" if st["role"] == "transport" else "raw",
+            _fmt(small.get("latency_us"), ".1f"),
+            _fmt(small.get("samples_us", {}).get("p99"), ".1f"),
+            _fmt(small.get("latency_ratio"), ".2f") + ("x" if "latency_ratio" in small else ""),
+        ]
         for size in (MiB, 16 * MiB, 64 * MiB):
             rec = by.get((name, size), {})
             row.append(_fmt(rec.get("bandwidth_GBps"), ".2f"))
@@ -66,8 +75,18 @@ def _summary_rows(records: list[dict[str, Any]], statuses: list[dict[str, Any]])
     return rows
 
 
-SUMMARY_COLUMNS = ["series", "", "RTT 8 B us", "p99 us", "x raw", "1 MiB GB/s",
-                   "16 MiB GB/s", "% raw", "64 MiB GB/s", "% raw"]
+SUMMARY_COLUMNS = [
+    "series",
+    "",
+    "RTT 8 B us",
+    "p99 us",
+    "x raw",
+    "1 MiB GB/s",
+    "16 MiB GB/s",
+    "% raw",
+    "64 MiB GB/s",
+    "% raw",
+]
 
 
 def _target_rows(targets: list[dict[str, Any]]) -> list[list[str]]:
@@ -97,20 +116,31 @@ def run(ctx: Context) -> PartResult:
     records = list(best.values())
     add_ratios(records)
     statuses_list = list(statuses.values())
-    why = {s["name"]: f"{s['status']}: {s['reason']}"
-           for s in statuses_list if s["status"] != "ok"}
+    why = {s["name"]: f"{s['status']}: {s['reason']}" for s in statuses_list if s["status"] != "ok"}
     targets = evaluate_targets(records, why)
     ok = any(s["status"] == "ok" for s in statuses_list)
     return PartResult(
         "ok" if ok else "failed",
         None if ok else "no candidate could run",
-        data={"sizes": ctx.sizes, "budget": ctx.budget.to_json(), "device": ctx.device,
-              "rounds": ctx.repeat, "series": statuses_list, "measurements": records,
-              "targets": targets},
+        data={
+            "sizes": ctx.sizes,
+            "budget": ctx.budget.to_json(),
+            "device": ctx.device,
+            "rounds": ctx.repeat,
+            "series": statuses_list,
+            "measurements": records,
+            "targets": targets,
+        },
         tables=[
-            (f"transports ({ctx.device} memory; ratios to the raw baseline of the same run)",
-             SUMMARY_COLUMNS, _summary_rows(records, statuses_list)),
-            ("targets (reported, not asserted)", ["series", "target", "verdict", "measured"],
-             _target_rows(targets)),
+            (
+                f"transports ({ctx.device} memory; ratios to the raw baseline of the same run)",
+                SUMMARY_COLUMNS,
+                _summary_rows(records, statuses_list),
+            ),
+            (
+                "targets (reported, not asserted)",
+                ["series", "target", "verdict", "measured"],
+                _target_rows(targets),
+            ),
         ],
     )

@@ -28,13 +28,17 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     out = tmp_path_factory.mktemp("bench")
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks", "all", "--quick", "--out", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=170,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=170,
     )
     results = out / "results.json"
     assert results.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
     doc = json.loads(results.read_text())
-    failed = {name: part["reason"] for name, part in doc["parts"].items()
-              if part["status"] == "failed"}
+    failed = {
+        name: part["reason"] for name, part in doc["parts"].items() if part["status"] == "failed"
+    }
     assert proc.returncode == 0 and not failed, (failed, proc.stderr[-2000:])
     return out, doc, proc.stdout
 
@@ -104,7 +108,8 @@ def test_events_part(quick_run: tuple[Path, dict[str, Any], str]) -> None:
     assert part["status"] == "ok" and part["rounds"] == 1
     series = part["series"]
     assert {(e["transport"], e["streams"]) for e in series} == {
-        (t, s) for t in ("inproc", "tcp") for s in (1, 2)}
+        (t, s) for t in ("inproc", "tcp") for s in (1, 2)
+    }
     for e in series:
         assert e["status"] == "ok", e
         assert e["scenario"] == "empty" and e["followers"] == 1 and e["payload_bytes"] == 0
@@ -133,8 +138,9 @@ def test_hlt_part(quick_run: tuple[Path, dict[str, Any], str]) -> None:
         assert lat["n"] == 40 and 0 < lat["median_ms"] <= lat["p90_ms"] <= lat["p99_ms"]
     groups = {(g["process"], g["category"]) for g in configs["local only"]["timing_groups"]}
     assert {("local", "GPU-like modules"), ("local", "other modules")} <= groups
-    off = {(g["process"], g["category"])
-           for g in configs["offloaded, 1 remote (tcp)"]["timing_groups"]}
+    off = {
+        (g["process"], g["category"]) for g in configs["offloaded, 1 remote (tcp)"]["timing_groups"]
+    }
     # the GPU-like modules ran in the remote process only, the rest stayed local
     assert ("gpu0", "GPU-like modules") in off and ("local", "GPU-like modules") not in off
     assert ("local", "other modules") in off

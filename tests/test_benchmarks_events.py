@@ -44,12 +44,18 @@ def test_latency_summary_in_milliseconds() -> None:
 def test_grid_quick_and_full() -> None:
     quick = Context(quick=True, out=Path("."), transports=["tcp"], device="host")
     assert [(c.followers, c.streams, c.payload) for c in grid(quick, "tcp")] == [
-        (1, 1, 0), (1, 2, 0)]
+        (1, 1, 0),
+        (1, 2, 0),
+    ]
     full = grid(Context(quick=False, out=Path("."), transports=["tcp"], device="host"), "shm")
     assert {c.followers for c in full} == {1, 2, 4}
     assert {c.streams for c in full} == {1, 2, 4, 8}
-    assert {c.scenario for c in full} == {"empty", "1 MiB one way", "10 MiB one way",
-                                          "offload example"}
+    assert {c.scenario for c in full} == {
+        "empty",
+        "1 MiB one way",
+        "10 MiB one way",
+        "offload example",
+    }
 
 
 @pytest.mark.parametrize("payload", [0, 1 << 20])
@@ -57,8 +63,7 @@ def test_write_chain_gives_a_valid_topology(tmp_path: Path, payload: int) -> Non
     written = write_chain(Chain("tcp", 2, payload, 4, 100), tmp_path)
     topo = load_topology(written.topology)
     assert set(topo.processes) == {"local", "f0", "f1"}
-    assert {(link.client, link.server) for link in topo.links} == {("local", "f0"),
-                                                                    ("local", "f1")}
+    assert {(link.client, link.server) for link in topo.links} == {("local", "f0"), ("local", "f1")}
     assert all(p.streams == 4 for p in topo.processes.values())
     local = Process.from_toml(tmp_path / "local.toml")
     assert local.modules["offload"].params["links"] == ["f0", "f1"]
@@ -101,8 +106,9 @@ def test_offloaded_menu_runs_gpu_like_modules_remotely(tmp_path: Path, remotes: 
     remote_labels: set[str] = set()
     for i in range(remotes):
         remote = Process.from_toml(tmp_path / f"gpu{i}.toml")
-        remote_labels |= {label for label, m in remote.modules.items()
-                          if m.type.endswith(":HltModule")}
+        remote_labels |= {
+            label for label, m in remote.modules.items() if m.type.endswith(":HltModule")
+        }
     assert remote_labels == set(menu.gpu_labels)
     local_hlt = {label for label, m in local.modules.items() if m.type.endswith(":HltModule")}
     assert local_hlt == set(menu.labels) - set(menu.gpu_labels)
@@ -113,11 +119,23 @@ def test_events_targets_use_the_best_empty_single_follower_series() -> None:
     from benchmarks.events import evaluate_targets
 
     def entry(t: str, streams: int, rate: float, followers: int = 1) -> dict[str, object]:
-        return {"transport": t, "status": "ok", "scenario": "empty", "followers": followers,
-                "streams": streams, "events_per_s": rate}
+        return {
+            "transport": t,
+            "status": "ok",
+            "scenario": "empty",
+            "followers": followers,
+            "streams": streams,
+            "events_per_s": rate,
+        }
 
-    rows = evaluate_targets([entry("shm", 1, 9000.0), entry("shm", 4, 12000.0),
-                             entry("mpi", 1, 15000.0), entry("mpi", 1, 30000.0, followers=2)])
+    rows = evaluate_targets(
+        [
+            entry("shm", 1, 9000.0),
+            entry("shm", 4, 12000.0),
+            entry("mpi", 1, 15000.0),
+            entry("mpi", 1, 30000.0, followers=2),
+        ]
+    )
     by = {r["series"]: r for r in rows}
     assert by["empty chain over shm"]["met"] is True
     assert "12,000 events/s (4 streams)" in by["empty chain over shm"]["measured"]
@@ -125,11 +143,20 @@ def test_events_targets_use_the_best_empty_single_follower_series() -> None:
 
 
 def test_select_filters_series_labels() -> None:
-    ctx = Context(quick=False, out=Path("."), transports=["tcp"], device="host",
-                  select="empty f1 s[14]$|offload example")
+    ctx = Context(
+        quick=False,
+        out=Path("."),
+        transports=["tcp"],
+        device="host",
+        select="empty f1 s[14]$|offload example",
+    )
     chosen = [c.label for c in grid(ctx, "tcp") if ctx.selects(c.label)]
-    assert chosen == ["tcp empty f1 s1", "tcp empty f1 s4", "tcp offload example f1 s1",
-                      "tcp offload example f1 s4"]
+    assert chosen == [
+        "tcp empty f1 s1",
+        "tcp empty f1 s4",
+        "tcp offload example f1 s1",
+        "tcp offload example f1 s4",
+    ]
     assert Context(quick=True, out=Path("."), transports=[], device="host").selects("x")
 
 
@@ -157,14 +184,37 @@ def test_loaded_series_are_compared_with_tcp_of_the_same_series() -> None:
     from benchmarks.events import evaluate_loaded
 
     def entry(transport: str, rate: float, streams: int = 1) -> dict[str, object]:
-        return {"transport": transport, "scenario": "empty", "followers": 1,
-                "streams": streams, "status": "ok", "events_per_s": rate}
+        return {
+            "transport": transport,
+            "scenario": "empty",
+            "followers": 1,
+            "streams": streams,
+            "status": "ok",
+            "events_per_s": rate,
+        }
 
-    failed = {"transport": "ucx", "scenario": "empty", "followers": 1, "streams": 1,
-              "status": "failed", "reason": "timed out"}
-    rows = evaluate_loaded([entry("tcp", 100.0), entry("shm", 91.0), entry("mpi", 89.0),
-                            entry("inproc", 10.0), entry("ucx", 50.0, streams=4), failed],
-                           load=2)
+    failed = {
+        "transport": "ucx",
+        "scenario": "empty",
+        "followers": 1,
+        "streams": 1,
+        "status": "failed",
+        "reason": "timed out",
+    }
+    rows = evaluate_loaded(
+        [
+            entry("tcp", 100.0),
+            entry("shm", 91.0),
+            entry("mpi", 89.0),
+            entry("inproc", 10.0),
+            entry("ucx", 50.0, streams=4),
+            failed,
+        ],
+        load=2,
+    )
     assert [(r["series"], r["met"]) for r in rows] == [
-        ("shm empty f1 s1", True), ("mpi empty f1 s1", False), ("ucx empty f1 s1", False)]
+        ("shm empty f1 s1", True),
+        ("mpi empty f1 s1", False),
+        ("ucx empty f1 s1", False),
+    ]
     assert all(r["load"] == 2 for r in rows)

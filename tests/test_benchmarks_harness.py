@@ -40,8 +40,15 @@ def test_budget_gives_fewer_repetitions_to_slower_iterations() -> None:
 
 
 def _rec(series: str, role: str, size: int, median_us: float, one_way: bool = False) -> dict:
-    return derive({"series": series, "role": role, "size": size, "one_way": one_way,
-                   "samples_us": {"median": median_us}})
+    return derive(
+        {
+            "series": series,
+            "role": role,
+            "size": size,
+            "one_way": one_way,
+            "samples_us": {"median": median_us},
+        }
+    )
 
 
 def test_bandwidth_from_round_trip_and_one_way() -> None:
@@ -62,8 +69,10 @@ def test_ratios_and_targets() -> None:
     assert tcp8["latency_ratio"] == 1.5 and tcp8["latency_added_us"] == 10.0
     assert tcp16["baseline_bandwidth"] == "socket blocking"  # the best raw socket
     assert tcp16["bandwidth_ratio"] == pytest.approx(0.5)
-    rows = {(t["series"], t["target"]): t
-            for t in evaluate_targets(records, {"shm://": "skipped: no backend"})}
+    rows = {
+        (t["series"], t["target"]): t
+        for t in evaluate_targets(records, {"shm://": "skipped: no backend"})
+    }
     assert rows[("tcp://", "8 B RTT <= 25 us over raw blocking socket")]["met"] is True
     assert rows[("tcp://", ">= 16 MiB: >= 90% of the best raw socket")]["met"] is False
     shm = rows[("shm://", "8 B RTT below raw socketpair wake-up")]
@@ -111,9 +120,11 @@ def _alive(pid: int) -> bool:
 
 def test_hanging_worker_is_killed_with_its_children(tmp_path: os.PathLike[str]) -> None:
     pidfile = f"{tmp_path}/child.pid"
-    code = ("import subprocess, sys, time; "
-            "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
-            f"open({pidfile!r}, 'w').write(str(c.pid)); time.sleep(60)")
+    code = (
+        "import subprocess, sys, time; "
+        "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+        f"open({pidfile!r}, 'w').write(str(c.pid)); time.sleep(60)"
+    )
     start = time.monotonic()
     outcome = run_launch(Launch([sys.executable, "-c", code], timeout=2.0))
     assert outcome.series is None and "timed out" in (outcome.reason or "")
@@ -133,7 +144,7 @@ def test_server_that_never_gets_ready_is_reported(tmp_path: os.PathLike[str]) ->
 
 
 def test_worker_error_is_passed_on() -> None:
-    code = "print('{\"error\": \"ValueError: boom\"}')"
+    code = 'print(\'{"error": "ValueError: boom"}\')'
     outcome = run_launch(Launch([sys.executable, "-c", code], timeout=10))
     assert outcome.reason == "client: ValueError: boom"
 
@@ -149,8 +160,11 @@ def test_mpiexec_job_is_killed_on_timeout() -> None:
     outcome = run_launch(Launch(argv, timeout=3.0))
     assert outcome.series is None
     time.sleep(0.5)
-    leftovers = [p for p in psutil.Process().children(recursive=True)
-                 if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    leftovers = [
+        p
+        for p in psutil.Process().children(recursive=True)
+        if p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    ]
     assert not leftovers
 
 

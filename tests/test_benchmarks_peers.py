@@ -15,13 +15,22 @@ from benchmarks.peers import compare
 def test_our_peer_worker_measures_every_workload(peer: str) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.workers.peers", peer, "--quick", "--repeat", "1"],
-        capture_output=True, text=True, timeout=120, check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["peer"] == peer
     figures = result["results"]
-    assert set(figures) == {"startup_s", "small_ask_per_s", "outstanding_ask_per_s",
-                            "tell_per_s", "echo_64MiB_GBps", "sum_back_64MiB_GBps"}
+    assert set(figures) == {
+        "startup_s",
+        "small_ask_per_s",
+        "outstanding_ask_per_s",
+        "tell_per_s",
+        "echo_64MiB_GBps",
+        "sum_back_64MiB_GBps",
+    }
     assert all(v > 0 for v in figures.values())
 
 
@@ -40,13 +49,15 @@ def test_comparison_ratios_and_targets() -> None:
     def entry(peer: str, **figures: float) -> dict[str, object]:
         return {"peer": peer, "results": figures}
 
-    rows = compare([
-        entry("hep-actors tcp", small_ask_per_s=4000, startup_s=0.5, echo_64MiB_GBps=3.0),
-        entry("hep-actors shm", small_ask_per_s=5000, startup_s=0.3, echo_64MiB_GBps=7.0),
-        entry("ray", small_ask_per_s=1000, startup_s=5.0, echo_64MiB_GBps=5.0),
-        entry("thespian", small_ask_per_s=3000, startup_s=0.2),
-        {"peer": "dask", "skipped": "not installed"},
-    ])
+    rows = compare(
+        [
+            entry("hep-actors tcp", small_ask_per_s=4000, startup_s=0.5, echo_64MiB_GBps=3.0),
+            entry("hep-actors shm", small_ask_per_s=5000, startup_s=0.3, echo_64MiB_GBps=7.0),
+            entry("ray", small_ask_per_s=1000, startup_s=5.0, echo_64MiB_GBps=5.0),
+            entry("thespian", small_ask_per_s=3000, startup_s=0.2),
+            {"peer": "dask", "skipped": "not installed"},
+        ]
+    )
     by = {r["workload"]: r for r in rows}
     small = by["small asks/s"]
     assert small["ours"] == ("hep-actors shm", 5000) and small["peer"] == ("thespian", 3000)

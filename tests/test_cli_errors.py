@@ -102,13 +102,12 @@ def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         (tmp_path / f"local_{name}.toml").write_text(text)
         for transport in ("tcp", "inproc"):
             (tmp_path / f"topo_{name}_{transport}.toml").write_text(
-                topo.replace('"local.toml"', f'"local_{name}.toml"')
-                .replace('"inproc"', f'"{transport}"')
+                topo.replace('"local.toml"', f'"local_{name}.toml"').replace(
+                    '"inproc"', f'"{transport}"'
+                )
             )
     for transport in ("tcp", "mpi", "ucx"):
-        (tmp_path / f"topo_{transport}.toml").write_text(
-            topo.replace('"inproc"', f'"{transport}"')
-        )
+        (tmp_path / f"topo_{transport}.toml").write_text(topo.replace('"inproc"', f'"{transport}"'))
     (tmp_path / "topo_badkey.toml").write_text(topo.replace("[run]\n", "[run]\nfoo = 1\n"))
     (tmp_path / "failmods.py").write_text(FAILING_MODULE)
     (tmp_path / "local_fails.toml").write_text(FAILING_CONFIG)
@@ -133,75 +132,143 @@ def _call(main: Main, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tu
 
 # (argv, first line of stderr as a regular expression, status); {d} is the files folder.
 RUN_CASES = [
-    (["{d}/nothere.toml"],
-     r"error: {d}/nothere.toml: cannot read configuration: No such file", 2),
-    (["{d}/local_badclass.toml"],
-     r"error: {d}/local_badclass.toml:\d+: modules.calib.type: 'modules' .* no attribute "
-     r"'NoSuchClass'", 2),
-    (["{d}/local_badmod.toml"],
-     r"error: {d}/local_badmod.toml:\d+: modules.calib.type: cannot import 'nosuchpkg.sub'", 2),
-    (["{d}/local_badparam.toml", "--events", "5"],
-     r"error: {d}/local_badparam.toml:\d+: modules.calib: cannot construct modules:Calibrate "
-     r"with parameters \['gain', 'nosuchparam'\]", 2),
+    (["{d}/nothere.toml"], r"error: {d}/nothere.toml: cannot read configuration: No such file", 2),
+    (
+        ["{d}/local_badclass.toml"],
+        r"error: {d}/local_badclass.toml:\d+: modules.calib.type: 'modules' .* no attribute "
+        r"'NoSuchClass'",
+        2,
+    ),
+    (
+        ["{d}/local_badmod.toml"],
+        r"error: {d}/local_badmod.toml:\d+: modules.calib.type: cannot import 'nosuchpkg.sub'",
+        2,
+    ),
+    (
+        ["{d}/local_badparam.toml", "--events", "5"],
+        r"error: {d}/local_badparam.toml:\d+: modules.calib: cannot construct modules:Calibrate "
+        r"with parameters \['gain', 'nosuchparam'\]",
+        2,
+    ),
     (["{d}/local_badthreads.toml"], r"error: {d}/local_badthreads.toml:\d+: options.threads: ", 2),
     (["{d}/local.toml", "--events", "-5"], r"error: --events: must be >= 0, got -5$", 2),
     (["{d}/local.toml", "--events", "abc"], r"error: --events: expected an integer, got 'abc'$", 2),
     (["{d}/local.toml", "--threads", "0"], r"error: --threads: must be >= 1, got 0$", 2),
-    (["{d}/local.toml", "--input", "{d}/nope.root"],
-     r"error: --input: file not found: {d}/nope.root$", 2),
-    (["{d}/local.toml", "--output", "o.root"],
-     r"error: {d}/local.toml: --output needs exactly one output module", 2),
+    (
+        ["{d}/local.toml", "--input", "{d}/nope.root"],
+        r"error: --input: file not found: {d}/nope.root$",
+        2,
+    ),
+    (
+        ["{d}/local.toml", "--output", "o.root"],
+        r"error: {d}/local.toml: --output needs exactly one output module",
+        2,
+    ),
     (["{d}/local.toml", "--frobnicate"], r"error: unrecognized arguments: --frobnicate$", 2),
-    (["{d}/local.toml", "--report-json", "{d}/no/r.json"],
-     r"error: --report-json: folder not found: {d}/no$", 2),
-    (["{d}/local_fails.toml", "--events", "10", "--quiet"],
-     r"error: module 'boom' failed in event 1:1:3: RuntimeError\('boom at 3'\)$", 1),
+    (
+        ["{d}/local.toml", "--report-json", "{d}/no/r.json"],
+        r"error: --report-json: folder not found: {d}/no$",
+        2,
+    ),
+    (
+        ["{d}/local_fails.toml", "--events", "10", "--quiet"],
+        r"error: module 'boom' failed in event 1:1:3: RuntimeError\('boom at 3'\)$",
+        1,
+    ),
 ]
 
 LAUNCH_CASES = [
     (["{d}/nothere.toml"], r"error: {d}/nothere.toml: cannot read configuration", 2),
-    (["{d}/topo_badclass_tcp.toml"],
-     r"error: {d}/local_badclass.toml:\d+: modules.calib.type: 'modules' .* no attribute "
-     r"'NoSuchClass'", 2),
-    (["{d}/topo_badmod_tcp.toml"],
-     r"error: {d}/local_badmod.toml:\d+: modules.calib.type: cannot import 'nosuchpkg.sub'", 2),
-    (["{d}/topo_badclass_inproc.toml"],
-     r"error: {d}/local_badclass.toml:\d+: modules.calib.type", 2),
+    (
+        ["{d}/topo_badclass_tcp.toml"],
+        r"error: {d}/local_badclass.toml:\d+: modules.calib.type: 'modules' .* no attribute "
+        r"'NoSuchClass'",
+        2,
+    ),
+    (
+        ["{d}/topo_badmod_tcp.toml"],
+        r"error: {d}/local_badmod.toml:\d+: modules.calib.type: cannot import 'nosuchpkg.sub'",
+        2,
+    ),
+    (
+        ["{d}/topo_badclass_inproc.toml"],
+        r"error: {d}/local_badclass.toml:\d+: modules.calib.type",
+        2,
+    ),
     (["{d}/topo_badkey.toml"], r"error: {d}/topo_badkey.toml:\d+: run.foo: unknown key 'foo'", 2),
     (["{d}/topology.toml", "--events", "-5"], r"error: --events: must be >= 0, got -5$", 2),
-    (["{d}/topology.toml", "--input", "{d}/nope.root"],
-     r"error: --input: file not found: {d}/nope.root$", 2),
-    (["{d}/topology.toml", "--transport", "carrier"],
-     r"error: --transport: unknown transport 'carrier'; one of inproc, tcp, shm, mpi, ucx$", 2),
+    (
+        ["{d}/topology.toml", "--input", "{d}/nope.root"],
+        r"error: --input: file not found: {d}/nope.root$",
+        2,
+    ),
+    (
+        ["{d}/topology.toml", "--transport", "carrier"],
+        r"error: --transport: unknown transport 'carrier'; one of inproc, tcp, shm, mpi, ucx$",
+        2,
+    ),
     (["{d}/topology.toml", "--timeout", "0"], r"error: --timeout: must be > 0, got 0$", 2),
-    (["{d}/topology.toml", "--output", "{d}/no/o.root"],
-     r"error: --output: folder not found: {d}/no$", 2),
-    (["{d}/topology.toml", "--report-json", "{d}/no/r.json"],
-     r"error: --report-json: folder not found: {d}/no$", 2),
-    (["{d}/topo_badparam_inproc.toml", "--events", "5"],
-     r"error: {d}/local_badparam.toml:\d+: modules.calib: cannot construct", 2),
-    (["{d}/topo_fails_inproc.toml", "--events", "10"],
-     r"error: module 'boom' failed in event 1:1:3: RuntimeError\('boom at 3'\)$", 1),
+    (
+        ["{d}/topology.toml", "--output", "{d}/no/o.root"],
+        r"error: --output: folder not found: {d}/no$",
+        2,
+    ),
+    (
+        ["{d}/topology.toml", "--report-json", "{d}/no/r.json"],
+        r"error: --report-json: folder not found: {d}/no$",
+        2,
+    ),
+    (
+        ["{d}/topo_badparam_inproc.toml", "--events", "5"],
+        r"error: {d}/local_badparam.toml:\d+: modules.calib: cannot construct",
+        2,
+    ),
+    (
+        ["{d}/topo_fails_inproc.toml", "--events", "10"],
+        r"error: module 'boom' failed in event 1:1:3: RuntimeError\('boom at 3'\)$",
+        1,
+    ),
 ]
 
 SPLIT_CASES = [
-    (["{d}/nothere.toml", "--offload", "x", "-o", "out"],
-     r"error: {d}/nothere.toml: cannot read configuration", 2),
-    (["{d}/local.toml", "-o", "out"],
-     r"error: the following arguments are required: --offload$", 2),
-    (["{d}/local.toml", "--offload", "nosuch", "-o", "out"],
-     r"error: --offload names unknown module 'nosuch'", 2),
-    (["{d}/local.toml", "--offload", "calib", "--transport", "carrier", "-o", "out"],
-     r"error: --transport: unknown transport 'carrier'", 2),
-    (["{d}/local.toml", "--offload", "calib", "--input", "{d}/nope.root", "-o", "out"],
-     r"error: --input: file not found: {d}/nope.root$", 2),
-    (["{d}/local_badclass.toml", "--offload", "threshold", "-o", "out"],
-     r"error: {d}/local_badclass.toml:\d+: modules.calib.type: ", 2),
+    (
+        ["{d}/nothere.toml", "--offload", "x", "-o", "out"],
+        r"error: {d}/nothere.toml: cannot read configuration",
+        2,
+    ),
+    (
+        ["{d}/local.toml", "-o", "out"],
+        r"error: the following arguments are required: --offload$",
+        2,
+    ),
+    (
+        ["{d}/local.toml", "--offload", "nosuch", "-o", "out"],
+        r"error: --offload names unknown module 'nosuch'",
+        2,
+    ),
+    (
+        ["{d}/local.toml", "--offload", "calib", "--transport", "carrier", "-o", "out"],
+        r"error: --transport: unknown transport 'carrier'",
+        2,
+    ),
+    (
+        ["{d}/local.toml", "--offload", "calib", "--input", "{d}/nope.root", "-o", "out"],
+        r"error: --input: file not found: {d}/nope.root$",
+        2,
+    ),
+    (
+        ["{d}/local_badclass.toml", "--offload", "threshold", "-o", "out"],
+        r"error: {d}/local_badclass.toml:\d+: modules.calib.type: ",
+        2,
+    ),
 ]
 
 BENCH_CASES = [
-    (["--transports", "tcp,foo"], r"error: --transports: unknown foo; choose from tcp,shm,mpi,ucx$",
-     2),
+    (
+        ["--transports", "tcp,foo"],
+        r"error: --transports: unknown foo; choose from tcp,shm,mpi,ucx$",
+        2,
+    ),
     (["--repeat", "0"], r"error: --repeat: must be >= 1, got 0$", 2),
     (["--select", "("], r"error: --select: not a regular expression: ", 2),
     (["nosuch"], r"error: part: invalid choice: 'nosuch'", 2),
@@ -211,8 +278,9 @@ BENCH_CASES = [
 _LOG_RECORD = re.compile(r"(\[\S+\] )?(DEBUG|INFO|WARNING|ERROR|CRITICAL) actors[.\w]*: ")
 
 
-def _check(main: Main, case: tuple[list[str], str, int], d: Path,
-           capsys: pytest.CaptureFixture[str]) -> str:
+def _check(
+    main: Main, case: tuple[list[str], str, int], d: Path, capsys: pytest.CaptureFixture[str]
+) -> str:
     argv, pattern, expected = case
     status, err = _call(main, [a.format(d=d) for a in argv], capsys)
     # Log records of the library (another channel, e.g. a job stopped while it started) aside.
@@ -224,8 +292,9 @@ def _check(main: Main, case: tuple[list[str], str, int], d: Path,
 
 
 @pytest.mark.parametrize("case", RUN_CASES, ids=lambda c: " ".join(c[0])[:40])
-def test_run_bad_inputs(case: tuple[list[str], str, int], files: Path,
-                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_bad_inputs(
+    case: tuple[list[str], str, int], files: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     err = _check(run_main, case, files, capsys)
     if case[2] == 1:  # an error in user code: its traceback follows
         assert "Traceback" in err and "RuntimeError: boom at 3" in err
@@ -234,22 +303,25 @@ def test_run_bad_inputs(case: tuple[list[str], str, int], files: Path,
 
 
 @pytest.mark.parametrize("case", LAUNCH_CASES, ids=lambda c: " ".join(c[0])[:40])
-def test_launch_bad_inputs(case: tuple[list[str], str, int], files: Path,
-                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_launch_bad_inputs(
+    case: tuple[list[str], str, int], files: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _check(launch_main, case, files, capsys)
     assert not list((files / "tmp").iterdir())  # no run directory left behind
 
 
 @pytest.mark.parametrize("case", SPLIT_CASES, ids=lambda c: " ".join(c[0])[:40])
-def test_split_bad_inputs(case: tuple[list[str], str, int], files: Path,
-                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_split_bad_inputs(
+    case: tuple[list[str], str, int], files: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _check(split_main, case, files, capsys)
     assert not (files / "out").exists()
 
 
 @pytest.mark.parametrize("case", BENCH_CASES, ids=lambda c: " ".join(c[0])[:40])
-def test_benchmarks_bad_inputs(case: tuple[list[str], str, int], files: Path,
-                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_benchmarks_bad_inputs(
+    case: tuple[list[str], str, int], files: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _check(bench_main, case, files, capsys)
     assert not (files / "benchmark-results").exists()
 
@@ -291,7 +363,12 @@ def test_missing_ucxx_inside_a_process_is_short(files: Path) -> None:
     env = {**os.environ, "PYTHONPATH": f"{files / 'noucxx'}{os.pathsep}{REPO}"}
     run = subprocess.run(
         [sys.executable, "-m", "actors.launch", str(files / "topo_ucx.toml"), "--events", "5"],
-        capture_output=True, text=True, timeout=90, env=env, cwd=files, check=False,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=env,
+        cwd=files,
+        check=False,
     )
     err = run.stderr
     assert run.returncode == 2, err[-3000:]
@@ -300,10 +377,13 @@ def test_missing_ucxx_inside_a_process_is_short(files: Path) -> None:
     assert "[remote] hint: install it with: pip install 'hep-actors[ucx]'" in err
 
 
-@pytest.mark.parametrize(("transport", "engine"), [
-    ("tcp", "subprocess"), pytest.param("mpi", "mpiexec", marks=pytest.mark.mpi)])
-def test_report_json_has_every_process(transport: str, engine: str, files: Path,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("transport", "engine"),
+    [("tcp", "subprocess"), pytest.param("mpi", "mpiexec", marks=pytest.mark.mpi)],
+)
+def test_report_json_has_every_process(
+    transport: str, engine: str, files: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = files / "run.json"
     status, err = _call(
         launch_main,
@@ -325,11 +405,15 @@ def test_report_json_has_every_process(transport: str, engine: str, files: Path,
     assert not list((files / "tmp").iterdir())
 
 
-def test_report_json_of_a_failed_embedded_run(files: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_report_json_of_a_failed_embedded_run(
+    files: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = files / "run.json"
-    status, _ = _call(launch_main, [str(files / "topo_fails_inproc.toml"), "--events", "10",
-                                    "--report-json", str(out)], capsys)
+    status, _ = _call(
+        launch_main,
+        [str(files / "topo_fails_inproc.toml"), "--events", "10", "--report-json", str(out)],
+        capsys,
+    )
     doc = json.loads(out.read_text())
     assert status == doc["exit_status"] == 1
     assert [row["report"] for row in doc["processes"]] == [None]
@@ -370,11 +454,14 @@ def test_missing_extra_inside_a_module_is_configuration() -> None:
 def test_library_error_in_a_module_has_no_traceback_user_error_has() -> None:
     lines, status = error_lines(_module_error(PeerLost("link 'offload': peer 'remote' died")))
     assert status == 1 and len(lines) == 1
-    assert lines[0] == ("error: module 'calib' failed in event 1:1:3: "
-                        "link 'offload': peer 'remote' died")
+    assert lines[0] == (
+        "error: module 'calib' failed in event 1:1:3: link 'offload': peer 'remote' died"
+    )
     lines, status = error_lines(_module_error(ValueError("bad")))
     assert status == 1 and lines == [
-        "error: module 'calib' failed in event 1:1:3: ValueError('bad')", "Traceback: user code"]
+        "error: module 'calib' failed in event 1:1:3: ValueError('bad')",
+        "Traceback: user code",
+    ]
 
 
 def test_internal_error_traceback_only_with_debug() -> None:
@@ -383,8 +470,10 @@ def test_internal_error_traceback_only_with_debug() -> None:
     except KeyError as exc:
         plain, status = error_lines(exc)
         debug, _ = error_lines(exc, debug=True)
-    assert status == 1 and plain == ["error: internal error: KeyError: 'x'",
-                                      "hint: run again with --debug to see the traceback"]
+    assert status == 1 and plain == [
+        "error: internal error: KeyError: 'x'",
+        "hint: run again with --debug to see the traceback",
+    ]
     assert debug[0] == plain[0] and "Traceback (most recent call last)" in debug[-1]
 
 
@@ -392,12 +481,15 @@ def test_notes_and_interrupt() -> None:
     exc = ConfigError("must be >= 1", file="a.toml", line=3, key="options.threads")
     exc.add_note("in process 'local' (a.toml)")
     assert error_lines(exc) == (
-        ["error: a.toml:3: options.threads: must be >= 1", "  in process 'local' (a.toml)"], 2)
+        ["error: a.toml:3: options.threads: must be >= 1", "  in process 'local' (a.toml)"],
+        2,
+    )
     assert error_lines(KeyboardInterrupt()) == (["interrupted"], 130)
 
 
-def test_brackets_are_printed_as_they_are(capsys: pytest.CaptureFixture[str],
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_brackets_are_printed_as_they_are(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """rich markup must not eat ``[plots]`` / ``[hep]`` in install hints."""
     from rich.console import Console
 
@@ -420,8 +512,9 @@ def test_log_level_and_debug_tracebacks(capsys: pytest.CaptureFixture[str]) -> N
     except OSError:
         log.exception("saving failed")
     err = capsys.readouterr().err
-    assert err == ("ERROR actors.test_cli: saving failed "
-                   "(OSError: disk; --debug shows the traceback)\n")
+    assert err == (
+        "ERROR actors.test_cli: saving failed (OSError: disk; --debug shows the traceback)\n"
+    )
     setup_logging(argparse.Namespace(verbose=2, log_level=None, debug=False))
     log.debug("shown")
     assert capsys.readouterr().err == "DEBUG actors.test_cli: shown\n"
@@ -433,8 +526,10 @@ def test_bad_log_level_variable_is_a_configuration_error(
     monkeypatch.setenv("ACTORS_LOG_LEVEL", "loud")
     status, err = _call(run_main, [str(files / "local.toml")], capsys)
     assert status == 2
-    assert err.splitlines()[0] == ("error: environment variable ACTORS_LOG_LEVEL='loud': "
-                                   "expected one of debug|info|warning|error, got 'loud'")
+    assert err.splitlines()[0] == (
+        "error: environment variable ACTORS_LOG_LEVEL='loud': "
+        "expected one of debug|info|warning|error, got 'loud'"
+    )
 
 
 def test_launcher_passes_the_log_level_to_every_process(
@@ -454,7 +549,11 @@ def test_ctrl_c_exits_130(files: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO), "ACTORS_PROGRESS_LINES": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "actors.run", str(files / "endless.toml")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=files, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=files,
+        env=env,
     )
     try:
         assert proc.stdout is not None

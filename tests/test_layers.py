@@ -26,8 +26,14 @@ PACKAGE_DIR = Path(actors.__file__).parent
 
 #: Foundation modules: importable from every layer.
 FOUNDATION = frozenset(
-    {"actors.errors", "actors._optional", "actors.buffers", "actors.tomlfile", "actors.settings",
-     "actors._cli"}
+    {
+        "actors.errors",
+        "actors._optional",
+        "actors.buffers",
+        "actors.tomlfile",
+        "actors.settings",
+        "actors._cli",
+    }
 )
 #: Layer rank of each top-level package (longest prefix wins).
 LAYERS: dict[str, int] = {

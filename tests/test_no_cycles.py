@@ -235,16 +235,25 @@ async def test_distributed_transfer_releases_received_products(scheme: str, n: i
     local.add_path("p", ["offload", "big", "tosend"])
     remote = Process("REMOTE")
     remote.set_source(f"{D}:FollowerSource", link="offload")
-    remote.add_module("hits", f"{D}:Receiver", upstream="source", instance=1,
-                      products=[{"type": "numpy.ndarray", "label": "big", "instance": "hits"}])
+    remote.add_module(
+        "hits",
+        f"{D}:Receiver",
+        upstream="source",
+        instance=1,
+        products=[{"type": "numpy.ndarray", "label": "big", "instance": "hits"}],
+    )
     remote.add_module("keep", f"{HERE}:Keep")
     remote.add_path("p", ["hits", "keep"])
     tables = {
         "local": LinkTable({"offload": LinkEndpoint("offload", "client", url, peer="remote")}),
         "remote": LinkTable({"offload": LinkEndpoint("offload", "server", url, peer="local")}),
     }
-    results = await run_all({"local": (local, tables["local"], {"streams": 2}),
-                             "remote": (remote, tables["remote"], {"streams": 2})})
+    results = await run_all(
+        {
+            "local": (local, tables["local"], {"streams": 2}),
+            "remote": (remote, tables["remote"], {"streams": 2}),
+        }
+    )
     for result in results.values():
         if isinstance(result, BaseException):
             raise result
@@ -271,8 +280,12 @@ def test_mpi_link_and_codec_release_received_memory() -> None:
         pytest.skip("no mpiexec next to the interpreter")
     proc = subprocess.Popen(
         [str(mpiexec), "-n", "2", sys.executable, str(REPO / "tests" / "no_cycles_mpi.py")],
-        cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, start_new_session=True,
+        cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     try:
         out, err = proc.communicate(timeout=90)

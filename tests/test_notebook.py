@@ -39,8 +39,5 @@ def test_notebook_runs_and_shows_report_and_plot() -> None:
     assert "local 300, remote 300 / 300 events (ended)" in joined  # the updated progress line
     assert "energy" in joined and "offloaded" in joined  # timing and trigger tables
     assert re.search(r"stopped after \d{3,} events; running: False", joined)
-    images = [
-        o for c in nb.cells for o in c.get("outputs", [])
-        if "image/png" in o.get("data", {})
-    ]
+    images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) == 1

@@ -62,9 +62,10 @@ def test_wheel_holds_only_the_actors_package(tmp_path: Path) -> None:
     """``pip install hep-actors`` must not install a top-level ``benchmarks`` (or ``tests``)."""
     root = Path(__file__).resolve().parents[1]
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
-         "-w", str(tmp_path), str(root)],
-        check=True, capture_output=True, timeout=180,
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(root)],
+        check=True,
+        capture_output=True,
+        timeout=180,
     )
     (wheel,) = tmp_path.glob("hep_actors-*.whl")
     with zipfile.ZipFile(wheel) as archive:

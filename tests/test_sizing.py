@@ -69,8 +69,7 @@ def test_host_cores_bound_every_process_together() -> None:
 def test_offload_latency_is_the_sum_along_the_event() -> None:
     link = LinkCost(latency_s=1e-4, bandwidth_Bps=1e9)
     assert link.time(1000) == pytest.approx(1e-4 + 1e-6)
-    crossing = Crossing(link, cpu_s=0.0, delay_s=0.002, products_out=[1000],
-                        products_back=[2000])
+    crossing = Crossing(link, cpu_s=0.0, delay_s=0.002, products_out=[1000], products_back=[2000])
     assert crossing.transfer_s() == pytest.approx(4e-4 + 3e-6)
     client = Stage("c", 0.001)
     server = Stage("s", 0.0, wait_s=0.01, threads=1)
@@ -81,15 +80,38 @@ def test_offload_latency_is_the_sum_along_the_event() -> None:
     assert 195.0 < two.events_per_s <= 200.0
 
 
-def _report(process: str, streams: int, throughput: float,
-            modules: dict[str, tuple[int, float]], events: int = 100) -> dict[str, Any]:
-    return {"process": process, "events": events, "accepted": events, "streams": streams,
-            "threads": 4, "event_loop_time": events / throughput, "wall_time": 1.0,
-            "throughput": throughput, "overhead": 0.0, "trigger_report": [],
-            "timing_report": [{"label": lb, "type": "m:M", "calls": c, "total": t,
-                               "transition_calls": 0, "transition_total": 0.0,
-                               "mean": t / c, "fraction": 0.0}
-                              for lb, (c, t) in modules.items()]}
+def _report(
+    process: str,
+    streams: int,
+    throughput: float,
+    modules: dict[str, tuple[int, float]],
+    events: int = 100,
+) -> dict[str, Any]:
+    return {
+        "process": process,
+        "events": events,
+        "accepted": events,
+        "streams": streams,
+        "threads": 4,
+        "event_loop_time": events / throughput,
+        "wall_time": 1.0,
+        "throughput": throughput,
+        "overhead": 0.0,
+        "trigger_report": [],
+        "timing_report": [
+            {
+                "label": lb,
+                "type": "m:M",
+                "calls": c,
+                "total": t,
+                "transition_calls": 0,
+                "transition_total": 0.0,
+                "mean": t / c,
+                "fraction": 0.0,
+            }
+            for lb, (c, t) in modules.items()
+        ],
+    }
 
 
 MODULES = {"a": (100, 0.1), "b": (100, 0.3)}  # 1 ms and 3 ms per event
@@ -122,8 +144,15 @@ def test_calibrate_splits_gil_and_wait() -> None:
 def _links() -> list[dict[str, Any]]:
     recs = []
     for size, rtt, bw in ((8, 60.0, 0.0001), (4096, 40.0, 0.2), (1 << 24, 9000.0, 2.0)):
-        recs.append({"series": "tcp://", "role": "transport", "size": size,
-                     "latency_us": rtt, "bandwidth_GBps": bw})
+        recs.append(
+            {
+                "series": "tcp://",
+                "role": "transport",
+                "size": size,
+                "latency_us": rtt,
+                "bandwidth_GBps": bw,
+            }
+        )
     return recs
 
 
@@ -139,8 +168,10 @@ def test_load_reports_of_every_kind(tmp_path: Path) -> None:
     rep = _report("P", 1, 50.0, MODULES)
     (tmp_path / "one.json").write_text(json.dumps(rep))
     assert list(load_reports(tmp_path / "one.json")) == ["P"]
-    launch = {"schema": "hep-actors-launch-report/1",
-              "processes": [{"name": "local", "report": rep}, {"name": "dead", "report": None}]}
+    launch = {
+        "schema": "hep-actors-launch-report/1",
+        "processes": [{"name": "local", "report": rep}, {"name": "dead", "report": None}],
+    }
     (tmp_path / "launch.json").write_text(json.dumps(launch))
     assert list(load_reports(tmp_path / "launch.json")) == ["local"]
     (tmp_path / "bad.json").write_text("[1, 2]")
@@ -151,26 +182,35 @@ def test_load_reports_of_every_kind(tmp_path: Path) -> None:
 def _cli_inputs(tmp_path: Path) -> list[str]:
     (tmp_path / "one.json").write_text(json.dumps(_report("P", 1, 50.0, MODULES)))
     (tmp_path / "many.json").write_text(json.dumps(_report("P", 4, 100.0, MODULES)))
-    (tmp_path / "links.json").write_text(json.dumps(
-        {"parts": {"transports": {"measurements": _links()}}}))
-    return ["--one", str(tmp_path / "one.json"), "--many", str(tmp_path / "many.json"),
-            "--links", str(tmp_path / "links.json"), "--base-us", "2000"]
+    (tmp_path / "links.json").write_text(
+        json.dumps({"parts": {"transports": {"measurements": _links()}}})
+    )
+    return [
+        "--one",
+        str(tmp_path / "one.json"),
+        "--many",
+        str(tmp_path / "many.json"),
+        "--links",
+        str(tmp_path / "links.json"),
+        "--base-us",
+        "2000",
+    ]
 
 
 def test_cli_predict_and_split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = _cli_inputs(tmp_path)
     assert main(["predict", *args, "--streams", "4"]) == 0
     assert "100.00 events/s" in capsys.readouterr().out  # the calibration run's own shape
-    assert main(["split", *args, "--candidates", "^b$", "--speedup", "10",
-                 "--streams", "8"]) == 0
+    assert main(["split", *args, "--candidates", "^b$", "--speedup", "10", "--streams", "8"]) == 0
     out = capsys.readouterr().out
     assert "best split at speed-up 10: offload the" in out
     assert main(["predict", "--one", str(tmp_path / "nope.json"), *args[2:]]) == 2
     assert "nope.json" in capsys.readouterr().err
 
 
-def test_cli_validate_refuses_a_file_without_runs(tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_validate_refuses_a_file_without_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "results.json").write_text(json.dumps({"parts": {"sizing": {}}}))
     assert main(["validate", str(tmp_path / "results.json")]) == 2
     assert "no runs of the sizing part" in capsys.readouterr().err
@@ -188,39 +228,59 @@ def test_farm_projection_of_the_stated_case() -> None:
     assert in_node["gpus_total"] == 248
     assert remote["gpu_servers"] == math.ceil(100e3 * 0.104 / 100 / (0.8 * 4))
     assert remote["gpu_server_gbps"] == pytest.approx(
-        100e3 * 0.7e6 * 8 / 1e9 / remote["gpu_servers"])
+        100e3 * 0.7e6 * 8 / 1e9 / remote["gpu_servers"]
+    )
 
 
 def test_cli_farm_writes_the_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("matplotlib")
-    assert main(["farm", "--speedups", "10,50", "--plot", str(tmp_path),
-                 "--json", str(tmp_path / "farm.json")]) == 0
+    assert (
+        main(
+            [
+                "farm",
+                "--speedups",
+                "10,50",
+                "--plot",
+                str(tmp_path),
+                "--json",
+                str(tmp_path / "farm.json"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "sizing-farm.png").stat().st_size > 0
     assert json.loads((tmp_path / "farm.json").read_text())["rows"][0]["cpu_nodes"] == 204
     assert "CPU only" in capsys.readouterr().out
 
 
-def _run(rate: float, modules: dict[str, tuple[int, float]] | None = None,
-         streams: int = 1) -> dict[str, Any]:
+def _run(
+    rate: float, modules: dict[str, tuple[int, float]] | None = None, streams: int = 1
+) -> dict[str, Any]:
     rec: dict[str, Any] = {"events_per_s": rate, "latency": {"mean_ms": 1e3 / rate}}
     if modules is not None:
         rec["reports"] = {"local": _report("P", streams, rate, modules)}
     return rec
 
 
-def test_cli_validate_repredicts_saved_runs(tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_validate_repredicts_saved_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from benchmarks.hlt_config import make_menu
     from benchmarks.sizing_validate import CALIBRATION, PREDICTED
 
     menu = make_menu(300)
     hlt = {lb: (100, t * 100) for lb, t in zip(menu.labels, menu.times, strict=True)}
     hlt |= {"t0": (100, 0.001), "stamp": (100, 0.001)}
-    offload = {lb: (100, 0.003) for lb in ("t0", "calib", "threshold", "spectrum", "summary",
-                                           "stamp")}
-    runs = {"empty tcp s1": _run(4000.0),
-            "offload single s1": _run(400.0, offload), "offload single s4": _run(600.0, offload, 4),
-            "hlt local s1": _run(10.0, hlt), "hlt local s4": _run(12.0, hlt, 4)}
+    offload = {
+        lb: (100, 0.003) for lb in ("t0", "calib", "threshold", "spectrum", "summary", "stamp")
+    }
+    runs = {
+        "empty tcp s1": _run(4000.0),
+        "offload single s1": _run(400.0, offload),
+        "offload single s4": _run(600.0, offload, 4),
+        "hlt local s1": _run(10.0, hlt),
+        "hlt local s4": _run(12.0, hlt, 4),
+    }
     assert set(runs) == {name for name, *_ in CALIBRATION}
     runs |= {name: _run(100.0) for name, *_ in PREDICTED}
     links = [r | {"series": s} for r in _links() for s in ("tcp://", "shm://")]

@@ -142,7 +142,6 @@ class NumpyScalarCodec:
         return np.frombuffer(raw, dtype=_dtype(descr))[0]
 
 
-
 class CupyCodec:
     """cupy arrays: the buffer is device memory; received host memory is copied once."""
 
@@ -274,20 +273,26 @@ def _direct_layout(ak: Any, meta: list[Any], buffers: list[Any]) -> Any:
     off_buffer, buffer = buffers
     offsets = np.frombuffer(off_buffer, dtype=_dtype(off_descr))
     content = np.frombuffer(buffer, dtype=_dtype(descr))
-    if offsets.dtype.kind not in "iu" or not len(offsets) or (
-        len(offsets) > 1 and (offsets[0] < 0 or offsets[-1] > len(content)
-                              or bool(np.any(offsets[1:] < offsets[:-1])))
+    if (
+        offsets.dtype.kind not in "iu"
+        or not len(offsets)
+        or (
+            len(offsets) > 1
+            and (
+                offsets[0] < 0
+                or offsets[-1] > len(content)
+                or bool(np.any(offsets[1:] < offsets[:-1]))
+            )
+        )
     ):
         raise CodecError(
-            f"awkward jagged array: {len(offsets)} offsets do not describe "
-            f"{len(content)} values"
+            f"awkward jagged array: {len(offsets)} offsets do not describe {len(content)} values"
         )
     return ak.contents.ListOffsetArray(ak.index.Index(offsets), ak.contents.NumpyArray(content))
 
 
 def _flat_bytes(arr: np.ndarray[Any, Any]) -> Any:
     return array_meta(arr)[1]
-
 
 
 class PickleCodec:

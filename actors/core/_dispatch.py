@@ -339,9 +339,12 @@ class Dispatcher:
             try:
                 self.finished(message, reply, result, error)
             except Exception as exc:  # a reply callback failed: report it, keep serving
-                loop.call_exception_handler({
-                    "message": f"reply callback of actor {self.name!r} failed", "exception": exc,
-                })
+                loop.call_exception_handler(
+                    {
+                        "message": f"reply callback of actor {self.name!r} failed",
+                        "exception": exc,
+                    }
+                )
             item, awaitable = await parked
 
     def _cancelled(self, reply: Any) -> None:
@@ -366,8 +369,11 @@ def _as_exception(name: str, error: BaseException) -> Exception:
 
 
 def _in_thread(
-    completions: _Completions, dispatcher: Dispatcher, receive: Callable[[Any], Any],
-    message: Any, reply: Any,
+    completions: _Completions,
+    dispatcher: Dispatcher,
+    receive: Callable[[Any], Any],
+    message: Any,
+    reply: Any,
 ) -> None:
     """Runs in a worker thread: process one message and hand the outcome to the loop."""
     try:
@@ -397,7 +403,11 @@ class _Completions:
         self._scheduled = False
 
     def post(
-        self, dispatcher: Dispatcher, message: Any, reply: Any, result: Any,
+        self,
+        dispatcher: Dispatcher,
+        message: Any,
+        reply: Any,
+        result: Any,
         error: BaseException | None,
     ) -> None:
         """Any thread: queue an outcome for ``dispatcher.finished`` on the loop."""
@@ -418,10 +428,12 @@ class _Completions:
             try:
                 dispatcher.finished(message, reply, result, error)
             except Exception as exc:  # one failing callback must not strand the others
-                asyncio.get_running_loop().call_exception_handler({
-                    "message": f"reply callback of actor {dispatcher.name!r} failed",
-                    "exception": exc,
-                })
+                asyncio.get_running_loop().call_exception_handler(
+                    {
+                        "message": f"reply callback of actor {dispatcher.name!r} failed",
+                        "exception": exc,
+                    }
+                )
 
 
 _per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Completions] = (

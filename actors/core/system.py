@@ -61,7 +61,11 @@ class ActorSystem:
     """
 
     def __init__(
-        self, name: str = "actors", *, mailbox_size: int = 1000, shutdown_timeout: float = 5.0,
+        self,
+        name: str = "actors",
+        *,
+        mailbox_size: int = 1000,
+        shutdown_timeout: float = 5.0,
         shared: bool = True,
     ) -> None:
         self.name = name

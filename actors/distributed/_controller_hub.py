@@ -91,8 +91,9 @@ class ControllerHub(Hub):
         (a dead server's address file is read again).
         """
         try:
-            return await self._connect(name, schema, self.timeout,
-                                       "" if self.restarts.get(name) else None)
+            return await self._connect(
+                name, schema, self.timeout, "" if self.restarts.get(name) else None
+            )
         except PeerLost as exc:
             if not self.resend:
                 raise
@@ -101,7 +102,9 @@ class ControllerHub(Hub):
                 "lost",
                 f"controller {self.label!r}: the follower on link {name!r} did not join "
                 f"at the start: {exc}; going on without it",
-                link=name, process=launcher_name(name), resent=0,
+                link=name,
+                process=launcher_name(name),
+                resent=0,
             )
             return None
 
@@ -243,9 +246,11 @@ class ControllerHub(Hub):
             if not follower.finished.done():
                 follower.finished.set_result(int(msg[1]))
         elif kind == ERROR:
-            self.fail(DistributedError(
-                f"controller {self.label!r}: the follower on {follower.who} failed:\n{msg[1]}"
-            ))
+            self.fail(
+                DistributedError(
+                    f"controller {self.label!r}: the follower on {follower.who} failed:\n{msg[1]}"
+                )
+            )
         else:
             self._on_lost(follower, DistributedError(f"unexpected message {msg[0]} from follower"))
 
@@ -259,10 +264,12 @@ class ControllerHub(Hub):
         survivors = [f for f in self.followers if f.lost is None]
         replaced = self.restarts.get(follower.name, 0) > 0 and self.error is None
         if not (self.resend and (survivors or replaced)):
-            self.fail(DistributedError(
-                f"controller {self.label!r}: lost the follower on {follower.who}: {exc}; "
-                f"{follower.describe_inflight()}"
-            ))
+            self.fail(
+                DistributedError(
+                    f"controller {self.label!r}: lost the follower on {follower.who}: {exc}; "
+                    f"{follower.describe_inflight()}"
+                )
+            )
             return
         follower.finished.set_result(0)  # absorbed: end_job no longer waits for it
         moved = list(follower.inflight.items())
@@ -278,7 +285,9 @@ class ControllerHub(Hub):
             "lost",
             f"controller {self.label!r}: lost the follower on {follower.who}: {exc}; "
             f"{len(moved)} event(s) in flight on it go again to {where}",
-            link=follower.name, process=launcher_name(follower.name), resent=len(moved),
+            link=follower.name,
+            process=launcher_name(follower.name),
+            resent=len(moved),
         )
 
     def _resend(self, moved: list[tuple[int, EventID]], targets: list[FollowerPeer]) -> None:
@@ -330,7 +339,9 @@ class ControllerHub(Hub):
             "rejoined",
             f"controller {self.label!r}: the replacement follower on {follower.who} joined "
             f"(handshake done); {len(orphans)} waiting event(s) sent to it",
-            link=name, process=launcher_name(name), resent=len(orphans),
+            link=name,
+            process=launcher_name(name),
+            resent=len(orphans),
         )
 
     def _replacement_failed(self, name: str, exc: BaseException) -> None:
@@ -340,18 +351,21 @@ class ControllerHub(Hub):
                 "rejoin-failed",
                 f"controller {self.label!r}: the replacement follower on link {name!r} did not "
                 f"join: {exc}; going on with {', '.join(repr(f.name) for f in alive)}",
-                link=name, process=launcher_name(name),
+                link=name,
+                process=launcher_name(name),
             )
             return
         if alive:
             orphans, self.orphans = self.orphans, []
             self._resend(orphans, alive)
             return
-        self.fail(DistributedError(
-            f"controller {self.label!r}: lost the follower on link {name!r} "
-            f"(process {launcher_name(name)!r}) and its replacement did not join within "
-            f"{self.timeout:.0f} s: {exc}; {len(self.orphans)} event(s) were waiting for it"
-        ))
+        self.fail(
+            DistributedError(
+                f"controller {self.label!r}: lost the follower on link {name!r} "
+                f"(process {launcher_name(name)!r}) and its replacement did not join within "
+                f"{self.timeout:.0f} s: {exc}; {len(self.orphans)} event(s) were waiting for it"
+            )
+        )
 
     def wake_all(self) -> None:
         self.joined.set()

@@ -95,7 +95,11 @@ def _settings_error(name: str, lines: list[str]) -> SchemaMismatch:
 
 
 async def greet_follower(
-    link: Link, name: str, schema: dict[int, PairSpec], process: str, timeout: float,
+    link: Link,
+    name: str,
+    schema: dict[int, PairSpec],
+    process: str,
+    timeout: float,
     settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Controller side: send HELLO, wait for WELCOME, compare schemas and settings.
@@ -124,7 +128,12 @@ async def greet_follower(
 
 
 async def answer_controller(
-    link: Link, name: str, schema: dict[int, PairSpec], process: str, window: int, timeout: float,
+    link: Link,
+    name: str,
+    schema: dict[int, PairSpec],
+    process: str,
+    window: int,
+    timeout: float,
     settings: dict[str, Any] | None = None,
 ) -> str:
     """Follower side: wait for HELLO, answer WELCOME, compare schemas and settings.

@@ -110,6 +110,7 @@ class Peer:
             "peer": self.who,
             "batched": len(self.pending),
             "outbox": self.session.queued,
-            "lost": None if self.lost is None and self.session.lost is None
+            "lost": None
+            if self.lost is None and self.session.lost is None
             else str(self.lost or self.session.lost),
         }

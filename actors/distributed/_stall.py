@@ -28,9 +28,10 @@ def describe_channels() -> list[str]:
     for hub in live_hubs():
         if type(hub) is Hub:
             continue  # a placeholder: no controller or follower source owns it
-        lines.append(f"{hub.role} channel {hub.label!r}" + (
-            f" (failed: {hub.error})" if hub.error is not None else ""
-        ))
+        lines.append(
+            f"{hub.role} channel {hub.label!r}"
+            + (f" (failed: {hub.error})" if hub.error is not None else "")
+        )
         links = _links(hub) or ["no link up yet (connecting, accepting or in the handshake)"]
         lines += ["  " + line for line in links]
         lines += ["  " + line for line in _waiting(hub)]

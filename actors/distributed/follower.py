@@ -150,24 +150,33 @@ class FollowerHub(Hub):
             self.queue.append(_DONE)
             self.wake.set()
         elif kind == ERROR:
-            self.fail(DistributedError(
-                f"follower source {self.label!r}: the controller {self.controller!r} "
-                f"failed:\n{msg[1]}"
-            ))
+            self.fail(
+                DistributedError(
+                    f"follower source {self.label!r}: the controller {self.controller!r} "
+                    f"failed:\n{msg[1]}"
+                )
+            )
         else:
             self._on_lost(peer, DistributedError(f"unexpected message {msg[0]} from controller"))
 
     def _on_lost(self, peer: Peer, exc: BaseException) -> None:
         if self.ended and not self.queue:
             return
-        self.fail(DistributedError(
-            f"follower source {self.label!r}: the controller {self.controller!r} on "
-            f"{peer.who} disappeared before ending the job: {exc}"
-        ))
+        self.fail(
+            DistributedError(
+                f"follower source {self.label!r}: the controller {self.controller!r} on "
+                f"{peer.who} disappeared before ending the job: {exc}"
+            )
+        )
         # tells the launcher that this process ends because of its controller, not
         # on its own: it is then neither restarted nor taken for a follower lost
-        announce("controller-lost", str(self.error), quiet=True, link=peer.name,
-                 process=launcher_name(peer.name))
+        announce(
+            "controller-lost",
+            str(self.error),
+            quiet=True,
+            link=peer.name,
+            process=launcher_name(peer.name),
+        )
 
     def wake_all(self) -> None:
         self.wake.set()
@@ -213,8 +222,14 @@ class FollowerSource(Source):
     #: events come from the controller: the launcher gives --events/--input elsewhere
     replays_transitions: ClassVar[bool] = True
 
-    def __init__(self, *, link: str, window: int = 256, accept_timeout: float = 300.0,
-                 controllers: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        link: str,
+        window: int = 256,
+        accept_timeout: float = 300.0,
+        controllers: int | None = None,
+    ) -> None:
         if not isinstance(link, str) or not link:
             raise ConfigError("FollowerSource needs link = NAME", key="link")
         if not isinstance(window, int) or window < 4:

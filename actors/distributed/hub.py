@@ -69,8 +69,7 @@ class Hub:
         self._schema: dict[int, PairSpec] | None = None
 
     # -- configuration (declare time)
-    def register(self, instance: int, role: str, module: str,
-                 spec: Callable[[], PairSpec]) -> None:
+    def register(self, instance: int, role: str, module: str, spec: Callable[[], PairSpec]) -> None:
         """Register a sender/receiver pair end; ConfigError if ``instance`` is taken."""
         old = self.providers.get(instance)
         if old is not None:

@@ -78,8 +78,11 @@ def unpack(header: Any, peer: str) -> list[Any]:
         msg = msgpack.unpackb(header, raw=False, use_list=True, strict_map_key=False)
     except Exception as exc:
         raise ProtocolError(f"malformed message from {peer}: {exc!r}") from exc
-    if not isinstance(msg, list) or not msg or not isinstance(msg[0], int) or not (
-        0 <= msg[0] < len(KIND_NAMES)
+    if (
+        not isinstance(msg, list)
+        or not msg
+        or not isinstance(msg[0], int)
+        or not (0 <= msg[0] < len(KIND_NAMES))
     ):
         raise ProtocolError(f"unknown message from {peer}: {str(msg)[:80]}")
     if not _SHAPES[msg[0]](msg):
@@ -113,19 +116,29 @@ def _history(h: Any) -> bool:
 def _product(p: Any) -> bool:
     """``[type, label, instance, process, codec, meta, sizes, device, provenance]``."""
     return (
-        isinstance(p, list) and len(p) == 9 and _strs(p[:5], 5)
-        and isinstance(p[6], list) and all(_int(n) and n >= 0 for n in p[6])
-        and isinstance(p[7], list) and len(p[7]) == len(p[6])
+        isinstance(p, list)
+        and len(p) == 9
+        and _strs(p[:5], 5)
+        and isinstance(p[6], list)
+        and all(_int(n) and n >= 0 for n in p[6])
+        and isinstance(p[7], list)
+        and len(p[7]) == len(p[6])
         and all(type(d) is bool for d in p[7])
-        and isinstance(p[8], list) and len(p[8]) == 5 and _strs(p[8][:4], 4)
-        and isinstance(p[8][4], list) and all(_strs(b, 4) for b in p[8][4])
+        and isinstance(p[8], list)
+        and len(p[8]) == 5
+        and _strs(p[8][:4], 4)
+        and isinstance(p[8][4], list)
+        and all(_strs(b, 4) for b in p[8][4])
     )
 
 
 def _data(m: list[Any]) -> bool:
     return (
-        len(m) == 6 and all(_int(v) for v in m[1:4]) and type(m[4]) is bool
-        and isinstance(m[5], list) and all(_product(p) for p in m[5])
+        len(m) == 6
+        and all(_int(v) for v in m[1:4])
+        and type(m[4]) is bool
+        and isinstance(m[5], list)
+        and all(_product(p) for p in m[5])
     )
 
 
@@ -164,8 +177,9 @@ class PairSpec:
         return f"{self.role}s [{items}] (module {self.module!r})"
 
 
-def _products_match(sent: tuple[tuple[str, str, str], ...],
-                    expected: tuple[tuple[str, str, str], ...]) -> bool:
+def _products_match(
+    sent: tuple[tuple[str, str, str], ...], expected: tuple[tuple[str, str, str], ...]
+) -> bool:
     if len(sent) != len(expected):
         return False
     for s, e in zip(sent, expected, strict=True):

@@ -121,8 +121,14 @@ async def _accept_all(
 
 
 async def _schedule(
-    run_schedule: RunSchedule, process: Process, index: int, count: int, name: str,
-    pool: ThreadPoolExecutor, progress: Callable[[int], None], options: dict[str, Any],
+    run_schedule: RunSchedule,
+    process: Process,
+    index: int,
+    count: int,
+    name: str,
+    pool: ThreadPoolExecutor,
+    progress: Callable[[int], None],
+    options: dict[str, Any],
 ) -> JobReport:
     """One schedule (inside its own context: handed link, own link table)."""
     try:
@@ -144,12 +150,15 @@ def _start_in_own_scope(
     own = LinkTable(dict(table.endpoints), table.rendezvous)  # own identity: own channels
     context.run(enter_links, own)
     context.run(handed_link.set, link)
-    return asyncio.get_running_loop().create_task(job, name=f"follower schedule {what}",
-                                                  context=context)
+    return asyncio.get_running_loop().create_task(
+        job, name=f"follower schedule {what}", context=context
+    )
 
 
 def _outcome(
-    process: str, results: list[JobReport | BaseException], accept_error: Exception | None,
+    process: str,
+    results: list[JobReport | BaseException],
+    accept_error: Exception | None,
     wall: float,
 ) -> JobReport:
     for result in results:

@@ -128,10 +128,15 @@ def _product_meta(product: Product, buffers: list[Any]) -> list[Any]:
     p = product.provenance
     buffers.extend(bufs)
     return [
-        b.type, b.label, b.instance, b.process, name, meta,
-        [nbytes(x) for x in bufs], [is_device(x) for x in bufs],
-        [p.module_label, p.module_type, p.parameter_hash, p.process,
-         [list(x) for x in p.parents]],
+        b.type,
+        b.label,
+        b.instance,
+        b.process,
+        name,
+        meta,
+        [nbytes(x) for x in bufs],
+        [is_device(x) for x in bufs],
+        [p.module_label, p.module_type, p.parameter_hash, p.process, [list(x) for x in p.parents]],
     ]
 
 
@@ -162,8 +167,9 @@ class Sender(Producer):
         self.upstream = _check_upstream(upstream)
         self.instance = _check_instance(instance)
         if isinstance(products, str) or not products:
-            raise ConfigError("products must be a non-empty list of labels/selections",
-                              key="products")
+            raise ConfigError(
+                "products must be a non-empty list of labels/selections", key="products"
+            )
         self.selections = list(products)
 
     def declare(self, d: Declarer) -> None:
@@ -222,14 +228,14 @@ class Receiver(Filter):
 
     concurrency: ClassVar[Concurrency] = Concurrency.SHARED
 
-    def __init__(self, *, upstream: str, instance: int, products: Sequence[Any],
-                 token: bool = False) -> None:
+    def __init__(
+        self, *, upstream: str, instance: int, products: Sequence[Any], token: bool = False
+    ) -> None:
         super().__init__()
         self.upstream = _check_upstream(upstream)
         self.instance = _check_instance(instance)
         if isinstance(products, str) or not products:
-            raise ConfigError("products must be a non-empty list of {type, label}",
-                              key="products")
+            raise ConfigError("products must be a non-empty list of {type, label}", key="products")
         if not isinstance(token, bool):
             raise ConfigError(f"token must be true or false, not {token!r}", key="token")
         self.expected = [_expected(p) for p in products]
@@ -262,9 +268,7 @@ class Receiver(Filter):
     def _check(self, event: Event, metas: list[Any]) -> None:
         got = [(m[0], m[1], m[2]) for m in metas]
         want = [(t, lab, inst) for t, lab, inst, _ in self.expected]
-        if len(got) != len(want) or any(
-            g != w for g, w in zip(got, want, strict=False)
-        ):
+        if len(got) != len(want) or any(g != w for g, w in zip(got, want, strict=False)):
             raise SchemaMismatch(
                 f"receiver {self.label!r} (instance {self.instance}), event {event.id}: "
                 f"the sender sent {len(got)} product(s) {_names(got)}, this receiver expects "
@@ -276,10 +280,12 @@ class Receiver(Filter):
         pos = 0
         for meta, out in zip(metas, self.outputs, strict=True):
             sizes, device = meta[6], meta[7]
-            bufs = list(buffers[pos:pos + len(sizes)])
+            bufs = list(buffers[pos : pos + len(sizes)])
             pos += len(sizes)
-            bufs = [host_to_device(b) if dev and not is_device(b) else b
-                    for b, dev in zip(bufs, device, strict=True)]
+            bufs = [
+                host_to_device(b) if dev and not is_device(b) else b
+                for b, dev in zip(bufs, device, strict=True)
+            ]
             value = _remap(decode_parts(meta[4], meta[5], bufs), mapping)
             _put_with_parents(event, value, out, Branch(*meta[:4]), meta[8])
 
@@ -299,8 +305,9 @@ def _remap(value: Any, mapping: dict[Branch, Branch]) -> Any:
     return value
 
 
-def _put_with_parents(event: Event, value: Any, out: Branch, remote: Branch,
-                      prov: list[Any]) -> None:
+def _put_with_parents(
+    event: Event, value: Any, out: Branch, remote: Branch, prov: list[Any]
+) -> None:
     """Put ``value`` as ``out`` with the sender-side branch and its parents as parents."""
     event.put(value, out.instance, parents=(remote, *(Branch(*p) for p in prov[4])))
 

@@ -12,18 +12,26 @@ if TYPE_CHECKING:
 
 def trigger_table(report: JobReport) -> Table:
     """Per path: visited/passed/failed, then one indented row per module."""
-    table = Table(title=f"Trigger report - process {report.process}: "
-                  f"{report.events} events, {report.accepted} accepted")
+    table = Table(
+        title=f"Trigger report - process {report.process}: "
+        f"{report.events} events, {report.accepted} accepted"
+    )
     table.add_column("path / module", no_wrap=True)
     for column in ("visited", "passed", "failed", "skipped"):
         table.add_column(column, justify="right", no_wrap=True, min_width=len(column))
     for path in report.paths:
         kind = "end path" if path.end else "path"
-        table.add_row(f"[bold]{kind} {path.name}[/bold]", str(path.visited), str(path.passed),
-                      str(path.failed), "")
+        table.add_row(
+            f"[bold]{kind} {path.name}[/bold]",
+            str(path.visited),
+            str(path.passed),
+            str(path.failed),
+            "",
+        )
         for m in path.modules:
-            table.add_row(f"  {m.label}", str(m.visited), str(m.passed), str(m.failed),
-                          str(m.skipped))
+            table.add_row(
+                f"  {m.label}", str(m.visited), str(m.passed), str(m.failed), str(m.skipped)
+            )
     return table
 
 
@@ -43,6 +51,12 @@ def timing_table(report: JobReport) -> Table:
     for column in ("calls", "total (s)", "mean (ms)", "fraction"):
         table.add_column(column, justify="right", no_wrap=True, min_width=len(column))
     for m in sorted(report.modules, key=lambda m: -m.total):
-        table.add_row(m.label, m.type, str(m.calls), f"{m.total:.4f}", f"{1e3 * m.mean:.3f}",
-                      f"{100 * report.fraction(m):.1f}%")
+        table.add_row(
+            m.label,
+            m.type,
+            str(m.calls),
+            f"{m.total:.4f}",
+            f"{1e3 * m.mean:.3f}",
+            f"{100 * report.fraction(m):.1f}%",
+        )
     return table

@@ -55,17 +55,31 @@ def _parser() -> argparse.ArgumentParser:
         docs="docs/framework.md (configuration: docs/config-toml.md)",
     )
     parser.add_argument("config", help="process configuration (TOML)")
-    parser.add_argument("--events", type=non_negative_int, metavar="N",
-                        help="stop after N events (default: [options] events, else all)")
-    parser.add_argument("--threads", type=positive_int, metavar="T",
-                        help="worker threads for module code (default: [options] threads)")
-    parser.add_argument("--streams", type=positive_int, metavar="S",
-                        help="events in flight at once (default: [options] streams)")
+    parser.add_argument(
+        "--events",
+        type=non_negative_int,
+        metavar="N",
+        help="stop after N events (default: [options] events, else all)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        metavar="T",
+        help="worker threads for module code (default: [options] threads)",
+    )
+    parser.add_argument(
+        "--streams",
+        type=positive_int,
+        metavar="S",
+        help="events in flight at once (default: [options] streams)",
+    )
     parser.add_argument("--input", metavar="FILE", help="sets the source's 'file' parameter")
-    parser.add_argument("--output", metavar="FILE",
-                        help="sets the output module's 'file' parameter")
-    parser.add_argument("--report-json", metavar="FILE",
-                        help="write the reports as JSON to this file")
+    parser.add_argument(
+        "--output", metavar="FILE", help="sets the output module's 'file' parameter"
+    )
+    parser.add_argument(
+        "--report-json", metavar="FILE", help="write the reports as JSON to this file"
+    )
     parser.add_argument("--quiet", action="store_true", help="do not print the report tables")
     return parser
 
@@ -104,7 +118,10 @@ async def _run(process: Process, args: argparse.Namespace) -> JobReport:
     progress, update = _progress(process, args)
     try:
         return await run_process(
-            process, events=args.events, threads=args.threads, streams=args.streams,
+            process,
+            events=args.events,
+            threads=args.threads,
+            streams=args.streams,
             progress=update,
         )
     finally:
@@ -149,8 +166,12 @@ def _progress(
     )
 
     progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("events"), TimeElapsedColumn(), transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("events"),
+        TimeElapsedColumn(),
+        transient=True,
     )
     task = progress.add_task(f"process {process.name}", total=total)
     progress.start()
@@ -183,8 +204,7 @@ def _main(args: argparse.Namespace) -> int:
     if not args.quiet:
         report.print()
     if PROGRESS_LINES.get():
-        summary = {"events": report.events, "wall_s": report.wall_time,
-                   "report": report.to_dict()}
+        summary = {"events": report.events, "wall_s": report.wall_time, "report": report.to_dict()}
         print(REPORT_MARK + json.dumps(summary), flush=True)
     if args.report_json:
         Path(args.report_json).write_text(report.to_json())

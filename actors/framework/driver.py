@@ -52,7 +52,9 @@ __all__ = ["drive"]
 
 
 async def drive(
-    schedule: Schedule, pool: ThreadPoolExecutor, progress: Callable[[int], None] | None,
+    schedule: Schedule,
+    pool: ThreadPoolExecutor,
+    progress: Callable[[int], None] | None,
     system: ActorSystem,
 ) -> JobReport:
     """Run ``schedule`` to its end on ``pool`` as actors of ``system``; return its report.
@@ -115,14 +117,18 @@ class _Driver:
         self.pool = pool
         self.progress = progress
         self.timings = [ModuleTiming(n.label, n.config.type) for n in schedule.nodes]
-        self.capacity = self.options.mailbox_size + self.options.streams + 2 * (
-            self.options.max_concurrent_lumis + 2
+        self.capacity = (
+            self.options.mailbox_size
+            + self.options.streams
+            + 2 * (self.options.max_concurrent_lumis + 2)
         )
         self.source_timing = ModuleTiming(schedule.source.config.label, schedule.source.config.type)
         self.reports = [
-            PathReport(p.name, modules=[
-                PathModuleCounts(schedule.nodes[i].label) for i in p.nodes
-            ], end=p.end)
+            PathReport(
+                p.name,
+                modules=[PathModuleCounts(schedule.nodes[i].label) for i in p.nodes],
+                end=p.end,
+            )
             for p in (*schedule.trigger_paths, *schedule.end_paths)
         ]
         self.actors: list[list[ActorRef]] = []
@@ -172,7 +178,10 @@ class _Driver:
             self.rt = Runtime(
                 self.schedule.nodes,
                 [[r.poster() for r in a] for a in self.actors],  # type: ignore[attr-defined]
-                self.timings, self.schedule.trigger_paths, self.schedule.end_paths, self.reports,
+                self.timings,
+                self.schedule.trigger_paths,
+                self.schedule.end_paths,
+                self.reports,
             )
             await self._run_group()
         finally:
@@ -182,9 +191,15 @@ class _Driver:
             await job.stop()
         options = self.options
         return JobReport(
-            self.schedule.process.name, self.events_done, self.rt.accepted,
-            options.streams, options.threads, max(0.0, self.last_end - self.first_start),
-            time.perf_counter() - start, self.rt.path_reports, self.timings,
+            self.schedule.process.name,
+            self.events_done,
+            self.rt.accepted,
+            options.streams,
+            options.threads,
+            max(0.0, self.last_end - self.first_start),
+            time.perf_counter() - start,
+            self.rt.path_reports,
+            self.timings,
         )
 
     async def _run_group(self) -> None:
@@ -217,7 +232,8 @@ class _Driver:
                     if lumi is None:
                         raise reader.error(f"event {tr.id} outside an open luminosity block")
                     stream = (
-                        self.free_streams.popleft() if self.free_streams
+                        self.free_streams.popleft()
+                        if self.free_streams
                         else await self._free_stream()
                     )
                     self._dispatch(tr, dispatched, lumi, stream)
@@ -325,7 +341,10 @@ class _Driver:
         await self._hook("begin_run", lambda slot: Run(ctx, slot), f"begin_run {tr.run}")
 
     async def _begin_lumi(
-        self, reader: SourceReader, tr: BeginLumi, runs: dict[int, _RunState],
+        self,
+        reader: SourceReader,
+        tr: BeginLumi,
+        runs: dict[int, _RunState],
         lumis: dict[LumiID, _LumiState],
     ) -> None:
         lumi_id = LumiID(tr.run, tr.lumi)
@@ -344,8 +363,12 @@ class _Driver:
             raise
 
     def _end_lumi(
-        self, group: asyncio.TaskGroup, reader: SourceReader, lumi_id: LumiID,
-        runs: dict[int, _RunState], lumis: dict[LumiID, _LumiState],
+        self,
+        group: asyncio.TaskGroup,
+        reader: SourceReader,
+        lumi_id: LumiID,
+        runs: dict[int, _RunState],
+        lumis: dict[LumiID, _LumiState],
     ) -> None:
         state = lumis.pop(lumi_id, None)
         if state is None:
@@ -362,8 +385,12 @@ class _Driver:
             self.lumi_slots.release()
 
     def _end_run(
-        self, group: asyncio.TaskGroup, reader: SourceReader, run: int,
-        runs: dict[int, _RunState], lumis: dict[LumiID, _LumiState],
+        self,
+        group: asyncio.TaskGroup,
+        reader: SourceReader,
+        run: int,
+        runs: dict[int, _RunState],
+        lumis: dict[LumiID, _LumiState],
     ) -> None:
         if any(lumi_id.run == run for lumi_id in lumis):
             raise reader.error(f"end of run {run} while one of its lumis is open")
@@ -414,8 +441,10 @@ class _Driver:
 
     def _in_pool(self, hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
         """A sync hook run in the job's threads by an actor that runs on the loop."""
+
         def call(arg: Any) -> Any:
             return asyncio.get_running_loop().run_in_executor(self.pool, hook, arg)
+
         return call
 
     @staticmethod
@@ -460,10 +489,13 @@ def _job_name(system: ActorSystem, schedule: Schedule) -> str:
 def _no_arg(hook: Callable[[], Any]) -> Callable[[Any], Any]:
     """Adapt a job hook (no argument) to the one-argument mailbox calls."""
     if inspect.iscoroutinefunction(hook):
+
         async def call_async(_: Any) -> Any:
             return await hook()
+
         return call_async
 
     def call(_: Any) -> Any:
         return hook()
+
     return call

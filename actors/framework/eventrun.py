@@ -140,8 +140,20 @@ class EventRun:
     """
 
     __slots__ = (
-        "_depth", "_finished", "_on_done", "_paths", "_rt", "_stream", "data", "failed_at",
-        "fresult", "pending", "pos", "state", "waiting", "waiting_paths",
+        "_depth",
+        "_finished",
+        "_on_done",
+        "_paths",
+        "_rt",
+        "_stream",
+        "data",
+        "failed_at",
+        "fresult",
+        "pending",
+        "pos",
+        "state",
+        "waiting",
+        "waiting_paths",
     )
 
     def __init__(self, rt: Runtime, data: EventData, stream: int, on_done: OnEventDone) -> None:
@@ -166,9 +178,8 @@ class EventRun:
         nodes = self._rt.nodes
         running = [nodes[n].label for n, s in enumerate(self.state) if s == _RUNNING]
         queued = [nodes[n].label for n, s in enumerate(self.state) if s == _REQUESTED]
-        return (
-            f"event {self.data.id} (stream {self._stream}): running {running or 'nothing'}"
-            + (f"; waiting for their inputs {queued}" if queued else "")
+        return f"event {self.data.id} (stream {self._stream}): running {running or 'nothing'}" + (
+            f"; waiting for their inputs {queued}" if queued else ""
         )
 
     def start(self) -> None:
@@ -260,6 +271,7 @@ class EventRun:
         post = rt.posts[n][slot]
         fn = rt.methods[n][slot]
         if node.kind == "output":
+
             def write() -> None:
                 if self._finished:
                     return
@@ -268,6 +280,7 @@ class EventRun:
                     post(call, call)
                 except Exception as exc:  # runs from another event's callback: keep it ours
                     self._done(n, None, exc)
+
             rt.gates[n].when_turn(self.data.index, write)
         else:
             call = _EventCall(fn, Event(self.data, node.infos[slot]), self, n, rt.timings[n])
@@ -298,9 +311,9 @@ class EventRun:
                 f"filter {node.label!r} returned {result!r}; filter() must return a bool"
             )
         if error is not None:
-            self._complete(ModuleError(
-                node.label, f"event {self.data.id}", error, format_error(error)
-            ))
+            self._complete(
+                ModuleError(node.label, f"event {self.data.id}", error, format_error(error))
+            )
             return
         try:
             self._proceed(n, node, result)

@@ -182,9 +182,7 @@ def _construct(
     return instance, d
 
 
-def _resolve(
-    process: Process, label: str, d: Declarer, produced: dict[Branch, str]
-) -> set[str]:
+def _resolve(process: Process, label: str, d: Declarer, produced: dict[Branch, str]) -> set[str]:
     """Fill every token's branches; return the labels this module depends on."""
     deps: set[str] = set()
     for token in d.tokens:
@@ -192,7 +190,9 @@ def _resolve(
         if not token.branches and not token.optional:
             raise process.error(
                 f"module {label!r} consumes {token.selection.text!r} but nothing in process "
-                f"{process.name!r} produces a matching branch", "modules", label
+                f"{process.name!r} produces a matching branch",
+                "modules",
+                label,
             )
         deps.update(produced[b] for b in token.branches)
     deps.discard(process.source.label if process.source else "source")
@@ -209,7 +209,8 @@ def _needed_labels(
             out = first[label][0]
             assert isinstance(out, OutputModule)
             deps[label] |= {
-                produced[b] for b in out.output_commands.select(produced)
+                produced[b]
+                for b in out.output_commands.select(produced)
                 if produced[b] in first and produced[b] not in on_path
             }
     needed: set[str] = set()
@@ -224,7 +225,10 @@ def _needed_labels(
 
 def _kind(instance: Module) -> str:
     for cls, kind in (
-        (OutputModule, "output"), (Filter, "filter"), (Analyzer, "analyzer"), (Producer, "producer")
+        (OutputModule, "output"),
+        (Filter, "filter"),
+        (Analyzer, "analyzer"),
+        (Producer, "producer"),
     ):
         if isinstance(instance, cls):
             return kind
@@ -253,17 +257,31 @@ def _make_nodes(
         for _, decl in pairs:
             _resolve(process, label, decl, produced)
             consumed = tuple(dict.fromkeys(b for t in decl.tokens for b in t.branches))
-            infos.append(ModuleInfo(
-                label, config.type, config.parameter_hash(), process.name,
-                dict(decl.products), consumed, slot,
-            ))
+            infos.append(
+                ModuleInfo(
+                    label,
+                    config.type,
+                    config.parameter_hash(),
+                    process.name,
+                    dict(decl.products),
+                    consumed,
+                    slot,
+                )
+            )
             slot += 1
         kind = _kind(instance)
         method = getattr(instance, _METHODS[kind])
-        nodes.append(ModuleNode(
-            len(nodes), config, kind, [p[0] for p in pairs], infos,
-            inspect.iscoroutinefunction(method), on_path=label in on_path,
-        ))
+        nodes.append(
+            ModuleNode(
+                len(nodes),
+                config,
+                kind,
+                [p[0] for p in pairs],
+                infos,
+                inspect.iscoroutinefunction(method),
+                on_path=label in on_path,
+            )
+        )
     index = {n.label: n.index for n in nodes}
     for node in nodes:
         labels = {produced[b] for b in node.infos[0].consumes} - {process.source.label}  # type: ignore[union-attr]
@@ -273,9 +291,7 @@ def _make_nodes(
     return nodes
 
 
-def _plan_paths(
-    process: Process, nodes: list[ModuleNode]
-) -> tuple[list[PathPlan], list[PathPlan]]:
+def _plan_paths(process: Process, nodes: list[ModuleNode]) -> tuple[list[PathPlan], list[PathPlan]]:
     index = {n.label: n for n in nodes}
     triggers: list[PathPlan] = []
     ends: list[PathPlan] = []
@@ -288,15 +304,19 @@ def _plan_paths(
                     f"output module {node.label!r} must be on an end path", table, path.name
                 )
         plan = PathPlan(
-            path.name, tuple(n.index for n in members),
-            tuple(n.kind == "filter" for n in members), path.end,
+            path.name,
+            tuple(n.index for n in members),
+            tuple(n.kind == "filter" for n in members),
+            path.end,
         )
         (ends if path.end else triggers).append(plan)
     return triggers, ends
 
 
 def _link_outputs(
-    process: Process, nodes: list[ModuleNode], triggers: list[PathPlan],
+    process: Process,
+    nodes: list[ModuleNode],
+    triggers: list[PathPlan],
     produced: dict[Branch, str],
 ) -> None:
     names = {p.name: i for i, p in enumerate(triggers)}
@@ -314,12 +334,16 @@ def _link_outputs(
             if name not in names:
                 raise process.error(
                     f"select_events names {name!r}, which is not a trigger path "
-                    f"(trigger paths: {sorted(names)})", "modules", node.label, "select_events",
+                    f"(trigger paths: {sorted(names)})",
+                    "modules",
+                    node.label,
+                    "select_events",
                 )
         node.select_events = tuple(names[n] for n in out.select_events)
         node.select_all = not out.select_events
         extra = {
-            index[produced[b]] for b in out.output_commands.select(produced)
+            index[produced[b]]
+            for b in out.output_commands.select(produced)
             if produced[b] in index and not nodes[index[produced[b]]].on_path
         }
         node.deps = tuple(sorted(set(node.deps) | extra))
@@ -334,7 +358,7 @@ def _check_cycles(process: Process, nodes: list[ModuleNode]) -> None:
         if state[i] == 2:
             return
         if state[i] == 1:
-            cycle = " -> ".join([*trail[trail.index(nodes[i].label):], nodes[i].label])
+            cycle = " -> ".join([*trail[trail.index(nodes[i].label) :], nodes[i].label])
             raise process.error(f"dependency cycle: {cycle}", "modules", nodes[i].label)
         state[i] = 1
         for d in nodes[i].deps:

@@ -139,7 +139,9 @@ async def _run_schedule(
 
 
 async def _drive(
-    schedule: Any, pool: ThreadPoolExecutor | None, progress: Callable[[int], None] | None,
+    schedule: Any,
+    pool: ThreadPoolExecutor | None,
+    progress: Callable[[int], None] | None,
     system: ActorSystem,
 ) -> JobReport:
     if pool is not None:

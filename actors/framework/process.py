@@ -153,16 +153,20 @@ class Process:
             raise _error(self._doc, "the process has no source", "source")
         if self.source.label in self.modules:
             raise _error(
-                self._doc, f"label {self.source.label!r} is both the source and a module",
-                "modules", self.source.label,
+                self._doc,
+                f"label {self.source.label!r} is both the source and a module",
+                "modules",
+                self.source.label,
             )
         for path in self.paths.values():
             table = "end_paths" if path.end else "paths"
             for label in path.modules:
                 if label not in self.modules:
                     raise _error(
-                        self._doc, f"path {path.name!r} names unknown module {label!r}",
-                        table, path.name,
+                        self._doc,
+                        f"path {path.name!r} names unknown module {label!r}",
+                        table,
+                        path.name,
                     )
 
     def error(self, message: str, *key: str | int) -> ConfigError:

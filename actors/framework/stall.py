@@ -128,9 +128,7 @@ def install() -> bool:
     global _installed
     if _installed:
         return True
-    if threading.current_thread() is not threading.main_thread() or not hasattr(
-        signal, "SIGUSR1"
-    ):
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGUSR1"):
         return False
     if signal.getsignal(signal.SIGUSR1) not in (signal.SIG_DFL, None):
         return False  # someone else's: leave it

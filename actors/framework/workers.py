@@ -49,8 +49,15 @@ from .report import ModuleTiming
 from .source import Source
 
 __all__ = [
-    "CLOSE_TRANSITIONS", "NEXT_TRANSITION", "AsyncModuleActor", "Call", "JobActor",
-    "ModuleActor", "ModuleSpec", "SourceActor", "format_error",
+    "CLOSE_TRANSITIONS",
+    "NEXT_TRANSITION",
+    "AsyncModuleActor",
+    "Call",
+    "JobActor",
+    "ModuleActor",
+    "ModuleSpec",
+    "SourceActor",
+    "format_error",
 ]
 
 OnDone = Callable[[Any, BaseException | None], None]
@@ -77,7 +84,11 @@ class Call:
     __slots__ = ("arg", "elapsed", "event", "fn", "on_done", "timing")
 
     def __init__(
-        self, fn: Callable[[Any], Any], arg: Any, on_done: OnDone, timing: ModuleTiming,
+        self,
+        fn: Callable[[Any], Any],
+        arg: Any,
+        on_done: OnDone,
+        timing: ModuleTiming,
         event: bool = True,
     ) -> None:
         self.fn = fn

@@ -113,8 +113,12 @@ async def _absorb(proc: ProcessLaunch, exc: ActorsError) -> None:
     """A follower failed and its controllers resend: close its links and let the rest go on."""
     from ..distributed import close_channels
 
-    print(f"process {proc.name!r} failed: {exc}; its controllers go on without it "
-          '(on_process_loss = "absorb")', file=sys.stderr, flush=True)
+    print(
+        f"process {proc.name!r} failed: {exc}; its controllers go on without it "
+        '(on_process_loss = "absorb")',
+        file=sys.stderr,
+        flush=True,
+    )
     await close_channels()  # its controllers see the loss at once
 
 

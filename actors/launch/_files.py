@@ -63,7 +63,7 @@ def stale_addresses(proc: ProcessLaunch) -> list[Path]:
         if proc.links.rendezvous is not None:
             paths.append(proc.links.rendezvous / f"{endpoint.name}.addr")
         if endpoint.url.startswith(_PORT_FILE):
-            paths.append(Path(endpoint.url[len(_PORT_FILE):]))
+            paths.append(Path(endpoint.url[len(_PORT_FILE) :]))
     return paths
 
 

@@ -75,23 +75,33 @@ def check_failover(topology: Topology, engine: str) -> None:
                 raise ConfigError(
                     f"on_follower_loss = 'resend' (link {link!r}) cannot work in MPI MPMD mode, "
                     "where one mpiexec runs every process and the death of one ends them all: "
-                    "set [run] mpi_mode = \"port-file\" in the topology (one mpiexec per "
+                    'set [run] mpi_mode = "port-file" in the topology (one mpiexec per '
                     "process), or use tcp/shm/ucx links",
-                    file=str(spec.config), key=f"modules.{label}.on_follower_loss",
+                    file=str(spec.config),
+                    key=f"modules.{label}.on_follower_loss",
                 )
         if not spec.restarts:
             continue
         doc = doc or TomlDocument.load(topology.path)
         if engine in ("mpiexec", "embedded"):
-            where = "MPI MPMD mode (set [run] mpi_mode = \"port-file\")" if engine == "mpiexec" \
+            where = (
+                'MPI MPMD mode (set [run] mpi_mode = "port-file")'
+                if engine == "mpiexec"
                 else "inproc:// links (every process is embedded in the launcher)"
-            raise doc.error(f"a process cannot be restarted alone with {where}",
-                            "process", spec.name, "restarts")
+            )
+            raise doc.error(
+                f"a process cannot be restarted alone with {where}",
+                "process",
+                spec.name,
+                "restarts",
+            )
         if not is_follower(spec.config):
             raise doc.error(
                 "only a follower (source actors.distributed:FollowerSource) can be restarted: "
                 "a replacement of this process would start its events again",
-                "process", spec.name, "restarts",
+                "process",
+                spec.name,
+                "restarts",
             )
 
 
@@ -108,7 +118,8 @@ class LossPolicy:
     @property
     def absorbing(self) -> bool:
         return self.plan.on_process_loss != FAIL and self.plan.engine in (
-            "subprocess", "mpiexec-per-process"
+            "subprocess",
+            "mpiexec-per-process",
         )
 
     def absorbs(self, name: str) -> bool:

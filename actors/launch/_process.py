@@ -97,8 +97,12 @@ def run_plan(
 
 
 async def supervise(
-    plan: LaunchPlan, state: LaunchState, console: Console, timeout: float | None = None,
-    *, stall_report: float | None = None,
+    plan: LaunchPlan,
+    state: LaunchState,
+    console: Console,
+    timeout: float | None = None,
+    *,
+    stall_report: float | None = None,
 ) -> int:
     """Start the processes of ``plan`` and watch them to the end; returns the exit status.
 
@@ -163,8 +167,11 @@ def _watching_segments(
 
 def _report_removed(removed: list[str], console: Console) -> None:
     if removed:
-        console.print(f"removed {len(removed)} MPICH segment(s) the job left in /dev/shm: "
-                      f"{', '.join(removed)}", highlight=False)
+        console.print(
+            f"removed {len(removed)} MPICH segment(s) the job left in /dev/shm: "
+            f"{', '.join(removed)}",
+            highlight=False,
+        )
 
 
 def _envs(plan: LaunchPlan) -> list[dict[str, str]]:
@@ -203,10 +210,12 @@ class _Watch:
             proc = self.children[index]
             assert proc.stdout is not None
             async for raw in proc.stdout:
-                _handle_line(raw.decode(errors="replace").rstrip("\n"), name, self.state,
-                             self.console)
-                self.progress.update(self.task_id, completed=sum(self.state.done.values()),
-                                     total=self.state.total)
+                _handle_line(
+                    raw.decode(errors="replace").rstrip("\n"), name, self.state, self.console
+                )
+                self.progress.update(
+                    self.task_id, completed=sum(self.state.done.values()), total=self.state.total
+                )
             code = await proc.wait()
             self.state.exit_codes[name] = code
             self.retire_replacements()
@@ -217,14 +226,17 @@ class _Watch:
                 await self.fail(name, code)
                 return
             if name in self.state.orphaned:  # not lost on its own: its controller decides
-                self.console.print(f"[yellow]process {name!r} failed with exit code {code} "
-                                   "after losing its controller[/yellow]")
+                self.console.print(
+                    f"[yellow]process {name!r} failed with exit code {code} "
+                    "after losing its controller[/yellow]"
+                )
                 return
             self.state.lost.setdefault(name, []).append(code)
             if verdict == ABSORB:
                 self.console.print(
                     f"[yellow]process {name!r} failed with exit code {code}; its controllers "
-                    "go on without it (on_process_loss = \"absorb\")[/yellow]")
+                    'go on without it (on_process_loss = "absorb")[/yellow]'
+                )
                 return
             await self.restart(index, code)
 
@@ -241,7 +253,8 @@ class _Watch:
         count = self.state.restarts[proc.name] = self.state.restarts.get(proc.name, 0) + 1
         self.console.print(
             f"[yellow]process {proc.name!r} failed with exit code {code}; starting a "
-            f"replacement ({count} of {proc.spec.restarts})[/yellow]")
+            f"replacement ({count} of {proc.spec.restarts})[/yellow]"
+        )
         for path in stale_addresses(proc):
             path.unlink(missing_ok=True)
         self.state.done.pop(proc.name, None)
@@ -257,12 +270,18 @@ class _Watch:
         for index, proc in enumerate(self.plan.processes):
             if proc.name not in self.state.awaiting or proc.name in self.retired:
                 continue
-            clients = {c for e in proc.links.endpoints.values() if e.role == "server"
-                       for c in e.peer.split(",")}
+            clients = {
+                c
+                for e in proc.links.endpoints.values()
+                if e.role == "server"
+                for c in e.peer.split(",")
+            }
             if clients and clients <= set(self.state.exit_codes):
                 self.retired.add(proc.name)
-                self.console.print(f"[yellow]process {proc.name!r}: its controllers ended "
-                                   "before its replacement joined; stopping it[/yellow]")
+                self.console.print(
+                    f"[yellow]process {proc.name!r}: its controllers ended "
+                    "before its replacement joined; stopping it[/yellow]"
+                )
                 if self.children[index].returncode is None:
                     _signal_group(self.children[index].pid, signal.SIGTERM)
 
@@ -322,8 +341,9 @@ def _consume_failover(line: str, name: str, state: LaunchState, console: Console
         lost = str(info.get("process", "?"))
         state.resent[lost] = state.resent.get(lost, 0) + int(info.get("resent", 0))
     prefix = Text(f"[{name}] ", style="bold cyan")
-    console.print(prefix + Text(str(info.get("message", "")), style="yellow"), highlight=False,
-                  soft_wrap=True)
+    console.print(
+        prefix + Text(str(info.get("message", "")), style="yellow"), highlight=False, soft_wrap=True
+    )
     return True
 
 
@@ -406,7 +426,9 @@ def _failover_note(state: LaunchState, name: str) -> str:
     lost = state.lost.get(name)
     if not lost:
         return ""
-    note = f"lost (exit {', '.join(str(c) for c in lost)}), {state.resent.get(name, 0)} " \
+    note = (
+        f"lost (exit {', '.join(str(c) for c in lost)}), {state.resent.get(name, 0)} "
         "event(s) resent"
+    )
     restarts = state.restarts.get(name, 0)
     return note + (f", restarted {restarts}x" if restarts else "")

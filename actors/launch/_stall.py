@@ -78,9 +78,7 @@ def _runs_actors(command: list[bytes]) -> bool:
     """``python [options] -m actors.run ...`` (not mpiexec, whose arguments name it too)."""
     if not command or "python" not in Path(command[0].decode(errors="replace")).name:
         return False
-    return any(
-        a == b"-m" and b == b"actors.run" for a, b in itertools.pairwise(command[1:6])
-    )
+    return any(a == b"-m" and b == b"actors.run" for a, b in itertools.pairwise(command[1:6]))
 
 
 def _catches_sigusr1(status: str) -> bool:
@@ -192,6 +190,4 @@ async def _poll(
 def _ask(children: list[asyncio.subprocess.Process], console: Console, why: str) -> None:
     alive = [p.pid for p in children if p.returncode is None]
     sent = request_reports(alive)
-    console.print(
-        f"[yellow]{why}: asked {sent} process(es) for a stall report (SIGUSR1)[/yellow]"
-    )
+    console.print(f"[yellow]{why}: asked {sent} process(es) for a stall report (SIGUSR1)[/yellow]")

@@ -150,8 +150,9 @@ def _check_options(events: Any, input: Any, timeout: Any) -> None:
     if input is not None and not Path(input).is_file():
         raise ConfigError(f"input file {str(input)!r} does not exist", key="input")
     if timeout is not None and not timeout > 0:
-        raise ConfigError(f"timeout must be a positive number of seconds, not {timeout!r}",
-                          key="timeout")
+        raise ConfigError(
+            f"timeout must be a positive number of seconds, not {timeout!r}", key="timeout"
+        )
 
 
 def _report_file(rundir: Path, name: str) -> Path:

@@ -69,7 +69,6 @@ __all__ = ["PROGRESS_MARK", "REPORT_MARK", "LaunchPlan", "ProcessLaunch", "build
 log = logging.getLogger("actors.launch")
 
 
-
 @dataclass
 class ProcessLaunch:
     """How one process of the topology is started."""
@@ -114,8 +113,10 @@ def _mpiexec() -> str:
     )
     if found is None:
         raise BackendUnavailable(
-            "mpiexec", "mpi", f"not on PATH nor next to {sys.executable}; the mpi transport "
-            "and processes on several hosts need it"
+            "mpiexec",
+            "mpi",
+            f"not on PATH nor next to {sys.executable}; the mpi transport "
+            "and processes on several hosts need it",
         )
     return found
 
@@ -389,25 +390,55 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         docs="docs/topology.md",
     )
     parser.add_argument("topology", help="topology TOML file")
-    parser.add_argument("--events", type=non_negative_int, metavar="N",
-                        help="number of events (default: [run] events, else all)")
-    parser.add_argument("--input", metavar="FILE",
-                        help="input file of the source, wherever it runs (default: [run] input)")
-    parser.add_argument("--output", metavar="FILE", help="output file of the output module, "
-                        "wherever it runs (default: [run] output)")
-    parser.add_argument("--transport", metavar="SCHEME", help="transport of every link: "
-                        "inproc|tcp|shm|mpi|ucx (default: [run] transport, else tcp)")
+    parser.add_argument(
+        "--events",
+        type=non_negative_int,
+        metavar="N",
+        help="number of events (default: [run] events, else all)",
+    )
+    parser.add_argument(
+        "--input",
+        metavar="FILE",
+        help="input file of the source, wherever it runs (default: [run] input)",
+    )
+    parser.add_argument(
+        "--output",
+        metavar="FILE",
+        help="output file of the output module, wherever it runs (default: [run] output)",
+    )
+    parser.add_argument(
+        "--transport",
+        metavar="SCHEME",
+        help="transport of every link: inproc|tcp|shm|mpi|ucx (default: [run] transport, else tcp)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the commands and exit")
-    parser.add_argument("--strict", action="store_true", help="the first process lost ends the "
-                        "job, restarts none (default: [run] on_process_loss)")
-    parser.add_argument("--timeout", type=_positive_seconds, default=None, metavar="S",
-                        help="stop everything after S seconds (exit 124)")
-    parser.add_argument("--stall-report", type=_positive_seconds, default=None, metavar="S",
-                        help="when no event completes for S seconds, and before --timeout "
-                        "stops them, every process prints what it waits for")
-    parser.add_argument("--report-json", metavar="FILE", help="write every process's trigger "
-                        "and timing reports, exit status, events/s and the summary as one JSON "
-                        "file (schema: docs/topology.md)")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="the first process lost ends the job, restarts none (default: [run] on_process_loss)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=None,
+        metavar="S",
+        help="stop everything after S seconds (exit 124)",
+    )
+    parser.add_argument(
+        "--stall-report",
+        type=_positive_seconds,
+        default=None,
+        metavar="S",
+        help="when no event completes for S seconds, and before --timeout "
+        "stops them, every process prints what it waits for",
+    )
+    parser.add_argument(
+        "--report-json",
+        metavar="FILE",
+        help="write every process's trigger "
+        "and timing reports, exit status, events/s and the summary as one JSON "
+        "file (schema: docs/topology.md)",
+    )
     return parser.parse_args(argv)
 
 

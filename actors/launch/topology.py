@@ -65,7 +65,14 @@ _LOCAL_HOSTS = ("", "localhost", "127.0.0.1", "::1")
 log = logging.getLogger("actors.launch")
 
 _RUN_KEYS = {
-    "events", "input", "output", "transport", "mpi_mode", "hostfile", "secret", "on_process_loss"
+    "events",
+    "input",
+    "output",
+    "transport",
+    "mpi_mode",
+    "hostfile",
+    "secret",
+    "on_process_loss",
 }
 _PROCESS_KEYS = {"config", "threads", "streams", "host", "rank", "env", "args", "restarts"}
 _LINK_KEYS = {"name", "client", "server", "transport", "secret", "bind", "options"}
@@ -204,10 +211,12 @@ def _check_secrets(topology: Topology, error: Callable[..., Exception]) -> None:
                 f"link {link.name!r} listens through {reach} and [run] secret = false would "
                 "leave it without a secret; give the link its own 'secret = false' to accept "
                 "that explicitly, or drop [run] secret = false",
-                "link", index,
+                "link",
+                index,
             )
-        err = error(f"link {link.name!r} listens through {reach} without a secret", "link",
-                    index, "secret")
+        err = error(
+            f"link {link.name!r} listens through {reach} without a secret", "link", index, "secret"
+        )
         log.warning("%s (secret = false): any host that can reach it may connect", err)
 
 
@@ -344,18 +353,23 @@ def _check_shared_name(
         if other.server != link.server:
             raise doc.error(
                 f"duplicate link name {link.name!r} (a name repeats only to link another "
-                f"client to the same server {other.server!r})", *where, "name",
+                f"client to the same server {other.server!r})",
+                *where,
+                "name",
             )
         if other.client == link.client:
             raise doc.error(
                 f"duplicate link {link.name!r} from {link.client!r} to {link.server!r}",
-                *where, "client",
+                *where,
+                "client",
             )
         for key in ("transport", "secret", "bind", "options"):
             if getattr(other, key) != getattr(link, key):
                 raise doc.error(
                     f"link {link.name!r} to server {link.server!r}: every client entry "
-                    f"needs the same {key!r} ({getattr(other, key)!r} before)", *where, key,
+                    f"needs the same {key!r} ({getattr(other, key)!r} before)",
+                    *where,
+                    key,
                 )
 
 

@@ -107,13 +107,15 @@ def _front(a: Analysis, side: str) -> list[Pair]:
     """Pairs whose producer is on no path (or is the source): they open every trigger path."""
     on_paths = {m for p in a.process.paths.values() for m in p.modules}
     return [
-        p for p in a.pairs.values()
+        p
+        for p in a.pairs.values()
         if p.origin == side and not p.decision and p.producer not in on_paths
     ]
 
 
-def _add_front_senders(a: Analysis, names: SplitNames, versions: dict[str, dict[str, list[str]]]
-                       ) -> None:
+def _add_front_senders(
+    a: Analysis, names: SplitNames, versions: dict[str, dict[str, list[str]]]
+) -> None:
     for side in (LOCAL, REMOTE):
         front = _front(a, side)
         if not front:
@@ -122,7 +124,8 @@ def _add_front_senders(a: Analysis, names: SplitNames, versions: dict[str, dict[
         receivers = [p.receiver for p in front]
         for target, labels_in_front in ((other(side), receivers), (side, senders)):
             trigger = [
-                name for name, labels in versions[target].items()
+                name
+                for name, labels in versions[target].items()
                 if labels and not a.process.paths[name].end
             ]
             for name in trigger:
@@ -147,8 +150,7 @@ def _check_cycles(a: Analysis, versions: dict[str, dict[str, list[str]]]) -> Non
     filters |= {(s, m) for m, kind in a.kinds.items() if kind == "filter" for s in (LOCAL, REMOTE)}
     for side, table in versions.items():
         trigger_nodes = [
-            (side, m) for name, labels in table.items()
-            if not _is_end(a, name) for m in labels
+            (side, m) for name, labels in table.items() if not _is_end(a, name) for m in labels
         ]
         for name, labels in table.items():
             for i, label in enumerate(labels):
@@ -168,8 +170,9 @@ def _check_cycles(a: Analysis, versions: dict[str, dict[str, list[str]]]) -> Non
         )
 
 
-def _reaches(edges: dict[tuple[str, str], set[tuple[str, str]]], src: tuple[str, str],
-             dst: tuple[str, str]) -> bool:
+def _reaches(
+    edges: dict[tuple[str, str], set[tuple[str, str]]], src: tuple[str, str], dst: tuple[str, str]
+) -> bool:
     """True if ``dst`` is reachable from ``src`` through data edges of one side."""
     seen = {src}
     todo = [src]
@@ -229,7 +232,7 @@ def _find_cycle(
                 continue
             nxt = todo.pop()
             if state.get(nxt) == 1:
-                return [*trail[trail.index(nxt):], nxt]
+                return [*trail[trail.index(nxt) :], nxt]
             if not state.get(nxt):
                 state[nxt] = 1
                 trail.append(nxt)
@@ -271,8 +274,14 @@ def _fill(a: Analysis, process: Process, side: str, upstream: str) -> None:
             process.add_module(pair.receiver, f"{_DIST}:Receiver", **_receiver(pair, upstream))
 
 
-def _add_paths(a: Analysis, process: Process, table: dict[str, list[str]], keep_empty: bool,
-               names: SplitNames, upstream: str) -> None:
+def _add_paths(
+    a: Analysis,
+    process: Process,
+    table: dict[str, list[str]],
+    keep_empty: bool,
+    names: SplitNames,
+    upstream: str,
+) -> None:
     for name, labels in table.items():
         original = a.process.paths.get(name) or Path(name, [], False)
         if labels or (keep_empty and name in a.process.paths):

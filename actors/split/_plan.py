@@ -80,8 +80,12 @@ class Analysis:
 
     def decision_of(self, label: str, origin: str) -> Pair | None:
         return next(
-            (p for p in self.pairs.values() if p.decision and p.producer == label
-             and p.origin == origin), None,
+            (
+                p
+                for p in self.pairs.values()
+                if p.decision and p.producer == label and p.origin == origin
+            ),
+            None,
         )
 
 
@@ -202,7 +206,7 @@ def _find_decisions(a: Analysis) -> None:
                 origin = other(side)
                 if a.runs_on(label, side) or not a.runs_on(label, origin):
                     continue
-                later = any(a.runs_on(m, side) for m in path.modules[i + 1:])
+                later = any(a.runs_on(m, side) for m in path.modules[i + 1 :])
                 if not (later or (side == LOCAL and not path.end)):
                     continue
                 if a.pair_of(label, origin) or a.decision_of(label, origin):

@@ -67,10 +67,12 @@ class SplitResult:
         return {
             "run": {"transport": self.transport},
             "process": {
-                "local": {"config": "local.toml", "threads": opts.threads,
-                          "streams": opts.streams},
-                "remote": {"config": "remote.toml", "threads": opts.threads,
-                           "streams": opts.streams},
+                "local": {"config": "local.toml", "threads": opts.threads, "streams": opts.streams},
+                "remote": {
+                    "config": "remote.toml",
+                    "threads": opts.threads,
+                    "streams": opts.streams,
+                },
             },
             "link": [{"name": self.names.link, "client": "local", "server": "remote"}],
         }
@@ -80,10 +82,14 @@ class SplitResult:
         lines = []
         for pair in self.pairs:
             arrow = "local -> remote" if pair.origin == LOCAL else "remote -> local"
-            what = (f"decision of filter {pair.producer!r}" if pair.decision
-                    else ", ".join(str(b) for b in pair.branches))
-            lines.append(f"{arrow}  instance {pair.instance}: {pair.sender} -> "
-                         f"{pair.receiver}  ({what})")
+            what = (
+                f"decision of filter {pair.producer!r}"
+                if pair.decision
+                else ", ".join(str(b) for b in pair.branches)
+            )
+            lines.append(
+                f"{arrow}  instance {pair.instance}: {pair.sender} -> {pair.receiver}  ({what})"
+            )
         return lines
 
     def write(self, directory: str | Path) -> list[Path]:
@@ -99,14 +105,14 @@ class SplitResult:
         _link_module_files(self.original, [self.local, self.remote], out)
         origin = self.original.file or "<python>"
         files = {
-            "local.toml": _header(f"local side of {origin}", self.summary())
-            + self.local.to_toml(),
+            "local.toml": _header(f"local side of {origin}", self.summary()) + self.local.to_toml(),
             "remote.toml": _header(f"remote side of {origin}", self.summary())
             + self.remote.to_toml(),
             "topology.toml": _header(
                 f"split of {origin}; run: python -m actors.launch {out / 'topology.toml'}",
                 [],
-            ) + dump_toml(self.topology()),
+            )
+            + dump_toml(self.topology()),
         }
         written = []
         for name, text in files.items():
@@ -152,7 +158,9 @@ def _link_module_files(original: Process, processes: list[Process], out: Path) -
         return
     tops = {
         config.type.partition(":")[0].split(".")[0]
-        for p in processes for config in [*p.modules.values(), p.source] if config is not None
+        for p in processes
+        for config in [*p.modules.values(), p.source]
+        if config is not None
     }
     for top in sorted(tops):
         for candidate in (base / f"{top}.py", base / top):
@@ -196,17 +204,34 @@ def _parser() -> argparse.ArgumentParser:
         docs="docs/split.md",
     )
     parser.add_argument("config", help="process configuration (TOML)")
-    parser.add_argument("--offload", action="append", required=True, metavar="LABELS",
-                        help="modules to run in the remote process (comma-separated, repeatable)")
-    parser.add_argument("--duplicate", action="append", metavar="LABELS",
-                        help="modules to run on both sides (comma-separated, repeatable)")
-    parser.add_argument("--transport", default="tcp", metavar="SCHEME",
-                        help="link transport: " + "|".join(_TRANSPORTS))
+    parser.add_argument(
+        "--offload",
+        action="append",
+        required=True,
+        metavar="LABELS",
+        help="modules to run in the remote process (comma-separated, repeatable)",
+    )
+    parser.add_argument(
+        "--duplicate",
+        action="append",
+        metavar="LABELS",
+        help="modules to run on both sides (comma-separated, repeatable)",
+    )
+    parser.add_argument(
+        "--transport",
+        default="tcp",
+        metavar="SCHEME",
+        help="link transport: " + "|".join(_TRANSPORTS),
+    )
     parser.add_argument("--link", default="offload", metavar="NAME", help="name of the link")
-    parser.add_argument("--input", metavar="FILE", help="set the source's 'file' (needed when "
-                        "the source declares its products from the file)")
-    parser.add_argument("-o", "--output-dir", required=True, metavar="DIR",
-                        help="directory for the files")
+    parser.add_argument(
+        "--input",
+        metavar="FILE",
+        help="set the source's 'file' (needed when the source declares its products from the file)",
+    )
+    parser.add_argument(
+        "-o", "--output-dir", required=True, metavar="DIR", help="directory for the files"
+    )
     return parser
 
 
@@ -227,8 +252,11 @@ def _main(args: argparse.Namespace) -> int:
     if args.input is not None and process.source is not None:
         process.source.params["file"] = args.input
     result = split_process(
-        process, _labels(args.offload), _labels(args.duplicate),
-        transport=args.transport, link=args.link,
+        process,
+        _labels(args.offload),
+        _labels(args.duplicate),
+        transport=args.transport,
+        link=args.link,
     )
     written = result.write(args.output_dir)
     for line in result.summary():

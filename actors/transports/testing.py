@@ -304,7 +304,6 @@ async def close_client(link: Link) -> None:
         raise AssertionError("a closed link accepted an operation")
 
 
-
 # -- bounded buffering: a peer that does not read makes send wait --------------------
 
 #: Messages and size of the backpressure check (128 MiB in all).

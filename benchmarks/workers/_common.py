@@ -62,6 +62,5 @@ def main(run: Callable[[Args], None]) -> None:
     try:
         run(args)
     except Exception as exc:  # report every failure to the driver, by name
-        emit(error=f"{type(exc).__name__}: {exc}",
-             traceback=traceback.format_exc(limit=6))
+        emit(error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=6))
         sys.exit(1)

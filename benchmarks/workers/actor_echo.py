@@ -77,8 +77,14 @@ async def _tells(ref: ActorRef, message: Any, count: int) -> float:
 def _ask_record(what: str, size: int, times: list[float]) -> dict[str, Any]:
     median = statistics.median(times)
     p99 = sorted(times)[min(len(times) - 1, int(len(times) * 0.99))]
-    return {"what": what, "bytes": size, "rounds": len(times), "median_us": median * 1e6,
-            "p99_us": p99 * 1e6, "GB_per_s": size / median / 1e9}
+    return {
+        "what": what,
+        "bytes": size,
+        "rounds": len(times),
+        "median_us": median * 1e6,
+        "p99_us": p99 * 1e6,
+        "GB_per_s": size / median / 1e9,
+    }
 
 
 async def client(config: dict[str, Any], address: str) -> list[dict[str, Any]]:
@@ -91,12 +97,21 @@ async def client(config: dict[str, Any], address: str) -> list[dict[str, Any]]:
             _ask_record("ask 8 B", 8, await _asks(echo, small, rounds.get("small", 2000))),
             _ask_record("ask 64 MiB", LARGE, await _asks(echo, large, rounds.get("large", 10))),
         ]
-        for what, msg, count in (("tell 8 B", small, rounds.get("tells", 5000)),
-                                 ("tell 64 MiB", large, rounds.get("large_tells", 10))):
+        for what, msg, count in (
+            ("tell 8 B", small, rounds.get("tells", 5000)),
+            ("tell 64 MiB", large, rounds.get("large_tells", 10)),
+        ):
             elapsed = await _tells(sink, msg, count)
             size = msg.nbytes
-            out.append({"what": what, "bytes": size, "rounds": count,
-                        "per_s": count / elapsed, "GB_per_s": count * size / elapsed / 1e9})
+            out.append(
+                {
+                    "what": what,
+                    "bytes": size,
+                    "rounds": count,
+                    "per_s": count / elapsed,
+                    "GB_per_s": count * size / elapsed / 1e9,
+                }
+            )
     return out
 
 

@@ -58,10 +58,20 @@ class Workloads:
 
     def figures(self, elapsed: dict[str, float]) -> dict[str, float]:
         """Rates from one round's elapsed seconds (a workload not run is left out)."""
-        work = {"small": self.small, "outstanding": self.outstanding, "tells": self.tells,
-                "echo": 2 * BIG / 1e9, "sum": BIG / 1e9}
-        names = {"small": "small_ask_per_s", "outstanding": "outstanding_ask_per_s",
-                 "tells": "tell_per_s", "echo": "echo_64MiB_GBps", "sum": "sum_back_64MiB_GBps"}
+        work = {
+            "small": self.small,
+            "outstanding": self.outstanding,
+            "tells": self.tells,
+            "echo": 2 * BIG / 1e9,
+            "sum": BIG / 1e9,
+        }
+        names = {
+            "small": "small_ask_per_s",
+            "outstanding": "outstanding_ask_per_s",
+            "tells": "tell_per_s",
+            "echo": "echo_64MiB_GBps",
+            "sum": "sum_back_64MiB_GBps",
+        }
         return {names[k]: work[k] / elapsed[k] for k in names if k in elapsed}
 
 
@@ -136,8 +146,9 @@ async def _ours_client(address: str, work: Workloads, repeat: int) -> dict[str, 
                 await ref.ask(("echo", i), timeout=30)
             elapsed["small"] = time.perf_counter() - t
             t = time.perf_counter()
-            await asyncio.gather(*(ref.ask(("echo", i), timeout=60)
-                                   for i in range(work.outstanding)))
+            await asyncio.gather(
+                *(ref.ask(("echo", i), timeout=60) for i in range(work.outstanding))
+            )
             elapsed["outstanding"] = time.perf_counter() - t
             before = await ref.ask(("count", None), timeout=30)
             t = time.perf_counter()
@@ -247,8 +258,10 @@ class _DaskEcho:
 def _dask(work: Workloads, repeat: int) -> dict[str, float]:
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,  # type: ignore[no-untyped-call]
-                      dashboard_address=None) as cluster, Client(cluster) as client:  # type: ignore[no-untyped-call]
+    cluster = LocalCluster(  # type: ignore[no-untyped-call]
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    with cluster, Client(cluster) as client:  # type: ignore[no-untyped-call]
         actor = client.submit(_DaskEcho, actor=True).result()
         actor.count().result()
         startup = time.perf_counter() - STARTED
@@ -312,7 +325,9 @@ async def _xoscar(work: Workloads, repeat: int) -> dict[str, float]:
     pool = await xo.create_actor_pool("127.0.0.1", n_process=1)
     async with pool:
         actor = await xo.create_actor(
-            Echo, uid="echo", address=pool.external_address,
+            Echo,
+            uid="echo",
+            address=pool.external_address,
             allocate_strategy=xo.allocate_strategy.RandomSubPool(),
         )
         await actor.count()
@@ -347,7 +362,6 @@ async def _xoscar(work: Workloads, repeat: int) -> dict[str, float]:
         await one_round()
         rounds = [await one_round() for _ in range(repeat)]
         return {"startup_s": startup, **_medians(rounds)}
-
 
 
 # -- Thespian: an actor in a multiprocTCPBase actor system ---------------------------------
@@ -431,8 +445,10 @@ def run_peer(name: str, quick: bool, repeat: int) -> dict[str, Any]:
     try:
         __import__(module)
     except ImportError as exc:
-        return {"peer": name, "skipped": f"{module} is not installed ({exc}); "
-                                         f"pip install 'hep-actors[peers]'"}
+        return {
+            "peer": name,
+            "skipped": f"{module} is not installed ({exc}); pip install 'hep-actors[peers]'",
+        }
     work = Workloads(quick)
     result = runner(work, repeat)
     if asyncio.iscoroutine(result):

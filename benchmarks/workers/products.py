@@ -47,14 +47,27 @@ def make_products() -> dict[str, Any]:
     rng = np.random.default_rng(7)
     n = 1 << 16
     kinds: dict[str, Any] = {
-        "numpy": {"x": rng.random(n, np.float32), "y": rng.random(n, np.float32),
-                  "z": rng.random(n, np.float32), "id": np.arange(n, dtype=np.int32)},
-        "soa": MuonSoA(pt=rng.random(n, np.float32), eta=rng.random(n, np.float32),
-                       phi=rng.random(n, np.float32), charge=np.ones(n, np.int32), n=n),
-        "objects": [{"run": 1, "lumi": i // 50, "event": i, "label": f"hlt_{i}",
-                     "weights": [0.5, 1.0, 2.0]} for i in range(200)],
-        "many": {f"product{i}": (np.full(64 + i, i, np.float32) if i % 2 else i * 1.5)
-                 for i in range(100)},
+        "numpy": {
+            "x": rng.random(n, np.float32),
+            "y": rng.random(n, np.float32),
+            "z": rng.random(n, np.float32),
+            "id": np.arange(n, dtype=np.int32),
+        },
+        "soa": MuonSoA(
+            pt=rng.random(n, np.float32),
+            eta=rng.random(n, np.float32),
+            phi=rng.random(n, np.float32),
+            charge=np.ones(n, np.int32),
+            n=n,
+        ),
+        "objects": [
+            {"run": 1, "lumi": i // 50, "event": i, "label": f"hlt_{i}", "weights": [0.5, 1.0, 2.0]}
+            for i in range(200)
+        ],
+        "many": {
+            f"product{i}": (np.full(64 + i, i, np.float32) if i % 2 else i * 1.5)
+            for i in range(100)
+        },
     }
     try:
         import awkward as ak
@@ -89,11 +102,13 @@ async def echo(link: Link) -> None:
 async def measure(link: Link, args: Args) -> list[dict[str, Any]]:
     products = make_products()
     names = list(products)
-    sizes = {name: _nbytes(encode(products[name])[1]) + len(encode(products[name])[0])
-             for name in names}
+    sizes = {
+        name: _nbytes(encode(products[name])[1]) + len(encode(products[name])[0]) for name in names
+    }
     bare = {name: np.ones(max(sizes[name], 1), np.uint8) for name in names}
     out = []
     for mode in ("products", "bare"):
+
         async def iteration(i: int, mode: str = mode) -> None:
             name = names[i]
             if mode == "bare":
@@ -106,8 +121,9 @@ async def measure(link: Link, args: Args) -> list[dict[str, Any]]:
         async def start(size: int, reps: int) -> None:
             return None
 
-        for i, rec in enumerate(await measure_async(list(range(len(names))), args.budget,
-                                                    start, iteration)):
+        for i, rec in enumerate(
+            await measure_async(list(range(len(names))), args.budget, start, iteration)
+        ):
             rec.update(product=names[i], mode=mode, size=sizes[names[i]])
             out.append(rec)
     await link.close()

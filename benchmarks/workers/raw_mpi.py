@@ -147,8 +147,9 @@ def run(args: Args) -> None:
     if args.variant == "blocking":
         _blocking(comm, peer, measures, args, out, back)
     else:
-        series = run_loop(_polling(comm, peer, measures, args, out, back),
-                          args.extra.get("loop", "uvloop"))
+        series = run_loop(
+            _polling(comm, peer, measures, args, out, back), args.extra.get("loop", "uvloop")
+        )
         if series is not None:
             emit(series=series)
     if args.role == "rank":

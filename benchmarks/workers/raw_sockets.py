@@ -173,8 +173,15 @@ def _socketpair(args: Args) -> None:
         return
     mine, theirs = socket.socketpair()
     child = subprocess.Popen(
-        [sys.executable, "-m", __spec__.name, "socketpair", "server", sys.argv[3],
-         str(theirs.fileno())],
+        [
+            sys.executable,
+            "-m",
+            __spec__.name,
+            "socketpair",
+            "server",
+            sys.argv[3],
+            str(theirs.fileno()),
+        ],
         pass_fds=[theirs.fileno()],
     )
     theirs.close()

@@ -49,11 +49,14 @@ def test_empty_awkward_array() -> None:
     assert len(out) == 0 and out.type == empty.type
 
 
-@pytest.mark.parametrize("value", [
-    ak.Array([[45.1, 38.2], [1.0]])[0],  # one event of a jagged branch: NumpyArray
-    ak.Array(np.arange(5, dtype=np.int32)),
-    ak.Array([[1, 2], [], [3]])[1:],  # offsets not starting at 0
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        ak.Array([[45.1, 38.2], [1.0]])[0],  # one event of a jagged branch: NumpyArray
+        ak.Array(np.arange(5, dtype=np.int32)),
+        ak.Array([[1, 2], [], [3]])[1:],  # offsets not starting at 0
+    ],
+)
 def test_plain_numbers_travel_without_form_json(value: Any) -> None:
     _, meta, _ = encode_parts(value)
     assert meta[0] in ("NumpyArray", "ListOffsetArray")

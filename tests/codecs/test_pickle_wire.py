@@ -79,9 +79,7 @@ async def _over_the_wire(header: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("where", sorted(HEADERS))
-async def test_crafted_pickle_is_refused_without_running(
-    where: str, opt_in_restored: None
-) -> None:
+async def test_crafted_pickle_is_refused_without_running(where: str, opt_in_restored: None) -> None:
     allow_pickle(False)
     received = await _over_the_wire(HEADERS[where])
     with pytest.raises(CodecError, match="did not opt into pickle"):

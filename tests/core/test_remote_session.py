@@ -25,10 +25,13 @@ async def _answer_first_request_with(frame: bytes, url: str) -> None:
             await link.close()
 
 
-@pytest.mark.parametrize("frame", [
-    b"",  # an unexpected kind (TELL) from the server, well framed
-    msgpack.packb([1, 2, 3]),  # a header of the wrong shape
-])
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b"",  # an unexpected kind (TELL) from the server, well framed
+        msgpack.packb([1, 2, 3]),  # a header of the wrong shape
+    ],
+)
 async def test_malformed_frame_fails_pending_ask_at_once_naming_the_link(frame: bytes) -> None:
     url = f"inproc://remote-session-{uuid.uuid4().hex[:8]}"
     server = asyncio.ensure_future(_answer_first_request_with(frame, url))

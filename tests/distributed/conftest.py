@@ -29,9 +29,21 @@ def single(tmp_path_factory: pytest.TempPathFactory, nano: Path) -> Path:
     """Output of ``python -m actors.run examples/dimuon/dimuon.toml`` (the reference)."""
     out = tmp_path_factory.mktemp("single") / "single.root"
     run = subprocess.run(
-        [sys.executable, "-m", "actors.run", str(DIMUON / "dimuon.toml"),
-         "--input", str(nano), "--output", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=110, check=False,
+        [
+            sys.executable,
+            "-m",
+            "actors.run",
+            str(DIMUON / "dimuon.toml"),
+            "--input",
+            str(nano),
+            "--output",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
     )
     assert run.returncode == 0, run.stdout + run.stderr
     return out

@@ -12,9 +12,7 @@ from actors.framework import JobReport, Process, run_process
 _names = itertools.count()
 
 
-def inproc_tables(
-    links: dict[str, tuple[str, str]], processes: list[str]
-) -> dict[str, LinkTable]:
+def inproc_tables(links: dict[str, tuple[str, str]], processes: list[str]) -> dict[str, LinkTable]:
     """Link tables for ``links = {name: (server process, client process)}``."""
     tag = next(_names)
     tables: dict[str, dict[str, LinkEndpoint]] = {p: {} for p in processes}
@@ -33,8 +31,9 @@ def shared_tables(
     tables: dict[str, dict[str, LinkEndpoint]] = {p: {} for p in processes}
     for name, (server, clients) in links.items():
         url = f"inproc://dist-{tag}-{name}"
-        tables[server][name] = LinkEndpoint(name, "server", url, peer=",".join(clients),
-                                            clients=len(clients))
+        tables[server][name] = LinkEndpoint(
+            name, "server", url, peer=",".join(clients), clients=len(clients)
+        )
         for client in clients:
             tables[client][name] = LinkEndpoint(name, "client", url, peer=server)
     return {p: LinkTable(t) for p, t in tables.items()}

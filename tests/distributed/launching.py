@@ -18,7 +18,11 @@ def launch(topology: Path, *args: str, timeout: float = 110) -> subprocess.Compl
     """Run the launcher to completion (bounded by ``timeout``); never raises on failure."""
     return subprocess.run(
         [sys.executable, "-m", "actors.launch", str(topology), *args],
-        cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -37,8 +41,9 @@ def assert_same_output(got_path: Path, want_path: Path) -> None:
         assert np.array_equal(got[name], want[name]), name
 
 
-def dimuon_grid(tmp: Path, nano: Path, transport: str, clients: int, servers: int,
-                streams: int = 1) -> tuple[Path, list[Path]]:
+def dimuon_grid(
+    tmp: Path, nano: Path, transport: str, clients: int, servers: int, streams: int = 1
+) -> tuple[Path, list[Path]]:
     """A topology of ``clients`` dimuon jobs, each spreading over ``servers`` followers.
 
     Every follower serves every client (one [[link]] per client/server pair,

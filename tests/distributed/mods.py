@@ -165,8 +165,9 @@ class Refs(Producer):
 
     def produce(self, event: Event) -> None:
         hits = event.get(self.token)
-        event.put([event.ref(self.token, int(i)) for i in np.nonzero(hits >= hits.mean())[0]],
-                  "refs")
+        event.put(
+            [event.ref(self.token, int(i)) for i in np.nonzero(hits >= hits.mean())[0]], "refs"
+        )
 
 
 class ResolveRefs(Analyzer):
@@ -265,8 +266,9 @@ class Inspect(Analyzer):
         muons = event.get(self.muons)
         jagged = event.get(self.jagged).to_list()
         resolved = [float(event.resolve(r)) for r in event.get(self.refs)]
-        record(self.name, (event.id.event, muons.pt.tolist(), muons.charge.tolist(), jagged,
-                           resolved))
+        record(
+            self.name, (event.id.event, muons.pt.tolist(), muons.charge.tolist(), jagged, resolved)
+        )
 
 
 class DeviceArrays(Producer):

@@ -24,8 +24,10 @@ def _clear() -> None:
 def tables(scheme: str, rendezvous: Path) -> dict[str, LinkTable]:
     server = LinkEndpoint("offload", "server", f"{scheme}://127.0.0.1:0", peer="local")
     client = LinkEndpoint("offload", "client", f"{scheme}://", peer="remote")
-    return {"local": LinkTable({"offload": client}, rendezvous),
-            "remote": LinkTable({"offload": server}, rendezvous)}
+    return {
+        "local": LinkTable({"offload": client}, rendezvous),
+        "remote": LinkTable({"offload": server}, rendezvous),
+    }
 
 
 @pytest.mark.gpu

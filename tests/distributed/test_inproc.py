@@ -46,10 +46,12 @@ def one_link() -> dict[str, Any]:
 
 async def run_two(local: Process, remote: Process, **options: Any) -> dict[str, Any]:
     tables = one_link()
-    results = await run_all({
-        "local": (local, tables["local"], dict(options)),
-        "remote": (remote, tables["remote"], dict(options)),
-    })
+    results = await run_all(
+        {
+            "local": (local, tables["local"], dict(options)),
+            "remote": (remote, tables["remote"], dict(options)),
+        }
+    )
     return results
 
 
@@ -66,8 +68,9 @@ def without_history(records: list[Any]) -> list[Any]:
 
 @pytest.mark.parametrize(("streams", "lumis"), [(1, 1), (4, 2), (3, 3)])
 async def test_follower_replays_transitions(streams: int, lumis: int) -> None:
-    results = await run_two(local_process(), remote_process(), streams=streams,
-                            max_concurrent_lumis=lumis)
+    results = await run_two(
+        local_process(), remote_process(), streams=streams, max_concurrent_lumis=lumis
+    )
     assert ok(results["local"]).events == 16
     assert ok(results["remote"]).events == 16
     here, there = RECORDS["LOCAL-seen"], RECORDS["REMOTE-seen"]
@@ -75,8 +78,10 @@ async def test_follower_replays_transitions(streams: int, lumis: int) -> None:
     events = [r for r in there if r[0] == "ev"]
     assert len(events) == 16 and len(set(events)) == 16
     if streams == 1:  # run and lumi begins arrive in source order
+
         def begins(rs: list[Any]) -> list[Any]:
             return [r for r in without_history(rs) if r[0] in ("br", "bl")]
+
         assert begins(here) == begins(there)
     runs = [r for r in there if r[0] == "br"]
     assert [r[1] for r in runs] == [1, 2, 7]
@@ -88,20 +93,32 @@ def offload_pair(streams: int = 1, filtered: bool = False) -> tuple[Process, Pro
     local.add_module("arrays", f"{M}:Arrays")
     local.add_module("odd", f"{M}:Odd")
     local.add_module("send", f"{D}:Sender", upstream="offload", instance=1, products=["arrays"])
-    local.add_module("back", f"{D}:Receiver", upstream="offload", instance=2,
-                     products=[{"type": "float64", "label": "total", "instance": "total"}])
-    local.add_module("got", f"{M}:Collect", name="local",
-                     what=["*_arrays_hits_*", "*_back_total_*"])
+    local.add_module(
+        "back",
+        f"{D}:Receiver",
+        upstream="offload",
+        instance=2,
+        products=[{"type": "float64", "label": "total", "instance": "total"}],
+    )
+    local.add_module(
+        "got", f"{M}:Collect", name="local", what=["*_arrays_hits_*", "*_back_total_*"]
+    )
     local.add_module("done", f"{D}:EventDone", upstream="offload")
     chain = ["offload", "arrays"] + (["odd"] if filtered else []) + ["send", "back", "got"]
     local.paths.clear()
     local.add_path("p", chain)
     local.add_end_path("e", ["done"])
     remote = remote_process()
-    remote.add_module("arrays", f"{D}:Receiver", upstream="source", instance=1, products=[
-        {"type": "numpy.ndarray", "label": "arrays", "instance": "hits"},
-        {"type": "numpy.ndarray", "label": "arrays", "instance": "ids"},
-    ])
+    remote.add_module(
+        "arrays",
+        f"{D}:Receiver",
+        upstream="source",
+        instance=1,
+        products=[
+            {"type": "numpy.ndarray", "label": "arrays", "instance": "hits"},
+            {"type": "numpy.ndarray", "label": "arrays", "instance": "ids"},
+        ],
+    )
     remote.add_module("total", f"{M}:Sum", src="*_arrays_hits_*")
     remote.add_module("send", f"{D}:Sender", upstream="source", instance=2, products=["total"])
     remote.add_module("done", f"{D}:EventDone", upstream="source")

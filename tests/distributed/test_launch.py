@@ -38,8 +38,7 @@ def test_dimuon_offload_output_equals_single_process(
     transport: str, streams: int, single: Path, nano: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "offload.root"
-    run = launch(topology(tmp_path, transport, streams), "--input", str(nano),
-                 "--output", str(out))
+    run = launch(topology(tmp_path, transport, streams), "--input", str(nano), "--output", str(out))
     check_output(run, out, single)
 
 
@@ -47,9 +46,19 @@ def test_dimuon_offload_output_equals_single_process(
 @pytest.mark.parametrize("streams", [1, 4])
 def test_dimuon_offload_over_mpi(streams: int, single: Path, nano: Path, tmp_path: Path) -> None:
     out = tmp_path / "offload.root"
-    run = launch(DIMUON / "offload.toml", "--transport", "mpi", "--input", str(nano),
-                 "--output", str(out)) if streams == 1 else launch(
-        topology(tmp_path, "mpi", streams), "--input", str(nano), "--output", str(out))
+    run = (
+        launch(
+            DIMUON / "offload.toml",
+            "--transport",
+            "mpi",
+            "--input",
+            str(nano),
+            "--output",
+            str(out),
+        )
+        if streams == 1
+        else launch(topology(tmp_path, "mpi", streams), "--input", str(nano), "--output", str(out))
+    )
     check_output(run, out, single)
 
 
@@ -75,16 +84,22 @@ def test_two_dimuon_jobs_share_two_followers(
 def test_killed_follower_is_reported_and_launcher_fails(nano: Path, tmp_path: Path) -> None:
     grid, _ = dimuon_grid(tmp_path, nano, "tcp", clients=1, servers=1, streams=4)
     remote = tmp_path / "gpu1.toml"
-    text = remote.read_text().replace(
-        "[paths]", '[modules.kill]\ntype = "tests.distributed.mods:SelfKill"\nat = 40\n\n[paths]'
-    ).replace('mass = ["opposite",', 'mass = ["kill", "opposite",')
+    text = (
+        remote.read_text()
+        .replace(
+            "[paths]",
+            '[modules.kill]\ntype = "tests.distributed.mods:SelfKill"\nat = 40\n\n[paths]',
+        )
+        .replace('mass = ["opposite",', 'mass = ["kill", "opposite",')
+    )
     remote.write_text(text)
     run = launch(grid, timeout=100)
     text = run.stdout + run.stderr
     assert run.returncode != 0, text[-3000:]
     assert "process 'gpu1' failed with exit code -9" in text, text[-3000:]
-    assert "lost the follower on link 'gpu1' (peer process 'DIMUONREMOTE' (gpu1) at tcp://" \
-        in text, text[-3000:]
+    assert (
+        "lost the follower on link 'gpu1' (peer process 'DIMUONREMOTE' (gpu1) at tcp://" in text
+    ), text[-3000:]
     assert re.search(r"\d+ event\(s\) in flight on it: \d+:\d+:\d+", text), text[-3000:]
     assert "[cpu1]" in text
     leftovers = [p for p in os.listdir("/proc") if p.isdigit() and _is_ours(p, tmp_path)]

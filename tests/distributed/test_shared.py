@@ -67,8 +67,7 @@ async def test_two_controllers_two_followers(streams: int) -> None:
         {"gpu1": ("gpu1", ["cpuA", "cpuB"]), "gpu2": ("gpu2", ["cpuA", "cpuB"])},
         ["cpuA", "cpuB", "gpu1", "gpu2"],
     )
-    jobs = {name: (client(name, streams, ["gpu1", "gpu2"]), tables[name], {})
-            for name in CLIENTS}
+    jobs = {name: (client(name, streams, ["gpu1", "gpu2"]), tables[name], {}) for name in CLIENTS}
     jobs |= {name: (server(name, streams, name), tables[name], {}) for name in ("gpu1", "gpu2")}
     results = await run_all(jobs)
     reports = {name: ok(r) for name, r in results.items()}
@@ -85,8 +84,12 @@ async def test_two_controllers_two_followers(streams: int) -> None:
     for gpu in ("gpu1", "gpu2"):
         begins = sorted(r[1:] for r in RECORDS[gpu] if r[0] == "br")
         remote = f"REMOTE{gpu[-1]}"
-        assert begins == [(1, ("LOCALA", remote)), (1, ("LOCALB", remote)),
-                          (2, ("LOCALA", remote)), (3, ("LOCALB", remote))]
+        assert begins == [
+            (1, ("LOCALA", remote)),
+            (1, ("LOCALB", remote)),
+            (2, ("LOCALA", remote)),
+            (3, ("LOCALB", remote)),
+        ]
 
 
 async def test_one_follower_serves_controllers_with_explicit_count() -> None:
@@ -127,10 +130,13 @@ async def test_controller_that_never_connects_is_reported() -> None:
     tables = shared_tables({"offload": ("gpu", ["cpuA", "cpuB"])}, ["cpuA", "cpuB", "gpu"])
     gpu = server("gpu", 1, "offload")
     gpu.source.params["accept_timeout"] = 1.0
-    results = await run_all({
-        "cpuA": (client("cpuA", 1, ["offload"]), tables["cpuA"], {}),
-        "gpu": (gpu, tables["gpu"], {}),
-    }, grace=30.0)
+    results = await run_all(
+        {
+            "cpuA": (client("cpuA", 1, ["offload"]), tables["cpuA"], {}),
+            "gpu": (gpu, tables["gpu"], {}),
+        },
+        grace=30.0,
+    )
     assert ok(results["cpuA"]).events == 30  # the connected controller is served
     assert "only 1 of 2 controllers connected" in str(results["gpu"])
 

@@ -40,11 +40,14 @@ def test_two_clients_share_one_server_endpoint(tmp_path: Path, transport: str) -
         assert tables["cpu1"].url == tables["cpu2"].url == server.url
 
 
-@pytest.mark.parametrize(("second", "words"), [
-    (link("cpu2", server="cpu1"), "a name repeats only to link another client"),
-    (link("cpu1"), "duplicate link 'offload' from 'cpu1' to 'gpu'"),
-    (link("cpu2", extra='transport = "shm"\n'), "needs the same 'transport'"),
-])
+@pytest.mark.parametrize(
+    ("second", "words"),
+    [
+        (link("cpu2", server="cpu1"), "a name repeats only to link another client"),
+        (link("cpu1"), "duplicate link 'offload' from 'cpu1' to 'gpu'"),
+        (link("cpu2", extra='transport = "shm"\n'), "needs the same 'transport'"),
+    ],
+)
 def test_shared_name_errors(tmp_path: Path, second: str, words: str) -> None:
     with pytest.raises(ConfigError, match=words):
         load_topology(write(tmp_path, link("cpu1") + second))

@@ -34,8 +34,13 @@ def deadlocked_pair() -> tuple[Process, Process]:
     local = Process("LOCAL")
     local.set_source(f"{M}:Lumis", layout=[[1, [3]]])
     local.add_module("offload", f"{D}:Controller", link="offload")
-    local.add_module("back", f"{D}:Receiver", upstream="offload", instance=2,
-                     products=[{"type": "float64", "label": "total", "instance": "total"}])
+    local.add_module(
+        "back",
+        f"{D}:Receiver",
+        upstream="offload",
+        instance=2,
+        products=[{"type": "float64", "label": "total", "instance": "total"}],
+    )
     local.add_path("p", ["offload", "back"])
     remote = Process("REMOTE")
     remote.set_source(f"{D}:FollowerSource", link="offload")
@@ -66,8 +71,10 @@ async def _until_stalled() -> str:
 async def test_report_names_the_waiting_receiver_its_instance_event_and_link() -> None:
     local, remote = deadlocked_pair()
     tables = inproc_tables({"offload": ("remote", "local")}, ["local", "remote"])
-    jobs = [asyncio.ensure_future(_run(local, tables["local"])),
-            asyncio.ensure_future(_run(remote, tables["remote"]))]
+    jobs = [
+        asyncio.ensure_future(_run(local, tables["local"])),
+        asyncio.ensure_future(_run(remote, tables["remote"])),
+    ]
     try:
         text = await _until_stalled()
     finally:
@@ -87,8 +94,10 @@ async def test_report_names_the_waiting_receiver_its_instance_event_and_link() -
 async def test_sigusr1_prints_the_report(capfd: pytest.CaptureFixture[str]) -> None:
     local, remote = deadlocked_pair()
     tables = inproc_tables({"offload": ("remote", "local")}, ["local", "remote"])
-    jobs = [asyncio.ensure_future(_run(local, tables["local"])),
-            asyncio.ensure_future(_run(remote, tables["remote"]))]
+    jobs = [
+        asyncio.ensure_future(_run(local, tables["local"])),
+        asyncio.ensure_future(_run(remote, tables["remote"])),
+    ]
     try:
         await _until_stalled()
         assert stall.install()
@@ -164,9 +173,20 @@ def test_launcher_gathers_every_process_report_on_a_stall(tmp_path: Path) -> Non
     log = tmp_path / "launcher.log"
     with log.open("w") as out:
         launcher = subprocess.Popen(
-            [sys.executable, "-m", "actors.launch", str(tmp_path / "topology.toml"),
-             "--stall-report", "3", "--timeout", "20"],
-            cwd=REPO, stdout=out, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-m",
+                "actors.launch",
+                str(tmp_path / "topology.toml"),
+                "--stall-report",
+                "3",
+                "--timeout",
+                "20",
+            ],
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         try:
             deadline = time.monotonic() + 15

@@ -31,13 +31,23 @@ async def test_soa_awkward_and_refs_cross_the_link() -> None:
     local.add_path("p", ["offload", "rich", "send"])
     remote = Process("REMOTE")
     remote.set_source(f"{D}:FollowerSource", link="offload")
-    types = {"hits": "numpy.ndarray", "muons": "tests.Muons", "jagged": "awkward.Array",
-             "refs": "list"}
-    remote.add_module("got", f"{D}:Receiver", upstream="source", instance=3, products=[
-        # a label selects its products in branch order (type, then instance)
-        {"type": t, "label": "rich", "instance": i} for i, t in sorted(types.items(),
-                                                                        key=lambda x: x[1])
-    ])
+    types = {
+        "hits": "numpy.ndarray",
+        "muons": "tests.Muons",
+        "jagged": "awkward.Array",
+        "refs": "list",
+    }
+    remote.add_module(
+        "got",
+        f"{D}:Receiver",
+        upstream="source",
+        instance=3,
+        products=[
+            # a label selects its products in branch order (type, then instance)
+            {"type": t, "label": "rich", "instance": i}
+            for i, t in sorted(types.items(), key=lambda x: x[1])
+        ],
+    )
     remote.add_module("look", f"{M}:Inspect", src="got", name="remote")
     remote.add_path("p", ["got", "look"])
     results = await run_two(local, remote, streams=3, threads=2)
@@ -83,8 +93,9 @@ def two_follower_jobs(policy: str, loss: str = "fail", streams: int = 4) -> dict
         r.add_end_path("e", ["done"])
         r.options.streams = streams
         remotes[name] = r
-    tables = inproc_tables({"gpu1": ("gpu1", "local"), "gpu2": ("gpu2", "local")},
-                           ["local", "gpu1", "gpu2"])
+    tables = inproc_tables(
+        {"gpu1": ("gpu1", "local"), "gpu2": ("gpu2", "local")}, ["local", "gpu1", "gpu2"]
+    )
     return {"local": (local, tables["local"], {})} | {
         n: (r, tables[n], {}) for n, r in remotes.items()
     }

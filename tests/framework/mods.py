@@ -65,8 +65,14 @@ class CountingSource(Source):
 class Add(Producer):
     """Puts int(sum of consumed ints) + add; optional sleep."""
 
-    def __init__(self, *, inputs: list[str] | None = None, add: int = 1, sleep: float = 0.0,
-                 slow_first: bool = False):
+    def __init__(
+        self,
+        *,
+        inputs: list[str] | None = None,
+        add: int = 1,
+        sleep: float = 0.0,
+        slow_first: bool = False,
+    ):
         self.inputs = inputs if inputs is not None else ["source"]
         self.add, self.sleep, self.slow_first = add, sleep, slow_first
 
@@ -210,8 +216,9 @@ class Meet(Producer):
 
     concurrency = Concurrency.SHARED
 
-    def __init__(self, *, inputs: list[str] | None = None, key: str = "event",
-                 parties: int = 2) -> None:
+    def __init__(
+        self, *, inputs: list[str] | None = None, key: str = "event", parties: int = 2
+    ) -> None:
         self.inputs = inputs if inputs is not None else ["source"]
         self.key, self.parties = key, parties
 
@@ -248,8 +255,7 @@ class Busy(Analyzer):
     def analyze(self, event: Event) -> None:
         with LOG_LOCK:
             Busy.active[self.label] += 1
-            Busy.max_active[self.label] = max(Busy.max_active[self.label],
-                                              Busy.active[self.label])
+            Busy.max_active[self.label] = max(Busy.max_active[self.label], Busy.active[self.label])
         time.sleep(self.sleep)
         with LOG_LOCK:
             Busy.active[self.label] -= 1

@@ -26,15 +26,24 @@ def expected_dimuon(path: Path) -> dict[str, np.ndarray[Any, Any]]:
     uproot = pytest.importorskip("uproot")
     ak = pytest.importorskip("awkward")
     events = uproot.open(path)["Events"].arrays(
-        ["run", "luminosityBlock", "event", "Muon_pt", "Muon_eta", "Muon_phi",
-         "Muon_mass", "Muon_charge"]
+        [
+            "run",
+            "luminosityBlock",
+            "event",
+            "Muon_pt",
+            "Muon_eta",
+            "Muon_phi",
+            "Muon_mass",
+            "Muon_charge",
+        ]
     )
     order = ak.argsort(events.Muon_pt, ascending=False, stable=True)
     lead = {k: events[f"Muon_{k}"][order][:, :2] for k in ("pt", "eta", "phi", "mass", "charge")}
     two = ak.num(lead["pt"]) == 2
     keep = ak.to_numpy(two & (ak.prod(ak.fill_none(ak.pad_none(lead["charge"], 2), 0), axis=1) < 0))
-    pt, eta, phi, mass = (ak.to_numpy(lead[k][keep]).astype(np.float64)
-                          for k in ("pt", "eta", "phi", "mass"))
+    pt, eta, phi, mass = (
+        ak.to_numpy(lead[k][keep]).astype(np.float64) for k in ("pt", "eta", "phi", "mass")
+    )
     px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
     energy = np.sqrt(px**2 + py**2 + pz**2 + mass**2)
     m2 = energy.sum(1) ** 2 - px.sum(1) ** 2 - py.sum(1) ** 2 - pz.sum(1) ** 2
@@ -57,7 +66,9 @@ def run_example(src: Path, out: Path, *, streams: int, threads: int) -> None:
 
 @pytest.mark.parametrize("which", ["zmumu", "zmumu_rntuple", "ttbar", "ttbar_rntuple"])
 def test_dimuon_matches_reference_for_1_and_4_streams(
-    which: str, input_files: dict[str, Path], tmp_path: Path  # noqa: F811
+    which: str,
+    input_files: dict[str, Path],  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     expected = expected_dimuon(input_files[which])
     outputs = []
@@ -80,16 +91,31 @@ def test_zmumu_reference_counts(input_files: dict[str, Path]) -> None:  # noqa: 
     # The data README says 496 of the 500 events have an opposite-charge pair.
     expected = expected_dimuon(input_files["zmumu"])
     assert len(expected["event"]) == 496
-    assert np.all(np.diff(expected["event"].astype(np.int64))[
-        np.diff(expected["run"].astype(np.int64)) == 0] > 0)
+    assert np.all(
+        np.diff(expected["event"].astype(np.int64))[np.diff(expected["run"].astype(np.int64)) == 0]
+        > 0
+    )
 
 
 def test_command_line(input_files: dict[str, Path], tmp_path: Path) -> None:  # noqa: F811
     out = tmp_path / "cli.root"
     done = subprocess.run(
-        [sys.executable, "-m", "actors.run", str(CONFIG), "--input",
-         str(input_files["zmumu_rntuple"]), "--output", str(out), "--streams", "2"],
-        capture_output=True, text=True, timeout=100, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "actors.run",
+            str(CONFIG),
+            "--input",
+            str(input_files["zmumu_rntuple"]),
+            "--output",
+            str(out),
+            "--streams",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=100,
+        cwd=REPO,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     written = read_tree(out)

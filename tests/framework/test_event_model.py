@@ -83,8 +83,9 @@ def test_put_with_parents_keeps_the_module_and_replaces_the_parents() -> None:
 
     data = EventData(EventID(1, 1, 1), 0, LumiContext(LumiID(1, 1), RunContext(1, ())))
     branch = Branch("int", "recv", "", "LOCAL")
-    info = ModuleInfo("recv", "m:Receiver", "h", "LOCAL", {"": branch, "b": branch._replace(
-        instance="b")})
+    info = ModuleInfo(
+        "recv", "m:Receiver", "h", "LOCAL", {"": branch, "b": branch._replace(instance="b")}
+    )
     remote = Branch("int", "maker", "", "REMOTE")
     event = Event(data, info)
     event.put(5, parents=(remote,))

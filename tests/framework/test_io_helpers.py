@@ -22,7 +22,8 @@ def rntuple_copy(src: Path, dst: Path, prefixes: tuple[str, ...] = ("Muon_", "Je
     tree = uproot.open(src)["Events"]
     keys: list[str] = tree.keys()
     names = [
-        k for k in keys
+        k
+        for k in keys
         if k in ("run", "luminosityBlock", "event", "nMuon") or k.startswith(prefixes)
     ]
     arrays = tree.arrays(names)

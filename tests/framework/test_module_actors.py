@@ -45,7 +45,11 @@ async def test_module_actors_answer_timing_and_state_while_events_flow() -> None
         assert not [n for n in system.actor_names if n.startswith("job-ACT")]  # all stopped
     assert report.events == 200
     assert seen["modules"] == [
-        "job-ACT/source", "job-ACT/x#0", "job-ACT/x#1", "job-ACT/slow#0", "job-ACT/slow#1"
+        "job-ACT/source",
+        "job-ACT/x#0",
+        "job-ACT/x#1",
+        "job-ACT/slow#0",
+        "job-ACT/slow#1",
     ]
     state = seen["x"]
     assert isinstance(state, dict) and state["label"] == "x" and state["calls"] >= 10

@@ -36,7 +36,12 @@ def test_trigger_report_counts() -> None:
     assert (odds.visited, odds.passed, odds.failed) == (10, 5, 5)
     even, a, col = evens.modules
     assert (even.label, even.visited, even.passed, even.failed, even.skipped) == (
-        "even", 10, 5, 5, 0)
+        "even",
+        10,
+        5,
+        5,
+        0,
+    )
     assert (a.label, a.visited, a.passed, a.skipped) == ("a", 5, 5, 5)
     assert (col.visited, col.skipped) == (5, 5)
     assert paths["e"].end and paths["e"].visited == 10

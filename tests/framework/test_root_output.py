@@ -64,16 +64,27 @@ class EvenFilter(Filter):
         return not self.reject_all and event.id.event % 2 == 0
 
 
-def make_process(out: Path, *, commands: list[str], reject_all: bool = False,
-                 **output: Any) -> Process:
+def make_process(
+    out: Path, *, commands: list[str], reject_all: bool = False, **output: Any
+) -> Process:
     p = Process("OUT")
-    p.set_source("actors.framework.sources.synthetic:SyntheticSource", runs=2,
-                 lumis_per_run=2, events_per_lumi=15,
-                 products=[{"instance": "raw", "dtype": "int32", "size": 3, "fill": "sequence"}])
+    p.set_source(
+        "actors.framework.sources.synthetic:SyntheticSource",
+        runs=2,
+        lumis_per_run=2,
+        events_per_lumi=15,
+        products=[{"instance": "raw", "dtype": "int32", "size": 3, "fill": "sequence"}],
+    )
     p.add_module("maker", f"{HERE}:Maker")
     p.add_module("even", f"{HERE}:EvenFilter", reject_all=reject_all)
-    p.add_module("out", "actors.framework.io:RootOutput", file=str(out),
-                 select_events=["p"], output_commands=commands, **output)
+    p.add_module(
+        "out",
+        "actors.framework.io:RootOutput",
+        file=str(out),
+        select_events=["p"],
+        output_commands=commands,
+        **output,
+    )
     p.add_path("p", ["even", "maker"])
     p.add_end_path("e", ["out"])
     return p
@@ -82,11 +93,15 @@ def make_process(out: Path, *, commands: list[str], reject_all: bool = False,
 @pytest.mark.parametrize("streams", [1, 4])
 def test_keep_drop_select_and_input_order(tmp_path: Path, streams: int) -> None:
     out = tmp_path / "out.root"
-    run(make_process(out, commands=["keep *", "drop *_maker_count_*"], flush_events=4),
-        streams=streams, threads=2)
+    run(
+        make_process(out, commands=["keep *", "drop *_maker_count_*"], flush_events=4),
+        streams=streams,
+        threads=2,
+    )
     data = read_tree(out)
     assert list(data) == ["run", "luminosityBlock", "event", "value", "hits", "raw"] or set(
-        data) == {"run", "luminosityBlock", "event", "value", "nhits", "hits", "nraw", "raw"}
+        data
+    ) == {"run", "luminosityBlock", "event", "value", "nhits", "hits", "nraw", "raw"}
     events = np.arange(2, 61, 2)
     np.testing.assert_array_equal(data["event"], events)
     np.testing.assert_array_equal(data["run"], 1 + (events - 1) // 30)
@@ -101,13 +116,22 @@ def test_keep_drop_select_and_input_order(tmp_path: Path, streams: int) -> None:
 
 def test_names_parameter_and_clash(tmp_path: Path) -> None:
     out = tmp_path / "named.root"
-    run(make_process(out, commands=["drop *", "keep *_maker_*_*"],
-                     names={"*_maker_value_*": "half"}), streams=2)
+    run(
+        make_process(
+            out, commands=["drop *", "keep *_maker_*_*"], names={"*_maker_value_*": "half"}
+        ),
+        streams=2,
+    )
     assert set(read_tree(out)) >= {"half", "count", "hits"}
 
     with pytest.raises(ModuleError, match="both map to column 'value'"):
-        run(make_process(tmp_path / "clash.root", commands=["keep *_maker_*_*"],
-                         names={"*_maker_count_*": "value"}))
+        run(
+            make_process(
+                tmp_path / "clash.root",
+                commands=["keep *_maker_*_*"],
+                names={"*_maker_count_*": "value"},
+            )
+        )
 
 
 def test_no_accepted_event_still_writes_the_tree(tmp_path: Path) -> None:
@@ -122,8 +146,13 @@ def test_no_accepted_event_still_writes_the_tree(tmp_path: Path) -> None:
 def test_soa_round_trip(input_files: dict[str, Path], tmp_path: Path) -> None:  # noqa: F811
     out = tmp_path / "soa.root"
     p = Process("COPY")
-    p.set_source("actors.framework.io:RootSource", file=str(input_files["zmumu_rntuple"]),
-                 branches=["Muon_*"], soa=["Muon"], step_size=100)
+    p.set_source(
+        "actors.framework.io:RootSource",
+        file=str(input_files["zmumu_rntuple"]),
+        branches=["Muon_*"],
+        soa=["Muon"],
+        step_size=100,
+    )
     p.add_module("out", "actors.framework.io:RootOutput", file=str(out), flush_events=128)
     p.add_end_path("e", ["out"])
     run(p, streams=3, threads=2)

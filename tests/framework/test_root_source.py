@@ -79,8 +79,9 @@ def test_zmumu_transitions_follow_the_file(which: str, input_files: dict[str, Pa
 
 def test_chunk_size_does_not_change_the_result(input_files: dict[str, Path]) -> None:  # noqa: F811
     def flat(step: int | str) -> list[Any]:
-        src = RootSource(file=str(input_files["ttbar_rntuple"]), branches=["Muon_pt", "nMuon"],
-                         step_size=step)
+        src = RootSource(
+            file=str(input_files["ttbar_rntuple"]), branches=["Muon_pt", "nMuon"], step_size=step
+        )
         out: list[Any] = []
         for t in src.transitions():
             if isinstance(t, EventTransition):
@@ -98,7 +99,8 @@ def test_chunk_size_does_not_change_the_result(input_files: dict[str, Path]) -> 
 
 
 def test_reads_in_chunks_not_the_whole_file(
-    input_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch  # noqa: F811
+    input_files: dict[str, Path],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sizes: list[int] = []
     tree_type = type(uproot.open(input_files["zmumu"])["Events"])

@@ -49,7 +49,7 @@ class TextOutput(OutputModule):
         self.out.close()
 '''
 
-CONFIG = '''
+CONFIG = """
 [process]
 name = "CLI"
 
@@ -78,7 +78,7 @@ p = ["even", "{fail_label}"]
 
 [end_paths]
 e = ["out"]
-'''
+"""
 
 
 def _setup(tmp_path: Path, fail_at: int = 1000) -> Path:
@@ -93,15 +93,31 @@ def _run(*args: str | Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(
         [sys.executable, "-m", "actors.run", *map(str, args)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
 def test_cli_runs_with_input_output_and_json(tmp_path: Path) -> None:
     config = _setup(tmp_path)
     out, report = tmp_path / "out.txt", tmp_path / "report.json"
-    result = _run(config, "--input", tmp_path / "events.txt", "--output", out,
-                  "--events", "15", "--streams", "3", "--report-json", report)
+    result = _run(
+        config,
+        "--input",
+        tmp_path / "events.txt",
+        "--output",
+        out,
+        "--events",
+        "15",
+        "--streams",
+        "3",
+        "--report-json",
+        report,
+    )
     assert result.returncode == 0, result.stderr
     assert out.read_text().split() == [str(n) for n in range(2, 16, 2)]
     data = json.loads(report.read_text())

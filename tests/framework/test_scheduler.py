@@ -114,7 +114,9 @@ def test_output_selects_events_and_products_in_input_order() -> None:
     p.add_module("other", f"{M}:Add", add=100)  # on demand: kept by the output
     p.add_path("p1", ["slow", "even"])
     p.add_module(
-        "out", f"{M}:Memory", select_events=["p1"],
+        "out",
+        f"{M}:Memory",
+        select_events=["p1"],
         output_commands=["drop *", "keep *_slow_*_*", "keep other"],
     )
     p.add_end_path("e", ["out"])

@@ -52,8 +52,25 @@ def test_tiny_run_gives_a_well_formed_result(tmp_path: Path) -> None:
         assert r["measured"] > 0 and r["theoretical"] > 0 and r["simulated"] > 0
         assert r["ratio"] == pytest.approx(r["measured"] / r["theoretical"])
     out = tmp_path / "sleep.json"
-    assert main(["--algorithms", "3", "--mean-time", "0.001", "--threads", "1",
-                 "--streams", "1", "--events", "6", "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "--algorithms",
+                "3",
+                "--mean-time",
+                "0.001",
+                "--threads",
+                "1",
+                "--streams",
+                "1",
+                "--events",
+                "6",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     doc = json.loads(out.read_text())
     assert set(doc) == {"model", "host", "results"}
     assert len(doc["model"]["times"]) == 3 and len(doc["results"]) == 1

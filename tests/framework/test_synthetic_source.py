@@ -123,8 +123,12 @@ def _process(**source: Any) -> Process:
 def test_events_option_stops_an_unbounded_source(streams: int) -> None:
     Recorder.seen = []
     products = [{"instance": "hits", "dtype": "float32", "size": 8}]
-    report = run(_process(lumis_per_run=0, events_per_lumi=5, products=products),
-                 events=17, streams=streams, threads=2)
+    report = run(
+        _process(lumis_per_run=0, events_per_lumi=5, products=products),
+        events=17,
+        streams=streams,
+        threads=2,
+    )
     assert report.events == 17
     assert sorted(e.event for e, _ in Recorder.seen) == list(range(1, 18))
     reference = SyntheticSource(lumis_per_run=0, events_per_lumi=5, products=products)

@@ -42,21 +42,46 @@ class Hits:
 
 
 NAMES = [
-    "numpy.ndarray", "numpy.scalar", "bytes", "awkward.Array", "cupy.ndarray",
-    "numpy.ma.MaskedArray", "pickle", "fuzz.Hits", "plain", "container", "no.such.codec",
+    "numpy.ndarray",
+    "numpy.scalar",
+    "bytes",
+    "awkward.Array",
+    "cupy.ndarray",
+    "numpy.ma.MaskedArray",
+    "pickle",
+    "fuzz.Hits",
+    "plain",
+    "container",
+    "no.such.codec",
 ]
 DESCRS = [
-    "<f8", "|u1", "|b1", "<c16", "<M8[ns]", "|O", "|V0", "<U1000000000", "|S0", "V8", "",
-    [["a", "<i4"], ["b", "|O"]], [["a", "<i4", [2, 3]]], [["a", "<i4", [1 << 40]]],
-    {"names": ["a"], "formats": ["<i4"], "itemsize": 1 << 62}, ["x"], 7,
+    "<f8",
+    "|u1",
+    "|b1",
+    "<c16",
+    "<M8[ns]",
+    "|O",
+    "|V0",
+    "<U1000000000",
+    "|S0",
+    "V8",
+    "",
+    [["a", "<i4"], ["b", "|O"]],
+    [["a", "<i4", [2, 3]]],
+    [["a", "<i4", [1 << 40]]],
+    {"names": ["a"], "formats": ["<i4"], "itemsize": 1 << 62},
+    ["x"],
+    7,
 ]
 _leaf = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1), st.floats(),
-    st.text(max_size=6), st.binary(max_size=8),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**64 - 1),
+    st.floats(),
+    st.text(max_size=6),
+    st.binary(max_size=8),
 )
-_value = st.recursive(
-    _leaf, lambda inner: st.lists(inner, max_size=4), max_leaves=10
-)
+_value = st.recursive(_leaf, lambda inner: st.lists(inner, max_size=4), max_leaves=10)
 _shape = st.lists(
     st.one_of(st.integers(-2, 8), st.sampled_from([1 << 31, 1 << 62, (1 << 63) - 1])), max_size=4
 )
@@ -69,17 +94,27 @@ def meta(draw: st.DrawFn, name: str) -> Any:
     if name == "numpy.scalar":
         return [draw(st.sampled_from(DESCRS)), draw(st.binary(max_size=16))]
     if name == "awkward.Array":
-        form = draw(st.sampled_from([
-            '{"class": "NumpyArray", "primitive": "float64", "form_key": "node0"}',
-            '{"class": "ListOffsetArray", "offsets": "i64", "content": {"class": "NumpyArray",'
-            ' "primitive": "int32", "form_key": "node1"}, "form_key": "node0"}',
-            '{"class": "RegularArray", "size": 0, "content": {"class": "NumpyArray",'
-            ' "primitive": "int8", "form_key": "node1"}, "form_key": "node0"}',
-            '{"class": "EmptyArray"}', "{", '{"class": "Nope"}',
-        ]))
+        form = draw(
+            st.sampled_from(
+                [
+                    '{"class": "NumpyArray", "primitive": "float64", "form_key": "node0"}',
+                    '{"class": "ListOffsetArray", "offsets": "i64", "content": '
+                    '{"class": "NumpyArray",'
+                    ' "primitive": "int32", "form_key": "node1"}, "form_key": "node0"}',
+                    '{"class": "RegularArray", "size": 0, "content": {"class": "NumpyArray",'
+                    ' "primitive": "int8", "form_key": "node1"}, "form_key": "node0"}',
+                    '{"class": "EmptyArray"}',
+                    "{",
+                    '{"class": "Nope"}',
+                ]
+            )
+        )
         length = draw(st.one_of(st.integers(-1, 8), st.sampled_from([1 << 40, 1 << 62])))
-        keys = draw(st.lists(st.sampled_from(
-            ["node0-data", "node0-offsets", "node1-data", "x"]), max_size=3))
+        keys = draw(
+            st.lists(
+                st.sampled_from(["node0-data", "node0-offsets", "node1-data", "x"]), max_size=3
+            )
+        )
         return [form, length, keys]
     if name == "fuzz.Hits":
         return [

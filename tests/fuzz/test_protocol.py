@@ -35,7 +35,14 @@ from actors.errors import ProtocolError
 from tests.fuzz._support import BOUND_S, SLOW_TIMEOUT_S, fuzz_settings
 
 _product = [
-    "Muons", "reco", "", "HLT", "numpy.ndarray", ["<f4", [3]], [12], [False],
+    "Muons",
+    "reco",
+    "",
+    "HLT",
+    "numpy.ndarray",
+    ["<f4", [3]],
+    [12],
+    [False],
     ["muonProducer", "MuonProducer", "abc123", "HLT", [["Hits", "raw", "", "HLT"]]],
 ]
 VALID = [
@@ -51,8 +58,12 @@ VALID = [
 ]
 
 _leaf = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1), st.floats(),
-    st.text(max_size=8), st.binary(max_size=8),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**64 - 1),
+    st.floats(),
+    st.text(max_size=8),
+    st.binary(max_size=8),
 )
 _value = st.recursive(
     _leaf,

@@ -83,9 +83,7 @@ def shm_frame(draw: st.DrawFn) -> tuple[bytes, list[str]]:
     else:
         entries = [Entry(0, 0, i) for i in draw(st.lists(st.integers(0, 4), max_size=3))]
     header = b"" if kind != KIND_DATA else draw(st.binary(max_size=8))
-    inline = b"".join(
-        b"x" * min(e.size, 70_000) for e in entries if not e.flags & FLAG_SHM
-    )
+    inline = b"".join(b"x" * min(e.size, 70_000) for e in entries if not e.flags & FLAG_SHM)
     fds = draw(st.lists(st.sampled_from(FD_KINDS), max_size=3))
     return encode_preamble(kind, header, entries) + inline, fds
 
@@ -162,9 +160,7 @@ def test_shm_announcements(runner: LoopRunner, frames: list[tuple[bytes, list[st
 @pytest.mark.timeout(SLOW_TIMEOUT_S)
 @fuzz_settings(slow=True)
 @given(frames=_frames)
-def test_shm_announcements_slow(
-    runner: LoopRunner, frames: list[tuple[bytes, list[str]]]
-) -> None:
+def test_shm_announcements_slow(runner: LoopRunner, frames: list[tuple[bytes, list[str]]]) -> None:
     check(runner, frames)
 
 
@@ -187,7 +183,8 @@ _SEG = Entry(1 << 16, FLAG_SHM | FLAG_SHM_NEW, 1)
             [(encode_preamble(0, b"", [_SEG]), ["good"])] * 2, "twice", id="announced-twice"
         ),
         pytest.param(
-            [(encode_preamble(0, b"", [Entry(8, FLAG_SHM, 3)]), [])], "unknown segment",
+            [(encode_preamble(0, b"", [Entry(8, FLAG_SHM, 3)]), [])],
+            "unknown segment",
             id="unknown",
         ),
         pytest.param(
@@ -196,7 +193,8 @@ _SEG = Entry(1 << 16, FLAG_SHM | FLAG_SHM_NEW, 1)
             id="overrun",
         ),
         pytest.param(
-            [(encode_preamble(0, b"", [Entry(8, FLAG_SHM_NEW, 1)]), ["good"])], "SHM_NEW",
+            [(encode_preamble(0, b"", [Entry(8, FLAG_SHM_NEW, 1)]), ["good"])],
+            "SHM_NEW",
             id="new-without-shm",
         ),
         pytest.param(

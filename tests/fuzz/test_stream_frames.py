@@ -104,7 +104,8 @@ _sizes = st.one_of(
     st.integers(0, (1 << 64) - 1),
 )
 _flags = st.one_of(
-    st.just(0), st.sampled_from([FLAG_DEVICE, FLAG_SHM, FLAG_SHM | FLAG_SHM_NEW, FLAG_SHM_NEW]),
+    st.just(0),
+    st.sampled_from([FLAG_DEVICE, FLAG_SHM, FLAG_SHM | FLAG_SHM_NEW, FLAG_SHM_NEW]),
     st.integers(0, (1 << 32) - 1),
 )
 

@@ -126,9 +126,7 @@ async def test_embedded_topology_runs_on_this_loop() -> None:
     assert job.progress.done == {"local": 100, "remote": 100} and not job.progress.running
 
 
-@pytest.mark.parametrize(
-    "transport", ["tcp", "shm", pytest.param("mpi", marks=pytest.mark.mpi)]
-)
+@pytest.mark.parametrize("transport", ["tcp", "shm", pytest.param("mpi", marks=pytest.mark.mpi)])
 async def test_subprocesses_report_progress_and_full_reports(transport: str) -> None:
     snapshots = []
     async with actors.launch.start(OFFLOAD, events=300, transport=transport, echo=False) as job:

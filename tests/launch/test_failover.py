@@ -37,8 +37,10 @@ SHM = Path("/dev/shm")
 def kill_points(count: int, seed: int) -> list[tuple[str, int, str]]:
     """``count`` kill points: (victim follower, its event number, place on its path)."""
     rng = random.Random(seed)
-    return [(rng.choice(["gpu1", "gpu2"]), rng.randint(1, 220), rng.choice(["first", "last"]))
-            for _ in range(count)]
+    return [
+        (rng.choice(["gpu1", "gpu2"]), rng.randint(1, 220), rng.choice(["first", "last"]))
+        for _ in range(count)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +56,22 @@ def single(tmp_path_factory: pytest.TempPathFactory, nano: Path) -> Path:
     """The single-process run of examples/dimuon/dimuon.toml: the reference output."""
     out = tmp_path_factory.mktemp("single") / "single.root"
     run = subprocess.run(
-        [sys.executable, "-m", "actors.run", str(DIMUON / "dimuon.toml"), "--input", str(nano),
-         "--output", str(out), "--quiet"],
-        cwd=REPO, capture_output=True, text=True, timeout=110, check=False,
+        [
+            sys.executable,
+            "-m",
+            "actors.run",
+            str(DIMUON / "dimuon.toml"),
+            "--input",
+            str(nano),
+            "--output",
+            str(out),
+            "--quiet",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
     )
     assert run.returncode == 0, run.stdout + run.stderr
     return out
@@ -72,9 +87,17 @@ def _insert(text: str, path_line: str, label: str, params: str, position: str) -
     return head + path_line + body + f', "{label}"]' + tail
 
 
-def failover(tmp: Path, *, victim: str = "gpu1", at: int | None = None, position: str = "first",
-             restarts: int = 0, followers: tuple[str, ...] = ("gpu1", "gpu2"),
-             run: str = "", wait_for_replacement: int | None = None) -> Path:
+def failover(
+    tmp: Path,
+    *,
+    victim: str = "gpu1",
+    at: int | None = None,
+    position: str = "first",
+    restarts: int = 0,
+    followers: tuple[str, ...] = ("gpu1", "gpu2"),
+    run: str = "",
+    wait_for_replacement: int | None = None,
+) -> Path:
     """examples/dimuon/failover.toml in ``tmp``, with a kill point and options; the topology.
 
     ``victim`` may be a follower or "local" (the controller).
@@ -83,20 +106,25 @@ def failover(tmp: Path, *, victim: str = "gpu1", at: int | None = None, position
     (tmp / "modules.py").symlink_to(DIMUON / "modules.py")
     texts = {"local": (DIMUON / "failover_local.toml").read_text()}
     texts.update({f: (DIMUON / f"failover_{f}.toml").read_text() for f in followers})
-    texts["local"] = texts["local"].replace('links = ["gpu1", "gpu2"]',
-                                            f"links = {list(followers)!r}".replace("'", '"'))
+    texts["local"] = texts["local"].replace(
+        'links = ["gpu1", "gpu2"]', f"links = {list(followers)!r}".replace("'", '"')
+    )
     if at is not None:
         kill = f'type = "{KILLER}:KillOnce"\nat = {at}\nmarker = "{marker}"'
-        path_line = 'dimuon = [' if victim == "local" else 'mass = ['
+        path_line = "dimuon = [" if victim == "local" else "mass = ["
         texts[victim] = _insert(texts[victim], path_line, "kill", kill, position)
     if wait_for_replacement is not None:
-        wait = (f'type = "{KILLER}:AwaitRejoin"\nat = {wait_for_replacement}\n'
-                f'channel = "offload"\nlink = "{victim}"')
+        wait = (
+            f'type = "{KILLER}:AwaitRejoin"\nat = {wait_for_replacement}\n'
+            f'channel = "offload"\nlink = "{victim}"'
+        )
         texts["local"] = _insert(texts["local"], "dimuon = [", "await", wait, "last")
     for name, text in texts.items():
         (tmp / f"failover_{name}.toml").write_text(text)
-    lines = ['[run]\ntransport = "tcp"\nmpi_mode = "port-file"\n' + run,
-             '[process.local]\nconfig = "failover_local.toml"\nstreams = 4\n']
+    lines = [
+        '[run]\ntransport = "tcp"\nmpi_mode = "port-file"\n' + run,
+        '[process.local]\nconfig = "failover_local.toml"\nstreams = 4\n',
+    ]
     for name in followers:
         lines.append(f'[process.{name}]\nconfig = "failover_{name}.toml"\nrestarts = {restarts}\n')
         lines.append(f'[[link]]\nname = "{name}"\nclient = "local"\nserver = "{name}"\n')
@@ -108,9 +136,22 @@ def failover(tmp: Path, *, victim: str = "gpu1", at: int | None = None, position
 def launch(topology: Path, nano: Path, out: Path, *args: str) -> tuple[int, str, float]:
     """Run the launcher; (status, stdout + stderr, seconds from the kill to the end or -1)."""
     run = subprocess.run(
-        [sys.executable, "-m", "actors.launch", str(topology), "--input", str(nano),
-         "--output", str(out), *args],
-        cwd=REPO, capture_output=True, text=True, timeout=110, check=False,
+        [
+            sys.executable,
+            "-m",
+            "actors.launch",
+            str(topology),
+            "--input",
+            str(nano),
+            "--output",
+            str(out),
+            *args,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
     )
     end = time.time()
     marker = topology.parent / "killed"
@@ -178,13 +219,13 @@ def test_many_kill_points(
     out = tmp_path / "out.root"
     status, text, kill_to_end = launch(topology, nano, out, "--transport", transport)
     resent = check_absorbed(status, text, out, single, victim)
-    print(f"failover {transport} {victim}@{at}/{position}: {resent} resent, "
-          f"kill to end {kill_to_end:.2f} s, output identical")
+    print(
+        f"failover {transport} {victim}@{at}/{position}: {resent} resent, "
+        f"kill to end {kill_to_end:.2f} s, output identical"
+    )
 
 
-def test_failed_follower_in_process_is_absorbed(
-    nano: Path, single: Path, tmp_path: Path
-) -> None:
+def test_failed_follower_in_process_is_absorbed(nano: Path, single: Path, tmp_path: Path) -> None:
     """inproc (every process in the launcher): a follower whose job fails is left to resend."""
     topology = failover(tmp_path)
     remote = tmp_path / "failover_gpu2.toml"
@@ -199,9 +240,7 @@ def test_failed_follower_in_process_is_absorbed(
 
 
 @pytest.mark.mpi
-def test_killed_follower_over_mpi_port_files(
-    nano: Path, single: Path, tmp_path: Path
-) -> None:
+def test_killed_follower_over_mpi_port_files(nano: Path, single: Path, tmp_path: Path) -> None:
     before = {p.name for p in SHM.glob("mpich_shm_*")}
     victim, at, position = kill_points(1, SEED + 3)[0]
     topology = failover(tmp_path, victim=victim, at=at, position=position)
@@ -223,9 +262,22 @@ def test_ctrl_c_of_mpi_job_leaves_no_segment(nano: Path, tmp_path: Path) -> None
     touch = f'type = "{KILLER}:TouchAt"\nat = 20\npath = "{signal_file}"'
     remote.write_text(_insert(remote.read_text(), "mass = [", "touch", touch, "last"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "actors.launch", str(topology), "--transport", "mpi",
-         "--input", str(nano), "--output", str(tmp_path / "out.root")],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "actors.launch",
+            str(topology),
+            "--transport",
+            "mpi",
+            "--input",
+            str(nano),
+            "--output",
+            str(tmp_path / "out.root"),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 90
@@ -302,8 +354,11 @@ def test_follower_killed_before_joining(
     """Killed in begin_job: its replacement joins at the start, or the job goes on without it."""
     topology = failover(tmp_path, victim="gpu1", at=-1, restarts=restarts)
     local = tmp_path / "failover_local.toml"
-    local.write_text(local.read_text().replace(
-        'on_follower_loss = "resend"', 'on_follower_loss = "resend"\nconnect_timeout = 10'))
+    local.write_text(
+        local.read_text().replace(
+            'on_follower_loss = "resend"', 'on_follower_loss = "resend"\nconnect_timeout = 10'
+        )
+    )
     out = tmp_path / "out.root"
     status, text, _ = launch(topology, nano, out)
     assert status == 0, text[-4000:]
@@ -313,8 +368,10 @@ def test_follower_killed_before_joining(
         assert row[1] == "0" and int(row[2]) > 0, row
     else:
         # killed before or after its handshake, as module and source begin_job interleave
-        assert ("the follower on link 'gpu1' did not join at the start" in text
-                or "lost the follower on link 'gpu1'" in text), text[-4000:]
+        assert (
+            "the follower on link 'gpu1' did not join at the start" in text
+            or "lost the follower on link 'gpu1'" in text
+        ), text[-4000:]
         assert summary_row(text, "gpu2")[2] == "500", text[-4000:]
 
 
@@ -345,8 +402,11 @@ def test_killed_controller_stops_every_follower(nano: Path, tmp_path: Path) -> N
     for follower in ("gpu1", "gpu2"):
         # exit 1 on its own, naming the controller, within the 2 s before the launcher's SIGTERM
         assert summary_row(text, follower)[1] == "1", text[-4000:]
-        assert re.search(rf"\[{follower}\] error: .*the controller 'DIMUON' on link "
-                         rf"'{follower}'.* disappeared", text), text[-4000:]
+        assert re.search(
+            rf"\[{follower}\] error: .*the controller 'DIMUON' on link "
+            rf"'{follower}'.* disappeared",
+            text,
+        ), text[-4000:]
 
 
 @pytest.mark.parametrize("at", [0, 60])
@@ -368,7 +428,11 @@ def test_mpmd_refuses_resend_and_names_the_mode(tmp_path: Path) -> None:
     topology.write_text(text)
     run = subprocess.run(
         [sys.executable, "-m", "actors.launch", str(topology), "--transport", "mpi", "--dry-run"],
-        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert run.returncode == 2, run.stdout + run.stderr
     assert "modules.offload.on_follower_loss" in run.stderr
@@ -379,8 +443,11 @@ def test_restarts_only_for_followers(tmp_path: Path) -> None:
     topology = failover(tmp_path)
     text = topology.read_text().replace("streams = 4\n", "streams = 4\nrestarts = 2\n")
     topology.write_text(text)
-    with pytest.raises(Exception, match=r"failover.toml:\d+: process.local.restarts: only a "
-                                        "follower"):
+    with pytest.raises(
+        Exception,
+        match=r"failover.toml:\d+: process.local.restarts: only a "
+        "follower",
+    ):
         build_plan(load_topology(topology), tmp_path / "run")
 
 

@@ -25,8 +25,14 @@ SYNTH = "actors.framework.sources.synthetic:SyntheticSource"
 
 
 def python(*args: str, timeout: float = 110) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -57,8 +63,20 @@ def dimuon_split(tmp_path_factory: pytest.TempPathFactory, nano: Path) -> Path:
     if "split" in _CACHE:
         return _CACHE["split"]
     out = _CACHE["split"] = tmp_path_factory.mktemp("split")
-    assert main([str(DIMUON / "dimuon.toml"), "--offload", "dimuon", "--input", str(nano),
-                 "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                str(DIMUON / "dimuon.toml"),
+                "--offload",
+                "dimuon",
+                "--input",
+                str(nano),
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -67,8 +85,16 @@ def single(tmp_path_factory: pytest.TempPathFactory, nano: Path) -> Path:
     if "single" in _CACHE:
         return _CACHE["single"]
     out = _CACHE["single"] = tmp_path_factory.mktemp("single") / "single.root"
-    run = python("-m", "actors.run", str(DIMUON / "dimuon.toml"), "--input", str(nano),
-                 "--output", str(out), "--quiet")
+    run = python(
+        "-m",
+        "actors.run",
+        str(DIMUON / "dimuon.toml"),
+        "--input",
+        str(nano),
+        "--output",
+        str(out),
+        "--quiet",
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     return out
 
@@ -90,8 +116,7 @@ def test_dimuon_local_configuration(dimuon_split: Path) -> None:
     ]
     instances = [v["instance"] for v in mods.values() if "instance" in v]
     assert len(instances) == len(set(instances)) == 3
-    assert local["paths"]["dimuon"] == ["sourceToRemote", "opposite", "oppositeToRemote",
-                                        "dimuon"]
+    assert local["paths"]["dimuon"] == ["sourceToRemote", "opposite", "oppositeToRemote", "dimuon"]
     assert local["end_paths"]["output"] == ["out"]
     assert mods[local["end_paths"]["done"][0]]["type"] == "actors.distributed:EventDone"
 
@@ -99,8 +124,11 @@ def test_dimuon_local_configuration(dimuon_split: Path) -> None:
 def test_dimuon_remote_configuration(dimuon_split: Path) -> None:
     local = load(dimuon_split / "local.toml")["modules"]
     remote = load(dimuon_split / "remote.toml")
-    assert remote["source"] == {"type": "actors.distributed:FollowerSource", "link": "offload",
-                                "label": "follower"}
+    assert remote["source"] == {
+        "type": "actors.distributed:FollowerSource",
+        "link": "offload",
+        "label": "follower",
+    }
     mods = remote["modules"]
     assert mods["dimuon"]["type"] == "modules:DimuonMass"
     for label in ("opposite", "source"):  # receivers keep the labels the consumer expects
@@ -123,8 +151,17 @@ def test_dimuon_split_output_equals_single_process(
     transport: str, dimuon_split: Path, single: Path, nano: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / f"{transport}.root"
-    run = python("-m", "actors.launch", str(dimuon_split / "topology.toml"),
-                 "--transport", transport, "--input", str(nano), "--output", str(out))
+    run = python(
+        "-m",
+        "actors.launch",
+        str(dimuon_split / "topology.toml"),
+        "--transport",
+        transport,
+        "--input",
+        str(nano),
+        "--output",
+        str(out),
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     got, want = read_root(out), read_root(single)
     assert sorted(got) == sorted(want) and len(want["event"]) > 0
@@ -138,8 +175,14 @@ def test_dimuon_split_output_equals_single_process(
 
 def synthetic(name: str = "rec") -> Process:
     p = Process("SYN")
-    p.set_source(SYNTH, runs=1, lumis_per_run=2, events_per_lumi=15, seed=7,
-                 products=[{"instance": "x", "dtype": "float64", "size": 8}])
+    p.set_source(
+        SYNTH,
+        runs=1,
+        lumis_per_run=2,
+        events_per_lumi=15,
+        seed=7,
+        products=[{"instance": "x", "dtype": "float64", "size": 8}],
+    )
     p.add_module("a", f"{M}:Scale", src="source", instance="x", factor=2.0)
     p.add_module("calib", f"{M}:Scale", src="source", instance="x", factor=0.5)
     p.add_module("heavy", f"{M}:Sum", a="a", b="calib")
@@ -157,15 +200,32 @@ def test_synthetic_pairs_both_ways_with_duplicate_and_decision() -> None:
     local, remote = result.local, result.remote
     assert {"heavy", "sel", "calib"} <= set(remote.modules) and "calib" in local.modules
     kinds = {(p.origin, p.label, p.decision) for p in result.pairs}
-    assert kinds == {("local", "a", False), ("local", "source", False),
-                     ("remote", "heavy", False), ("remote", "sel", True)}
+    assert kinds == {
+        ("local", "a", False),
+        ("local", "source", False),
+        ("remote", "heavy", False),
+        ("remote", "sel", True),
+    }
     assert len({p.instance for p in result.pairs}) == 4
     # the remote filter's decision comes back and gates the local path where 'sel' was
     dec = next(p for p in result.pairs if p.decision)
-    assert local.paths["p1"].modules == ["sourceToRemote", "a", "aToRemote", "heavy",
-                                         dec.receiver, "post"]
-    assert remote.paths["p1"].modules == ["source", "a", "heavy", "heavyToLocal", "sel", dec.marker,
-                                          dec.sender]
+    assert local.paths["p1"].modules == [
+        "sourceToRemote",
+        "a",
+        "aToRemote",
+        "heavy",
+        dec.receiver,
+        "post",
+    ]
+    assert remote.paths["p1"].modules == [
+        "source",
+        "a",
+        "heavy",
+        "heavyToLocal",
+        "sel",
+        dec.marker,
+        dec.sender,
+    ]
     assert remote.modules[dec.marker].type == "actors.split:Decision"
 
 
@@ -186,8 +246,7 @@ def _run_embedded(topology: Path) -> None:
 def test_synthetic_split_records_equal_single_process(tmp_path: Path) -> None:
     RECORDS.clear()
     asyncio.run(run_process(synthetic("single")))
-    split_process(synthetic("split"), ["heavy", "sel"], ["calib"]).write(
-        tmp_path)
+    split_process(synthetic("split"), ["heavy", "sel"], ["calib"]).write(tmp_path)
     _run_embedded(tmp_path / "topology.toml")
     want, got = sorted(RECORDS["single"]), sorted(RECORDS["split"])
     assert 0 < len(want) == 30 and got == want
@@ -218,14 +277,18 @@ def test_consumer_after_a_receiver_waits_for_its_other_inputs(tmp_path: Path) ->
 # ---------------------------------------------------------------- refusals
 
 
-@pytest.mark.parametrize(("offload", "duplicate", "words"), [
-    (["nosuch"], [], ["unknown module 'nosuch'", "a, calib"]),
-    (["source"], [], ["'source' is the event source"]),
-    (["rec", "heavy"], ["rec"], ["both to --offload and --duplicate"]),
-    ([], [], ["nothing to offload"]),
-])
-def test_refusals_name_the_module(offload: list[str], duplicate: list[str],
-                                  words: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("offload", "duplicate", "words"),
+    [
+        (["nosuch"], [], ["unknown module 'nosuch'", "a, calib"]),
+        (["source"], [], ["'source' is the event source"]),
+        (["rec", "heavy"], ["rec"], ["both to --offload and --duplicate"]),
+        ([], [], ["nothing to offload"]),
+    ],
+)
+def test_refusals_name_the_module(
+    offload: list[str], duplicate: list[str], words: list[str]
+) -> None:
     with pytest.raises(ConfigError) as info:
         split_process(synthetic(), offload, duplicate)
     for word in words:
@@ -264,8 +327,17 @@ def test_bare_label_consumer_of_a_receiver_is_accepted() -> None:
 
 
 def test_cli_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main([str(DIMUON / "dimuon.toml"), "--offload", "dimuon", "--transport", "carrier",
-                 "-o", str(tmp_path)])
+    code = main(
+        [
+            str(DIMUON / "dimuon.toml"),
+            "--offload",
+            "dimuon",
+            "--transport",
+            "carrier",
+            "-o",
+            str(tmp_path),
+        ]
+    )
     assert code == 2 and "unknown transport 'carrier'" in capsys.readouterr().err
 
 

@@ -35,10 +35,18 @@ if unlink == "1":
 
 
 def _hold(tmp: Path, name: str, *, detach: bool, unlink: bool) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([
-        sys.executable, "-c", _HOLDER, name, str(tmp / "ready"), str(tmp / "done"),
-        "1" if detach else "0", "1" if unlink else "0",
-    ])
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _HOLDER,
+            name,
+            str(tmp / "ready"),
+            str(tmp / "done"),
+            "1" if detach else "0",
+            "1" if unlink else "0",
+        ]
+    )
 
 
 def _wait_for(path: Path) -> None:

@@ -75,4 +75,3 @@ def test_too_many_buffers_is_refused_by_the_sender() -> None:
     n = wire.MAX_BUFFERS + 1
     with pytest.raises(ProtocolError, match="buffers"):
         wire.pack_prefix(b"", [0] * n, [False] * n, [b""] * n)
-

@@ -25,8 +25,6 @@ JAGGED = "jagged"  # a variable-length list of numbers per event
 OTHER = "other"  # anything else -> per-event awkward value
 
 
-
-
 def open_tree(path: str, tree: str) -> tuple[Any, Any]:
     """Open ``path`` and return ``(file, tree_or_rntuple)``; ConfigError names file and tree.
 
@@ -48,13 +46,15 @@ def open_tree(path: str, tree: str) -> tuple[Any, Any]:
         handle.close()
         raise ConfigError(
             f"no tree or RNTuple {tree!r} in the file (it has: {names})",
-            file=path, key="source.tree",
+            file=path,
+            key="source.tree",
         ) from None
     if not hasattr(obj, "iterate") or not hasattr(obj, "num_entries"):
         handle.close()
         raise ConfigError(
             f"{tree!r} is a {type(obj).__name__}, not a TTree or RNTuple",
-            file=path, key="source.tree",
+            file=path,
+            key="source.tree",
         )
     return handle, obj
 
@@ -73,7 +73,8 @@ def select_branches(obj: Any, patterns: Sequence[str], path: str) -> list[str]:
         if not matched:
             raise ConfigError(
                 f"branch pattern {pattern!r} matches no branch of the input",
-                file=path, key="source.branches",
+                file=path,
+                key="source.branches",
             )
         chosen.extend(m for m in matched if m not in chosen and m not in ID_BRANCHES)
     order = {k: i for i, k in enumerate(keys)}

@@ -105,8 +105,10 @@ class RootOutput(OutputModule):
                     f"column {name!r}; give one a name with the 'names' parameter"
                 )
         if name in _ID_TYPES:
-            raise FrameworkError(f"output {self.file!r}: product {branch} maps to reserved "
-                                 f"column {name!r}; rename it with 'names'")
+            raise FrameworkError(
+                f"output {self.file!r}: product {branch} maps to reserved "
+                f"column {name!r}; rename it with 'names'"
+            )
         self._column_of[branch] = name
         return name
 
@@ -179,8 +181,9 @@ class RootOutput(OutputModule):
                 self._file.mktree(self.tree, types)
             self._file[self.tree].extend(data)
         except Exception as exc:
-            raise FrameworkError(f"output {self.file!r}: cannot write tree "
-                                 f"{self.tree!r}: {exc}") from exc
+            raise FrameworkError(
+                f"output {self.file!r}: cannot write tree {self.tree!r}: {exc}"
+            ) from exc
 
     def _open(self) -> None:
         uproot = optional_module("uproot", "hep")

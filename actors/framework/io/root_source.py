@@ -87,15 +87,19 @@ class RootSource(Source):
             raise ConfigError("expected a file name or a list of file names", key="source.file")
         self.tree = tree
         self.patterns = [branches] if isinstance(branches, str) else list(branches)
-        if isinstance(step_size, bool) or not isinstance(step_size, int | str) or (
-            isinstance(step_size, int) and step_size < 1
+        if (
+            isinstance(step_size, bool)
+            or not isinstance(step_size, int | str)
+            or (isinstance(step_size, int) and step_size < 1)
         ):
-            raise ConfigError(f"must be entries >= 1 or a size, not {step_size!r}",
-                              key="source.step_size")
+            raise ConfigError(
+                f"must be entries >= 1 or a size, not {step_size!r}", key="source.step_size"
+            )
         self.step_size = step_size
         if not isinstance(events_per_lumi, int) or events_per_lumi < 1:
-            raise ConfigError(f"must be an integer >= 1, not {events_per_lumi!r}",
-                              key="source.events_per_lumi")
+            raise ConfigError(
+                f"must be an integer >= 1, not {events_per_lumi!r}", key="source.events_per_lumi"
+            )
         self.events_per_lumi = events_per_lumi
         if jagged not in ("awkward", "numpy"):
             raise ConfigError(f"must be 'awkward' or 'numpy', not {jagged!r}", key="source.jagged")
@@ -126,7 +130,8 @@ class RootSource(Source):
             if not members:
                 raise ConfigError(
                     f"soa collection {name!r}: no selected jagged branch {name}_*",
-                    file=self.files[0], key="source.soa",
+                    file=self.files[0],
+                    key="source.soa",
                 )
             groups[name] = members
         return groups
@@ -212,9 +217,7 @@ class RootSource(Source):
             "event": entries + 1,
         }
         ak = optional_module("awkward", "hep")
-        return [
-            ak.to_numpy(chunk[b]) if b in self._ids else defaults[b] for b in ID_BRANCHES
-        ]
+        return [ak.to_numpy(chunk[b]) if b in self._ids else defaults[b] for b in ID_BRANCHES]
 
     def _check_same(self, obj: Any, path: str, columns: list[Column]) -> None:
         if path == self.files[0]:
@@ -225,7 +228,8 @@ class RootSource(Source):
         if missing:
             raise ConfigError(
                 f"branches {missing} of the first input file are missing here",
-                file=path, key="source.file",
+                file=path,
+                key="source.file",
             )
 
     def _getters(

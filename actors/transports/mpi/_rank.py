@@ -202,9 +202,7 @@ async def connect_rank(
     server = await asyncio.start_server(on_side, bind_host(), 0, limit=MAX_LINE)
     try:
         port = server.sockets[0].getsockname()[1]
-        hello = json.dumps(
-            {"token": token, "side": advertised(port)}
-        )
+        hello = json.dumps({"token": token, "side": advertised(port)})
         data = hello.encode()
         poller().submit([world.Isend([data, mpi.BYTE], target, HELLO_TAG)], data)
         try:

@@ -88,16 +88,24 @@ class _UCXChannel:
 async def _server_handshake(link: UCXLink, secret: bytes | None) -> None:
     """The listener side of :mod:`.._handshake`; the extras carry each side's tag."""
     extra = await accept_handshake(
-        _UCXChannel(link), secret, link.peer, context=wire.CONTEXT,
-        extra=wire.TAG.pack(link._recv_tag_value), timeout=HANDSHAKE_TIMEOUT,
+        _UCXChannel(link),
+        secret,
+        link.peer,
+        context=wire.CONTEXT,
+        extra=wire.TAG.pack(link._recv_tag_value),
+        timeout=HANDSHAKE_TIMEOUT,
     )
     link._set_send_tag(wire.TAG.unpack(extra)[0])
 
 
 async def _client_handshake(link: UCXLink, secret: bytes | None) -> None:
     extra = await connect_handshake(
-        _UCXChannel(link), secret, link.peer, context=wire.CONTEXT,
-        extra=wire.TAG.pack(link._recv_tag_value), timeout=HANDSHAKE_TIMEOUT,
+        _UCXChannel(link),
+        secret,
+        link.peer,
+        context=wire.CONTEXT,
+        extra=wire.TAG.pack(link._recv_tag_value),
+        timeout=HANDSHAKE_TIMEOUT,
     )
     link._set_send_tag(wire.TAG.unpack(extra)[0])
 

@@ -49,7 +49,6 @@ __all__ = [
 ]
 
 
-
 def spin_seconds() -> float:
     """How long the engine keeps polling after the last activity while requests
     are pending, before arming the worker and sleeping on its file descriptor
@@ -62,6 +61,7 @@ def poll_seconds() -> float:
     before it waits for the engine: 200 us, or less when the spin is less (0
     disables it)."""
     return min(spin_seconds(), 200e-6)
+
 
 #: Longest sleep without progressing the worker (safety net for timers).
 IDLE_TICK_SECONDS = 0.25
