@@ -4,7 +4,7 @@
 Needs only Python >= 3.11 with pip/venv:
 
     python3 tasks.py demo     # install hep-actors[hep,mpi,plots] into .venv, run the example job
-    python3 tasks.py test     # install with the test extras and run lint + the test suite
+    python3 tasks.py test     # test extras, lint, the suite but its slow tests (-m slow: those)
     python3 tasks.py bench    # run the benchmark suite (python -m benchmarks --quick)
 
 The virtual environment (``.venv``, or ``$VENV``) is created once and reused;
@@ -74,7 +74,9 @@ def test(args: list[str]) -> None:
     run(PY, "-m", "ruff", "check", "actors", "benchmarks", "tests")
     run(PY, "-m", "ruff", "format", "--check", "actors", "benchmarks", "tests")
     run(PY, "-m", "mypy", "actors", "benchmarks")
-    run(PY, "-m", "pytest", *args)
+    # the slow tests (10,000-example fuzz runs, the 24 kill points, the benchmark smoke run:
+    # about 40 minutes on 2 cores) run with `python3 tasks.py test -m slow`
+    run(PY, "-m", "pytest", *(args or ["-m", "not slow"]))
 
 
 def bench(args: list[str]) -> None:

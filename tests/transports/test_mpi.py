@@ -90,7 +90,6 @@ def _assert_all_checks_passed(rows: list[dict[str, Any]], sides: set[str]) -> No
 
 
 @pytest.mark.mpi
-@pytest.mark.slow
 def test_conformance_rank_mode(tmp_path: Path) -> None:
     proc = _start(tmp_path / "results", "-n", "2", str(HERE / "mpi_conformance.py"), "rank")
     rc, _, err = _finish(proc, timeout=240)
@@ -99,7 +98,6 @@ def test_conformance_rank_mode(tmp_path: Path) -> None:
 
 
 @pytest.mark.mpi
-@pytest.mark.slow
 def test_conformance_port_file_mode(tmp_path: Path) -> None:
     port_file = str(tmp_path / "run" / "conformance.port")
     script = str(HERE / "mpi_conformance.py")
