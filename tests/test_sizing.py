@@ -263,8 +263,9 @@ def _run(
 
 
 def test_cli_validate_repredicts_saved_runs(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("ACTORS_LOG_LEVEL", raising=False)  # set by launcher tests in-process
     from benchmarks.hlt_config import make_menu
     from benchmarks.sizing_validate import CALIBRATION, PREDICTED
 
@@ -286,7 +287,8 @@ def test_cli_validate_repredicts_saved_runs(
     links = [r | {"series": s} for r in _links() for s in ("tcp://", "shm://")]
     doc = {"parts": {"sizing": {"runs": runs, "link_records": links, "cores": 2.0}}}
     (tmp_path / "results.json").write_text(json.dumps(doc))
-    assert main(["validate", str(tmp_path / "results.json")]) == 0
-    out = capsys.readouterr().out
+    status = main(["validate", str(tmp_path / "results.json")])
+    out, err = capsys.readouterr()
+    assert status == 0, err
     assert all(name in out for name, *_ in PREDICTED)
     assert out.strip().endswith(f"of {len(PREDICTED)} within 15%")
