@@ -180,25 +180,9 @@ async def _ours_client(address: str, work: Workloads, repeat: int) -> dict[str, 
 def _ray(work: Workloads, repeat: int) -> dict[str, float]:
     ray: Any = importlib.import_module("ray")  # Any: typed or not, installed or not
 
-    class Echo:  # defined here: Ray ships it by value to its worker
-        def __init__(self) -> None:
-            self.n = 0
-
-        def echo(self, x: Any) -> Any:
-            return x
-
-        def sum(self, x: Array) -> float:
-            return float(np.sum(x))
-
-        def tell(self, x: Any) -> None:
-            self.n += 1
-
-        def count(self) -> int:
-            return self.n
-
     ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     try:
-        actor = ray.remote(Echo).remote()
+        actor = ray.remote(_PlainEcho).remote()
         ray.get(actor.count.remote())
         startup = time.perf_counter() - STARTED
 
@@ -238,7 +222,9 @@ def _ray(work: Workloads, repeat: int) -> dict[str, float]:
 # -- Dask distributed: an actor on a one-worker LocalCluster --------------------------------
 
 
-class _DaskEcho:
+class _PlainEcho:
+    """The echo actor of the peers whose actors are plain classes (Ray, Dask)."""
+
     def __init__(self) -> None:
         self.n = 0
 
@@ -262,7 +248,7 @@ def _dask(work: Workloads, repeat: int) -> dict[str, float]:
         n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
     )
     with cluster, dask.Client(cluster) as client:
-        actor = client.submit(_DaskEcho, actor=True).result()
+        actor = client.submit(_PlainEcho, actor=True).result()
         actor.count().result()
         startup = time.perf_counter() - STARTED
 
