@@ -43,40 +43,6 @@ def kill_points(count: int, seed: int) -> list[tuple[str, int, str]]:
     ]
 
 
-@pytest.fixture(scope="module")
-def nano() -> Path:
-    path = REPO.parent / "shared" / "data" / "cms2010_zmumu_nano.root"
-    if not path.is_file():
-        pytest.skip(f"shared test data not found at {path}")
-    return path
-
-
-@pytest.fixture(scope="module")
-def single(tmp_path_factory: pytest.TempPathFactory, nano: Path) -> Path:
-    """The single-process run of examples/dimuon/dimuon.toml: the reference output."""
-    out = tmp_path_factory.mktemp("single") / "single.root"
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "actors.run",
-            str(DIMUON / "dimuon.toml"),
-            "--input",
-            str(nano),
-            "--output",
-            str(out),
-            "--quiet",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    return out
-
-
 def _insert(text: str, path_line: str, label: str, params: str, position: str) -> str:
     """Add module ``label`` to a configuration, first or last on the path of ``path_line``."""
     text = text.replace("[paths]", f"[modules.{label}]\n{params}\n\n[paths]")
