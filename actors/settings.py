@@ -34,6 +34,7 @@ __all__ = [
     "MPI_SPIN_S",
     "PROGRESS_LINES",
     "RENDEZVOUS",
+    "REPORT_FILE",
     "SETTINGS",
     "STREAM_SPIN_US",
     "UCX_SPIN_US",
@@ -193,6 +194,14 @@ LOG_LEVEL: Setting[str] = Setting(
     "debug, info, warning or error (--log-level and -v win; the launcher sets it for its "
     "processes)",
 )
+REPORT_FILE: Setting[str] = Setting(
+    "ACTORS_REPORT_FILE",
+    "",
+    str,
+    "path",
+    "where a launched process also writes its final report line (set by the launcher: "
+    "mpiexec may split a long output line)",
+)
 RENDEZVOUS: Setting[str] = Setting(
     "ACTORS_RENDEZVOUS",
     "",
@@ -218,6 +227,7 @@ SETTINGS: tuple[Setting[object], ...] = (  # type: ignore[assignment]
     PROGRESS_LINES,
     LINKS,
     RENDEZVOUS,
+    REPORT_FILE,
     LOG_LEVEL,
 )
 

@@ -33,7 +33,7 @@ from .._cli import (
     run_main,
 )
 from ..errors import ConfigError
-from ..settings import PROGRESS_LINES
+from ..settings import PROGRESS_LINES, REPORT_FILE
 from . import JobReport, OutputModule, Process, run_process
 from .loader import load_class
 
@@ -205,7 +205,10 @@ def _main(args: argparse.Namespace) -> int:
         report.print()
     if PROGRESS_LINES.get():
         summary = {"events": report.events, "wall_s": report.wall_time, "report": report.to_dict()}
-        print(REPORT_MARK + json.dumps(summary), flush=True)
+        line = json.dumps(summary)
+        print(REPORT_MARK + line, flush=True)
+        if REPORT_FILE.get():  # the launcher's copy: mpiexec may split a long line
+            Path(REPORT_FILE.get()).write_text(line)
     if args.report_json:
         Path(args.report_json).write_text(report.to_json())
     return 0

@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -28,6 +29,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..distributed.controller import FAILOVER_MARK
+from ..settings import REPORT_FILE
 from ._files import MpichSegments, stale_addresses
 from ._loss import ABSORB, FAIL, LossPolicy
 from ._stall import STALL_MARK, print_report, start_watch
@@ -132,8 +134,22 @@ async def supervise(
             return 124
         finally:
             await _stop_all(children)
+            _read_report_files(plan, state)
             if segments is not None:
                 _report_removed(segments.clean(), console)
+
+
+def _read_report_files(plan: LaunchPlan, state: LaunchState) -> None:
+    """Reports whose output line did not arrive whole (mpiexec splits long lines) are
+    read from the file each process also writes (``ACTORS_REPORT_FILE``)."""
+    for proc in plan.processes:
+        path = proc.env.get(REPORT_FILE.name)
+        if proc.name in state.reports or not path:
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            info = json.loads(Path(path).read_text())
+            if isinstance(info, dict):
+                state.reports[proc.name] = info
 
 
 async def _spawn(cmd: list[str], env: dict[str, str]) -> asyncio.subprocess.Process:

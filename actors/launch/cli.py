@@ -60,6 +60,7 @@ from .._cli import (
 from ..distributed.endpoints import ENV_LINKS, LinkEndpoint, LinkTable
 from ..errors import BackendUnavailable, ConfigError
 from ..framework.cli import PROGRESS_MARK, REPORT_MARK
+from ..settings import REPORT_FILE
 from ._files import link_file, write_link_files
 from ._loss import check_failover
 from .topology import LinkSpec, ProcessSpec, Topology, load_topology
@@ -318,7 +319,12 @@ def build_plan(
     ranks = _ranks(topology)
     processes = []
     for name, spec in sorted(topology.processes.items(), key=lambda item: ranks[item[0]]):
-        env = {"ACTORS_PROCESS_NAME": name, "ACTORS_PROGRESS_LINES": "1", **spec.env}
+        env = {
+            "ACTORS_PROCESS_NAME": name,
+            "ACTORS_PROGRESS_LINES": "1",
+            REPORT_FILE.name: str(rundir / f"report-{name}.json"),
+            **spec.env,
+        }
         if log_level:
             env[LOG_LEVEL_ENV] = log_level
         env.update(tables[name].to_env())
