@@ -44,7 +44,6 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextvars import ContextVar
 from typing import Any, ClassVar
 
 from ..errors import ConfigError, DistributedError
@@ -64,7 +63,7 @@ from ..transports import Link
 from ._failover import announce, launcher_name
 from ._handshake import answer_controller, job_settings
 from ._peer import Peer
-from .endpoints import current_links, listen_named
+from .endpoints import listen_named
 from .hub import ChannelToken, Hub, forget, hub_for
 from .protocol import (
     CREDIT,
@@ -80,6 +79,7 @@ from .protocol import (
     TRANS,
     pack,
 )
+from .shared import controller_count, handed_link, run_shared
 
 __all__ = ["FollowerHub", "FollowerSource"]
 
@@ -105,8 +105,9 @@ class FollowerHub(Hub):
     async def start(self, link_name: str, process: str, timeout: float) -> None:
         """Listen, accept one controller, handshake; raises before any event on mismatch.
 
-        A link already accepted for this schedule (:func:`handed_link`, set by
-        the runner of a follower serving several controllers) is used as is.
+        A link already accepted for this schedule
+        (:data:`~actors.distributed.shared.handed_link`, set by the runner of a
+        follower serving several controllers) is used as is.
         """
         self.started = True
         link = handed_link.get()
@@ -248,11 +249,7 @@ class FollowerSource(Source):
             count = controller_count(params.get("link"), params.get("controllers"))
         except ConfigError:
             return None  # the constructor reports it, with the source's label
-        if count == 1:
-            return None
-        from .shared import run_shared
-
-        return run_shared
+        return None if count == 1 else run_shared
 
     def declare(self, d: Declarer) -> None:
         hub = hub_for(self.label, FollowerHub)
@@ -308,26 +305,6 @@ class FollowerSource(Source):
 
     async def end_job(self) -> None:
         await self._hub().finish(self.events)
-
-
-#: The link of this schedule's controller, accepted by the runner of a shared follower.
-handed_link: ContextVar[Link | None] = ContextVar("actors_handed_link", default=None)
-
-
-def controller_count(link: Any, controllers: Any) -> int:
-    """How many controllers a follower on ``link`` serves; ConfigError if invalid.
-
-    ``controllers`` when given, else the number of clients the link table
-    gives the server end of ``link`` (1 when the link is not in the table).
-    """
-    if controllers is not None:
-        if not isinstance(controllers, int) or isinstance(controllers, bool) or controllers < 1:
-            raise ConfigError(
-                f"controllers must be an integer >= 1, not {controllers!r}", key="controllers"
-            )
-        return controllers
-    endpoint = current_links().endpoints.get(link) if isinstance(link, str) else None
-    return endpoint.clients if endpoint is not None and endpoint.role == "server" else 1
 
 
 def _fmt(history: tuple[ProcessEntry, ...]) -> str:

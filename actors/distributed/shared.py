@@ -11,8 +11,9 @@ products and outputs, all on one shared pool of worker threads (the process's
 runner by itself (through ``FollowerSource.job_runner``), so
 ``python -m actors.run``, the launcher and notebooks need nothing special.
 
-Each schedule gets the accepted link through
-:data:`~actors.distributed.follower.handed_link` and its own link-table object
+How many controllers a follower serves is :func:`controller_count` (the
+source's ``controllers``, else the clients of its link). Each schedule gets
+its accepted link through :data:`handed_link` and its own link-table object
 (:func:`~actors.distributed.endpoints.enter_links`), so channels keyed per
 logical process stay apart.
 
@@ -33,18 +34,40 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Unpack
 
-from ..errors import DistributedError
+from ..errors import ConfigError, DistributedError
 from ..framework import JobReport, ModuleTiming, PathReport, Process
 from ..framework.job import RunOverrides, shutdown_pool
 from ..framework.report import PathModuleCounts
 from ..transports import Link, Listener
 from .endpoints import LinkTable, current_links, enter_links, listen_named
-from .follower import controller_count, handed_link
 from .hub import close_channels
 
-__all__ = ["merge_reports", "run_shared"]
+__all__ = ["controller_count", "handed_link", "merge_reports", "run_shared"]
 
 RunSchedule = Callable[..., Coroutine[Any, Any, JobReport]]
+
+
+#: The link of this schedule's controller, accepted by :func:`run_shared` (None: the
+#: follower source accepts its one controller itself).
+handed_link: contextvars.ContextVar[Link | None] = contextvars.ContextVar(
+    "actors_handed_link", default=None
+)
+
+
+def controller_count(link: Any, controllers: Any) -> int:
+    """How many controllers a follower on ``link`` serves; ConfigError if invalid.
+
+    ``controllers`` when given, else the number of clients the link table
+    gives the server end of ``link`` (1 when the link is not in the table).
+    """
+    if controllers is not None:
+        if not isinstance(controllers, int) or isinstance(controllers, bool) or controllers < 1:
+            raise ConfigError(
+                f"controllers must be an integer >= 1, not {controllers!r}", key="controllers"
+            )
+        return controllers
+    endpoint = current_links().endpoints.get(link) if isinstance(link, str) else None
+    return endpoint.clients if endpoint is not None and endpoint.role == "server" else 1
 
 
 async def run_shared(
