@@ -21,7 +21,9 @@ Transitions: ``[0, run, history]`` begin run (history = ``[[name, hash], ...]``)
 ``[3, run, lumi]`` end lumi, ``[4, run]`` end run.
 
 ``settings`` maps a setting both sides must agree on to this side's value
-(``{"max_concurrent_lumis": n}``; rules in :mod:`actors.distributed._handshake`).
+(``{"max_concurrent_lumis": n, "pickle": bool}``; rules, and the list of what
+is checked and what is free per side, in :mod:`actors.distributed._handshake`).
+``version`` must be equal on both sides (both raise ProtocolError naming both).
 ``pairs`` (the schema) maps each ``instance`` to ``[role, [[type, label,
 instance], ...]]`` with role ``"send"`` or ``"recv"`` as seen from the side
 that wrote it. A DATA product is ``[type, label, instance, process, codec,
@@ -93,60 +95,94 @@ def unpack(header: Any, peer: str) -> list[Any]:
 # -- message shapes (the table in the module docstring), checked by unpack ------------
 
 
+# These run for every message (several times per event): plain loops, no generator
+# expressions (each costs a call per element on the per-event path).
+
+
 def _int(x: Any) -> bool:
     return type(x) is int
 
 
+def _ints(xs: list[Any], minimum: int | None = None) -> bool:
+    for v in xs:  # noqa: SIM110 (no generator on the per-event path)
+        if type(v) is not int or (minimum is not None and v < minimum):
+            return False
+    return True
+
+
 def _strs(x: Any, n: int) -> bool:
-    return isinstance(x, list) and len(x) == n and all(type(v) is str for v in x)
+    if not isinstance(x, list) or len(x) != n:
+        return False
+    for v in x:  # noqa: SIM110 (no generator on the per-event path)
+        if type(v) is not str:
+            return False
+    return True
 
 
 def _transition(t: Any) -> bool:
-    if not isinstance(t, list) or not t or not _int(t[0]) or t[0] not in _TRANSITION_ARITY:
+    if not isinstance(t, list) or not t:
         return False
-    if len(t) != _TRANSITION_ARITY[t[0]] or not _int(t[1]):
+    kind = t[0]
+    if type(kind) is not int or _TRANSITION_ARITY.get(kind) != len(t) or type(t[1]) is not int:
         return False
-    return _history(t[2]) if t[0] == T_BEGIN_RUN else all(_int(v) for v in t[2:])
+    return _history(t[2]) if kind == T_BEGIN_RUN else _ints(t[2:])
+
+
+def _transitions(ts: Any) -> bool:
+    if not isinstance(ts, list):
+        return False
+    for t in ts:  # noqa: SIM110 (no generator on the per-event path)
+        if not _transition(t):
+            return False
+    return True
 
 
 def _history(h: Any) -> bool:
-    return isinstance(h, list) and all(_strs(e, 2) for e in h)
+    if not isinstance(h, list):
+        return False
+    for entry in h:  # noqa: SIM110 (no generator on the per-event path)
+        if not _strs(entry, 2):
+            return False
+    return True
 
 
 def _product(p: Any) -> bool:
     """``[type, label, instance, process, codec, meta, sizes, device, provenance]``."""
-    return (
-        isinstance(p, list)
-        and len(p) == 9
-        and _strs(p[:5], 5)
-        and isinstance(p[6], list)
-        and all(_int(n) and n >= 0 for n in p[6])
-        and isinstance(p[7], list)
-        and len(p[7]) == len(p[6])
-        and all(type(d) is bool for d in p[7])
-        and isinstance(p[8], list)
-        and len(p[8]) == 5
-        and _strs(p[8][:4], 4)
-        and isinstance(p[8][4], list)
-        and all(_strs(b, 4) for b in p[8][4])
-    )
+    if not isinstance(p, list) or len(p) != 9 or not _strs(p[:5], 5):
+        return False
+    sizes, device, provenance = p[6], p[7], p[8]
+    if not isinstance(sizes, list) or not _ints(sizes, minimum=0):
+        return False
+    if not isinstance(device, list) or len(device) != len(sizes):
+        return False
+    for d in device:
+        if type(d) is not bool:
+            return False
+    if not isinstance(provenance, list) or len(provenance) != 5 or not _strs(provenance[:4], 4):
+        return False
+    parents = provenance[4]
+    if not isinstance(parents, list):
+        return False
+    for parent in parents:  # noqa: SIM110 (no generator on the per-event path)
+        if not _strs(parent, 4):
+            return False
+    return True
 
 
 def _data(m: list[Any]) -> bool:
-    return (
-        len(m) == 6
-        and all(_int(v) for v in m[1:4])
-        and type(m[4]) is bool
-        and isinstance(m[5], list)
-        and all(_product(p) for p in m[5])
-    )
+    if len(m) != 6 or not _ints(m[1:4]) or type(m[4]) is not bool or not isinstance(m[5], list):
+        return False
+    for p in m[5]:  # noqa: SIM110 (no generator on the per-event path)
+        if not _product(p):
+            return False
+    return True
 
 
 _TRANSITION_ARITY = {T_BEGIN_RUN: 3, T_BEGIN_LUMI: 3, T_EVENT: 5, T_END_LUMI: 3, T_END_RUN: 2}
 _SHAPES: tuple[Any, ...] = (
-    lambda m: len(m) == 3 and isinstance(m[2], dict),  # HELLO (version checked by expect)
+    lambda m: len(m) == 3 and isinstance(m[2], dict),  # HELLO (version compared by the handshake)
     lambda m: len(m) == 3 and isinstance(m[2], dict),  # WELCOME
-    lambda m: len(m) == 2 and isinstance(m[1], list) and all(_transition(t) for t in m[1]),
+    lambda m: len(m) == 2 and _transitions(m[1]),
     lambda m: len(m) == 2 and _int(m[1]) and m[1] >= 0,  # CREDIT
     _data,
     lambda m: len(m) == 1,  # END
