@@ -43,6 +43,7 @@ __all__ = [
     "TAG_DATA",
     "TAG_HEADER",
     "TAG_LONG",
+    "long_header_limit",
     "pack_header",
     "unpack_header",
     "unpack_prefix",
@@ -88,6 +89,14 @@ def pack_header(
     if inline:
         return b"".join((head, header, *inline))
     return head + header if header else head
+
+
+def long_header_limit(max_size: int) -> int:
+    """Largest long header message (:data:`KIND_LONG`) a receiver with
+    ``max_message_size=max_size`` accepts: a prefix, the table of
+    :data:`MAX_BUFFERS` buffers and ``max_size`` bytes of header and inlined
+    buffers. Checked before the long header message is allocated."""
+    return max_size + PREFIX.size + 9 * MAX_BUFFERS
 
 
 def unpack_prefix(data: Any) -> tuple[int, int, int]:

@@ -63,12 +63,12 @@ from ._frame import (
     KIND_LONG,
     KIND_MESSAGE,
     MAGIC,
-    MAX_BUFFERS,
     PREFIX,
     SMALL,
     TAG_DATA,
     TAG_HEADER,
     TAG_LONG,
+    long_header_limit,
     pack_header,
     unpack_header,
 )
@@ -441,7 +441,7 @@ class MPILink(Link):
         import numpy as np
 
         try:
-            if size > self._max + PREFIX.size + 9 * MAX_BUFFERS:
+            if size > long_header_limit(self._max):
                 raise ProtocolError(f"header message of {size} bytes is too large")
             data = np.empty(size, np.uint8)
             req = self._inbox.post(data, TAG_LONG)
@@ -497,6 +497,6 @@ class MPILink(Link):
         drain = self._lost is None and not self._bye_received
         self._lose(f"link to {self.peer} is closed")
         if drain:
-            start_drain(self._inbox, self.peer)
+            start_drain(self._inbox, self.peer, self._max)
         else:
             self._inbox.free()
