@@ -11,7 +11,9 @@ Configuration (a producer, usually first on every path that offloads)::
 At ``begin_job`` it connects every link (by name, see
 :mod:`actors.distributed.endpoints`) and does the handshake: both sides
 compare their sender/receiver pairs and a mismatch raises
-:class:`~actors.errors.SchemaMismatch` with a diff, before the first event.
+:class:`~actors.errors.SchemaMismatch` with a diff, before the first event
+(the protocol version, the process names and the settings both sides must
+agree on are checked too, on both sides: see :mod:`actors.distributed._handshake`).
 Begin/end run and lumi are broadcast to every follower; each event goes to one
 follower (``policy``) and gets a :class:`~actors.distributed.hub.ChannelToken`
 product. ``end_job`` tells the followers to finish and waits for them.
