@@ -26,8 +26,9 @@ from rich.console import Console
 from .._cli import PROCESS_NAME, report_error
 from ..distributed.endpoints import use_links
 from ..errors import ActorsError
+from ._configs import config_roles, load_process_for
 from ._loss import LossPolicy
-from .cli import LaunchPlan, ProcessLaunch
+from .plan import LaunchPlan, ProcessLaunch
 from .topology import Topology
 
 if TYPE_CHECKING:
@@ -126,7 +127,6 @@ async def _run_one(
     proc: ProcessLaunch, topology: Topology, progress: Callable[[str, int], None] | None
 ) -> Any:
     from ..framework import run_process
-    from .cli import config_roles, load_process_for
 
     process = load_process_for(proc.spec.config, topology, config_roles(proc.spec.config))
     return await run_process(

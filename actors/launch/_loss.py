@@ -27,10 +27,11 @@ from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from ..tomlfile import TomlDocument
+from ._configs import config_roles
 from .topology import Topology
 
 if TYPE_CHECKING:
-    from .cli import LaunchPlan, ProcessLaunch
+    from .plan import LaunchPlan, ProcessLaunch
 
 __all__ = ["ABSORB", "FAIL", "RESTART", "LossPolicy", "check_failover"]
 
@@ -61,8 +62,6 @@ def resending_links(config: Path) -> dict[str, str]:
 @functools.cache
 def is_follower(config: Path) -> bool:
     """True when ``config``'s source replays a controller's transitions."""
-    from .cli import config_roles
-
     return not config_roles(config).has_own_source
 
 

@@ -29,11 +29,12 @@ from rich.table import Table
 from rich.text import Text
 
 from ..distributed.controller import FAILOVER_MARK
+from ..framework.cli import PROGRESS_MARK, REPORT_MARK
 from ..settings import REPORT_FILE
 from ._files import MpichSegments, stale_addresses
 from ._loss import ABSORB, FAIL, LossPolicy
 from ._stall import STALL_MARK, print_report, start_watch
-from .cli import PROGRESS_MARK, REPORT_MARK, LaunchPlan
+from .plan import LaunchPlan
 from .topology import Topology
 
 __all__ = ["LaunchState", "run_plan", "supervise"]
