@@ -177,6 +177,19 @@ class Session:
         """Frames in the outbox, not yet handed to the link."""
         return len(self._frames)
 
+    def task_states(self) -> dict[str, str]:
+        """State of the reader and writer tasks, for stall reports.
+
+        ``{"reader": ..., "writer": ...}``, each ``"alive"``, ``"ended"`` or ``"not started"``.
+        """
+        if not self._tasks:
+            return {"reader": "not started", "writer": "not started"}
+        reader, writer = self._tasks
+        return {
+            "reader": "ended" if reader.done() else "alive",
+            "writer": "ended" if writer.done() else "alive",
+        }
+
     async def flush(self) -> None:
         """Wait until everything queued so far was handed to the link.
 
