@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from ..codecs import decode, encode
 from ..errors import ActorDead, CodecError, PeerLost, ProtocolError
 from ..transports import Link
 from ..transports.session import Session
-from . import _wire
+from . import _wire, remote_stall
 
 if TYPE_CHECKING:
     from ._cell import ActorCell
@@ -37,6 +38,9 @@ class ServedLink:
         self._slots = asyncio.Semaphore(max_inflight)
         self.session = Session(link, f"served actor link {link.peer}", on_sent=self._sent)
         self._stoppers: set[asyncio.Task[None]] = set()
+        #: correlation id -> (frame kind, target, time.monotonic() when read): requests
+        #: being handled, until their answer is handed to the link (stall report)
+        self.requests: dict[int, tuple[int, str, float]] = {}
         self._done = asyncio.get_running_loop().create_future()
 
     def _lost(self, exc: BaseException) -> None:
@@ -47,6 +51,7 @@ class ServedLink:
 
     def _sent(self, corr: int) -> None:
         if corr:
+            self.requests.pop(corr, None)
             self._slots.release()
 
     def _send(self, kind: int, target: str, corr: int, obj: Any) -> None:
@@ -87,6 +92,7 @@ class ServedLink:
             raise ProtocolError(f"unexpected frame kind {kind} from client {self.link.peer}")
         if kind != _wire.TELL:
             await self._slots.acquire()
+            self.requests[corr] = (kind, target, time.monotonic())
         try:
             cell = self.system._live_cell(target)
         except ActorDead as exc:
@@ -146,3 +152,16 @@ class ServedLink:
             self._send_error(target, corr, exc)
         else:
             self._send(_wire.REPLY, target, corr, fut.result())
+
+    def describe_stall(self, system: str) -> list[str]:
+        """This link's line and one per request being handled, oldest first (stall report)."""
+        requests = sorted(self.requests.items(), key=lambda item: item[1][2])
+        head = (
+            f"system {system!r} serves peer {self.link.peer}: {len(requests)} request(s) in "
+            f"progress, " + remote_stall.session_state(self.session)
+        )
+        lines = [
+            (corr, _wire.KIND_NAMES.get(kind, str(kind)), target, started)
+            for corr, (kind, target, started) in requests
+        ]
+        return [head, *remote_stall.request_lines(lines, "in progress", time.monotonic())]

@@ -36,6 +36,7 @@ __all__ = [
     "ASK",
     "DEAD",
     "ERROR",
+    "KIND_NAMES",
     "LOOKUP",
     "REPLY",
     "STOP",
@@ -47,6 +48,9 @@ __all__ = [
 ]
 
 TELL, ASK, STOP, LOOKUP, REPLY, ERROR, DEAD = range(1, 8)
+#: kind -> its name in stall reports
+KIND_NAMES = {TELL: "tell", ASK: "ask", STOP: "stop", LOOKUP: "lookup", REPLY: "reply",
+              ERROR: "error", DEAD: "dead"}  # fmt: skip
 _KINDS = frozenset(range(1, 8))
 _PLAIN = (str, int, float, bool, type(None))
 

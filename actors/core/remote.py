@@ -23,6 +23,11 @@ the link dies are lost (logged). The ask timeout covers the whole round trip.
 A tell to an actor that does not exist (any more) on the serving side makes
 later calls through that ref raise :class:`~actors.ActorDead`.
 
+Stall reports: every hub registers with :mod:`actors.core.remote_stall`;
+per link session it reports the peer, the requests pending with their age,
+the outbox depth and whether the reader and writer are alive (calling side
+here, serving side in :mod:`actors.core._serving`).
+
 Loop rules: everything here runs on the owning system's event loop.
 """
 
@@ -32,13 +37,14 @@ import asyncio
 import functools
 import itertools
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from ..codecs import decode, encode
 from ..errors import ActorDead, AskTimeout, CodecError, PeerLost, ProtocolError, TransportError
 from ..transports import Link, Listener, connect, listen
 from ..transports.session import Session
-from . import _wire
+from . import _wire, remote_stall
 from ._serving import MAX_INFLIGHT, ServedLink
 from .ref import ActorRef
 
@@ -61,7 +67,8 @@ class _ClientLink:
         self.link = link
         self.lost: BaseException | None = None
         self.dead_targets: set[str] = set()
-        self._pending: dict[int, tuple[str, asyncio.Future[Any]]] = {}
+        #: correlation id -> (target, reply future, frame kind, time.monotonic() at the start)
+        self._pending: dict[int, tuple[str, asyncio.Future[Any], int, float]] = {}
         self._ids = itertools.count(1)
         self.session = Session(link, f"actor link to {url}", outbox_size=OUTBOX_SIZE)
         self.session.start(self._on_frame, self._lose)
@@ -71,7 +78,7 @@ class _ClientLink:
             self.lost = exc
             log.info("link to %s lost: %s", self.url, exc)
         pending, self._pending = self._pending, {}
-        for target, fut in pending.values():
+        for target, fut, _kind, _started in pending.values():
             if not fut.done():
                 fut.set_exception(self._lost_error(target))
 
@@ -124,7 +131,7 @@ class _ClientLink:
         body, buffers = encode(message)
         corr = next(self._ids)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[corr] = (target, fut)
+        self._pending[corr] = (target, fut, kind, time.monotonic())
         header = _wire.pack_header(kind, target, corr, body)
         try:
             async with asyncio.timeout(timeout) as deadline:
@@ -142,6 +149,20 @@ class _ClientLink:
     async def close(self) -> None:
         await self.session.close()
         self._lose(PeerLost(f"link to {self.url} closed"))
+
+    def describe_stall(self, system: str) -> list[str]:
+        """This link's line and one per pending request, oldest first (stall report)."""
+        pending = sorted(self._pending.items(), key=lambda item: item[1][3])
+        head = (
+            f"system {system!r} calls {self.url} (peer {self.link.peer}): "
+            f"{len(pending)} request(s) pending, "
+            + remote_stall.session_state(self.session, self.lost)
+        )
+        requests = [
+            (corr, _wire.KIND_NAMES.get(kind, str(kind)), target, started)
+            for corr, (target, _fut, kind, started) in pending
+        ]
+        return [head, *remote_stall.request_lines(requests, "pending", time.monotonic())]
 
 
 class RemoteActorRef(ActorRef):
@@ -200,6 +221,7 @@ class RemoteHub:
         self._listeners: list[tuple[Listener, asyncio.Task[None]]] = []
         self._served: dict[ServedLink, asyncio.Task[None]] = {}
         self._clients: dict[str, _ClientLink] = {}
+        remote_stall.track(self)
 
     async def serve(self, url: str, *, secret: bytes | str | None) -> str:
         listener = await listen(url, secret=secret)
@@ -246,6 +268,16 @@ class RemoteHub:
         if tasks:
             await asyncio.wait(tasks)
         self._listeners.clear()
+
+    def describe_stall(self) -> list[str]:
+        """Lines about every listener, served link and client link (stall report)."""
+        name = self.system.name
+        lines = [f"system {name!r} serves at {listener.address}" for listener, _ in self._listeners]
+        for served in list(self._served):
+            lines += served.describe_stall(name)
+        for client in list(self._clients.values()):
+            lines += client.describe_stall(name)
+        return lines
 
     async def close_clients(self) -> None:
         clients = list(self._clients.values())

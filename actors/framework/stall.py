@@ -2,10 +2,14 @@
 
 :func:`report` returns a text with, per running job, the events in flight
 (run:lumi:event, stream) and for each the modules running or queued for
-their inputs, followed by the sections other packages registered with
-:func:`register` (the distributed layer adds, per channel, the receivers
-waiting with their link, instance, peer and event, flow-control credits and
-outbox depths), so that a hang can be read instead of guessed.
+their inputs, followed by the sections registered with :func:`register`:
+the remote actor links of :mod:`actors.core.remote` (registered here, since
+core cannot import the framework: per link session the peer, the requests
+pending with their age, the outbox depth, whether reader and writer are
+alive), and those of higher layers (the distributed layer adds, per channel,
+the receivers waiting with their link, instance, peer and event,
+flow-control credits and outbox depths), so that a hang can be read instead
+of guessed.
 
 ``SIGUSR1`` prints it: :func:`install` (done when the first job of the
 process starts, on the main thread, if nothing else handles ``SIGUSR1``)
@@ -35,6 +39,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from ..core.remote_stall import describe_remote_links
 from ..settings import PROGRESS_LINES
 
 __all__ = ["STALL_MARK", "Job", "emit", "install", "register", "report", "track", "untrack"]
@@ -135,3 +140,6 @@ def install() -> bool:
     signal.signal(signal.SIGUSR1, _on_signal)
     _installed = True
     return True
+
+
+register("remote actor links", describe_remote_links)
