@@ -23,8 +23,9 @@ already done, i.e. the asker gave up) or a callable ``reply(result, error)``
 (a post), called on the loop. An ask to an idle actor (a free slot, nobody
 waiting) skips the mailbox: :meth:`Dispatcher.run_here` processes it in the
 asker's task, with no task switch (the reply of a source, say, costs no
-turn of the loop when it is ready). All methods run on the loop thread except
-:meth:`_Completions.post`, which worker threads call.
+turn of the loop when it is ready). All methods run on the loop thread; a
+plain ``receive`` run in the executor hands its outcome back to the loop
+through :mod:`actors.core._threads`, which calls :meth:`Dispatcher.finished`.
 """
 
 from __future__ import annotations
@@ -33,13 +34,13 @@ import asyncio
 import contextlib
 import contextvars
 import inspect
-import weakref
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
 
 from ..errors import ActorDead, ActorError
+from ._threads import loop_completions, run_in_thread
 
 __all__ = ["Dispatcher", "Reply"]
 
@@ -244,7 +245,7 @@ class Dispatcher:
         if self._is_async:
             self._to_worker((message, reply), None)
         elif self._executor is not None:
-            self._executor.submit(_in_thread, _completions(), self, receive, message, reply)
+            self._executor.submit(run_in_thread, loop_completions(), self, receive, message, reply)
         else:
             try:
                 result = receive(message)
@@ -366,85 +367,3 @@ def _as_exception(name: str, error: BaseException) -> Exception:
     wrapped = ActorError(f"actor {name!r}: receive raised {error!r}")
     wrapped.__cause__ = error
     return wrapped
-
-
-def _in_thread(
-    completions: _Completions,
-    dispatcher: Dispatcher,
-    receive: Callable[[Any], Any],
-    message: Any,
-    reply: Any,
-) -> None:
-    """Runs in a worker thread: process one message and hand the outcome to the loop."""
-    try:
-        result, error = receive(message), None
-    except BaseException as exc:  # handed to the loop, which replies with it
-        result, error = None, exc
-    completions.post(dispatcher, message, reply, result, error)
-
-
-_Outcome = tuple[Dispatcher, Any, Any, Any, BaseException | None]
-
-
-class _Completions:
-    """Outcomes of thread calls on their way to the loop, coalesced.
-
-    A worker thread appends an outcome and wakes the loop only when no wake-up
-    is pending yet, so outcomes that arrive together cost one
-    ``call_soon_threadsafe`` instead of one each. They are handed on in
-    arrival order.
-    """
-
-    __slots__ = ("_loop", "_outcomes", "_scheduled")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = weakref.ref(loop)  # weak: this object is the loop's value in _per_loop
-        self._outcomes: deque[_Outcome] = deque()
-        self._scheduled = False
-
-    def post(
-        self,
-        dispatcher: Dispatcher,
-        message: Any,
-        reply: Any,
-        result: Any,
-        error: BaseException | None,
-    ) -> None:
-        """Any thread: queue an outcome for ``dispatcher.finished`` on the loop."""
-        self._outcomes.append((dispatcher, message, reply, result, error))
-        if not self._scheduled:
-            self._scheduled = True
-            loop = self._loop()
-            if loop is None:  # the loop is gone
-                return
-            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-                loop.call_soon_threadsafe(self._drain)
-
-    def _drain(self) -> None:
-        self._scheduled = False  # first: an outcome appended from now on schedules a drain
-        outcomes = self._outcomes
-        while outcomes:
-            dispatcher, message, reply, result, error = outcomes.popleft()
-            try:
-                dispatcher.finished(message, reply, result, error)
-            except Exception as exc:  # one failing callback must not strand the others
-                asyncio.get_running_loop().call_exception_handler(
-                    {
-                        "message": f"reply callback of actor {dispatcher.name!r} failed",
-                        "exception": exc,
-                    }
-                )
-
-
-_per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Completions] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _completions() -> _Completions:
-    """The running loop's completion queue (loop thread only)."""
-    loop = asyncio.get_running_loop()
-    completions = _per_loop.get(loop)
-    if completions is None:
-        completions = _per_loop[loop] = _Completions(loop)
-    return completions
