@@ -1,4 +1,4 @@
-"""One running actor: its mailbox, its task, its instance and its supervision.
+"""One running actor: its mailbox, its task, and its place in the actor tree.
 
 Internal; users see :class:`~actors.Actor` and :class:`~actors.ActorRef`.
 All methods run on the system's event loop.
@@ -6,7 +6,10 @@ All methods run on the system's event loop.
 Every cell has a parent: another cell, or the system's root guardian
 (:class:`~actors.core._guardian.RootGuardian`) for a top-level actor. A cell
 talks only to its parent (spawning, escalating a failure, being forgotten
-when it ends), never to the system's internals.
+when it ends), never to the system's internals. Its instances (start,
+restart, stop) and the supervision of its failures are its
+:class:`~actors.core._lifecycle.Lifecycle`'s; the cell runs messages and
+hands failures to it between two messages.
 
 Two ways to run messages. The classic one: mailbox items are ``(message,
 future | None)`` (a future for an ask) or the ``_WAKE`` sentinel in an
@@ -33,9 +36,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ActorDead, ActorError, ActorFailed
 from ._dispatch import Dispatcher
+from ._lifecycle import Lifecycle
 from .actor import Actor
 from .ref import LocalActorRef
-from .supervision import Directive, RestartBudget, SupervisorPolicy
+from .supervision import SupervisorPolicy
 
 if TYPE_CHECKING:
     from .system import ActorSystem
@@ -50,18 +54,6 @@ _current: contextvars.ContextVar[ActorCell | None] = contextvars.ContextVar(
     "actors_current_cell", default=None
 )
 Item = tuple[Any, "asyncio.Future[Any] | None"]
-
-
-class _Marker:
-    def __init__(self, text: str) -> None:
-        self._text = text
-
-    def __repr__(self) -> str:
-        return self._text
-
-
-#: The "message" of an ActorFailed raised by a constructor or on_start.
-ON_START = _Marker("<on_start>")
 
 
 class Parent:
@@ -156,7 +148,7 @@ class Parent:
 
 
 class ActorCell(Parent):
-    """Mailbox + task + current instance of one actor."""
+    """Mailbox + task of one actor; its instances are its :class:`Lifecycle`'s."""
 
     parent: Parent
     ref: LocalActorRef
@@ -182,7 +174,6 @@ class ActorCell(Parent):
         self.loop = system.loop
         self.parent = parent
         self.name = name
-        self.policy = policy
         self.dispatching = (
             concurrency is not None
             or executor is not None
@@ -198,20 +189,19 @@ class ActorCell(Parent):
         else:
             self.mailbox = asyncio.Queue(maxsize=mailbox_size)
         self.ref = LocalActorRef(self)
-        self.instance: Actor | None = None
+        self.life = Lifecycle(self, actor_class, args, kwargs, policy)
         self.dead = False
-        self._class = actor_class
-        self._args = args
-        self._kwargs = kwargs
-        self._budget = RestartBudget(policy)
         self._stopping = False
         self._signalled = False
-        self._escalated: list[ActorFailed] = []
-        self._own_failures: list[ActorFailed] = []  # dispatched tells that raised
         self._dropped_tells = 0
         self.task: asyncio.Task[None] = self.loop.create_task(self._run(), name=f"actor {name}")
 
     # -- API used by refs, the system and Actor.spawn ------------------------------
+
+    @property
+    def instance(self) -> Actor | None:
+        """The actor's started instance (None before it starts, during a restart, once stopped)."""
+        return self.life.instance
 
     def dead_error(self) -> ActorDead:
         return ActorDead(f"actor {self.name!r} in system {self.system.name!r} is stopped")
@@ -288,7 +278,7 @@ class ActorCell(Parent):
         if self.dead:  # nobody here to handle it: pass it on
             self.parent.escalate_to(failure)
             return
-        self._escalated.append(failure)
+        self.life.queue(failure, own=False)
         self._signal()
 
     def check_can_spawn(self) -> None:
@@ -307,7 +297,7 @@ class ActorCell(Parent):
     async def _run(self) -> None:
         _current.set(self)
         try:
-            if await self._begin():
+            if await self.life.start():
                 if self.dispatching:
                     await self._supervise()
                 else:
@@ -343,7 +333,7 @@ class ActorCell(Parent):
             "actor %r in system %r failed on message %r",
             self.name, self.system.name, message, exc_info=exc,
         )  # fmt: skip
-        self._own_failures.append(ActorFailed(self.name, message, exc))
+        self.life.queue(ActorFailed(self.name, message, exc), own=True)
         self._signal()
 
     async def _loop(self) -> None:
@@ -365,7 +355,7 @@ class ActorCell(Parent):
                 try:
                     await receive(message)
                 except Exception as exc:
-                    if not await self._failed(ActorFailed(self.name, message, exc)):
+                    if not await self.life.failed(ActorFailed(self.name, message, exc)):
                         return
                     receive = self._instance().receive
             elif not fut.done():
@@ -387,91 +377,22 @@ class ActorCell(Parent):
             del message, fut
 
     def _instance(self) -> Actor:
-        assert self.instance is not None
-        return self.instance
+        instance = self.life.instance
+        assert instance is not None
+        return instance
 
     async def _handle_signals(self) -> bool:
-        """Apply pending stop/escalations; False when the actor must stop."""
+        """Apply a pending stop, then the queued failures; False when the actor must stop."""
         self._signalled = False
         if self._stopping:
             return False
-        while self._own_failures:
-            if not await self._apply_policy(self._own_failures.pop(0)):
-                return False
-        while self._escalated:
-            failure = self._escalated.pop(0)
-            log.warning("actor %r handles a failure escalated by a child: %s", self.name, failure)
-            if not await self._apply_policy(failure):
-                return False
-        return True
-
-    # -- supervision ----------------------------------------------------------------
-
-    async def _failed(self, failure: ActorFailed) -> bool:
-        """A tell (or start) failed here: log it and apply the policy."""
-        log.error(
-            "actor %r in system %r failed on message %r",
-            self.name,
-            self.system.name,
-            failure.failed_message,
-            exc_info=failure.__cause__,
-        )
-        return await self._apply_policy(failure)
-
-    async def _apply_policy(self, failure: ActorFailed) -> bool:
-        """True if the actor carries on (restarted), False if it must stop."""
-        directive = self.policy.directive
-        if directive is Directive.RESTART:
-            if self._budget.allow():
-                log.warning("restarting actor %r after: %s", self.name, failure)
-                await self._stop_instance()
-                return await self._begin()
-            log.error(
-                "actor %r exceeded %d restarts in %g s; escalating",
-                self.name,
-                self.policy.max_restarts,
-                self.policy.window,
-            )
-            directive = Directive.ESCALATE
-        if directive is Directive.ESCALATE:
-            self.parent.escalate_to(failure)
-        return False
-
-    async def _begin(self) -> bool:
-        """Build an instance and run on_start; on failure apply the policy."""
-        try:
-            instance = self._class.__new__(self._class)
-            instance._actor_cell = self
-            self._class.__init__(instance, *self._args, **self._kwargs)
-            await instance.on_start()
-        except Exception as exc:
-            return await self._failed(ActorFailed(self.name, ON_START, exc))
-        self.instance = instance  # only a started instance gets on_stop
-        return True
-
-    async def _stop_instance(self) -> None:
-        """Stop the children, then run the current instance's on_stop (errors logged)."""
-        await self._stop_children()
-        instance, self.instance = self.instance, None
-        if instance is None:
-            return
-        try:
-            await instance.on_stop()
-        except Exception:
-            log.exception("on_stop of actor %r raised", self.name)
-
-    async def _stop_children(self) -> None:
-        children = list(self.children.values())
-        for child in children:
-            child.request_stop()
-        if children:
-            await asyncio.wait([c.task for c in children])
+        return await self.life.handle_queued()
 
     # -- end of life ----------------------------------------------------------------
 
     async def _teardown(self) -> None:
         self._mark_dead()
-        await self._stop_instance()
+        await self.life.stop_instance()
         self.parent.forget_child(self)
 
     def _mark_dead(self) -> None:
@@ -479,12 +400,7 @@ class ActorCell(Parent):
         if isinstance(self.mailbox, Dispatcher):
             self.mailbox.close(str(self.dead_error()))
         self._drain()
-        if self.policy.directive is Directive.ESCALATE:
-            self._escalated += self._own_failures
-        self._own_failures.clear()
-        for failure in self._escalated:  # arrived while stopping: pass them on
-            self.parent.escalate_to(failure)
-        self._escalated.clear()
+        self.life.pass_on()
         if self._dropped_tells:
             log.warning(
                 "actor %r stopped with %d unprocessed tell(s) in its mailbox",
