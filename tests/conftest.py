@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -149,6 +150,23 @@ def mpich_segments_of_killed_ranks() -> Iterator[None]:
     _SESSION.sample()
     for name in _SESSION.left_behind(_SESSION.ours() - before):
         (SHM_DIR / name).unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ctrl_c_reaches_children() -> Iterator[None]:
+    """Commands the tests start get SIGINT's default disposition, as in a terminal.
+
+    A suite started in the background of a non-interactive shell (``cmd &``,
+    ``nohup``) inherits SIGINT ignored, and an ignored signal stays ignored
+    across exec: the Ctrl-C tests' commands would never see their SIGINT. A
+    handler (unlike SIG_IGN) is reset to the default by exec.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    if previous == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if previous == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @pytest.fixture(scope="session", autouse=True)
