@@ -27,7 +27,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ActorFailed
-from .actor import Actor
+from .actor import Actor, bind_instance
 from .supervision import Directive, RestartBudget, SupervisorPolicy
 
 if TYPE_CHECKING:
@@ -94,8 +94,7 @@ class Lifecycle:
         """
         cls = self._class
         try:
-            instance = cls.__new__(cls)
-            instance._actor_cell = self.cell
+            instance = bind_instance(cls, self.cell)
             cls.__init__(instance, *self._args, **self._kwargs)
             await instance.on_start()
         except Exception as exc:

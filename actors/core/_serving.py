@@ -94,7 +94,7 @@ class ServedLink:
             await self._slots.acquire()
             self.requests[corr] = (kind, target, time.monotonic())
         try:
-            cell = self.system._live_cell(target)
+            cell = self.system.live_cell(target)
         except ActorDead as exc:
             self._refuse(kind, target, corr, exc)
             return

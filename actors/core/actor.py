@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from .supervision import SupervisorPolicy
     from .system import ActorSystem
 
-__all__ = ["Actor"]
+__all__ = ["Actor", "bind_instance"]
 
 
 class Actor:
@@ -147,3 +147,15 @@ class Actor:
         cell = getattr(self, "_actor_cell", None)
         where = f" {cell.name!r}" if cell is not None else ""
         return f"<{type(self).__qualname__}{where}>"
+
+
+def bind_instance(actor_class: type[Actor], cell: ActorCell) -> Actor:
+    """A new, not yet initialised instance of ``actor_class`` run by ``cell``.
+
+    The cell is bound before ``__init__`` runs, so an ``__init__`` may use
+    :attr:`Actor.name`, :attr:`Actor.system` and :meth:`Actor.spawn`. The
+    caller (the actor's lifecycle) runs ``__init__`` and ``on_start``.
+    """
+    instance = actor_class.__new__(actor_class)
+    instance._actor_cell = cell
+    return instance

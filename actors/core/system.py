@@ -260,9 +260,11 @@ class ActorSystem:
 
     def lookup(self, name: str) -> ActorRef:
         """The ref of the live actor ``name``; raises ActorDead naming the system."""
-        return self._live_cell(name).ref
+        return self.live_cell(name).ref
 
-    def _live_cell(self, name: str) -> ActorCell:
+    def live_cell(self, name: str) -> ActorCell:
+        """The cell of the live actor ``name`` (for the actor core's serving side);
+        raises ActorDead naming the system and its actors."""
         cell = self._guardian.find(name)
         if cell is None or cell.dead:
             raise ActorDead(self._unknown(name))

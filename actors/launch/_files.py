@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from ..distributed.endpoints import ENV_LINKS
 
 if TYPE_CHECKING:
-    from .cli import LaunchPlan, ProcessLaunch
+    from .plan import LaunchPlan, ProcessLaunch
 
 __all__ = ["MpichSegments", "link_file", "stale_addresses", "write_link_files"]
 

@@ -55,7 +55,7 @@ from ..errors import ActorsError, ConfigError, LaunchError
 from ..framework.report import JobReport
 from ._embedded import run_topology_async
 from ._process import LaunchState, supervise
-from .cli import LaunchPlan, build_plan
+from .plan import LaunchPlan, build_plan
 from .topology import Topology, load_topology
 
 __all__ = ["Job", "LaunchResult", "Progress", "run", "start"]

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._process import LaunchState
-    from .cli import LaunchPlan
+    from .plan import LaunchPlan
     from .topology import Topology
 
 __all__ = ["SCHEMA", "launch_report", "write_launch_report"]
