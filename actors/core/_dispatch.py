@@ -346,6 +346,11 @@ class Dispatcher:
                         "exception": exc,
                     }
                 )
+            # Parked, the frame keeps no reference to the call it answered: a worker cancelled
+            # while parked (cancel_running, shutdown) keeps its frame in the traceback of the
+            # CancelledError that its task stores, a cycle (task -> error -> frame -> task)
+            # that would otherwise hold the last message (an event's products) until collected.
+            del item, awaitable, message, reply, result, error
             item, awaitable = await parked
 
     def _cancelled(self, reply: Any) -> None:
