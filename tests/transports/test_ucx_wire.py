@@ -11,9 +11,10 @@ from actors.transports.ucx import _wire as wire
 
 
 def _parse(prefix: bytes, max_size: int = 1 << 30) -> wire.Layout:
+    """As the link parses: the received bytes, inside its prefix buffer."""
     buf = bytearray(wire.PREFIX_CAPACITY)
     buf[: len(prefix)] = prefix
-    return wire.parse_prefix(memoryview(buf), max_size, "peer-x")
+    return wire.parse_prefix(memoryview(buf)[: len(prefix)], max_size, "peer-x")
 
 
 def test_small_message_is_one_frame_with_everything_inline() -> None:

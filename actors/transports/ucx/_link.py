@@ -70,7 +70,8 @@ class UCXLink(Link):
         self._prefix = bytearray(wire.PREFIX_CAPACITY)
         self._prefix_arr = _array(self._prefix)
         self._rx: asyncio.Task[Message] | None = None
-        self._prefix_req: Any = None  # posted prefix receive (kept across a cancelled recv)
+        #: the prefix receive in progress (kept across a cancelled recv)
+        self._prefix_req: _ProbedRecv | None = None
         #: When and how long ``recv`` polls the worker before it waits (see :mod:`._spin`).
         self.poller = AdaptivePoll(poll_seconds())
         self._inflight: deque[tuple[asyncio.Future[None], int]] = deque()
@@ -211,9 +212,12 @@ class UCXLink(Link):
             raise self._lost_error()
         rx = self._rx
         if rx is None:
-            await self._recv_prefix()
             try:
-                layout = wire.parse_prefix(memoryview(self._prefix), self._max, self.peer)
+                received = await self._recv_prefix()
+                # exactly the bytes of this prefix: the rest of the buffer holds
+                # older prefixes, never to be read as this one's
+                view = memoryview(self._prefix)[:received]
+                layout = wire.parse_prefix(view, self._max, self.peer)
             except ProtocolError:
                 await self.close()
                 raise
@@ -243,21 +247,21 @@ class UCXLink(Link):
             self._rx = None
         return message
 
-    async def _recv_prefix(self) -> None:
-        """Receive the next prefix frame into ``self._prefix``.
+    async def _recv_prefix(self) -> int:
+        """Receive the next prefix frame into ``self._prefix``; its length in bytes.
 
-        The posted request survives a cancelled call (the next call waits for
-        the same one), so no message is lost or split.
+        ucxx's tag receive does not report how many bytes arrived, so the
+        prefix is received through a probe (:class:`_ProbedRecv`), which does.
+        The receive survives a cancelled call (the next call waits for the
+        same one), so no message is lost or split. Raises ProtocolError for a
+        prefix frame larger than :data:`wire.PREFIX_CAPACITY`.
         """
         req = self._prefix_req
         if req is None:
             ep = self._ep
             if self._lost is not None or ep is None or not ep.alive:
-                await self._recv_arrived(self._prefix_arr, "message prefix")
-                return
-            req = self._prefix_req = self._post(
-                "recv", ep.tag_recv, self._prefix_arr, self._recv_tag
-            )
+                return await self._prefix_arrived()
+            req = self._prefix_req = _ProbedRecv(self, self._prefix_arr)
         eng = self._eng
         what = f"ucx message prefix from {self.peer}"
 
@@ -275,6 +279,17 @@ class UCXLink(Link):
         self._prefix_req = None
         eng.check(req, what)
         self.poller.activity()
+        return self._prefix_length(req)
+
+    def _prefix_length(self, req: _ProbedRecv) -> int:
+        """Bytes of a completed prefix receive; ProtocolError when it was longer
+        than the prefix buffer (UCX reports that as a truncation already)."""
+        if req.length > wire.PREFIX_CAPACITY:
+            raise ProtocolError(
+                f"message prefix of {req.length} bytes from {self.peer} exceeds "
+                f"{wire.PREFIX_CAPACITY} bytes"
+            )
+        return req.length
 
     def _unpack(self, layout: wire.Layout) -> tuple[Any, list[Any], list[Any]]:
         """Header, buffers and the frames still to receive, from a parsed prefix."""
@@ -317,6 +332,23 @@ class UCXLink(Link):
         ]
         await asyncio.gather(*tracked)
 
+    async def _prefix_arrived(self) -> int:
+        """Receive a prefix frame that arrived before the peer was lost (its
+        length), else PeerLost."""
+        self._eng.worker.progress()
+        req = _ProbedRecv(self, self._prefix_arr)
+        req.poll()  # takes a message that arrived before the loss
+        if self._closed or not req.matched:
+            raise self._lost_error()  # nothing had arrived
+        try:
+            async with asyncio.timeout(2.0):
+                await self._eng.wait(
+                    req, f"ucx message prefix from {self.peer}", None, self._prefix_arr
+                )
+        except TimeoutError:
+            raise self._lost_error() from None
+        return self._prefix_length(req)
+
     async def _recv_arrived(self, buf: Any, what: str) -> None:
         """Receive a frame that arrived before the peer was lost, else PeerLost."""
         worker = self._eng.worker
@@ -337,6 +369,7 @@ class UCXLink(Link):
         if self._closed:
             return
         self._closed = True
+        self._prefix_req = None  # an unmatched probe completes as gone in the engine
         self._eng.fail(self, self._lost_error)
         rx, self._rx = self._rx, None
         if rx is not None:
@@ -358,6 +391,66 @@ class UCXLink(Link):
             del ep
             self._inflight.clear()
             self._eng.release()
+
+
+class _ProbedRecv:
+    """The receive of one prefix frame of ``link`` that learns how many bytes
+    arrived; request-like for :class:`Engine` (``completed``, ``check_error``).
+
+    A posted ``tag_recv`` does not report the received length (ucxx drops
+    UCX's ``ucp_tag_recv_info_t``), so nothing is posted ahead: until a message
+    is there, every ``completed`` check probes the worker for the link's tag
+    and removes the message it finds from UCX's unexpected queue; the probe
+    gives its :attr:`length`, and a receive with the probe's handle (on the
+    endpoint while it is alive, else on the worker) puts it into ``arr``. A
+    message longer than ``arr`` completes as truncated: :meth:`check_error`
+    raises. With no message there, a closed or lost link completes the wait
+    (PeerLost): no posted receive exists for UCX to cancel, so nothing else
+    would; a message that arrived before the loss is still taken first.
+    """
+
+    __slots__ = ("_arr", "_gone", "_link", "_req", "length")
+
+    def __init__(self, link: UCXLink, arr: Any) -> None:
+        self._link = link
+        self._arr = arr
+        self._req: Any = None
+        self._gone = False
+        self.length = 0
+
+    @property
+    def matched(self) -> bool:
+        """True once a message was taken from UCX's queue for this receive."""
+        return self._req is not None
+
+    @property
+    def completed(self) -> bool:
+        return self.poll()
+
+    def poll(self) -> bool:
+        """Probe for the message unless it was taken; True once the receive is
+        complete (or the link gone)."""
+        req = self._req
+        if req is None:
+            if self._gone:
+                return True
+            link = self._link
+            worker = link._eng.worker
+            probe = None if worker is None else worker.tag_probe(link._recv_tag, remove=True)
+            if probe is None or not probe.matched:
+                self._gone = worker is None or link._closed or link._lost is not None
+                return self._gone
+            self.length = int(probe.length)
+            ep = link._ep
+            owner = ep if ep is not None and ep.alive else worker
+            req = self._req = owner.tag_recv_with_handle(self._arr, probe)
+        return bool(req.completed)
+
+    def check_error(self) -> None:
+        if self._req is not None:
+            self._req.check_error()
+        elif self._gone:
+            raise self._link._lost_error()
 
 
 def _allocate(size: int, device: bool) -> Any:

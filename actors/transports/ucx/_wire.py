@@ -20,7 +20,9 @@ with the receiver's tag::
 
 Kinds: HOST and DEVICE buffers travel as frames of their own, received into a
 preallocated numpy / cupy buffer; INLINE (small host buffers) ride in the
-prefix, so a small message is one UCX message.
+prefix, so a small message is one UCX message. The receiver parses exactly the
+bytes it received for a prefix (the link learns the length from a tag probe),
+and a prefix's layout must fill them exactly.
 """
 
 from __future__ import annotations
@@ -113,9 +115,13 @@ def pack_prefix(
 def parse_prefix(prefix: memoryview, max_message_size: int, peer: str) -> Layout:
     """Parse and validate a prefix before anything is allocated.
 
-    Raises ProtocolError (naming ``peer``) for a wrong version, unknown kind,
-    a table or inline data past the prefix, or a message announcing more than
-    ``max_message_size`` bytes.
+    ``prefix`` holds exactly the bytes received for this prefix frame (not
+    the link's whole receive buffer, whose tail holds older prefixes). Raises
+    ProtocolError (naming ``peer``) for a wrong version, unknown kind, a
+    message announcing more than ``max_message_size`` bytes, or a declared
+    layout (table, inline header and buffers) that does not fill the
+    received bytes exactly: a table or inline data past them, or bytes left
+    over (:func:`pack_prefix` never writes either).
     """
     if len(prefix) < _FIXED.size:
         raise ProtocolError(f"truncated message prefix from {peer}")
@@ -144,4 +150,9 @@ def parse_prefix(prefix: memoryview, max_message_size: int, peer: str) -> Layout
     )
     if offset + inline > len(prefix):
         raise ProtocolError(f"inline data of a frame from {peer} runs past its prefix")
+    if offset + inline != len(prefix):
+        raise ProtocolError(
+            f"prefix from {peer} holds {len(prefix)} bytes but its layout declares "
+            f"{offset + inline}"
+        )
     return layout

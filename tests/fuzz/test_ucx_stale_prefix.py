@@ -1,0 +1,156 @@
+"""Regression: a ``ucx://`` prefix is parsed from its own bytes only.
+
+The link receives every prefix frame into one preallocated
+:data:`~actors.transports.ucx._wire.PREFIX_CAPACITY`-byte buffer. It used to
+hand the whole buffer to ``parse_prefix``, so a short prefix whose layout
+declares more bytes than it carries was completed with stale bytes of an
+earlier, longer message: a peer could make the receiver deliver old data as a
+new message. The link now learns each prefix's length (through a tag probe:
+ucxx's tag receive does not report it) and parses exactly those bytes, and
+``parse_prefix`` refuses a layout that does not fill them exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from actors.errors import BackendUnavailable, PeerLost, ProtocolError
+from actors.transports import Link, connect, listen
+from actors.transports.ucx import _wire as wire
+from tests.fuzz._support import BOUND_S
+
+_FIXED = struct.Struct("<BBHIQ")
+_LONG_HEADER = b"stale header bytes " * 60  # 1140 bytes, inline in the prefix
+
+
+def _short_prefix(header_len: int) -> bytes:
+    """A 16-byte prefix announcing an inline header of ``header_len`` bytes it lacks."""
+    return _FIXED.pack(1, wire.HEADER_INLINE, 0, 0, header_len)
+
+
+# -- parse_prefix: no UCX needed ------------------------------------------------------
+
+
+def _received(*prefixes: bytes) -> tuple[bytearray, int]:
+    """The link's buffer after receiving ``prefixes`` in turn; length of the last."""
+    buf = bytearray(wire.PREFIX_CAPACITY)
+    for p in prefixes:
+        buf[: len(p)] = p
+    return buf, len(prefixes[-1])
+
+
+def test_short_prefix_after_a_long_one_is_refused() -> None:
+    long_prefix = wire.pack_prefix(_LONG_HEADER, [], [], [])[0]
+    buf, n = _received(long_prefix, _short_prefix(len(_LONG_HEADER)))
+    with pytest.raises(ProtocolError, match="runs past") as info:
+        wire.parse_prefix(memoryview(buf)[:n], 1 << 30, "peer-x")
+    assert "peer-x" in str(info.value)
+
+
+def test_short_prefix_after_a_long_one_parses_its_own_bytes() -> None:
+    long_prefix = wire.pack_prefix(_LONG_HEADER, [], [], [])[0]
+    short = wire.pack_prefix(b"new", [2], [False], [b"ok"])[0]
+    buf, n = _received(long_prefix, short)
+    layout = wire.parse_prefix(memoryview(buf)[:n], 1 << 30, "peer-x")
+    data = bytes(buf[layout.data_offset : n])
+    assert (layout.header_len, layout.sizes, data) == (3, (2,), b"newok")
+
+
+def test_bytes_beyond_the_declared_layout_are_refused() -> None:
+    prefix = wire.pack_prefix(b"hdr", [], [], [])[0]
+    with pytest.raises(ProtocolError, match="holds 20 bytes but its layout declares 19"):
+        wire.parse_prefix(memoryview(prefix + b"x"), 1 << 30, "peer-x")
+
+
+# -- a real link: raw frames from the peer --------------------------------------------
+
+
+@pytest.fixture
+async def ucx_ready() -> None:
+    """Skip unless ucxx imports and a UCX context + worker can be made here."""
+    try:
+        from actors.transports.ucx import _progress
+
+        eng = _progress.engine()
+    except (BackendUnavailable, ImportError) as exc:
+        pytest.skip(f"ucx:// unavailable: {exc}")
+    eng.acquire()
+    eng.release()
+
+
+async def _pair(lst: Any) -> tuple[Link, Link]:
+    accepted = asyncio.ensure_future(lst.accept())
+    client = await connect(lst.address, timeout=10)
+    return await asyncio.wait_for(accepted, 10), client
+
+
+@pytest.fixture
+async def links(ucx_ready: None) -> AsyncIterator[tuple[Link, Link, Link, Link]]:
+    """Two link pairs (server, client, sentinel server, sentinel client)."""
+    async with await listen("ucx://:0") as lst:
+        server, client = await _pair(lst)
+        other_server, other_client = await _pair(lst)
+        async with server, client, other_server, other_client:
+            yield server, client, other_server, other_client
+
+
+def _send_raw(link: Link, frame: bytes) -> asyncio.Future[None]:
+    """Post ``frame`` as one tagged UCX message, as the link's own frames go;
+    the future of its completion (a large frame completes once received)."""
+    from actors.transports.ucx._link import _array
+
+    arr = _array(frame)
+    req = link._ep.tag_send(arr, link._send_tag)  # type: ignore[attr-defined]
+    sent: asyncio.Future[None] = link._eng.track(req, None, arr)  # type: ignore[attr-defined]
+    return sent
+
+
+async def _still_works(server: Link, client: Link) -> None:
+    async with asyncio.timeout(BOUND_S):
+        await client.send(b"ping", [b"sentinel"])
+        header, bufs = await server.recv()
+        assert (header, bytes(bufs[0])) == (b"ping", b"sentinel")
+
+
+@pytest.mark.ucx
+async def test_link_refuses_a_short_prefix_after_a_long_message(
+    links: tuple[Link, Link, Link, Link],
+) -> None:
+    server, client, other_server, other_client = links
+    await client.send(_LONG_HEADER, [b"x" * 100])
+    header, bufs = await server.recv()
+    assert header == _LONG_HEADER and bytes(bufs[0]) == b"x" * 100
+    await client.send(b"short", [b"y"])  # an honest short one: its own bytes only
+    header, bufs = await server.recv()
+    assert header == b"short" and bytes(bufs[0]) == b"y"
+    await client.send(_LONG_HEADER)
+    assert (await server.recv())[0] == _LONG_HEADER
+    await _send_raw(client, _short_prefix(len(_LONG_HEADER)))
+    with pytest.raises(ProtocolError, match="runs past") as info:
+        async with asyncio.timeout(BOUND_S):
+            await server.recv()  # the old link returned the stale header as a message
+    assert server.peer in str(info.value)
+    assert server.closed
+    with pytest.raises(PeerLost):
+        await server.recv()
+    await _still_works(other_server, other_client)
+
+
+@pytest.mark.ucx
+async def test_link_refuses_a_prefix_frame_over_its_capacity(
+    links: tuple[Link, Link, Link, Link],
+) -> None:
+    server, client, other_server, other_client = links
+    sent = _send_raw(client, bytes(wire.PREFIX_CAPACITY + 1))
+    with pytest.raises(ProtocolError) as info:
+        async with asyncio.timeout(BOUND_S):
+            await server.recv()
+    assert server.peer in str(info.value)
+    await asyncio.wait([sent], timeout=BOUND_S)
+    assert server.closed
+    await _still_works(other_server, other_client)
