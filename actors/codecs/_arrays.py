@@ -155,8 +155,9 @@ class CupyCodec:
             cp = optional_module("cupy", "gpu")
         except BackendUnavailable as exc:
             raise CodecError(
-                "received a cupy array but cupy is not importable here; install "
-                f"'hep-actors[gpu]' on the receiving side ({exc})"
+                "received a cupy (device) array, but this process cannot accept device "
+                "arrays: cupy is not installed here; install 'hep-actors[gpu]' on the "
+                f"receiving side ({exc})"
             ) from exc
         descr, shape = meta
         dtype = _dtype(descr)

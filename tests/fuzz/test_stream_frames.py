@@ -20,7 +20,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.errors import BackendUnavailable, PeerLost, ProtocolError
+from actors.buffers import device_to_host, is_device
+from actors.errors import PeerLost, ProtocolError
 from actors.transports import Link
 from actors.transports.stream._framing import (
     ENTRY,
@@ -53,9 +54,9 @@ _KNOWN = FLAG_DEVICE | FLAG_SHM | FLAG_SHM_NEW
 def model(data: bytes) -> tuple[list[object], str]:
     """(what recv returns in order, how the link ends) for a tcp link reading ``data``.
 
-    A delivered item is ``(header, [buffer bytes])``, or ``"device"`` for a
-    message flagging device buffers (recv raises BackendUnavailable for it
-    when this process has no device support). The end is "eof" (clean),
+    A delivered item is ``(header, [buffer bytes])``, also for a message
+    flagging device buffers (delivered in host memory when this process has no
+    cupy, as device arrays with the same bytes otherwise). The end is "eof" (clean),
     "eof-mid" (EOF inside a frame) or "protocol".
     """
     out: list[object] = []
@@ -91,8 +92,7 @@ def model(data: bytes) -> tuple[list[object], str]:
                 return out, "eof-mid"
             bufs.append(data[p : p + size])
             p += size
-        device = any(flags & FLAG_DEVICE for _, flags, _ in entries)
-        out.append("device" if device else (data[hbeg : hbeg + hlen], bufs))
+        out.append((data[hbeg : hbeg + hlen], bufs))
         pos = p
 
 
@@ -145,20 +145,22 @@ def stream(draw: st.DrawFn) -> bytes:
 # -- the property -----------------------------------------------------------------------
 
 
+def _bytes(buf: object) -> bytes:
+    """Content of a received buffer (a device array where cupy is installed)."""
+    return bytes(device_to_host(buf)) if is_device(buf) else bytes(buf)  # type: ignore[call-overload]
+
+
 async def _drain(link: Link) -> tuple[list[object], str]:
     got: list[object] = []
     async with asyncio.timeout(BOUND_S):
         while True:
             try:
                 header, bufs = await link.recv()
-            except BackendUnavailable:
-                got.append("device")
-                continue
             except ProtocolError:
                 return got, "protocol"
             except PeerLost as exc:
                 return got, "eof-mid" if "middle" in str(exc) else "eof"
-            got.append((header, [bytes(b) for b in bufs]))
+            got.append((header, [_bytes(b) for b in bufs]))
 
 
 async def _one(data: bytes) -> None:

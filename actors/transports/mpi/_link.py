@@ -14,7 +14,8 @@ state lives in the link's :class:`~actors.transports.mpi._inbox.Inbox` (shared
 with the close-time drain), not in the waiting task. The receiver checks the
 sizes against ``max_message_size``, allocates every buffer (host: numpy
 ``uint8``, from :mod:`actors.transports.mpi._pool` for large ones; device: cupy
-when MPI is CUDA-aware) and posts one ``Irecv`` per chunk straight into it: no
+when MPI is CUDA-aware; host memory, logged once, when this process has no
+cupy) and posts one ``Irecv`` per chunk straight into it: no
 staging copy, no pickle.
 
 Fast path (why a small round trip costs only a few Python calls): ``send``
@@ -46,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -89,6 +91,8 @@ __all__ = [  # the wire constants are re-exported from _frame
     "unpack_header",
 ]
 
+log = logging.getLogger("actors.transports.mpi")
+
 SPIN_FLOOR_S = 20e-6  # smallest non-zero spin budget of a header wait
 BYE_GRACE_S = 5.0  # after the peer's goodbye, how long to wait for its BYE
 _CUDA = "__cuda_array_interface__"
@@ -126,6 +130,7 @@ class MPILink(Link):
         self._remote = remote
         self._max = max_message_size
         self._cuda_aware = cuda_aware
+        self._device_ok = True  # until a device allocation finds no cupy here
         self._max_spin_s = MPI_SPIN_S.get()  # the header wait's polling (actors.settings)
         self._spin_s = self._max_spin_s  # its budget now: adapted by _adapt_spin
         self._min_spins = MPI_MIN_SPINS.get()
@@ -455,19 +460,34 @@ class MPILink(Link):
         return kind, header, sizes, flags, inlined_copies(data, sizes, flags, offset)
 
     def _allocate(self, size: int, flag: int) -> Any:
-        if flag & DEVICE and self._cuda_aware:
-            return device_empty(size)
+        if flag & DEVICE and self._cuda_aware and self._device_ok:
+            try:
+                return device_empty(size)
+            except BackendUnavailable as exc:  # a peer's flag, not our misuse: host memory
+                self._no_device(exc)
         return pool().take(size)
 
-    @staticmethod
-    def _deliver(out: list[Any], flags: bytes) -> list[Any]:
+    def _deliver(self, out: list[Any], flags: bytes) -> list[Any]:
         result = []
         for buf, flag in zip(out, flags, strict=True):
-            if flag & DEVICE and not hasattr(buf, _CUDA):
-                with contextlib.suppress(BackendUnavailable):
+            if flag & DEVICE and self._device_ok and not hasattr(buf, _CUDA):
+                try:
                     buf = host_to_device(buf)  # staged: the one copy on this side
+                except BackendUnavailable as exc:
+                    self._no_device(exc)
             result.append(buf)
         return result
+
+    def _no_device(self, exc: BackendUnavailable) -> None:
+        """The peer sent device buffers but this process has no cupy: they stay
+        in host memory (decoding a cupy array from them raises CodecError)."""
+        self._device_ok = False
+        log.warning(
+            "%s sent device buffers but this process cannot hold device memory (%s): "
+            "they are delivered in host memory",
+            self.peer,
+            exc,
+        )
 
     # -- close ------------------------------------------------------------------------
 

@@ -41,7 +41,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from ...buffers import as_host_view, device_to_host, host_to_device
-from ...errors import PeerLost, ProtocolError
+from ...errors import BackendUnavailable, PeerLost, ProtocolError
 from .._base import Capabilities, Link, Message
 from .._spin import AdaptivePoll
 from ._framereader import FrameReader
@@ -87,6 +87,7 @@ class StreamLink(Link):
         self._waiter: asyncio.Future[None] | None = None
         self._wfut: asyncio.Future[None] | None = None
         self._paused = False
+        self._device_ok = True  # until a device-flagged buffer finds no cupy here
         self._reader = FrameReader(
             max_message_size, peer, self._deliver, self._on_control, self._resolve, self._OOB_FLAGS
         )
@@ -117,14 +118,31 @@ class StreamLink(Link):
             self._paused = False
             self._reader.active = True
             self._loop.add_reader(self._fd, self._on_readable)
-        if device is not None:
+        if device is not None and self._device_ok:
             for i, on_device in enumerate(device):
-                if on_device:
-                    bufs[i] = host_to_device(bufs[i])
+                if on_device and self._device_ok:
+                    bufs[i] = self._to_device(bufs[i])
         return header, bufs
 
     async def close(self) -> None:
         self._shutdown(PeerLost, f"link to {self.peer} is closed")
+
+    def _to_device(self, buf: Any) -> Any:
+        """A received buffer the peer flagged as device memory: copied to the
+        device, or left in host memory when this process has no cupy (the
+        peer's flag is no misuse here: decoding a cupy array from it raises
+        CodecError, anything else decodes as usual). Logged once per link."""
+        try:
+            return host_to_device(buf)
+        except BackendUnavailable as exc:
+            self._device_ok = False
+            log.warning(
+                "%s sent device buffers but this process cannot hold device memory (%s): "
+                "they are delivered in host memory",
+                self.peer,
+                exc,
+            )
+            return buf
 
     async def _wait_message(self) -> None:
         """Poll briefly (see :mod:`._spin`), then wait for the reader callback."""
