@@ -8,6 +8,14 @@ earlier, longer message: a peer could make the receiver deliver old data as a
 new message. The link now learns each prefix's length (through a tag probe:
 ucxx's tag receive does not report it) and parses exactly those bytes, and
 ``parse_prefix`` refuses a layout that does not fill them exactly.
+
+The same holds for the out-of-line frames a prefix announces (large buffers,
+a large header): each used to be received by a posted tag receive, which does
+not report how many bytes arrived, so a frame shorter than announced left the
+rest of its ``np.empty`` buffer uninitialised in the message delivered, and a
+longer one failed without naming the peer. Frames are now taken through probes
+too, and a frame of another length is a ProtocolError naming the peer that
+closes that link only.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import struct
 from collections.abc import AsyncIterator
 from typing import Any
 
+import numpy as np
 import pytest
 
 from actors.errors import BackendUnavailable, PeerLost, ProtocolError
@@ -153,4 +162,82 @@ async def test_link_refuses_a_prefix_frame_over_its_capacity(
     assert server.peer in str(info.value)
     await asyncio.wait([sent], timeout=BOUND_S)
     assert server.closed
+    await _still_works(other_server, other_client)
+
+
+# -- out-of-line frames: exactly the announced length ---------------------------------
+
+_BIG = 16 << 10  # above wire.INLINE_LIMIT: a frame of its own
+
+
+def _announce(sizes: list[int], header: bytes = b"hdr") -> bytes:
+    """A prefix announcing host buffers of ``sizes`` as frames of their own."""
+    n = len(sizes)
+    prefix, header_inline, separate = wire.pack_prefix(header, sizes, [False] * n, [None] * n)
+    assert header_inline and separate == list(range(n))
+    return prefix
+
+
+async def _refused(server: Link, match: str) -> None:
+    with pytest.raises(ProtocolError, match=match) as info:
+        async with asyncio.timeout(BOUND_S):
+            await server.recv()  # the old link delivered the short frame's buffer
+    assert server.peer in str(info.value)
+    assert server.closed
+    with pytest.raises(PeerLost):
+        await server.recv()
+
+
+@pytest.mark.ucx
+async def test_link_refuses_a_frame_shorter_than_announced(
+    links: tuple[Link, Link, Link, Link],
+) -> None:
+    server, client, other_server, other_client = links
+    await client.send(b"honest", [np.full(_BIG, 7, np.uint8)])  # an honest one first
+    header, bufs = await server.recv()
+    assert header == b"honest" and bytes(bufs[0]) == bytes([7]) * _BIG
+    _send_raw(client, _announce([_BIG]))
+    _send_raw(client, b"s" * 1000)
+    await _refused(server, f"carries 1000 bytes but its prefix announced {_BIG}")
+    await _still_works(other_server, other_client)
+
+
+@pytest.mark.ucx
+async def test_link_refuses_a_frame_longer_than_announced(
+    links: tuple[Link, Link, Link, Link],
+) -> None:
+    server, client, other_server, other_client = links
+    _send_raw(client, _announce([_BIG]))
+    sent = _send_raw(client, bytes(_BIG + 1))
+    await _refused(server, f"carries {_BIG + 1} bytes but its prefix announced {_BIG}")
+    await asyncio.wait([sent], timeout=BOUND_S)
+    await _still_works(other_server, other_client)
+
+
+@pytest.mark.ucx
+async def test_a_short_frame_takes_no_frame_of_the_next_message(
+    links: tuple[Link, Link, Link, Link],
+) -> None:
+    """The second of two announced frames is short, and the next message's
+    prefix follows: it is not taken as a frame, the link is refused."""
+    server, client, other_server, other_client = links
+    _send_raw(client, _announce([_BIG, _BIG]))
+    _send_raw(client, b"a" * _BIG)
+    _send_raw(client, b"b" * 10)
+    await client.send(b"next", [b"n" * 100])
+    await _refused(server, "frame 2 of 2 of a message from .* carries 10 bytes")
+    await _still_works(other_server, other_client)
+
+
+@pytest.mark.ucx
+async def test_a_short_out_of_line_header_is_refused(
+    links: tuple[Link, Link, Link, Link],
+) -> None:
+    server, client, other_server, other_client = links
+    header = b"h" * wire.PREFIX_CAPACITY  # too large for the prefix: a frame of its own
+    prefix, header_inline, _ = wire.pack_prefix(header, [], [], [])
+    assert not header_inline
+    _send_raw(client, prefix)
+    _send_raw(client, header[:-1])
+    await _refused(server, f"carries {len(header) - 1} bytes but its prefix announced")
     await _still_works(other_server, other_client)

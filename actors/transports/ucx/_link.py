@@ -110,6 +110,25 @@ class UCXLink(Link):
         except Exception as exc:
             raise PeerLost(f"ucx link to {self.peer}: {what} failed: {exc!r}") from exc
 
+    def _take(self, arr: Any) -> tuple[Any, int] | None:
+        """Take the next message of this link's tag out of UCX's unexpected queue
+        into ``arr`` (a tag probe with remove, then a receive with its handle, on
+        the endpoint while it is alive, else on the worker): the receive request
+        and the message's length, or None when no message is there."""
+        worker = self._eng.worker
+        if worker is None:
+            return None
+        probe = worker.tag_probe(self._recv_tag, remove=True)
+        if not probe.matched:
+            return None
+        ep = self._ep
+        owner = ep if ep is not None and ep.alive else worker
+        return owner.tag_recv_with_handle(arr, probe), int(probe.length)
+
+    def _ended(self) -> bool:
+        """True when no further message can come (link closed or lost, worker freed)."""
+        return self._closed or self._lost is not None or self._eng.worker is None
+
     async def _stream(self, data: bytes | None, size: int, what: str) -> bytes:
         """Handshake helper: stream-send ``data``, or stream-receive ``size`` bytes.
 
@@ -316,21 +335,36 @@ class UCXLink(Link):
 
     async def _finish(self, header: Any, buffers: list[Any], frames: list[Any]) -> Message:
         """Receive the out-of-line frames of a message (a task: survives cancelled recv)."""
-        await self._recv_frames([_array(f) for f in frames])
+        await self._recv_frames(frames)
         return (header if isinstance(header, bytes) else header.tobytes()), buffers
 
-    async def _recv_frames(self, arrays: list[Any]) -> None:
-        """Receive the frames of one message: all posted at once, then awaited."""
+    async def _recv_frames(self, frames: list[Any]) -> None:
+        """Receive the frames of one message, each straight into its final buffer.
+
+        Every frame must carry exactly the bytes its prefix announced: a
+        shorter one would leave unwritten bytes in the buffer the application
+        gets, a longer one would be cut. ucxx's tag receive reports neither, so
+        the frames are taken through probes (:class:`_ProbedFrames`), which
+        give each frame's length. Raises ProtocolError (naming the peer) for a
+        frame of another length, PeerLost when the peer goes before they arrive.
+        """
+        arrays = [_array(f) for f in frames]
+        req = _ProbedFrames(self, arrays, [nbytes(f) for f in frames])
+        what = f"ucx message frames from {self.peer}"
         ep = self._ep
-        if self._lost is not None or ep is None or not ep.alive:
-            for arr in arrays:
-                await self._recv_arrived(arr, "message frame")
+        if self._lost is None and ep is not None and ep.alive:
+            await self._eng.wait(req, what, self, arrays)
             return
-        tracked = [
-            self._eng.track(self._post("recv", ep.tag_recv, arr, self._recv_tag), self, arr)
-            for arr in arrays
-        ]
-        await asyncio.gather(*tracked)
+        # the peer is gone: only frames that arrived before the loss
+        self._eng.worker.progress()
+        req.poll()
+        if self._closed or not req.matched:
+            raise self._lost_error()
+        try:
+            async with asyncio.timeout(2.0):
+                await self._eng.wait(req, what, None, arrays)
+        except TimeoutError:
+            raise self._lost_error() from None
 
     async def _prefix_arrived(self) -> int:
         """Receive a prefix frame that arrived before the peer was lost (its
@@ -348,19 +382,6 @@ class UCXLink(Link):
         except TimeoutError:
             raise self._lost_error() from None
         return self._prefix_length(req)
-
-    async def _recv_arrived(self, buf: Any, what: str) -> None:
-        """Receive a frame that arrived before the peer was lost, else PeerLost."""
-        worker = self._eng.worker
-        worker.progress()
-        if self._closed or not worker.tag_probe(self._recv_tag).matched:
-            raise self._lost_error()
-        req = worker.tag_recv(buf, self._recv_tag)
-        try:
-            async with asyncio.timeout(2.0):
-                await self._eng.wait(req, f"ucx {what} from {self.peer}", None, buf)
-        except TimeoutError:
-            raise self._lost_error() from None
 
     # -- close -------------------------------------------------------------------
 
@@ -400,13 +421,13 @@ class _ProbedRecv:
     A posted ``tag_recv`` does not report the received length (ucxx drops
     UCX's ``ucp_tag_recv_info_t``), so nothing is posted ahead: until a message
     is there, every ``completed`` check probes the worker for the link's tag
-    and removes the message it finds from UCX's unexpected queue; the probe
-    gives its :attr:`length`, and a receive with the probe's handle (on the
-    endpoint while it is alive, else on the worker) puts it into ``arr``. A
-    message longer than ``arr`` completes as truncated: :meth:`check_error`
-    raises. With no message there, a closed or lost link completes the wait
-    (PeerLost): no posted receive exists for UCX to cancel, so nothing else
-    would; a message that arrived before the loss is still taken first.
+    and removes the message it finds from UCX's unexpected queue
+    (:meth:`UCXLink._take`); the probe gives its :attr:`length`, and a receive
+    with the probe's handle puts it into ``arr``. A message longer than ``arr``
+    completes as truncated: :meth:`check_error` raises. With no message there,
+    a closed or lost link completes the wait (PeerLost): no posted receive
+    exists for UCX to cancel, so nothing else would; a message that arrived
+    before the loss is still taken first.
     """
 
     __slots__ = ("_arr", "_gone", "_link", "_req", "length")
@@ -434,16 +455,12 @@ class _ProbedRecv:
         if req is None:
             if self._gone:
                 return True
-            link = self._link
-            worker = link._eng.worker
-            probe = None if worker is None else worker.tag_probe(link._recv_tag, remove=True)
-            if probe is None or not probe.matched:
-                self._gone = worker is None or link._closed or link._lost is not None
+            taken = self._link._take(self._arr)
+            if taken is None:
+                self._gone = self._link._ended()
                 return self._gone
-            self.length = int(probe.length)
-            ep = link._ep
-            owner = ep if ep is not None and ep.alive else worker
-            req = self._req = owner.tag_recv_with_handle(self._arr, probe)
+            req, self.length = taken
+            self._req = req
         return bool(req.completed)
 
     def check_error(self) -> None:
@@ -451,6 +468,75 @@ class _ProbedRecv:
             self._req.check_error()
         elif self._gone:
             raise self._link._lost_error()
+
+
+class _ProbedFrames:
+    """The receive of the out-of-line frames of one message, each into its
+    final buffer, checking that each carries exactly its announced size;
+    request-like for :class:`Engine`.
+
+    Like :class:`_ProbedRecv` (and for the same reason: a posted receive does
+    not report its length), each frame is taken through a probe, in order,
+    as soon as it is in UCX's queue; its receive then goes straight into the
+    frame's buffer (no staging copy). A frame of another length stops the
+    message: the frame is still received (a short one into its buffer, a long
+    one completes truncated) so that UCX frees it, no further frame is taken,
+    and :meth:`check_error` raises ProtocolError naming the peer. Once the
+    link is closed or lost, frames not there complete the wait as PeerLost.
+    """
+
+    __slots__ = ("_arrays", "_bad", "_gone", "_link", "_reqs", "_sizes")
+
+    def __init__(self, link: UCXLink, arrays: list[Any], sizes: list[int]) -> None:
+        self._link = link
+        self._arrays = arrays
+        self._sizes = sizes
+        self._reqs: list[Any] = []
+        self._bad: tuple[int, int] | None = None  # (frame index, its length)
+        self._gone = False
+
+    @property
+    def matched(self) -> bool:
+        """True once a frame was taken from UCX's queue for this receive."""
+        return bool(self._reqs)
+
+    @property
+    def completed(self) -> bool:
+        return self.poll()
+
+    def poll(self) -> bool:
+        """Take the frames that are there; True once all are received, or the
+        receive ended (a frame of the wrong length, the link gone)."""
+        reqs = self._reqs
+        arrays = self._arrays
+        while len(reqs) < len(arrays) and self._bad is None:
+            if self._gone:
+                break
+            i = len(reqs)
+            taken = self._link._take(arrays[i])
+            if taken is None:
+                self._gone = self._link._ended()
+                if not self._gone:
+                    return False
+                break
+            req, length = taken
+            reqs.append(req)
+            if length != self._sizes[i]:
+                self._bad = (i, length)
+        return all(req.completed for req in reqs)
+
+    def check_error(self) -> None:
+        link = self._link
+        if self._bad is not None:
+            i, length = self._bad
+            raise ProtocolError(
+                f"frame {i + 1} of {len(self._arrays)} of a message from {link.peer} carries "
+                f"{length} bytes but its prefix announced {self._sizes[i]}"
+            )
+        for req in self._reqs:
+            req.check_error()
+        if len(self._reqs) < len(self._arrays):
+            raise link._lost_error()
 
 
 def _allocate(size: int, device: bool) -> Any:

@@ -144,6 +144,8 @@ class _Pending:
 
 
 def _map_error(exc: BaseException, what: str) -> BaseException:
+    if isinstance(exc, ProtocolError | PeerLost):
+        return exc  # a link's own verdict (e.g. a frame of the wrong length): as it is
     api = ucxx_api()
     if isinstance(exc, api.UCXMessageTruncatedError | api.UCXMsgTruncated):
         return ProtocolError(f"{what}: frame larger than announced ({exc})")
@@ -243,14 +245,21 @@ class Engine:
     def _check(request: Any, what: str) -> None:
         try:
             request.check_error()
+        except (ProtocolError, PeerLost):
+            raise  # a link's own verdict, naming its peer
         except Exception as exc:
             raise _map_error(exc, what) from exc
 
     def _complete(self) -> bool:
-        done = [p for p in self._pending if p.request.completed]
+        # ``completed`` is evaluated once per request and pass: a link's probed
+        # receive takes messages while it is asked, so asking twice could differ
+        done: list[_Pending] = []
+        waiting: list[_Pending] = []
+        for p in self._pending:
+            (done if p.request.completed else waiting).append(p)
         if not done:
             return False
-        self._pending = [p for p in self._pending if not p.request.completed]
+        self._pending = waiting
         for p in done:
             if p.future.done():
                 continue
