@@ -14,12 +14,14 @@ the interface a listener binds: it accepts on *all* interfaces, so give a
 
 Handshake and framing: the mutual challenge-response of
 :mod:`actors.transports._handshake` on the endpoint's stream channel (each
-side's tag in its extra), then the frames of :mod:`actors.transports.ucx._wire`:
+side's tag in its extra; :meth:`UCXLink.handshake`, run by the listener for each
+accepted endpoint and by ``connect``), then the frames of
+:mod:`actors.transports.ucx._wire`:
 a prefix frame and one frame per large buffer, tagged with a random per-link
 tag. Concurrent senders: all frames of
 one message are *posted* synchronously (no ``await`` in between) and UCX keeps
 the posting order of same-tag messages on one endpoint, so messages never
-interleave and no lock is needed. Progress: :mod:`._ucx_progress` (no busy
+interleave and no lock is needed. Progress: :mod:`._progress` (no busy
 wait when idle). Small messages: a send that completes while posted is not
 tracked, and ``recv`` progresses the worker inline and polls it briefly after
 recent activity (:mod:`._spin`), so a prefix-only message needs no task, future
@@ -46,8 +48,6 @@ from typing import Any
 
 from ...errors import AuthenticationError, ConfigError, PeerLost, ProtocolError
 from .._base import Backend, Link, Listener, QueuedListener
-from .._handshake import accept_handshake, connect_handshake
-from . import _wire as wire
 from ._link import UCX_CAPABILITIES, UCXLink
 from ._progress import Engine, engine, ucxx_api
 
@@ -67,47 +67,6 @@ def parse_address(address: str) -> tuple[str, int]:
         raise ConfigError(f"ucx address {address!r} is not host:port (e.g. 'ucx://127.0.0.1:0')")
     host = host.strip("[]") or "127.0.0.1"
     return host, int(port)
-
-
-_Array: Any = None
-
-
-class _UCXChannel:
-    """The endpoint's stream channel as a :class:`HandshakeChannel`."""
-
-    def __init__(self, link: UCXLink) -> None:
-        self._link = link
-
-    async def send(self, data: bytes) -> None:
-        await self._link._stream(data, 0, "handshake")
-
-    async def recv(self, n: int) -> bytes:
-        return await self._link._stream(None, n, "handshake")
-
-
-async def _server_handshake(link: UCXLink, secret: bytes | None) -> None:
-    """The listener side of :mod:`.._handshake`; the extras carry each side's tag."""
-    extra = await accept_handshake(
-        _UCXChannel(link),
-        secret,
-        link.peer,
-        context=wire.CONTEXT,
-        extra=wire.TAG.pack(link._recv_tag_value),
-        timeout=HANDSHAKE_TIMEOUT,
-    )
-    link._set_send_tag(wire.TAG.unpack(extra)[0])
-
-
-async def _client_handshake(link: UCXLink, secret: bytes | None) -> None:
-    extra = await connect_handshake(
-        _UCXChannel(link),
-        secret,
-        link.peer,
-        context=wire.CONTEXT,
-        extra=wire.TAG.pack(link._recv_tag_value),
-        timeout=HANDSHAKE_TIMEOUT,
-    )
-    link._set_send_tag(wire.TAG.unpack(extra)[0])
 
 
 # -- listener and backend -----------------------------------------------------------
@@ -149,7 +108,7 @@ class UCXListener(QueuedListener):
     async def _handshake(self, link: UCXLink) -> None:
         try:
             async with asyncio.timeout(HANDSHAKE_TIMEOUT):
-                await _server_handshake(link, self._secret)
+                await link.handshake(self._secret, listener=True, timeout=HANDSHAKE_TIMEOUT)
         except (TimeoutError, PeerLost, ProtocolError, AuthenticationError) as exc:
             log.warning("%s: dropped a connection at handshake: %s", self.address, exc)
             await link.close()
@@ -234,7 +193,7 @@ async def _connect_once(
         raise PeerLost(f"cannot reach {url}: {exc!r}") from exc
     link = UCXLink(eng, ep, url, max_message_size)
     try:
-        await _client_handshake(link, secret)
+        await link.handshake(secret, listener=False, timeout=HANDSHAKE_TIMEOUT)
     except BaseException:
         await link.close()
         raise

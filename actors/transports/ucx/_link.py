@@ -1,7 +1,9 @@
 """The ``ucx://`` link: framing over one UCX endpoint, host and device buffers.
 
 See :mod:`actors.transports.ucx` for the contract, the tag scheme, progress
-and peer-death rules; this module holds :class:`UCXLink` itself.
+and peer-death rules; this module holds :class:`UCXLink` itself, including its
+handshake (:meth:`UCXLink.handshake`, which the listener and ``connect`` run:
+the link's tags stay the link's own).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 from ...buffers import as_host_view, device_empty, is_device, nbytes
 from ...errors import BackendUnavailable, PeerLost, ProtocolError
 from .._base import Capabilities, Link, Message
+from .._handshake import accept_handshake, connect_handshake
 from .._spin import AdaptivePoll
 from . import _wire as wire
 from ._progress import Engine, poll_seconds, ucxx_api
@@ -152,8 +155,33 @@ class UCXLink(Link):
         await self._eng.wait(req, f"ucx {what} with {self.peer}", self, arr)
         return bytes(out)
 
-    def _set_send_tag(self, value: int) -> None:
-        self._send_tag = _tag(value)
+    # -- handshake ---------------------------------------------------------------
+
+    @property
+    def recv_tag(self) -> int:
+        """The UCX tag of this link's incoming frames: random, one per link (UCX
+        matches tags per worker); the peer learns it in :meth:`handshake`."""
+        return self._recv_tag_value
+
+    async def handshake(self, secret: bytes | None, *, listener: bool, timeout: float) -> None:
+        """Run the handshake of :mod:`actors.transports._handshake` on the
+        endpoint's stream channel, as the side that accepted the endpoint
+        (``listener``) or the one that connected; each side's extra is its
+        :attr:`recv_tag`, and the peer's becomes the tag this link sends with.
+
+        Raises AuthenticationError (secret refused), ProtocolError (not a
+        hep-actors peer), PeerLost (peer gone, or not done within ``timeout``).
+        """
+        run = accept_handshake if listener else connect_handshake
+        extra = await run(
+            _StreamChannel(self),
+            secret,
+            self.peer,
+            context=wire.CONTEXT,
+            extra=wire.TAG.pack(self._recv_tag_value),
+            timeout=timeout,
+        )
+        self._send_tag = _tag(wire.TAG.unpack(extra)[0])
 
     # -- send --------------------------------------------------------------------
 
@@ -539,6 +567,19 @@ class _ProbedFrames:
             raise link._lost_error()
 
 
+class _StreamChannel:
+    """A link's stream channel as a :class:`~actors.transports._handshake.HandshakeChannel`."""
+
+    def __init__(self, link: UCXLink) -> None:
+        self._link = link
+
+    async def send(self, data: bytes) -> None:
+        await self._link._stream(data, 0, "handshake")
+
+    async def recv(self, n: int) -> bytes:
+        return await self._link._stream(None, n, "handshake")
+
+
 def _allocate(size: int, device: bool) -> Any:
     if device:
         try:
@@ -546,6 +587,3 @@ def _allocate(size: int, device: bool) -> Any:
         except BackendUnavailable:
             log.warning("device buffer received without cupy: it lands in host memory")
     return np.empty(size, np.uint8)
-
-
-# -- handshake ----------------------------------------------------------------------
