@@ -27,7 +27,7 @@ from actors import Actor, ActorSystem
 from actors.codecs import decode
 from actors.core import _wire
 from actors.errors import BackendUnavailable, CodecError
-from actors.transports import connect
+from actors.transports import connect, listen
 from actors.transports.stream._framing import FLAG_DEVICE, KIND_DATA, Entry, encode_preamble
 from tests.fuzz._support import BOUND_S, linked_pair, sentinel_round_trip, stream_pair
 
@@ -173,3 +173,49 @@ def test_mpi_link_receives_device_flagged_buffers_into_host_memory(
     assert not any(hasattr(b, "__cuda_array_interface__") for b in out)
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1 and "rank 1" in warnings[0], warnings
+
+
+# -- ucx:// without cupy ---------------------------------------------------------------
+
+
+@pytest.mark.ucx
+async def test_ucx_link_receives_device_flagged_frames_into_host_memory(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """ucx:// delivered them in host memory already, but logged every such
+    buffer, without naming the peer: now once per link, naming it."""
+    try:
+        from actors.transports.ucx import _progress
+
+        eng = _progress.engine()
+    except (BackendUnavailable, ImportError) as exc:
+        pytest.skip(f"ucx:// unavailable: {exc}")
+    eng.acquire()
+    eng.release()
+    from actors.transports.ucx import _wire as wire
+    from actors.transports.ucx._link import _array
+
+    payload = np.arange(2, dtype="<f4").tobytes()
+    prefix = wire.pack_prefix(CUPY_BODY, [len(payload)], [True], [None])[0]
+    async with await listen("ucx://:0") as lst:
+        accepted = asyncio.ensure_future(lst.accept())
+        client = await connect(lst.address, timeout=10)
+        server = await asyncio.wait_for(accepted, 10)
+        async with server, client:
+            with caplog.at_level(logging.WARNING, logger="actors.transports"):
+                for frame in [prefix, payload] * 3:  # what a peer with cupy sends
+                    arr = _array(frame)
+                    req = client._ep.tag_send(arr, client._send_tag)  # type: ignore[attr-defined]
+                    client._eng.track(req, None, arr)  # type: ignore[attr-defined]
+                async with asyncio.timeout(BOUND_S):
+                    got = [await server.recv() for _ in range(3)]
+            for header, bufs in got:
+                assert header == CUPY_BODY and bytes(bufs[0]) == payload
+                assert not hasattr(bufs[0], "__cuda_array_interface__")
+                with pytest.raises(CodecError, match="cannot accept device arrays"):
+                    decode(header, bufs)
+            warnings = [r.getMessage() for r in caplog.records if "device" in r.getMessage()]
+            assert len(warnings) == 1 and server.peer in warnings[0], warnings
+            await client.send(b"plain", [b"abc"])  # the link goes on
+            header, bufs = await server.recv()
+            assert (header, bytes(bufs[0])) == (b"plain", b"abc")

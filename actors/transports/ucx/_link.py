@@ -81,6 +81,7 @@ class UCXLink(Link):
         self._inflight_bytes = 0
         self._closed = False
         self._lost: str | None = None
+        self._device_ok = True  # until a device buffer finds no cupy here
         eng.acquire()
         ep.set_close_callback(self._on_endpoint_closed)
 
@@ -355,11 +356,29 @@ class UCXLink(Link):
                 buffers.append(bytes(view[offset : offset + size]))
                 offset += size
                 continue
-            buf = _allocate(size, kind == wire.DEVICE)
+            buf = self._allocate(size, kind == wire.DEVICE)
             buffers.append(buf)
             if size:
                 frames.append(buf)
         return header, buffers, frames
+
+    def _allocate(self, size: int, device: bool) -> Any:
+        """The buffer an announced frame is received into: device memory for a
+        device buffer, host memory otherwise - and for a device buffer when this
+        process has no cupy (the peer's flag is no error here; decoding a cupy
+        array from it raises CodecError). Logged once per link, naming the peer."""
+        if device and self._device_ok:
+            try:
+                return device_empty(size)
+            except BackendUnavailable as exc:
+                self._device_ok = False
+                log.warning(
+                    "%s sent device buffers but this process cannot hold device memory (%s): "
+                    "they are delivered in host memory",
+                    self.peer,
+                    exc,
+                )
+        return np.empty(size, np.uint8)
 
     async def _finish(self, header: Any, buffers: list[Any], frames: list[Any]) -> Message:
         """Receive the out-of-line frames of a message (a task: survives cancelled recv)."""
@@ -578,12 +597,3 @@ class _StreamChannel:
 
     async def recv(self, n: int) -> bytes:
         return await self._link._stream(None, n, "handshake")
-
-
-def _allocate(size: int, device: bool) -> Any:
-    if device:
-        try:
-            return device_empty(size)
-        except BackendUnavailable:
-            log.warning("device buffer received without cupy: it lands in host memory")
-    return np.empty(size, np.uint8)
