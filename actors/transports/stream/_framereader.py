@@ -18,7 +18,11 @@ segments). Control frames go to ``on_control(kind, entries)``.
 
 Errors: :class:`~actors.errors.ProtocolError` for a malformed or oversized
 frame (raised from :meth:`pump`); ``OSError``/``BlockingIOError`` from the read
-function pass through.
+function pass through. A frame that fails after some of its buffers were read
+or resolved lets go of them before the error propagates (neither the reader's
+state nor the traceback's frames keep them: a resolved buffer may be a view of
+a shared-memory segment that stays mapped while any reference to it lives), and
+:meth:`FrameReader.discard` drops a partial message when the link closes.
 """
 
 from __future__ import annotations
@@ -96,6 +100,19 @@ class FrameReader:
             or bool(self._entries)
             or self._rend > self._rbeg
         )
+
+    def discard(self) -> None:
+        """Drop the partial message and every byte read but not yet parsed.
+
+        Buffers of an incomplete message (read from the stream, or resolved out
+        of band: views of shared-memory segments) are released here rather than
+        when the reader itself goes away. The link calls it when it closes; the
+        reader then parses nothing more (``stopped``).
+        """
+        self._pre = None
+        self._entries, self._header, self._bufs = [], b"", []
+        self._target, self._tgot, self._target_is_preamble = None, 0, False
+        self._rbeg = self._rend = 0
 
     def pump(self, read_into: Callable[[memoryview], int]) -> bool:
         """Read and parse until a short read; False at EOF.
@@ -175,19 +192,23 @@ class FrameReader:
         bufs: list[Any] = []
         device: list[bool] | None = None
         scratch = self._scratch
-        for i, e in enumerate(entries):
-            size, flags = e.size, e.flags
-            if flags & oob:
-                bufs.append(self._resolve(e))
-            elif size:
-                bufs.append(memoryview(scratch[pos : pos + size]))
-                pos += size
-            else:
-                bufs.append(_EMPTY)
-            if flags & FLAG_DEVICE:
-                if device is None:
-                    device = [False] * len(entries)
-                device[i] = True
+        try:
+            for i, e in enumerate(entries):
+                size, flags = e.size, e.flags
+                if flags & oob:
+                    bufs.append(self._resolve(e))
+                elif size:
+                    bufs.append(memoryview(scratch[pos : pos + size]))
+                    pos += size
+                else:
+                    bufs.append(_EMPTY)
+                if flags & FLAG_DEVICE:
+                    if device is None:
+                        device = [False] * len(entries)
+                    device[i] = True
+        except BaseException:
+            bufs.clear()  # the traceback keeps this frame: not the views resolved so far
+            raise
         self._rbeg = pos
         self._deliver(header, bufs, device)
         return True
@@ -267,14 +288,19 @@ class FrameReader:
     def _maybe_complete(self) -> None:
         """Resolve out-of-band and empty buffers; deliver once all are in."""
         entries, bufs = self._entries, self._bufs
-        while len(bufs) < len(entries):
-            e = entries[len(bufs)]
-            if e.flags & self._oob:
-                bufs.append(self._resolve(e))
-            elif e.size == 0:
-                bufs.append(_EMPTY)
-            else:
-                return
+        try:
+            while len(bufs) < len(entries):
+                e = entries[len(bufs)]
+                if e.flags & self._oob:
+                    bufs.append(self._resolve(e))
+                elif e.size == 0:
+                    bufs.append(_EMPTY)
+                else:
+                    return
+        except BaseException:
+            bufs.clear()  # see _whole_frame
+            self.discard()
+            raise
         header = self._header
         self._header, self._entries, self._bufs = b"", [], []
         device = [bool(e.flags & FLAG_DEVICE) for e in entries]

@@ -125,7 +125,13 @@ class StreamLink(Link):
         return header, bufs
 
     async def close(self) -> None:
+        """Close the link; idempotent. Messages not yet received are dropped:
+        ``recv`` raises from now on (PeerLost, or once the ProtocolError that
+        closed the link, if not reported yet), and nothing the link read keeps
+        a buffer alive - a shm:// segment is unmapped as soon as the caller
+        holds no view of it either."""
         self._shutdown(PeerLost, f"link to {self.peer} is closed")
+        self._inbox.clear()
 
     def _to_device(self, buf: Any) -> Any:
         """A received buffer the peer flagged as device memory: copied to the
@@ -140,7 +146,7 @@ class StreamLink(Link):
                 "%s sent device buffers but this process cannot hold device memory (%s): "
                 "they are delivered in host memory",
                 self.peer,
-                exc,
+                str(exc),  # not the exception: a kept record would keep buf via its traceback
             )
             return buf
 
@@ -298,19 +304,28 @@ class StreamLink(Link):
         return self._sock.recv_into(view)
 
     def _on_readable(self) -> None:
+        """Reader callback: read and parse what is there; an error closes the link.
+
+        Errors are logged and kept as text only: a log record that held the
+        exception would hold its traceback, whose frames may hold buffers of the
+        failed frame (views of shm segments, which then stay mapped, their
+        descriptors open, for as long as a handler keeps the record).
+        """
         try:
             if not self._reader.pump(self._recv_into):
                 self._eof()
         except ProtocolError as exc:
-            log.warning("closing link to %s: %s", self.peer, exc)
-            self._shutdown(ProtocolError, str(exc))
+            message = str(exc)
+            log.warning("closing link to %s: %s", self.peer, message)
+            self._shutdown(ProtocolError, message)
         except (BlockingIOError, InterruptedError):
             pass
         except OSError as exc:
             self._shutdown(PeerLost, f"peer {self.peer} is gone ({exc.strerror or exc})")
         except Exception as exc:  # e.g. MemoryError for an allowed but huge message
-            log.error("closing link to %s: cannot receive: %r", self.peer, exc)
-            self._shutdown(PeerLost, f"link to {self.peer} failed while receiving: {exc!r}")
+            message = repr(exc)
+            log.error("closing link to %s: cannot receive: %s", self.peer, message)
+            self._shutdown(PeerLost, f"link to {self.peer} failed while receiving: {message}")
 
     def _eof(self) -> None:
         if self._reader.mid_message:
@@ -341,11 +356,18 @@ class StreamLink(Link):
     # -- closing ------------------------------------------------------------------
 
     def _shutdown(self, kind: type[Exception], message: str) -> None:
-        """Close the socket once; later calls raise ``kind(message)``."""
+        """Close the socket once; later calls raise ``kind(message)``.
+
+        Drops the reader's partial message and calls :meth:`_release` (shm://
+        unmaps every segment no caller holds a view of, closes every received
+        descriptor). Complete messages already in the inbox stay receivable
+        until :meth:`close`.
+        """
         if self._closed:
             return
         self._closed = True
         self._reader.stopped = True
+        self._reader.discard()
         self._error = (kind, message)
         if not self._paused:
             self._loop.remove_reader(self._fd)

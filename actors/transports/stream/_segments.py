@@ -164,8 +164,21 @@ class RecvMaps:
 
     def drop(self, seg_id: int) -> None:
         """Forget a segment the sender discarded (views handed out stay valid)."""
-        self._maps.pop(seg_id, None)
+        mm = self._maps.pop(seg_id, None)
+        if mm is not None:
+            _close_map(mm)
 
     def close(self) -> None:
-        """Forget every mapping; each is unmapped when its last view is gone."""
+        """Forget every mapping: unmapped (and its descriptor closed) now, or
+        when the last view handed out is gone."""
+        maps = list(self._maps.values())
         self._maps.clear()
+        for mm in maps:
+            _close_map(mm)
+
+
+def _close_map(mm: mmap.mmap) -> None:
+    """Unmap ``mm`` and close its descriptor now, unless a view of it lives
+    (then both go with the last view, by reference counting)."""
+    with contextlib.suppress(BufferError):
+        mm.close()

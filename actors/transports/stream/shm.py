@@ -20,8 +20,11 @@ Scheme
   Idle segments above :data:`MAX_IDLE_BYTES` are unmapped by the sender, which
   sends a DROP frame so that the receiver unmaps them too.
 * Cleanup: segments never have a name in /dev/shm; the kernel frees them when
-  both processes have unmapped them, also after a crash. Closing a link unmaps
-  the sender's pool; views already handed out stay valid until dropped.
+  both processes have unmapped them, also after a crash. Closing a link, by
+  ``close`` or by an error, unmaps the sender's pool and every received
+  segment no view of which is held, and closes every received descriptor;
+  views already handed out stay valid until dropped (their segment is unmapped
+  with the last one).
 * No busy waiting when idle: a quiet link blocks in the event loop on its
   socket (0.0 % CPU measured). Within 2 ms of the last message ``recv`` polls
   the socket for up to 100 us first (:mod:`._spin`), which skips the loop
