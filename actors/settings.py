@@ -36,6 +36,8 @@ __all__ = [
     "RENDEZVOUS",
     "REPORT_FILE",
     "SETTINGS",
+    "SHM_MAX_MAPPED_BYTES",
+    "SHM_MAX_SEGMENTS",
     "STREAM_SPIN_US",
     "UCX_SPIN_US",
     "Setting",
@@ -61,6 +63,13 @@ def _one_of(text: str, choices: tuple[str, ...]) -> str:
     value = text.strip().lower()
     if value not in choices:
         raise ValueError(f"expected one of {'|'.join(choices)}, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"expected a positive integer, got {text!r}")
     return value
 
 
@@ -99,6 +108,22 @@ STREAM_SPIN_US: Setting[float] = Setting(
     "µs",
     "longest poll of a tcp:// or shm:// receive right after traffic before it sleeps in the "
     "kernel (0 disables polling)",
+)
+SHM_MAX_SEGMENTS: Setting[int] = Setting(
+    "ACTORS_SHM_MAX_SEGMENTS",
+    4096,
+    _positive_int,
+    "segments",
+    "most shared-memory segments one shm:// link keeps mapped for its peer (each holds a "
+    "descriptor): a peer that announces more is refused, that link closed with ProtocolError",
+)
+SHM_MAX_MAPPED_BYTES: Setting[int] = Setting(
+    "ACTORS_SHM_MAX_MAPPED_BYTES",
+    64 << 30,
+    _positive_int,
+    "bytes",
+    "most bytes of those segments one shm:// link keeps mapped (at least 4x the link's "
+    "max_message_size): beyond it likewise",
 )
 UCX_SPIN_US: Setting[float] = Setting(
     "ACTORS_UCX_SPIN_US",
@@ -213,6 +238,8 @@ RENDEZVOUS: Setting[str] = Setting(
 #: Every setting, in the order of the documentation table.
 SETTINGS: tuple[Setting[object], ...] = (  # type: ignore[assignment]
     STREAM_SPIN_US,
+    SHM_MAX_SEGMENTS,
+    SHM_MAX_MAPPED_BYTES,
     UCX_SPIN_US,
     MPI_SPIN_S,
     MPI_MAX_SLEEP_S,

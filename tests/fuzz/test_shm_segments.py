@@ -325,3 +325,106 @@ def test_error_after_a_segment_was_mapped_releases_it_without_gc(
     finally:
         gc.enable()
     assert "fuzz-peer refers to unknown segment 1" in caplog.text
+
+
+# -- the bound on mapped segments ----------------------------------------------------
+
+
+def _announce(seg_id: int, kind: str = "good") -> tuple[bytes, list[str]]:
+    return encode_preamble(KIND_DATA, b"", [Entry(8, FLAG_SHM | FLAG_SHM_NEW, seg_id)]), [kind]
+
+
+@pytest.mark.parametrize(
+    ("limits", "frames", "message"),
+    [
+        pytest.param(
+            {"max_segments": 2},
+            [_announce(1), _announce(2), _announce(3)],
+            "fuzz-peer announced segment 3 beyond the limit of 2 mapped segments per link",
+            id="segments",
+        ),
+        pytest.param(
+            {"max_mapped_bytes": 1},  # in force: 4 x max_message_size = 4 MiB
+            [_announce(1, "huge")],
+            f"fuzz-peer announced segment 1 of {1 << 36} bytes beyond the limit of "
+            f"{4 * FUZZ_MAX} mapped bytes per link",
+            id="bytes",
+        ),
+        pytest.param(
+            {"max_mapped_bytes": 1},
+            [_announce(i) for i in range(1, 66)],  # 65 x 64 KiB > 4 MiB
+            f"fuzz-peer announced segment 65 of {1 << 16} bytes beyond the limit of "
+            f"{4 * FUZZ_MAX} mapped bytes per link",
+            id="bytes-summed",
+        ),
+    ],
+)
+def test_segments_beyond_the_limit_are_refused(
+    runner: LoopRunner,
+    limits: dict[str, int],
+    frames: list[tuple[bytes, list[str]]],
+    message: str,
+) -> None:
+    async def run() -> None:
+        fds = open_fds()
+        sentinel = await linked_pair()
+        link, peer = stream_pair(make=lambda s, p: SHMLink(s, p, FUZZ_MAX, **limits))
+        held = []  # the receiver keeps every view: no segment is released meanwhile
+        with peer:
+            peer.setblocking(False)
+            feeder = asyncio.ensure_future(_feed(peer, frames))
+            with pytest.raises(ProtocolError, match=message):
+                async with asyncio.timeout(BOUND_S):
+                    while True:
+                        held.append((await link.recv())[1])
+            await feeder  # the offending frame was the last one
+        assert len(held) == len(frames) - 1
+        assert link.closed
+        await sentinel_round_trip(sentinel)  # only that link was aborted
+        await link.close()
+        for other in sentinel:
+            await other.close()
+        del held
+        assert _mapped_segments() == 0
+        assert open_fds() <= fds
+
+    runner.run(run())
+
+
+def test_a_dropped_segment_no_longer_counts(runner: LoopRunner) -> None:
+    """Under a limit of one segment, the peer DROPs it before it announces the next."""
+
+    async def run() -> None:
+        before = _mapped_segments()
+        link, peer = stream_pair(make=lambda s, p: SHMLink(s, p, FUZZ_MAX, max_segments=1))
+        with peer:
+            peer.setblocking(False)
+            for seg_id in (1, 2, 3):
+                await _send_async(peer, *_announce(seg_id))
+                async with asyncio.timeout(BOUND_S):
+                    _, bufs = await link.recv()
+                assert len(bufs[0]) == 8
+                del bufs
+                await _send_async(peer, encode_preamble(KIND_DROP, b"", [Entry(0, 0, seg_id)]), [])
+            await asyncio.sleep(0.05)
+            assert not link.closed
+            assert _mapped_segments() == before  # each dropped one was unmapped at once
+        await link.close()
+
+    runner.run(run())
+
+
+def test_the_limits_are_read_from_the_settings(
+    runner: LoopRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACTORS_SHM_MAX_SEGMENTS", "7")
+    monkeypatch.setenv("ACTORS_SHM_MAX_MAPPED_BYTES", str(1 << 40))
+
+    async def run() -> None:
+        link, peer = stream_pair(make=lambda s, p: SHMLink(s, p, FUZZ_MAX))
+        with peer:
+            maps = link._maps  # type: ignore[attr-defined]
+            assert (maps.max_segments, maps.max_bytes) == (7, 1 << 40)
+        await link.close()
+
+    runner.run(run())

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 
-from actors.errors import ConfigError
+from actors.errors import ConfigError, PeerLost, ProtocolError
 from actors.transports import Link, connect, listen
 from actors.transports.stream import shm as shm_module
 
@@ -132,3 +132,48 @@ async def test_failed_send_gives_its_segments_back(pair: tuple[Link, Link]) -> N
     await client.send(b"h", [np.full(BIG, 5, np.uint8)])  # the segment is announced again
     _, bufs = await server.recv()
     assert np.frombuffer(bufs[0], np.uint8)[0] == 5
+
+
+async def test_a_peer_beyond_the_segment_limit_aborts_that_link_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ACTORS_SHM_MAX_SEGMENTS", "2")
+    before = _hep_segments_mapped()
+    async with await listen("shm://") as lst:
+        client = await connect(lst.address)
+        server = await lst.accept()
+        async with client, server:
+            held = []  # each view keeps its segment busy: the third send needs a new one
+            for i in range(2):
+                await client.send(b"h", [np.full(BIG, i, np.uint8)])
+                held.append((await server.recv())[1][0])
+            await client.send(b"h", [np.full(BIG, 2, np.uint8)])
+            with pytest.raises(ProtocolError) as refused:
+                await server.recv()
+            message = str(refused.value)
+            assert lst.address in message
+            assert "announced segment 3 beyond the limit of 2 mapped segments" in message
+            assert "ACTORS_SHM_MAX_SEGMENTS" in message
+            with pytest.raises(PeerLost):
+                await asyncio.wait_for(client.recv(), 5)
+            assert [np.frombuffer(v, np.uint8)[0] for v in held] == [0, 1]
+            async with await connect(lst.address) as other, await lst.accept() as peer:
+                await other.send(b"still", [np.ones(BIG, np.uint8)])
+                header, bufs = await peer.recv()
+                assert header == b"still" and np.frombuffer(bufs[0], np.uint8).all()
+                del bufs
+    del held
+    gc.collect()
+    assert _hep_segments_mapped() == before
+
+
+async def test_a_bad_limit_is_a_config_error_at_listen_and_connect(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ACTORS_SHM_MAX_SEGMENTS", "0")
+    with pytest.raises(ConfigError, match="ACTORS_SHM_MAX_SEGMENTS='0'"):
+        await listen("shm://")
+    monkeypatch.setenv("ACTORS_SHM_MAX_SEGMENTS", "10")
+    monkeypatch.setenv("ACTORS_SHM_MAX_MAPPED_BYTES", "lots")
+    with pytest.raises(ConfigError, match="ACTORS_SHM_MAX_MAPPED_BYTES='lots'"):
+        await connect("shm://nobody-listens-here")

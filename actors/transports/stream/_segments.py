@@ -129,14 +129,33 @@ def _unmap(seg: Segment) -> None:
 
 
 class RecvMaps:
-    """Segments mapped on the receiving side, by the sender's segment id."""
+    """Segments mapped on the receiving side, by the sender's segment id.
 
-    def __init__(self, peer: str) -> None:
+    At most ``max_segments`` segments and ``max_bytes`` bytes of them (their
+    whole size, not what frames use) are mapped at once for one peer: each
+    mapping holds a descriptor and a memory map of this process, so a peer that
+    announced segment after segment would otherwise exhaust the process's
+    descriptors or its address space (every other link with it). A segment
+    counts from the frame that announces it until the peer drops it or the link
+    closes; views handed out keep their mapping alive beyond that, they are the
+    caller's.
+    """
+
+    def __init__(self, peer: str, *, max_segments: int, max_bytes: int) -> None:
         self._peer = peer
         self._maps: dict[int, mmap.mmap] = {}
+        self.max_segments = max_segments
+        self.max_bytes = max_bytes
+        #: Bytes of the segments in the table now (the sum of their sizes).
+        self.mapped_bytes = 0
 
     def add(self, seg_id: int, fd: int, need: int) -> None:
-        """Map the received descriptor ``fd`` (always closed) as segment ``seg_id``."""
+        """Map the received descriptor ``fd`` (always closed) as segment ``seg_id``.
+
+        Raises ProtocolError naming the peer for a segment announced twice,
+        smaller than ``need``, not sealed against shrinking and growing, one
+        beyond ``max_segments`` or ``max_bytes``, or one that cannot be mapped.
+        """
         try:
             if seg_id in self._maps:
                 raise ProtocolError(f"{self._peer} announced segment {seg_id} twice")
@@ -147,11 +166,27 @@ class RecvMaps:
                 )
             if fcntl.fcntl(fd, fcntl.F_GET_SEALS) & _SEALS != _SEALS:
                 raise ProtocolError(f"segment {seg_id} from {self._peer} is not sealed")
+            if len(self._maps) >= self.max_segments:
+                raise ProtocolError(
+                    f"{self._peer} announced segment {seg_id} beyond the limit of "
+                    f"{self.max_segments} mapped segments per link (ACTORS_SHM_MAX_SEGMENTS)"
+                )
+            if self.mapped_bytes + size > self.max_bytes:
+                raise ProtocolError(
+                    f"{self._peer} announced segment {seg_id} of {size} bytes beyond the limit "
+                    f"of {self.max_bytes} mapped bytes per link ({self.mapped_bytes} mapped; "
+                    "ACTORS_SHM_MAX_MAPPED_BYTES)"
+                )
             self._maps[seg_id] = mmap.mmap(fd, size, mmap.MAP_SHARED)
+            self.mapped_bytes += size
         except OSError as exc:
             raise ProtocolError(f"cannot map segment {seg_id} from {self._peer}: {exc}") from exc
         finally:
             os.close(fd)
+
+    def __len__(self) -> int:
+        """Number of segments mapped for the peer now."""
+        return len(self._maps)
 
     def view(self, seg_id: int, nbytes: int) -> np.ndarray:
         """A zero-copy array over the first ``nbytes`` of segment ``seg_id``."""
@@ -166,6 +201,7 @@ class RecvMaps:
         """Forget a segment the sender discarded (views handed out stay valid)."""
         mm = self._maps.pop(seg_id, None)
         if mm is not None:
+            self.mapped_bytes -= len(mm)
             _close_map(mm)
 
     def close(self) -> None:
@@ -173,6 +209,7 @@ class RecvMaps:
         when the last view handed out is gone."""
         maps = list(self._maps.values())
         self._maps.clear()
+        self.mapped_bytes = 0
         for mm in maps:
             _close_map(mm)
 

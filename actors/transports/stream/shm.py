@@ -19,6 +19,15 @@ Scheme
   fills another one, so a receiver that holds views bounds the memory used.
   Idle segments above :data:`MAX_IDLE_BYTES` are unmapped by the sender, which
   sends a DROP frame so that the receiver unmaps them too.
+* Bounds on the receiving side: one link maps at most ``ACTORS_SHM_MAX_SEGMENTS``
+  segments (default 4096) and ``ACTORS_SHM_MAX_MAPPED_BYTES`` bytes of them
+  (default 64 GiB, at least 4x the link's max_message_size) for its peer at
+  once; a segment counts from its announcement until the peer DROPs it. A peer
+  that announces one more is refused: ProtocolError naming the peer and the
+  limit, that link closed, other links untouched. A sender that follows this
+  protocol stays far below the byte limit (busy + idle bytes are bounded
+  above); it reaches the segment limit only when the receiver holds thousands
+  of views of large buffers at once.
 * Cleanup: segments never have a name in /dev/shm; the kernel frees them when
   both processes have unmapped them, also after a crash. Closing a link, by
   ``close`` or by an error, unmaps the sender's pool and every received
@@ -49,6 +58,7 @@ from typing import Any
 
 from ...buffers import as_host_view, device_to_host, is_device, nbytes
 from ...errors import ConfigError, PeerLost, ProtocolError
+from ...settings import SHM_MAX_MAPPED_BYTES, SHM_MAX_SEGMENTS
 from .._base import Backend, Capabilities, Link, Listener
 from ._framing import FLAG_DEVICE, FLAG_SHM, FLAG_SHM_NEW, KIND_ACK, KIND_DATA, KIND_DROP, Entry
 from ._link import StreamLink
@@ -81,13 +91,36 @@ def _socket_name(name: str) -> bytes:
 
 
 class SHMLink(StreamLink):
-    """A StreamLink whose large buffers travel through shared-memory segments."""
+    """A StreamLink whose large buffers travel through shared-memory segments.
+
+    ``max_segments`` and ``max_mapped_bytes`` bound what the peer may make this
+    link map (see the module docstring); None reads ``ACTORS_SHM_MAX_SEGMENTS``
+    and ``ACTORS_SHM_MAX_MAPPED_BYTES`` now (ConfigError naming the variable
+    when it does not parse). The byte limit in force is at least
+    ``4 * max_message_size``.
+    """
 
     _OOB_FLAGS = FLAG_SHM
 
-    def __init__(self, sock: socket.socket, peer: str, max_message_size: int) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        peer: str,
+        max_message_size: int,
+        *,
+        max_segments: int | None = None,
+        max_mapped_bytes: int | None = None,
+    ) -> None:
+        if max_segments is None:
+            max_segments = SHM_MAX_SEGMENTS.get()
+        if max_mapped_bytes is None:
+            max_mapped_bytes = SHM_MAX_MAPPED_BYTES.get()
         self._pool = SendPool()
-        self._maps = RecvMaps(peer)
+        self._maps = RecvMaps(
+            peer,
+            max_segments=max_segments,
+            max_bytes=max(max_mapped_bytes, 4 * max_message_size),
+        )
         self._fdq: deque[int] = deque()
         self._control: dict[int, list[int]] = {KIND_ACK: [], KIND_DROP: []}
         self._credit: asyncio.Future[None] | None = None
@@ -236,6 +269,15 @@ def _ack_from_any_thread(ref: weakref.ref[SHMLink], seg_id: int) -> None:
         pass  # the loop was closed meanwhile
 
 
+def _limits() -> dict[str, int]:
+    """The receive bounds of new links, read when listen/connect is called (a value
+    that does not parse is a ConfigError there, not in the accept loop)."""
+    return {
+        "max_segments": SHM_MAX_SEGMENTS.get(),
+        "max_mapped_bytes": SHM_MAX_MAPPED_BYTES.get(),
+    }
+
+
 class SHMBackend(Backend):
     """Registered under ``shm``; see the module docstring."""
 
@@ -246,6 +288,7 @@ class SHMBackend(Backend):
         self, address: str, *, secret: bytes | None, max_message_size: int
     ) -> Listener:
         name = address.strip("/") or f"anonymous-{os.getpid()}-{next(_anonymous)}"
+        limits = _limits()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.bind(_socket_name(name))
@@ -256,7 +299,7 @@ class SHMBackend(Backend):
             raise ConfigError(f"cannot listen on shm://{name}: {exc}") from exc
 
         def make_link(conn: socket.socket, peer: str) -> Link:
-            return SHMLink(conn, f"shm://{name} (client)", max_message_size)
+            return SHMLink(conn, f"shm://{name} (client)", max_message_size, **limits)
 
         return StreamListener(sock, f"shm://{name}", secret, make_link)
 
@@ -264,11 +307,12 @@ class SHMBackend(Backend):
         self, address: str, *, secret: bytes | None, timeout: float, max_message_size: int
     ) -> Link:
         name = address.strip("/")
+        limits = _limits()
 
         async def open_socket() -> socket.socket:
             return await sock_connect(socket.AF_UNIX, _socket_name(name))
 
         def make_link(conn: socket.socket, peer: str) -> Link:
-            return SHMLink(conn, f"shm://{name}", max_message_size)
+            return SHMLink(conn, f"shm://{name}", max_message_size, **limits)
 
         return await connect_stream(open_socket, f"shm://{name}", secret, timeout, make_link)
