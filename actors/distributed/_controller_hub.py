@@ -235,7 +235,7 @@ class ControllerHub(Hub):
         assert isinstance(follower, FollowerPeer)
         kind = msg[0]
         if kind == DATA:
-            self.deliver(int(msg[1]), int(msg[2]), msg, buffers)
+            self.deliver(int(msg[1]), int(msg[2]), msg, buffers, peer)
         elif kind == CREDIT:
             follower.credits += int(msg[1])
             follower.credit_wake.set()

@@ -11,6 +11,7 @@ peer (never a silent reader death).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,6 +23,8 @@ from .protocol import pack, unpack
 __all__ = ["Peer"]
 
 Handler = Callable[["Peer", list[Any], list[Any]], None]
+
+log = logging.getLogger("actors.distributed")
 
 
 class Peer:
@@ -40,6 +43,8 @@ class Peer:
         self._process = ""  # the peer's process, once known ("process 'X' (launcher name)")
         self.session = Session(link, self.who, before_write=self._batch)
         self._on_message: Handler | None = None
+        #: False once a device product from this link found no cupy in this process
+        self.device_ok = True
 
     @property
     def process(self) -> str:
@@ -59,6 +64,20 @@ class Peer:
     def closing(self) -> bool:
         """True once closed or lost."""
         return self.session.closed
+
+    def no_device(self, product: str, exc: BaseException) -> None:
+        """The peer sent ``product`` flagged as device memory but this process
+        cannot hold device memory (no cupy): it and later device products from
+        this link stay in host memory. Logged once per link, naming the peer."""
+        if self.device_ok:
+            self.device_ok = False
+            log.warning(
+                "%s sent the device product %s but this process cannot hold device memory "
+                "(%s): device products from this link are delivered in host memory",
+                self.who,
+                product,
+                exc,
+            )
 
     def queue(self, item: Any) -> None:
         """Append one control item to the next batch (loop thread only)."""

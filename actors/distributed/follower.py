@@ -145,7 +145,7 @@ class FollowerHub(Hub):
             self.queue.extend(msg[1])
             self.wake.set()
         elif kind == DATA:
-            self.deliver(int(msg[1]), int(msg[2]), msg, buffers)
+            self.deliver(int(msg[1]), int(msg[2]), msg, buffers, peer)
         elif kind == END:
             self.ended = True
             self.queue.append(_DONE)

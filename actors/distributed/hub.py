@@ -22,15 +22,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, DistributedError
 from .endpoints import LinkTable, current_links
 from .protocol import PairSpec
 
+if TYPE_CHECKING:
+    from ._peer import Peer
+
 __all__ = ["ChannelToken", "Hub", "hub_for"]
 
-Delivery = tuple[list[Any], list[Any]]  # decoded DATA header, buffers
+#: decoded DATA header, buffers, and the link (peer) the message came in on
+Delivery = tuple[list[Any], list[Any], "Peer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,13 +107,16 @@ class Hub:
             self.inbox[(key, instance)] = fut
         return fut
 
-    def deliver(self, key: int, instance: int, msg: list[Any], buffers: list[Any]) -> None:
-        """Called by a reader: hand a DATA message to its (future) receiver."""
+    def deliver(
+        self, key: int, instance: int, msg: list[Any], buffers: list[Any], source: Peer
+    ) -> None:
+        """Called by a reader: hand a DATA message that came in on ``source``
+        to its (future) receiver."""
         if not self.accept_delivery(key, instance):
             return
         fut = self._future(key, instance)
         if not fut.done():
-            fut.set_result((msg, buffers))
+            fut.set_result((msg, buffers, source))
 
     def accept_delivery(self, key: int, instance: int) -> bool:
         """Hook: False drops the message (a duplicate after a resend)."""

@@ -25,9 +25,12 @@ provenance; the filter decision), its buffers the products' memory regions
 checks the metadata against its ``products`` (number, type, label, instance,
 order - a mismatch raises :class:`~actors.errors.SchemaMismatch` showing both
 views), decodes without copying, moves device products to device memory if
-they arrived in host memory, and puts them under its own label, keeping each
-product's instance name (``as`` renames). Provenance: a received product's
-parents are its sender-side branch and that branch's parents. References
+they arrived in host memory (in a process without cupy they stay in host
+memory, logged once per link naming the peer and the product, and only a
+decode that needs cupy raises CodecError), and puts them under its own
+label, keeping each product's instance name (``as`` renames). Provenance: a
+received product's parents are its sender-side branch and that branch's
+parents. References
 (:class:`~actors.framework.Ref`, ``RefVector``) to transferred products are
 rewritten to the receiver-side branches.
 
@@ -49,11 +52,11 @@ select its products by instance).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..buffers import host_to_device, is_device, nbytes
 from ..codecs import decode_parts, encode_parts, register_codec
-from ..errors import ConfigError, SchemaMismatch
+from ..errors import BackendUnavailable, CodecError, ConfigError, SchemaMismatch
 from ..framework import (
     Analyzer,
     Branch,
@@ -68,6 +71,9 @@ from ..framework import (
 from ..framework.event import Product
 from .hub import ChannelToken, Hub, hub_for
 from .protocol import DATA, PairSpec, pack
+
+if TYPE_CHECKING:
+    from ._peer import Peer
 
 __all__ = ["EventDone", "Receiver", "Sender"]
 
@@ -254,7 +260,7 @@ class Receiver(Filter):
 
     async def filter(self, event: Event) -> bool:
         tok: ChannelToken = event.get(self.token)
-        msg, buffers = await tok.hub.receive(tok.key, self.instance, (self.label, event.id))
+        msg, buffers, source = await tok.hub.receive(tok.key, self.instance, (self.label, event.id))
         _track(tok.hub, tok.key, self.instance)
         if self.put_token:
             event.put(tok, "token")
@@ -262,7 +268,7 @@ class Receiver(Filter):
         if count < 0:
             return False
         self._check(event, metas)
-        self._put_all(event, metas, buffers)
+        self._put_all(event, metas, buffers, source)
         return True
 
     def _check(self, event: Event, metas: list[Any]) -> None:
@@ -275,19 +281,40 @@ class Receiver(Filter):
                 f"{len(want)} {_names(want)} (number, type, label and order must match)"
             )
 
-    def _put_all(self, event: Event, metas: list[Any], buffers: list[Any]) -> None:
+    def _put_all(self, event: Event, metas: list[Any], buffers: list[Any], source: Peer) -> None:
         mapping = {Branch(*m[:4]): out for m, out in zip(metas, self.outputs, strict=True)}
         pos = 0
         for meta, out in zip(metas, self.outputs, strict=True):
             sizes, device = meta[6], meta[7]
             bufs = list(buffers[pos : pos + len(sizes)])
             pos += len(sizes)
-            bufs = [
-                host_to_device(b) if dev and not is_device(b) else b
-                for b, dev in zip(bufs, device, strict=True)
-            ]
-            value = _remap(decode_parts(meta[4], meta[5], bufs), mapping)
-            _put_with_parents(event, value, out, Branch(*meta[:4]), meta[8])
+            remote = Branch(*meta[:4])
+            if any(device):
+                bufs = _on_device(bufs, device, source, remote)
+            try:
+                decoded = decode_parts(meta[4], meta[5], bufs)
+            except CodecError as exc:
+                raise CodecError(
+                    f"receiver {self.label!r}: cannot decode {remote} from {source.who}: {exc}"
+                ) from exc
+            _put_with_parents(event, _remap(decoded, mapping), out, remote, meta[8])
+
+
+def _on_device(bufs: list[Any], device: list[Any], source: Peer, product: Branch) -> list[Any]:
+    """The buffers of ``product`` with those the peer flagged as device memory
+    moved there - unless this process has no cupy: they then stay in host
+    memory, as every transport delivers them (logged once per link, naming the
+    peer and the product); only decoding a cupy array from them raises
+    CodecError, anything else decodes from host memory as usual."""
+    out = []
+    for buf, dev in zip(bufs, device, strict=True):
+        if dev and source.device_ok and not is_device(buf):
+            try:
+                buf = host_to_device(buf)
+            except BackendUnavailable as exc:  # a peer's flag, not this process's misuse
+                source.no_device(str(product), exc)
+        out.append(buf)
+    return out
 
 
 def _names(items: list[tuple[str, str, str]]) -> str:
