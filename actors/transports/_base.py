@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -207,3 +208,18 @@ class Backend(abc.ABC):
         self, address: str, *, secret: bytes | None, timeout: float, max_message_size: int
     ) -> Link:
         """Connect to a listener at ``address``; raises PeerLost on failure/timeout."""
+
+
+def warn_no_device(log: logging.Logger, peer: str, exc: BaseException) -> None:
+    """Log that ``peer`` sent device buffers this process cannot hold (no cupy).
+
+    The buffers are delivered in host memory (the rule of the contract above);
+    a link calls this once. Only the error's text is logged: a kept record
+    must not keep received buffers alive through the exception's traceback.
+    """
+    log.warning(
+        "%s sent device buffers but this process cannot hold device memory (%s): "
+        "they are delivered in host memory",
+        peer,
+        str(exc),
+    )

@@ -54,7 +54,7 @@ from typing import Any
 from ...buffers import as_host_view, device_empty, device_to_host, host_to_device
 from ...errors import BackendUnavailable, PeerLost, ProtocolError
 from ...settings import MPI_MIN_SPINS, MPI_SPIN_S
-from .._base import Capabilities, Link, Message
+from .._base import Capabilities, Link, Message, warn_no_device
 from ._drain import start_drain
 from ._frame import (
     CHUNK,
@@ -482,12 +482,7 @@ class MPILink(Link):
         """The peer sent device buffers but this process has no cupy: they stay
         in host memory (decoding a cupy array from them raises CodecError)."""
         self._device_ok = False
-        log.warning(
-            "%s sent device buffers but this process cannot hold device memory (%s): "
-            "they are delivered in host memory",
-            self.peer,
-            exc,
-        )
+        warn_no_device(log, self.peer, exc)
 
     # -- close ------------------------------------------------------------------------
 

@@ -42,7 +42,7 @@ from typing import Any, NoReturn
 
 from ...buffers import as_host_view, device_to_host, host_to_device
 from ...errors import BackendUnavailable, PeerLost, ProtocolError
-from .._base import Capabilities, Link, Message
+from .._base import Capabilities, Link, Message, warn_no_device
 from .._spin import AdaptivePoll
 from ._framereader import FrameReader
 from ._framing import FLAG_DEVICE, KIND_DATA, Entry, encode_preamble
@@ -142,12 +142,7 @@ class StreamLink(Link):
             return host_to_device(buf)
         except BackendUnavailable as exc:
             self._device_ok = False
-            log.warning(
-                "%s sent device buffers but this process cannot hold device memory (%s): "
-                "they are delivered in host memory",
-                self.peer,
-                str(exc),  # not the exception: a kept record would keep buf via its traceback
-            )
+            warn_no_device(log, self.peer, exc)
             return buf
 
     async def _wait_message(self) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 
 from ...buffers import as_host_view, device_empty, is_device, nbytes
 from ...errors import BackendUnavailable, PeerLost, ProtocolError
-from .._base import Capabilities, Link, Message
+from .._base import Capabilities, Link, Message, warn_no_device
 from .._handshake import accept_handshake, connect_handshake
 from .._spin import AdaptivePoll
 from . import _wire as wire
@@ -372,12 +372,7 @@ class UCXLink(Link):
                 return device_empty(size)
             except BackendUnavailable as exc:
                 self._device_ok = False
-                log.warning(
-                    "%s sent device buffers but this process cannot hold device memory (%s): "
-                    "they are delivered in host memory",
-                    self.peer,
-                    exc,
-                )
+                warn_no_device(log, self.peer, exc)
         return np.empty(size, np.uint8)
 
     async def _finish(self, header: Any, buffers: list[Any], frames: list[Any]) -> Message:
