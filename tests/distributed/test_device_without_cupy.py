@@ -24,8 +24,9 @@ import numpy as np
 import pytest
 
 from actors.codecs import register_codec
-from actors.errors import BackendUnavailable, CodecError, ModuleError
+from actors.errors import CodecError, ModuleError
 from actors.framework import Concurrency, Declarer, Event, Producer
+from tests.fake_device import FakeDevice, hide_cupy, staged
 
 from .helpers import run_all
 from .mods import RECORDS, M
@@ -40,35 +41,9 @@ def no_cupy(monkeypatch: pytest.MonkeyPatch) -> None:
     """This process has no cupy (whether or not it is installed); tcp:// stages
     the stand-in device arrays as it stages cupy arrays."""
 
-    def missing(name: str, extra: str) -> Any:
-        raise BackendUnavailable(name, extra, f"No module named {name!r}")
-
-    monkeypatch.setattr("actors.buffers.optional_module", missing)
-    monkeypatch.setattr("actors.codecs._arrays.optional_module", missing)
-    monkeypatch.setattr("actors.transports.stream._link.device_to_host", _staged)
+    hide_cupy(monkeypatch)
+    monkeypatch.setattr("actors.transports.stream._link.device_to_host", staged)
     RECORDS.clear()
-
-
-class FakeDevice:
-    """Looks like a device array (``__cuda_array_interface__``) over host memory."""
-
-    def __init__(self, array: np.ndarray) -> None:
-        self.array = np.ascontiguousarray(array)
-        self.nbytes = self.array.nbytes
-
-    @property
-    def __cuda_array_interface__(self) -> dict[str, Any]:
-        return {
-            "shape": (self.nbytes,),
-            "typestr": "|u1",
-            "data": (self.array.ctypes.data, False),
-            "version": 3,
-        }
-
-
-def _staged(buf: FakeDevice, out: Any = None) -> Any:
-    """The sender's device-to-host staging copy (cupy's, without cupy)."""
-    return buf.array.view(np.uint8).reshape(-1).copy()
 
 
 class DeviceFloats(FakeDevice):

@@ -29,6 +29,7 @@ from actors.core import _wire
 from actors.errors import BackendUnavailable, CodecError
 from actors.transports import connect, listen
 from actors.transports.stream._framing import FLAG_DEVICE, KIND_DATA, Entry, encode_preamble
+from tests.fake_device import FakeDevice, hide_cupy, staged
 from tests.fuzz._support import BOUND_S, linked_pair, sentinel_round_trip, stream_pair
 
 _EXT_OBJECT = 1
@@ -41,34 +42,7 @@ CUPY_BODY = msgpack.packb(
 @pytest.fixture(autouse=True)
 def no_cupy(monkeypatch: pytest.MonkeyPatch) -> None:
     """This process has no cupy (whether or not it is installed)."""
-
-    def missing(name: str, extra: str) -> Any:
-        raise BackendUnavailable(name, extra, f"No module named {name!r}")
-
-    monkeypatch.setattr("actors.buffers.optional_module", missing)
-    monkeypatch.setattr("actors.codecs._arrays.optional_module", missing)
-
-
-class FakeDevice:
-    """Looks like a device array (``__cuda_array_interface__``) over host memory."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = np.frombuffer(data, np.uint8).copy()
-        self.nbytes = self.data.nbytes
-
-    @property
-    def __cuda_array_interface__(self) -> dict[str, Any]:
-        return {
-            "shape": (self.nbytes,),
-            "typestr": "|u1",
-            "data": (self.data.ctypes.data, False),
-            "version": 3,
-        }
-
-
-def _staged(buf: FakeDevice, out: Any = None) -> Any:
-    """The sender's device-to-host staging copy (cupy's, without cupy)."""
-    return buf.data.copy()
+    hide_cupy(monkeypatch)
 
 
 # -- the link: host memory, no BackendUnavailable --------------------------------------
@@ -133,7 +107,7 @@ async def test_served_actor_answers_a_device_payload_with_codec_error(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     _, address = server
-    monkeypatch.setattr("actors.transports.stream._link.device_to_host", _staged)
+    monkeypatch.setattr("actors.transports.stream._link.device_to_host", staged)
     device_buffer = FakeDevice(np.arange(2, dtype="<f4").tobytes())
     async with await connect(address) as raw:  # sends FakeDevice flagged as device
         with caplog.at_level(logging.ERROR, logger="actors"):

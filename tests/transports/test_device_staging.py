@@ -13,24 +13,8 @@ import numpy as np
 import pytest
 
 from actors.transports import connect, listen
+from tests.fake_device import FakeDevice, staged
 from tests.transports.schemes import LISTEN_URLS, params, require
-
-
-class FakeDevice:
-    """Looks like a device array to :func:`actors.buffers.is_device`."""
-
-    def __init__(self, data: np.ndarray) -> None:
-        self.data = np.ascontiguousarray(data).view(np.uint8).reshape(-1)
-        self.nbytes = self.data.nbytes
-
-    @property
-    def __cuda_array_interface__(self) -> dict[str, Any]:
-        return {
-            "shape": (self.nbytes,),
-            "typestr": "|u1",
-            "data": (self.data.ctypes.data, False),
-            "version": 3,
-        }
 
 
 class Copies:
@@ -40,15 +24,11 @@ class Copies:
 
     def device_to_host(self, buf: FakeDevice, out: Any = None) -> np.ndarray:
         self.to_host += 1
-        if out is None:
-            return buf.data.copy()
-        host = np.frombuffer(out, np.uint8)
-        host[:] = buf.data
-        return host
+        return staged(buf, out)
 
     def host_to_device(self, buf: Any) -> FakeDevice:
         self.to_device += 1
-        return FakeDevice(np.frombuffer(buf, np.uint8).copy())
+        return FakeDevice(bytes(buf))
 
 
 @pytest.mark.parametrize("scheme", params(("tcp", "shm")))
