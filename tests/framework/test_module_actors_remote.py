@@ -16,21 +16,9 @@ import pytest
 
 from actors import ActorDead, ActorSystem
 from actors.errors import FrameworkError
-from actors.framework import Process, run_process
+from actors.framework import run_process
 
-from .mods import M
-
-EVENTS = 200
-
-
-def _process() -> Process:
-    p = Process("ACT")
-    p.set_source(f"{M}:CountingSource", lumis=4, events=EVENTS // 4)
-    p.options.streams = 2
-    p.add_module("x", f"{M}:AsyncAdd")  # async def: worker tasks
-    p.add_module("slow", f"{M}:BusyStream", sleep=0.002)  # plain def: thread pool
-    p.add_path("p", ["x", "slow"])
-    return p
+from .test_module_actors import EVENTS, MODULE_ACTORS, job_process
 
 
 async def test_module_actors_answer_remote_refs_while_events_flow() -> None:
@@ -62,7 +50,7 @@ async def test_module_actors_answer_remote_refs_while_events_flow() -> None:
         address = await system.serve("tcp://127.0.0.1:0")
         async with ActorSystem("observer", shared=False) as observer:
             watcher = asyncio.create_task(watch(address, observer))
-            report = await run_process(_process(), progress=progress)
+            report = await run_process(job_process(), progress=progress)
             await asyncio.wait_for(watcher, 10)
             # the job has ended: its module actors are gone, and remote refs say so
             x, _slow = seen["refs"]
@@ -71,13 +59,7 @@ async def test_module_actors_answer_remote_refs_while_events_flow() -> None:
             with pytest.raises(ActorDead):
                 await observer.remote(address, "job-ACT/x#0")
     assert report.events == EVENTS
-    assert seen["modules"] == [
-        "job-ACT/source",
-        "job-ACT/x#0",
-        "job-ACT/x#1",
-        "job-ACT/slow#0",
-        "job-ACT/slow#1",
-    ]
+    assert seen["modules"] == MODULE_ACTORS
     state = seen["x"]
     assert isinstance(state, dict) and state["label"] == "x" and state["calls"] >= 10
     assert state["type"] == seen["x again"]["type"]
