@@ -89,22 +89,29 @@ class AwaitRejoin(Producer):
 
 
 class TouchAt(Producer):
-    """Creates ``path`` in the ``at``-th event it sees (a progress signal for a test)."""
+    """Creates ``path`` in the ``at``-th event it sees (a progress signal for a test).
+
+    ``then_sleep``: seconds each later event sleeps, so that the job is still
+    running when the test acts on the signal, however loaded the machine.
+    """
 
     concurrency: ClassVar[Concurrency] = Concurrency.SHARED
 
-    def __init__(self, *, at: int, path: str) -> None:
+    def __init__(self, *, at: int, path: str, then_sleep: float = 0.0) -> None:
         self.at = at
         self.path = Path(path)
+        self.then_sleep = then_sleep
         self.seen = 0
         self.lock = threading.Lock()
 
     def produce(self, event: Event) -> None:
         with self.lock:
             self.seen += 1
-            now = self.seen == self.at
+            now, later = self.seen == self.at, self.seen > self.at
         if now:
             self.path.touch()
+        elif later and self.then_sleep:
+            time.sleep(self.then_sleep)
 
 
 class FailAt(TouchAt):

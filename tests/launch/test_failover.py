@@ -225,7 +225,8 @@ def test_ctrl_c_of_mpi_job_leaves_no_segment(nano: Path, tmp_path: Path) -> None
     topology = failover(tmp_path)
     signal_file = tmp_path / "running"
     remote = tmp_path / "failover_gpu2.toml"
-    touch = f'type = "{KILLER}:TouchAt"\nat = 20\npath = "{signal_file}"'
+    # after its 20th event the follower slows down: SIGINT always lands mid-run
+    touch = f'type = "{KILLER}:TouchAt"\nat = 20\npath = "{signal_file}"\nthen_sleep = 0.05'
     remote.write_text(_insert(remote.read_text(), "mass = [", "touch", touch, "last"))
     proc = subprocess.Popen(
         [
