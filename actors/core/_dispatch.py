@@ -217,8 +217,8 @@ class Dispatcher:
             else:
                 loop = asyncio.get_running_loop()
                 result = await loop.run_in_executor(self._executor, receive, message)
-            if _awaitable(result):
-                result = await result
+            if _AWAITABLE.get(type(result)) is not False and _awaitable(result):
+                result = await result  # (the type cache first: no call for plain results)
             return result
         finally:
             self.active -= 1
