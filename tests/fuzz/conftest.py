@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from actors.errors import BackendUnavailable
 from tests.fuzz._support import LoopRunner
 
 
@@ -15,3 +16,16 @@ def runner() -> Iterator[LoopRunner]:
     loop_runner = LoopRunner()
     yield loop_runner
     loop_runner.close()
+
+
+@pytest.fixture
+async def ucx_ready() -> None:
+    """Skip unless ucxx imports and a UCX context + worker can be made here."""
+    try:
+        from actors.transports.ucx import _progress
+
+        eng = _progress.engine()
+    except (BackendUnavailable, ImportError) as exc:
+        pytest.skip(f"ucx:// unavailable: {exc}")
+    eng.acquire()
+    eng.release()

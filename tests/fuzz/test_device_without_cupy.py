@@ -26,7 +26,7 @@ import pytest
 from actors import Actor, ActorSystem
 from actors.codecs import decode
 from actors.core import _wire
-from actors.errors import BackendUnavailable, CodecError
+from actors.errors import CodecError
 from actors.transports import connect, listen
 from actors.transports.stream._framing import FLAG_DEVICE, KIND_DATA, Entry, encode_preamble
 from tests.fake_device import FakeDevice, hide_cupy, staged
@@ -154,18 +154,10 @@ def test_mpi_link_receives_device_flagged_buffers_into_host_memory(
 
 @pytest.mark.ucx
 async def test_ucx_link_receives_device_flagged_frames_into_host_memory(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, ucx_ready: None
 ) -> None:
     """ucx:// delivered them in host memory already, but logged every such
     buffer, without naming the peer: now once per link, naming it."""
-    try:
-        from actors.transports.ucx import _progress
-
-        eng = _progress.engine()
-    except (BackendUnavailable, ImportError) as exc:
-        pytest.skip(f"ucx:// unavailable: {exc}")
-    eng.acquire()
-    eng.release()
     from actors.transports.ucx import _wire as wire
     from actors.transports.ucx._link import _array
 

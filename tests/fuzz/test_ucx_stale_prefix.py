@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from actors.errors import BackendUnavailable, PeerLost, ProtocolError
+from actors.errors import PeerLost, ProtocolError
 from actors.transports import Link, connect, listen
 from actors.transports.ucx import _wire as wire
 from tests.fuzz._support import BOUND_S
@@ -77,19 +77,6 @@ def test_bytes_beyond_the_declared_layout_are_refused() -> None:
 
 
 # -- a real link: raw frames from the peer --------------------------------------------
-
-
-@pytest.fixture
-async def ucx_ready() -> None:
-    """Skip unless ucxx imports and a UCX context + worker can be made here."""
-    try:
-        from actors.transports.ucx import _progress
-
-        eng = _progress.engine()
-    except (BackendUnavailable, ImportError) as exc:
-        pytest.skip(f"ucx:// unavailable: {exc}")
-    eng.acquire()
-    eng.release()
 
 
 async def _pair(lst: Any) -> tuple[Link, Link]:
