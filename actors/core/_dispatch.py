@@ -35,17 +35,19 @@ import contextlib
 import contextvars
 import inspect
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from concurrent.futures import Executor
 from typing import Any
 
 from ..errors import ActorDead, ActorError
 from ._threads import loop_completions, run_in_thread
 
-__all__ = ["Dispatcher", "Reply"]
+__all__ = ["NOT_HERE", "AwaitHere", "Dispatcher", "Reply"]
 
 Reply = Callable[[Any, BaseException | None], None]
 _Item = tuple[Any, Any]  # (message, None | Future | Reply)
+#: What :meth:`Dispatcher.call_here` returns when it did not process the message.
+NOT_HERE: Any = object()
 #: type -> whether its instances are awaitable, learnt as results go by (the check is an ABC one)
 _AWAITABLE: dict[type, bool] = {
     t: False for t in (type(None), bool, int, float, str, bytes, tuple, list, dict)
@@ -60,6 +62,28 @@ def _awaitable(value: Any) -> bool:
         return inspect.isawaitable(value)
     known = _AWAITABLE[type(value)] = inspect.isawaitable(value)
     return known
+
+
+class AwaitHere:
+    """The rest of a :meth:`Dispatcher.call_here`: awaits the awaitable ``receive`` returned.
+
+    Its await frees the actor's slot when it ends, whatever the outcome
+    (cancelling the awaiting task cancels the message).
+    """
+
+    __slots__ = ("_awaitable", "_dispatcher")
+
+    def __init__(self, dispatcher: Dispatcher, awaitable: Any) -> None:
+        self._dispatcher = dispatcher
+        self._awaitable = awaitable
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        awaitable = self._awaitable
+        step = getattr(awaitable, "__await__", None)  # None: a generator-based coroutine
+        try:
+            return (yield from (step() if step is not None else awaitable))
+        finally:
+            self._dispatcher._release()
 
 
 class Dispatcher:
@@ -94,6 +118,8 @@ class Dispatcher:
         self._idle: asyncio.Future[None] | None = None
         self._receive: Callable[[Any], Any] | None = None  # None: paused
         self._is_async = False
+        #: a plain ``receive`` run on the loop (no executor): :meth:`call_here` applies
+        self.inline = False
         self.active = 0
         self.closed: str | None = None
         self._workers: dict[asyncio.Task[None], tuple[_Item, Any] | None] = {}  # -> its call
@@ -162,6 +188,7 @@ class Dispatcher:
         """Process messages with ``receive`` (a new instance's) from now on."""
         self._receive = receive
         self._is_async = inspect.iscoroutinefunction(receive)
+        self.inline = not self._is_async and self._executor is None
         self._pump()
 
     def pause(self) -> None:
@@ -221,11 +248,42 @@ class Dispatcher:
                 result = await result  # (the type cache first: no call for plain results)
             return result
         finally:
-            self.active -= 1
-            if self._queue:
-                self._pump()
-            if not self.active and self._idle is not None and not self._idle.done():
-                self._idle.set_result(None)
+            self._release()
+
+    def call_here(self, message: Any) -> Any:
+        """:meth:`run_here` without a coroutine, when the actor is :attr:`inline` and idle.
+
+        Returns :data:`NOT_HERE` (nothing done) unless the actor runs a plain
+        ``receive`` on the loop and a message sent now would start at once.
+        Else processes ``message`` now and returns the reply, or, when
+        ``receive`` returned an awaitable, an :class:`AwaitHere` that the
+        caller must await at once (the slot stays taken until it ends).
+        Raises what ``receive`` raised. Loop thread only.
+        """
+        receive = self._receive
+        if receive is None or not self.inline or self.active >= self._limit or self._queue:
+            return NOT_HERE
+        self.active += 1
+        try:
+            result = receive(message)
+        except BaseException:
+            self._release()
+            raise
+        if _AWAITABLE.get(type(result)) is not False and _awaitable(result):
+            return AwaitHere(self, result)
+        self.active -= 1  # _release() inlined: the common end
+        if self._queue or self._idle is not None:
+            self.active += 1
+            self._release()
+        return result
+
+    def _release(self) -> None:
+        """A message processed in its caller is done: free its slot, start the next."""
+        self.active -= 1
+        if self._queue:
+            self._pump()
+        if not self.active and self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
 
     # -- running messages -----------------------------------------------------------
 
@@ -265,14 +323,13 @@ class Dispatcher:
 
     def finished(self, message: Any, reply: Any, result: Any, error: BaseException | None) -> None:
         """One message is done (a sync receive's outcome): free its slot, reply."""
-        if error is None and _awaitable(result):
+        if error is None and _AWAITABLE.get(type(result)) is not False and _awaitable(result):
             self._to_worker((message, reply), result)  # the slow path: await it on the loop
             return
-        self.active -= 1
-        if self._queue:
-            self._pump()
-        if not self.active and self._idle is not None and not self._idle.done():
-            self._idle.set_result(None)
+        self.active -= 1  # _release() inlined: every async or threaded message ends here
+        if self._queue or self._idle is not None:
+            self.active += 1
+            self._release()
         if reply is None:
             if error is not None:
                 self._on_tell_failed(message, _as_exception(self.name, error))
@@ -315,8 +372,7 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None
-        while True:
-            self._workers[task] = (item, awaitable)
+        while True:  # (_to_worker recorded the call in self._workers)
             message, reply = item
             error: BaseException | None = None
             result: Any = None

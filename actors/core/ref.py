@@ -8,12 +8,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ActorDead, AskTimeout
-from ._dispatch import Dispatcher
+from ._dispatch import NOT_HERE, AwaitHere, Dispatcher
 
 if TYPE_CHECKING:
     from ._cell import ActorCell
 
-__all__ = ["ActorRef", "LocalActorRef"]
+__all__ = ["NOT_HERE", "ActorRef", "AwaitHere", "LocalActorRef"]
 
 
 class ActorRef(abc.ABC):
@@ -110,14 +110,21 @@ class LocalActorRef(ActorRef):
         if cell.dead:
             raise cell.dead_error()
         mailbox = cell.mailbox
-        if type(mailbox) is Dispatcher and mailbox.idle_now():
-            if timeout is None:  # the fast path: processed in this task
-                return await mailbox.run_here(message)
-            try:
-                async with asyncio.timeout(timeout):
+        if type(mailbox) is Dispatcher:  # the fast paths: an idle actor, processed in this task
+            if timeout is None:
+                reply = mailbox.call_here(message)  # a plain receive on the loop: no coroutine
+                if reply is not NOT_HERE:
+                    return await reply if type(reply) is AwaitHere else reply
+            if mailbox.idle_now():
+                if timeout is None:
                     return await mailbox.run_here(message)
-            except TimeoutError:
-                raise AskTimeout(f"no reply from actor {self.name!r} within {timeout} s") from None
+                try:
+                    async with asyncio.timeout(timeout):
+                        return await mailbox.run_here(message)
+                except TimeoutError:
+                    raise AskTimeout(
+                        f"no reply from actor {self.name!r} within {timeout} s"
+                    ) from None
         loop = cell.loop
         fut: asyncio.Future[Any] = loop.create_future()
         item = (message, fut)
@@ -166,6 +173,21 @@ class LocalActorRef(ActorRef):
         fast path, else the loop's exception handler). Loop thread only.
         """
         self._cell.post(message, reply)
+
+    def caller(self) -> Callable[[Any], Any] | None:
+        """A function ``call(message)`` for a hot path: the ask fast path without a coroutine.
+
+        ``call`` processes ``message`` at once, in the caller, when the actor
+        runs a plain ``receive`` on the loop and is idle, and returns the
+        reply (or an awaitable to await at once when ``receive`` returned
+        one); else it does nothing and returns :data:`NOT_HERE
+        <actors.core.ref.NOT_HERE>`: then :meth:`ask`. None for an
+        actor that never runs messages in its caller. Loop thread only.
+        """
+        mailbox = self._cell.mailbox
+        if type(mailbox) is Dispatcher:
+            return mailbox.call_here
+        return None
 
     def poster(self) -> Callable[[Any, Callable[[Any, BaseException | None], None]], None]:
         """A function ``post(message, reply)`` with the contract of :meth:`post`.

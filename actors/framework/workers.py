@@ -40,6 +40,7 @@ from collections.abc import AsyncIterator, Callable, Generator
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from functools import partial
+from types import CoroutineType
 from typing import Any
 
 from ..core.actor import Actor
@@ -176,7 +177,7 @@ class AsyncModuleActor(ModuleActor):
             return self.query(message)
         start = time.perf_counter()
         result = message.fn(message.arg)
-        if inspect.isawaitable(result):  # a coroutine (or a sync hook's future)
+        if type(result) is CoroutineType or inspect.isawaitable(result):  # (or a hook's future)
             result = await result
         message.elapsed = time.perf_counter() - start
         return result

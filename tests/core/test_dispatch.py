@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from actors import Actor, ActorDead, ActorError, ActorFailed, ActorSystem
+from actors.core.ref import NOT_HERE, AwaitHere
 
 
 class Inline(Actor):
@@ -130,6 +131,54 @@ async def test_an_ask_to_an_idle_actor_runs_in_the_askers_task() -> None:
         ref.post("which?", lambda result, error: got.append(result))  # type: ignore[attr-defined]
         await ref.stop()
         assert got and got[0] is not asyncio.current_task()  # a post runs in a worker
+
+
+async def test_caller_processes_a_message_in_the_caller_only_when_the_actor_is_idle() -> None:
+    gate = asyncio.Event()
+
+    class Slow(Actor):
+        """Plain receive: "wait" returns an awaitable that ends when the gate opens."""
+
+        def receive(self, message: Any) -> Any:  # type: ignore[override]
+            if message == "wait":
+                return gate.wait()
+            if message == "raise":
+                raise KeyError("boom")
+            return ("done", message)
+
+    async with ActorSystem("t") as system:
+        ref = system.spawn(Slow, name="s")
+        await ref.ask("warm-up", timeout=5)  # the instance exists once on_start ran
+        call = ref.caller()  # type: ignore[attr-defined]
+        assert call("x") == ("done", "x")  # processed before the call returned
+        with pytest.raises(KeyError, match="boom"):
+            call("raise")
+        assert call("y") == ("done", "y")  # the error freed the slot
+        rest = call("wait")
+        assert isinstance(rest, AwaitHere)  # the awaitable holds the slot until it ends
+        waiting = asyncio.create_task(asyncio.wait_for(rest, 5))
+        await asyncio.sleep(0)
+        assert call("z") is NOT_HERE  # busy: nothing done, the caller asks instead
+        queued = asyncio.create_task(ref.ask("z", timeout=5))
+        await asyncio.sleep(0)
+        assert not queued.done()
+        gate.set()
+        assert await waiting is True
+        assert await queued == ("done", "z")  # the queued ask started when the slot was freed
+        gate.clear()
+        cancelled = asyncio.create_task(asyncio.wait_for(call("wait"), 5))
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        assert call("after") == ("done", "after")  # cancelling the awaiter freed the slot
+        threaded = system.spawn(Slow, name="threaded", executor=True)
+        await threaded.ask("warm-up", timeout=5)
+        assert threaded.caller()("x") is NOT_HERE  # type: ignore[attr-defined]
+        await ref.stop()
+        assert call("x") is NOT_HERE  # stopped: ask raises ActorDead
+        with pytest.raises(ActorDead):
+            await ref.ask("x")
 
 
 async def test_failed_tell_of_a_dispatching_actor_follows_its_policy() -> None:
