@@ -81,7 +81,7 @@ def _pick_error(group: BaseExceptionGroup[Any]) -> BaseException:
         if isinstance(exc, BaseExceptionGroup):
             for sub in exc.exceptions:
                 walk(sub)
-        else:
+        elif all(exc is not seen for seen in flat):  # the job's task may raise what a callback did
             flat.append(exc)
 
     walk(group)
@@ -205,12 +205,19 @@ class _Driver:
     async def _run_group(self) -> None:
         async with asyncio.TaskGroup() as group:
             self.group = group
-            try:
-                await self._job_hook("begin_job")
-                await self._loop(group)
-                await self._job_hook("end_job")
-            finally:
-                self.closed = True
+            # The job runs in a task of its own: its loop is resumed about once per event, and
+            # a resume passes through every coroutine of its task (in the caller's task: the
+            # whole chain of run_process, the job runner and the driver above the loop).
+            name = f"job of process {self.schedule.process.name}"
+            await group.create_task(self._run_job(group), name=name)
+
+    async def _run_job(self, group: asyncio.TaskGroup) -> None:
+        try:
+            await self._job_hook("begin_job")
+            await self._loop(group)
+            await self._job_hook("end_job")
+        finally:
+            self.closed = True
 
     # -- the transition loop
     async def _loop(self, group: asyncio.TaskGroup) -> None:
