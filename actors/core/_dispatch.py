@@ -297,29 +297,29 @@ class Dispatcher:
     def _start(self, message: Any, reply: Any) -> None:
         if isinstance(reply, asyncio.Future) and reply.done():
             return  # the asker gave up before the message started: skip it
-        receive = self._receive
-        assert receive is not None
         self.active += 1
         if self._is_async:
             self._to_worker((message, reply), None)
-        elif self._executor is not None:
+            return
+        receive = self._receive
+        assert receive is not None
+        if self._executor is not None:
             self._executor.submit(run_in_thread, loop_completions(), self, receive, message, reply)
-        else:
-            try:
-                result = receive(message)
-            except Exception as exc:
-                self.finished(message, reply, None, exc)
-                return
-            if _AWAITABLE.get(type(result)) is False and callable(reply):  # not None/a Future
-                # the fast path's common end (a post done at once): finished() inlined
-                self.active -= 1
-                if self._queue:
-                    self._pump()
-                if not self.active and self._idle is not None and not self._idle.done():
-                    self._idle.set_result(None)
-                reply(result, None)
-                return
-            self.finished(message, reply, result, None)
+            return
+        try:
+            result = receive(message)
+        except Exception as exc:
+            self.finished(message, reply, None, exc)
+            return
+        if _AWAITABLE.get(type(result)) is False and callable(reply):  # not None/a Future
+            # the fast path's common end (a post done at once): finished() inlined
+            self.active -= 1
+            if self._queue or self._idle is not None:
+                self.active += 1
+                self._release()
+            reply(result, None)
+            return
+        self.finished(message, reply, result, None)
 
     def finished(self, message: Any, reply: Any, result: Any, error: BaseException | None) -> None:
         """One message is done (a sync receive's outcome): free its slot, reply."""
@@ -347,8 +347,9 @@ class Dispatcher:
         while self._parked:
             parked, task = self._parked.pop()
             if not parked.done():
-                parked.set_result((item, awaitable))
-                self._workers[task] = (item, awaitable)  # answered by _worker_done if cancelled
+                call = (item, awaitable)
+                parked.set_result(call)
+                self._workers[task] = call  # answered by _worker_done if cancelled
                 return
         task = asyncio.get_running_loop().create_task(
             self._work(item, awaitable), name=f"actor {self.name}", context=self._context

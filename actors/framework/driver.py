@@ -95,8 +95,8 @@ def _pick_error(group: BaseExceptionGroup[Any]) -> BaseException:
 @dataclasses.dataclass
 class _LumiState:
     ctx: LumiContext
-    pending: int = 0
-    idle: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    pending: int = 0  # events of the lumi in flight
+    drained: asyncio.Future[None] | None = None  # its end waits on it for pending to be 0
     end_task: asyncio.Task[None] | None = None
 
 
@@ -292,7 +292,6 @@ class _Driver:
         data = EventData(tr.id, index, lumi.ctx)
         fill_products(self.schedule.source, data, tr.products)
         lumi.pending += 1
-        lumi.idle.clear()
         if index == 0:
             self.first_start = time.perf_counter()
         run = self.inflight[stream] = EventRun(
@@ -314,8 +313,8 @@ class _Driver:
             self._fail(error, f"event {run.data.id} failed")
             return
         lumi.pending -= 1
-        if lumi.pending == 0:
-            lumi.idle.set()
+        if lumi.pending == 0 and lumi.drained is not None and not lumi.drained.done():
+            lumi.drained.set_result(None)
         self.events_done += 1
         self.last_end = time.perf_counter()
         if self.progress is not None:
@@ -361,7 +360,6 @@ class _Driver:
         await self.lumi_slots.acquire()
         ctx = LumiContext(lumi_id, run.ctx)
         state = _LumiState(ctx)
-        state.idle.set()
         lumis[lumi_id] = state
         try:
             await self._hook("begin_lumi", lambda slot: Lumi(ctx, slot), f"begin_lumi {lumi_id}")
@@ -385,7 +383,9 @@ class _Driver:
 
     async def _finish_lumi(self, state: _LumiState) -> None:
         try:
-            await state.idle.wait()
+            while state.pending:
+                state.drained = asyncio.get_running_loop().create_future()
+                await state.drained
             ctx = state.ctx
             await self._hook("end_lumi", lambda slot: Lumi(ctx, slot), f"end_lumi {ctx.id}")
         finally:

@@ -157,8 +157,14 @@ class ModuleInfo:
         return cached
 
 
+#: Types with no ``flags`` to freeze (``freeze_value`` returns them at once, without a lookup).
+PLAIN_TYPES = frozenset({int, float, bool, complex, str, bytes, type(None), tuple, list, dict})
+
+
 def freeze_value(value: Any) -> Any:
     """Make ``value`` read-only where its type allows (numpy arrays); return it."""
+    if type(value) in PLAIN_TYPES:
+        return value
     flags = getattr(value, "flags", None)
     if flags is not None and hasattr(flags, "writeable"):
         with contextlib.suppress(ValueError):  # a view of a read-only base stays as is
@@ -290,8 +296,13 @@ class Event:
                 )
             provenance = module.provenance(parents)
         elif provenance is None:
-            provenance = module.provenance(tuple(b for b in module.consumes if b in products))
-        products[branch] = Product(branch, freeze_value(value), provenance)
+            consumed = module.consumes
+            provenance = module.provenance(
+                tuple(b for b in consumed if b in products) if consumed else ()
+            )
+        if type(value) not in PLAIN_TYPES:
+            value = freeze_value(value)
+        products[branch] = Product(branch, value, provenance)
         return branch
 
     # -- internals

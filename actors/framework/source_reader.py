@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.ref import NOT_HERE, ActorRef, AwaitHere, LocalActorRef
 from ..errors import ActorDead, FrameworkError, ModuleError
-from .event import EventData, Product, freeze_value
+from .event import PLAIN_TYPES, EventData, Product, freeze_value
 from .source import Source, Transition
 from .workers import CLOSE_TRANSITIONS, NEXT_TRANSITION, format_error
 
@@ -89,4 +89,6 @@ def fill_products(source: SourceNode, data: EventData, products: Mapping[Any, An
         if isinstance(value, Product):
             store[branch] = Product(branch, freeze_value(value.value), value.provenance)
             continue
-        store[branch] = Product(branch, freeze_value(value), info.provenance(()))
+        if type(value) not in PLAIN_TYPES:
+            value = freeze_value(value)
+        store[branch] = Product(branch, value, info.provenance(()))
