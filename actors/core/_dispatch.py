@@ -244,8 +244,9 @@ class Dispatcher:
             else:
                 loop = asyncio.get_running_loop()
                 result = await loop.run_in_executor(self._executor, receive, message)
-            if _AWAITABLE.get(type(result)) is not False and _awaitable(result):
-                result = await result  # (the type cache first: no call for plain results)
+            known = _AWAITABLE.get(type(result))  # the type cache first: no call when known
+            if known or (known is None and _awaitable(result)):
+                result = await result
             return result
         finally:
             self._release()
@@ -269,7 +270,8 @@ class Dispatcher:
         except BaseException:
             self._release()
             raise
-        if _AWAITABLE.get(type(result)) is not False and _awaitable(result):
+        known = _AWAITABLE.get(type(result))
+        if known or (known is None and _awaitable(result)):
             return AwaitHere(self, result)
         self.active -= 1  # _release() inlined: the common end
         if self._queue or self._idle is not None:
@@ -323,7 +325,8 @@ class Dispatcher:
 
     def finished(self, message: Any, reply: Any, result: Any, error: BaseException | None) -> None:
         """One message is done (a sync receive's outcome): free its slot, reply."""
-        if error is None and _AWAITABLE.get(type(result)) is not False and _awaitable(result):
+        known = _AWAITABLE.get(type(result))
+        if error is None and (known or (known is None and _awaitable(result))):
             self._to_worker((message, reply), result)  # the slow path: await it on the loop
             return
         self.active -= 1  # _release() inlined: every async or threaded message ends here
