@@ -16,12 +16,14 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from actors.errors import BackendUnavailable, ConfigError, ProtocolError
+from actors.launch._files import MpichSegments
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -34,6 +36,19 @@ def _mpiexec() -> str:
     if exe is None:
         pytest.skip("no mpiexec found next to the interpreter or on PATH")
     return exe
+
+
+@pytest.fixture(autouse=True)
+def _mpich_segments_of_dead_ranks() -> Iterator[None]:
+    """Remove the ``mpich_shm_*`` segments that this test's raw mpiexec jobs left.
+
+    A rank that dies without ``MPI_Finalize`` (the victim below SIGKILLs itself; a
+    job killed at its timeout) can leave its segment; the launcher removes those of
+    its jobs the same way (``MpichSegments``), these tests start mpiexec themselves.
+    """
+    segments = MpichSegments()
+    yield
+    segments.clean()
 
 
 def _start(results: Path, *args: str) -> subprocess.Popen[str]:
