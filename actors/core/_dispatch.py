@@ -273,10 +273,10 @@ class Dispatcher:
         known = _AWAITABLE.get(type(result))
         if known or (known is None and _awaitable(result)):
             return AwaitHere(self, result)
-        self.active -= 1  # _release() inlined: the common end
         if self._queue or self._idle is not None:
-            self.active += 1
             self._release()
+        else:
+            self.active -= 1  # the common end: nobody waits, no call
         return result
 
     def _release(self) -> None:
@@ -315,10 +315,10 @@ class Dispatcher:
             return
         if _AWAITABLE.get(type(result)) is False and callable(reply):  # not None/a Future
             # the fast path's common end (a post done at once): finished() inlined
-            self.active -= 1
             if self._queue or self._idle is not None:
-                self.active += 1
                 self._release()
+            else:
+                self.active -= 1
             reply(result, None)
             return
         self.finished(message, reply, result, None)
@@ -329,10 +329,10 @@ class Dispatcher:
         if error is None and (known or (known is None and _awaitable(result))):
             self._to_worker((message, reply), result)  # the slow path: await it on the loop
             return
-        self.active -= 1  # _release() inlined: every async or threaded message ends here
         if self._queue or self._idle is not None:
-            self.active += 1
             self._release()
+        else:
+            self.active -= 1  # every async or threaded message ends here: no call when nobody waits
         if reply is None:
             if error is not None:
                 self._on_tell_failed(message, _as_exception(self.name, error))
