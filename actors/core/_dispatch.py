@@ -35,14 +35,14 @@ import contextlib
 import contextvars
 import inspect
 from collections import deque
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from typing import Any
 
 from ..errors import ActorDead, ActorError
 from ._threads import loop_completions, run_in_thread
 
-__all__ = ["NOT_HERE", "AwaitHere", "Dispatcher", "Reply"]
+__all__ = ["NOT_HERE", "Dispatcher", "Reply"]
 
 Reply = Callable[[Any, BaseException | None], None]
 _Item = tuple[Any, Any]  # (message, None | Future | Reply)
@@ -62,28 +62,6 @@ def _awaitable(value: Any) -> bool:
         return inspect.isawaitable(value)
     known = _AWAITABLE[type(value)] = inspect.isawaitable(value)
     return known
-
-
-class AwaitHere:
-    """The rest of a :meth:`Dispatcher.call_here`: awaits the awaitable ``receive`` returned.
-
-    Its await frees the actor's slot when it ends, whatever the outcome
-    (cancelling the awaiting task cancels the message).
-    """
-
-    __slots__ = ("_awaitable", "_dispatcher")
-
-    def __init__(self, dispatcher: Dispatcher, awaitable: Any) -> None:
-        self._dispatcher = dispatcher
-        self._awaitable = awaitable
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        awaitable = self._awaitable
-        step = getattr(awaitable, "__await__", None)  # None: a generator-based coroutine
-        try:
-            return (yield from (step() if step is not None else awaitable))
-        finally:
-            self._dispatcher._release()
 
 
 class Dispatcher:
@@ -257,9 +235,11 @@ class Dispatcher:
         Returns :data:`NOT_HERE` (nothing done) unless the actor runs a plain
         ``receive`` on the loop and a message sent now would start at once.
         Else processes ``message`` now and returns the reply, or, when
-        ``receive`` returned an awaitable, an :class:`AwaitHere` that the
-        caller must await at once (the slot stays taken until it ends).
-        Raises what ``receive`` raised. Loop thread only.
+        ``receive`` returned an awaitable, a coroutine (``types.CoroutineType``;
+        a reply is never one) that the caller must await at once: it awaits
+        that awaitable and frees the slot when it ends, whatever the outcome
+        (cancelling the awaiting task cancels the message). Raises what
+        ``receive`` raised. Loop thread only.
         """
         receive = self._receive
         if receive is None or not self.inline or self.active >= self._limit or self._queue:
@@ -272,12 +252,19 @@ class Dispatcher:
             raise
         known = _AWAITABLE.get(type(result))
         if known or (known is None and _awaitable(result)):
-            return AwaitHere(self, result)
+            return self._rest_here(result)
         if self._queue or self._idle is not None:
             self._release()
         else:
             self.active -= 1  # the common end: nobody waits, no call
         return result
+
+    async def _rest_here(self, awaitable: Awaitable[Any]) -> Any:
+        """The rest of a :meth:`call_here` whose ``receive`` returned ``awaitable``."""
+        try:
+            return await awaitable
+        finally:
+            self._release()
 
     def _release(self) -> None:
         """A message processed in its caller is done: free its slot, start the next."""

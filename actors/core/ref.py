@@ -5,15 +5,16 @@ from __future__ import annotations
 import abc
 import asyncio
 from collections.abc import Callable
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ActorDead, AskTimeout
-from ._dispatch import NOT_HERE, AwaitHere, Dispatcher
+from ._dispatch import NOT_HERE, Dispatcher
 
 if TYPE_CHECKING:
     from ._cell import ActorCell
 
-__all__ = ["NOT_HERE", "ActorRef", "AwaitHere", "LocalActorRef"]
+__all__ = ["NOT_HERE", "ActorRef", "LocalActorRef"]
 
 
 class ActorRef(abc.ABC):
@@ -114,7 +115,7 @@ class LocalActorRef(ActorRef):
             if timeout is None:
                 reply = mailbox.call_here(message)  # a plain receive on the loop: no coroutine
                 if reply is not NOT_HERE:
-                    return await reply if type(reply) is AwaitHere else reply
+                    return await reply if type(reply) is CoroutineType else reply
             if mailbox.idle_now():
                 if timeout is None:
                     return await mailbox.run_here(message)
@@ -179,8 +180,8 @@ class LocalActorRef(ActorRef):
 
         ``call`` processes ``message`` at once, in the caller, when the actor
         runs a plain ``receive`` on the loop and is idle, and returns the
-        reply (or an awaitable to await at once when ``receive`` returned
-        one); else it does nothing and returns :data:`NOT_HERE
+        reply (or a coroutine to await at once when ``receive`` returned an
+        awaitable; a reply is never a coroutine); else it does nothing and returns :data:`NOT_HERE
         <actors.core.ref.NOT_HERE>`: then :meth:`ask`. None for an
         actor that never runs messages in its caller. Loop thread only.
         """

@@ -182,14 +182,12 @@ class FollowerHub(Hub):
     def wake_all(self) -> None:
         self.wake.set()
 
-    async def next(self) -> Any:
-        """The next raw transition, or _DONE; raises the channel's error."""
+    async def wait(self) -> None:
+        """Until the queue holds a transition (or _DONE); raises the channel's error."""
         while not self.queue:
             self.check()
             self.wake.clear()
             await self.wake.wait()
-        self.check()
-        return self.queue.popleft()
 
     def consumed_event(self) -> None:
         self._unacked += 1
@@ -268,18 +266,26 @@ class FollowerSource(Source):
 
     async def transitions(self) -> AsyncIterator[Transition]:
         hub = self._hub()
+        queue = hub.queue
         while True:
-            raw = await hub.next()
+            if not queue:  # (a queued transition costs no await: they come in batches)
+                await hub.wait()
+            if hub.error is not None:
+                raise hub.error
+            raw = queue.popleft()
             if raw is _DONE:
                 return
-            yield self._convert(hub, raw)
+            if raw[0] == T_EVENT:  # the common case, here: no call to _convert
+                hub.consumed_event()
+                self.events += 1
+                yield EventTransition(
+                    EventID(raw[1], raw[2], raw[3]), {"": ChannelToken(hub, raw[4])}
+                )
+            else:
+                yield self._convert(hub, raw)
 
     def _convert(self, hub: FollowerHub, raw: list[Any]) -> Transition:
         kind = raw[0]
-        if kind == T_EVENT:
-            hub.consumed_event()
-            self.events += 1
-            return EventTransition(EventID(raw[1], raw[2], raw[3]), {"": ChannelToken(hub, raw[4])})
         if kind == T_BEGIN_LUMI:
             return BeginLumi(raw[1], raw[2])
         if kind == T_END_LUMI:

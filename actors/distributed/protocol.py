@@ -131,7 +131,18 @@ def _transition(t: Any) -> bool:
 def _transitions(ts: Any) -> bool:
     if not isinstance(ts, list):
         return False
-    for t in ts:  # noqa: SIM110 (no generator on the per-event path)
+    for t in ts:
+        if (  # an event, the common case, checked here: no call per transition
+            type(t) is list
+            and len(t) == 5
+            and type(t[0]) is int
+            and t[0] == T_EVENT
+            and type(t[1]) is int
+            and type(t[2]) is int
+            and type(t[3]) is int
+            and type(t[4]) is int
+        ):
+            continue
         if not _transition(t):
             return False
     return True

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
-from ..core.ref import NOT_HERE, ActorRef, AwaitHere, LocalActorRef
+from ..core.ref import NOT_HERE, ActorRef, LocalActorRef
 from ..errors import ActorDead, FrameworkError, ModuleError
 from .event import PLAIN_TYPES, EventData, Product, freeze_value
 from .source import Source, Transition
@@ -44,7 +45,7 @@ class SourceReader:
             tr = NOT_HERE if self._call_here is None else self._call_here(NEXT_TRANSITION)
             if tr is NOT_HERE:
                 tr = await self._actor.ask(NEXT_TRANSITION)
-            elif type(tr) is AwaitHere:
+            elif type(tr) is CoroutineType:  # an async source: await the rest here
                 tr = await tr
         except StopAsyncIteration:
             return None  # the end of an async source

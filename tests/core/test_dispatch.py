@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 from typing import Any
 
 import pytest
 
 from actors import Actor, ActorDead, ActorError, ActorFailed, ActorSystem
-from actors.core.ref import NOT_HERE, AwaitHere
+from actors.core.ref import NOT_HERE
 
 
 class Inline(Actor):
@@ -155,7 +156,7 @@ async def test_caller_processes_a_message_in_the_caller_only_when_the_actor_is_i
             call("raise")
         assert call("y") == ("done", "y")  # the error freed the slot
         rest = call("wait")
-        assert isinstance(rest, AwaitHere)  # the awaitable holds the slot until it ends
+        assert inspect.iscoroutine(rest)  # it holds the slot until it ends
         waiting = asyncio.create_task(asyncio.wait_for(rest, 5))
         await asyncio.sleep(0)
         assert call("z") is NOT_HERE  # busy: nothing done, the caller asks instead
