@@ -116,14 +116,28 @@ class Dispatcher:
         return len(self._queue)
 
     def put_nowait(self, item: _Item) -> None:
-        """Start ``item`` now if a slot is free, else queue it; ActorError when full."""
-        self.post(item[0], item[1])
+        """Start ``item`` now if a slot is free, else queue it; ActorError when full.
 
-    def post(self, message: Any, reply: Any) -> None:
-        """``put_nowait((message, reply))``; ActorDead once :meth:`close` was called."""
+        ActorDead once :meth:`close` was called.
+        """
+        message, reply = item
         if self.active < self._limit and self._receive is not None and not self._queue:
             self._start(message, reply)
-        elif self.closed is not None:
+        else:
+            self._wait(message, reply)
+
+    def post(self, message: Any, reply: Reply) -> None:
+        """``put_nowait((message, reply))`` for a callable ``reply`` (no future, no None)."""
+        if self.inline and self.active < self._limit and not self._queue:
+            self._run_inline(message, reply)  # the fast path: no check of the reply's kind
+        elif self.active < self._limit and self._receive is not None and not self._queue:
+            self._start(message, reply)
+        else:
+            self._wait(message, reply)
+
+    def _wait(self, message: Any, reply: Any) -> None:
+        """Queue a message that cannot start now; ActorDead or ActorError when it cannot wait."""
+        if self.closed is not None:
             raise ActorDead(self.closed)
         elif len(self._queue) >= self._capacity:
             raise ActorError(
@@ -172,6 +186,7 @@ class Dispatcher:
     def pause(self) -> None:
         """Start nothing more (running messages go on)."""
         self._receive = None
+        self.inline = False
 
     def close(self, why: str) -> None:
         """The actor is dead: pause for good; :meth:`post` raises ActorDead(why) from now on."""
@@ -264,7 +279,10 @@ class Dispatcher:
         try:
             return await awaitable
         finally:
-            self._release()
+            if self._queue or self._idle is not None:
+                self._release()
+            else:
+                self.active -= 1  # the common end: nobody waits, no call
 
     def _release(self) -> None:
         """A message processed in its caller is done: free its slot, start the next."""
@@ -286,17 +304,22 @@ class Dispatcher:
     def _start(self, message: Any, reply: Any) -> None:
         if isinstance(reply, asyncio.Future) and reply.done():
             return  # the asker gave up before the message started: skip it
+        if self.inline:
+            self._run_inline(message, reply)
+            return
         self.active += 1
         if self._is_async:
             self._to_worker((message, reply), None)
             return
-        receive = self._receive
-        assert receive is not None
-        if self._executor is not None:
-            self._executor.submit(run_in_thread, loop_completions(), self, receive, message, reply)
-            return
+        receive, executor = self._receive, self._executor  # neither async nor inline: a thread
+        assert receive is not None and executor is not None
+        executor.submit(run_in_thread, loop_completions(), self, receive, message, reply)
+
+    def _run_inline(self, message: Any, reply: Any) -> None:
+        """Run a plain ``receive`` now, on the loop (:attr:`inline`, a slot free)."""
+        self.active += 1
         try:
-            result = receive(message)
+            result = self._receive(message)  # type: ignore[misc]  # (inline: set)
         except Exception as exc:
             self.finished(message, reply, None, exc)
             return

@@ -157,16 +157,28 @@ class ModuleInfo:
         return cached
 
 
-#: Types with no ``flags`` to freeze (``freeze_value`` returns them at once, without a lookup).
-PLAIN_TYPES = frozenset({int, float, bool, complex, str, bytes, type(None), tuple, list, dict})
+#: Types with nothing to freeze: ``freeze_value`` returns their values at once, without a
+#: lookup. The builtins, and each type it meets whose class has no ``flags`` and no
+#: ``__getattr__`` (learnt as values go by, up to :data:`_PLAIN_TYPES_MAX` types).
+PLAIN_TYPES: set[type] = {int, float, bool, complex, str, bytes, type(None), tuple, list, dict}
+_PLAIN_TYPES_MAX = 256
 
 
 def freeze_value(value: Any) -> Any:
     """Make ``value`` read-only where its type allows (numpy arrays); return it."""
-    if type(value) in PLAIN_TYPES:
+    cls = type(value)
+    if cls in PLAIN_TYPES:
         return value
     flags = getattr(value, "flags", None)
-    if flags is not None and hasattr(flags, "writeable"):
+    if flags is None:
+        if (
+            len(PLAIN_TYPES) < _PLAIN_TYPES_MAX
+            and not hasattr(cls, "flags")
+            and not hasattr(cls, "__getattr__")
+        ):
+            PLAIN_TYPES.add(cls)  # (one set operation: safe from any thread)
+        return value
+    if hasattr(flags, "writeable"):
         with contextlib.suppress(ValueError):  # a view of a read-only base stays as is
             flags.writeable = False
     return value

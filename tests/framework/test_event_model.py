@@ -93,3 +93,25 @@ def test_put_with_parents_keeps_the_module_and_replaces_the_parents() -> None:
     assert product.provenance == Provenance("recv", "m:Receiver", "h", "LOCAL", (remote,))
     with pytest.raises(FrameworkError, match="not both"):
         event.put(6, "b", parents=(remote,), provenance=product.provenance)
+
+
+def test_freeze_value_makes_arrays_read_only_and_learns_types_with_nothing_to_freeze() -> None:
+    import numpy as np
+
+    from actors.framework.event import PLAIN_TYPES, freeze_value
+
+    class Token:  # nothing to freeze: learnt, later values skip the lookup
+        __slots__ = ("key",)
+
+    class Proxy:  # a __getattr__ may produce ``flags`` for some value: never learnt
+        def __getattr__(self, name: str) -> object:
+            raise AttributeError(name)
+
+    array = np.zeros(3)
+    assert freeze_value(array) is array and not array.flags.writeable
+    assert np.ndarray not in PLAIN_TYPES
+    token, proxy = Token(), Proxy()
+    assert freeze_value(token) is token and Token in PLAIN_TYPES
+    assert freeze_value(proxy) is proxy and Proxy not in PLAIN_TYPES
+    again = np.ones(2)
+    assert freeze_value(again) is again and not again.flags.writeable  # arrays stay frozen
