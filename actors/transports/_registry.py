@@ -8,7 +8,6 @@ missing raises :class:`~actors.errors.BackendUnavailable` naming the extra.
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import entry_points
 from typing import Any
 
 from ..errors import BackendUnavailable, ConfigError
@@ -72,7 +71,9 @@ def get_backend(scheme: str) -> Backend:
     if backend is not None:
         return backend
     spec = _registered.get(scheme)
-    if spec is None:
+    if spec is None:  # a third-party backend (importlib.metadata only now: it costs ~10 ms)
+        from importlib.metadata import entry_points
+
         for ep in entry_points(group=_ENTRY_POINT_GROUP):
             if ep.name == scheme:
                 spec = ep.value
