@@ -128,12 +128,14 @@ class Dispatcher:
 
     def post(self, message: Any, reply: Reply) -> None:
         """``put_nowait((message, reply))`` for a callable ``reply`` (no future, no None)."""
-        if self.inline and self.active < self._limit and not self._queue:
-            self._run_inline(message, reply)  # the fast path: no check of the reply's kind
-        elif self.active < self._limit and self._receive is not None and not self._queue:
-            self._start(message, reply)
-        else:
-            self._wait(message, reply)
+        if self.active < self._limit and not self._queue:
+            if self.inline:
+                self._run_inline(message, reply)  # the fast path: no check of the reply's kind
+                return
+            if self._receive is not None:
+                self._start(message, reply)
+                return
+        self._wait(message, reply)
 
     def _wait(self, message: Any, reply: Any) -> None:
         """Queue a message that cannot start now; ActorDead or ActorError when it cannot wait."""
