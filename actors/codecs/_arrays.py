@@ -1,4 +1,4 @@
-"""Built-in codecs for arrays: numpy, numpy scalars, cupy, awkward, pickle.
+"""Built-in codecs for arrays: numpy, numpy scalars, cupy, pickle (awkward: :mod:`._awkward`).
 
 numpy arrays travel as one buffer: a flat ``uint8`` view of the array's own
 memory (a non-contiguous array is made contiguous once). ``meta`` holds the
@@ -6,8 +6,8 @@ dtype description (any numeric, bool, complex, datetime or structured dtype,
 byte order kept) and the shape. Decoding wraps the received buffer without
 copying; the result may be read-only.
 
-cupy and awkward are recognised by module name and imported only when such an
-object is actually encoded or decoded.
+cupy is recognised by module name and imported only when such an object is
+actually encoded or decoded.
 """
 
 from __future__ import annotations
@@ -22,10 +22,16 @@ from ..buffers import device_to_host, is_device
 from ..errors import BackendUnavailable, CodecError
 from ._registry import PICKLE, register_codec, register_structural
 
-__all__ = ["array_from_meta", "array_meta", "register_builtin_array_codecs"]
+__all__ = [
+    "CACHE_LIMIT",
+    "array_from_meta",
+    "array_meta",
+    "dtype_of_descr",
+    "register_builtin_array_codecs",
+]
 
 
-_CACHE_LIMIT = 4096
+CACHE_LIMIT = 4096
 _descr_cache: dict[np.dtype[Any], Any] = {}
 _dtype_cache: dict[Any, np.dtype[Any]] = {}
 
@@ -43,7 +49,7 @@ def _descr(dtype: np.dtype[Any]) -> Any:
     descr: Any = dtype.str if dtype.fields is None and dtype.subdtype is None else None
     if descr is None:
         descr = np.lib.format.dtype_to_descr(dtype)
-    if len(_descr_cache) < _CACHE_LIMIT:
+    if len(_descr_cache) < CACHE_LIMIT:
         _descr_cache[dtype] = descr
     return descr
 
@@ -55,7 +61,11 @@ def _tuples(descr: Any) -> Any:
     return descr
 
 
-def _dtype(descr: Any) -> np.dtype[Any]:
+def dtype_of_descr(descr: Any) -> np.dtype[Any]:
+    """The numpy dtype that a description from :func:`array_meta` names (cached).
+
+    Raises CodecError for an invalid description.
+    """
     key = descr if isinstance(descr, str) else repr(descr)
     cached = _dtype_cache.get(key)
     if cached is not None:
@@ -64,7 +74,7 @@ def _dtype(descr: Any) -> np.dtype[Any]:
         dtype = np.lib.format.descr_to_dtype(_tuples(descr))
     except (TypeError, ValueError) as exc:
         raise CodecError(f"invalid dtype description {descr!r}: {exc}") from exc
-    if len(_dtype_cache) < _CACHE_LIMIT:
+    if len(_dtype_cache) < CACHE_LIMIT:
         _dtype_cache[key] = dtype
     return dtype
 
@@ -100,7 +110,7 @@ def array_from_meta(meta: Any, buffer: Any) -> np.ndarray[Any, Any]:
     """
     try:
         descr, shape = meta
-        dtype = _dtype(descr)
+        dtype = dtype_of_descr(descr)
         if not dtype.itemsize:
             return np.empty(shape, dtype=dtype)
         flat = np.frombuffer(buffer, dtype=dtype)
@@ -139,7 +149,7 @@ class NumpyScalarCodec:
 
     def decode(self, meta: Any, buffers: list[Any]) -> Any:
         descr, raw = meta
-        return np.frombuffer(raw, dtype=_dtype(descr))[0]
+        return np.frombuffer(raw, dtype=dtype_of_descr(descr))[0]
 
 
 class CupyCodec:
@@ -160,7 +170,7 @@ class CupyCodec:
                 f"receiving side ({exc})"
             ) from exc
         descr, shape = meta
-        dtype = _dtype(descr)
+        dtype = dtype_of_descr(descr)
         if is_device(buffer):  # a device receive: view it
             flat = cp.asarray(buffer).reshape(-1).view(cp.uint8)
         else:  # staged through host memory: one copy to the device
@@ -181,119 +191,6 @@ class RefusedCodec:
 
     def decode(self, meta: Any, buffers: list[Any]) -> Any:
         raise CodecError(self.reason)
-
-
-class AwkwardCodec:
-    """awkward arrays: plain numeric lists directly, anything else through ``ak.to_buffers``.
-
-    A 1-D array of numbers (layout ``NumpyArray``) and a jagged array of numbers
-    (``ListOffsetArray`` of ``NumpyArray``), without parameters, behavior or
-    attrs, travel as their numpy buffers with meta ``["NumpyArray", descr]`` or
-    ``["ListOffsetArray", offsets descr, descr]``: no form JSON and no
-    ``to_buffers``/``from_buffers`` round trip (one event's jagged product costs
-    a few microseconds instead of ~100). Every other array uses
-    ``[form JSON, length, keys]`` and one buffer per awkward buffer.
-    """
-
-    def __init__(self) -> None:
-        self._ak: Any = None
-
-    def _awkward(self) -> Any:
-        """The awkward module (imported on first use; BackendUnavailable without it)."""
-        if self._ak is None:
-            self._ak = optional_module("awkward", "hep")
-        return self._ak
-
-    def encode(self, obj: Any) -> tuple[Any, list[Any]]:
-        direct = _direct_encode(obj)
-        if direct is not None:
-            return direct
-        ak = self._awkward()
-        form, length, container = ak.to_buffers(obj)
-        keys = list(container)
-        buffers = [_flat_bytes(np.asarray(container[k])) for k in keys]
-        return [form.to_json(), int(length), keys], buffers
-
-    def decode(self, meta: Any, buffers: list[Any]) -> Any:
-        ak = self._awkward()
-        kind = meta[0] if isinstance(meta, list) and meta else None
-        if kind in _DIRECT_KINDS:
-            return ak.Array(_direct_layout(ak, meta, buffers))
-        form, length, keys = meta
-        container = {k: np.frombuffer(b, dtype="uint8") for k, b in zip(keys, buffers, strict=True)}
-        return ak.from_buffers(_form(ak, form), length, container)
-
-
-_DIRECT_KINDS = ("NumpyArray", "ListOffsetArray")
-_form_cache: dict[str, Any] = {}
-
-
-def _form(ak: Any, text: str) -> Any:
-    """The awkward Form of a form JSON text (cached: forms are immutable)."""
-    form = _form_cache.get(text)
-    if form is None:
-        form = ak.forms.from_json(text)
-        if len(_form_cache) < _CACHE_LIMIT:
-            _form_cache[text] = form
-    return form
-
-
-def _plain_numbers(layout: Any) -> bool:
-    """A 1-D numpy-backed NumpyArray of a numeric dtype without parameters."""
-    if type(layout).__name__ != "NumpyArray" or layout.parameters:
-        return False
-    data = layout.data
-    return type(data) is np.ndarray and data.ndim == 1 and data.dtype.kind in "biufc"
-
-
-def _direct_encode(obj: Any) -> tuple[list[Any], list[Any]] | None:
-    """(meta, buffers) of a plain numeric list/jagged array; None for anything else."""
-    if obj.behavior is not None or obj.attrs:
-        return None
-    layout = obj.layout
-    if _plain_numbers(layout):
-        meta, flat = array_meta(layout.data)
-        return ["NumpyArray", meta[0]], [flat]
-    if type(layout).__name__ != "ListOffsetArray" or layout.parameters:
-        return None
-    content, offsets = layout.content, layout.offsets.data
-    if not _plain_numbers(content) or type(offsets) is not np.ndarray:
-        return None
-    off_meta, off_flat = array_meta(offsets)
-    meta, flat = array_meta(content.data)
-    return ["ListOffsetArray", off_meta[0], meta[0]], [off_flat, flat]
-
-
-def _direct_layout(ak: Any, meta: list[Any], buffers: list[Any]) -> Any:
-    """The layout of a directly encoded array; raises CodecError on inconsistent data."""
-    if meta[0] == "NumpyArray":
-        _, descr = meta
-        (buffer,) = buffers
-        return ak.contents.NumpyArray(np.frombuffer(buffer, dtype=_dtype(descr)))
-    _, off_descr, descr = meta
-    off_buffer, buffer = buffers
-    offsets = np.frombuffer(off_buffer, dtype=_dtype(off_descr))
-    content = np.frombuffer(buffer, dtype=_dtype(descr))
-    if (
-        offsets.dtype.kind not in "iu"
-        or not len(offsets)
-        or (
-            len(offsets) > 1
-            and (
-                offsets[0] < 0
-                or offsets[-1] > len(content)
-                or bool(np.any(offsets[1:] < offsets[:-1]))
-            )
-        )
-    ):
-        raise CodecError(
-            f"awkward jagged array: {len(offsets)} offsets do not describe {len(content)} values"
-        )
-    return ak.contents.ListOffsetArray(ak.index.Index(offsets), ak.contents.NumpyArray(content))
-
-
-def _flat_bytes(arr: np.ndarray[Any, Any]) -> Any:
-    return array_meta(arr)[1]
 
 
 class PickleCodec:
@@ -322,16 +219,12 @@ def _is_cupy_array(cls: type) -> bool:
     return _top_module(cls) == "cupy" and cls.__name__ == "ndarray"
 
 
-def _is_awkward_array(cls: type) -> bool:
-    return _top_module(cls) == "awkward" and cls.__name__ == "Array"
-
-
 def _is_masked_array(cls: type) -> bool:
     return cls.__module__.startswith("numpy.ma")
 
 
 def register_builtin_array_codecs() -> None:
-    """Register numpy, cupy, awkward and pickle codecs (imports neither cupy nor awkward)."""
+    """Register the numpy, cupy and pickle codecs (does not import cupy)."""
     register_codec(np.ndarray, NumpyCodec(), "numpy.ndarray")
     register_codec(None, NumpyScalarCodec(), "numpy.scalar")
     masked = RefusedCodec(
@@ -343,6 +236,4 @@ def register_builtin_array_codecs() -> None:
     register_structural(lambda cls: issubclass(cls, np.ndarray), "numpy.ndarray")
     register_codec(None, CupyCodec(), "cupy.ndarray")
     register_structural(_is_cupy_array, "cupy.ndarray")
-    register_codec(None, AwkwardCodec(), "awkward.Array")
-    register_structural(_is_awkward_array, "awkward.Array")
     register_codec(None, PickleCodec(), PICKLE)

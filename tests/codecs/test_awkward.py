@@ -80,3 +80,43 @@ def test_inconsistent_direct_offsets_raise_codec_error() -> None:
     content = np.ones(2).view(np.uint8)
     with pytest.raises(CodecError, match="offsets"):
         decode_parts("awkward.Array", ["ListOffsetArray", "<i8", "<f8"], [offsets, content])
+
+
+def test_small_offsets_are_checked_against_every_content_and_not_kept() -> None:
+    """One event's jagged product: its offsets repeat from event to event (cached by
+    value), yet each decode checks them against its own content, and the cache keeps
+    no received buffer alive."""
+    import gc
+    import weakref
+
+    from actors.codecs import decode_parts
+    from actors.errors import CodecError
+
+    meta = ["ListOffsetArray", "<i8", "<f8"]
+    first = decode_parts("awkward.Array", meta, [_u8([0, 3]), _u8f([1.0, 2.0, 3.0])])
+    again = decode_parts("awkward.Array", meta, [_u8([0, 3]), _u8f([4.0, 5.0, 6.0])])
+    assert ak.to_list(first) == [[1.0, 2.0, 3.0]] and ak.to_list(again) == [[4.0, 5.0, 6.0]]
+    with pytest.raises(CodecError, match="2 offsets do not describe 2 values"):
+        decode_parts("awkward.Array", meta, [_u8([0, 3]), _u8f([1.0, 2.0])])
+    with pytest.raises(CodecError, match="3 offsets do not describe 3 values"):
+        decode_parts("awkward.Array", meta, [_u8([0, 2, 1]), _u8f([1.0, 2.0, 3.0])])
+    gc.disable()
+    try:
+        offsets, content = _u8([0, 1, 3]), _u8f([7.0, 8.0, 9.0])
+        gone_offsets, gone_content = weakref.ref(offsets), weakref.ref(content)
+        out = decode_parts("awkward.Array", meta, [offsets, content])
+        del offsets, content
+        assert gone_offsets() is None  # the array's offsets are the cache's private copy
+        assert ak.to_list(out) == [[7.0], [8.0, 9.0]]
+        del out
+        assert gone_content() is None  # released with the array, without the collector
+    finally:
+        gc.enable()
+
+
+def _u8(values: list[int]) -> np.ndarray[Any, Any]:
+    return np.array(values, dtype=np.int64).view(np.uint8)
+
+
+def _u8f(values: list[float]) -> np.ndarray[Any, Any]:
+    return np.array(values, dtype=np.float64).view(np.uint8)
