@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextvars
 import logging
+import os
 import re
 import sys
 import traceback
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import IO, Any, NoReturn
 
 from .errors import ActorsError, BackendUnavailable, ConfigError, ModuleError
-from .settings import LOG_LEVEL
+from .settings import CPUS, LOG_LEVEL
 
 __all__ = [
     "EXIT_FAILED",
@@ -316,6 +317,33 @@ def report_error(exc: BaseException, *, debug: bool = False, file: IO[str] | Non
     return status
 
 
+def bind_cpus() -> frozenset[int]:
+    """Confine this process to the CPUs of ``ACTORS_CPUS`` (nothing when it is empty).
+
+    Call it before starting threads: they inherit the binding. Returns the CPUs
+    bound to (empty: none). Raises ConfigError naming the variable when it does
+    not parse, names a CPU this process may not use (the allowed ones are
+    listed) or the platform cannot bind.
+    """
+    cpus = CPUS.get()
+    if not cpus:
+        return cpus
+    if not hasattr(os, "sched_setaffinity"):
+        raise ConfigError(f"{CPUS.name}: this platform cannot bind a process to CPUs")
+    allowed = os.sched_getaffinity(0)
+    if not cpus <= allowed:
+        raise ConfigError(
+            f"{CPUS.name}={os.environ.get(CPUS.name)!r}: CPU(s) {_cpu_text(cpus - allowed)} "
+            f"not available to this process (allowed: {_cpu_text(allowed)})"
+        )
+    os.sched_setaffinity(0, cpus)
+    return cpus
+
+
+def _cpu_text(cpus: set[int] | frozenset[int]) -> str:
+    return ",".join(str(c) for c in sorted(cpus))
+
+
 def run_main(body: Callable[[], int], args: argparse.Namespace | Any) -> int:
     """Set up logging (:func:`setup_logging`), run ``body`` (the work of one command
     line) and turn its exceptions into a status.
@@ -329,6 +357,7 @@ def run_main(body: Callable[[], int], args: argparse.Namespace | Any) -> int:
     debug = bool(getattr(args, "debug", False))
     try:
         debug = setup_logging(args) == "debug" or debug
+        bind_cpus()
         return body()
     except (Exception, KeyboardInterrupt) as exc:  # the one place that formats every error
         return report_error(exc, debug=debug)

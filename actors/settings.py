@@ -21,6 +21,7 @@ from .errors import ConfigError
 
 __all__ = [
     "ALLOW_PICKLE",
+    "CPUS",
     "LINKS",
     "LOG_LEVEL",
     "MPI_CUDA_AWARE",
@@ -75,6 +76,22 @@ def _positive_int(text: str) -> int:
 
 def _optional_bool(text: str) -> bool | None:
     return None if text.strip() == "" else parse_bool(text)
+
+
+def parse_cpu_list(text: str) -> frozenset[int]:
+    """``"0-3,8"`` -> {0, 1, 2, 3, 8}; ``""`` -> empty (no binding); else ValueError."""
+    cpus: set[int] = set()
+    for part in text.replace(" ", "").split(","):
+        if not part:
+            continue
+        first, dash, last = part.partition("-")
+        if not first.isdigit() or (dash and not last.isdigit()):
+            raise ValueError(f"expected CPU numbers and ranges like 0-3,8, got {text!r}")
+        low, high = int(first), int(last) if dash else int(first)
+        if high < low:
+            raise ValueError(f"empty CPU range {part!r} in {text!r}")
+        cpus.update(range(low, high + 1))
+    return frozenset(cpus)
 
 
 @dataclass(frozen=True)
@@ -235,6 +252,15 @@ RENDEZVOUS: Setting[str] = Setting(
     "rendezvous directory of a launched process's links (set by the launcher)",
 )
 
+CPUS: Setting[frozenset[int]] = Setting(
+    "ACTORS_CPUS",
+    frozenset(),
+    parse_cpu_list,
+    "CPU list",
+    "CPUs a command line of hep-actors runs on, e.g. 3 or 0-3,8 (empty: no binding); applied "
+    "at its start, before any thread (the launcher sets it per process with [run] bind)",
+)
+
 #: Every setting, in the order of the documentation table.
 SETTINGS: tuple[Setting[object], ...] = (  # type: ignore[assignment]
     STREAM_SPIN_US,
@@ -256,6 +282,7 @@ SETTINGS: tuple[Setting[object], ...] = (  # type: ignore[assignment]
     RENDEZVOUS,
     REPORT_FILE,
     LOG_LEVEL,
+    CPUS,
 )
 
 

@@ -18,12 +18,14 @@ measured in the same run (interleaved), so machine load affects both alike.
 
 from __future__ import annotations
 
+import os
 import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from actors.settings import CPUS
 from actors.tomlfile import dump_toml
 
 from .harness import REPO, python, run_command
@@ -41,16 +43,19 @@ TARGETS = {1: 0.7, 4: 0.9}
 
 @dataclass(frozen=True)
 class Offload:
-    """One series: ``transport`` None is the single-process job."""
+    """One series: ``transport`` None is the single-process job; ``bound``: every
+    process on one CPU of its own (``ACTORS_CPUS`` for the single process, the
+    launcher's ``--bind-to core`` for the offloaded job)."""
 
     transport: str | None
     streams: int
+    bound: bool = False
 
     @property
     def label(self) -> str:
-        """``dimuon single s1`` or ``dimuon offload tcp s4`` (for ``--select``)."""
+        """``dimuon single s1`` or ``dimuon offload tcp s4 bound`` (for ``--select``)."""
         where = "single" if self.transport is None else f"offload {self.transport}"
-        return f"dimuon {where} s{self.streams}"
+        return f"dimuon {where} s{self.streams}" + (" bound" if self.bound else "")
 
 
 def data_missing() -> str | None:
@@ -91,6 +96,12 @@ def _topology(transport: str, streams: int, workdir: Path) -> Path:
 def _command(series: Offload, workdir: Path, events: int, timeout: float) -> list[str]:
     if not (workdir / "modules.py").exists():
         (workdir / "modules.py").symlink_to(EXAMPLE / "modules.py")
+    if series.transport is not None and series.bound:
+        return [
+            *_command(Offload(series.transport, series.streams), workdir, events, timeout),
+            "--bind-to",
+            "core",
+        ]
     if series.transport is None:
         return [
             python(),
@@ -113,9 +124,16 @@ def _command(series: Offload, workdir: Path, events: int, timeout: float) -> lis
     ]
 
 
-def _timed(argv: list[str], timeout: float) -> tuple[float | None, str]:
+def _env(series: Offload) -> dict[str, str]:
+    """The single process of a bound series runs on the first CPU it may use."""
+    if series.transport is None and series.bound:
+        return {CPUS.name: str(min(os.sched_getaffinity(0)))}
+    return {}
+
+
+def _timed(argv: list[str], timeout: float, env: dict[str, str]) -> tuple[float | None, str]:
     start = time.perf_counter()
-    code, tail = run_command(argv, timeout=timeout + 15, tail_lines=20)
+    code, tail = run_command(argv, timeout=timeout + 15, tail_lines=20, env=env)
     wall = time.perf_counter() - start
     if code != 0:
         lines = [ln.strip() for ln in tail.splitlines() if ln.strip()]
@@ -130,7 +148,7 @@ def measure(series: Offload, workdir: Path, quick: bool, timeout: float) -> dict
     long, short = (QUICK_LONG, QUICK_SHORT) if quick else (LONG, SHORT)
     walls = {}
     for events in (short, long):
-        wall, error = _timed(_command(series, workdir, events, timeout), timeout)
+        wall, error = _timed(_command(series, workdir, events, timeout), timeout, _env(series))
         if wall is None:
             return {"error": f"{events} events: {error}"}
         walls[events] = wall

@@ -31,6 +31,7 @@ loaded target is every transport within 10% of tcp's rate in the same series.
 from __future__ import annotations
 
 import importlib.util
+import os
 import statistics
 import tempfile
 from pathlib import Path
@@ -224,7 +225,13 @@ def _dimuon_series(ctx: Context) -> list[dimuon.Offload]:
     if ctx.quick or dimuon.data_missing() is not None:
         return []
     offloading = [t for t in ctx.transports if transport_unavailable(t) is None]
-    series = [dimuon.Offload(t, s) for s in (1, 4) for t in (None, *offloading)]
+    bindings = (False, True) if hasattr(os, "sched_getaffinity") else (False,)
+    series = [
+        dimuon.Offload(t, s, bound)
+        for bound in bindings
+        for s in (1, 4)
+        for t in (None, *offloading)
+    ]
     return [c for c in series if ctx.selects(c.label)]
 
 
@@ -255,6 +262,7 @@ def _dimuon_entries(
             "label": c.label,
             "transport": c.transport or "single process",
             "streams": c.streams,
+            "bound": c.bound,
             "rounds": len(samples[c.label]),
         }
         if not ok:
@@ -277,9 +285,13 @@ def _dimuon_entries(
             }
         )
     for rate, ratio in (("events_per_s", "ratio"), ("whole_events_per_s", "whole_ratio")):
-        singles = {e["streams"]: e.get(rate) for e in entries if e["transport"] == "single process"}
+        singles = {
+            (e["streams"], e["bound"]): e.get(rate)
+            for e in entries
+            if e["transport"] == "single process"
+        }
         for e in entries:
-            base = singles.get(e["streams"])
+            base = singles.get((e["streams"], e["bound"]))
             if e["transport"] != "single process" and e.get(rate) and base:
                 e[ratio] = e[rate] / base
     return entries
@@ -292,7 +304,7 @@ def _dimuon_rows(entries: list[dict[str, Any]]) -> list[list[str]]:
         if e["status"] != "ok":
             rows.append(
                 [
-                    e["transport"],
+                    e["transport"] + (" (bound)" if e.get("bound") else ""),
                     str(e["streams"]),
                     "FAILED",
                     "-",
@@ -307,7 +319,7 @@ def _dimuon_rows(entries: list[dict[str, Any]]) -> list[list[str]]:
         verdict = "" if ratio is None or goal is None else ("met" if ratio >= goal else "MISSED")
         rows.append(
             [
-                e["transport"],
+                e["transport"] + (" (bound)" if e.get("bound") else ""),
                 str(e["streams"]),
                 f"{e['events_per_s']:,.0f}",
                 "-" if ratio is None else f"{ratio:.2f}x",

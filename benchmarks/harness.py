@@ -210,11 +210,11 @@ def run_launch(launch: Launch) -> Outcome:
 
 
 def run_command(
-    argv: list[str], timeout: float, tail_lines: int = _JSON_TAIL
+    argv: list[str], timeout: float, tail_lines: int = _JSON_TAIL, env: dict[str, str] | None = None
 ) -> tuple[int | None, str]:
     """Run ``argv`` in its own process group; ``(exit status or None on timeout, output tail)``.
 
-    The group is killed afterwards in every case.
+    ``env`` adds to this process's environment. The group is killed afterwards in every case.
     """
     proc = subprocess.Popen(
         argv,
@@ -222,7 +222,7 @@ def run_command(
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         cwd=REPO,
-        env=_env({}),
+        env=_env(env or {}),
         start_new_session=True,
     )
     try:

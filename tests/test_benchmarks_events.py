@@ -180,6 +180,29 @@ def test_dimuon_series_write_the_example_with_8000_events_and_streams(tmp_path: 
     assert dimuon.Offload("shm", 4).label == "dimuon offload shm s4"
 
 
+def test_bound_dimuon_series_bind_every_process_and_pair_with_the_bound_single(
+    tmp_path: Path,
+) -> None:
+    from benchmarks import dimuon
+    from benchmarks.events import _dimuon_entries
+
+    if dimuon.data_missing():
+        pytest.skip(dimuon.data_missing())
+    bound = dimuon.Offload("tcp", 1, bound=True)
+    assert bound.label == "dimuon offload tcp s1 bound"
+    assert dimuon._command(bound, tmp_path, 1000, 60)[-2:] == ["--bind-to", "core"]
+    assert dimuon._env(bound) == {}  # the launcher binds its processes
+    single = dimuon.Offload(None, 1, bound=True)
+    assert dimuon._env(single)["ACTORS_CPUS"].isdigit()
+    assert dimuon._env(dimuon.Offload(None, 1)) == {}
+    rec = {"events_per_s": 100.0, "events_long": 8000, "wall_long_s": 80.0}
+    series = [dimuon.Offload(None, 1), single, dimuon.Offload("tcp", 1), bound]
+    samples = {c.label: [dict(rec)] for c in series}
+    samples[single.label][0]["events_per_s"] = 200.0
+    ratios = {e["label"]: e.get("ratio") for e in _dimuon_entries(series, samples)}
+    assert ratios["dimuon offload tcp s1"] == 1.0 and ratios[bound.label] == 0.5
+
+
 def test_loaded_series_are_compared_with_tcp_of_the_same_series() -> None:
     from benchmarks.events import evaluate_loaded
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,3 +50,34 @@ def test_pickle_opt_in_follows_the_setting_until_chosen(monkeypatch: pytest.Monk
     assert _registry.pickle_allowed()
     monkeypatch.setenv("ACTORS_ALLOW_PICKLE", "0")
     assert not _registry.pickle_allowed()
+
+
+@pytest.mark.parametrize(
+    ("text", "cpus"), [("", set()), ("3", {3}), ("0-2,8", {0, 1, 2, 8}), (" 1, 1-2 ", {1, 2})]
+)
+def test_cpu_lists(text: str, cpus: set[int]) -> None:
+    assert settings.parse_cpu_list(text) == cpus
+
+
+@pytest.mark.parametrize("text", ["x", "1-", "-2", "3-1", "1.5"])
+def test_bad_cpu_lists(text: str) -> None:
+    with pytest.raises(ValueError):
+        settings.parse_cpu_list(text)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="no CPU binding on this platform")
+def test_a_command_line_binds_to_actors_cpus_or_names_what_is_wrong() -> None:
+    allowed = sorted(os.sched_getaffinity(0))
+    code = (
+        "import os; from actors._cli import bind_cpus; bind_cpus(); "
+        "print(sorted(os.sched_getaffinity(0)))"
+    )
+    run = functools.partial(
+        subprocess.run, [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    bound = run(env={**os.environ, "ACTORS_CPUS": str(allowed[-1])})
+    assert bound.returncode == 0 and bound.stdout.strip() == f"[{allowed[-1]}]", bound.stderr
+    missing = allowed[-1] + 1000
+    refused = run(env={**os.environ, "ACTORS_CPUS": f"{allowed[0]},{missing}"})
+    assert refused.returncode != 0
+    assert f"CPU(s) {missing} not available to this process" in refused.stderr

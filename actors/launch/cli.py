@@ -98,6 +98,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="SCHEME",
         help="transport of every link: inproc|tcp|shm|mpi|ucx (default: [run] transport, else tcp)",
     )
+    parser.add_argument(
+        "--bind-to",
+        metavar="WHAT",
+        help="core: each process on this host runs on one CPU of its own; none "
+        "(default: [run] bind_to, else none)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the commands and exit")
     parser.add_argument(
         "--strict",
@@ -151,7 +157,11 @@ def _main(args: argparse.Namespace) -> int:
     check_output(args.report_json, "--report-json")
     topology = load_topology(args.topology)
     topology.override(
-        events=args.events, input=args.input, output=args.output, transport=args.transport
+        events=args.events,
+        input=args.input,
+        output=args.output,
+        transport=args.transport,
+        bind_to=args.bind_to,
     )
     if args.strict:
         topology.run.on_process_loss = "fail"

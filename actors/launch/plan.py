@@ -29,7 +29,7 @@ from pathlib import Path
 from .._cli import LOG_LEVEL_ENV
 from ..distributed.endpoints import ENV_LINKS, LinkEndpoint, LinkTable
 from ..errors import BackendUnavailable, ConfigError
-from ..settings import REPORT_FILE
+from ..settings import CPUS, REPORT_FILE
 from ._configs import config_roles
 from ._files import link_file, write_link_files
 from ._loss import check_failover
@@ -219,12 +219,15 @@ def build_plan(
     rundir = rundir or Path(tempfile.gettempdir()) / f"{run_id}-{secrets.token_hex(4)}"
     tables = _link_tables(topology, run_id, rundir)
     ranks = _ranks(topology)
+    ordered = sorted(topology.processes.items(), key=lambda item: ranks[item[0]])
+    cpus = _cpu_bindings(topology, engine, [spec for _, spec in ordered])
     processes = []
-    for name, spec in sorted(topology.processes.items(), key=lambda item: ranks[item[0]]):
+    for name, spec in ordered:
         env = {
             "ACTORS_PROCESS_NAME": name,
             "ACTORS_PROGRESS_LINES": "1",
             REPORT_FILE.name: str(rundir / f"report-{name}.json"),
+            **cpus.get(name, {}),
             **spec.env,
         }
         if log_level:
@@ -243,6 +246,31 @@ def build_plan(
     for proc in processes:
         log.debug("process %s: %s", proc.name, shlex.join(proc.argv))
     return plan
+
+
+def _cpu_bindings(
+    topology: Topology, engine: str, specs: list[ProcessSpec]
+) -> dict[str, dict[str, str]]:
+    """``{process: {"ACTORS_CPUS": cpu}}`` for ``[run] bind_to = "core"``: this host's
+    processes, in rank order, each on the next CPU this launcher may use (round
+    robin: more processes than CPUs share them, with a warning). Processes on
+    other hosts are left to mpiexec's binding options; an embedded topology (one
+    Python process) is not bound. A process's own ``env`` may set ACTORS_CPUS."""
+    if topology.run.bind_to != "core":
+        return {}
+    if engine == "embedded" or not hasattr(os, "sched_getaffinity"):
+        log.warning(
+            "bind_to = 'core' ignored: %s",
+            "one embedded process" if engine == "embedded" else "this platform cannot bind",
+        )
+        return {}
+    allowed = sorted(os.sched_getaffinity(0))
+    here = [spec for spec in specs if spec.is_local_host]
+    if len(here) > len(allowed):
+        log.warning("bind_to = 'core': %d processes share %d CPUs", len(here), len(allowed))
+    if len(here) < len(specs):
+        log.info("bind_to = 'core' binds this host's processes; bind the others with mpiexec")
+    return {spec.name: {CPUS.name: str(allowed[i % len(allowed)])} for i, spec in enumerate(here)}
 
 
 def _commands(plan: LaunchPlan, topology: Topology) -> list[list[str]]:

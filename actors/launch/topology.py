@@ -61,10 +61,12 @@ __all__ = [
 TRANSPORTS = ("inproc", "tcp", "shm", "mpi", "ucx")
 MPI_MODES = ("mpmd", "port-file")
 LOSS_POLICIES = ("absorb", "fail")
+BIND_TO = ("none", "core")
 _LOCAL_HOSTS = ("", "localhost", "127.0.0.1", "::1")
 log = logging.getLogger("actors.launch")
 
 _RUN_KEYS = {
+    "bind_to",
     "events",
     "input",
     "output",
@@ -91,6 +93,8 @@ class RunOptions:
     secret: bool = True
     #: "absorb": a lost follower is left to its controllers (resend); "fail": any loss ends the job
     on_process_loss: str = "absorb"
+    #: "core": each process on this host runs on one CPU of its own (ACTORS_CPUS); "none"
+    bind_to: str = "none"
 
 
 @dataclass
@@ -144,8 +148,15 @@ class Topology:
         input: str | None = None,
         output: str | None = None,
         transport: str | None = None,
+        bind_to: str | None = None,
     ) -> None:
         """Apply command-line overrides (``--transport`` replaces every link's)."""
+        if bind_to is not None:
+            if bind_to not in BIND_TO:
+                raise _cli_error(
+                    f"unknown value {bind_to!r}; one of {', '.join(BIND_TO)}", "--bind-to"
+                )
+            self.run.bind_to = bind_to
         if events is not None:
             self.run.events = events
         if input is not None:
@@ -178,10 +189,10 @@ class Topology:
         return any(not p.is_local_host for p in self.processes.values())
 
 
-def _cli_error(message: str) -> Exception:
+def _cli_error(message: str, option: str = "--transport") -> Exception:
     from ..errors import ConfigError
 
-    return ConfigError(message, key="--transport")
+    return ConfigError(message, key=option)
 
 
 def load_topology(path: str | Path) -> Topology:
@@ -265,6 +276,10 @@ def _parse_run(doc: TomlDocument, table: Any) -> RunOptions:
     if loss not in LOSS_POLICIES:
         raise doc.error(f"one of {', '.join(LOSS_POLICIES)}", "run", "on_process_loss")
     run.on_process_loss = loss
+    bind_to = _typed(doc, table, "bind_to", str, "run") or run.bind_to
+    if bind_to not in BIND_TO:
+        raise doc.error(f"one of {', '.join(BIND_TO)}", "run", "bind_to")
+    run.bind_to = bind_to
     return run
 
 

@@ -177,3 +177,27 @@ def test_cli_reports_bad_topology_with_status_2(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert f"{path}:17: link[0].server: unknown process 'nobody'" in proc.stderr
+
+
+def test_bind_to_core_gives_each_process_of_this_host_a_cpu(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {4, 6}, raising=False)
+    three = GOOD.replace('transport = "tcp"', 'transport = "tcp"\nbind_to = "core"') + (
+        '\n[process.third]\nconfig = "remote.toml"\nenv = { ACTORS_CPUS = "0-1" }\n'
+    )
+    plan = build_plan(load_topology(write(tmp_path, three)), rundir=tmp_path)
+    cpus = {proc.name: proc.env.get("ACTORS_CPUS") for proc in plan.processes}
+    assert cpus == {"local": "4", "remote": "6", "third": "0-1"}  # round robin; env wins
+    plain = build_plan(load_topology(write(tmp_path, GOOD)), rundir=tmp_path)
+    assert all("ACTORS_CPUS" not in proc.env for proc in plain.processes)  # default: none
+
+
+def test_bind_to_errors_name_the_key_or_option(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace('transport = "tcp"', 'bind_to = "socket"'))
+    with pytest.raises(ConfigError) as info:
+        load_topology(path)
+    assert info.value.key == "run.bind_to" and "one of none, core" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        load_topology(write(tmp_path, GOOD)).override(bind_to="cores")
+    assert info.value.key == "--bind-to"
