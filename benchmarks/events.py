@@ -340,7 +340,7 @@ def evaluate_loaded(entries: list[dict[str, Any]], load: int) -> list[dict[str, 
     """
 
     def key(e: dict[str, Any]) -> tuple[Any, ...]:
-        return (e.get("scenario", "dimuon"), e.get("followers", 1), e["streams"])
+        return (e.get("scenario", "dimuon"), e.get("followers", 1), e["streams"], e.get("bound"))
 
     tcp = {
         key(e): e["events_per_s"]

@@ -184,7 +184,7 @@ def test_bound_dimuon_series_bind_every_process_and_pair_with_the_bound_single(
     tmp_path: Path,
 ) -> None:
     from benchmarks import dimuon
-    from benchmarks.events import _dimuon_entries
+    from benchmarks.events import _dimuon_entries, evaluate_loaded
 
     if dimuon.data_missing():
         pytest.skip(dimuon.data_missing())
@@ -199,8 +199,14 @@ def test_bound_dimuon_series_bind_every_process_and_pair_with_the_bound_single(
     series = [dimuon.Offload(None, 1), single, dimuon.Offload("tcp", 1), bound]
     samples = {c.label: [dict(rec)] for c in series}
     samples[single.label][0]["events_per_s"] = 200.0
-    ratios = {e["label"]: e.get("ratio") for e in _dimuon_entries(series, samples)}
+    entries = _dimuon_entries(series, samples)
+    ratios = {e["label"]: e.get("ratio") for e in entries}
     assert ratios["dimuon offload tcp s1"] == 1.0 and ratios[bound.label] == 0.5
+    shm = dimuon.Offload("shm", 1, bound=True)  # against the bound tcp series only
+    samples[shm.label] = [dict(rec, events_per_s=50.0)]
+    samples[bound.label][0]["events_per_s"] = 60.0
+    loaded = evaluate_loaded(_dimuon_entries([*series, shm], samples), 0)
+    assert [(r["series"], r["tcp_events_per_s"]) for r in loaded] == [(shm.label, 60.0)]
 
 
 def test_loaded_series_are_compared_with_tcp_of_the_same_series() -> None:
