@@ -144,10 +144,11 @@ SHM_MAX_MAPPED_BYTES: Setting[int] = Setting(
 )
 UCX_SPIN_US: Setting[float] = Setting(
     "ACTORS_UCX_SPIN_US",
-    2000.0,
+    100.0,
     float,
     "µs",
-    "how long the ucx:// progress task keeps polling after the last activity",
+    "how long the ucx:// progress task keeps polling after the last activity (longer holds "
+    "the GIL that a process's worker threads need)",
 )
 MPI_SPIN_S: Setting[float] = Setting(
     "ACTORS_MPI_SPIN_S",
