@@ -259,7 +259,7 @@ CPUS: Setting[frozenset[int]] = Setting(
     parse_cpu_list,
     "CPU list",
     "CPUs a command line of hep-actors runs on, e.g. 3 or 0-3,8 (empty: no binding); applied "
-    "at its start, before any thread (the launcher sets it per process with [run] bind)",
+    "at its start, before any thread (the launcher sets it per process with [run] bind_to)",
 )
 
 #: Every setting, in the order of the documentation table.
@@ -291,7 +291,7 @@ def table() -> str:
     """The settings as a Markdown table (variable, unit, default, meaning)."""
     rows = ["| variable | unit | default | meaning |", "| --- | --- | --- | --- |"]
     for s in SETTINGS:
-        default = "" if s.default in ("", None) else repr(s.default)
+        default = "" if s.default in ("", None, frozenset()) else repr(s.default)
         rows.append(f"| `{s.name}` | {s.unit} | {default} | {s.meaning} |")
     return "\n".join(rows)
 
