@@ -96,12 +96,6 @@ def _topology(transport: str, streams: int, workdir: Path) -> Path:
 def _command(series: Offload, workdir: Path, events: int, timeout: float) -> list[str]:
     if not (workdir / "modules.py").exists():
         (workdir / "modules.py").symlink_to(EXAMPLE / "modules.py")
-    if series.transport is not None and series.bound:
-        return [
-            *_command(Offload(series.transport, series.streams), workdir, events, timeout),
-            "--bind-to",
-            "core",
-        ]
     if series.transport is None:
         return [
             python(),
@@ -121,6 +115,7 @@ def _command(series: Offload, workdir: Path, events: int, timeout: float) -> lis
         str(events),
         "--timeout",
         str(timeout),
+        *(["--bind-to", "core"] if series.bound else []),
     ]
 
 

@@ -128,15 +128,16 @@ def _small_index(ak: Any, descr: str, offsets: np.ndarray[Any, Any], n_content: 
     """The checked Index of small ``offsets`` (cached by value, over a private copy)."""
     key = (descr, offsets.tobytes())
     cached = _offsets_cache.get(key)
-    if cached is None:
-        _check_offsets(offsets, n_content)
-        private = np.frombuffer(key[1], dtype=offsets.dtype)
-        cached = (ak.index.Index(private), int(private[-1]))
-        if len(_offsets_cache) < CACHE_LIMIT:
-            _offsets_cache[key] = cached
-    index, last = cached
-    if last > n_content:
-        raise _inconsistent(len(offsets), n_content)
+    if cached is not None:
+        index, last = cached
+        if last > n_content:
+            raise _inconsistent(len(offsets), n_content)
+        return index
+    _check_offsets(offsets, n_content)
+    private = np.frombuffer(key[1], dtype=offsets.dtype)
+    index = ak.index.Index(private)
+    if len(_offsets_cache) < CACHE_LIMIT:
+        _offsets_cache[key] = (index, int(private[-1]))
     return index
 
 
