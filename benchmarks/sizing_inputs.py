@@ -82,11 +82,13 @@ def link_costs(doc: Any) -> dict[str, LinkCost]:
 
 
 def module_rates(report: dict[str, Any]) -> dict[str, tuple[float, float, str]]:
-    """Label -> (calls per event, seconds per event, type) of one report."""
+    """Label -> (calls per event, seconds per event, type) of one report (the sizing
+    runs' own CPU clock left out: it is not part of the workload)."""
     events = max(1, int(report["events"]))
     return {
         m["label"]: (m["calls"] / events, m["total"] / events, m["type"])
         for m in report["timing_report"]
+        if not m["type"].endswith(":CpuClock")
     }
 
 
@@ -100,6 +102,12 @@ class Profile:
     calls: dict[str, float]  # label -> calls per event
     threads: int
     module_s: dict[str, float] | None = None  # label -> measured s/event (report)
+    #: GIL s/event with ``streams`` events in flight / with one (measured CPU): above 1
+    #: contention (GIL hand-offs), below 1 batching (one loop wake-up for several events)
+    cpu_ratio: float = 1.0
+    streams: int = 1  # the events in flight of the calibration run ``cpu_ratio`` is from
+    #: GIL s/event of a process without the source (a server): the empty chain's base
+    server_base_s: float | None = None
 
     def heaviest_first(self, labels: list[str]) -> list[str]:
         """``labels`` by decreasing GIL-free share, then measured time."""
@@ -110,6 +118,14 @@ class Profile:
     def gil_s(self) -> float:
         return self.base_s + self.per_call_s * sum(self.calls.values())
 
+    def scale(self, streams: int) -> float:
+        """The factor on GIL seconds with ``streams`` events in flight: 1 for one, the
+        measured ``cpu_ratio`` from the calibration's streams on, linear between."""
+        if streams <= 1 or self.streams <= 1:
+            return 1.0
+        frac = min(1.0, (streams - 1) / (self.streams - 1))
+        return 1.0 + (self.cpu_ratio - 1.0) * frac
+
     def stage(
         self,
         name: str,
@@ -118,13 +134,17 @@ class Profile:
         threads: int | None = None,
         *,
         serial: bool = False,
+        streams: int = 1,
+        server: bool = False,
     ) -> Stage:
-        """The process running ``labels`` (+ ``extra_calls`` distributed module calls).
+        """The process running ``labels`` (+ ``extra_calls`` distributed module calls)
+        with ``streams`` events in flight (see :meth:`scale`); a ``server`` (no source:
+        its events come from a client) has ``server_base_s`` as its per-event base.
 
-        ``serial``: the modules' GIL-free time is their whole measured time (one
-        after the other), not their share of the single process's critical path -
-        for a server, whose modules wait for the products from the client and whose
-        results go back together, so that they no longer overlap the client's.
+        The GIL-free time is the modules' share of the single process's critical
+        path: they overlap in the new process as they did in the calibration run.
+        ``serial``: their whole measured time instead (one after the other; e.g. a
+        server on a host without a free core for each of its threads).
         Raises KeyError naming a label the calibration does not know.
         """
         missing = [lb for lb in labels if lb not in self.calls]
@@ -133,9 +153,12 @@ class Profile:
         calls = sum(self.calls[lb] for lb in labels) + extra_calls
         times = self.module_s if serial and self.module_s is not None else self.wait_s
         wait = sum(times[lb] for lb in labels)
+        base = self.base_s
+        if server and self.server_base_s is not None:
+            base = min(base, self.server_base_s)
         return Stage(
             name,
-            self.base_s + self.per_call_s * calls,
+            (base + self.per_call_s * calls) * self.scale(streams),
             wait_s=wait,
             threads=threads or self.threads,
         )
@@ -143,7 +166,8 @@ class Profile:
 
 def _fit_gil(rate_one: float, rate_many: float, streams: int, threads: int) -> float:
     """The GIL seconds per event ``g`` for which the model of one process with
-    ``w = 1 / rate_one - g`` GIL-free seconds gives ``rate_many`` at ``streams``."""
+    ``w = 1 / rate_one - g`` GIL-free seconds gives ``rate_many`` at ``streams``
+    (used when the runs have no CPU measurement)."""
     total = 1.0 / rate_one
     lo, hi = 0.0, total  # the rate falls as g grows (the GIL-free part shrinks)
     if streams <= 1 or rate_many <= rate_one:
@@ -162,6 +186,9 @@ def calibrate(
     rate_many: float,
     base_s: float,
     per_call_s: float | None = None,
+    *,
+    cpu_one: float | None = None,
+    cpu_many: float | None = None,
 ) -> Profile:
     """A :class:`Profile` from a 1-stream and an ``S``-stream run of one process.
 
@@ -169,15 +196,28 @@ def calibrate(
     ``base_s``: the per-event framework base (1 / events/s of the empty chain).
     With ``per_call_s`` (the framework's cost per module call, measured on another
     workload) the base is what remains of ``g`` instead: a source that makes
-    products costs more than the empty chain's. ``g`` is fitted so that the model
-    gives ``rate_many`` at ``S`` streams (threads taken as at least ``S``: modules
-    that run on the event loop need no thread).
+    products costs more than the empty chain's.
+
+    ``cpu_one``/``cpu_many``: the CPU seconds per event the two runs measured
+    (user + system of the process): ``g`` is the 1-stream run's CPU (a Python
+    process's CPU is held under the GIL, but for native code that releases it)
+    and ``cpu_ratio`` = ``cpu_many / cpu_one`` (with more events in flight an
+    event may cost more CPU - GIL hand-offs, thread wake-ups - or less - one
+    loop wake-up serves several events). Without them ``g`` is fitted so
+    that the model gives ``rate_many`` at ``S`` streams (threads taken as at
+    least ``S``: modules that run on the event loop need no thread).
     Raises ValueError for rates that are not positive.
     """
     if rate_one <= 0 or rate_many <= 0:
         raise ValueError("calibration runs need positive events/s")
     streams = int(many["streams"])
-    g = _fit_gil(rate_one, rate_many, streams, max(streams, int(many["threads"])))
+    ratio = 1.0
+    if cpu_one is not None and cpu_one > 0:
+        g = cpu_one
+        if cpu_many is not None and cpu_many > 0:
+            ratio = cpu_many / cpu_one
+    else:
+        g = _fit_gil(rate_one, rate_many, streams, max(streams, int(many["threads"])))
     w = max(0.0, 1.0 / rate_one - g)
     rates = module_rates(one)
     calls = {lb: c for lb, (c, _, _) in rates.items()}
@@ -191,4 +231,6 @@ def calibrate(
         per_call = min(per_call_s, g / n_calls)
         base = g - per_call * n_calls
     wait = {lb: w * t / total for lb, t in times.items()}
-    return Profile(base, per_call, wait, calls, int(many["threads"]), times)
+    return Profile(
+        base, per_call, wait, calls, int(many["threads"]), times, ratio, max(1, streams), base_s
+    )

@@ -144,7 +144,9 @@ class Prediction:
 
 def _stations(stage: Stage, copies: int) -> list[Station]:
     work = (stage.cpu_s + stage.wait_s) / max(stage.parallelism, 1.0)
-    held = stage.gil_s + stage.cpu_s + stage.wait_s
+    # waiting for a worker thread: only behind GIL-free work - the GIL queue already
+    # counts the waiting behind GIL-held work (and modules on the event loop hold none)
+    held = stage.cpu_s + stage.wait_s
     return [
         Station(f"{stage.name} gil", stage.gil_s, "queue", 1, copies),
         Station(f"{stage.name} work", work, "delay"),

@@ -11,16 +11,23 @@ or offloaded to 1 or 2 remotes; the offload example (``examples/offload``)
 in one process (its four modules, no distributed ones) or as shipped (local +
 remote); the empty controller -> follower chain (the per-event cost of the
 distributed machinery).
+
+The one-process (calibration) runs also carry a :class:`CpuClock` on an end
+path: the process's CPU seconds (``os.times()``, user + system of all its
+threads) when each event ends, so that the record has ``cpu`` (``cpu_per_event_s``),
+the CPU per event in the steady window (start-up and drain excluded), beside
+its rate.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from actors.framework import Process
+from actors.framework import Analyzer, Concurrency, Event, Process
 
 from .chains import Chain, Written
 from .harness import REPO, python, run_command
@@ -28,6 +35,8 @@ from .hlt_config import Menu, make_process, write_offloaded
 from .launched import latency_summary, run_written, steady_rate
 
 __all__ = [
+    "CpuClock",
+    "cpu_per_event",
     "run_empty",
     "run_hlt_local",
     "run_hlt_offloaded",
@@ -37,6 +46,47 @@ __all__ = [
 
 _M = "benchmarks.bench_modules"
 HLT_THREADS = 4
+CPU_CLOCK = "benchmarks.sizing_runs:CpuClock"
+
+
+class CpuClock(Analyzer):
+    """Records the process's CPU seconds (user, system) when each event ends; ``end_job``
+    writes ``{"user": [...], "system": [...]}`` to ``file`` (put it on an end path)."""
+
+    concurrency = Concurrency.LEGACY
+    run_on_loop = True
+
+    def __init__(self, *, file: str) -> None:
+        self.file = Path(file)
+        self.user: list[float] = []
+        self.system: list[float] = []
+
+    def analyze(self, event: Event) -> None:
+        t = os.times()
+        self.user.append(t.user)
+        self.system.append(t.system)
+
+    def end_job(self) -> None:
+        self.file.write_text(json.dumps({"user": self.user, "system": self.system}))
+
+
+def cpu_per_event(doc: dict[str, list[float]]) -> dict[str, float]:
+    """CPU seconds per event (user + system, and each) between the k-th and the
+    (n-k)-th event, ``k = n // 10`` (the window of the steady rate); {} when too short."""
+    n = len(doc.get("user", []))
+    k = n // 10
+    first, last = k, n - 1 - k
+    if last - first < 4:
+        return {}
+    user = (doc["user"][last] - doc["user"][first]) / (last - first)
+    system = (doc["system"][last] - doc["system"][first]) / (last - first)
+    return {"cpu_per_event_s": user + system, "user_s": user, "system_s": system}
+
+
+def _with_cpu_clock(config: Process, work: Path) -> Process:
+    config.add_module("cpuclock", CPU_CLOCK, file=str(work / "cpu.json"))
+    config.add_end_path("cpuclock", ["cpuclock"])
+    return config
 
 
 def _full_reports(written: Written) -> dict[str, Any]:
@@ -56,7 +106,7 @@ def _run_single(
 ) -> dict[str, Any]:
     """``config`` (with a Stamp writing ``work/stamps.json``) through ``actors.run``."""
     stamp, report = work / "stamps.json", work / "report.json"
-    (work / "single.toml").write_text(config.to_toml())
+    (work / "single.toml").write_text(_with_cpu_clock(config, work).to_toml())
     argv = [
         python(),
         "-m",
@@ -78,11 +128,14 @@ def _run_single(
         return {"error": f"actors.run exited with {code}: {last}"}
     stamps = json.loads(stamp.read_text())
     rate, window = steady_rate(stamps["done"], streams)
+    cpu_file = work / "cpu.json"
+    cpu = cpu_per_event(json.loads(cpu_file.read_text())) if cpu_file.exists() else {}
     return {
         "events": len(stamps["done"]),
         "window": window,
         "events_per_s": rate,
         "latency": latency_summary(stamps["latency"]),
+        "cpu": cpu,
         "reports": {"local": json.loads(report.read_text())},
     }
 

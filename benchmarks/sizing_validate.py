@@ -72,7 +72,8 @@ PREDICTED = [
     ("hlt 1 remote shm s4", "hlt", "shm", 1, 4),
     ("hlt 2 remotes tcp s4", "hlt", "tcp", 2, 4),
 ]
-_EVENTS = {"empty": 1500, "offload-single": 600, "offload": 400, "hlt-local": 120, "hlt": 150}
+#: events per run: each measured run spans ~1-4 s on an idle 2-core host
+_EVENTS = {"empty": 20000, "offload-single": 4000, "offload": 3000, "hlt-local": 120, "hlt": 150}
 #: products of the offload example: calib out (4096 float64), energy + peaks back
 _OFFLOAD_OUT, _OFFLOAD_BACK = [4096 * 8], [8, 8 * 8]
 
@@ -127,9 +128,15 @@ def _distributed_calls(menu: Menu, remotes: int) -> tuple[list[int], list[int]]:
 def predict_offload(profile: Profile, link: LinkCost, streams: int, cores: float) -> Prediction:
     """The offload example as shipped: calib/threshold/summary local, spectrum remote."""
     client = profile.stage(
-        "local", ["calib", "threshold", "summary", "stamp"], extra_calls=4, threads=1
+        "local",
+        ["calib", "threshold", "summary", "stamp"],
+        extra_calls=4,
+        threads=1,
+        streams=streams,
     )
-    server = profile.stage("remote", ["spectrum"], extra_calls=3, threads=2, serial=True)
+    server = profile.stage(
+        "remote", ["spectrum"], extra_calls=3, threads=2, streams=streams, server=True
+    )
     crossing = Crossing(link, products_out=_OFFLOAD_OUT, products_back=_OFFLOAD_BACK)
     return predict(client, streams=streams, offloads=[Offload(server, crossing)], cores=cores)
 
@@ -141,11 +148,13 @@ def predict_hlt(
     calls, sent = _distributed_calls(menu, remotes)
     gpu = set(menu.gpu_labels)
     local = [lb for lb in profile.calls if lb not in gpu]
-    client = profile.stage("local", local, extra_calls=calls[0])
+    client = profile.stage("local", local, extra_calls=calls[0], streams=streams)
     offloads = []
     for i in range(remotes):
         group = menu.gpu_labels[i::remotes]
-        server = profile.stage(f"gpu{i}", group, extra_calls=calls[i + 1], serial=True)
+        server = profile.stage(
+            f"gpu{i}", group, extra_calls=calls[i + 1], streams=streams, server=True
+        )
         crossing = Crossing(
             link, products_out=[64] * sent[i], products_back=[menu.gpu_bytes] * len(group)
         )
@@ -167,6 +176,8 @@ def _profiles(cal: dict[str, dict[str, Any]]) -> dict[str, Profile]:
             many["events_per_s"],
             base,
             per_call,
+            cpu_one=one.get("cpu", {}).get("cpu_per_event_s"),
+            cpu_many=many.get("cpu", {}).get("cpu_per_event_s"),
         )
 
     hlt = fit("hlt local", None)
