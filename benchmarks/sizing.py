@@ -77,7 +77,14 @@ def _profile(args: argparse.Namespace) -> Profile:
     one, many = _report(args.one, "--one"), _report(args.many, "--many")
     per_call = None if args.per_call_us is None else args.per_call_us * 1e-6
     return calibrate(
-        one, many, one["throughput"], many["throughput"], args.base_us * 1e-6, per_call
+        one,
+        many,
+        one["throughput"],
+        many["throughput"],
+        args.base_us * 1e-6,
+        per_call,
+        cpu_one=None if args.cpu_one_us is None else args.cpu_one_us * 1e-6,
+        cpu_many=None if args.cpu_many_us is None else args.cpu_many_us * 1e-6,
     )
 
 
@@ -99,10 +106,24 @@ def _shape(
     speedup: float = 1.0,
 ) -> Prediction:
     local = [lb for lb in profile.calls if lb not in offloaded]
-    client = profile.stage("client", local, extra_calls=2 if offloaded else 0, threads=args.threads)
+    client = profile.stage(
+        "client",
+        local,
+        extra_calls=2 if offloaded else 0,
+        threads=args.threads,
+        streams=args.streams,
+    )
     if not offloaded or link is None:
         return predict(client, clients=args.clients, streams=args.streams, cores=args.cores)
-    server = profile.stage("server", offloaded, extra_calls=2, threads=args.threads, serial=True)
+    server = profile.stage(
+        "server",
+        offloaded,
+        extra_calls=2,
+        threads=args.threads,
+        serial=args.serial_server,
+        streams=args.streams,
+        server=True,
+    )
     server = Stage(
         server.name, server.gil_s, wait_s=server.wait_s / speedup, threads=server.threads
     )
@@ -271,6 +292,25 @@ def _shape_options(p: argparse.ArgumentParser, calibrated: bool) -> None:
             default=None,
             help="framework cost per module call, us, measured on another "
             "workload (then the base is fitted instead)",
+        )
+        p.add_argument(
+            "--cpu-one-us",
+            type=float,
+            default=None,
+            help="CPU us per event of the --one run (user + system; then the GIL time "
+            "is this measurement instead of a fit)",
+        )
+        p.add_argument(
+            "--cpu-many-us",
+            type=float,
+            default=None,
+            help="CPU us per event of the --many run (scales the GIL time with the streams)",
+        )
+        p.add_argument(
+            "--serial-server",
+            action="store_true",
+            help="a server runs its modules one after the other (their whole measured "
+            "time) instead of overlapping them as the --one run did",
         )
     p.add_argument("--transport", default="tcp")
     p.add_argument("--clients", type=positive_int, default=1)

@@ -73,7 +73,7 @@ PREDICTED = [
     ("hlt 2 remotes tcp s4", "hlt", "tcp", 2, 4),
 ]
 #: events per run: each measured run spans ~1-4 s on an idle 2-core host
-_EVENTS = {"empty": 20000, "offload-single": 4000, "offload": 3000, "hlt-local": 120, "hlt": 150}
+_EVENTS = {"empty": 80000, "offload-single": 4000, "offload": 3000, "hlt-local": 120, "hlt": 150}
 #: products of the offload example: calib out (4096 float64), energy + peaks back
 _OFFLOAD_OUT, _OFFLOAD_BACK = [4096 * 8], [8, 8 * 8]
 

@@ -143,6 +143,65 @@ def test_calibrate_splits_gil_and_wait() -> None:
         prof.stage("p", ["zzz"])
 
 
+def test_calibrate_from_measured_cpu() -> None:
+    one = _report("P", 1, 50.0, MODULES)  # 20 ms per event alone
+    many = _report("P", 4, 100.0, MODULES)
+    prof = calibrate(one, many, 50.0, 100.0, base_s=0.002, cpu_one=0.008, cpu_many=0.010)
+    assert prof.gil_s == pytest.approx(0.008)  # the 1-stream CPU, not a fit
+    assert prof.per_call_s == pytest.approx((0.008 - 0.002) / 2)
+    assert sum(prof.wait_s.values()) == pytest.approx(0.012)  # 20 ms - 8 ms
+    assert prof.cpu_ratio == pytest.approx(1.25)
+    assert [prof.scale(s) for s in (1, 4, 16)] == pytest.approx([1.0, 1.25, 1.25])
+    assert prof.scale(2) == pytest.approx(1.0 + 0.25 / 3)  # linear between 1 and 4 streams
+    alone = prof.stage("p", ["a", "b"])
+    assert alone.gil_s == pytest.approx(0.008)
+    assert predict(alone, streams=1).events_per_s == pytest.approx(50.0)
+    assert prof.stage("p", ["a", "b"], streams=4).gil_s == pytest.approx(0.010)
+    # a server (no source) has the empty chain's base; its modules overlap as measured
+    srv = prof.stage("s", ["b"], extra_calls=1, server=True)
+    assert srv.gil_s == pytest.approx(0.002 + 2 * 0.003)
+    assert srv.wait_s == pytest.approx(0.012 * 3 / 4)
+    assert prof.stage("s", ["b"], serial=True).wait_s == pytest.approx(0.003)
+    # with the offload example's own base above the empty chain's
+    other = calibrate(one, many, 50.0, 100.0, base_s=0.001, per_call_s=0.001, cpu_one=0.008)
+    assert other.base_s == pytest.approx(0.006)
+    assert other.stage("s", ["b"], server=True).gil_s == pytest.approx(0.001 + 0.001)
+    # fewer CPU seconds per event with more events in flight: a ratio below 1
+    batched = calibrate(one, many, 50.0, 100.0, base_s=0.002, cpu_one=0.008, cpu_many=0.006)
+    assert batched.stage("p", ["a", "b"], streams=4).gil_s == pytest.approx(0.006)
+
+
+def test_one_thread_process_waits_once_behind_the_gil() -> None:
+    # all of it under the GIL in one worker thread: 4 events in flight wait in one queue
+    p = predict(Stage("p", 0.01, threads=1), streams=4)
+    assert p.events_per_s == pytest.approx(100.0)
+    assert p.latency_s == pytest.approx(0.04)
+    assert p.bottleneck == "p gil"
+
+
+def test_cpu_clock_and_cpu_per_event(tmp_path: Path) -> None:
+    from benchmarks.sizing_inputs import module_rates
+    from benchmarks.sizing_runs import CpuClock, cpu_per_event
+
+    doc = {"user": [0.1 * i for i in range(20)], "system": [0.05 * i for i in range(20)]}
+    cpu = cpu_per_event(doc)  # events 2..17 of 20: 0.1 + 0.05 s each
+    assert cpu["cpu_per_event_s"] == pytest.approx(0.15)
+    assert cpu["user_s"] == pytest.approx(0.1)
+    assert cpu_per_event({"user": [0.0] * 4, "system": [0.0] * 4}) == {}  # too short
+    clock = CpuClock(file=str(tmp_path / "cpu.json"))
+    for _ in range(3):
+        clock.analyze(None)  # type: ignore[arg-type]  # the event is not read
+    clock.end_job()
+    written = json.loads((tmp_path / "cpu.json").read_text())
+    assert len(written["user"]) == 3
+    assert written["user"] == sorted(written["user"])
+    report = _report("P", 1, 50.0, MODULES)
+    report["timing_report"].append(
+        report["timing_report"][0] | {"label": "cpuclock", "type": "x:CpuClock"}
+    )
+    assert set(module_rates(report)) == {"a", "b"}  # the clock is not part of the workload
+
+
 def _links() -> list[dict[str, Any]]:
     recs = []
     for size, rtt, bw in ((8, 60.0, 0.0001), (4096, 40.0, 0.2), (1 << 24, 9000.0, 2.0)):
@@ -269,7 +328,7 @@ def test_cli_validate_repredicts_saved_runs(
 ) -> None:
     monkeypatch.delenv("ACTORS_LOG_LEVEL", raising=False)  # set by launcher tests in-process
     from benchmarks.hlt_config import make_menu
-    from benchmarks.sizing_validate import CALIBRATION, PREDICTED
+    from benchmarks.sizing_validate import CALIBRATION, PREDICTED, _profiles
 
     menu = make_menu(300)
     hlt = {lb: (100, t * 100) for lb, t in zip(menu.labels, menu.times, strict=True)}
@@ -281,10 +340,17 @@ def test_cli_validate_repredicts_saved_runs(
         "empty tcp s1": _run(4000.0),
         "offload single s1": _run(400.0, offload),
         "offload single s4": _run(600.0, offload, 4),
-        "hlt local s1": _run(10.0, hlt),
-        "hlt local s4": _run(12.0, hlt, 4),
+        "hlt local s1": _run(10.0, hlt) | {"cpu": {"cpu_per_event_s": 0.06}},
+        "hlt local s4": _run(12.0, hlt, 4) | {"cpu": {"cpu_per_event_s": 0.072}},
     }
     assert set(runs) == {name for name, *_ in CALIBRATION}
+    profiles = _profiles(runs)
+    # the HLT's GIL time is its measured CPU (60 ms of 100), 1.2x with 4 streams; the
+    # offload example has no CPU measurement here: its GIL time is fitted
+    assert profiles["hlt"].gil_s == pytest.approx(0.06)
+    assert profiles["hlt"].cpu_ratio == pytest.approx(1.2)
+    assert profiles["offload"].cpu_ratio == 1.0
+    assert 0.0 < profiles["offload"].gil_s < 1 / 400
     runs |= {name: _run(100.0) for name, *_ in PREDICTED}
     links = [r | {"series": s} for r in _links() for s in ("tcp://", "shm://")]
     doc = {"parts": {"sizing": {"runs": runs, "link_records": links, "cores": 2.0}}}
