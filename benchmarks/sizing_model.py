@@ -110,11 +110,12 @@ class Crossing:
     delay_s: float = 0.0
     products_out: list[int] = field(default_factory=list)  # bytes, client -> server
     products_back: list[int] = field(default_factory=list)  # bytes, server -> client
+    share: float = 1.0  # the fraction of events whose products cross (a filter before)
 
     def transfer_s(self) -> float:
-        """Link time per event: the bare round trip plus every product."""
-        msgs = [0, 0, *self.products_out, *self.products_back]
-        return sum(self.link.time(b) for b in msgs)
+        """Link time per event: the bare round trip plus every product (``share``)."""
+        products = sum(self.link.time(b) for b in [*self.products_out, *self.products_back])
+        return 2 * self.link.time(0) + self.share * products
 
 
 @dataclass(frozen=True)

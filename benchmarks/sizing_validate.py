@@ -126,18 +126,27 @@ def _distributed_calls(menu: Menu, remotes: int) -> tuple[list[int], list[int]]:
 
 
 def predict_offload(profile: Profile, link: LinkCost, streams: int, cores: float) -> Prediction:
-    """The offload example as shipped: calib/threshold/summary local, spectrum remote."""
+    """The offload example as shipped: calib/threshold/summary local, spectrum remote.
+
+    Its layout: the Controller and the EventDone of each side see every event (the
+    remote's Receiver of ``calib`` too); the Sender/Receiver pairs of the products only
+    the events that reach ``spectrum`` (after the threshold: its calls per event in the
+    calibration run), and only those events' products cross.
+    """
+    sent = profile.calls["spectrum"]
     client = profile.stage(
         "local",
         ["calib", "threshold", "summary", "stamp"],
-        extra_calls=4,
+        extra_calls=2 + 2 * sent,
         threads=1,
         streams=streams,
     )
     server = profile.stage(
-        "remote", ["spectrum"], extra_calls=3, threads=2, streams=streams, server=True
+        "remote", ["spectrum"], extra_calls=2 + sent, threads=2, streams=streams, server=True
     )
-    crossing = Crossing(link, products_out=_OFFLOAD_OUT, products_back=_OFFLOAD_BACK)
+    crossing = Crossing(
+        link, products_out=_OFFLOAD_OUT, products_back=_OFFLOAD_BACK, share=min(1.0, sent)
+    )
     return predict(client, streams=streams, offloads=[Offload(server, crossing)], cores=cores)
 
 

@@ -73,6 +73,9 @@ def test_offload_latency_is_the_sum_along_the_event() -> None:
     assert link.time(1000) == pytest.approx(1e-4 + 1e-6)
     crossing = Crossing(link, cpu_s=0.0, delay_s=0.002, products_out=[1000], products_back=[2000])
     assert crossing.transfer_s() == pytest.approx(4e-4 + 3e-6)
+    # products of a quarter of the events only (a filter before the Sender)
+    quarter = Crossing(link, products_out=[1000], products_back=[2000], share=0.25)
+    assert quarter.transfer_s() == pytest.approx(2e-4 + 0.25 * (2e-4 + 3e-6))
     client = Stage("c", 0.001)
     server = Stage("s", 0.0, wait_s=0.01, threads=1)
     p = predict(client, streams=1, offloads=[Offload(server, crossing)])
@@ -367,3 +370,27 @@ def test_cli_validate_repredicts_saved_runs(
     out = done.stdout
     assert all(name in out for name, *_ in PREDICTED)
     assert out.strip().endswith(f"of {len(PREDICTED)} within 15%")
+
+
+def test_offload_layout_follows_the_filter() -> None:
+    from benchmarks.sizing_validate import predict_offload
+
+    offload = {lb: (100, 0.003) for lb in ("t0", "calib", "threshold", "summary", "stamp")} | {
+        "spectrum": (25, 0.003)
+    }  # a quarter of the events pass the threshold
+    one, many = _report("P", 1, 400.0, offload), _report("P", 4, 600.0, offload, events=100)
+    prof = calibrate(one, many, 400.0, 600.0, 1e-4, 1e-4, cpu_one=2e-3, cpu_many=2e-3)
+    link = LinkCost(latency_s=1e-5, bandwidth_Bps=1e9)
+    p = predict_offload(prof, link, 1, 2.0)
+    # local: base + 4 module calls + Controller, EventDone, 0.25 x (Sender, Receiver);
+    # remote: empty-chain base + 0.25 spectrum + Receiver, EventDone, 0.25 x Sender
+    base = 2e-3 - 1e-4 * 5.25  # t0 and 5 x 1 + 0.25 calls in the one-process run
+    local = base + 1e-4 * (4.0 + 2 + 0.5)
+    remote = 1e-4 + 1e-4 * (0.25 + 2 + 0.25)
+    link_s = 2e-5 + 0.25 * (3 * 1e-5 + (32768 + 8 + 64) / 1e9)
+    wait = 1 / 400.0 - 2e-3  # the GIL-free rest, shared by module time
+    shares = {lb: t for lb, (_, t) in offload.items()}
+    w_local = wait * sum(shares[lb] for lb in ("calib", "threshold", "summary", "stamp")) / 0.018
+    w_remote = wait * shares["spectrum"] / 0.018
+    expected = local + remote + link_s + w_local + w_remote
+    assert p.latency_s == pytest.approx(expected)
