@@ -29,6 +29,30 @@ def test_importing_every_layer_loads_no_optional_backend() -> None:
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
 
+def test_a_remote_ask_of_plain_data_loads_no_numpy() -> None:
+    """Start-up of a process that serves or calls actors pays no numpy import (~60 ms)."""
+    code = (
+        "import asyncio, sys\n"
+        "from actors import Actor, ActorSystem\n"
+        "class Echo(Actor):\n"
+        "    async def receive(self, message):\n"
+        "        return message\n"
+        "async def main():\n"
+        "    async with ActorSystem('server') as server, ActorSystem('client') as client:\n"
+        "        server.spawn(Echo, name='echo')\n"
+        "        for url in ('tcp://127.0.0.1:0', 'shm://'):\n"
+        "            ref = await client.remote(await server.serve(url), 'echo', timeout=30)\n"
+        "            assert await ref.ask({'run': 1, 'hits': [1.5, 2]}, timeout=30) == "
+        "{'run': 1, 'hits': [1.5, 2]}\n"
+        "asyncio.run(main())\n"
+        "print('numpy' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
 def test_every_error_is_exported_and_derives_from_actors_error() -> None:
     for name in errors.__all__:
         cls = getattr(errors, name)

@@ -20,8 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._arrays import register_builtin_array_codecs
-from ._awkward import register_awkward_codec
+from ._builtin import register_builtin_codecs
 from ._envelope import decode, decode_parts, encode, encode_parts, name_of
 from ._layout import register_layout
 from ._registry import Codec, allow_pickle, pickle_allowed, register_codec
@@ -39,8 +38,7 @@ __all__ = [
     "register_layout",
 ]
 
-register_builtin_array_codecs()
-register_awkward_codec()
+register_builtin_codecs()
 
 
 def codec_name_of(obj: Any) -> str:

@@ -1,4 +1,4 @@
-"""Built-in codecs for arrays: numpy, numpy scalars, cupy, pickle (awkward: :mod:`._awkward`).
+"""Built-in codecs for arrays: numpy, numpy scalars, cupy (awkward: :mod:`._awkward`).
 
 numpy arrays travel as one buffer: a flat ``uint8`` view of the array's own
 memory (a non-contiguous array is made contiguous once). ``meta`` holds the
@@ -6,13 +6,13 @@ dtype description (any numeric, bool, complex, datetime or structured dtype,
 byte order kept) and the shape. Decoding wraps the received buffer without
 copying; the result may be read-only.
 
-cupy is recognised by module name and imported only when such an object is
-actually encoded or decoded.
+This module imports numpy: :mod:`._builtin` registers its codecs as stand-ins
+that import it on first use. cupy is imported only when a cupy array is
+actually decoded.
 """
 
 from __future__ import annotations
 
-import pickle
 from typing import Any
 
 import numpy as np
@@ -20,14 +20,12 @@ import numpy as np
 from .._optional import optional_module
 from ..buffers import device_to_host, is_device
 from ..errors import BackendUnavailable, CodecError
-from ._registry import PICKLE, register_codec, register_structural
 
 __all__ = [
     "CACHE_LIMIT",
     "array_from_meta",
     "array_meta",
     "dtype_of_descr",
-    "register_builtin_array_codecs",
 ]
 
 
@@ -178,62 +176,3 @@ class CupyCodec:
         if not dtype.itemsize:
             return cp.empty(shape, dtype=dtype)
         return flat.view(dtype).reshape(shape)
-
-
-class RefusedCodec:
-    """Stands for types that look like arrays but would lose data as one."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-    def encode(self, obj: Any) -> tuple[Any, list[Any]]:
-        raise CodecError(f"cannot encode {type(obj).__qualname__}: {self.reason}")
-
-    def decode(self, meta: Any, buffers: list[Any]) -> Any:
-        raise CodecError(self.reason)
-
-
-class PickleCodec:
-    """Pickle protocol 5 with out-of-band buffers; only with the per-process opt-in."""
-
-    def encode(self, obj: Any) -> tuple[Any, list[Any]]:
-        buffers: list[Any] = []
-        try:
-            data = pickle.dumps(obj, protocol=5, buffer_callback=lambda b: buffers.append(b.raw()))
-        except Exception as exc:
-            raise CodecError(f"cannot pickle {type(obj).__qualname__}: {exc}") from exc
-        return data, buffers
-
-    def decode(self, meta: Any, buffers: list[Any]) -> Any:
-        try:
-            return pickle.loads(meta, buffers=buffers)
-        except Exception as exc:
-            raise CodecError(f"cannot unpickle payload: {exc}") from exc
-
-
-def _top_module(cls: type) -> str:
-    return cls.__module__.partition(".")[0]
-
-
-def _is_cupy_array(cls: type) -> bool:
-    return _top_module(cls) == "cupy" and cls.__name__ == "ndarray"
-
-
-def _is_masked_array(cls: type) -> bool:
-    return cls.__module__.startswith("numpy.ma")
-
-
-def register_builtin_array_codecs() -> None:
-    """Register the numpy, cupy and pickle codecs (does not import cupy)."""
-    register_codec(np.ndarray, NumpyCodec(), "numpy.ndarray")
-    register_codec(None, NumpyScalarCodec(), "numpy.scalar")
-    masked = RefusedCodec(
-        "numpy masked arrays would lose their mask; send .data and .mask as two arrays"
-    )
-    register_codec(None, masked, "numpy.ma.MaskedArray")
-    register_structural(_is_masked_array, "numpy.ma.MaskedArray")
-    register_structural(lambda cls: issubclass(cls, np.generic), "numpy.scalar")
-    register_structural(lambda cls: issubclass(cls, np.ndarray), "numpy.ndarray")
-    register_codec(None, CupyCodec(), "cupy.ndarray")
-    register_structural(_is_cupy_array, "cupy.ndarray")
-    register_codec(None, PickleCodec(), PICKLE)

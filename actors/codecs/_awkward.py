@@ -14,7 +14,8 @@ checked awkward ``Index`` is cached by value, over a private copy: a decoded
 array never keeps a received offsets buffer alive through the cache, and a
 cache hit costs one comparison with the content length instead of an Index
 and the checks (the decode of one event's jagged product is about a third
-cheaper). awkward itself is imported on first use only.
+cheaper). This module imports numpy and is itself imported on first use
+(:mod:`._builtin` registers a stand-in); awkward is imported on first use too.
 """
 
 from __future__ import annotations
@@ -26,9 +27,8 @@ import numpy as np
 from .._optional import optional_module
 from ..errors import CodecError
 from ._arrays import CACHE_LIMIT, array_meta, dtype_of_descr
-from ._registry import register_codec, register_structural
 
-__all__ = ["AwkwardCodec", "register_awkward_codec"]
+__all__ = ["AwkwardCodec"]
 
 _DIRECT_KINDS = ("NumpyArray", "ListOffsetArray")
 #: offsets of at most this many entries are checked once and their Index cached
@@ -163,13 +163,3 @@ def _inconsistent(n_offsets: int, n_content: int) -> CodecError:
     return CodecError(
         f"awkward jagged array: {n_offsets} offsets do not describe {n_content} values"
     )
-
-
-def _is_awkward_array(cls: type) -> bool:
-    return cls.__module__.partition(".")[0] == "awkward" and cls.__name__ == "Array"
-
-
-def register_awkward_codec() -> None:
-    """Register the awkward codec as ``"awkward.Array"`` (does not import awkward)."""
-    register_codec(None, AwkwardCodec(), "awkward.Array")
-    register_structural(_is_awkward_array, "awkward.Array")

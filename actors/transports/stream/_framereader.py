@@ -30,8 +30,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from ._framing import (
     ENTRY,
     FLAG_DEVICE,
@@ -54,6 +52,13 @@ _ENTRY = ENTRY.size
 _EMPTY = memoryview(b"")
 
 Deliver = Callable[[bytes, list[Any], list[bool] | None], None]
+
+
+def _empty(nbytes: int) -> Any:
+    """An uninitialised ``uint8`` array (numpy loads with the first large buffer)."""
+    import numpy as np
+
+    return np.empty(nbytes, np.uint8)
 
 
 class FrameReader:
@@ -227,8 +232,8 @@ class FrameReader:
         assert pre is not None
         need, avail = pre.rest, self._rend - self._rbeg
         if need > SCRATCH - _PREFIX or (avail < need and self._rbeg + need > SCRATCH):
-            # np.empty: nothing is touched until bytes arrive (need <= max_message_size)
-            self._start_target(np.empty(need, np.uint8), preamble=True)
+            # numpy.empty: nothing is touched until bytes arrive (need <= max_message_size)
+            self._start_target(_empty(need), preamble=True)
             return True
         if avail < need:
             return False
@@ -283,7 +288,7 @@ class FrameReader:
         elif entry.size >= MIN_CACHED:
             self._start_target(recv_cache.get(entry.size))
         else:
-            self._start_target(np.empty(entry.size, np.uint8))
+            self._start_target(_empty(entry.size))
 
     def _maybe_complete(self) -> None:
         """Resolve out-of-band and empty buffers; deliver once all are in."""

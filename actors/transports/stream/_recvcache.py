@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import threading
 import weakref
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["MIN_CACHED", "RecvCache", "cache"]
 
@@ -39,6 +41,8 @@ class RecvCache:
             if base is not None:
                 self._idle -= size
         if base is None:
+            import numpy as np  # loaded by the first large message only
+
             base = np.empty(size, np.uint8)
         view = base[:nbytes]
         weakref.finalize(view, self._put, base).atexit = False

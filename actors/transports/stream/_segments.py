@@ -21,10 +21,12 @@ import itertools
 import mmap
 import os
 from dataclasses import dataclass, field
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ...errors import ProtocolError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["RecvMaps", "Segment", "SendPool", "size_class"]
 
@@ -62,6 +64,8 @@ def _create(size: int) -> Segment:
     except BaseException:
         os.close(fd)
         raise
+    import numpy as np  # segments carry large buffers only: numpy loads with the first
+
     return Segment(0, size, fd, mm, np.frombuffer(mm, np.uint8))
 
 
@@ -122,6 +126,8 @@ class SendPool:
 
 
 def _unmap(seg: Segment) -> None:
+    import numpy as np  # loaded already: the segment holds an array
+
     seg.array = np.empty(0, np.uint8)
     with contextlib.suppress(BufferError):  # a staging view lives on; the map goes with it
         seg.mm.close()
@@ -195,6 +201,8 @@ class RecvMaps:
             raise ProtocolError(f"{self._peer} refers to unknown segment {seg_id}")
         if nbytes > len(mm):
             raise ProtocolError(f"{self._peer} overruns segment {seg_id} ({nbytes} > {len(mm)})")
+        import numpy as np
+
         return np.frombuffer(mm, np.uint8, count=nbytes)
 
     def drop(self, seg_id: int) -> None:
