@@ -10,15 +10,17 @@
   64 KiB) and the bandwidth (``bandwidth_GBps`` of the largest size).
 * :func:`calibrate` turns two single-process runs of one workload (1 stream,
   and ``S > 1`` streams) into a :class:`Profile`: the seconds per event that
-  hold the GIL (``g``, fitted so that the model of that one process gives the
-  ``S``-stream rate: with events in flight the GIL is what bounds it) and the
-  GIL-free seconds on the event's critical path (``w = 1 / rate(1 stream) - g``).
+  hold the GIL (``g``: the CPU per event the 1-stream run measured, and
+  ``cpu_ratio`` = CPU at ``S`` streams / at 1; without a CPU measurement ``g``
+  is fitted so that the model of that one process gives the ``S``-stream rate)
+  and the GIL-free seconds on the event's critical path
+  (``w = 1 / rate(1 stream) - g``).
   ``g`` is a per-event base ``b`` (the source and the event's own framework work,
   measured by the empty controller -> follower chain) plus an equal cost per
   module call; ``w`` is shared among the modules by their measured time.
 * :meth:`Profile.stage` is the :class:`~benchmarks.sizing_model.Stage` of a
   process that runs some of the modules (plus, offloaded, its distributed
-  modules, each one module call).
+  modules, each one module call; a server's base is the empty chain's).
 """
 
 from __future__ import annotations

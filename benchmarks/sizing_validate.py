@@ -1,13 +1,14 @@
 """The ``sizing`` part: real runs on this machine, predicted by the sizing model, compared.
 
-``python -m benchmarks sizing`` (by name only; ~3-4 minutes):
+``python -m benchmarks sizing`` (by name only; ~1 minute on 2 idle cores, ~2 with
+``--repeat 3``):
 
 1. link costs: the ``tcp://`` and ``shm://`` ping-pong of the ``transports`` part
    (quick sizes);
-2. calibration runs (their rates are inputs, never predicted): the empty
-   controller -> follower chain over tcp (the per-event framework base), the
-   offload example's modules in one process and the HLT menu in one process,
-   each at 1 and 4 streams;
+2. calibration runs (their rates and CPU per event are inputs, never
+   predicted): the empty controller -> follower chain over tcp (the per-event
+   framework base), the offload example's modules in one process and the HLT
+   menu in one process, each at 1 and 4 streams;
 3. the predicted runs, offloaded: the offload example over tcp and shm at 1
    and 4 streams, the HLT menu with its GPU-like modules in 1 remote (tcp,
    shm; 1 and 4 streams) and in 2 remotes (tcp). Each is predicted from the
