@@ -125,7 +125,11 @@ def _shape(
         server=True,
     )
     server = Stage(
-        server.name, server.gil_s, wait_s=server.wait_s / speedup, threads=server.threads
+        server.name,
+        server.gil_s,
+        wait_s=server.wait_s / speedup,
+        threads=server.threads,
+        busy_s=server.busy_s / speedup,
     )
     crossing = Crossing(link, products_out=[args.bytes_out], products_back=[args.bytes_back])
     return predict(

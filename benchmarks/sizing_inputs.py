@@ -142,6 +142,7 @@ class Profile:
         """The process running ``labels`` (+ ``extra_calls`` distributed module calls)
         with ``streams`` events in flight (see :meth:`scale`); a ``server`` (no source:
         its events come from a client) has ``server_base_s`` as its per-event base.
+        Its threads are busy for the modules' measured time (``busy_s``).
 
         The GIL-free time is the modules' share of the single process's critical
         path: they overlap in the new process as they did in the calibration run.
@@ -158,11 +159,13 @@ class Profile:
         base = self.base_s
         if server and self.server_base_s is not None:
             base = min(base, self.server_base_s)
+        busy = sum(self.module_s.get(lb, 0.0) for lb in labels) if self.module_s else 0.0
         return Stage(
             name,
             (base + self.per_call_s * calls) * self.scale(streams),
             wait_s=wait,
             threads=threads or self.threads,
+            busy_s=busy,
         )
 
 

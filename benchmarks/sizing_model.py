@@ -12,7 +12,9 @@ Reiser & Lavenberg), multi-server stations by Seidmann's approximation:
   ``wait_s`` seconds waiting without CPU (a sleep, a GPU kernel, I/O);
   ``parallelism`` is how many of its GIL-free modules one event runs at
   once (a DAG; 1 = one after the other);
-* its ``threads`` bound the events it works on at once; the host's ``cores``
+* its ``threads`` bound the events it works on at once (``busy_s``: the
+  seconds its modules keep a worker thread busy per event, when measured); the
+  host's ``cores``
   bound the CPU of every process together (``gil_s + cpu_s``);
 * a **crossing** (client -> server and back, per event) costs ``cpu_s`` of
   framework CPU under the GIL (half on each side) and ``delay_s`` of pure
@@ -128,6 +130,7 @@ class Stage:
     wait_s: float = 0.0
     threads: int = 1
     parallelism: float = 1.0
+    busy_s: float = 0.0  # worker-thread seconds per event (its modules' measured time)
 
     def plus_gil(self, seconds: float) -> Stage:
         return replace(self, gil_s=self.gil_s + seconds)
@@ -146,8 +149,9 @@ class Prediction:
 def _stations(stage: Stage, copies: int) -> list[Station]:
     work = (stage.cpu_s + stage.wait_s) / max(stage.parallelism, 1.0)
     # waiting for a worker thread: only behind GIL-free work - the GIL queue already
-    # counts the waiting behind GIL-held work (and modules on the event loop hold none)
-    held = stage.cpu_s + stage.wait_s
+    # counts the waiting behind GIL-held work (and modules on the event loop hold none) -
+    # or, when known, the seconds its modules keep the threads busy (bounds the rate)
+    held = max(stage.cpu_s + stage.wait_s, stage.busy_s)
     return [
         Station(f"{stage.name} gil", stage.gil_s, "queue", 1, copies),
         Station(f"{stage.name} work", work, "delay"),

@@ -54,6 +54,15 @@ def test_threads_do_not_wait_until_streams_exceed_them() -> None:
     assert many.bottleneck == "p threads"
 
 
+def test_busy_threads_bound_the_rate() -> None:
+    # 10 ms on the critical path, its modules keep threads busy 32 ms per event
+    stage = Stage("p", 0.0, wait_s=0.01, threads=4, busy_s=0.032)
+    assert predict(stage, streams=1).events_per_s == pytest.approx(100.0)
+    p = predict(stage, streams=4)
+    assert p.events_per_s == pytest.approx(125.0)  # 4 threads / 32 ms, not 4 / 10 ms
+    assert p.bottleneck == "p threads"
+
+
 def test_gil_bounds_one_process_and_copies_share_it() -> None:
     stage = Stage("p", 0.01, wait_s=0.03, threads=64)
     assert predict(stage, streams=1).events_per_s == pytest.approx(25.0)
@@ -158,6 +167,7 @@ def test_calibrate_from_measured_cpu() -> None:
     assert prof.scale(2) == pytest.approx(1.0 + 0.25 / 3)  # linear between 1 and 4 streams
     alone = prof.stage("p", ["a", "b"])
     assert alone.gil_s == pytest.approx(0.008)
+    assert alone.busy_s == pytest.approx(0.004)  # the modules' measured time, 1 + 3 ms
     assert predict(alone, streams=1).events_per_s == pytest.approx(50.0)
     assert prof.stage("p", ["a", "b"], streams=4).gil_s == pytest.approx(0.010)
     # a server (no source) has the empty chain's base; its modules overlap as measured
