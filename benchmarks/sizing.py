@@ -89,7 +89,10 @@ def _profile(args: argparse.Namespace) -> Profile:
 
 
 def _link(args: argparse.Namespace) -> LinkCost:
-    links = link_costs(_read_json(args.links, "--links"))
+    try:
+        links = link_costs(_read_json(args.links, "--links"))
+    except ValueError as exc:
+        raise ConfigError(f"{args.links}: {exc}", key="--links") from exc
     if args.transport not in links:
         raise ConfigError(
             f"no {args.transport} measurement in {args.links} (has: {', '.join(sorted(links))})",

@@ -63,11 +63,17 @@ def load_reports(path: Path) -> dict[str, dict[str, Any]]:
 def link_costs(doc: Any) -> dict[str, LinkCost]:
     """Transport scheme (``tcp``, ``shm``...) -> its :class:`LinkCost`.
 
-    ``doc``: a results.json document or its ``transports`` measurement records.
+    ``doc``: a results.json document (part ``transports``, or ``sizing``: the link
+    records it measured) or its ``transports`` measurement records.
     Raises ValueError when no transport measurement is in it.
     """
     if isinstance(doc, dict):
-        doc = doc.get("parts", {}).get("transports", {}).get("measurements") or []
+        parts = doc.get("parts", {})
+        doc = (
+            parts.get("transports", {}).get("measurements")
+            or parts.get("sizing", {}).get("link_records")  # the sizing part's own
+            or []
+        )
     by: dict[str, list[dict[str, Any]]] = {}
     for rec in doc:
         if rec.get("role") == "transport" and rec.get("latency_us"):

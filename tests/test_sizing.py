@@ -234,8 +234,13 @@ def test_link_costs_from_transport_records() -> None:
     links = link_costs({"parts": {"transports": {"measurements": _links()}}})
     assert links["tcp"].latency_s == pytest.approx(20e-6)  # half the smallest small RTT
     assert links["tcp"].bandwidth_Bps == pytest.approx(2e9)
+    # the sizing part's results.json holds the link records it measured
+    own = link_costs({"parts": {"sizing": {"link_records": _links()}}})
+    assert own["tcp"] == links["tcp"]
     with pytest.raises(ValueError, match="no transport"):
         link_costs([])
+    with pytest.raises(ValueError, match="no transport"):
+        link_costs({"parts": {}})
 
 
 def test_load_reports_of_every_kind(tmp_path: Path) -> None:
@@ -280,6 +285,18 @@ def test_cli_predict_and_split(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "best split at speed-up 10: offload the" in out
     assert main(["predict", "--one", str(tmp_path / "nope.json"), *args[2:]]) == 2
     assert "nope.json" in capsys.readouterr().err
+    # a --links file without link measurements: a usage error naming it, not a crash
+    (tmp_path / "nolinks.json").write_text("{}")
+    nolinks = [*args[:5], str(tmp_path / "nolinks.json"), *args[6:]]
+    assert main(["predict", *nolinks, "--offload", "^b$"]) == 2
+    assert "nolinks.json: no transport measurement" in capsys.readouterr().err
+    # the measured CPU per event replaces the fit: 4 ms of 20 under the GIL
+    assert main(["predict", *args, "--streams", "1", "--cpu-one-us", "4000"]) == 0
+    assert "50.00 events/s" in capsys.readouterr().out
+    # ... and at 4 streams the GIL (4 ms) allows far more than the fit's 100 events/s
+    assert main(["predict", *args, "--cpu-one-us", "4000"]) == 0
+    rate = float(capsys.readouterr().out.split("offloaded: ")[1].split(" events/s")[0])
+    assert 150.0 < rate <= 200.0  # 4 events in flight over 20 ms at most
 
 
 def test_cli_validate_refuses_a_file_without_runs(
