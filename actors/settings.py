@@ -24,6 +24,7 @@ __all__ = [
     "CPUS",
     "LINKS",
     "LOG_LEVEL",
+    "LOOP_SPIN_US",
     "MPI_CUDA_AWARE",
     "MPI_HEARTBEAT_S",
     "MPI_HEARTBEAT_TIMEOUT_S",
@@ -125,6 +126,15 @@ STREAM_SPIN_US: Setting[float] = Setting(
     "µs",
     "longest poll of a tcp:// or shm:// receive right after traffic before it sleeps in the "
     "kernel (0 disables polling)",
+)
+LOOP_SPIN_US: Setting[float] = Setting(
+    "ACTORS_LOOP_SPIN_US",
+    0.0,
+    float,
+    "µs",
+    "how long an event loop keeps polling, without sleeping, after a tcp:// or shm:// link "
+    "sent or received (0: sleep at once); pays for request/reply traffic between processes "
+    "with CPUs of their own",
 )
 SHM_MAX_SEGMENTS: Setting[int] = Setting(
     "ACTORS_SHM_MAX_SEGMENTS",
@@ -265,6 +275,7 @@ CPUS: Setting[frozenset[int]] = Setting(
 #: Every setting, in the order of the documentation table.
 SETTINGS: tuple[Setting[object], ...] = (  # type: ignore[assignment]
     STREAM_SPIN_US,
+    LOOP_SPIN_US,
     SHM_MAX_SEGMENTS,
     SHM_MAX_MAPPED_BYTES,
     UCX_SPIN_US,

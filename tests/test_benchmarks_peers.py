@@ -11,7 +11,7 @@ import pytest
 from benchmarks.peers import compare
 
 
-@pytest.mark.parametrize("peer", ["hep-actors tcp", "hep-actors shm"])
+@pytest.mark.parametrize("peer", ["hep-actors tcp", "hep-actors shm", "hep-actors tcp, loop spin"])
 def test_our_peer_worker_measures_every_workload(peer: str) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.workers.peers", peer, "--quick", "--repeat", "1"],

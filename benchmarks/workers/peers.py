@@ -7,6 +7,9 @@ process (ours: a served ActorSystem in a child process; Ray: an actor in a
 Ray worker; Dask: an actor on a one-worker ``LocalCluster``; xoscar: an actor
 in the sub-pool of a one-process actor pool):
 
+Ours runs twice per transport: with the defaults, and with ``ACTORS_LOOP_SPIN_US=100``
+("loop spin", the opt-in that keeps an idle event loop polling for 100 µs after traffic).
+
 - ``startup_s``: from this process's start (before importing the framework)
   to the first reply from the actor in the other process;
 - ``small_ask_per_s``: sequential asks of one small integer;
@@ -33,6 +36,7 @@ import importlib  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import multiprocessing  # noqa: E402
+import os  # noqa: E402
 import statistics  # noqa: E402
 from collections.abc import Awaitable, Callable  # noqa: E402
 from typing import Any  # noqa: E402
@@ -40,6 +44,8 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 
 SMALL_ASKS = 2_000
+#: ACTORS_LOOP_SPIN_US of our "loop spin" series
+SPIN_US = 100.0
 OUTSTANDING = 1_000
 TELLS = 10_000
 BIG = 64 << 20
@@ -111,9 +117,15 @@ def _serve_ours(url: str, conn: Any) -> None:
     asyncio.run(main())
 
 
-def _ours(scheme: str, work: Workloads, repeat: int) -> dict[str, float]:
-    """The server process is forked from this one (as Thespian's and multiprocessing's are)."""
+def _ours(scheme: str, work: Workloads, repeat: int, spin_us: float = 0.0) -> dict[str, float]:
+    """The server process is forked from this one (as Thespian's and multiprocessing's are).
+
+    ``spin_us``: ``ACTORS_LOOP_SPIN_US`` of both processes (the opt-in that keeps an event
+    loop awake after traffic; 0 = the default, off).
+    """
     import actors  # noqa: F401  (imported before the fork: both processes have it)
+
+    os.environ["ACTORS_LOOP_SPIN_US"] = str(spin_us)
 
     url = {"tcp": "tcp://127.0.0.1:0", "shm": "shm://"}[scheme]
     fork = multiprocessing.get_context("fork")
@@ -418,6 +430,8 @@ def _thespian(work: Workloads, repeat: int) -> dict[str, float]:
 PEERS: dict[str, tuple[str, Callable[[Workloads, int], dict[str, float] | Awaitable[Any]]]] = {
     "hep-actors tcp": ("actors", lambda w, r: _ours("tcp", w, r)),
     "hep-actors shm": ("actors", lambda w, r: _ours("shm", w, r)),
+    "hep-actors tcp, loop spin": ("actors", lambda w, r: _ours("tcp", w, r, SPIN_US)),
+    "hep-actors shm, loop spin": ("actors", lambda w, r: _ours("shm", w, r, SPIN_US)),
     "ray": ("ray", _ray),
     "dask": ("distributed", _dask),
     "xoscar": ("xoscar", _xoscar),

@@ -28,6 +28,7 @@ from actors.errors import AuthenticationError, PeerLost, ProtocolError
 from actors.transports import Link, Listener, connect, listen, split_url
 from actors.transports import testing as conformance
 from actors.transports._handshake import client_handshake
+from actors.transports._spin import loop_spinner
 from actors.transports.stream._framing import ENTRY, MAGIC, PREFIX, VERSION
 from tests.transports.schemes import CROSS_PROCESS, LISTEN_URLS, params, require
 
@@ -361,6 +362,30 @@ async def test_spinning_recv_keeps_the_contract(
                 await client.send(b"%d" % i, [np.full(i * 1000, i % 256, np.uint8)])
                 header, bufs = await server.recv()
                 assert header == b"%d" % i and bytes(bufs[0]) == bytes([i % 256]) * i * 1000
+            await client.close()
+            with pytest.raises(PeerLost):
+                await asyncio.wait_for(server.recv(), 5)
+
+
+@pytest.mark.parametrize("spin_scheme", params(("tcp", "shm")))
+async def test_a_spinning_loop_keeps_the_contract(
+    spin_scheme: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ACTORS_LOOP_SPIN_US set, traffic keeps the loop awake: same messages, same
+    PeerLost, and the spin ends once the link is quiet."""
+    require(spin_scheme)
+    monkeypatch.setenv("ACTORS_LOOP_SPIN_US", "300")
+    spinner = loop_spinner(asyncio.get_running_loop())
+    async with await listen(LISTEN_URLS[spin_scheme]()) as lst:
+        server, client = await _pair(lst)
+        async with server:
+            for i in range(200):
+                await client.send(b"%d" % i, [np.full(i * 1000, i % 256, np.uint8)])
+                header, bufs = await server.recv()
+                assert header == b"%d" % i and bytes(bufs[0]) == bytes([i % 256]) * i * 1000
+            assert spinner.spinning
+            await asyncio.sleep(0.01)
+            assert not spinner.spinning
             await client.close()
             with pytest.raises(PeerLost):
                 await asyncio.wait_for(server.recv(), 5)

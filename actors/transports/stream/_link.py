@@ -43,7 +43,7 @@ from typing import Any, NoReturn
 from ...buffers import as_host_view, device_to_host, host_to_device
 from ...errors import BackendUnavailable, PeerLost, ProtocolError
 from .._base import Capabilities, Link, Message, warn_no_device
-from .._spin import AdaptivePoll
+from .._spin import AdaptivePoll, loop_spinner
 from ._framereader import FrameReader
 from ._framing import FLAG_DEVICE, KIND_DATA, Entry, encode_preamble
 
@@ -75,6 +75,7 @@ class StreamLink(Link):
         self.capabilities = caps
         #: When and how long ``recv`` polls before it waits (see :mod:`._spin`).
         self.poller = AdaptivePoll()
+        self._spinner = loop_spinner(asyncio.get_running_loop())
         self._sock = sock
         self._fd = sock.fileno()
         self._max = max_message_size
@@ -214,6 +215,7 @@ class StreamLink(Link):
             if n == pre:
                 n = self._sendmsg(iov[:_IOV_MAX], fds)
                 if n == size and len(iov) <= _IOV_MAX:
+                    self._spinner.kick()
                     return  # all of it went out (the usual case)
                 if n:
                     fds = ()
@@ -333,6 +335,7 @@ class StreamLink(Link):
         """FrameReader callback: one complete message."""
         self._inbox.append((header, bufs, device))
         self.poller.activity()
+        self._spinner.kick()
         if len(self._inbox) >= _INBOX_HIGH and not self._paused:
             self._paused = True
             self._reader.active = False

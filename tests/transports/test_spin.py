@@ -1,0 +1,95 @@
+"""The event-loop spinner: kept awake after traffic, backs off when spinning does not pay."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from actors.transports._spin import BACKOFF_MAX, LoopSpinner, loop_spinner
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def _ticks(n: int = 3) -> None:
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+async def test_a_kick_keeps_the_loop_awake_until_its_window_ends() -> None:
+    clock = Clock()
+    spinner = LoopSpinner(asyncio.get_running_loop(), 100e-6, clock)
+    spinner.kick()
+    assert spinner.spinning
+    await _ticks()
+    assert spinner.spinning  # the callback keeps rescheduling itself
+    clock.now += 150e-6
+    await _ticks()
+    assert not spinner.spinning
+
+
+async def test_a_spin_without_traffic_backs_off_exponentially() -> None:
+    clock = Clock()
+    spinner = LoopSpinner(asyncio.get_running_loop(), 100e-6, clock)
+    spinner.kick()  # a first spin that sees no traffic
+    clock.now += 1e-3
+    await _ticks()
+    skipped = []
+    for _ in range(4):
+        n = 0
+        while True:
+            spinner.kick()
+            if spinner.spinning:
+                break
+            n += 1
+        skipped.append(n)
+        clock.now += 1e-3  # this spin sees no traffic either
+        await _ticks()
+        assert not spinner.spinning
+    assert skipped == [1, 2, 4, 8]
+
+
+async def test_traffic_during_a_spin_extends_it_and_resets_the_back_off() -> None:
+    clock = Clock()
+    spinner = LoopSpinner(asyncio.get_running_loop(), 100e-6, clock)
+    spinner.kick()
+    clock.now += 1e-3
+    await _ticks()
+    spinner.kick()  # skipped: backing off after the wasted spin
+    assert not spinner.spinning
+    spinner.kick()
+    clock.now += 80e-6
+    spinner.kick()  # a reply came: the window restarts from now
+    clock.now += 80e-6
+    await _ticks()
+    assert spinner.spinning
+    clock.now += 1e-3
+    await _ticks()
+    assert not spinner.spinning
+    spinner.kick()  # the spin paid: no back-off
+    assert spinner.spinning
+    clock.now += 1e-3
+    await _ticks()
+
+
+async def test_zero_never_spins() -> None:
+    spinner = LoopSpinner(asyncio.get_running_loop(), 0.0)
+    spinner.kick()
+    assert not spinner.spinning
+
+
+async def test_one_spinner_per_loop_with_the_setting_read_then(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ACTORS_LOOP_SPIN_US", "250")
+    loop = asyncio.get_running_loop()
+    spinner = loop_spinner(loop)
+    assert spinner is loop_spinner(loop)
+    assert spinner.seconds == pytest.approx(250e-6)
+    assert BACKOFF_MAX >= 8
