@@ -348,33 +348,15 @@ async def test_malformed_frame_closes_only_that_link(raw_listener: Listener, fra
     await _assert_good_client(raw_listener)
 
 
+@pytest.mark.parametrize("setting", ["ACTORS_STREAM_SPIN_US", "ACTORS_LOOP_SPIN_US"])
 @pytest.mark.parametrize("spin_scheme", params(("tcp", "shm")))
-async def test_spinning_recv_keeps_the_contract(
-    spin_scheme: str, monkeypatch: pytest.MonkeyPatch
+async def test_spinning_keeps_the_contract(
+    spin_scheme: str, setting: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With ACTORS_STREAM_SPIN_US set, recv polls first: same messages, same PeerLost."""
+    """With ACTORS_STREAM_SPIN_US set, recv polls first; with ACTORS_LOOP_SPIN_US, traffic
+    keeps the loop awake until the link is quiet: same messages, same PeerLost."""
     require(spin_scheme)
-    monkeypatch.setenv("ACTORS_STREAM_SPIN_US", "200")
-    async with await listen(LISTEN_URLS[spin_scheme]()) as lst:
-        server, client = await _pair(lst)
-        async with server:
-            for i in range(200):
-                await client.send(b"%d" % i, [np.full(i * 1000, i % 256, np.uint8)])
-                header, bufs = await server.recv()
-                assert header == b"%d" % i and bytes(bufs[0]) == bytes([i % 256]) * i * 1000
-            await client.close()
-            with pytest.raises(PeerLost):
-                await asyncio.wait_for(server.recv(), 5)
-
-
-@pytest.mark.parametrize("spin_scheme", params(("tcp", "shm")))
-async def test_a_spinning_loop_keeps_the_contract(
-    spin_scheme: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """With ACTORS_LOOP_SPIN_US set, traffic keeps the loop awake: same messages, same
-    PeerLost, and the spin ends once the link is quiet."""
-    require(spin_scheme)
-    monkeypatch.setenv("ACTORS_LOOP_SPIN_US", "300")
+    monkeypatch.setenv(setting, "300")
     spinner = loop_spinner(asyncio.get_running_loop())
     async with await listen(LISTEN_URLS[spin_scheme]()) as lst:
         server, client = await _pair(lst)
@@ -383,7 +365,7 @@ async def test_a_spinning_loop_keeps_the_contract(
                 await client.send(b"%d" % i, [np.full(i * 1000, i % 256, np.uint8)])
                 header, bufs = await server.recv()
                 assert header == b"%d" % i and bytes(bufs[0]) == bytes([i % 256]) * i * 1000
-            assert spinner.spinning
+            assert spinner.spinning == (setting == "ACTORS_LOOP_SPIN_US")
             await asyncio.sleep(0.01)
             assert not spinner.spinning
             await client.close()
