@@ -7,7 +7,8 @@ Scheme
   listener). It carries the frames of :mod:`._framing` and the handshake of
   :mod:`._handshake` (optional shared secret), exactly like ``tcp://``.
 * Buffers smaller than :data:`INLINE_MAX` travel inline on the socket. Larger
-  ones are copied once by the sender into a shared-memory segment (see
+  ones are copied once by the sender (by several threads when large: :mod:`._copy`)
+  into a shared-memory segment (see
   :mod:`._segments`: a sealed memfd whose descriptor crosses the socket once,
   with SCM_RIGHTS, in the first frame that uses it - flag SHM_NEW). Later frames
   refer to the segment by id (flag SHM). The receiver hands out a zero-copy
@@ -60,6 +61,7 @@ from ...buffers import as_host_view, device_to_host, is_device, nbytes
 from ...errors import ConfigError, PeerLost, ProtocolError
 from ...settings import SHM_MAX_MAPPED_BYTES, SHM_MAX_SEGMENTS
 from .._base import Backend, Capabilities, Link, Listener
+from ._copy import copy_into
 from ._framing import FLAG_DEVICE, FLAG_SHM, FLAG_SHM_NEW, KIND_ACK, KIND_DATA, KIND_DROP, Entry
 from ._link import StreamLink
 from ._listen import StreamListener, connect_stream, sock_connect
@@ -166,7 +168,7 @@ class SHMLink(StreamLink):
         if flags:
             device_to_host(b, out=seg.array[:size])
         else:
-            seg.array[:size] = as_host_view(b)  # the one copy
+            copy_into(seg.array[:size], as_host_view(b))  # the one copy
         if not seg.announced:
             seg.announced, flags = True, flags | FLAG_SHM_NEW
             fds.append(seg.fd)
