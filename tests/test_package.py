@@ -12,6 +12,7 @@ import pytest
 
 import actors
 from actors import errors
+from tests.snippets import last_line
 
 HEAVY = ("mpi4py", "ucxx", "cupy", "uproot", "awkward", "matplotlib")
 
@@ -23,10 +24,7 @@ def test_importing_every_layer_loads_no_optional_backend() -> None:
         "import actors.launch, actors.split, actors.run\n"
         f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+    assert json.loads(last_line(code)) == []
 
 
 def test_a_remote_ask_of_plain_data_loads_no_numpy() -> None:
@@ -47,10 +45,7 @@ def test_a_remote_ask_of_plain_data_loads_no_numpy() -> None:
         "asyncio.run(main())\n"
         "print('numpy' in sys.modules)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert out.stdout.strip().splitlines()[-1] == "False"
+    assert last_line(code) == "False"
 
 
 def test_every_error_is_exported_and_derives_from_actors_error() -> None:

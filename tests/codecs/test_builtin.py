@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 
 from actors.codecs import _registry, decode, encode
 from actors.codecs._arrays import NumpyCodec
 from actors.codecs._builtin import LazyCodec
+from tests.snippets import last_line
 
 
 def test_numpy_arrays_and_scalars_round_trip_through_the_stand_ins() -> None:
@@ -55,7 +53,4 @@ def test_importing_the_codecs_loads_neither_numpy_nor_awkward() -> None:
         "assert decode(*encode(('echo', 1, None, b'x'))) == ('echo', 1, None, b'x')\n"
         "print(sorted(m for m in ('numpy', 'awkward') if m in sys.modules))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert last_line(code) == "[]"
