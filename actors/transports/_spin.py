@@ -120,7 +120,7 @@ class LoopSpinner:
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.seconds = seconds
-        self._loop = loop
+        self._loop = weakref.ref(loop)  # the registry's value must not keep its key alive
         self._clock = clock
         self._until = 0.0
         self._scheduled = False
@@ -144,15 +144,19 @@ class LoopSpinner:
         if self._skip:
             self._skip -= 1
             return
+        loop = self._loop()
+        if loop is None:
+            return
         self._until = self._clock() + self.seconds
         self._scheduled = True
         self._kicked = False
-        self._loop.call_soon(self._tick)
+        loop.call_soon(self._tick)
 
     def _tick(self) -> None:
-        if self._clock() < self._until:
+        loop = self._loop()
+        if loop is not None and self._clock() < self._until:
             os.sched_yield()  # a peer on this CPU (or anything else runnable) goes first
-            self._loop.call_soon(self._tick)
+            loop.call_soon(self._tick)
             return
         self._scheduled = False
         if self._kicked:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 
 import pytest
 
@@ -81,6 +83,19 @@ async def test_traffic_during_a_spin_extends_it_and_resets_the_back_off() -> Non
 async def test_zero_never_spins() -> None:
     spinner = LoopSpinner(asyncio.get_running_loop(), 0.0)
     spinner.kick()
+    assert not spinner.spinning
+
+
+def test_a_closed_loop_and_its_spinner_are_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACTORS_LOOP_SPIN_US", "100")
+    loop = asyncio.new_event_loop()
+    spinner = loop_spinner(loop)
+    ref = weakref.ref(loop)
+    loop.close()
+    del loop
+    gc.collect()
+    assert ref() is None
+    spinner.kick()  # its loop is gone: nothing to keep awake
     assert not spinner.spinning
 
 
