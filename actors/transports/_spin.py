@@ -27,8 +27,9 @@ much as the rest of a small round trip. Measured on the 2-CPU machine, one
 remote ask after another between two processes: on two CPUs ~190-220 µs asleep,
 ~95-120 µs with 100 µs of spin; unpinned (where the scheduler put them)
 ~195-220 µs against ~110-125 µs. It costs where the two share one CPU (~95 µs
-asleep, ~160 µs spinning) and takes CPU from other processes, hence opt-in: for
-request/reply-heavy processes with CPUs of their own (``bind_to = "core"``). The
+asleep, ~160 µs spinning) and takes CPU from other processes and from the
+process's worker threads (a stream of events over tcp ran 15-30% slower with
+it), hence opt-in: for request/reply-heavy processes with CPUs to spare. The
 back-off of :class:`AdaptivePoll` applies: a spin that sees no traffic makes the
 next 1, 2, 4 ... :data:`BACKOFF_MAX` kicks skip spinning.
 
