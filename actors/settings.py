@@ -21,6 +21,7 @@ from .errors import ConfigError
 
 __all__ = [
     "ALLOW_PICKLE",
+    "ASK_SPIN_US",
     "CPUS",
     "LINKS",
     "LOG_LEVEL",
@@ -135,6 +136,14 @@ LOOP_SPIN_US: Setting[float] = Setting(
     "how long an event loop keeps polling, without sleeping, after a tcp:// or shm:// link "
     "sent or received (0: sleep at once); pays for request/reply traffic between processes "
     "with CPUs of their own",
+)
+ASK_SPIN_US: Setting[float] = Setting(
+    "ACTORS_ASK_SPIN_US",
+    200.0,
+    float,
+    "µs",
+    "how long the event loop of a process keeps polling, without sleeping, after it sent or "
+    "answered a remote actor's ask (0: sleep at once)",
 )
 SHM_MAX_SEGMENTS: Setting[int] = Setting(
     "ACTORS_SHM_MAX_SEGMENTS",
@@ -276,6 +285,7 @@ CPUS: Setting[frozenset[int]] = Setting(
 SETTINGS: tuple[Setting[object], ...] = (  # type: ignore[assignment]
     STREAM_SPIN_US,
     LOOP_SPIN_US,
+    ASK_SPIN_US,
     SHM_MAX_SEGMENTS,
     SHM_MAX_MAPPED_BYTES,
     UCX_SPIN_US,

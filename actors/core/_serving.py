@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..codecs import decode, encode
 from ..errors import ActorDead, CodecError, PeerLost, ProtocolError
-from ..transports import Link
+from ..settings import ASK_SPIN_US
+from ..transports import Link, loop_spinner
 from ..transports.session import Session
 from . import _wire, remote_stall
 
@@ -37,6 +38,8 @@ class ServedLink:
         self.link = link
         self._slots = asyncio.Semaphore(max_inflight)
         self.session = Session(link, f"served actor link {link.peer}", on_sent=self._sent)
+        #: keeps the loop awake after a reply (ACTORS_ASK_SPIN_US)
+        self._spinner = loop_spinner(asyncio.get_running_loop(), ASK_SPIN_US)
         self._stoppers: set[asyncio.Task[None]] = set()
         #: correlation id -> (frame kind, target, time.monotonic() when read): requests
         #: being handled, until their answer is handed to the link (stall report)
@@ -62,6 +65,8 @@ class ServedLink:
         except CodecError as exc:
             kind, body, buffers = _wire.ERROR, _wire.exception_to_wire(exc), []
         self.session.post(_wire.pack_header(kind, target, corr, body), buffers, corr)
+        if corr:
+            self._spinner.kick()  # a reply: the asker's next request may follow at once
 
     def _send_error(self, target: str, corr: int, exc: BaseException) -> None:
         header = _wire.pack_header(_wire.ERROR, target, corr, _wire.exception_to_wire(exc))

@@ -42,7 +42,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..codecs import decode, encode
 from ..errors import ActorDead, AskTimeout, CodecError, PeerLost, ProtocolError, TransportError
-from ..transports import Link, Listener, connect, listen
+from ..settings import ASK_SPIN_US
+from ..transports import Link, Listener, connect, listen, loop_spinner
 from ..transports.session import Session
 from . import _wire, remote_stall
 from ._serving import MAX_INFLIGHT, ServedLink
@@ -71,6 +72,8 @@ class _ClientLink:
         self._pending: dict[int, tuple[str, asyncio.Future[Any], int, float]] = {}
         self._ids = itertools.count(1)
         self.session = Session(link, f"actor link to {url}", outbox_size=OUTBOX_SIZE)
+        #: keeps the loop awake while a reply is due (ACTORS_ASK_SPIN_US)
+        self._spinner = loop_spinner(asyncio.get_running_loop(), ASK_SPIN_US)
         self.session.start(self._on_frame, self._lose)
 
     def _lose(self, exc: BaseException) -> None:
@@ -113,6 +116,7 @@ class _ClientLink:
         if entry is None or entry[1].done():
             return  # the asker timed out or was cancelled
         fut = entry[1]
+        self._spinner.kick()  # the asker may ask again at once
         if kind == _wire.REPLY:
             try:
                 fut.set_result(decode(body, buffers))
@@ -136,6 +140,7 @@ class _ClientLink:
         try:
             async with asyncio.timeout(timeout) as deadline:
                 await self._enqueue(header, buffers, target)
+                self._spinner.kick()
                 return await fut
         except TimeoutError:
             if deadline.expired():

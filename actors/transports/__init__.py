@@ -28,6 +28,7 @@ from ._registry import (
     register_backend,
     split_url,
 )
+from ._spin import LoopSpinner, loop_spinner
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
@@ -35,11 +36,13 @@ __all__ = [
     "Capabilities",
     "Link",
     "Listener",
+    "LoopSpinner",
     "Message",
     "available_schemes",
     "connect",
     "get_backend",
     "listen",
+    "loop_spinner",
     "register_backend",
     "split_url",
 ]

@@ -23,6 +23,8 @@ from actors import (
     PeerLost,
     RemoteError,
 )
+from actors.settings import ASK_SPIN_US
+from actors.transports import loop_spinner
 from tests.transports import schemes
 
 from .actors_for_tests import Echo, Gate
@@ -254,3 +256,23 @@ async def test_remote_peer_killed_pending_ask_raises_peer_lost_within_2s(scheme:
         if proc.returncode is None:
             proc.kill()
         await proc.wait()
+
+
+@pytest.mark.parametrize("spin_us", ["200", "0"])
+async def test_an_ask_keeps_the_loop_awake_for_the_reply_and_the_next_ask(
+    url: str, spin_us: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ACTORS_ASK_SPIN_US: an ask and its reply kick the loop's ask spinner; a tell does not."""
+    monkeypatch.setenv("ACTORS_ASK_SPIN_US", spin_us)
+    spinner = loop_spinner(asyncio.get_running_loop(), ASK_SPIN_US)
+    async with ActorSystem("server") as server, ActorSystem("client") as client:
+        server.spawn(Echo, name="echo")
+        echo = await client.remote(await server.serve(url), "echo")
+        await asyncio.sleep(0.01)
+        assert not spinner.spinning
+        await echo.tell("one way")
+        assert not spinner.spinning
+        assert await echo.ask("there and back", timeout=5) == "there and back"
+        assert spinner.spinning == (spin_us != "0")
+        await asyncio.sleep(0.01)
+        assert not spinner.spinning
