@@ -243,5 +243,13 @@ def calibrate(
         base = g - per_call * n_calls
     wait = {lb: w * t / total for lb, t in times.items()}
     return Profile(
-        base, per_call, wait, calls, int(many["threads"]), times, ratio, max(1, streams), base_s
+        base_s=base,
+        per_call_s=per_call,
+        wait_s=wait,
+        calls=calls,
+        threads=int(many["threads"]),
+        module_s=times,
+        cpu_ratio=ratio,
+        streams=max(1, streams),
+        server_base_s=base_s,
     )

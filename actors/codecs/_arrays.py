@@ -130,6 +130,9 @@ def _size(buffer: Any) -> Any:
 
 
 class NumpyCodec:
+    #: registered for this exact type too (the fast lookup), once loaded
+    exact_type = np.ndarray
+
     def encode(self, obj: Any) -> tuple[Any, list[Any]]:
         meta, flat = array_meta(obj)
         return meta, [flat]

@@ -29,7 +29,7 @@ __all__ = ["LazyCodec", "PickleCodec", "RefusedCodec", "register_builtin_codecs"
 class LazyCodec:
     """Stands for the codec class ``attr`` of module ``module`` (relative to this
     package) until the first encode/decode, which imports it and registers
-    it as ``name`` (for ``numpy.ndarray`` also by exact type)."""
+    it as ``name`` (and for its ``exact_type``, when the class names one)."""
 
     __slots__ = ("_attr", "_codec", "_module", "_name")
 
@@ -43,8 +43,7 @@ class LazyCodec:
         if codec is None:
             module = importlib.import_module(self._module, __package__)
             codec = self._codec = getattr(module, self._attr)()
-            exact = module.np.ndarray if self._name == "numpy.ndarray" else None
-            register_codec(exact, codec, self._name)
+            register_codec(getattr(codec, "exact_type", None), codec, self._name)
         return codec
 
     def encode(self, obj: Any) -> tuple[Any, list[Any]]:

@@ -40,7 +40,7 @@ from ._framing import (
     parse_prefix,
     parse_table,
 )
-from ._recvcache import MIN_CACHED
+from ._recvcache import MIN_CACHED, empty_bytes
 from ._recvcache import cache as recv_cache
 
 __all__ = ["SCRATCH", "FrameReader"]
@@ -52,13 +52,6 @@ _ENTRY = ENTRY.size
 _EMPTY = memoryview(b"")
 
 Deliver = Callable[[bytes, list[Any], list[bool] | None], None]
-
-
-def _empty(nbytes: int) -> Any:
-    """An uninitialised ``uint8`` array (numpy loads with the first large buffer)."""
-    import numpy as np
-
-    return np.empty(nbytes, np.uint8)
 
 
 class FrameReader:
@@ -233,7 +226,7 @@ class FrameReader:
         need, avail = pre.rest, self._rend - self._rbeg
         if need > SCRATCH - _PREFIX or (avail < need and self._rbeg + need > SCRATCH):
             # numpy.empty: nothing is touched until bytes arrive (need <= max_message_size)
-            self._start_target(_empty(need), preamble=True)
+            self._start_target(empty_bytes(need), preamble=True)
             return True
         if avail < need:
             return False
@@ -288,7 +281,7 @@ class FrameReader:
         elif entry.size >= MIN_CACHED:
             self._start_target(recv_cache.get(entry.size))
         else:
-            self._start_target(_empty(entry.size))
+            self._start_target(empty_bytes(entry.size))
 
     def _maybe_complete(self) -> None:
         """Resolve out-of-band and empty buffers; deliver once all are in."""

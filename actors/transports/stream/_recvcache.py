@@ -12,15 +12,22 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["MIN_CACHED", "RecvCache", "cache"]
+__all__ = ["MIN_CACHED", "RecvCache", "cache", "empty_bytes"]
 
 #: Buffers from this size on come from the cache.
 MIN_CACHED = 1 << 20
+
+
+def empty_bytes(nbytes: int) -> np.ndarray[Any, Any]:
+    """An uninitialised ``uint8`` array (numpy loads with the first large buffer)."""
+    import numpy as np
+
+    return np.empty(nbytes, np.uint8)
 
 
 class RecvCache:
@@ -41,9 +48,7 @@ class RecvCache:
             if base is not None:
                 self._idle -= size
         if base is None:
-            import numpy as np  # loaded by the first large message only
-
-            base = np.empty(size, np.uint8)
+            base = empty_bytes(size)
         view = base[:nbytes]
         weakref.finalize(view, self._put, base).atexit = False
         return view.data
