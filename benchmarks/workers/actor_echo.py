@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import statistics
 import sys
 import time
@@ -46,12 +47,17 @@ class Sink(Actor):
 
 
 async def serve(url: str) -> None:
-    """Serve ``echo`` and ``sink`` at ``url`` until killed (or the client closes)."""
+    """Serve ``echo`` and ``sink`` at ``url`` until SIGTERM or SIGINT, then close cleanly
+    (an MPI process that is killed leaves its MPICH segment in /dev/shm)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     async with ActorSystem("bench-actors-server") as system:
         system.spawn(Echo, name="echo")
         system.spawn(Sink, name="sink", mailbox_size=64)
         print(json.dumps({"ready": await system.serve(url)}), flush=True)
-        await asyncio.Event().wait()
+        await stop.wait()
 
 
 async def _asks(ref: ActorRef, message: Any, rounds: int) -> list[float]:
