@@ -42,7 +42,7 @@ from . import (  # noqa: F401  (register the parts)
     transports,
 )
 from .harness import mpiexec
-from .machine import describe_machine, versions
+from .machine import compile_bytecode, describe_machine, versions
 from .parts import BY_NAME_ONLY, ORDER, PARTS, Context, PartResult
 
 __all__ = ["main"]
@@ -255,6 +255,7 @@ def _main(args: argparse.Namespace, argv: list[str] | None) -> int:
         "load": ctx.load,
         "machine": describe_machine(),
         "versions": versions(mpiexec()),
+        "bytecode": compile_bytecode(),
     }
     doc["parts"] = run_parts(names, ctx, console)
     doc["plots"] = _plots(console, ctx.out, doc["parts"], ctx.device)

@@ -34,7 +34,9 @@ def _head(doc: dict[str, Any], part: dict[str, Any]) -> str:
         f"Python {v['python']}, numpy {v['numpy']}, mpi4py {v['mpi4py']} "
         f"({v['mpi_library']}), ucxx {v['ucxx']}, uvloop {v['uvloop']}. "
         f"Command: `{' '.join(doc['command'])}` ({doc['started']}, "
-        f"{part.get('rounds', 1)} round(s), {doc.get('device', 'host')} memory)."
+        f"{part.get('rounds', 1)} round(s), {doc.get('device', 'host')} memory"
+        + (", bytecode compiled" if doc.get("bytecode", {}).get("ok") else "")
+        + ")."
     )
 
 

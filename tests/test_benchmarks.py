@@ -58,6 +58,7 @@ def test_results_json_is_well_formed(quick_run: tuple[Path, dict[str, Any], str]
     assert {"cpu", "cores", "memory_gib", "os"} <= set(doc["machine"])
     assert doc["versions"]["python"] == sys.version.split()[0]
     assert {"numpy", "mpi4py", "mpi_library", "ucxx", "uvloop"} <= set(doc["versions"])
+    assert doc["bytecode"] == {"compiled": ["actors", "benchmarks"], "ok": True}
     assert set(doc["parts"]) == PARTS
     for name, part in doc["parts"].items():
         assert part["status"] in ("ok", "skipped"), (name, part)
