@@ -52,6 +52,9 @@ def ensure_venv(extras: str) -> None:
     # setuptools' notice that an editable install is one (a screenful) is no news here
     quiet = {**os.environ, "PYTHONWARNINGS": "ignore:Editable installation"}
     run(PY, "-m", "pip", "install", "--quiet", "-e", f".{extras}", env=quiet)
+    # as pip does for a package it installs: every process then loads bytecode, even
+    # where PYTHONDONTWRITEBYTECODE stops Python from writing it on first import
+    run(PY, "-m", "compileall", "-q", "actors")
     stamp.write_text(digest)
 
 

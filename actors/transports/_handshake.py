@@ -39,8 +39,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import os
 import socket
 from typing import Protocol
@@ -98,7 +96,17 @@ def proof_size(extra_len: int = 0) -> int:
 def _mac(secret: bytes | None, context: bytes, role: bytes, transcript: bytes) -> bytes:
     if secret is None:
         return _ZERO_MAC
+    import hashlib  # here: a link without a secret never loads OpenSSL (~1 ms of start-up)
+    import hmac
+
     return hmac.new(secret, DOMAIN + context + role + transcript, hashlib.sha256).digest()
+
+
+def _proves(secret: bytes, context: bytes, role: bytes, transcript: bytes, mac: bytes) -> bool:
+    """Whether ``mac`` is ``role``'s MAC of ``transcript`` (compared in constant time)."""
+    import hmac
+
+    return hmac.compare_digest(_mac(secret, context, role, transcript), mac)
 
 
 def _record(secret: bytes | None, nonce: bytes, extra: bytes) -> bytes:
@@ -157,7 +165,7 @@ async def _accept(
         if flags & _HAS_SECRET:
             await _send_status(channel, _REFUSED)
             raise AuthenticationError(f"{peer} presented a secret but this listener has none")
-    elif not hmac.compare_digest(_mac(secret, context, b"|connector|", transcript), mac_c):
+    elif not _proves(secret, context, b"|connector|", transcript, mac_c):
         await _send_status(channel, _REFUSED)
         raise AuthenticationError(f"{peer} presented a wrong or missing secret")
     await channel.send(bytes([_OK]) + _mac(secret, context, b"|listener|", transcript))
@@ -198,9 +206,7 @@ async def _connect(
         raise AuthenticationError(f"{peer} refused the connection: secrets differ")
     if verdict[0] != _OK:
         raise ProtocolError(f"{peer} refused the handshake (status {verdict[0]})")
-    if secret is not None and not hmac.compare_digest(
-        _mac(secret, context, b"|listener|", transcript), verdict[1:]
-    ):
+    if secret is not None and not _proves(secret, context, b"|listener|", transcript, verdict[1:]):
         raise AuthenticationError(f"{peer} could not prove it knows the shared secret")
     return hello[_HEAD + NONCE :]
 
