@@ -17,6 +17,7 @@ peers``); it takes about 5 minutes with every peer installed.
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 from typing import Any
 
@@ -43,10 +44,29 @@ WORKLOADS: list[tuple[str, str, bool, float]] = [
 ]
 
 
+#: start-up figure: the median of this many fresh processes (the full run is one of them)
+STARTUP_SAMPLES = 5
+
+
 def _measure(peer: str, ctx: Context) -> dict[str, Any]:
-    argv = [python(), "-m", "benchmarks.workers.peers", peer, "--repeat", "2" if ctx.quick else "5"]
-    if ctx.quick:
-        argv.append("--quick")
+    """One peer's figures; its start-up is the median of several fresh processes
+    (one sample swings by tens of ms), the samples kept in ``startup_samples_s``."""
+    worker = [python(), "-m", "benchmarks.workers.peers", peer, *(["--quick"] if ctx.quick else [])]
+    result = _run_worker([*worker, "--repeat", "2" if ctx.quick else "5"], peer, ctx)
+    if "results" not in result:
+        return result
+    samples = [result["results"]["startup_s"]]
+    for _ in range(1 if ctx.quick else STARTUP_SAMPLES - 1):
+        more = _run_worker([*worker, "--startup-only"], peer, ctx)
+        if "results" not in more:
+            return more
+        samples.append(more["results"]["startup_s"])
+    result["results"]["startup_s"] = statistics.median(samples)
+    result["startup_samples_s"] = samples
+    return result
+
+
+def _run_worker(argv: list[str], peer: str, ctx: Context) -> dict[str, Any]:
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=ctx.timeout * 2)
     except subprocess.TimeoutExpired:

@@ -67,3 +67,16 @@ def test_comparison_ratios_and_targets() -> None:
     startup = by["start-up s"]  # lower is better: ratio = peer / ours
     assert startup["ratio"] == pytest.approx(0.2 / 0.3) and startup["met"] is False
     assert by["10,000 tells/s"]["ratio"] is None
+
+
+def test_startup_only_reports_the_startup_alone() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.workers.peers", "hep-actors shm", "--startup-only"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(result["results"]) == {"startup_s"}
+    assert 0 < result["results"]["startup_s"] < 60

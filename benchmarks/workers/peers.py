@@ -11,7 +11,8 @@ Ours runs twice per transport: with the defaults, and with ``ACTORS_LOOP_SPIN_US
 ("loop spin", the opt-in that keeps an idle event loop polling for 100 µs after traffic).
 
 - ``startup_s``: from this process's start (before importing the framework)
-  to the first reply from the actor in the other process;
+  to the first reply from the actor in the other process (``--startup-only``:
+  that figure alone, the actor then stopped);
 - ``small_ask_per_s``: sequential asks of one small integer;
 - ``outstanding_ask_per_s``: 1,000 asks outstanding at once, then all replies;
 - ``tell_per_s``: 10,000 one-way messages, then one ask that follows them
@@ -56,7 +57,9 @@ Array = np.ndarray[Any, Any]
 class Workloads:
     """The workloads' sizes and the figures they produce (one round each)."""
 
-    def __init__(self, quick: bool) -> None:
+    def __init__(self, quick: bool, startup_only: bool = False) -> None:
+        #: measure the start-up and stop (the part runs several such processes)
+        self.startup_only = startup_only
         self.small = SMALL_ASKS // 10 if quick else SMALL_ASKS
         self.outstanding = OUTSTANDING
         self.tells = TELLS // 10 if quick else TELLS
@@ -151,6 +154,8 @@ async def _ours_client(address: str, work: Workloads, repeat: int) -> dict[str, 
         ref = await system.remote(address, "echo", timeout=30)
         await ref.ask(("count", None), timeout=30)
         startup = time.perf_counter() - STARTED
+        if work.startup_only:
+            return {"startup_s": startup}
 
         async def one_round() -> dict[str, float]:
             elapsed = {}
@@ -197,6 +202,8 @@ def _ray(work: Workloads, repeat: int) -> dict[str, float]:
         actor = ray.remote(_PlainEcho).remote()
         ray.get(actor.count.remote())
         startup = time.perf_counter() - STARTED
+        if work.startup_only:
+            return {"startup_s": startup}
 
         def one_round() -> dict[str, float]:
             elapsed = {}
@@ -263,6 +270,8 @@ def _dask(work: Workloads, repeat: int) -> dict[str, float]:
         actor = client.submit(_PlainEcho, actor=True).result()
         actor.count().result()
         startup = time.perf_counter() - STARTED
+        if work.startup_only:
+            return {"startup_s": startup}
 
         def one_round() -> dict[str, float]:
             elapsed = {}
@@ -330,6 +339,8 @@ async def _xoscar(work: Workloads, repeat: int) -> dict[str, float]:
         )
         await actor.count()
         startup = time.perf_counter() - STARTED
+        if work.startup_only:
+            return {"startup_s": startup}
 
         async def one_round() -> dict[str, float]:
             elapsed = {}
@@ -395,6 +406,8 @@ def _thespian(work: Workloads, repeat: int) -> dict[str, float]:
         actor = system.createActor(_ThespianEcho)
         system.ask(actor, ("count", None), 30)
         startup = time.perf_counter() - STARTED
+        if work.startup_only:
+            return {"startup_s": startup}
 
         def one_round() -> dict[str, float]:
             elapsed = {}
@@ -439,8 +452,8 @@ PEERS: dict[str, tuple[str, Callable[[Workloads, int], dict[str, float] | Awaita
 }
 
 
-def run_peer(name: str, quick: bool, repeat: int) -> dict[str, Any]:
-    """One peer's figures, or a skip with the reason."""
+def run_peer(name: str, quick: bool, repeat: int, startup_only: bool = False) -> dict[str, Any]:
+    """One peer's figures (only ``startup_s`` with ``startup_only``), or a skip with the reason."""
     module, runner = PEERS[name]
     try:
         __import__(module)
@@ -449,7 +462,7 @@ def run_peer(name: str, quick: bool, repeat: int) -> dict[str, Any]:
             "peer": name,
             "skipped": f"{module} is not installed ({exc}); pip install 'hep-actors[peers]'",
         }
-    work = Workloads(quick)
+    work = Workloads(quick, startup_only)
     result = runner(work, repeat)
     if asyncio.iscoroutine(result):
         result = asyncio.run(result)
@@ -461,8 +474,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("peer", choices=sorted(PEERS))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--startup-only", action="store_true", help="measure the start-up only")
     args = ap.parse_args(argv)
-    print(json.dumps(run_peer(args.peer, args.quick, args.repeat)), flush=True)
+    print(json.dumps(run_peer(args.peer, args.quick, args.repeat, args.startup_only)), flush=True)
 
 
 if __name__ == "__main__":
