@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from .errors import ConfigError
 
@@ -96,9 +95,11 @@ def parse_cpu_list(text: str) -> frozenset[int]:
     return frozenset(cpus)
 
 
-@dataclass(frozen=True)
-class Setting(Generic[T]):
-    """One environment variable: name, default, parser, unit and meaning."""
+class Setting(NamedTuple, Generic[T]):
+    """One environment variable: name, default, parser, unit and meaning.
+
+    A named tuple (immutable; cheaper to define than a frozen dataclass, and this module
+    is imported by every process that opens a link)."""
 
     name: str
     default: T

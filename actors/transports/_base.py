@@ -41,9 +41,8 @@ import abc
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 from ..errors import PeerLost
 
@@ -64,9 +63,8 @@ DEFAULT_MAX_MESSAGE_SIZE = 8 << 30
 Message = tuple[bytes, list[Any]]
 
 
-@dataclass(frozen=True)
-class Capabilities:
-    """What a backend can do; callers choose by it, benchmarks report it.
+class Capabilities(NamedTuple):
+    """What a backend can do; callers choose by it, benchmarks report it (immutable).
 
     ``zero_copy_receive``: received buffers are not copied again after the
     transport writes them (receive lands in the final allocation or in shared
