@@ -110,7 +110,9 @@ def array_from_meta(meta: Any, buffer: Any) -> np.ndarray[Any, Any]:
         descr, shape = meta
         dtype = dtype_of_descr(descr)
         if not dtype.itemsize:
-            return np.empty(shape, dtype=dtype)
+            # no bytes to wrap; np.empty would widen S0/U0 to one byte or character per
+            # element and allocate what a hostile shape asks for (2**31 elements: 2 GiB)
+            return np.ndarray(shape, dtype=dtype, buffer=b"")
         flat = np.frombuffer(buffer, dtype=dtype)
         if len(shape) == 1 and flat.shape[0] == shape[0]:
             return flat

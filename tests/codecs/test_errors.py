@@ -6,6 +6,7 @@ import enum
 import os
 import subprocess
 import sys
+import tracemalloc
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -184,6 +185,26 @@ def test_buffer_of_wrong_size_is_codec_error_naming_sizes() -> None:
     header, _ = encode(np.zeros((2, 3)))
     with pytest.raises(CodecError, match="40 bytes"):
         decode(header, [bytes(40)])
+
+
+def test_zero_size_items_with_a_huge_shape_allocate_nothing() -> None:
+    """A header naming 2**31 items of zero bytes each (found by the slow decode fuzzer):
+    np.empty widened |S0 to one byte per item and allocated 2 GiB."""
+    header = b"\xc7\x1c\x01\x94\xadnumpy.ndarray\x92\xa3|S0\x91\xce\x80\x00\x00\x00\x00\x01"
+    tracemalloc.start()
+    try:
+        arr = decode(header, [np.array([], dtype=np.uint8)])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert arr.shape == (2**31,) and arr.nbytes == 0
+    assert peak < 1 << 20, f"{peak} bytes allocated"
+
+
+def test_zero_size_structured_items_round_trip() -> None:
+    sent = np.zeros((4, 2), dtype=[])
+    back = roundtrip(sent)
+    assert back.dtype == sent.dtype and back.shape == (4, 2)
 
 
 @settings(max_examples=300, deadline=None)
