@@ -110,10 +110,14 @@ def _is_awkward_array(cls: type) -> bool:
     return _top_module(cls) == "awkward" and cls.__name__ == "Array"
 
 
+def _register_lazy(module: str, attr: str, name: str) -> None:
+    register_codec(None, LazyCodec(module, attr, name), name)
+
+
 def register_builtin_codecs() -> None:
     """Register the numpy, cupy, awkward and pickle codecs (imports none of them)."""
-    register_codec(None, LazyCodec("._arrays", "NumpyCodec", "numpy.ndarray"), "numpy.ndarray")
-    register_codec(None, LazyCodec("._arrays", "NumpyScalarCodec", "numpy.scalar"), "numpy.scalar")
+    _register_lazy("._arrays", "NumpyCodec", "numpy.ndarray")
+    _register_lazy("._arrays", "NumpyScalarCodec", "numpy.scalar")
     masked = RefusedCodec(
         "numpy masked arrays would lose their mask; send .data and .mask as two arrays"
     )
@@ -121,8 +125,8 @@ def register_builtin_codecs() -> None:
     register_structural(_is_masked_array, "numpy.ma.MaskedArray")
     register_structural(_is_numpy_scalar, "numpy.scalar")
     register_structural(_is_numpy_array, "numpy.ndarray")
-    register_codec(None, LazyCodec("._arrays", "CupyCodec", "cupy.ndarray"), "cupy.ndarray")
+    _register_lazy("._arrays", "CupyCodec", "cupy.ndarray")
     register_structural(_is_cupy_array, "cupy.ndarray")
-    register_codec(None, LazyCodec("._awkward", "AwkwardCodec", "awkward.Array"), "awkward.Array")
+    _register_lazy("._awkward", "AwkwardCodec", "awkward.Array")
     register_structural(_is_awkward_array, "awkward.Array")
     register_codec(None, PickleCodec(), PICKLE)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ...errors import ProtocolError
+from ._recvcache import empty_bytes
 
 if TYPE_CHECKING:
     import numpy as np
@@ -126,9 +127,7 @@ class SendPool:
 
 
 def _unmap(seg: Segment) -> None:
-    import numpy as np  # loaded already: the segment holds an array
-
-    seg.array = np.empty(0, np.uint8)
+    seg.array = empty_bytes(0)
     with contextlib.suppress(BufferError):  # a staging view lives on; the map goes with it
         seg.mm.close()
     os.close(seg.fd)
