@@ -13,6 +13,7 @@ actually decoded.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -156,7 +157,13 @@ class NumpyScalarCodec:
 
 
 class CupyCodec:
-    """cupy arrays: the buffer is device memory; received host memory is copied once."""
+    """cupy arrays: the buffer is device memory; received host memory is copied once.
+
+    decode raises CodecError, before importing cupy or touching the device, for a
+    dtype cupy cannot hold (anything but bool and numbers: no zero-size items) and
+    for a host buffer whose size is not the shape's; for a device buffer of the
+    wrong size after viewing it.
+    """
 
     def encode(self, obj: Any) -> tuple[Any, list[Any]]:
         meta, flat = array_meta(obj)
@@ -164,6 +171,10 @@ class CupyCodec:
 
     def decode(self, meta: Any, buffers: list[Any]) -> Any:
         (buffer,) = buffers
+        dtype, shape, nbytes = _device_layout(meta)
+        on_device = is_device(buffer)
+        if not on_device and _size(buffer) != nbytes:
+            raise _wrong_size(dtype, shape, nbytes, _size(buffer))
         try:
             cp = optional_module("cupy", "gpu")
         except BackendUnavailable as exc:
@@ -172,12 +183,39 @@ class CupyCodec:
                 "arrays: cupy is not installed here; install 'hep-actors[gpu]' on the "
                 f"receiving side ({exc})"
             ) from exc
-        descr, shape = meta
-        dtype = dtype_of_descr(descr)
-        if is_device(buffer):  # a device receive: view it
+        if on_device:  # a device receive: view it
             flat = cp.asarray(buffer).reshape(-1).view(cp.uint8)
+            if flat.size != nbytes:
+                raise _wrong_size(dtype, shape, nbytes, flat.size)
         else:  # staged through host memory: one copy to the device
             flat = cp.asarray(np.frombuffer(buffer, dtype=np.uint8))
-        if not dtype.itemsize:
-            return cp.empty(shape, dtype=dtype)
         return flat.view(dtype).reshape(shape)
+
+
+#: the dtype kinds a cupy array can hold: bool, signed, unsigned, float, complex
+_DEVICE_KINDS = frozenset("biufc")
+
+
+def _device_layout(meta: Any) -> tuple[np.dtype[Any], tuple[int, ...], int]:
+    """(dtype, shape, bytes) of the cupy array ``meta`` describes; CodecError if invalid."""
+    try:
+        descr, raw_shape = meta
+        dtype = dtype_of_descr(descr)
+        shape = tuple(int(n) for n in raw_shape if type(n) is int and n >= 0)
+        if len(shape) != len(raw_shape):
+            raise ValueError(f"shape {raw_shape!r} is not a list of counts")
+    except (TypeError, ValueError) as exc:
+        raise CodecError(f"cannot rebuild a cupy array from meta {meta!r}: {exc}") from exc
+    if dtype.kind not in _DEVICE_KINDS:
+        raise CodecError(
+            f"cannot rebuild a cupy array of dtype {dtype} (meta {meta!r}): cupy arrays "
+            "hold only bool and numeric items"
+        )
+    return dtype, shape, math.prod(shape) * dtype.itemsize
+
+
+def _wrong_size(dtype: np.dtype[Any], shape: tuple[int, ...], nbytes: int, got: Any) -> CodecError:
+    return CodecError(
+        f"cannot rebuild a cupy array of dtype {dtype} and shape {list(shape)} "
+        f"({nbytes} bytes) from a buffer of {got} bytes"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,51 @@ def test_host_staged_cupy_array_without_cupy_names_the_gpu_extra(
     monkeypatch.setattr(_arrays, "optional_module", missing)
     with pytest.raises(CodecError, match=r"hep-actors\[gpu\]"):
         decode_parts("cupy.ndarray", ["<f4", [2]], [bytes(8)])
+
+
+def _numpy_as_cupy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Stand numpy in for cupy in the codec; returns the modules it was asked for."""
+    asked: list[str] = []
+
+    def fake(name: str, extra: str) -> Any:
+        asked.append(name)
+        return SimpleNamespace(asarray=np.asarray, uint8=np.uint8)
+
+    monkeypatch.setattr(_arrays, "optional_module", fake)
+    return asked
+
+
+@pytest.mark.parametrize(
+    ("meta", "size", "message"),
+    [
+        (["|S0", [2**31]], 0, "hold only bool and numeric"),  # np.empty gave 2 GiB
+        (["|V0", [2**40]], 0, "hold only bool and numeric"),
+        ([[], [2**40]], 0, "hold only bool and numeric"),
+        (["<M8[s]", [1]], 8, "hold only bool and numeric"),
+        (["<f4", [3]], 8, r"shape \[3\] \(12 bytes\) from a buffer of 8 bytes"),
+        (["<f4", [-1]], 8, "not a list of counts"),
+        (["<f4", [True]], 4, "not a list of counts"),
+        (["<f4"], 8, "cannot rebuild a cupy array from meta"),
+    ],
+)
+def test_hostile_cupy_meta_is_refused_before_cupy_or_the_device(
+    monkeypatch: pytest.MonkeyPatch, meta: Any, size: int, message: str
+) -> None:
+    asked = _numpy_as_cupy(monkeypatch)
+    with pytest.raises(CodecError, match=message):
+        decode_parts("cupy.ndarray", meta, [bytes(size)])
+    assert asked == []
+
+
+@pytest.mark.parametrize("shape", [[0], [2, 0, 3], [5], [2, 3]])
+def test_host_staged_cupy_array_is_viewed_with_its_shape(
+    monkeypatch: pytest.MonkeyPatch, shape: list[int]
+) -> None:
+    asked = _numpy_as_cupy(monkeypatch)
+    sent = np.arange(int(np.prod(shape)), dtype="<i8").reshape(shape)
+    out = decode_parts("cupy.ndarray", ["<i8", shape], [memoryview(sent.tobytes())])
+    assert asked == ["cupy"]
+    assert out.dtype == np.dtype("<i8") and np.array_equal(out, sent)
 
 
 def _cupy_or_skip() -> Any:
