@@ -6,6 +6,7 @@
     mpiexec -n 3 python tests/transports/mpi_peer.py multi
     mpiexec -n 1 python tests/transports/mpi_peer.py echo <port-file>
     mpiexec -n 1 python tests/transports/mpi_peer.py hub <port-file> <port-file>
+    mpiexec -n 2 python tests/transports/mpi_peer.py closers
 
 ``server`` accepts one link, receives one message, then waits in ``recv`` while
 the ``victim`` SIGKILLs itself; it prints JSON with the exception type, message
@@ -16,6 +17,8 @@ time; every side checks that nothing mixes. ``hub`` connects to two ``echo``
 listeners *at the same time* (as a controller with two port-file links does),
 exchanges messages with both, and closes; it is the regression check of a
 segmentation fault: two MPI ``Connect`` calls running at once in two threads.
+``closers``: rank 0 closes its link first, rank 1 when its ``recv`` says so; rank
+0 reports how its close-time drain ended and after how many seconds.
 """
 
 from __future__ import annotations
@@ -155,9 +158,38 @@ async def hub(urls: list[str]) -> None:
     report(role="hub", links=len(links))
 
 
+async def closers() -> None:
+    from mpi4py import MPI
+
+    from actors.transports.mpi import _drain
+
+    if MPI.COMM_WORLD.Get_rank() == 1:
+        link = await connect("mpi://rank/0", timeout=30)
+        await link.send(b"ready")
+        outcome = await _outcome(link.recv())
+        await link.close()
+        report(rank=1, recv=outcome)
+        return
+    async with await listen("mpi://rank/0") as listener:
+        link = await listener.accept()
+        assert (await link.recv())[0] == b"ready"
+        start = time.monotonic()
+        await link.close()
+        drains = list(_drain._draining)
+        done, _ = await asyncio.wait(drains, timeout=8) if drains else (set(), set())
+        report(
+            rank=0,
+            drains=len(drains),
+            ended=len(done),
+            exceptions=[repr(t.exception()) for t in done if t.exception() is not None],
+            left_for_exit=len(_drain._at_exit),
+            seconds=round(time.monotonic() - start, 3),
+        )
+
+
 def main(argv: list[str]) -> None:
-    if argv[0] == "multi":
-        asyncio.run(multi())
+    if argv[0] in ("multi", "closers"):
+        asyncio.run(multi() if argv[0] == "multi" else closers())
         return
     urls = [f"mpi://port-file/{Path(arg).absolute()}" for arg in argv[1:]]
     if argv[0] == "hub":

@@ -135,6 +135,22 @@ def test_three_ranks_two_links_do_not_mix(tmp_path: Path) -> None:
 
 
 @pytest.mark.mpi
+def test_the_side_that_closes_second_sends_its_bye_too(tmp_path: Path) -> None:
+    """Regression: after the peer's BYE, the second side to close sent none, so the
+    first kept draining for its BYE until the drain's limit (10 s) or, at exit, for
+    another second (every mpi:// launch ended a second late)."""
+    proc = _start(tmp_path, "-n", "2", str(HERE / "mpi_peer.py"), "closers")
+    rc, _, err = _finish(proc, timeout=60)
+    assert rc == 0, err[-3000:]
+    rows = {r["rank"]: r for r in _rows(tmp_path)}
+    assert rows[1]["recv"]["error"] == "PeerLost", rows
+    first = rows[0]
+    assert first["drains"] == 1 and first["ended"] == 1, first
+    assert first["exceptions"] == [] and first["left_for_exit"] == 0, first
+    assert first["seconds"] < 5, first  # the drain ends with the BYE, well before its limit
+
+
+@pytest.mark.mpi
 @pytest.mark.usefixtures("mpich_segments_of_killed_ranks")
 def test_killed_peer_gives_peer_lost_and_survivor_lives(tmp_path: Path) -> None:
     port_file = str(tmp_path / "kill.port")

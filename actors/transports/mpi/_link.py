@@ -501,14 +501,17 @@ class MPILink(Link):
         if self._closed:
             return
         self._closed = True
-        if self._lost is None:  # also when the peer is closing: it drains up to our BYE
+        # the peer drains up to our BYE while it closes, also after sending its own
+        # (before, the side that closed second sent none: the first waited out its drain)
+        peer_waits = self._lost is None or self._bye_received
+        if peer_waits:
             bye = pack_header(KIND_BYE, b"", [], [])
             req = self._comm.Isend([bye, self._byte], self._remote, TAG_HEADER)
             with contextlib.suppress(PeerLost, TimeoutError):
                 async with asyncio.timeout(1.0):
                     await self._complete([req], bye, sending=False)
         if self._side is not None:
-            await self._side.close(goodbye=self._lost is None)
+            await self._side.close(goodbye=peer_waits)
         drain = self._lost is None and not self._bye_received
         self._lose(f"link to {self.peer} is closed")
         if drain:
