@@ -501,8 +501,7 @@ class MPILink(Link):
         if self._closed:
             return
         self._closed = True
-        # the peer drains up to our BYE while it closes, also after sending its own
-        # (before, the side that closed second sent none: the first waited out its drain)
+        # a peer that closed gracefully drains up to our BYE, also once its own BYE is in
         peer_waits = self._lost is None or self._bye_received
         if peer_waits:
             bye = pack_header(KIND_BYE, b"", [], [])
