@@ -129,7 +129,7 @@ def _parser() -> argparse.ArgumentParser:
         "--select",
         metavar="REGEX",
         type=_regex,
-        help="events and hlt: run only the series whose label matches, e.g. "
+        help="events, hlt, scale, sizing: run only the series whose label matches, e.g. "
         "'empty f1 s[14]|offload example' (labels: 'tcp empty f2 s4', "
         "'shm 1 MiB one way f1 s1', 'offloaded, 1 remote (mpi)')",
     )
@@ -219,8 +219,31 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; SIGTERM and Ctrl-C still kill every worker process group."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _check_part_options(parser, args)
     return run_main(lambda: _main(args, argv), args)
+
+
+#: options that only some parts use: (the parts, who uses it, in the error message)
+_PART_OPTIONS = {
+    "load": (("events",), "only the events part"),
+    "select": (
+        ("events", "hlt", "scale", "sizing", "all"),
+        "only the events, hlt, scale and sizing parts (and all)",
+    ),
+}
+
+
+def _check_part_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit with a usage error for an option that the chosen part would ignore:
+    results.json would record it as if it had applied (``sizing --load 2`` is not
+    a loaded run)."""
+    for option, (parts, users) in _PART_OPTIONS.items():
+        if getattr(args, option) and args.part not in parts:
+            parser.error(
+                f"--{option}: {users} use{'s' if len(parts) == 1 else ''} it, not {args.part!r}"
+            )
 
 
 def _main(args: argparse.Namespace, argv: list[str] | None) -> int:

@@ -272,6 +272,14 @@ BENCH_CASES = [
     (["--repeat", "0"], r"error: --repeat: must be >= 1, got 0$", 2),
     (["--select", "("], r"error: --select: not a regular expression: ", 2),
     (["nosuch"], r"error: part: invalid choice: 'nosuch'", 2),
+    (["sizing", "--load", "2"], r"error: --load: only the events part uses it, not 'sizing'$", 2),
+    (["all", "--load", "1"], r"error: --load: only the events part uses it, not 'all'$", 2),
+    (
+        ["peers", "--select", "tcp"],
+        r"error: --select: only the events, hlt, scale and sizing parts \(and all\) use it, "
+        r"not 'peers'$",
+        2,
+    ),
 ]
 
 
