@@ -19,6 +19,7 @@ import re
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--transports",
         type=_transports,
-        default=list(TRANSPORTS),
+        default=None,
         metavar="LIST",
         help="comma-separated subset of tcp,shm,mpi,ucx (default: all)",
     )
@@ -122,8 +123,8 @@ def _parser() -> argparse.ArgumentParser:
         type=positive_int,
         default=1,
         metavar="N",
-        help="rounds over the transport series; the best round per size is "
-        "kept (use 2-3 on a shared, noisy machine)",
+        help="transports, events, hlt, sizing: rounds over the series; the best round "
+        "per size is kept (use 2-3 on a shared, noisy machine)",
     )
     ap.add_argument(
         "--select",
@@ -225,12 +226,31 @@ def main(argv: list[str] | None = None) -> int:
     return run_main(lambda: _main(args, argv), args)
 
 
-#: options that only some parts use: (the parts, who uses it, in the error message)
-_PART_OPTIONS = {
-    "load": (("events",), "only the events part"),
+_TRANSPORT_PARTS = ("transports", "products", "actors", "events", "hlt", "all")
+
+#: options that only some parts use: the parts, who uses it (for the error message), and
+#: whether the option was given (a non-default value)
+_PART_OPTIONS: dict[str, tuple[tuple[str, ...], str, Callable[[Any], bool]]] = {
+    "load": (("events",), "only the events part uses", bool),
     "select": (
         ("events", "hlt", "scale", "sizing", "all"),
-        "only the events, hlt, scale and sizing parts (and all)",
+        "only the events, hlt, scale and sizing parts (and all) use",
+        lambda value: value is not None,
+    ),
+    "transports": (
+        _TRANSPORT_PARTS,
+        "only the transports, products, actors, events and hlt parts (and all) use",
+        lambda value: value is not None,
+    ),
+    "repeat": (
+        ("transports", "events", "hlt", "sizing", "all"),
+        "only the transports, events, hlt and sizing parts (and all) use",
+        lambda value: value != 1,
+    ),
+    "device": (
+        ("transports", "products", "all"),
+        "only the transports and products parts (and all) use",
+        lambda value: value != "host",
     ),
 }
 
@@ -239,11 +259,9 @@ def _check_part_options(parser: argparse.ArgumentParser, args: argparse.Namespac
     """Exit with a usage error for an option that the chosen part would ignore:
     results.json would record it as if it had applied (``sizing --load 2`` is not
     a loaded run)."""
-    for option, (parts, users) in _PART_OPTIONS.items():
-        if getattr(args, option) and args.part not in parts:
-            parser.error(
-                f"--{option}: {users} use{'s' if len(parts) == 1 else ''} it, not {args.part!r}"
-            )
+    for option, (parts, users, given) in _PART_OPTIONS.items():
+        if given(getattr(args, option)) and args.part not in parts:
+            parser.error(f"--{option}: {users} it, not {args.part!r}")
 
 
 def _main(args: argparse.Namespace, argv: list[str] | None) -> int:
@@ -256,7 +274,7 @@ def _main(args: argparse.Namespace, argv: list[str] | None) -> int:
     ctx = Context(
         quick=args.quick,
         out=args.out,
-        transports=args.transports,
+        transports=args.transports or list(TRANSPORTS),
         device=args.device,
         repeat=args.repeat,
         log=log,

@@ -280,6 +280,24 @@ BENCH_CASES = [
         r"not 'peers'$",
         2,
     ),
+    (
+        ["peers", "--transports", "mpi"],
+        r"error: --transports: only the transports, products, actors, events and hlt parts "
+        r"\(and all\) use it, not 'peers'$",
+        2,
+    ),
+    (
+        ["peers", "--repeat", "3"],
+        r"error: --repeat: only the transports, events, hlt and sizing parts \(and all\) use "
+        r"it, not 'peers'$",
+        2,
+    ),
+    (
+        ["events", "--device", "gpu"],
+        r"error: --device: only the transports and products parts \(and all\) use it, "
+        r"not 'events'$",
+        2,
+    ),
 ]
 
 
