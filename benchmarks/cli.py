@@ -226,42 +226,38 @@ def main(argv: list[str] | None = None) -> int:
     return run_main(lambda: _main(args, argv), args)
 
 
-_TRANSPORT_PARTS = ("transports", "products", "actors", "events", "hlt", "all")
-
-#: options that only some parts use: the parts, who uses it (for the error message), and
-#: whether the option was given (a non-default value)
-_PART_OPTIONS: dict[str, tuple[tuple[str, ...], str, Callable[[Any], bool]]] = {
-    "load": (("events",), "only the events part uses", bool),
-    "select": (
-        ("events", "hlt", "scale", "sizing", "all"),
-        "only the events, hlt, scale and sizing parts (and all) use",
-        lambda value: value is not None,
-    ),
+#: options that only some parts use: those parts ("all" runs them too), and whether the
+#: option was given (a value other than its default)
+_PART_OPTIONS: dict[str, tuple[tuple[str, ...], Callable[[Any], bool]]] = {
+    "load": (("events",), bool),
+    "select": (("events", "hlt", "scale", "sizing"), lambda value: value is not None),
     "transports": (
-        _TRANSPORT_PARTS,
-        "only the transports, products, actors, events and hlt parts (and all) use",
+        ("transports", "products", "actors", "events", "hlt"),
         lambda value: value is not None,
     ),
-    "repeat": (
-        ("transports", "events", "hlt", "sizing", "all"),
-        "only the transports, events, hlt and sizing parts (and all) use",
-        lambda value: value != 1,
-    ),
-    "device": (
-        ("transports", "products", "all"),
-        "only the transports and products parts (and all) use",
-        lambda value: value != "host",
-    ),
+    "repeat": (("transports", "events", "hlt", "sizing"), lambda value: value != 1),
+    "device": (("transports", "products"), lambda value: value != "host"),
 }
+#: what "all" does not take: it would apply to one part and be recorded for every part
+_NOT_FOR_ALL = {"load"}
 
 
 def _check_part_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Exit with a usage error for an option that the chosen part would ignore:
     results.json would record it as if it had applied (``sizing --load 2`` is not
     a loaded run)."""
-    for option, (parts, users, given) in _PART_OPTIONS.items():
-        if given(getattr(args, option)) and args.part not in parts:
-            parser.error(f"--{option}: {users} it, not {args.part!r}")
+    for option, (parts, given) in _PART_OPTIONS.items():
+        takes = parts if option in _NOT_FOR_ALL else (*parts, "all")
+        if given(getattr(args, option)) and args.part not in takes:
+            parser.error(f"--{option}: only {_who_uses(option, parts)} it, not {args.part!r}")
+
+
+def _who_uses(option: str, parts: tuple[str, ...]) -> str:
+    """``the events part uses`` / ``the a, b and c parts (and all) use``."""
+    if len(parts) == 1:
+        return f"the {parts[0]} part uses"
+    also = "" if option in _NOT_FOR_ALL else " (and all)"
+    return f"the {', '.join(parts[:-1])} and {parts[-1]} parts{also} use"
 
 
 def _main(args: argparse.Namespace, argv: list[str] | None) -> int:
