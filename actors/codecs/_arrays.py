@@ -173,8 +173,8 @@ class CupyCodec:
         (buffer,) = buffers
         dtype, shape, nbytes = _device_layout(meta)
         on_device = is_device(buffer)
-        if not on_device and _size(buffer) != nbytes:
-            raise _wrong_size(dtype, shape, nbytes, _size(buffer))
+        if not on_device and (size := _size(buffer)) != nbytes:
+            raise _wrong_size(dtype, shape, nbytes, size)
         try:
             cp = optional_module("cupy", "gpu")
         except BackendUnavailable as exc:
@@ -201,7 +201,7 @@ def _device_layout(meta: Any) -> tuple[np.dtype[Any], tuple[int, ...], int]:
     try:
         descr, raw_shape = meta
         dtype = dtype_of_descr(descr)
-        shape = tuple(int(n) for n in raw_shape if type(n) is int and n >= 0)
+        shape: tuple[int, ...] = tuple(n for n in raw_shape if type(n) is int and n >= 0)
         if len(shape) != len(raw_shape):
             raise ValueError(f"shape {raw_shape!r} is not a list of counts")
     except (TypeError, ValueError) as exc:
