@@ -12,6 +12,7 @@ it with the values in force.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from typing import Generic, NamedTuple, TypeVar
@@ -75,6 +76,29 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    """A finite number >= 0 (a spin or a span of time; 0 switches it off)."""
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
+def _positive(text: str) -> float:
+    """A finite number > 0 (an interval or timeout that 0 would turn into a busy loop)."""
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
 def _optional_bool(text: str) -> bool | None:
     return None if text.strip() == "" else parse_bool(text)
 
@@ -124,7 +148,7 @@ class Setting(NamedTuple, Generic[T]):
 STREAM_SPIN_US: Setting[float] = Setting(
     "ACTORS_STREAM_SPIN_US",
     100.0,
-    float,
+    _non_negative,
     "µs",
     "longest poll of a tcp:// or shm:// receive right after traffic before it sleeps in the "
     "kernel (0 disables polling)",
@@ -132,7 +156,7 @@ STREAM_SPIN_US: Setting[float] = Setting(
 LOOP_SPIN_US: Setting[float] = Setting(
     "ACTORS_LOOP_SPIN_US",
     0.0,
-    float,
+    _non_negative,
     "µs",
     "how long an event loop keeps polling, without sleeping, after a tcp:// or shm:// link "
     "sent or received (0: sleep at once); pays for request/reply traffic between processes "
@@ -141,7 +165,7 @@ LOOP_SPIN_US: Setting[float] = Setting(
 ASK_SPIN_US: Setting[float] = Setting(
     "ACTORS_ASK_SPIN_US",
     200.0,
-    float,
+    _non_negative,
     "µs",
     "how long the event loop of a process keeps polling, without sleeping, after it sent or "
     "answered a remote actor's ask (0: sleep at once)",
@@ -165,7 +189,7 @@ SHM_MAX_MAPPED_BYTES: Setting[int] = Setting(
 UCX_SPIN_US: Setting[float] = Setting(
     "ACTORS_UCX_SPIN_US",
     100.0,
-    float,
+    _non_negative,
     "µs",
     "how long the ucx:// progress task keeps polling after the last activity (longer holds "
     "the GIL that a process's worker threads need)",
@@ -173,41 +197,45 @@ UCX_SPIN_US: Setting[float] = Setting(
 MPI_SPIN_S: Setting[float] = Setting(
     "ACTORS_MPI_SPIN_S",
     0.0005,
-    float,
+    _non_negative,
     "s",
     "longest an mpi:// header wait polls before it naps (adaptive: 0 while replies come later)",
 )
 MPI_MAX_SLEEP_S: Setting[float] = Setting(
-    "ACTORS_MPI_MAX_SLEEP_S", 0.01, float, "s", "longest nap of an mpi:// wait between polls"
+    "ACTORS_MPI_MAX_SLEEP_S", 0.01, _positive, "s", "longest nap of an mpi:// wait between polls"
 )
 MPI_MIN_SPINS: Setting[int] = Setting(
-    "ACTORS_MPI_MIN_SPINS", 0, int, "polls", "polls an mpi:// wait makes before it may nap"
+    "ACTORS_MPI_MIN_SPINS",
+    0,
+    _non_negative_int,
+    "polls",
+    "polls an mpi:// wait makes before it may nap",
 )
 MPI_SHORT_NAPS_S: Setting[float] = Setting(
     "ACTORS_MPI_SHORT_NAPS_S",
     0.02,
-    float,
+    _non_negative,
     "s",
     "how long an mpi:// wait keeps its naps short before they grow to the longest",
 )
 MPI_POOL_BYTES: Setting[int] = Setting(
     "ACTORS_MPI_POOL_BYTES",
     512 << 20,
-    int,
+    _non_negative_int,
     "bytes",
     "most idle receive memory the mpi:// buffer pool keeps for reuse",
 )
 MPI_HEARTBEAT_S: Setting[float] = Setting(
     "ACTORS_MPI_HEARTBEAT_S",
     1.0,
-    float,
+    _positive,
     "s",
     "interval of the heartbeat on an mpi:// link's TCP side channel",
 )
 MPI_HEARTBEAT_TIMEOUT_S: Setting[float] = Setting(
     "ACTORS_MPI_HEARTBEAT_TIMEOUT_S",
     30.0,
-    float,
+    _positive,
     "s",
     "silence on the side channel after which the mpi:// peer counts as lost",
 )

@@ -81,3 +81,31 @@ def test_a_command_line_binds_to_actors_cpus_or_names_what_is_wrong() -> None:
     refused = run(env={**os.environ, "ACTORS_CPUS": f"{allowed[0]},{missing}"})
     assert refused.returncode != 0
     assert f"CPU(s) {missing} not available to this process" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("setting", "text"),
+    [
+        (settings.STREAM_SPIN_US, "-1"),
+        (settings.MPI_SPIN_S, "nan"),
+        (settings.MPI_SHORT_NAPS_S, "inf"),
+        (settings.MPI_MAX_SLEEP_S, "0"),
+        (settings.MPI_HEARTBEAT_S, "0"),
+        (settings.MPI_HEARTBEAT_TIMEOUT_S, "-30"),
+        (settings.MPI_MIN_SPINS, "-1"),
+        (settings.MPI_POOL_BYTES, "-4096"),
+    ],
+)
+def test_a_span_out_of_range_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, setting: settings.Setting[object], text: str
+) -> None:
+    """A negative or non-finite spin, or a nap/heartbeat of 0 (a busy loop), is refused."""
+    monkeypatch.setenv(setting.name, text)
+    with pytest.raises(ConfigError, match=f"{setting.name}='{text}'"):
+        setting.get()
+
+
+def test_zero_switches_a_spin_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    for setting in (settings.STREAM_SPIN_US, settings.MPI_SPIN_S, settings.MPI_SHORT_NAPS_S):
+        monkeypatch.setenv(setting.name, "0")
+        assert setting.get() == 0.0

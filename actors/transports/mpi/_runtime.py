@@ -20,12 +20,15 @@ out were measured on the 2-core development machine (mpich 5.0.2 wheel):
      later than that: spinning takes the core, and the GIL, from the
      process's worker threads; see ``MPILink._wait_header``), so that a quick
      ping-pong partner costs no future, task switch or timer per message;
-  2. then it hands the request to the loop's :class:`Poller`, which naps 1 ms
-     between polls for ``ACTORS_MPI_SHORT_NAPS_S`` after that hand-over (a nap
+  2. then it hands the request to the loop's :class:`Poller`, which naps
+     :data:`SHORT_NAP_S` (1 ms) between polls for ``ACTORS_MPI_SHORT_NAPS_S``
+     after that hand-over (a nap
      shorter than the peer's spin, so that two sides of a ping-pong that both
      fell back cannot keep each other waiting: measured before this rule,
      such cascades put 10 % of 8-byte round trips at 2-10 ms);
-  3. then the naps double up to ``ACTORS_MPI_MAX_SLEEP_S``.
+  3. then the naps double, from the short nap, up to ``ACTORS_MPI_MAX_SLEEP_S``
+     (also with ``ACTORS_MPI_SHORT_NAPS_S=0``: a passive wait never polls
+     without a nap).
 
   4. the doorbell: the header wait tells the peer on the TCP side channel
      that it naps (``n``); the peer's next send writes ``w``, whose arrival
@@ -81,6 +84,8 @@ __all__ = [
     "run_setup_call",
 ]
 
+#: the poller's shortest nap between two polls of a passive wait
+SHORT_NAP_S = 0.001
 
 _pollers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Poller] = weakref.WeakKeyDictionary()
 _cuda_aware: bool | None = None
@@ -341,9 +346,9 @@ class Poller:
                 await asyncio.sleep(0)
                 continue
             if now - max(self._last_active, self._last_wait) < self._short_naps_s:
-                delay = 0.001
-            else:
-                delay = min(self._max_sleep_s, delay * 2)
+                delay = SHORT_NAP_S
+            else:  # from the short nap up, also when there were no short naps
+                delay = min(self._max_sleep_s, max(SHORT_NAP_S, delay * 2))
             await self._sleep(delay)
 
     async def _sleep(self, delay: float) -> None:
