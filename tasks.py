@@ -78,7 +78,7 @@ def test(args: list[str]) -> None:
     run(PY, "-m", "ruff", "format", "--check", "actors", "benchmarks", "tests")
     run(PY, "-m", "mypy", "actors", "benchmarks")
     # the slow tests (10,000-example fuzz runs, the 24 kill points, the benchmark smoke run:
-    # about 40 minutes on 2 cores) run with `python3 tasks.py test -m slow`
+    # about 4 minutes on 2 cores) run with `python3 tasks.py test -m slow`
     run(PY, "-m", "pytest", *(args or ["-m", "not slow"]))
 
 
