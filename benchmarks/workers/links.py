@@ -25,11 +25,17 @@ from ._common import Args, alloc, main
 
 
 async def echo(link: Link) -> None:
-    """Send every message back until the peer goes away."""
+    """Send every message back until the peer goes away.
+
+    Each message is dropped before the next receive, as the raw baselines reuse
+    one receive buffer: a link can then hand the same pooled or cached memory
+    out again (holding it made mpi:// alternate between two 16 MiB buffers, and
+    the cache misses cost 7-12% of its bandwidth, docs/benchmarks.md)."""
     try:
         while True:
             header, buffers = await link.recv()
             await link.send(header, buffers)
+            del header, buffers
     except PeerLost:
         pass
     finally:
