@@ -30,7 +30,7 @@ async def echo(link: Link) -> None:
     Each message is dropped before the next receive, as the raw baselines reuse
     one receive buffer: a link can then hand the same pooled or cached memory
     out again (holding it made mpi:// alternate between two 16 MiB buffers, and
-    the cache misses cost 7-12% of its bandwidth, docs/benchmarks.md)."""
+    the cache misses cost 4-12% of its bandwidth, docs/benchmarks.md)."""
     try:
         while True:
             header, buffers = await link.recv()

@@ -22,10 +22,10 @@ out were measured on the 2-core development machine (mpich 5.0.2 wheel):
      ping-pong partner costs no future, task switch or timer per message;
   2. then it hands the request to the loop's :class:`Poller`, which naps
      :data:`SHORT_NAP_S` (1 ms) between polls for ``ACTORS_MPI_SHORT_NAPS_S``
-     after that hand-over (a nap
-     shorter than the peer's spin, so that two sides of a ping-pong that both
-     fell back cannot keep each other waiting: measured before this rule,
-     such cascades put 10 % of 8-byte round trips at 2-10 ms);
+     after that hand-over (a nap shorter than the peer's spin, so that two
+     sides of a ping-pong that both fell back cannot keep each other waiting:
+     measured before this rule, such cascades put 10 % of 8-byte round trips
+     at 2-10 ms);
   3. then the naps double, from the short nap, up to ``ACTORS_MPI_MAX_SLEEP_S``
      (also with ``ACTORS_MPI_SHORT_NAPS_S=0``: a passive wait never polls
      without a nap).
