@@ -333,3 +333,36 @@ def test_framing_long_announcement_and_header_bytes() -> None:
         len(frame),
     )
     assert isinstance(header, bytes)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"ACTORS_MPI_HEARTBEAT_S": "1", "ACTORS_MPI_HEARTBEAT_TIMEOUT_S": "0.5"},
+            "ACTORS_MPI_HEARTBEAT_TIMEOUT_S=0.5 must be longer than ACTORS_MPI_HEARTBEAT_S=1",
+        ),
+        ({"ACTORS_MPI_HEARTBEAT_S": "soon"}, "ACTORS_MPI_HEARTBEAT_S='soon'"),
+        ({"ACTORS_MPI_MAX_SLEEP_S": "0"}, "ACTORS_MPI_MAX_SLEEP_S='0'"),
+    ],
+)
+@pytest.mark.parametrize("side", ["listen", "connect"])
+async def test_a_bad_mpi_setting_is_refused_before_a_link_opens(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, side: str, env: dict[str, str], message: str
+) -> None:
+    """The side channel's watcher and heartbeat tasks read the heartbeat settings: a bad
+    value there left a link without its death watch; the link and its poller read the
+    others after MPI was set up. listen/connect now refuse every bad one first."""
+    pytest.importorskip("mpi4py")
+    from actors.transports.mpi import MPIBackend
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    backend = MPIBackend()
+    port_file = tmp_path / "port"
+    with pytest.raises(ConfigError, match=message):
+        if side == "listen":
+            await backend.listen(f"port-file/{port_file}", secret=None, max_message_size=1)
+        else:
+            await backend.connect("rank/0", secret=None, timeout=1, max_message_size=1 << 20)
+    assert not port_file.exists()

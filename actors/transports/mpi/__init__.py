@@ -52,10 +52,20 @@ from __future__ import annotations
 import importlib.util
 
 from ...errors import BackendUnavailable, ConfigError
+from ...settings import (
+    MPI_CUDA_AWARE,
+    MPI_MAX_SLEEP_S,
+    MPI_MIN_SPINS,
+    MPI_POOL_BYTES,
+    MPI_SHORT_NAPS_S,
+    MPI_SIDE_HOST,
+    MPI_SPIN_S,
+)
 from .._base import Backend, Capabilities, Link, Listener
 from ._portfile import PortFileListener, connect_port_file, port_file_path
 from ._rank import RankListener, connect_rank, parse_rank
 from ._runtime import cuda_aware, load_mpi
+from ._side import heartbeat_settings
 
 __all__ = ["MPIBackend"]
 
@@ -65,6 +75,23 @@ def _split(address: str) -> tuple[str, str]:
     if not sep or mode not in ("rank", "port-file"):
         raise ConfigError(f"mpi://{address}: expected mpi://rank/<N> or mpi://port-file/<path>")
     return mode, rest
+
+
+def _check_settings() -> None:
+    """Read every ``ACTORS_MPI_*`` setting once: ConfigError naming the variable
+    before a link opens anything (the link, its poller and its side channel's
+    tasks read them later, where a bad value would leave resources half set up)."""
+    heartbeat_settings()
+    for setting in (
+        MPI_SPIN_S,
+        MPI_MIN_SPINS,
+        MPI_SHORT_NAPS_S,
+        MPI_MAX_SLEEP_S,
+        MPI_POOL_BYTES,
+        MPI_SIDE_HOST,
+        MPI_CUDA_AWARE,
+    ):
+        setting.get()
 
 
 class MPIBackend(Backend):
@@ -94,6 +121,7 @@ class MPIBackend(Backend):
         self, address: str, *, secret: bytes | None, max_message_size: int
     ) -> Listener:
         mode, rest = _split(address)
+        _check_settings()
         caps = self.capabilities
         if mode == "port-file":
             listener = PortFileListener(port_file_path(rest), caps, secret, max_message_size)
@@ -112,6 +140,7 @@ class MPIBackend(Backend):
         self, address: str, *, secret: bytes | None, timeout: float, max_message_size: int
     ) -> Link:
         mode, rest = _split(address)
+        _check_settings()
         if mode == "port-file":
             return await connect_port_file(
                 rest, self.capabilities, secret, timeout, max_message_size

@@ -40,7 +40,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from ...errors import PeerLost, ProtocolError
+from ...errors import ConfigError, PeerLost, ProtocolError
 from ...settings import MPI_HEARTBEAT_S, MPI_HEARTBEAT_TIMEOUT_S, MPI_SIDE_HOST
 from .._handshake import StreamsChannel, accept_handshake, connect_handshake
 
@@ -49,6 +49,7 @@ __all__ = [
     "advertised",
     "bind_host",
     "dial",
+    "heartbeat_settings",
     "read_json",
     "side_accept",
     "side_connect",
@@ -63,6 +64,23 @@ _GOODBYE = b"C"
 _NAPPING = b"n"  # "my header wait went to the poller's naps: ring me when you send"
 _RING = b"w"  # "I sent you a message: poll now"
 _AWAKE = b"a"  # "my header waits spin again: stop ringing"
+
+
+def heartbeat_settings() -> tuple[float, float]:
+    """``(interval, timeout)`` of the side channel's heartbeat, in seconds.
+
+    Raises ConfigError naming the variables when one does not parse or the
+    timeout is not longer than the interval (every quiet link would count as
+    lost). :mod:`actors.transports.mpi` calls it before a link takes any
+    resource, so that the side channel's tasks never meet a bad value.
+    """
+    interval_s, timeout_s = MPI_HEARTBEAT_S.get(), MPI_HEARTBEAT_TIMEOUT_S.get()
+    if timeout_s <= interval_s:
+        raise ConfigError(
+            f"{MPI_HEARTBEAT_TIMEOUT_S.name}={timeout_s:g} must be longer than "
+            f"{MPI_HEARTBEAT_S.name}={interval_s:g}: every quiet mpi:// link would count as lost"
+        )
+    return interval_s, timeout_s
 
 
 def bind_host() -> str:
@@ -177,9 +195,11 @@ class SideChannel:
         self._writer = writer
         self._peer = peer
         self._on_event: Callable[[str, str], None] | None = on_event
+        interval_s, timeout_s = heartbeat_settings()
+        loop = asyncio.get_running_loop()
         self._tasks = [
-            asyncio.get_running_loop().create_task(self._watch(), name=f"mpi-watch {peer}"),
-            asyncio.get_running_loop().create_task(self._beat(), name=f"mpi-beat {peer}"),
+            loop.create_task(self._watch(timeout_s), name=f"mpi-watch {peer}"),
+            loop.create_task(self._beat(interval_s), name=f"mpi-beat {peer}"),
         ]
 
     def _report(self, kind: str, reason: str) -> None:
@@ -187,8 +207,7 @@ class SideChannel:
         if callback is not None:
             callback(kind, reason)
 
-    async def _watch(self) -> None:
-        timeout_s = MPI_HEARTBEAT_TIMEOUT_S.get()
+    async def _watch(self, timeout_s: float) -> None:
         while True:
             try:
                 async with asyncio.timeout(timeout_s):
@@ -234,8 +253,7 @@ class SideChannel:
         """Wake the peer's napping header wait (we just sent it a message)."""
         self._write(_RING)
 
-    async def _beat(self) -> None:
-        interval_s = MPI_HEARTBEAT_S.get()
+    async def _beat(self, interval_s: float) -> None:
         while True:
             await asyncio.sleep(interval_s)
             try:
