@@ -162,15 +162,22 @@ def _regex(text: str) -> str:
     return text
 
 
-def _print_tables(console: Console, result: PartResult) -> None:
+#: under the title of every table of a ``--quick`` run
+QUICK_NOTE = "--quick: a smoke run with few repetitions; its verdicts do not judge the targets"
+
+
+def _print_tables(console: Console, result: PartResult, quick: bool = False) -> None:
+    """Print a part's tables; in a ``quick`` run each says that its verdicts are
+    not judgements (few repetitions, no warm-up to speak of) and none is red."""
     for title, columns, rows in result.tables:
         if not rows:
             continue
-        table = Table(title=title, title_justify="left")
+        table = Table(title=title, title_justify="left", caption=QUICK_NOTE if quick else None)
         for i, col in enumerate(columns):
             table.add_column(col, justify="left" if i < 2 else "right")
         for row in rows:
-            style = "red" if "MISSED" in row else ("dim" if "skipped" in row else None)
+            missed = "MISSED" in row and not quick
+            style = "red" if missed else ("dim" if "skipped" in row or quick else None)
             table.add_row(*row, style=style)
         console.print(table)
 
@@ -209,7 +216,7 @@ def run_parts(names: list[str], ctx: Context, console: Console) -> dict[str, Any
             console.print(f"{name}: not available yet: {result.reason}", markup=False)
         elif result.status == "failed":
             console.print(Text(f"{name}: FAILED: {result.reason}", style="red"))
-        _print_tables(console, result)
+        _print_tables(console, result, ctx.quick)
         results[name] = result.to_json() | {"wall_s": round(time.monotonic() - start, 2)}
     return results
 

@@ -180,3 +180,22 @@ def test_load_processes_run_during_the_block_and_are_gone_after() -> None:
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_a_quick_run_says_its_verdicts_judge_nothing(quick: bool) -> None:
+    """A ``--quick`` smoke run printed MISSED in red for targets it cannot measure
+    (few repetitions): every table now says so under it, and nothing is red."""
+    from rich.console import Console
+
+    from benchmarks.cli import QUICK_NOTE, _print_tables
+    from benchmarks.parts import PartResult
+
+    console = Console(record=True, width=200, color_system="truecolor")
+    table = ("targets", ["series", "target", "verdict"], [["shm://", ">= 60%", "MISSED"]])
+    _print_tables(console, PartResult("ok", tables=[table]), quick)
+    styled = console.export_text(styles=True, clear=False)
+    words = " ".join(console.export_text().split())  # the note wraps to the table's width
+    assert "MISSED" in words
+    assert (QUICK_NOTE in words) is quick
+    assert ("\x1b[31m" in styled) is not quick  # red
