@@ -19,7 +19,6 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -233,17 +232,14 @@ def main(argv: list[str] | None = None) -> int:
     return run_main(lambda: _main(args, argv), args)
 
 
-#: options that only some parts use: those parts ("all" runs them too), and whether the
-#: option was given (a value other than its default)
-_PART_OPTIONS: dict[str, tuple[tuple[str, ...], Callable[[Any], bool]]] = {
-    "load": (("events",), bool),
-    "select": (("events", "hlt", "scale", "sizing"), lambda value: value is not None),
-    "transports": (
-        ("transports", "products", "actors", "events", "hlt"),
-        lambda value: value is not None,
-    ),
-    "repeat": (("transports", "events", "hlt", "sizing"), lambda value: value != 1),
-    "device": (("transports", "products"), lambda value: value != "host"),
+#: options that only some parts use, and those parts ("all" runs them too); an option
+#: counts as given when its value is not the parser's default
+_PART_OPTIONS: dict[str, tuple[str, ...]] = {
+    "load": ("events",),
+    "select": ("events", "hlt", "scale", "sizing"),
+    "transports": ("transports", "products", "actors", "events", "hlt"),
+    "repeat": ("transports", "events", "hlt", "sizing"),
+    "device": ("transports", "products"),
 }
 #: what "all" does not take: it would apply to one part and be recorded for every part
 _NOT_FOR_ALL = {"load"}
@@ -253,9 +249,10 @@ def _check_part_options(parser: argparse.ArgumentParser, args: argparse.Namespac
     """Exit with a usage error for an option that the chosen part would ignore:
     results.json would record it as if it had applied (``sizing --load 2`` is not
     a loaded run)."""
-    for option, (parts, given) in _PART_OPTIONS.items():
+    for option, parts in _PART_OPTIONS.items():
         takes = parts if option in _NOT_FOR_ALL else (*parts, "all")
-        if given(getattr(args, option)) and args.part not in takes:
+        given = getattr(args, option) != parser.get_default(option)
+        if given and args.part not in takes:
             parser.error(f"--{option}: only {_who_uses(option, parts)} it, not {args.part!r}")
 
 

@@ -188,8 +188,9 @@ async def closers() -> None:
 
 
 def main(argv: list[str]) -> None:
-    if argv[0] in ("multi", "closers"):
-        asyncio.run(multi() if argv[0] == "multi" else closers())
+    whole_job = {"multi": multi, "closers": closers}.get(argv[0])  # every rank, no URL
+    if whole_job is not None:
+        asyncio.run(whole_job())
         return
     urls = [f"mpi://port-file/{Path(arg).absolute()}" for arg in argv[1:]]
     if argv[0] == "hub":
