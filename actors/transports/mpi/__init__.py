@@ -52,15 +52,7 @@ from __future__ import annotations
 import importlib.util
 
 from ...errors import BackendUnavailable, ConfigError
-from ...settings import (
-    MPI_CUDA_AWARE,
-    MPI_MAX_SLEEP_S,
-    MPI_MIN_SPINS,
-    MPI_POOL_BYTES,
-    MPI_SHORT_NAPS_S,
-    MPI_SIDE_HOST,
-    MPI_SPIN_S,
-)
+from ...settings import SETTINGS
 from .._base import Backend, Capabilities, Link, Listener
 from ._portfile import PortFileListener, connect_port_file, port_file_path
 from ._rank import RankListener, connect_rank, parse_rank
@@ -81,17 +73,10 @@ def _check_settings() -> None:
     """Read every ``ACTORS_MPI_*`` setting once: ConfigError naming the variable
     before a link opens anything (the link, its poller and its side channel's
     tasks read them later, where a bad value would leave resources half set up)."""
+    for setting in SETTINGS:
+        if setting.name.startswith("ACTORS_MPI_"):
+            setting.get()
     heartbeat_settings()
-    for setting in (
-        MPI_SPIN_S,
-        MPI_MIN_SPINS,
-        MPI_SHORT_NAPS_S,
-        MPI_MAX_SLEEP_S,
-        MPI_POOL_BYTES,
-        MPI_SIDE_HOST,
-        MPI_CUDA_AWARE,
-    ):
-        setting.get()
 
 
 class MPIBackend(Backend):
