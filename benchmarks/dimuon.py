@@ -9,6 +9,10 @@ from ``../shared/data`` read 16 times over (8,000 events). Per stream count
   invariant mass is computed in a second process; five products go there per
   event, one comes back) over every available transport.
 
+Variants: ``bound`` (each process on a CPU of its own) and ``threads0`` (every
+process with ``threads = 0``: no worker threads, module code on the event
+loop's thread); a variant's ratio is to the single process of that variant.
+
 Rates come from whole commands with start-up cancelled out: each command runs
 with ``SHORT`` and with ``LONG`` events and the rate is
 ``(LONG - SHORT) / (wall(LONG) - wall(SHORT))``. The ratio of an offloaded
@@ -45,17 +49,26 @@ TARGETS = {1: 0.7, 4: 0.9}
 class Offload:
     """One series: ``transport`` None is the single-process job; ``bound``: every
     process on one CPU of its own (``ACTORS_CPUS`` for the single process, the
-    launcher's ``--bind-to core`` for the offloaded job)."""
+    launcher's ``--bind-to core`` for the offloaded job); ``threads0``: every
+    process without worker threads (else as many threads as streams)."""
 
     transport: str | None
     streams: int
     bound: bool = False
+    threads0: bool = False
 
     @property
     def label(self) -> str:
-        """``dimuon single s1`` or ``dimuon offload tcp s4 bound`` (for ``--select``)."""
+        """``dimuon single s1``, ``dimuon offload tcp s4 bound`` or ``dimuon
+        offload mpi s1 threads0`` (for ``--select``)."""
         where = "single" if self.transport is None else f"offload {self.transport}"
-        return f"dimuon {where} s{self.streams}" + (" bound" if self.bound else "")
+        variant = (" bound" if self.bound else "") + (" threads0" if self.threads0 else "")
+        return f"dimuon {where} s{self.streams}{variant}"
+
+    @property
+    def threads(self) -> int:
+        """Worker threads of each process."""
+        return 0 if self.threads0 else self.streams
 
 
 def data_missing() -> str | None:
@@ -65,10 +78,11 @@ def data_missing() -> str | None:
     return None
 
 
-def _config(name: str, streams: int, workdir: Path) -> Path:
-    """``examples/dimuon/<name>`` with 8,000 events of input, ``streams`` and output here."""
+def _config(name: str, series: Offload, workdir: Path) -> Path:
+    """``examples/dimuon/<name>`` with 8,000 events of input, the series' streams
+    and threads, and its output here."""
     doc: dict[str, Any] = tomllib.loads((EXAMPLE / name).read_text())
-    doc.setdefault("options", {}).update(streams=streams, threads=streams)
+    doc.setdefault("options", {}).update(streams=series.streams, threads=series.threads)
     source = doc["source"]
     if source["type"].endswith(":RootSource"):
         source["file"] = [str(DATA)] * REPEAT_FILE
@@ -80,12 +94,14 @@ def _config(name: str, streams: int, workdir: Path) -> Path:
     return path
 
 
-def _topology(transport: str, streams: int, workdir: Path) -> Path:
+def _topology(series: Offload, workdir: Path) -> Path:
     doc: dict[str, Any] = tomllib.loads((EXAMPLE / "offload.toml").read_text())
-    doc["run"] = {"transport": transport}
+    doc["run"] = {"transport": series.transport}
     for name, proc in doc["process"].items():
         proc.update(
-            config=_config(proc["config"], streams, workdir).name, threads=streams, streams=streams
+            config=_config(proc["config"], series, workdir).name,
+            threads=series.threads,
+            streams=series.streams,
         )
         proc["args"] = ["--quiet", "--report-json", str(workdir / f"report-{name}.json")]
     path = workdir / "offload.toml"
@@ -101,7 +117,7 @@ def _command(series: Offload, workdir: Path, events: int, timeout: float) -> lis
             python(),
             "-m",
             "actors.run",
-            str(_config("dimuon.toml", series.streams, workdir)),
+            str(_config("dimuon.toml", series, workdir)),
             "--quiet",
             "--events",
             str(events),
@@ -110,7 +126,7 @@ def _command(series: Offload, workdir: Path, events: int, timeout: float) -> lis
         python(),
         "-m",
         "actors.launch",
-        str(_topology(series.transport, series.streams, workdir)),
+        str(_topology(series, workdir)),
         "--events",
         str(events),
         "--timeout",

@@ -221,14 +221,17 @@ COLUMNS = [
 
 
 def _dimuon_series(ctx: Context) -> list[dimuon.Offload]:
-    """Per stream count: the single-process job, then each offloading transport."""
+    """Per variant (default, bound, threads0) and stream count: the single-process
+    job, then each offloading transport."""
     if ctx.quick or dimuon.data_missing() is not None:
         return []
     offloading = [t for t in ctx.transports if transport_unavailable(t) is None]
-    bindings = (False, True) if hasattr(os, "sched_getaffinity") else (False,)
+    variants = [(False, False), (False, True)]  # (bound, threads0)
+    if hasattr(os, "sched_getaffinity"):
+        variants.insert(1, (True, False))
     series = [
-        dimuon.Offload(t, s, bound)
-        for bound in bindings
+        dimuon.Offload(t, s, bound, threads0)
+        for bound, threads0 in variants
         for s in (1, 4)
         for t in (None, *offloading)
     ]
@@ -263,6 +266,7 @@ def _dimuon_entries(
             "transport": c.transport or "single process",
             "streams": c.streams,
             "bound": c.bound,
+            "threads0": c.threads0,
             "rounds": len(samples[c.label]),
         }
         if not ok:
@@ -286,15 +290,26 @@ def _dimuon_entries(
         )
     for rate, ratio in (("events_per_s", "ratio"), ("whole_events_per_s", "whole_ratio")):
         singles = {
-            (e["streams"], e["bound"]): e.get(rate)
-            for e in entries
-            if e["transport"] == "single process"
+            _variant_key(e): e.get(rate) for e in entries if e["transport"] == "single process"
         }
         for e in entries:
-            base = singles.get((e["streams"], e["bound"]))
+            base = singles.get(_variant_key(e))
             if e["transport"] != "single process" and e.get(rate) and base:
                 e[ratio] = e[rate] / base
     return entries
+
+
+def _variant_key(e: dict[str, Any]) -> tuple[Any, ...]:
+    """Streams and variant of a dimuon entry (what its ratio's baseline shares)."""
+    return (e["streams"], e.get("bound"), e.get("threads0", False))
+
+
+def _variant_name(e: dict[str, Any]) -> str:
+    """``tcp``, ``tcp (bound)`` or ``tcp (threads = 0)``."""
+    name = str(e["transport"])
+    if e.get("bound"):
+        return name + " (bound)"
+    return name + (" (threads = 0)" if e.get("threads0") else "")
 
 
 def _dimuon_rows(entries: list[dict[str, Any]]) -> list[list[str]]:
@@ -304,7 +319,7 @@ def _dimuon_rows(entries: list[dict[str, Any]]) -> list[list[str]]:
         if e["status"] != "ok":
             rows.append(
                 [
-                    e["transport"] + (" (bound)" if e.get("bound") else ""),
+                    _variant_name(e),
                     str(e["streams"]),
                     "FAILED",
                     "-",
@@ -319,7 +334,7 @@ def _dimuon_rows(entries: list[dict[str, Any]]) -> list[list[str]]:
         verdict = "" if ratio is None or goal is None else ("met" if ratio >= goal else "MISSED")
         rows.append(
             [
-                e["transport"] + (" (bound)" if e.get("bound") else ""),
+                _variant_name(e),
                 str(e["streams"]),
                 f"{e['events_per_s']:,.0f}",
                 "-" if ratio is None else f"{ratio:.2f}x",
@@ -340,7 +355,7 @@ def evaluate_loaded(entries: list[dict[str, Any]], load: int) -> list[dict[str, 
     """
 
     def key(e: dict[str, Any]) -> tuple[Any, ...]:
-        return (e.get("scenario", "dimuon"), e.get("followers", 1), e["streams"], e.get("bound"))
+        return (e.get("scenario", "dimuon"), e.get("followers", 1), *_variant_key(e))
 
     tcp = {
         key(e): e["events_per_s"]

@@ -209,6 +209,37 @@ def test_bound_dimuon_series_bind_every_process_and_pair_with_the_bound_single(
     assert [(r["series"], r["tcp_events_per_s"]) for r in loaded] == [(shm.label, 60.0)]
 
 
+def test_threads0_dimuon_series_run_without_worker_threads_and_pair_with_their_single(
+    tmp_path: Path,
+) -> None:
+    import tomllib
+
+    from benchmarks import dimuon
+    from benchmarks.events import _dimuon_entries, _dimuon_rows
+
+    if dimuon.data_missing():
+        pytest.skip(dimuon.data_missing())
+    loop = dimuon.Offload("mpi", 4, threads0=True)
+    assert loop.label == "dimuon offload mpi s4 threads0"
+    dimuon._command(loop, tmp_path, 1000, 60)
+    topology = load_topology(tmp_path / "offload.toml")
+    assert {(p.threads, p.streams) for p in topology.processes.values()} == {(0, 4)}
+    for name in ("offload_local.toml", "offload_remote.toml"):
+        options = tomllib.loads((tmp_path / name).read_text())["options"]
+        assert options == {"streams": 4, "threads": 0}
+    single = dimuon.Offload(None, 4, threads0=True)
+    dimuon._command(single, tmp_path, 1000, 60)
+    assert tomllib.loads((tmp_path / "dimuon.toml").read_text())["options"]["threads"] == 0
+    rec = {"events_per_s": 100.0, "events_long": 8000, "wall_long_s": 80.0}
+    series = [dimuon.Offload(None, 4), single, dimuon.Offload("mpi", 4), loop]
+    samples = {c.label: [dict(rec)] for c in series}
+    samples[single.label][0]["events_per_s"] = 400.0
+    entries = _dimuon_entries(series, samples)
+    ratios = {e["label"]: e.get("ratio") for e in entries}
+    assert ratios["dimuon offload mpi s4"] == 1.0 and ratios[loop.label] == 0.25
+    assert [row[0] for row in _dimuon_rows(entries)][-1] == "mpi (threads = 0)"
+
+
 def test_loaded_series_are_compared_with_tcp_of_the_same_series() -> None:
     from benchmarks.events import evaluate_loaded
 

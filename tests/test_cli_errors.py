@@ -153,7 +153,7 @@ RUN_CASES = [
     (["{d}/local_badthreads.toml"], r"error: {d}/local_badthreads.toml:\d+: options.threads: ", 2),
     (["{d}/local.toml", "--events", "-5"], r"error: --events: must be >= 0, got -5$", 2),
     (["{d}/local.toml", "--events", "abc"], r"error: --events: expected an integer, got 'abc'$", 2),
-    (["{d}/local.toml", "--threads", "0"], r"error: --threads: must be >= 1, got 0$", 2),
+    (["{d}/local.toml", "--threads", "-1"], r"error: --threads: must be >= 0, got -1$", 2),
     (
         ["{d}/local.toml", "--input", "{d}/nope.root"],
         r"error: --input: file not found: {d}/nope.root$",

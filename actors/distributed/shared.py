@@ -7,8 +7,9 @@ transitions must never be merged into one stream. So a process whose
 topology) runs ``N`` independent schedules of the same configuration, one per
 accepted controller connection, each with its own runs, lumis, channel,
 products and outputs, all on one shared pool of worker threads (the process's
-``threads``). :func:`run_process <actors.framework.run_process>` starts this
-runner by itself (through ``FollowerSource.job_runner``), so
+``threads``; with ``threads = 0`` all of them on the loop's thread).
+:func:`run_process <actors.framework.run_process>` starts this runner by
+itself (through ``FollowerSource.job_runner``), so
 ``python -m actors.run``, the launcher and notebooks need nothing special.
 
 How many controllers a follower serves is :func:`controller_count` (the
@@ -36,7 +37,7 @@ from typing import Any, Unpack
 
 from ..errors import ConfigError, DistributedError
 from ..framework import JobReport, ModuleTiming, PathReport, Process
-from ..framework.job import RunOverrides, shutdown_pool
+from ..framework.job import RunOverrides, shutdown_pool, worker_pool
 from ..framework.report import PathModuleCounts
 from ..transports import Link, Listener
 from .endpoints import LinkTable, current_links, enter_links, listen_named
@@ -86,11 +87,11 @@ async def run_shared(
     timeout = float(params.get("accept_timeout", 300.0))
     progress = overrides.pop("progress", None)
     threads = overrides.pop("threads", None)
-    options = dict(overrides)  # events, streams, max_concurrent_lumis: each schedule's own
+    threads = process.options.threads if threads is None else threads
+    # events, streams, max_concurrent_lumis: each schedule's own; threads: the shared pool's
+    options: dict[str, Any] = {**overrides, "threads": threads}
     done = [0] * count
-    pool = ThreadPoolExecutor(
-        threads or process.options.threads, thread_name_prefix=f"actors-{process.name}"
-    )
+    pool = worker_pool(threads, process.name)
     start = time.perf_counter()
     jobs: list[asyncio.Task[JobReport]] = []
 
@@ -149,7 +150,7 @@ async def _schedule(
     index: int,
     count: int,
     name: str,
-    pool: ThreadPoolExecutor,
+    pool: ThreadPoolExecutor | None,
     progress: Callable[[int], None],
     options: dict[str, Any],
 ) -> JobReport:

@@ -63,9 +63,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--threads",
-        type=positive_int,
+        type=non_negative_int,
         metavar="T",
-        help="worker threads for module code (default: [options] threads)",
+        help="worker threads for module code, 0: none, all of it on the event loop's thread "
+        "(default: [options] threads)",
     )
     parser.add_argument(
         "--streams",

@@ -19,7 +19,7 @@ run as actors, children of one :class:`~actors.framework.workers.JobActor`
 in the given :class:`~actors.ActorSystem` (see :mod:`.workers`); they are
 stopped before :func:`drive` returns or raises. Loop rules: the loop thread
 only; module code runs on the given thread pool (or on the loop for
-``run_on_loop`` and ``async def`` methods).
+``run_on_loop`` and ``async def`` methods, and all of it without a pool).
 """
 
 from __future__ import annotations
@@ -53,11 +53,12 @@ __all__ = ["drive"]
 
 async def drive(
     schedule: Schedule,
-    pool: ThreadPoolExecutor,
+    pool: ThreadPoolExecutor | None,
     progress: Callable[[int], None] | None,
     system: ActorSystem,
 ) -> JobReport:
-    """Run ``schedule`` to its end on ``pool`` as actors of ``system``; return its report.
+    """Run ``schedule`` to its end on ``pool`` (None: on the loop's thread) as
+    actors of ``system``; return its report.
 
     Raises the job's error alone: a ModuleError (or other ActorsError) when
     one is among the failures, else the single failure, else the group.
@@ -110,7 +111,10 @@ class _Driver:
     """Reads transitions and keeps events/lumis in flight (loop thread only)."""
 
     def __init__(
-        self, schedule: Schedule, pool: ThreadPoolExecutor, progress: Callable[[int], None] | None
+        self,
+        schedule: Schedule,
+        pool: ThreadPoolExecutor | None,
+        progress: Callable[[int], None] | None,
     ) -> None:
         self.schedule = schedule
         self.options = schedule.options
@@ -447,7 +451,10 @@ class _Driver:
         await self._hook(name, lambda slot: None, name)
 
     def _in_pool(self, hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        """A sync hook run in the job's threads by an actor that runs on the loop."""
+        """A sync hook run in the job's threads by an actor that runs on the loop
+        (the hook itself without threads)."""
+        if self.pool is None:
+            return hook
 
         def call(arg: Any) -> Any:
             return asyncio.get_running_loop().run_in_executor(self.pool, hook, arg)

@@ -34,7 +34,7 @@ from .process import Process
 from .report import JobReport
 from .source import Source
 
-__all__ = ["RunOverrides", "run", "run_process", "shutdown_pool"]
+__all__ = ["RunOverrides", "run", "run_process", "shutdown_pool", "worker_pool"]
 
 #: The system of the job being run in this context (set by run_process).
 _job_system: contextvars.ContextVar[ActorSystem | None] = contextvars.ContextVar(
@@ -124,7 +124,8 @@ async def _run_schedule(
     """One schedule of ``process`` (run_process without the runner hook).
 
     With ``pool`` the module code runs on that executor (shared with other
-    schedules; the caller shuts it down); otherwise on a pool of ``threads``.
+    schedules; the caller shuts it down); otherwise on a pool of ``threads``
+    (none for ``threads = 0``: on the loop).
     """
     progress = overrides.pop("progress", None)
     changes: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
@@ -144,18 +145,28 @@ async def _drive(
     progress: Callable[[int], None] | None,
     system: ActorSystem,
 ) -> JobReport:
-    if pool is not None:
+    if pool is not None or schedule.options.threads == 0:
         return await drive(schedule, pool, progress, system)
-    options = schedule.options
-    pool = ThreadPoolExecutor(options.threads, thread_name_prefix=f"actors-{schedule.process.name}")
+    pool = worker_pool(schedule.options.threads, schedule.process.name)
     try:
         return await drive(schedule, pool, progress, system)
     finally:
         await shutdown_pool(pool)
 
 
-async def shutdown_pool(pool: ThreadPoolExecutor) -> None:
-    """Cancel the work ``pool`` has not started and join its threads without blocking the loop."""
+def worker_pool(threads: int, process_name: str) -> ThreadPoolExecutor | None:
+    """The worker threads of a process's module code; None for ``threads = 0``
+    (the code then runs on the event loop's thread)."""
+    if threads == 0:
+        return None
+    return ThreadPoolExecutor(threads, thread_name_prefix=f"actors-{process_name}")
+
+
+async def shutdown_pool(pool: ThreadPoolExecutor | None) -> None:
+    """Cancel the work ``pool`` has not started and join its threads without
+    blocking the loop (nothing for None)."""
+    if pool is None:
+        return
     pool.shutdown(wait=False, cancel_futures=True)
     await asyncio.to_thread(pool.shutdown, True)
 

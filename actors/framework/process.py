@@ -60,7 +60,9 @@ class Options:
     """Job options.
 
     ``streams``: events in flight at once; ``threads``: worker threads for sync
-    module code; ``max_concurrent_lumis``: lumis in flight at once (>= 1);
+    module code (0: none, sync module code, blocking sources and sync hooks run
+    on the event loop's thread, see :mod:`actors.framework.module`);
+    ``max_concurrent_lumis``: lumis in flight at once (>= 1);
     ``events``: stop after this many events (None: all the source has);
     ``mailbox_size``: capacity of each module's mailbox.
     """
@@ -74,9 +76,10 @@ class Options:
     def validate(self, where: TomlDocument | None = None) -> None:
         """Raise ConfigError (with file/line when loaded from TOML) for bad values."""
         for name in ("streams", "threads", "max_concurrent_lumis", "mailbox_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise _error(where, f"must be an integer >= 1, not {value!r}", "options", name)
+            value, least = getattr(self, name), 0 if name == "threads" else 1
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                message = f"must be an integer >= {least}, not {value!r}"
+                raise _error(where, message, "options", name)
         if self.events is not None and (
             not isinstance(self.events, int) or isinstance(self.events, bool) or self.events < 0
         ):

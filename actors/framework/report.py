@@ -10,7 +10,8 @@ Figures (all times in seconds, wall clock):
 * timing report, per module: event calls, total time in the module's code
   (for ``async def`` methods the wall time from start to end, awaits
   included), mean per call, transitions apart, and fraction of the event-loop time
-  (``total / (event_loop_time * threads)`` - the share of worker capacity).
+  (``total / (event_loop_time * threads)`` - the share of worker capacity; with
+  ``threads = 0`` the loop's thread counts as the one worker).
   Plus event-loop time (first event start to last event end), throughput
   (events / event-loop time) and framework overhead: the fraction of the
   event loop during which the worker threads were idle although events were
@@ -90,14 +91,19 @@ class JobReport:
         return sum(m.total for m in self.modules)
 
     @property
+    def workers(self) -> int:
+        """Threads that run module code: ``threads``, or the loop's thread for 0."""
+        return max(self.threads, 1)
+
+    @property
     def overhead(self) -> float:
         """Fraction of worker capacity not spent in module code during the event loop."""
-        capacity = self.event_loop_time * self.threads
+        capacity = self.event_loop_time * self.workers
         return max(0.0, 1.0 - self.module_time / capacity) if capacity > 0 else 0.0
 
     def fraction(self, timing: ModuleTiming) -> float:
         """A module's share of the event-loop worker capacity."""
-        capacity = self.event_loop_time * self.threads
+        capacity = self.event_loop_time * self.workers
         return timing.total / capacity if capacity > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:

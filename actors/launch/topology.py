@@ -299,11 +299,11 @@ def _parse_processes(doc: TomlDocument, table: Any, base: Path) -> dict[str, Pro
         if not config_path.is_file():
             raise doc.error(f"configuration file not found: {config_path}", *where, "config")
         spec = ProcessSpec(name=name, config=config_path)
-        for key in ("threads", "streams"):
+        for key, least in (("threads", 0), ("streams", 1)):
             value = _typed(doc, entry, key, int, *where)
             if value is not None:
-                if value < 1:
-                    raise doc.error("must be >= 1", *where, key)
+                if value < least:
+                    raise doc.error(f"must be >= {least}", *where, key)
                 setattr(spec, key, value)
         spec.restarts = _typed(doc, entry, "restarts", int, *where) or 0
         if spec.restarts < 0:

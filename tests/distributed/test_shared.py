@@ -92,8 +92,10 @@ async def test_two_controllers_two_followers(streams: int) -> None:
         ]
 
 
-async def test_one_follower_serves_controllers_with_explicit_count() -> None:
-    """``controllers = 2`` without a launcher-made table (clients configured by hand)."""
+@pytest.mark.parametrize("threads", [2, 0])
+async def test_one_follower_serves_controllers_with_explicit_count(threads: int) -> None:
+    """``controllers = 2`` without a launcher-made table (clients configured by hand);
+    the schedules share the follower's pool, or run on its loop with ``threads = 0``."""
     tables = shared_tables({"offload": ("gpu", ["cpuA", "cpuB"])}, ["cpuA", "cpuB", "gpu"])
     gpu = server("gpu", 2, "offload")
     gpu.source.params["controllers"] = 2
@@ -101,10 +103,10 @@ async def test_one_follower_serves_controllers_with_explicit_count() -> None:
     endpoint = gpu_table.endpoints["offload"]
     gpu_table.endpoints["offload"] = type(endpoint)(endpoint.name, "server", endpoint.url)
     jobs = {name: (client(name, 2, ["offload"]), tables[name], {}) for name in CLIENTS}
-    jobs["gpu"] = (gpu, gpu_table, {"threads": 2})
+    jobs["gpu"] = (gpu, gpu_table, {"threads": threads})
     results = await run_all(jobs)
     report = ok(results["gpu"])
-    assert report.events == 48 and report.streams == 4
+    assert report.events == 48 and report.streams == 4 and report.threads == threads
     assert [p.visited for p in report.paths if p.name == "p"] == [48]
     assert len(totals("cpuA")) == 30 and len(totals("cpuB")) == 18
 

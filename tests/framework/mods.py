@@ -488,6 +488,38 @@ class OnLoop(Producer):
         event.put(event.get(self.n) + 1000)
 
 
+class ThreadRecorder(Producer):
+    """A plain sync producer that records the threads of its event calls and hooks."""
+
+    threads: ClassVar[set[str]] = set()
+
+    def declare(self, d: Declarer) -> None:
+        self.n = d.consumes("source")
+        d.produces("int")
+
+    def begin_job(self) -> None:
+        ThreadRecorder.threads.add(threading.current_thread().name)
+
+    def begin_lumi(self, lumi: Lumi) -> None:
+        ThreadRecorder.threads.add(threading.current_thread().name)
+
+    def produce(self, event: Event) -> None:
+        ThreadRecorder.threads.add(threading.current_thread().name)
+        event.put(event.get(self.n) + 1000)
+
+
+class BlockingThreadSource(CountingSource):
+    """A blocking source that records the threads its transitions are read in."""
+
+    blocking = True
+    threads: ClassVar[set[str]] = set()
+
+    def transitions(self) -> Iterator[Transition]:
+        for transition in super().transitions():
+            BlockingThreadSource.threads.add(threading.current_thread().name)
+            yield transition
+
+
 class TrivialOnLoop(Trivial):
     run_on_loop = True
 

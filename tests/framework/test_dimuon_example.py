@@ -87,6 +87,21 @@ def test_dimuon_matches_reference_for_1_and_4_streams(
             np.testing.assert_array_equal(one[key], values)
 
 
+def test_dimuon_without_worker_threads_matches_reference(
+    input_files: dict[str, Path],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    expected = expected_dimuon(input_files["zmumu"])
+    out = tmp_path / "dimuon_threads0.root"
+    run_example(input_files["zmumu"], out, streams=2, threads=0)
+    written = read_tree(out)
+    for key, values in expected.items():
+        if key == "dimuon_mass":
+            np.testing.assert_allclose(written[key], values, rtol=1e-12)
+        else:
+            np.testing.assert_array_equal(written[key], values)
+
+
 def test_zmumu_reference_counts(input_files: dict[str, Path]) -> None:  # noqa: F811
     # The data README says 496 of the 500 events have an opposite-charge pair.
     expected = expected_dimuon(input_files["zmumu"])

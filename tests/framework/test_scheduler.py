@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from actors.errors import ModuleError
+from actors.errors import ConfigError, ModuleError
 from actors.framework import Process, run
 from tests.framework.mods import LOG, Busy, Collect, M, Memory
 
@@ -266,6 +266,41 @@ def test_run_on_loop_module_runs_in_the_loop_thread() -> None:
     run(p)
     assert OnLoop.threads == {threading.current_thread().name}
     assert sorted(Collect.seen["col"]) == [(n, n + 1000) for n in range(1, 9)]
+
+
+@pytest.mark.parametrize("threads", [0, 1])
+def test_threads_0_runs_module_code_hooks_and_a_blocking_source_on_the_loop_thread(
+    threads: int,
+) -> None:
+    import threading
+
+    from tests.framework.mods import BlockingThreadSource, ThreadRecorder
+
+    p = _process(streams=2, threads=threads)
+    p.set_source(f"{M}:BlockingThreadSource", lumis=2, events=4)
+    p.add_module("x", f"{M}:ThreadRecorder")
+    p.add_module("col", f"{M}:Collect", input="x")
+    p.add_path("p", ["col"])
+    ThreadRecorder.threads.clear()
+    BlockingThreadSource.threads.clear()
+    report = run(p)
+    loop_thread = {threading.current_thread().name}
+    if threads == 0:
+        assert ThreadRecorder.threads == loop_thread
+        assert BlockingThreadSource.threads == loop_thread
+    else:  # the same job with a pool: none of it on the loop's thread
+        assert ThreadRecorder.threads and not ThreadRecorder.threads & loop_thread
+        assert BlockingThreadSource.threads and not BlockingThreadSource.threads & loop_thread
+    assert sorted(Collect.seen["col"]) == [(n, n + 1000) for n in range(1, 9)]
+    assert report.threads == threads and report.workers == 1
+    assert 0.0 <= report.overhead < 1.0
+
+
+def test_threads_must_not_be_negative() -> None:
+    p = _process(threads=-1)
+    p.add_module("x", f"{M}:Add")
+    with pytest.raises(ConfigError, match=r"options.threads.*must be an integer >= 0, not -1"):
+        run(p)
 
 
 def test_run_on_loop_method_may_return_its_slow_path_as_a_coroutine() -> None:

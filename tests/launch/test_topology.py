@@ -49,6 +49,14 @@ def write(tmp_path: Path, topology: str) -> Path:
     return path
 
 
+def test_threads_0_reaches_the_process_command_line(tmp_path: Path) -> None:
+    topo = load_topology(write(tmp_path, GOOD.replace("threads = 2", "threads = 0")))
+    assert topo.processes["local"].threads == 0
+    plan = build_plan(topo, rundir=tmp_path)
+    argv = next(p.argv for p in plan.processes if p.name == "local")
+    assert argv[argv.index("--threads") + 1] == "0"
+
+
 def test_valid_topology_loads(tmp_path: Path) -> None:
     topo = load_topology(write(tmp_path, GOOD))
     assert list(topo.processes) == ["local", "remote"]
@@ -72,7 +80,8 @@ def test_valid_topology_loads(tmp_path: Path) -> None:
             "run.transport",
             "unknown transport",
         ),
-        (("threads = 2", "threads = 0"), 8, "process.local.threads", ">= 1"),
+        (("threads = 2", "threads = -1"), 8, "process.local.threads", ">= 0"),
+        (("streams = 4", "streams = 0"), 9, "process.local.streams", ">= 1"),
         (("streams = 4", "stream = 4"), 9, "process.local.stream", "unknown key"),
         (('client = "local"', 'client = "remote"'), 17, "link[0].server", "two different"),
     ],
