@@ -37,11 +37,13 @@ def trigger_table(report: JobReport) -> Table:
 
 def timing_table(report: JobReport) -> Table:
     """Per module: calls, total, mean, fraction; the caption has throughput and overhead."""
+    threads = f"{report.threads} threads" if report.threads else "no worker threads"
+    workers = "worker threads" if report.threads else "the loop's thread"
     table = Table(
-        title=f"Timing report - {report.streams} streams, {report.threads} threads",
+        title=f"Timing report - {report.streams} streams, {threads}",
         caption=(
             f"event loop {report.event_loop_time:.3f} s, {report.throughput:.1f} events/s; "
-            f"worker threads idle {100 * report.overhead:.1f}% (framework overhead when "
+            f"{workers} idle {100 * report.overhead:.1f}% (framework overhead when "
             "modules could keep them busy); "
             f"wall {report.wall_time:.3f} s"
         ),

@@ -75,3 +75,16 @@ def test_report_json_and_tables() -> None:
     report.print(Console(file=buffer, width=160))
     text = buffer.getvalue()
     assert "Trigger report" in text and "Timing report" in text and "evens" in text
+
+
+def test_timing_report_without_worker_threads_counts_the_loop_as_the_worker() -> None:
+    from actors.framework.report import JobReport, ModuleTiming
+
+    timing = ModuleTiming("m", "T")
+    timing.total, timing.calls = 0.25, 10
+    report = JobReport("P", 10, 10, 1, 0, 1.0, 1.2, [], [timing])
+    assert report.workers == 1 and report.overhead == 0.75 and report.fraction(timing) == 0.25
+    buffer = io.StringIO()
+    report.print(Console(file=buffer, width=160))
+    text = " ".join(buffer.getvalue().split())  # the caption wraps at the table's width
+    assert "1 streams, no worker threads" in text and "the loop's thread idle 75.0%" in text
