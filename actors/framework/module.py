@@ -34,8 +34,9 @@ Contracts:
   ``threads = 0`` has no pool: plain methods (and sync hooks, and a blocking
   source's reads) run on the event-loop thread like ``run_on_loop`` ones,
   which saves two thread hand-overs per module call (the dimuon example on a
-  2-CPU host: 1.3-1.5x the events/s), but a call blocks the process's links,
-  remote asks and stall report until it returns.
+  2-CPU host: 2.0-2.4x the events/s in one process, 1.3-2.5x offloaded), but
+  a call blocks the process's links, remote asks and stall report until it
+  returns, and modules that release the GIL get no second CPU.
 * Optional hooks, sync or async, on every kind: ``begin_job()``,
   ``begin_run(run)``, ``begin_lumi(lumi)``, ``end_lumi(lumi)``,
   ``end_run(run)``, ``end_job()``. ``begin_lumi`` of a lumi runs before any of
