@@ -145,9 +145,9 @@ def test_async_modules_run_on_the_loop() -> None:
     assert sorted(Collect.seen["col"]) == [(n, 10 * n) for n in range(1, 9)]
 
 
-@pytest.mark.parametrize("streams", [1, 3])
-def test_module_error_names_label_and_event(streams: int) -> None:
-    p = _process(streams=streams, threads=2)
+@pytest.mark.parametrize(("streams", "threads"), [(1, 2), (3, 2), (1, 0), (3, 0)])
+def test_module_error_names_label_and_event(streams: int, threads: int) -> None:
+    p = _process(streams=streams, threads=threads)
     p.add_module("fail", f"{M}:Fail", at=3)
     p.add_module("col", f"{M}:Collect", input="fail")
     p.add_path("p", ["col"])
@@ -161,8 +161,9 @@ def test_module_error_names_label_and_event(streams: int) -> None:
     assert isinstance(err.__cause__, RuntimeError)
 
 
-def test_error_in_a_transition_hook() -> None:
-    p = _process()
+@pytest.mark.parametrize("threads", [1, 0])
+def test_error_in_a_transition_hook(threads: int) -> None:
+    p = _process(threads=threads)
     p.add_module("bad", f"{M}:BadLumi")
     p.add_path("p", ["bad"])
     with pytest.raises(ModuleError) as info:
