@@ -151,7 +151,7 @@ STREAM_SPIN_US: Setting[float] = Setting(
     _non_negative,
     "µs",
     "longest poll of a tcp:// or shm:// receive right after traffic before it sleeps in the "
-    "kernel (0 disables polling)",
+    "kernel (0 disables polling; no polls in a process with threads = 0)",
 )
 LOOP_SPIN_US: Setting[float] = Setting(
     "ACTORS_LOOP_SPIN_US",

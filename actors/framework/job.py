@@ -27,6 +27,7 @@ from typing import Any, TypedDict, Unpack
 
 from ..core.system import ActorSystem
 from ..errors import ConfigError
+from ..transports import receive_polls_off
 from .driver import drive
 from .graph import build
 from .loader import load_class
@@ -145,7 +146,10 @@ async def _drive(
     progress: Callable[[int], None] | None,
     system: ActorSystem,
 ) -> JobReport:
-    if pool is not None or schedule.options.threads == 0:
+    if schedule.options.threads == 0:  # module code on this loop: receives must not poll
+        with receive_polls_off():
+            return await drive(schedule, pool, progress, system)
+    if pool is not None:
         return await drive(schedule, pool, progress, system)
     pool = worker_pool(schedule.options.threads, schedule.process.name)
     try:

@@ -36,7 +36,9 @@ Contracts:
   which saves two thread hand-overs per module call (the dimuon example on a
   2-CPU host: 2.0-2.4x the events/s in one process, 1.3-2.5x offloaded), but
   a call blocks the process's links, remote asks and stall report until it
-  returns, and modules that release the GIL get no second CPU.
+  returns, and modules that release the GIL get no second CPU. While such a
+  job runs, receives on its loop do not poll before they wait
+  (:func:`actors.transports.receive_polls_off`).
 * Optional hooks, sync or async, on every kind: ``begin_job()``,
   ``begin_run(run)``, ``begin_lumi(lumi)``, ``end_lumi(lumi)``,
   ``end_run(run)``, ``end_job()``. ``begin_lumi`` of a lumi runs before any of

@@ -28,7 +28,7 @@ from ._registry import (
     register_backend,
     split_url,
 )
-from ._spin import LoopSpinner, loop_spinner
+from ._spin import LoopSpinner, loop_spinner, receive_polls_enabled, receive_polls_off
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
@@ -43,6 +43,8 @@ __all__ = [
     "get_backend",
     "listen",
     "loop_spinner",
+    "receive_polls_enabled",
+    "receive_polls_off",
     "register_backend",
     "split_url",
 ]

@@ -508,6 +508,23 @@ class ThreadRecorder(Producer):
         event.put(event.get(self.n) + 1000)
 
 
+class PollState(Producer):
+    """Records whether receive polls are on where its (loop-thread) event calls run."""
+
+    run_on_loop = True
+    seen: ClassVar[set[bool]] = set()
+
+    def declare(self, d: Declarer) -> None:
+        self.n = d.consumes("source")
+        d.produces("int")
+
+    def produce(self, event: Event) -> None:
+        from actors.transports import receive_polls_enabled
+
+        PollState.seen.add(receive_polls_enabled())
+        event.put(event.get(self.n))
+
+
 class BlockingThreadSource(CountingSource):
     """A blocking source that records the threads its transitions are read in."""
 

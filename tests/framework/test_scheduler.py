@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from actors.errors import ConfigError, ModuleError
-from actors.framework import Process, run
+from actors.framework import Process, run, run_process
 from tests.framework.mods import LOG, Busy, Collect, M, Memory
 
 
@@ -295,6 +297,25 @@ def test_threads_0_runs_module_code_hooks_and_a_blocking_source_on_the_loop_thre
     assert sorted(Collect.seen["col"]) == [(n, n + 1000) for n in range(1, 9)]
     assert report.threads == threads and report.workers == 1
     assert 0.0 <= report.overhead < 1.0
+
+
+@pytest.mark.parametrize("threads", [0, 1])
+def test_a_job_without_worker_threads_holds_its_loops_receive_polls_off(threads: int) -> None:
+    from actors.transports import receive_polls_enabled
+    from tests.framework.mods import PollState
+
+    p = _process(streams=2, threads=threads)
+    p.add_module("x", f"{M}:PollState")
+    p.add_module("col", f"{M}:Collect", input="x")
+    p.add_path("p", ["col"])
+    PollState.seen.clear()
+
+    async def job() -> bool:
+        await run_process(p)
+        return receive_polls_enabled()  # on again once the job ended
+
+    assert asyncio.run(job())
+    assert PollState.seen == {threads != 0}
 
 
 def test_threads_must_not_be_negative() -> None:

@@ -108,3 +108,44 @@ async def test_one_spinner_per_loop_with_the_setting_read_then(
     assert spinner is loop_spinner(loop)
     assert spinner.seconds == pytest.approx(250e-6)
     assert BACKOFF_MAX >= 8
+
+
+async def test_receive_polls_off_stops_a_receive_poll_on_this_loop_until_the_last_block_ends() -> (
+    None
+):
+    from actors.transports import receive_polls_enabled, receive_polls_off
+    from actors.transports._spin import AdaptivePoll
+
+    attempts: list[int] = []
+
+    def attempt() -> bool:
+        attempts.append(1)
+        return True
+
+    poll = AdaptivePoll(1e-3)
+    poll.activity()
+    assert receive_polls_enabled() and poll.run(attempt) and len(attempts) == 1
+    with receive_polls_off():
+        with receive_polls_off():
+            poll.activity()
+            assert not receive_polls_enabled() and not poll.run(attempt)
+        poll.activity()
+        assert not receive_polls_enabled() and not poll.run(attempt)
+        assert len(attempts) == 1  # no attempt while held off
+    poll.activity()
+    assert receive_polls_enabled() and poll.run(attempt) and len(attempts) == 2
+
+
+def test_receive_polls_off_holds_only_its_own_loop() -> None:
+    from actors.transports import receive_polls_enabled, receive_polls_off
+
+    async def other_loop() -> bool:
+        return receive_polls_enabled()
+
+    async def held() -> tuple[bool, bool]:
+        with receive_polls_off():
+            here = receive_polls_enabled()
+            elsewhere = await asyncio.to_thread(asyncio.run, other_loop())
+        return here, elsewhere
+
+    assert asyncio.run(held()) == (False, True)
