@@ -124,9 +124,9 @@ async def _run_schedule(
 ) -> JobReport:
     """One schedule of ``process`` (run_process without the runner hook).
 
-    With ``pool`` the module code runs on that executor (shared with other
-    schedules; the caller shuts it down); otherwise on a pool of ``threads``
-    (none for ``threads = 0``: on the loop).
+    With ``threads = 0`` the module code runs on the loop (``pool`` unused);
+    else with ``pool`` on that executor (shared with other schedules; the
+    caller shuts it down), otherwise on a pool of ``threads``.
     """
     progress = overrides.pop("progress", None)
     changes: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
@@ -148,7 +148,7 @@ async def _drive(
 ) -> JobReport:
     if schedule.options.threads == 0:  # module code on this loop: receives must not poll
         with receive_polls_off():
-            return await drive(schedule, pool, progress, system)
+            return await drive(schedule, None, progress, system)
     if pool is not None:
         return await drive(schedule, pool, progress, system)
     pool = worker_pool(schedule.options.threads, schedule.process.name)
