@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -180,11 +181,21 @@ def test_dimuon_series_write_the_example_with_8000_events_and_streams(tmp_path: 
     assert dimuon.Offload("shm", 4).label == "dimuon offload shm s4"
 
 
+def _entries(series: list[Any], rates: dict[str, float]) -> list[dict[str, Any]]:
+    """The dimuon entries of ``series``, each measured at 100 events/s unless ``rates``
+    gives its label another rate."""
+    from benchmarks.events import _dimuon_entries
+
+    rec = {"events_per_s": 100.0, "events_long": 8000, "wall_long_s": 80.0}
+    samples = {c.label: [dict(rec, events_per_s=rates.get(c.label, 100.0))] for c in series}
+    return _dimuon_entries(series, samples)
+
+
 def test_bound_dimuon_series_bind_every_process_and_pair_with_the_bound_single(
     tmp_path: Path,
 ) -> None:
     from benchmarks import dimuon
-    from benchmarks.events import _dimuon_entries, evaluate_loaded
+    from benchmarks.events import evaluate_loaded
 
     if dimuon.data_missing():
         pytest.skip(dimuon.data_missing())
@@ -195,17 +206,12 @@ def test_bound_dimuon_series_bind_every_process_and_pair_with_the_bound_single(
     single = dimuon.Offload(None, 1, bound=True)
     assert dimuon._env(single)["ACTORS_CPUS"].isdigit()
     assert dimuon._env(dimuon.Offload(None, 1)) == {}
-    rec = {"events_per_s": 100.0, "events_long": 8000, "wall_long_s": 80.0}
     series = [dimuon.Offload(None, 1), single, dimuon.Offload("tcp", 1), bound]
-    samples = {c.label: [dict(rec)] for c in series}
-    samples[single.label][0]["events_per_s"] = 200.0
-    entries = _dimuon_entries(series, samples)
-    ratios = {e["label"]: e.get("ratio") for e in entries}
+    ratios = {e["label"]: e.get("ratio") for e in _entries(series, {single.label: 200.0})}
     assert ratios["dimuon offload tcp s1"] == 1.0 and ratios[bound.label] == 0.5
     shm = dimuon.Offload("shm", 1, bound=True)  # against the bound tcp series only
-    samples[shm.label] = [dict(rec, events_per_s=50.0)]
-    samples[bound.label][0]["events_per_s"] = 60.0
-    loaded = evaluate_loaded(_dimuon_entries([*series, shm], samples), 0)
+    rates = {single.label: 200.0, shm.label: 50.0, bound.label: 60.0}
+    loaded = evaluate_loaded(_entries([*series, shm], rates), 0)
     assert [(r["series"], r["tcp_events_per_s"]) for r in loaded] == [(shm.label, 60.0)]
 
 
@@ -215,7 +221,7 @@ def test_threads0_dimuon_series_run_without_worker_threads_and_pair_with_their_s
     import tomllib
 
     from benchmarks import dimuon
-    from benchmarks.events import _dimuon_entries, _dimuon_rows
+    from benchmarks.events import _dimuon_rows
 
     if dimuon.data_missing():
         pytest.skip(dimuon.data_missing())
@@ -230,11 +236,8 @@ def test_threads0_dimuon_series_run_without_worker_threads_and_pair_with_their_s
     single = dimuon.Offload(None, 4, threads0=True)
     dimuon._command(single, tmp_path, 1000, 60)
     assert tomllib.loads((tmp_path / "dimuon.toml").read_text())["options"]["threads"] == 0
-    rec = {"events_per_s": 100.0, "events_long": 8000, "wall_long_s": 80.0}
     series = [dimuon.Offload(None, 4), single, dimuon.Offload("mpi", 4), loop]
-    samples = {c.label: [dict(rec)] for c in series}
-    samples[single.label][0]["events_per_s"] = 400.0
-    entries = _dimuon_entries(series, samples)
+    entries = _entries(series, {single.label: 400.0})
     ratios = {e["label"]: e.get("ratio") for e in entries}
     assert ratios["dimuon offload mpi s4"] == 1.0 and ratios[loop.label] == 0.25
     assert [row[0] for row in _dimuon_rows(entries)][-1] == "mpi (threads = 0)"

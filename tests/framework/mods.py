@@ -473,21 +473,6 @@ class WithTimeout(Producer):
         event.put(task.result())
 
 
-class OnLoop(Producer):
-    """Trivial sync producer that runs on the loop thread; records the thread it ran in."""
-
-    run_on_loop = True
-    threads: ClassVar[set[str]] = set()
-
-    def declare(self, d: Declarer) -> None:
-        self.n = d.consumes("source")
-        d.produces("int")
-
-    def produce(self, event: Event) -> None:
-        OnLoop.threads.add(threading.current_thread().name)
-        event.put(event.get(self.n) + 1000)
-
-
 class ThreadRecorder(Producer):
     """A plain sync producer that records the threads of its event calls and hooks."""
 
@@ -497,15 +482,25 @@ class ThreadRecorder(Producer):
         self.n = d.consumes("source")
         d.produces("int")
 
+    def _record(self) -> None:
+        type(self).threads.add(threading.current_thread().name)
+
     def begin_job(self) -> None:
-        ThreadRecorder.threads.add(threading.current_thread().name)
+        self._record()
 
     def begin_lumi(self, lumi: Lumi) -> None:
-        ThreadRecorder.threads.add(threading.current_thread().name)
+        self._record()
 
     def produce(self, event: Event) -> None:
-        ThreadRecorder.threads.add(threading.current_thread().name)
+        self._record()
         event.put(event.get(self.n) + 1000)
+
+
+class OnLoop(ThreadRecorder):
+    """A ThreadRecorder that runs on the loop thread (``run_on_loop``)."""
+
+    run_on_loop = True
+    threads: ClassVar[set[str]] = set()
 
 
 class PollState(Producer):
