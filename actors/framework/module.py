@@ -34,7 +34,7 @@ Contracts:
   ``threads = 0`` has no pool: plain methods (and sync hooks, and a blocking
   source's reads) run on the event-loop thread like ``run_on_loop`` ones,
   which saves two thread hand-overs per module call (the dimuon example on a
-  2-CPU host: 2.0-2.4x the events/s in one process, 1.3-2.5x offloaded), but
+  2-CPU host: 1.9-2.4x the events/s in one process, 1.3-2.5x offloaded), but
   a call blocks the process's links, remote asks and stall report until it
   returns, and modules that release the GIL get no second CPU. While such a
   job runs, receives on its loop do not poll before they wait

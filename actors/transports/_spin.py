@@ -44,8 +44,9 @@ two CPUs ~160-175 -> 78-90 µs per ask, one shared CPU 79-84 -> 91-97 µs
 A receive's poll holds up everything else of its event loop. Where the loop
 also runs module code (a framework process with ``threads = 0``),
 :func:`receive_polls_off` turns the polls of that loop off: the dimuon
-offload with ``threads = 0`` ran 7-10% faster without them (1 and 4 streams,
-tcp:// and shm://), while with worker threads they cost nothing measurable.
+offload with ``threads = 0`` ran 7-10% faster without them in one period and
+as fast in another (1 and 4 streams, tcp:// and shm://); with worker threads
+no difference was measured.
 
 Loop rules: one :class:`AdaptivePoll` per link, one :class:`LoopSpinner` per
 event loop (:func:`loop_spinner`), both used from that loop's thread, as is
