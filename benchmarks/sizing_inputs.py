@@ -222,13 +222,14 @@ def calibrate(
     if rate_one <= 0 or rate_many <= 0:
         raise ValueError("calibration runs need positive events/s")
     streams = int(many["streams"])
+    workers = max(1, int(many["threads"]))  # threads = 0: the loop's thread runs the modules
     ratio = 1.0
     if cpu_one is not None and cpu_one > 0:
         g = cpu_one
         if cpu_many is not None and cpu_many > 0:
             ratio = cpu_many / cpu_one
     else:
-        g = _fit_gil(rate_one, rate_many, streams, max(streams, int(many["threads"])))
+        g = _fit_gil(rate_one, rate_many, streams, max(streams, workers))
     w = max(0.0, 1.0 / rate_one - g)
     rates = module_rates(one)
     calls = {lb: c for lb, (c, _, _) in rates.items()}
@@ -247,7 +248,7 @@ def calibrate(
         per_call_s=per_call,
         wait_s=wait,
         calls=calls,
-        threads=int(many["threads"]),
+        threads=workers,
         module_s=times,
         cpu_ratio=ratio,
         streams=max(1, streams),

@@ -155,6 +155,18 @@ def test_calibrate_splits_gil_and_wait() -> None:
         prof.stage("p", ["zzz"])
 
 
+def test_calibrate_counts_a_process_without_worker_threads_as_one_worker() -> None:
+    one = _report("P", 1, 50.0, MODULES)
+    many = dict(_report("P", 4, 100.0, MODULES), threads=0)  # module code on the loop
+    for prof in (
+        calibrate(one, many, 50.0, 100.0, base_s=0.002),
+        calibrate(one, many, 50.0, 100.0, base_s=0.002, cpu_one=0.008),
+    ):
+        assert prof.threads == 1
+        rate = predict(prof.stage("p", ["a", "b"]), streams=4).events_per_s
+        assert 0 < rate < float("inf")
+
+
 def test_calibrate_from_measured_cpu() -> None:
     one = _report("P", 1, 50.0, MODULES)  # 20 ms per event alone
     many = _report("P", 4, 100.0, MODULES)
