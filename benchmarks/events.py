@@ -306,10 +306,8 @@ def _variant_key(e: dict[str, Any]) -> tuple[Any, ...]:
 
 def _variant_name(e: dict[str, Any]) -> str:
     """``tcp``, ``tcp (bound)`` or ``tcp (threads = 0)``."""
-    name = str(e["transport"])
-    if e.get("bound"):
-        return name + " (bound)"
-    return name + (" (threads = 0)" if e.get("threads0") else "")
+    bound = " (bound)" if e.get("bound") else ""
+    return str(e["transport"]) + bound + (" (threads = 0)" if e.get("threads0") else "")
 
 
 def _dimuon_rows(entries: list[dict[str, Any]]) -> list[list[str]]:

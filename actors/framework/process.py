@@ -30,7 +30,10 @@ from ..tomlfile import TomlDocument, dump_toml
 from ._config_load import process_from_doc
 from .branch import check_name
 
-__all__ = ["ModuleConfig", "Options", "Path", "Process"]
+__all__ = ["OPTION_MINIMUMS", "ModuleConfig", "Options", "Path", "Process"]
+
+#: the least value of each integer option (``threads = 0``: module code on the event loop)
+OPTION_MINIMUMS = {"streams": 1, "threads": 0, "max_concurrent_lumis": 1, "mailbox_size": 1}
 
 
 @dataclass
@@ -75,8 +78,8 @@ class Options:
 
     def validate(self, where: TomlDocument | None = None) -> None:
         """Raise ConfigError (with file/line when loaded from TOML) for bad values."""
-        for name in ("streams", "threads", "max_concurrent_lumis", "mailbox_size"):
-            value, least = getattr(self, name), 0 if name == "threads" else 1
+        for name, least in OPTION_MINIMUMS.items():
+            value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
                 message = f"must be an integer >= {least}, not {value!r}"
                 raise _error(where, message, "options", name)

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..framework.process import OPTION_MINIMUMS
 from ..tomlfile import TomlDocument
 
 __all__ = [
@@ -299,10 +300,10 @@ def _parse_processes(doc: TomlDocument, table: Any, base: Path) -> dict[str, Pro
         if not config_path.is_file():
             raise doc.error(f"configuration file not found: {config_path}", *where, "config")
         spec = ProcessSpec(name=name, config=config_path)
-        for key, least in (("threads", 0), ("streams", 1)):
+        for key in ("threads", "streams"):
             value = _typed(doc, entry, key, int, *where)
             if value is not None:
-                if value < least:
+                if value < (least := OPTION_MINIMUMS[key]):
                     raise doc.error(f"must be >= {least}", *where, key)
                 setattr(spec, key, value)
         spec.restarts = _typed(doc, entry, "restarts", int, *where) or 0
