@@ -3,7 +3,8 @@
 See :mod:`actors.transports.ucx` for the contract, the tag scheme, progress
 and peer-death rules; this module holds :class:`UCXLink` itself, including its
 handshake (:meth:`UCXLink.handshake`, which the listener and ``connect`` run:
-the link's tags stay the link's own).
+the link's tags stay the link's own). Its receives go through the probed
+receives of :mod:`._probe` (a link is their :class:`~._probe.TagQueue`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .._base import Capabilities, Link, Message, warn_no_device
 from .._handshake import accept_handshake, connect_handshake
 from .._spin import AdaptivePoll
 from . import _wire as wire
+from ._probe import ProbedFrames, ProbedRecv
 from ._progress import Engine, poll_seconds, ucxx_api
 
 __all__ = ["UCX_CAPABILITIES", "UCXLink"]
@@ -74,7 +76,7 @@ class UCXLink(Link):
         self._prefix_arr = _array(self._prefix)
         self._rx: asyncio.Task[Message] | None = None
         #: the prefix receive in progress (kept across a cancelled recv)
-        self._prefix_req: _ProbedRecv | None = None
+        self._prefix_req: ProbedRecv | None = None
         #: When and how long ``recv`` polls the worker before it waits (see :mod:`._spin`).
         self.poller = AdaptivePoll(poll_seconds())
         self._inflight: deque[tuple[asyncio.Future[None], int]] = deque()
@@ -95,17 +97,18 @@ class UCXLink(Link):
         """UCX endpoint error/close callback (runs inside worker progress)."""
         if self._lost is None:
             self._lost = "the peer closed the link or died"
-            self._eng.fail(self, self._lost_error)
+            self._eng.fail(self, self.lost_error)
             self._eng.poke()
 
-    def _lost_error(self) -> PeerLost:
+    def lost_error(self) -> PeerLost:
+        """The PeerLost that a use of this closed or lost link raises (names the peer)."""
         why = "the link is closed" if self._closed else self._lost or "the link is closed"
         return PeerLost(f"ucx link to {self.peer}: {why}")
 
     def _usable(self) -> Any:
         ep = self._ep
         if self._closed or self._lost is not None or ep is None or not ep.alive:
-            raise self._lost_error()
+            raise self.lost_error()
         return ep
 
     def _post(self, what: str, post: Any, *args: Any) -> Any:
@@ -114,7 +117,7 @@ class UCXLink(Link):
         except Exception as exc:
             raise PeerLost(f"ucx link to {self.peer}: {what} failed: {exc!r}") from exc
 
-    def _take(self, arr: Any) -> tuple[Any, int] | None:
+    def take(self, arr: Any) -> tuple[Any, int] | None:
         """Take the next message of this link's tag out of UCX's unexpected queue
         into ``arr`` (a tag probe with remove, then a receive with its handle, on
         the endpoint while it is alive, else on the worker): the receive request
@@ -129,7 +132,7 @@ class UCXLink(Link):
         owner = ep if ep is not None and ep.alive else worker
         return owner.tag_recv_with_handle(arr, probe), int(probe.length)
 
-    def _ended(self) -> bool:
+    def ended(self) -> bool:
         """True when no further message can come (link closed or lost, worker freed)."""
         return self._closed or self._lost is not None or self._eng.worker is None
 
@@ -240,7 +243,7 @@ class UCXLink(Link):
             inflight.popleft()
             self._inflight_bytes -= size
             if fut.exception() is not None:
-                raise self._lost_error() from fut.exception()
+                raise self.lost_error() from fut.exception()
 
     # -- recv --------------------------------------------------------------------
 
@@ -257,7 +260,7 @@ class UCXLink(Link):
         received in a task of their own.
         """
         if self._closed:
-            raise self._lost_error()
+            raise self.lost_error()
         rx = self._rx
         if rx is None:
             try:
@@ -299,7 +302,7 @@ class UCXLink(Link):
         """Receive the next prefix frame into ``self._prefix``; its length in bytes.
 
         ucxx's tag receive does not report how many bytes arrived, so the
-        prefix is received through a probe (:class:`_ProbedRecv`), which does.
+        prefix is received through a probe (:class:`ProbedRecv`), which does.
         The receive survives a cancelled call (the next call waits for the
         same one), so no message is lost or split. Raises ProtocolError for a
         prefix frame larger than :data:`wire.PREFIX_CAPACITY`.
@@ -309,7 +312,7 @@ class UCXLink(Link):
             ep = self._ep
             if self._lost is not None or ep is None or not ep.alive:
                 return await self._prefix_arrived()
-            req = self._prefix_req = _ProbedRecv(self, self._prefix_arr)
+            req = self._prefix_req = ProbedRecv(self, self._prefix_arr)
         eng = self._eng
         what = f"ucx message prefix from {self.peer}"
 
@@ -329,7 +332,7 @@ class UCXLink(Link):
         self.poller.activity()
         return self._prefix_length(req)
 
-    def _prefix_length(self, req: _ProbedRecv) -> int:
+    def _prefix_length(self, req: ProbedRecv) -> int:
         """Bytes of a completed prefix receive; ProtocolError when it was longer
         than the prefix buffer (UCX reports that as a truncation already)."""
         if req.length > wire.PREFIX_CAPACITY:
@@ -386,12 +389,12 @@ class UCXLink(Link):
         Every frame must carry exactly the bytes its prefix announced: a
         shorter one would leave unwritten bytes in the buffer the application
         gets, a longer one would be cut. ucxx's tag receive reports neither, so
-        the frames are taken through probes (:class:`_ProbedFrames`), which
+        the frames are taken through probes (:class:`ProbedFrames`), which
         give each frame's length. Raises ProtocolError (naming the peer) for a
         frame of another length, PeerLost when the peer goes before they arrive.
         """
         arrays = [_array(f) for f in frames]
-        req = _ProbedFrames(self, arrays, [nbytes(f) for f in frames])
+        req = ProbedFrames(self, arrays, [nbytes(f) for f in frames])
         what = f"ucx message frames from {self.peer}"
         ep = self._ep
         if self._lost is None and ep is not None and ep.alive:
@@ -401,28 +404,28 @@ class UCXLink(Link):
         self._eng.worker.progress()
         req.poll()
         if self._closed or not req.matched:
-            raise self._lost_error()
+            raise self.lost_error()
         try:
             async with asyncio.timeout(2.0):
                 await self._eng.wait(req, what, None, arrays)
         except TimeoutError:
-            raise self._lost_error() from None
+            raise self.lost_error() from None
 
     async def _prefix_arrived(self) -> int:
         """Receive a prefix frame that arrived before the peer was lost (its
         length), else PeerLost."""
         self._eng.worker.progress()
-        req = _ProbedRecv(self, self._prefix_arr)
+        req = ProbedRecv(self, self._prefix_arr)
         req.poll()  # takes a message that arrived before the loss
         if self._closed or not req.matched:
-            raise self._lost_error()  # nothing had arrived
+            raise self.lost_error()  # nothing had arrived
         try:
             async with asyncio.timeout(2.0):
                 await self._eng.wait(
                     req, f"ucx message prefix from {self.peer}", None, self._prefix_arr
                 )
         except TimeoutError:
-            raise self._lost_error() from None
+            raise self.lost_error() from None
         return self._prefix_length(req)
 
     # -- close -------------------------------------------------------------------
@@ -433,7 +436,7 @@ class UCXLink(Link):
             return
         self._closed = True
         self._prefix_req = None  # an unmatched probe completes as gone in the engine
-        self._eng.fail(self, self._lost_error)
+        self._eng.fail(self, self.lost_error)
         rx, self._rx = self._rx, None
         if rx is not None:
             rx.cancel()
@@ -454,131 +457,6 @@ class UCXLink(Link):
             del ep
             self._inflight.clear()
             self._eng.release()
-
-
-class _ProbedRecv:
-    """The receive of one prefix frame of ``link`` that learns how many bytes
-    arrived; request-like for :class:`Engine` (``completed``, ``check_error``).
-
-    A posted ``tag_recv`` does not report the received length (ucxx drops
-    UCX's ``ucp_tag_recv_info_t``), so nothing is posted ahead: until a message
-    is there, every ``completed`` check probes the worker for the link's tag
-    and removes the message it finds from UCX's unexpected queue
-    (:meth:`UCXLink._take`); the probe gives its :attr:`length`, and a receive
-    with the probe's handle puts it into ``arr``. A message longer than ``arr``
-    completes as truncated: :meth:`check_error` raises. With no message there,
-    a closed or lost link completes the wait (PeerLost): no posted receive
-    exists for UCX to cancel, so nothing else would; a message that arrived
-    before the loss is still taken first.
-    """
-
-    __slots__ = ("_arr", "_gone", "_link", "_req", "length")
-
-    def __init__(self, link: UCXLink, arr: Any) -> None:
-        self._link = link
-        self._arr = arr
-        self._req: Any = None
-        self._gone = False
-        self.length = 0
-
-    @property
-    def matched(self) -> bool:
-        """True once a message was taken from UCX's queue for this receive."""
-        return self._req is not None
-
-    @property
-    def completed(self) -> bool:
-        return self.poll()
-
-    def poll(self) -> bool:
-        """Probe for the message unless it was taken; True once the receive is
-        complete (or the link gone)."""
-        req = self._req
-        if req is None:
-            if self._gone:
-                return True
-            taken = self._link._take(self._arr)
-            if taken is None:
-                self._gone = self._link._ended()
-                return self._gone
-            req, self.length = taken
-            self._req = req
-        return bool(req.completed)
-
-    def check_error(self) -> None:
-        if self._req is not None:
-            self._req.check_error()
-        elif self._gone:
-            raise self._link._lost_error()
-
-
-class _ProbedFrames:
-    """The receive of the out-of-line frames of one message, each into its
-    final buffer, checking that each carries exactly its announced size;
-    request-like for :class:`Engine`.
-
-    Like :class:`_ProbedRecv` (and for the same reason: a posted receive does
-    not report its length), each frame is taken through a probe, in order,
-    as soon as it is in UCX's queue; its receive then goes straight into the
-    frame's buffer (no staging copy). A frame of another length stops the
-    message: the frame is still received (a short one into its buffer, a long
-    one completes truncated) so that UCX frees it, no further frame is taken,
-    and :meth:`check_error` raises ProtocolError naming the peer. Once the
-    link is closed or lost, frames not there complete the wait as PeerLost.
-    """
-
-    __slots__ = ("_arrays", "_bad", "_gone", "_link", "_reqs", "_sizes")
-
-    def __init__(self, link: UCXLink, arrays: list[Any], sizes: list[int]) -> None:
-        self._link = link
-        self._arrays = arrays
-        self._sizes = sizes
-        self._reqs: list[Any] = []
-        self._bad: tuple[int, int] | None = None  # (frame index, its length)
-        self._gone = False
-
-    @property
-    def matched(self) -> bool:
-        """True once a frame was taken from UCX's queue for this receive."""
-        return bool(self._reqs)
-
-    @property
-    def completed(self) -> bool:
-        return self.poll()
-
-    def poll(self) -> bool:
-        """Take the frames that are there; True once all are received, or the
-        receive ended (a frame of the wrong length, the link gone)."""
-        reqs = self._reqs
-        arrays = self._arrays
-        while len(reqs) < len(arrays) and self._bad is None:
-            if self._gone:
-                break
-            i = len(reqs)
-            taken = self._link._take(arrays[i])
-            if taken is None:
-                self._gone = self._link._ended()
-                if not self._gone:
-                    return False
-                break
-            req, length = taken
-            reqs.append(req)
-            if length != self._sizes[i]:
-                self._bad = (i, length)
-        return all(req.completed for req in reqs)
-
-    def check_error(self) -> None:
-        link = self._link
-        if self._bad is not None:
-            i, length = self._bad
-            raise ProtocolError(
-                f"frame {i + 1} of {len(self._arrays)} of a message from {link.peer} carries "
-                f"{length} bytes but its prefix announced {self._sizes[i]}"
-            )
-        for req in self._reqs:
-            req.check_error()
-        if len(self._reqs) < len(self._arrays):
-            raise link._lost_error()
 
 
 class _StreamChannel:
