@@ -4,8 +4,8 @@
 ``streams`` events and ``max_concurrent_lumis`` lumis in flight:
 
 * ``BeginRun``/``BeginLumi``: the matching hook runs on every module instance
-  (through its mailbox) before any event of that run/lumi starts; a new lumi
-  first waits for a free lumi slot.
+  (through its mailbox, :mod:`.hooks`) before any event of that run/lumi
+  starts; a new lumi first waits for a free lumi slot.
 * ``EventTransition``: waits for a free stream, then the event runs in its own
   task (:class:`~actors.framework.eventrun.EventRun`) while the driver reads on,
   so events of lumi N+1 start while lumi N still has events in flight.
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import inspect
 import time
 from collections import deque
 from collections.abc import Callable
@@ -41,12 +40,13 @@ from . import stall
 from .event import EventData, LumiID, ProcessEntry
 from .eventrun import EventRun, Runtime
 from .graph import Schedule
+from .hooks import TransitionHooks
 from .module import Concurrency, Module
 from .report import JobReport, ModuleTiming, PathModuleCounts, PathReport
 from .runlumi import Lumi, LumiContext, Run, RunContext
 from .source import BeginLumi, BeginRun, EndLumi, EndRun, EventTransition
 from .source_reader import SourceReader, fill_products
-from .workers import Call, JobActor, ModuleSpec, format_error
+from .workers import JobActor, ModuleSpec
 
 __all__ = ["drive"]
 
@@ -179,6 +179,10 @@ class _Driver:
             refs: list[ActorRef] = await job.ask(JobActor.REFS)
             self.source_actor, rest = refs[0], iter(refs[1:])
             self.actors = [[next(rest) for _ in n.instances] for n in self.schedule.nodes]
+            self.hooks = TransitionHooks(
+                self.schedule, self.pool, self.timings, self.source_timing,
+                self.source_actor, self.actors,
+            )  # fmt: skip
             self.rt = Runtime(
                 self.schedule.nodes,
                 [[r.poster() for r in a] for a in self.actors],  # type: ignore[attr-defined]
@@ -217,9 +221,9 @@ class _Driver:
 
     async def _run_job(self, group: asyncio.TaskGroup) -> None:
         try:
-            await self._job_hook("begin_job")
+            await self.hooks.run_job("begin_job")
             await self._loop(group)
-            await self._job_hook("end_job")
+            await self.hooks.run_job("end_job")
         finally:
             self.closed = True
 
@@ -348,7 +352,7 @@ class _Driver:
             raise reader.error(f"run {tr.run} begun twice")
         ctx = RunContext(tr.run, (*tr.process_history, self.history_entry))
         runs[tr.run] = _RunState(ctx)
-        await self._hook("begin_run", lambda slot: Run(ctx, slot), f"begin_run {tr.run}")
+        await self.hooks.run("begin_run", lambda slot: Run(ctx, slot), f"begin_run {tr.run}")
 
     async def _begin_lumi(
         self,
@@ -366,7 +370,8 @@ class _Driver:
         state = _LumiState(ctx)
         lumis[lumi_id] = state
         try:
-            await self._hook("begin_lumi", lambda slot: Lumi(ctx, slot), f"begin_lumi {lumi_id}")
+            what = f"begin_lumi {lumi_id}"
+            await self.hooks.run("begin_lumi", lambda slot: Lumi(ctx, slot), what)
         except BaseException:
             self.lumi_slots.release()
             raise
@@ -391,7 +396,7 @@ class _Driver:
                 state.drained = asyncio.get_running_loop().create_future()
                 await state.drained
             ctx = state.ctx
-            await self._hook("end_lumi", lambda slot: Lumi(ctx, slot), f"end_lumi {ctx.id}")
+            await self.hooks.run("end_lumi", lambda slot: Lumi(ctx, slot), f"end_lumi {ctx.id}")
         finally:
             self.lumi_slots.release()
 
@@ -414,71 +419,7 @@ class _Driver:
         for task in state.lumi_tasks:
             await task
         ctx = state.ctx
-        await self._hook("end_run", lambda slot: Run(ctx, slot), f"end_run {ctx.number}")
-
-    # -- hooks on every module instance
-    async def _hook(self, name: str, make_arg: Callable[[int], Any], what: str) -> None:
-        pending: list[tuple[str, asyncio.Future[Any]]] = []
-        for node in self.schedule.nodes:
-            in_pool = node.is_async and not type(node.instances[0]).run_on_loop
-            for slot, instance in enumerate(node.instances):
-                if getattr(type(instance), name) is getattr(Module, name):
-                    continue  # the default no-op hook
-                hook = getattr(instance, name)
-                if name.endswith("_job"):
-                    hook = _no_arg(hook)
-                if in_pool and not inspect.iscoroutinefunction(hook):
-                    hook = self._in_pool(hook)  # a sync hook of an async module: not on the loop
-                arg = make_arg(node.infos[slot].slot)
-                actor = self.actors[node.index][slot]
-                pending.append((node.label, self._ask(actor, hook, arg, self.timings[node.index])))
-        for label, future in pending:
-            try:
-                await future
-            except Exception as exc:
-                raise ModuleError(label, what, exc, format_error(exc)) from exc
-
-    async def _job_hook(self, name: str) -> None:
-        source = self.schedule.source
-        hook = _no_arg(getattr(source.instance, name))
-        if not source.instance.blocking and not inspect.iscoroutinefunction(hook):
-            hook = self._in_pool(hook)
-        assert self.source_actor is not None
-        try:
-            await self._ask(self.source_actor, hook, None, self.source_timing)
-        except Exception as exc:
-            raise ModuleError(source.config.label, name, exc, format_error(exc)) from exc
-        await self._hook(name, lambda slot: None, name)
-
-    def _in_pool(self, hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        """A sync hook run in the job's threads by an actor that runs on the loop
-        (the hook itself without threads)."""
-        if self.pool is None:
-            return hook
-
-        def call(arg: Any) -> Any:
-            return asyncio.get_running_loop().run_in_executor(self.pool, hook, arg)
-
-        return call
-
-    @staticmethod
-    def _ask(
-        actor: ActorRef, fn: Callable[[Any], Any], arg: Any, timing: ModuleTiming
-    ) -> asyncio.Future[Any]:
-        """Post a transition call; the future resolves to its result or error."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-
-        def done(result: Any, error: BaseException | None) -> None:
-            if future.done():
-                return
-            if error is None:
-                future.set_result(result)
-            else:
-                future.set_exception(error)
-
-        call = Call(fn, arg, done, timing, event=False)
-        actor.post(call, call)  # type: ignore[attr-defined]
-        return future
+        await self.hooks.run("end_run", lambda slot: Run(ctx, slot), f"end_run {ctx.number}")
 
 
 async def _reraise(error: BaseException) -> None:
@@ -498,18 +439,3 @@ def _job_name(system: ActorSystem, schedule: Schedule) -> str:
         n += 1
         name = f"{base}-{n}"
     return name
-
-
-def _no_arg(hook: Callable[[], Any]) -> Callable[[Any], Any]:
-    """Adapt a job hook (no argument) to the one-argument mailbox calls."""
-    if inspect.iscoroutinefunction(hook):
-
-        async def call_async(_: Any) -> Any:
-            return await hook()
-
-        return call_async
-
-    def call(_: Any) -> Any:
-        return hook()
-
-    return call
