@@ -242,7 +242,7 @@ async def test_setup_calls_run_one_at_a_time() -> None:
     import threading
     import time
 
-    from actors.transports.mpi._runtime import run_setup_call
+    from actors.transports.mpi._setup import run_setup_call
 
     running, overlaps, lock = [0], [], threading.Lock()
 

@@ -11,7 +11,7 @@ waits for the file (within its timeout), dials the side listener, answers
 the listener's challenge (the mutual handshake of ``_side``), and only after
 ``{"ok": true}`` do both sides enter the blocking ``Comm.Accept`` /
 ``Comm.Connect`` (in a thread, one such call at a time per process: see
-:func:`~actors.transports.mpi._runtime.run_setup_call`). So a stale file or a
+:func:`~actors.transports.mpi._setup.run_setup_call`). So a stale file or a
 dead server gives PeerLost naming the file instead of a hang, a refused client never reaches
 MPI, and the listener never sits in ``Accept`` when nobody is coming. Accepts
 are serialised: one MPI ``Accept`` at a time per listener.
@@ -35,7 +35,8 @@ from typing import Any
 from ...errors import AuthenticationError, ConfigError, PeerLost, ProtocolError
 from .._base import Capabilities, Link, QueuedListener
 from ._link import MPILink
-from ._runtime import cuda_aware, load_mpi, poller, run_setup_call
+from ._runtime import cuda_aware, load_mpi, poller
+from ._setup import run_setup_call
 from ._side import (
     MAX_LINE,
     SideChannel,
