@@ -32,7 +32,7 @@ from .plan import LaunchPlan, ProcessLaunch
 from .topology import Topology
 
 if TYPE_CHECKING:
-    from ._process import LaunchState
+    from ._console import LaunchState
 
 __all__ = ["run_embedded", "run_topology_async"]
 

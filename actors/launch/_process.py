@@ -1,11 +1,11 @@
-"""Running a :class:`~actors.launch.LaunchPlan`: processes, logs, progress, summary.
+"""Running a :class:`~actors.launch.LaunchPlan`: processes, their ends, their stop.
 
 Subprocesses start in their own session so that a whole process tree can be
 stopped; when one process fails the others get SIGTERM, then SIGKILL after a
 grace period (after giving them ``_SETTLE_S`` to end on their own and
-report what they lost), and nothing is left behind on Ctrl-C either. Lines a process
-prints that start with the progress/report marks are consumed here (progress
-bar, summary) instead of being echoed.
+report what they lost), and nothing is left behind on Ctrl-C either. Every
+line a process prints goes to :mod:`._console` (echoed with the process's
+name, or consumed when it is a progress, report, stall or failover line).
 """
 
 from __future__ import annotations
@@ -14,9 +14,7 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import signal
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,51 +22,22 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from rich.text import Text
+from rich.progress import Progress
 
-from ..distributed.controller import FAILOVER_MARK
-from ..framework.cli import PROGRESS_MARK, REPORT_MARK
 from ..settings import REPORT_FILE
+from ._console import LaunchState, handle_line, print_summary, progress_bar
 from ._files import MpichSegments, stale_addresses
 from ._loss import ABSORB, FAIL, LossPolicy
-from ._stall import STALL_MARK, print_report, start_watch
+from ._stall import start_watch
 from .plan import LaunchPlan
 from .topology import Topology
 
-__all__ = ["LaunchState", "run_plan", "supervise"]
+__all__ = ["run_plan", "supervise"]
 
 _GRACE_S = 5.0
 # Longest output line read from a process: the report line carries a whole JobReport.
 _LINE_LIMIT = 64 * 1024 * 1024
 _SETTLE_S = 2.0
-_RANK_PREFIX = re.compile(r"^\[(\d+)\] ?")
-# Hydra's -prepend-rank writes the next chunk's prefix before a lone newline
-# (unbuffered output: text and newline arrive as two writes): drop it.
-_RANK_SUFFIX = re.compile(r"\[\d+\] ?$")
-
-
-@dataclass
-class LaunchState:
-    """What the launcher learns from the processes' marker lines.
-
-    Filled on the loop by :func:`supervise`: ``done`` events per process,
-    ``total`` (the source's), ``reports`` (``{"events", "wall_s"}`` per
-    process) and ``exit_codes`` as processes end; read it from the same loop.
-    """
-
-    names: list[str]
-    done: dict[str, int] = field(default_factory=dict)
-    total: int | None = None
-    reports: dict[str, dict[str, Any]] = field(default_factory=dict)
-    exit_codes: dict[str, int] = field(default_factory=dict)
-    lost: dict[str, list[int]] = field(default_factory=dict)  # exit codes of lost instances
-    restarts: dict[str, int] = field(default_factory=dict)  # replacements started
-    resent: dict[str, int] = field(default_factory=dict)  # events resent after losing it
-    orphaned: set[str] = field(default_factory=set)  # followers that lost their controller
-    awaiting: set[str] = field(default_factory=set)  # replacements no controller joined yet
-    started: float = field(default_factory=time.monotonic)
 
 
 def run_plan(
@@ -96,7 +65,7 @@ def run_plan(
         console.print("[red]interrupted: all processes stopped[/red]")
         return 130
     finally:
-        _print_summary(state, console)
+        print_summary(state, console)
 
 
 async def supervise(
@@ -121,7 +90,7 @@ async def supervise(
     names = ["mpiexec"] if plan.engine == "mpiexec" else [p.name for p in plan.processes]
     children: list[asyncio.subprocess.Process] = []
     segments = MpichSegments() if plan.engine.startswith("mpiexec") else None
-    with _progress(console) as progress, _watching_segments(segments, children):
+    with progress_bar(console) as progress, _watching_segments(segments, children):
         task_id = progress.add_task("events", total=None)
         try:
             for cmd, env in zip(plan.commands, _envs(plan), strict=True):
@@ -227,7 +196,7 @@ class _Watch:
             proc = self.children[index]
             assert proc.stdout is not None
             async for raw in proc.stdout:
-                _handle_line(
+                handle_line(
                     raw.decode(errors="replace").rstrip("\n"), name, self.state, self.console
                 )
                 self.progress.update(
@@ -307,63 +276,6 @@ def _status(code: int) -> int:
     return 128 - code if code < 0 else code  # a signal -N becomes 128+N
 
 
-def _handle_line(line: str, name: str, state: LaunchState, console: Console) -> None:
-    """Echo one output line with its process prefix, or consume a marker line."""
-    match = _RANK_PREFIX.match(line) if name == "mpiexec" else None
-    if match:
-        name = state.names[int(match.group(1))] if int(match.group(1)) < len(state.names) else name
-        line = _RANK_SUFFIX.sub("", line[match.end() :])
-    if line.startswith(STALL_MARK) and print_report(line, name, console):
-        return
-    if line.startswith((PROGRESS_MARK, REPORT_MARK)) and _consume_marker(line, name, state):
-        return
-    if line.startswith(FAILOVER_MARK) and _consume_failover(line, name, state, console):
-        return
-    prefix = Text(f"[{name}] ", style="bold cyan")
-    console.print(prefix + Text(line), highlight=False, soft_wrap=True)
-
-
-def _consume_marker(line: str, name: str, state: LaunchState) -> bool:
-    """Record a progress/report line; False (echo it instead) when it is not valid JSON."""
-    mark = PROGRESS_MARK if line.startswith(PROGRESS_MARK) else REPORT_MARK
-    try:
-        info = json.loads(line[len(mark) :])
-    except ValueError:
-        return False
-    if not isinstance(info, dict):
-        return False
-    if mark == REPORT_MARK:
-        state.reports[name] = info
-        return True
-    state.done[name] = int(info.get("done", 0))
-    if info.get("total") is not None and info.get("source", True):
-        state.total = int(info["total"])
-    return True
-
-
-def _consume_failover(line: str, name: str, state: LaunchState, console: Console) -> bool:
-    """A controller's failover step: print its message, count resent events per lost process."""
-    try:
-        info = json.loads(line[len(FAILOVER_MARK) :])
-    except ValueError:
-        return False
-    if not isinstance(info, dict):
-        return False
-    if info.get("what") == "controller-lost":  # its own error line says it
-        state.orphaned.add(name)
-        return True
-    if info.get("what") == "rejoined":
-        state.awaiting.discard(str(info.get("process", "?")))
-    if info.get("what") == "lost":  # counted once: a rejoin hands on the same events
-        lost = str(info.get("process", "?"))
-        state.resent[lost] = state.resent.get(lost, 0) + int(info.get("resent", 0))
-    prefix = Text(f"[{name}] ", style="bold cyan")
-    console.print(
-        prefix + Text(str(info.get("message", "")), style="yellow"), highlight=False, soft_wrap=True
-    )
-    return True
-
-
 async def _settle(children: list[asyncio.subprocess.Process]) -> None:
     """Give the others ``_SETTLE_S`` to end on their own after a failure.
 
@@ -394,58 +306,3 @@ async def _stop_all(children: list[asyncio.subprocess.Process]) -> None:
 def _signal_group(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
-
-
-@contextlib.contextmanager
-def _progress(console: Console) -> Any:
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    )
-    with progress:
-        yield progress
-
-
-def _print_summary(state: LaunchState, console: Console) -> None:
-    table = Table(title="launch summary")
-    columns = ["process", "exit", "events", "wall (s)", "events/s"]
-    failover = bool(state.lost)
-    if failover:
-        columns.append("failover")
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("process", "failover") else "right")
-    for name in state.names:
-        report = state.reports.get(name, {})
-        events = report.get("events")
-        wall = report.get("wall_s")
-        rate = f"{events / wall:,.0f}" if events and wall else "-"
-        code = state.exit_codes.get(name, state.exit_codes.get("mpiexec"))
-        row = [
-            name,
-            "-" if code is None else str(code),
-            "-" if events is None else str(events),
-            "-" if wall is None else f"{wall:.2f}",
-            rate,
-        ]
-        if failover:
-            row.append(_failover_note(state, name))
-        table.add_row(*row)
-    Console(file=sys.stdout).print(table)
-
-
-def _failover_note(state: LaunchState, name: str) -> str:
-    """'lost (exit -9), 3 event(s) resent, restarted 1x' for a process lost during the job."""
-    lost = state.lost.get(name)
-    if not lost:
-        return ""
-    note = (
-        f"lost (exit {', '.join(str(c) for c in lost)}), {state.resent.get(name, 0)} "
-        "event(s) resent"
-    )
-    restarts = state.restarts.get(name, 0)
-    return note + (f", restarted {restarts}x" if restarts else "")

@@ -53,8 +53,9 @@ from rich.console import Console
 
 from ..errors import ActorsError, ConfigError, LaunchError
 from ..framework.report import JobReport
+from ._console import LaunchState
 from ._embedded import run_topology_async
-from ._process import LaunchState, supervise
+from ._process import supervise
 from .plan import LaunchPlan, build_plan
 from .topology import Topology, load_topology
 

@@ -177,7 +177,8 @@ def _main(args: argparse.Namespace) -> int:
 
 
 def _run(plan: LaunchPlan, topology: Topology, args: argparse.Namespace) -> int:
-    from ._process import LaunchState, run_plan
+    from ._console import LaunchState
+    from ._process import run_plan
     from .report import launch_report, write_launch_report
 
     state = LaunchState([p.name for p in plan.processes])

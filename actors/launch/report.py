@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._process import LaunchState
+    from ._console import LaunchState
     from .plan import LaunchPlan
     from .topology import Topology
 
