@@ -22,9 +22,10 @@ Fast path (why a small round trip costs only a few Python calls): ``send``
 posts its ``Isend`` and tests it once; a small (eager) message is complete at
 once and ``send`` returns without yielding. ``recv`` tests the header receive
 first; only when nothing is there does it poll from its own task with
-``asyncio.sleep(0)`` for ``ACTORS_MPI_SPIN_S`` (:mod:`actors.settings`), then
-hands the wait to the loop's poller, which backs off (idle CPU stays low). No
-future or task is created per message on the fast path.
+``asyncio.sleep(0)`` for an adaptive budget of at most ``ACTORS_MPI_SPIN_S``,
+then hands the wait to the loop's poller, which backs off (idle CPU stays low)
+and which the peer's doorbell wakes (:mod:`._headerwait`). No future or task
+is created per message on the fast path.
 
 Why messages never mix: every link has its own communicator (rank mode: a
 two-rank ``Create_group`` of ``COMM_WORLD``; port-file mode: the
@@ -53,7 +54,6 @@ from typing import Any
 
 from ...buffers import as_host_view, device_empty, device_to_host, host_to_device
 from ...errors import BackendUnavailable, PeerLost, ProtocolError
-from ...settings import MPI_MIN_SPINS, MPI_SPIN_S
 from .._base import Capabilities, Link, Message, warn_no_device
 from ._drain import start_drain
 from ._frame import (
@@ -74,6 +74,7 @@ from ._frame import (
     pack_header,
     unpack_header,
 )
+from ._headerwait import HeaderWait
 from ._inbox import Inbox, chunks, inlined_copies
 from ._pool import pool
 from ._runtime import Poller, abandon
@@ -93,7 +94,6 @@ __all__ = [  # the wire constants are re-exported from _frame
 
 log = logging.getLogger("actors.transports.mpi")
 
-SPIN_FLOOR_S = 20e-6  # smallest non-zero spin budget of a header wait
 BYE_GRACE_S = 5.0  # after the peer's goodbye, how long to wait for its BYE
 _CUDA = "__cuda_array_interface__"
 
@@ -131,18 +131,14 @@ class MPILink(Link):
         self._max = max_message_size
         self._cuda_aware = cuda_aware
         self._device_ok = True  # until a device allocation finds no cupy here
-        self._max_spin_s = MPI_SPIN_S.get()  # the header wait's polling (actors.settings)
-        self._spin_s = self._max_spin_s  # its budget now: adapted by _adapt_spin
-        self._min_spins = MPI_MIN_SPINS.get()
         self._side: SideChannel | None = None
         self._inbox = Inbox(mpi, poller, comm, remote)
+        self._header_wait = HeaderWait(self._inbox, self._check_open, lambda: self._closed)
         self._stash: asyncio.Task[Message] | None = None  # rest of a message a cancelled recv took
         self._closed = False
         self._bye_received = False
         self._lost: str | None = None  # why calls now raise PeerLost
         self._peer_closing: str | None = None  # peer said goodbye: sends fail
-        self._peer_naps = False  # the peer's header waits nap: ring on every send
-        self._naps_told = False  # we told the peer that ours nap (until we say awake)
 
     @property
     def inbox(self) -> Inbox:
@@ -151,6 +147,7 @@ class MPILink(Link):
 
     def attach(self, side: SideChannel) -> None:
         self._side = side
+        self._header_wait.attach(side)
 
     def on_side_event(self, kind: str, reason: str) -> None:
         """Side channel callback: ``"lost"`` fails everything now; ``"closed"``
@@ -158,9 +155,9 @@ class MPILink(Link):
         if kind == "ring":
             self._poller.ring()
         elif kind == "napping":
-            self._peer_naps = True
+            self._header_wait.peer_naps = True
         elif kind == "awake":
-            self._peer_naps = False
+            self._header_wait.peer_naps = False
         elif kind == "closed":
             self._peer_closing = reason
             asyncio.get_running_loop().call_later(BYE_GRACE_S, self._lose, reason)
@@ -259,15 +256,10 @@ class MPILink(Link):
             )
         frame = pack_header(KIND_MESSAGE, header, sizes, flags, inline)
         reqs = self._post(frame, big)
-        if self._peer_naps:
-            self._ring()
+        self._header_wait.sent()
         if len(reqs) == 1 and reqs[0].Test():
             return  # eager: done, no yield
         await self._complete(reqs, (frame, big), sending=True)
-
-    def _ring(self) -> None:
-        if self._side is not None:
-            self._side.ring()
 
     def _device_out(self, buf: Any) -> Any:
         if not self._cuda_aware:
@@ -303,7 +295,7 @@ class MPILink(Link):
         inbox = self._inbox
         try:
             if not inbox.ready():
-                await self._wait_header()
+                await self._header_wait.wait()
         except self._mpi.Exception as exc:  # e.g. MPI_ERR_TRUNCATE: oversized header
             await self._abort(f"bad header message from {self.peer}: {exc}")
             raise ProtocolError(f"bad header message from {self.peer}: {exc}") from exc
@@ -381,65 +373,6 @@ class MPILink(Link):
         finally:
             if task.done():
                 self._stash = None
-
-    # -- the header receive -----------------------------------------------------------
-
-    async def _wait_header(self) -> None:
-        """Wait until the inbox is ready: poll from this task for the link's
-        spin budget (and at least ``ACTORS_MPI_MIN_SPINS`` times), then leave
-        it to the poller's naps, which the peer's doorbell cuts short.
-
-        The budget adapts (:meth:`_adapt_spin`): it stays at most
-        ``ACTORS_MPI_SPIN_S`` while messages come within that, and drops to 0
-        while they come later. Spinning costs a core and, in a process whose
-        modules run in worker threads, the GIL they need: on real events (the
-        dimuon job, a reply every few ms) a fixed 2 ms spin made mpi:// the
-        slowest transport. Cancel-safe (nothing is lost). Raises PeerLost once
-        the link is closed or lost, also when a header message came in
-        meanwhile (it stays in for the close-time drain)."""
-        loop = asyncio.get_running_loop()
-        inbox = self._inbox
-        start = loop.time()
-        budget = self._spin_s
-        if budget > 0.0 or self._min_spins:
-            deadline = start + budget
-            spins = 0
-            while True:
-                await asyncio.sleep(0)
-                self._check_open()
-                if inbox.ready():
-                    self._adapt_spin(loop.time() - start)
-                    return
-                spins += 1
-                if spins >= self._min_spins and loop.time() > deadline:
-                    break
-        await inbox.wait(self._napping)
-        self._adapt_spin(loop.time() - start)
-        self._check_open()
-
-    def _adapt_spin(self, waited: float) -> None:
-        """Learn from one header wait of ``waited`` s: a message that came
-        within the largest budget grows it (to twice the wait, at least
-        :data:`SPIN_FLOOR_S`); a later one halves it, down to 0 (nap at once)."""
-        top = self._max_spin_s
-        if waited <= top:
-            self._spin_s = min(top, max(2.0 * self._spin_s, 2.0 * waited, SPIN_FLOOR_S))
-        elif self._spin_s > SPIN_FLOOR_S:
-            self._spin_s /= 2.0
-        else:
-            self._spin_s = 0.0
-        if self._naps_told and self._spin_s >= top and self._side is not None:
-            self._naps_told = False  # spinning pays again: the peer may stop ringing
-            self._side.awake()
-
-    def _napping(self) -> None:
-        """Our header wait naps: tell the peer once, so that it rings on every
-        send (one side-channel write per message, like tcp's, instead of a
-        "napping" and a "ring" write per message) until :meth:`_adapt_spin`
-        says awake."""
-        if not self._naps_told and self._side is not None and not self._closed:
-            self._naps_told = True
-            self._side.napping()
 
     async def _receive_long(self, size: int) -> tuple[int, bytes, list[int], bytes, list[Any]]:
         """Receive and parse a header message too long for the header receive."""

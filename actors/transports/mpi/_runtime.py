@@ -18,7 +18,7 @@ out were measured on the 2-core development machine (mpich 5.0.2 wheel):
      keeps testing it between ``asyncio.sleep(0)`` yields for the link's
      adaptive spin budget (at most ``ACTORS_MPI_SPIN_S``; 0 while replies come
      later than that: spinning takes the core, and the GIL, from the
-     process's worker threads; see ``MPILink._wait_header``), so that a quick
+     process's worker threads; see :mod:`._headerwait`), so that a quick
      ping-pong partner costs no future, task switch or timer per message;
   2. then it hands the request to the loop's :class:`Poller`, which naps
      :data:`SHORT_NAP_S` (1 ms) between polls for ``ACTORS_MPI_SHORT_NAPS_S``

@@ -1,0 +1,113 @@
+"""How an ``mpi://`` link waits for its next header message, and its doorbell.
+
+MPI cannot wake an event loop, so a link waits for a header message in two
+stages (see :mod:`actors.transports.mpi._runtime` for the measurements): it
+polls from the waiting task for an adaptive spin budget, then hands the wait
+to the loop's poller, which naps. The doorbell on the side channel
+(:mod:`actors.transports.mpi._side`) cuts a nap short: a side whose waits nap
+tells its peer once (``napping``), the peer then rings after every send until
+told ``awake``. :class:`HeaderWait` holds both directions of that state for
+one link. Loop rules: the link's loop only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from ...settings import MPI_MIN_SPINS, MPI_SPIN_S
+from ._inbox import Inbox
+from ._side import SideChannel
+
+__all__ = ["SPIN_FLOOR_S", "HeaderWait"]
+
+SPIN_FLOOR_S = 20e-6  # smallest non-zero spin budget of a header wait
+
+
+class HeaderWait:
+    """The header waits of one link's ``inbox`` and the doorbell to its peer.
+
+    ``check_open()`` raises PeerLost once the link is closed or lost;
+    ``closed()`` says whether it was closed (no doorbell writes then). The
+    spin settings (``ACTORS_MPI_SPIN_S``, ``ACTORS_MPI_MIN_SPINS``) are read here.
+    """
+
+    def __init__(
+        self, inbox: Inbox, check_open: Callable[[], None], closed: Callable[[], bool]
+    ) -> None:
+        self._inbox = inbox
+        self._check_open = check_open
+        self._closed = closed
+        self._max_spin_s = MPI_SPIN_S.get()
+        self._spin_s = self._max_spin_s  # the budget now: adapted by _adapt_spin
+        self._min_spins = MPI_MIN_SPINS.get()
+        self._side: SideChannel | None = None
+        self.peer_naps = False  # the peer's header waits nap: ring on every send
+        self._naps_told = False  # we told the peer that ours nap (until we say awake)
+
+    def attach(self, side: SideChannel) -> None:
+        """The link's side channel is up: the doorbell writes on it."""
+        self._side = side
+
+    def sent(self) -> None:
+        """We just sent the peer a message: ring while its header waits nap."""
+        if self.peer_naps and self._side is not None:
+            self._side.ring()
+
+    async def wait(self) -> None:
+        """Wait until the inbox is ready: poll from this task for the link's
+        spin budget (and at least ``ACTORS_MPI_MIN_SPINS`` times), then leave
+        it to the poller's naps, which the peer's doorbell cuts short.
+
+        The budget adapts (:meth:`_adapt_spin`): it stays at most
+        ``ACTORS_MPI_SPIN_S`` while messages come within that, and drops to 0
+        while they come later. Spinning costs a core and, in a process whose
+        modules run in worker threads, the GIL they need: on real events (the
+        dimuon job, a reply every few ms) a fixed 2 ms spin made mpi:// the
+        slowest transport. Cancel-safe (nothing is lost). Raises PeerLost once
+        the link is closed or lost, also when a header message came in
+        meanwhile (it stays in for the close-time drain); MPI errors of the
+        header receive propagate."""
+        loop = asyncio.get_running_loop()
+        inbox = self._inbox
+        start = loop.time()
+        budget = self._spin_s
+        if budget > 0.0 or self._min_spins:
+            deadline = start + budget
+            spins = 0
+            while True:
+                await asyncio.sleep(0)
+                self._check_open()
+                if inbox.ready():
+                    self._adapt_spin(loop.time() - start)
+                    return
+                spins += 1
+                if spins >= self._min_spins and loop.time() > deadline:
+                    break
+        await inbox.wait(self._napping)
+        self._adapt_spin(loop.time() - start)
+        self._check_open()
+
+    def _adapt_spin(self, waited: float) -> None:
+        """Learn from one header wait of ``waited`` s: a message that came
+        within the largest budget grows it (to twice the wait, at least
+        :data:`SPIN_FLOOR_S`); a later one halves it, down to 0 (nap at once)."""
+        top = self._max_spin_s
+        if waited <= top:
+            self._spin_s = min(top, max(2.0 * self._spin_s, 2.0 * waited, SPIN_FLOOR_S))
+        elif self._spin_s > SPIN_FLOOR_S:
+            self._spin_s /= 2.0
+        else:
+            self._spin_s = 0.0
+        if self._naps_told and self._spin_s >= top and self._side is not None:
+            self._naps_told = False  # spinning pays again: the peer may stop ringing
+            self._side.awake()
+
+    def _napping(self) -> None:
+        """Our header wait naps: tell the peer once, so that it rings on every
+        send (one side-channel write per message, like tcp's, instead of a
+        "napping" and a "ring" write per message) until :meth:`_adapt_spin`
+        says awake."""
+        if not self._naps_told and self._side is not None and not self._closed():
+            self._naps_told = True
+            self._side.napping()
