@@ -73,14 +73,20 @@ def handle_line(line: str, name: str, state: LaunchState, console: Console) -> N
     console.print(prefix + Text(line), highlight=False, soft_wrap=True)
 
 
-def _consume_marker(line: str, name: str, state: LaunchState) -> bool:
-    """Record a progress/report line; False (echo it instead) when it is not valid JSON."""
-    mark = PROGRESS_MARK if line.startswith(PROGRESS_MARK) else REPORT_MARK
+def _marked_object(line: str, mark: str) -> dict[str, Any] | None:
+    """The JSON object after ``mark`` on a marker line; None when it is not one."""
     try:
         info = json.loads(line[len(mark) :])
     except ValueError:
-        return False
-    if not isinstance(info, dict):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def _consume_marker(line: str, name: str, state: LaunchState) -> bool:
+    """Record a progress/report line; False (echo it instead) when it is not valid JSON."""
+    mark = PROGRESS_MARK if line.startswith(PROGRESS_MARK) else REPORT_MARK
+    info = _marked_object(line, mark)
+    if info is None:
         return False
     if mark == REPORT_MARK:
         state.reports[name] = info
@@ -93,11 +99,8 @@ def _consume_marker(line: str, name: str, state: LaunchState) -> bool:
 
 def _consume_failover(line: str, name: str, state: LaunchState, console: Console) -> bool:
     """A controller's failover step: print its message, count resent events per lost process."""
-    try:
-        info = json.loads(line[len(FAILOVER_MARK) :])
-    except ValueError:
-        return False
-    if not isinstance(info, dict):
+    info = _marked_object(line, FAILOVER_MARK)
+    if info is None:
         return False
     if info.get("what") == "controller-lost":  # its own error line says it
         state.orphaned.add(name)
