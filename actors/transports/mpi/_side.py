@@ -197,6 +197,8 @@ class SideChannel:
         self._on_event: Callable[[str, str], None] | None = on_event
         interval_s, timeout_s = heartbeat_settings()
         loop = asyncio.get_running_loop()
+        self._heard = loop.time()  # when the peer's last bytes were read
+        self._silence: asyncio.TimerHandle | None = None  # the silence check's next run
         self._tasks = [
             loop.create_task(self._watch(timeout_s), name=f"mpi-watch {peer}"),
             loop.create_task(self._beat(interval_s), name=f"mpi-beat {peer}"),
@@ -208,16 +210,26 @@ class SideChannel:
             callback(kind, reason)
 
     async def _watch(self, timeout_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._heard = loop.time()
+        self._silence = loop.call_at(self._heard + timeout_s, self._check_silence, timeout_s)
+        try:
+            await self._read_events(loop)
+        finally:
+            if self._silence is not None:
+                self._silence.cancel()
+
+    async def _read_events(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Read the peer's bytes until EOF, its goodbye or a socket error; every
+        read counts as hearing from it (no timer per read: the silence check
+        of :meth:`_check_silence` re-arms itself from the time last heard)."""
         while True:
             try:
-                async with asyncio.timeout(timeout_s):
-                    data = await self._reader.read(64)
-            except TimeoutError:
-                self._report("lost", f"no heartbeat from {self._peer} for {timeout_s} s")
-                return
+                data = await self._reader.read(64)
             except OSError as exc:
                 self._report("lost", f"side channel to {self._peer} failed: {exc}")
                 return
+            self._heard = loop.time()
             if not data:
                 self._report("lost", f"peer {self._peer} died (side channel closed)")
                 return
@@ -233,6 +245,17 @@ class SideChannel:
                     callback("awake", "")
                 if _RING in data:
                     callback("ring", "")
+
+    def _check_silence(self, timeout_s: float) -> None:
+        """Timer callback: the peer is lost when nothing came for ``timeout_s``;
+        otherwise check again when that much time has passed since it was heard."""
+        loop = asyncio.get_running_loop()
+        due = self._heard + timeout_s
+        if loop.time() < due:
+            self._silence = loop.call_at(due, self._check_silence, timeout_s)
+            return
+        self._report("lost", f"no heartbeat from {self._peer} for {timeout_s:g} s")
+        self._tasks[0].cancel()  # stop watching
 
     def _write(self, byte: bytes) -> None:
         if self._on_event is None or self._writer.is_closing():

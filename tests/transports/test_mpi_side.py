@@ -1,0 +1,112 @@
+"""The mpi:// side channel's watch: death, silence, goodbye and the doorbell (no MPI needed).
+
+Two :class:`SideChannel` ends (or one end and a bare socket standing in for a
+peer) over a loopback TCP connection, with short heartbeat settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from actors.transports.mpi._side import SideChannel
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class _Events:
+    """Records a side channel's events; ``first(kind)`` waits for one of that kind."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, float]] = []
+        self._changed = asyncio.Event()
+
+    def __call__(self, kind: str, reason: str) -> None:
+        self.seen.append((kind, reason, asyncio.get_running_loop().time()))
+        self._changed.set()
+
+    def kinds(self) -> list[str]:
+        return [kind for kind, _, _ in self.seen]
+
+    async def first(self, kind: str, timeout: float = 5.0) -> tuple[str, float]:
+        async with asyncio.timeout(timeout):
+            while True:
+                for seen, reason, when in self.seen:
+                    if seen == kind:
+                        return reason, when
+                self._changed.clear()
+                await self._changed.wait()
+
+
+@pytest.fixture
+async def connection() -> AsyncIterator[tuple[Any, Any]]:
+    """``((reader, writer), (reader, writer))`` of one loopback connection."""
+    accepted: asyncio.Future[tuple[Any, Any]] = asyncio.get_running_loop().create_future()
+
+    def on_connect(reader: asyncio.StreamReader, writer: Any) -> None:
+        accepted.set_result((reader, writer))
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    dialled = await asyncio.open_connection("127.0.0.1", port)
+    ends = (dialled, await accepted)
+    server.close()
+    await server.wait_closed()
+    yield ends
+    for _, writer in ends:
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except OSError:
+            pass
+
+
+@pytest.fixture(autouse=True)
+def quick_heartbeat(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACTORS_MPI_HEARTBEAT_S", "0.05")
+    monkeypatch.setenv("ACTORS_MPI_HEARTBEAT_TIMEOUT_S", "0.4")
+
+
+async def test_a_silent_peer_is_lost_after_the_timeout(connection: Any) -> None:
+    (reader, writer), _silent_peer = connection
+    events = _Events()
+    start = asyncio.get_running_loop().time()
+    side = SideChannel(reader, writer, "rank 7", events)
+    reason, when = await events.first("lost")
+    await side.close(goodbye=False)
+    assert reason == "no heartbeat from rank 7 for 0.4 s"
+    assert 0.4 <= when - start < 2.0
+    assert events.kinds() == ["lost"]
+
+
+async def test_heartbeats_keep_both_ends_alive(connection: Any) -> None:
+    (r1, w1), (r2, w2) = connection
+    events1, events2 = _Events(), _Events()
+    one = SideChannel(r1, w1, "one", events1)
+    two = SideChannel(r2, w2, "two", events2)
+    await asyncio.sleep(1.2)  # three timeouts long
+    assert events1.seen == [] and events2.seen == []
+    await one.close(goodbye=True)
+    reason, _ = await events2.first("closed")
+    assert reason == "peer two closed the link"
+    await two.close(goodbye=False)
+
+
+async def test_the_doorbell_bytes_become_events_and_count_as_heard(connection: Any) -> None:
+    (reader, writer), (_, peer) = connection
+    events = _Events()
+    side = SideChannel(reader, writer, "peer", events)
+    for _ in range(6):  # 0.6 s of doorbell bytes, no heartbeat: longer than the timeout
+        peer.write(b"nw")
+        await asyncio.sleep(0.1)
+    assert "lost" not in events.kinds()
+    assert events.kinds()[:2] == ["napping", "ring"]
+    peer.write(b"a")
+    await events.first("awake")
+    peer.close()
+    reason, _ = await events.first("lost")
+    assert reason == "peer peer died (side channel closed)"
+    await side.close(goodbye=False)
