@@ -67,7 +67,7 @@ async def connection() -> AsyncIterator[tuple[Any, Any]]:
 @pytest.fixture(autouse=True)
 def quick_heartbeat(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ACTORS_MPI_HEARTBEAT_S", "0.05")
-    monkeypatch.setenv("ACTORS_MPI_HEARTBEAT_TIMEOUT_S", "0.4")
+    monkeypatch.setenv("ACTORS_MPI_HEARTBEAT_TIMEOUT_S", "1")
 
 
 async def test_a_silent_peer_is_lost_after_the_timeout(connection: Any) -> None:
@@ -77,8 +77,8 @@ async def test_a_silent_peer_is_lost_after_the_timeout(connection: Any) -> None:
     side = SideChannel(reader, writer, "rank 7", events)
     reason, when = await events.first("lost")
     await side.close(goodbye=False)
-    assert reason == "no heartbeat from rank 7 for 0.4 s"
-    assert 0.4 <= when - start < 2.0
+    assert reason == "no heartbeat from rank 7 for 1 s"
+    assert 1.0 <= when - start < 5.0
     assert events.kinds() == ["lost"]
 
 
@@ -87,7 +87,7 @@ async def test_heartbeats_keep_both_ends_alive(connection: Any) -> None:
     events1, events2 = _Events(), _Events()
     one = SideChannel(r1, w1, "one", events1)
     two = SideChannel(r2, w2, "two", events2)
-    await asyncio.sleep(1.2)  # three timeouts long
+    await asyncio.sleep(2.5)  # two and a half timeouts long
     assert events1.seen == [] and events2.seen == []
     await one.close(goodbye=True)
     reason, _ = await events2.first("closed")
@@ -99,7 +99,7 @@ async def test_the_doorbell_bytes_become_events_and_count_as_heard(connection: A
     (reader, writer), (_, peer) = connection
     events = _Events()
     side = SideChannel(reader, writer, "peer", events)
-    for _ in range(6):  # 0.6 s of doorbell bytes, no heartbeat: longer than the timeout
+    for _ in range(15):  # 1.5 s of doorbell bytes, no heartbeat: longer than the timeout
         peer.write(b"nw")
         await asyncio.sleep(0.1)
     assert "lost" not in events.kinds()
