@@ -7,6 +7,7 @@ peer) over a loopback TCP connection, with short heartbeat settings.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -58,10 +59,8 @@ async def connection() -> AsyncIterator[tuple[Any, Any]]:
     yield ends
     for _, writer in ends:
         writer.close()
-        try:
+        with contextlib.suppress(OSError):
             await writer.wait_closed()
-        except OSError:
-            pass
 
 
 @pytest.fixture(autouse=True)
