@@ -37,7 +37,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from . import dimuon
+from . import dimuon, dimuon_report
 from .chains import Chain
 from .harness import mpiexec
 from .launched import run_written
@@ -255,96 +255,6 @@ def _dimuon_round(
             ctx.log(f"  {c.label}: {shown}")
 
 
-def _dimuon_entries(
-    series: list[dimuon.Offload], samples: dict[str, list[dict[str, Any]]]
-) -> list[dict[str, Any]]:
-    entries = []
-    for c in series:
-        ok = [s["events_per_s"] for s in samples[c.label] if "events_per_s" in s]
-        entry: dict[str, Any] = {
-            "label": c.label,
-            "transport": c.transport or "single process",
-            "streams": c.streams,
-            "bound": c.bound,
-            "threads0": c.threads0,
-            "rounds": len(samples[c.label]),
-        }
-        if not ok:
-            entries.append(
-                entry
-                | {"status": "failed", "reason": samples[c.label][-1].get("error", "no result")}
-            )
-            continue
-        whole = [
-            s["events_long"] / s["wall_long_s"] for s in samples[c.label] if "events_per_s" in s
-        ]
-        entries.append(
-            entry
-            | {
-                "status": "ok",
-                "events_per_s": statistics.median(ok),
-                "samples_events_per_s": ok,
-                "samples": samples[c.label],
-                "whole_events_per_s": statistics.median(whole),
-            }
-        )
-    for rate, ratio in (("events_per_s", "ratio"), ("whole_events_per_s", "whole_ratio")):
-        singles = {
-            _variant_key(e): e.get(rate) for e in entries if e["transport"] == "single process"
-        }
-        for e in entries:
-            base = singles.get(_variant_key(e))
-            if e["transport"] != "single process" and e.get(rate) and base:
-                e[ratio] = e[rate] / base
-    return entries
-
-
-def _variant_key(e: dict[str, Any]) -> tuple[Any, ...]:
-    """Streams and variant of a dimuon entry (what its ratio's baseline shares)."""
-    return (e["streams"], e.get("bound"), e.get("threads0", False))
-
-
-def _variant_name(e: dict[str, Any]) -> str:
-    """``tcp``, ``tcp (bound)`` or ``tcp (threads = 0)``."""
-    bound = " (bound)" if e.get("bound") else ""
-    return str(e["transport"]) + bound + (" (threads = 0)" if e.get("threads0") else "")
-
-
-def _dimuon_rows(entries: list[dict[str, Any]]) -> list[list[str]]:
-    rows = []
-    for e in entries:
-        goal = dimuon.TARGETS.get(e["streams"])
-        if e["status"] != "ok":
-            rows.append(
-                [
-                    _variant_name(e),
-                    str(e["streams"]),
-                    "FAILED",
-                    "-",
-                    "-",
-                    e.get("reason", "")[:60],
-                    "-",
-                    "-",
-                ]
-            )
-            continue
-        ratio, whole = e.get("ratio"), e.get("whole_ratio")
-        verdict = "" if ratio is None or goal is None else ("met" if ratio >= goal else "MISSED")
-        rows.append(
-            [
-                _variant_name(e),
-                str(e["streams"]),
-                f"{e['events_per_s']:,.0f}",
-                "-" if ratio is None else f"{ratio:.2f}x",
-                "-" if ratio is None else f">= {goal}x",
-                verdict,
-                f"{e['whole_events_per_s']:,.0f}",
-                "-" if whole is None else f"{whole:.2f}x",
-            ]
-        )
-    return rows
-
-
 def evaluate_loaded(entries: list[dict[str, Any]], load: int) -> list[dict[str, Any]]:
     """Per series (all but the transport the same): each transport against tcp's rate.
 
@@ -353,7 +263,7 @@ def evaluate_loaded(entries: list[dict[str, Any]], load: int) -> list[dict[str, 
     """
 
     def key(e: dict[str, Any]) -> tuple[Any, ...]:
-        return (e.get("scenario", "dimuon"), e.get("followers", 1), *_variant_key(e))
+        return (e.get("scenario", "dimuon"), e.get("followers", 1), *dimuon_report.variant_key(e))
 
     tcp = {
         key(e): e["events_per_s"]
@@ -425,7 +335,7 @@ def run(ctx: Context) -> PartResult:
         ctx,
         [_summarise(c, samples[_key(c)]) for c in series],
         skipped,
-        _dimuon_entries(offloads, dimuon_samples),
+        dimuon_report.entries(offloads, dimuon_samples),
     )
 
 
@@ -470,7 +380,7 @@ def _result(
                     "whole ev/s",
                     "whole ratio",
                 ],
-                _dimuon_rows(offload),
+                dimuon_report.rows(offload),
             )
         )
     tables.append(

@@ -184,11 +184,11 @@ def test_dimuon_series_write_the_example_with_8000_events_and_streams(tmp_path: 
 def _entries(series: list[Any], rates: dict[str, float]) -> list[dict[str, Any]]:
     """The dimuon entries of ``series``, each measured at 100 events/s unless ``rates``
     gives its label another rate."""
-    from benchmarks.events import _dimuon_entries
+    from benchmarks.dimuon_report import entries
 
     rec = {"events_per_s": 100.0, "events_long": 8000, "wall_long_s": 80.0}
     samples = {c.label: [dict(rec, events_per_s=rates.get(c.label, 100.0))] for c in series}
-    return _dimuon_entries(series, samples)
+    return entries(series, samples)
 
 
 def test_bound_dimuon_series_bind_every_process_and_pair_with_the_bound_single(
@@ -221,7 +221,7 @@ def test_threads0_dimuon_series_run_without_worker_threads_and_pair_with_their_s
     import tomllib
 
     from benchmarks import dimuon
-    from benchmarks.events import _dimuon_rows
+    from benchmarks.dimuon_report import rows
 
     if dimuon.data_missing():
         pytest.skip(dimuon.data_missing())
@@ -240,7 +240,7 @@ def test_threads0_dimuon_series_run_without_worker_threads_and_pair_with_their_s
     entries = _entries(series, {single.label: 400.0})
     ratios = {e["label"]: e.get("ratio") for e in entries}
     assert ratios["dimuon offload mpi s4"] == 1.0 and ratios[loop.label] == 0.25
-    assert [row[0] for row in _dimuon_rows(entries)][-1] == "mpi (threads = 0)"
+    assert [row[0] for row in rows(entries)][-1] == "mpi (threads = 0)"
 
 
 def test_loaded_series_are_compared_with_tcp_of_the_same_series() -> None:
