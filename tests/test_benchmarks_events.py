@@ -161,13 +161,22 @@ def test_select_filters_series_labels() -> None:
     assert Context(quick=True, out=Path("."), transports=[], device="host").selects("x")
 
 
-def test_dimuon_series_write_the_example_with_8000_events_and_streams(tmp_path: Path) -> None:
-    import tomllib
-
+@pytest.fixture
+def dimuon() -> Any:
+    """:mod:`benchmarks.dimuon`; the test skips when the real events are missing."""
     from benchmarks import dimuon
 
-    if dimuon.data_missing():
-        pytest.skip(dimuon.data_missing())
+    missing = dimuon.data_missing()
+    if missing:
+        pytest.skip(missing)
+    return dimuon
+
+
+def test_dimuon_series_write_the_example_with_8000_events_and_streams(
+    tmp_path: Path, dimuon: Any
+) -> None:
+    import tomllib
+
     single = dimuon._command(dimuon.Offload(None, 4), tmp_path, 1000, 60)
     assert single[2:4] == ["actors.run", str(tmp_path / "dimuon.toml")]
     doc = tomllib.loads((tmp_path / "dimuon.toml").read_text())
@@ -192,13 +201,10 @@ def _entries(series: list[Any], rates: dict[str, float]) -> list[dict[str, Any]]
 
 
 def test_bound_dimuon_series_bind_every_process_and_pair_with_the_bound_single(
-    tmp_path: Path,
+    tmp_path: Path, dimuon: Any
 ) -> None:
-    from benchmarks import dimuon
     from benchmarks.events import evaluate_loaded
 
-    if dimuon.data_missing():
-        pytest.skip(dimuon.data_missing())
     bound = dimuon.Offload("tcp", 1, bound=True)
     assert bound.label == "dimuon offload tcp s1 bound"
     assert dimuon._command(bound, tmp_path, 1000, 60)[-2:] == ["--bind-to", "core"]
@@ -216,15 +222,12 @@ def test_bound_dimuon_series_bind_every_process_and_pair_with_the_bound_single(
 
 
 def test_threads0_dimuon_series_run_without_worker_threads_and_pair_with_their_single(
-    tmp_path: Path,
+    tmp_path: Path, dimuon: Any
 ) -> None:
     import tomllib
 
-    from benchmarks import dimuon
     from benchmarks.dimuon_report import rows
 
-    if dimuon.data_missing():
-        pytest.skip(dimuon.data_missing())
     loop = dimuon.Offload("mpi", 4, threads0=True)
     assert loop.label == "dimuon offload mpi s4 threads0"
     dimuon._command(loop, tmp_path, 1000, 60)

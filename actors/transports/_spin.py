@@ -113,7 +113,7 @@ class AdaptivePoll:
         if self._skip:
             self._skip -= 1
             return False
-        if _polls_off and asyncio.get_running_loop() in _polls_off:
+        if _polls_off and not receive_polls_enabled():  # no dict lookup while none is off
             return False
         deadline = now + self.seconds
         while True:

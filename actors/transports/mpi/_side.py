@@ -211,7 +211,6 @@ class SideChannel:
 
     async def _watch(self, timeout_s: float) -> None:
         loop = asyncio.get_running_loop()
-        self._heard = loop.time()
         self._silence = loop.call_at(self._heard + timeout_s, self._check_silence, timeout_s)
         try:
             await self._read_events(loop)
