@@ -43,7 +43,10 @@ that does not join at the start (killed before its handshake) is given up
 after ``connect_timeout`` and the job goes on with the others. Each loss and
 rejoin is logged (under the launcher: a marker line for its summary, see
 :mod:`actors.distributed._failover`). The hub doing all this is
-:class:`~actors.distributed._controller_hub.ControllerHub`.
+:class:`~actors.distributed._controller_hub.ControllerHub`. When this job
+fails, the Controller's ``close()`` (run by the framework at the end of every
+job) closes its links, so the followers see the loss at once, also when the
+process goes on (a notebook, an in-process test).
 """
 
 from __future__ import annotations
@@ -150,3 +153,8 @@ class Controller(Producer):
             await hub.finish(self.finish_timeout)
         finally:
             await hub.close()
+
+    async def close(self) -> None:
+        """Close the links (idempotent): after a failed job the followers see the loss at once."""
+        if self.hub is not None:
+            await self.hub.close()

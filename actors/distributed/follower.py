@@ -25,9 +25,8 @@ waiting for; under the launcher it also prints a marker line, so that the
 launcher neither restarts this process nor counts it as a lost follower.
 When this job stops early (``events`` reached) the events in flight still
 finish and answer; ``end_job`` then closes the link, and the controller
-reports the events it is missing. After a failed job,
-:func:`~actors.distributed.close_channels` (or the end of the process) closes
-the link.
+reports the events it is missing. After a failed job the source's
+``close()`` (run by the framework at the end of every job) closes the link.
 
 Set this process's ``max_concurrent_lumis`` at least as high as the
 controller's: the follower receives lumi boundaries in the controller's order.
@@ -311,6 +310,11 @@ class FollowerSource(Source):
 
     async def end_job(self) -> None:
         await self._hub().finish(self.events)
+
+    async def close(self) -> None:
+        """Close the link (idempotent): after a failed job the controller sees the loss at once."""
+        if self.hub is not None:
+            await self.hub.close()
 
 
 def _fmt(history: tuple[ProcessEntry, ...]) -> str:

@@ -212,9 +212,11 @@ def resolve_hub(label: str, token: ChannelToken | None = None) -> Hub:
 async def close_channels() -> None:
     """Close every channel of the current logical process (links, tasks).
 
-    For code that runs processes in-process (tests, notebooks, the embedded
-    launcher) after a job failed: the framework calls ``end_job`` only on
-    success, so a failed job may leave its links open.
+    The framework closes a job's channels itself at its end, whatever the
+    outcome (the Controller's and FollowerSource's ``close()``); this is for
+    code that runs processes in-process (tests, notebooks, the embedded
+    launcher) and stops a job before its driver started, or wants every
+    channel of the logical process closed at once (idempotent).
     """
     table = current_links()
     for (table_id, _), hub in list(_hubs.items()):

@@ -11,6 +11,8 @@
   so events of lumi N+1 start while lumi N still has events in flight.
 * ``EndLumi``/``EndRun``: a task waits for that lumi's events (that run's
   lumis), runs ``end_lumi`` (``end_run``) on every instance, and frees the slot.
+* At the end, whatever the outcome, ``close()`` runs on every instance and the
+  source (:func:`~actors.framework.hooks.close_instances`).
 
 Everything runs in one ``asyncio.TaskGroup``: the first error (a module
 raising, a malformed transition sequence) cancels the rest, and the error is
@@ -40,7 +42,7 @@ from . import stall
 from .event import EventData, LumiID, ProcessEntry
 from .eventrun import EventRun, Runtime
 from .graph import Schedule
-from .hooks import TransitionHooks
+from .hooks import TransitionHooks, close_instances
 from .module import Concurrency, Module
 from .report import JobReport, ModuleTiming, PathModuleCounts, PathReport
 from .runlumi import Lumi, LumiContext, Run, RunContext
@@ -61,18 +63,25 @@ async def drive(
     actors of ``system``; return its report.
 
     Raises the job's error alone: a ModuleError (or other ActorsError) when
-    one is among the failures, else the single failure, else the group.
+    one is among the failures, else the single failure, else the group; then
+    (any outcome) runs ``close()`` on every instance, whose errors fail a
+    successful job or are noted on the error (:func:`.hooks.close_instances`).
     ``progress(events_done)`` is called on the loop after each event.
     """
     driver = _Driver(schedule, pool, progress)
     stall.track(driver)
+    failure: BaseException | None = None
     try:
         return await driver.run(system)
     except BaseExceptionGroup as group:
-        error = _pick_error(group)
-        raise error from error.__cause__  # keep the module's exception as the cause
+        failure = _pick_error(group)
+        raise failure from failure.__cause__  # keep the module's exception as the cause
+    except BaseException as exc:
+        failure = exc
+        raise
     finally:
         stall.untrack(driver)
+        await close_instances(schedule, pool, failure)
 
 
 def _pick_error(group: BaseExceptionGroup[Any]) -> BaseException:

@@ -11,12 +11,16 @@ loop, and every hook on the loop in a job without threads (``pool`` None).
 
 Errors: the first failing instance's exception is raised as a ModuleError naming
 the module label and the transition. Loop rules: the loop thread only.
+
+:func:`close_instances` runs ``close()`` at the end of every job, whatever its outcome
+(its own contract below).
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -26,9 +30,14 @@ from ..errors import ModuleError
 from .graph import Schedule
 from .module import Module
 from .report import ModuleTiming
+from .source import Source
 from .workers import Call, format_error
 
-__all__ = ["TransitionHooks"]
+__all__ = ["CLOSE_TIMEOUT_S", "TransitionHooks", "close_instances"]
+
+_log = logging.getLogger(__name__)
+
+CLOSE_TIMEOUT_S = 30.0  # the most an ``async def close()`` may take
 
 
 class TransitionHooks:
@@ -139,3 +148,66 @@ def _no_arg(hook: Callable[[], Any]) -> Callable[[Any], Any]:
         return hook()
 
     return call
+
+
+async def close_instances(
+    schedule: Schedule, pool: ThreadPoolExecutor | None, failure: BaseException | None
+) -> None:
+    """Run ``close()`` on every module instance (last node first), then on the source.
+
+    Called once at the end of every job whose actors started, after a success
+    (then after ``end_job``), a failure or a cancel. A close runs directly,
+    not through the instance's mailbox (the job's calls are over on the loop;
+    after a failure a sync call already running in a worker thread may still
+    be running there: threads cannot be stopped). A sync close runs in
+    ``pool`` (on the loop without one), an ``async def`` close on the loop;
+    each must return within ``CLOSE_TIMEOUT_S`` (else a TimeoutError is its
+    error). Every instance's close runs, also after
+    another one raised. Errors: after a successful job (``failure`` None) the
+    first failing close is raised as ModuleError (its label, ``"close"``);
+    after a failed job each one is logged and noted on ``failure``, which the
+    caller raises. CancelledError propagates. Loop rules: the loop thread only.
+    """
+    first: ModuleError | None = None
+    for label, close in _closes(schedule):
+        try:
+            await _call_close(close, pool)
+        except Exception as exc:
+            error = ModuleError(label, "close", exc, format_error(exc))
+            if failure is not None:
+                _log.warning("%s (after the job had failed)", error)
+                failure.add_note(f"and then: {error}")
+            elif first is None:
+                first = error
+    if first is not None:
+        raise first
+
+
+def _closes(schedule: Schedule) -> list[tuple[str, Callable[[], Any]]]:
+    """(label, bound close) of every instance that overrides ``close``, in close order."""
+    closes = [
+        (node.label, instance.close)
+        for node in reversed(schedule.nodes)
+        for instance in node.instances
+        if type(instance).close is not Module.close
+    ]
+    source = schedule.source
+    if type(source.instance).close is not Source.close:
+        closes.append((source.config.label, source.instance.close))
+    return closes
+
+
+async def _call_close(close: Callable[[], Any], pool: ThreadPoolExecutor | None) -> None:
+    deadline = asyncio.timeout(CLOSE_TIMEOUT_S)
+    try:
+        async with deadline:
+            if inspect.iscoroutinefunction(close):
+                await close()
+            elif pool is None:
+                close()
+            else:
+                await asyncio.get_running_loop().run_in_executor(pool, close)
+    except TimeoutError:
+        if deadline.expired():
+            raise TimeoutError(f"close() did not return within {CLOSE_TIMEOUT_S:g} s") from None
+        raise

@@ -65,10 +65,18 @@ Contracts:
   whose ``end_job`` sees every event, not one partial summary per stream).
 * An exception raised by any method stops the job with
   :class:`~actors.errors.ModuleError` naming the label and transition. After
-  a failure no further hook runs: ``end_lumi``/``end_run``/``end_job`` are
-  called only on the way to a successful end, so a module that holds outside
-  resources must also release them when it is garbage-collected or provide its
-  own cleanup for callers.
+  a failure no further transition hook runs: ``end_lumi``/``end_run``/``end_job``
+  are called only on the way to a successful end.
+* ``close()`` (optional, sync or async) runs once at the end of every job
+  whatever its outcome: after ``end_job`` on success, after the failure or a
+  cancel otherwise, last node first, the source last. It releases what the
+  module holds outside the process (links, files) and must work whatever the
+  module's state (``begin_job`` may not have run or finished). After a failure
+  a sync call already running in a worker thread may still be running (threads
+  cannot be stopped). A close that raises fails an otherwise successful job
+  (ModuleError naming the label and ``close``); after a failed job its error is
+  logged and noted on the job's error. Contract and thread rules:
+  :func:`actors.framework.hooks.close_instances`.
 """
 
 from __future__ import annotations
@@ -208,6 +216,10 @@ class Module:
         return None
 
     def end_lumi(self, lumi: Lumi) -> Any:
+        return None
+
+    def close(self) -> Any:
+        """Release outside resources at the end of every job (module doc)."""
         return None
 
     def __repr__(self) -> str:

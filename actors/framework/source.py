@@ -31,7 +31,8 @@ Contracts:
 * Parameters come as keyword arguments of ``__init__``; ``self.label``
   (default ``"source"``), ``self.process_name`` and (before ``begin_job``)
   ``self.job_options`` are set by the framework.
-  Hooks ``begin_job``/``end_job`` are available as on modules.
+  Hooks ``begin_job``/``end_job`` and ``close`` are available as on modules
+  (the source's ``close`` runs after every module's).
 """
 
 from __future__ import annotations
@@ -132,6 +133,10 @@ class Source:
         return None
 
     def end_job(self) -> Any:
+        return None
+
+    def close(self) -> Any:
+        """Release outside resources at the end of every job (as on modules)."""
         return None
 
     def __repr__(self) -> str:

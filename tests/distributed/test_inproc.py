@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import numpy as np
 import pytest
 
+from actors.distributed import use_links
+from actors.distributed.hub import _hubs
 from actors.errors import SchemaMismatch
-from actors.framework import JobReport, Process
+from actors.framework import JobReport, Process, run_process
 
 from .helpers import inproc_tables, run_all
 from .mods import RECORDS, M
@@ -213,3 +216,26 @@ async def test_lost_controller_is_reported_by_follower() -> None:
     assert "boom in event" in str(results["local"])
     text = str(results["remote"])
     assert "controller 'LOCAL'" in text and "disappeared" in text, text
+
+
+async def test_a_failed_job_closes_its_links_without_close_channels() -> None:
+    """In-process (a notebook): the framework's close() at the end of the failed
+    controller job closes its link, so the follower ends at once."""
+    local, remote = offload_pair(streams=2)
+    local.add_module("boom", f"{M}:Boom", at=4)
+    local.paths["p"].modules.insert(1, "boom")
+    tables = one_link()
+
+    async def one(process: Process, name: str) -> JobReport:
+        with use_links(tables[name]):  # no close_channels() afterwards
+            return await run_process(process)
+
+    async with asyncio.timeout(20):
+        results = await asyncio.gather(
+            one(local, "local"), one(remote, "remote"), return_exceptions=True
+        )
+    assert "boom in event" in str(results[0])
+    text = str(results[1])
+    assert "controller 'LOCAL'" in text and "disappeared" in text, text
+    ours = {id(tables["local"]), id(tables["remote"])}
+    assert [key for key in _hubs if key[0] in ours] == []  # both channels closed and forgotten

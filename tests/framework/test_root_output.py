@@ -183,3 +183,32 @@ def test_out_of_order_and_missing_columns_are_errors(tmp_path: Path) -> None:
     module.write(OutputEvent(EventID(1, 1, 2), 1, {}, ("p",)))
     with pytest.raises(FrameworkError, match="column 'value' is missing in events \\['1:1:2'\\]"):
         module.end_job()
+
+
+class BoomAt(Producer):
+    """Raises in event ``at``."""
+
+    def __init__(self, *, at: int) -> None:
+        self.at = at
+
+    def produce(self, event: Event) -> None:
+        if event.id.event == self.at:
+            raise RuntimeError(f"boom in event {self.at}")
+
+
+def _open_paths() -> set[str]:
+    fds = Path("/proc/self/fd")
+    return {str(Path(str(fd.readlink()))) for fd in fds.iterdir() if fd.is_symlink()}
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc/self/fd (Linux)")
+def test_a_failed_job_closes_the_file_with_the_chunks_flushed_before(tmp_path: Path) -> None:
+    out = tmp_path / "failed.root"
+    p = make_process(out, commands=["keep *"], flush_events=4)
+    p.add_module("boom", f"{HERE}:BoomAt", at=40)
+    p.paths["p"].modules.insert(0, "boom")
+    with pytest.raises(ModuleError, match="boom in event 40"):
+        run(p, streams=1, threads=2)
+    assert str(out) not in _open_paths()  # close() released the file at the job's end
+    # events 2..38 were accepted: four chunks of 4 were flushed, 3 rows still buffered
+    np.testing.assert_array_equal(read_tree(out)["event"], np.arange(2, 33, 2))

@@ -30,13 +30,16 @@ Contract:
 * With no event written the file still holds the tree, with the ID branches
   and the columns of kept products whose type name is a numpy dtype.
 * The file is opened at the first flush or at ``end_job`` and closed at
-  ``end_job``. Errors name the file. Missing uproot/awkward ->
+  ``end_job``; after a failed job ``close()`` closes it as it is (the
+  chunks flushed before the failure, without the rows still buffered).
+  Errors name the file. Missing uproot/awkward ->
   BackendUnavailable (extra ``hep``). ``write`` runs in a worker thread, one
   call at a time (LEGACY concurrency).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -81,6 +84,8 @@ class RootOutput(OutputModule):
         self._rows: list[OutputEvent] = []
         self._last_index = -1
         self._file: Any = None
+        self._file_lock = threading.Lock()  # a chunk write against close() after a failure
+        self._closed = False
         self._columns: tuple[str, ...] | None = None
 
     def declare(self, d: Declarer) -> None:
@@ -173,6 +178,12 @@ class RootOutput(OutputModule):
         )
 
     def _write_chunk(self, data: dict[str, Any]) -> None:
+        with self._file_lock:
+            self._write_chunk_locked(data)
+
+    def _write_chunk_locked(self, data: dict[str, Any]) -> None:
+        if self._closed:
+            raise FrameworkError(f"output {self.file!r}: closed when the job failed")
         if self._file is None:
             self._open()
         try:
@@ -201,6 +212,14 @@ class RootOutput(OutputModule):
             if self.tree not in self._file:
                 self._file.mktree(self.tree, self._empty_schema())
         finally:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+    def close(self) -> None:
+        """After a failed job: close the file as it is (a no-op after ``end_job``)."""
+        with self._file_lock:
+            self._closed = True
             if self._file is not None:
                 self._file.close()
                 self._file = None
