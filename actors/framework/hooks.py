@@ -37,7 +37,7 @@ __all__ = ["CLOSE_TIMEOUT_S", "TransitionHooks", "close_instances"]
 
 _log = logging.getLogger(__name__)
 
-CLOSE_TIMEOUT_S = 30.0  # the most an ``async def close()`` may take
+CLOSE_TIMEOUT_S = 30.0  # the most one instance's close() may take (sync or async)
 
 
 class TransitionHooks:
@@ -162,8 +162,7 @@ async def close_instances(
     be running there: threads cannot be stopped). A sync close runs in
     ``pool`` (on the loop without one), an ``async def`` close on the loop;
     each must return within ``CLOSE_TIMEOUT_S`` (else a TimeoutError is its
-    error). Every instance's close runs, also after
-    another one raised. Errors: after a successful job (``failure`` None) the
+    error). Every instance's close runs, also after another one raised. Errors: after a successful job (``failure`` None) the
     first failing close is raised as ModuleError (its label, ``"close"``);
     after a failed job each one is logged and noted on ``failure``, which the
     caller raises. CancelledError propagates. Loop rules: the loop thread only.
