@@ -162,10 +162,12 @@ async def close_instances(
     be running there: threads cannot be stopped). A sync close runs in
     ``pool`` (on the loop without one), an ``async def`` close on the loop;
     each must return within ``CLOSE_TIMEOUT_S`` (else a TimeoutError is its
-    error). Every instance's close runs, also after another one raised. Errors: after a successful job (``failure`` None) the
-    first failing close is raised as ModuleError (its label, ``"close"``);
-    after a failed job each one is logged and noted on ``failure``, which the
-    caller raises. CancelledError propagates. Loop rules: the loop thread only.
+    error). Every instance's close runs, also after another one raised.
+
+    Errors: after a successful job (``failure`` None) the first failing close
+    is raised as ModuleError (its label, ``"close"``); after a failed job each
+    one is logged and noted on ``failure``, which the caller raises.
+    CancelledError propagates. Loop rules: the loop thread only.
     """
     first: ModuleError | None = None
     for label, close in _closes(schedule):
