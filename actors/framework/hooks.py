@@ -155,8 +155,8 @@ async def close_instances(
 ) -> None:
     """Run ``close()`` on every module instance (last node first), then on the source.
 
-    Called once at the end of every job whose actors started, after a success
-    (then after ``end_job``), a failure or a cancel. A close runs directly,
+    Called once at the end of every job (every :func:`~.driver.drive`), after
+    a success (then after ``end_job``), a failure or a cancel. A close runs directly,
     not through the instance's mailbox (the job's calls are over on the loop;
     after a failure a sync call already running in a worker thread may still
     be running there: threads cannot be stopped). A sync close runs in
