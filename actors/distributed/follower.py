@@ -45,7 +45,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
-from ..errors import ConfigError, DistributedError
+from ..errors import ConfigError, DistributedError, PeerLost
 from ..framework import (
     BeginLumi,
     BeginRun,
@@ -195,9 +195,21 @@ class FollowerHub(Hub):
             self._unacked = 0
 
     async def send_data(self, key: int, header: bytes, buffers: list[Any]) -> None:
+        """Send a DATA message to the controller; raises the channel's error.
+
+        A link found lost or closed here counts as the controller's loss, as
+        when the reader sees it first: the error names the controller.
+        """
         self.check()
-        assert self.peer is not None
-        await self.peer.send(header, buffers)
+        peer = self.peer
+        assert peer is not None
+        try:
+            await peer.send(header, buffers)
+        except PeerLost as exc:
+            self._on_lost(peer, exc)
+            if self.error is None:  # lost after the job's end: nothing to name
+                raise
+            raise self.error from exc
 
     async def finish(self, events: int) -> None:
         """Tell the controller every event is done, then close."""

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from actors.distributed import use_links
+from actors.distributed.follower import FollowerHub
 from actors.distributed.hub import _hubs
-from actors.errors import SchemaMismatch
+from actors.errors import DistributedError, PeerLost, SchemaMismatch
 from actors.framework import JobReport, Process, run_process
 
 from .helpers import inproc_tables, run_all
@@ -216,6 +217,28 @@ async def test_lost_controller_is_reported_by_follower() -> None:
     assert "boom in event" in str(results["local"])
     text = str(results["remote"])
     assert "controller 'LOCAL'" in text and "disappeared" in text, text
+
+
+async def test_a_send_that_finds_the_controller_gone_names_the_controller() -> None:
+    """A follower's Sender can find the link closed before the follower's reader
+    does (the race behind a rare failure of the test above, under load): its
+    error names the lost controller, not only the link's PeerLost."""
+
+    class ClosedLinkPeer:
+        name = "offload"
+        who = "inproc://gone (client)"
+
+        async def send(self, header: bytes, buffers: list[Any]) -> None:
+            raise PeerLost("link to inproc://gone (client) is closed")
+
+    hub = FollowerHub("source")
+    hub.controller = "LOCAL"
+    hub.peer = ClosedLinkPeer()  # type: ignore[assignment]
+    with pytest.raises(DistributedError, match=r"controller 'LOCAL'.*disappeared") as info:
+        await hub.send_data(3, b"data", [])
+    assert isinstance(info.value.__cause__, PeerLost)
+    with pytest.raises(DistributedError, match="disappeared"):  # the channel stays failed
+        hub.check()
 
 
 async def test_a_failed_job_closes_its_links_without_close_channels() -> None:
