@@ -183,7 +183,7 @@ class RootOutput(OutputModule):
 
     def _write_chunk_locked(self, data: dict[str, Any]) -> None:
         if self._closed:
-            raise FrameworkError(f"output {self.file!r}: closed when the job failed")
+            raise FrameworkError(f"output {self.file!r}: the file is closed (end of the job)")
         if self._file is None:
             self._open()
         try:
@@ -212,12 +212,11 @@ class RootOutput(OutputModule):
             if self.tree not in self._file:
                 self._file.mktree(self.tree, self._empty_schema())
         finally:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
+            self.close()
 
     def close(self) -> None:
-        """After a failed job: close the file as it is (a no-op after ``end_job``)."""
+        """Close the file as it is (after a failed job: the chunks flushed before the
+        failure); idempotent, and no later write reopens it."""
         with self._file_lock:
             self._closed = True
             if self._file is not None:
