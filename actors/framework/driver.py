@@ -164,7 +164,7 @@ class _Driver:
         source = self.schedule.source
         specs = [ModuleSpec(
             source.config.label, source.config.label, self.source_timing, 1,
-            self.pool if source.instance.reads_in_threads() else None, source.instance,
+            self.pool if source.instance.blocking else None, source.instance,
         )]  # fmt: skip
         for n in self.schedule.nodes:
             first = n.instances[0]

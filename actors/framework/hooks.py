@@ -95,7 +95,7 @@ class TransitionHooks:
         every module instance. Raises ModuleError naming the source or the module."""
         source = self._schedule.source
         hook = _no_arg(getattr(source.instance, name))
-        if not source.instance.reads_in_threads() and not inspect.iscoroutinefunction(hook):
+        if not source.instance.blocking and not inspect.iscoroutinefunction(hook):
             hook = self._in_pool(hook)
         try:
             await _ask(self._source_actor, hook, None, self._source_timing)

@@ -115,13 +115,6 @@ class Source:
         """The transitions of this job, in order (sync or async iterator)."""
         raise NotImplementedError(f"{type(self).__name__}.transitions")
 
-    def reads_in_threads(self) -> bool:
-        """Whether the framework advances a sync iterator of :meth:`transitions`
-        (and runs the sync job hooks) in the job's worker threads: ``blocking``
-        unless a subclass decides per job. Called once per job, after
-        ``job_options`` is set."""
-        return self.blocking
-
     @classmethod
     def job_runner(cls, params: Mapping[str, Any]) -> Callable[..., Awaitable[Any]] | None:
         """Hook: a function that runs a process with this source instead of one schedule.

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +16,8 @@ from actors.framework import (
     EndLumi,
     EndRun,
     EventTransition,
-    Options,
 )
 from actors.framework.io import RootSource, SoA
-from actors.framework.io import root_source as root_source_module
 from tests.framework.test_io_helpers import (  # noqa: F401
     MUON_BRANCHES,
     _rntuple_cache,
@@ -124,106 +120,6 @@ def test_reads_in_chunks_not_the_whole_file(
     rest = list(it)
     assert len(sizes) == 8 and max(sizes) == 64 and sum(sizes) == 500
     assert isinstance(rest[-1], EndRun)
-
-
-def _spy_iterate(monkeypatch: pytest.MonkeyPatch, tree_type: type, on_chunk: Any) -> None:
-    original = tree_type.iterate
-
-    def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
-        for chunk in original(self, *args, **kwargs):
-            on_chunk(len(chunk))
-            yield chunk
-
-    monkeypatch.setattr(tree_type, "iterate", spy)
-
-
-async def _collect(source: RootSource) -> list[Any]:
-    it = source.transitions()
-    assert hasattr(it, "__anext__")  # a job with worker threads: an async iterator
-    return [t async for t in it]
-
-
-def test_with_threads_chunks_are_read_in_a_thread_and_events_cut_on_the_loop(
-    input_files: dict[str, Path],  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    path = str(input_files["zmumu"])
-    tree_type = type(uproot.open(path)["Events"])
-    read_in: list[str] = []
-    _spy_iterate(monkeypatch, tree_type, lambda n: read_in.append(threading.current_thread().name))
-    plain = list(RootSource(file=path, branches=MUON_BRANCHES, step_size=64).transitions())
-    assert set(read_in) == {threading.current_thread().name}  # outside a job: where iterated
-    read_in.clear()
-    source = RootSource(file=path, branches=MUON_BRANCHES, step_size=64)
-    source.job_options = Options(threads=1, streams=2)
-    threaded = asyncio.run(_collect(source))
-    assert len(read_in) == 8 and threading.current_thread().name not in read_in
-    assert [type(t) for t in threaded] == [type(t) for t in plain]
-    for a, b in zip(threaded, plain, strict=True):
-        if isinstance(a, EventTransition):
-            assert a.id == b.id and ak.to_list(a.products["Muon_pt"]) == ak.to_list(
-                b.products["Muon_pt"]
-            )
-        else:
-            assert a == b
-
-
-def test_a_cancel_during_a_chunk_read_closes_the_file_when_the_read_ends(
-    input_files: dict[str, Path],  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    path = str(input_files["zmumu"])
-    tree_type = type(uproot.open(path)["Events"])
-    reading, release = threading.Event(), threading.Event()
-    chunks_read: list[int] = []
-
-    def on_chunk(n: int) -> None:
-        chunks_read.append(n)
-        if len(chunks_read) == 2:  # the second read blocks until released
-            reading.set()
-            assert release.wait(10)
-
-    _spy_iterate(monkeypatch, tree_type, on_chunk)
-    open_files: list[Any] = []  # the files opened and not closed yet
-    all_closed = threading.Event()
-    original_open = root_source_module.open_tree
-
-    def open_tree(p: str, tree: str) -> tuple[Any, Any]:
-        handle, obj = original_open(p, tree)
-        close = handle.close
-
-        def recording_close() -> None:
-            close()
-            open_files.remove(handle)
-            if not open_files:
-                all_closed.set()
-
-        handle.close = recording_close
-        open_files.append(handle)
-        return handle, obj
-
-    monkeypatch.setattr(root_source_module, "open_tree", open_tree)
-    source = RootSource(file=path, branches=["Muon_pt"], step_size=64)
-    source.job_options = Options(threads=1, streams=2)
-
-    async def consume_then_cancel() -> None:
-        it = source.transitions()
-        task = asyncio.ensure_future(_drain(it))
-        assert await asyncio.to_thread(reading.wait, 10)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        assert len(open_files) == 1  # the read still runs: its file stays open
-        all_closed.clear()  # (set when the file read for the columns was closed)
-        release.set()
-        assert await asyncio.to_thread(all_closed.wait, 10)
-
-    async def _drain(it: Any) -> None:
-        async for _ in it:
-            pass
-
-    asyncio.run(consume_then_cancel())
-    assert not open_files and len(chunks_read) == 2
 
 
 def test_default_ids_without_id_branches(tmp_path: Path) -> None:

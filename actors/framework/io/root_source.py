@@ -33,24 +33,14 @@ Contract:
 * Errors: missing uproot/awkward -> BackendUnavailable (extra ``hep``); a
   missing file, tree or branch, or a later file whose branches differ ->
   ConfigError naming the file and key.
-* Threading: with several streams and worker threads the chunks are read
-  (files opened, branches decompressed) in a thread of the source's own, one
-  at a time, and the events are cut from a chunk on the event loop: no
-  hand-over to a worker thread per event, which bounds a multi-stream job's
-  rate otherwise (the dimuon example with 4 streams in one process: 1.36x).
-  With one stream each ``next`` runs in a worker thread, so that reading the
-  next event overlaps the current one (its wait for a remote process: cut
-  on the loop, the one-stream offload lost up to 17%). With ``threads = 0``
-  (and outside a job) everything runs where the iterator is advanced.
-  Closing the iterator closes the file once a read in flight has ended.
+* Threading: ``blocking = True``, the framework advances the iterator in a
+  worker thread, one ``next`` at a time.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -74,12 +64,12 @@ from .soa import SoA
 __all__ = ["RootSource"]
 
 Getter = Callable[[int], Any]
-#: (run, lumi, event) arrays, per-product getters, entry count
-Chunk = tuple[list[np.ndarray[Any, Any]], list[tuple[str, Getter]], int]
 
 
 class RootSource(Source):
     """Events of a ROOT TTree or RNTuple (see the module docstring)."""
+
+    blocking: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -162,65 +152,38 @@ class RootSource(Source):
                 d.produces("awkward.Array", column.name)
 
     # -- reading
-    def reads_in_threads(self) -> bool:
-        """With one stream and worker threads: every ``next`` in a worker thread
-        (see the module docstring's Threading)."""
-        return self._one_event_at_a_time()
-
-    def _one_event_at_a_time(self) -> bool:
-        options = self.job_options
-        return options is not None and options.threads > 0 and options.streams == 1
-
-    def transitions(self) -> Iterator[Transition] | AsyncIterator[Transition]:
-        """A sync iterator, or with several streams and worker threads an async
-        one that reads chunks in a thread of its own (module docstring)."""
-        options = self.job_options
-        if options is None or options.threads == 0 or self._one_event_at_a_time():
-            return self._transitions()
-        return self._transitions_reading_in_thread()
+    def transitions(self) -> Iterator[Transition]:
+        return self._transitions()
 
     def _transitions(self) -> Iterator[Transition]:
-        sequence = _Sequence()
-        for chunk in self._all_chunks():
-            yield from sequence.of_chunk(chunk)
-        yield from sequence.end()
-
-    async def _transitions_reading_in_thread(self) -> AsyncIterator[Transition]:
-        sequence = _Sequence()
-        chunks = self._all_chunks()
-        pool = ThreadPoolExecutor(1, thread_name_prefix=f"source {self.label} read")
-        reading: Future[Chunk | None] | None = None
-        try:
-            while True:
-                reading = pool.submit(next, chunks, None)
-                chunk = await asyncio.wrap_future(reading)
-                if chunk is None:
-                    break
-                for transition in sequence.of_chunk(chunk):
-                    yield transition
-            for transition in sequence.end():
-                yield transition
-        finally:
-            # close the chunks' generator (and its file) once no read of it runs
-            if reading is not None and not reading.done():
-                reading.add_done_callback(lambda _: chunks.close())
-            else:
-                chunks.close()
-            pool.shutdown(wait=False)
-
-    def _all_chunks(self) -> Generator[Chunk, None, None]:
-        """Every chunk of every file, in order (blocking: opens and reads the files)."""
         columns = self._inspect()
         groups = self._groups()
+        run: int | None = None
+        lumi: int | None = None
         entry = 0
         for path in self.files:
-            for chunk in self._chunks(path, columns, groups, entry):
-                yield chunk
-                entry += chunk[2]
+            for ids, getters, n in self._chunks(path, columns, groups, entry):
+                for i in range(n):
+                    r, lu, ev = int(ids[0][i]), int(ids[1][i]), int(ids[2][i])
+                    if r != run or lu != lumi:
+                        if lumi is not None and run is not None:
+                            yield EndLumi(run, lumi)
+                        if r != run:
+                            if run is not None:
+                                yield EndRun(run)
+                            yield BeginRun(r)
+                        run, lumi = r, lu
+                        yield BeginLumi(r, lu)
+                    products = {key: get(i) for key, get in getters}
+                    yield EventTransition(EventID(r, lu, ev), products)
+                entry += n
+        if run is not None and lumi is not None:
+            yield EndLumi(run, lumi)
+            yield EndRun(run)
 
     def _chunks(
         self, path: str, columns: list[Column], groups: dict[str, list[Column]], first: int
-    ) -> Iterator[Chunk]:
+    ) -> Iterator[tuple[list[np.ndarray[Any, Any]], list[tuple[str, Getter]], int]]:
         """Per chunk: (run, lumi, event) arrays, per-product getters, entry count."""
         handle, obj = open_tree(path, self.tree)
         try:
@@ -238,7 +201,9 @@ class RootSource(Source):
         finally:
             handle.close()
 
-    def _bare_chunks(self, total: int, first: int) -> Iterator[Chunk]:
+    def _bare_chunks(
+        self, total: int, first: int
+    ) -> Iterator[tuple[list[np.ndarray[Any, Any]], list[tuple[str, Getter]], int]]:
         step = self.step_size if isinstance(self.step_size, int) else 1000
         for start in range(0, total, step):
             n = min(step, total - start)
@@ -312,34 +277,3 @@ def _soa_getter(chunk: Any, name: str, members: list[Column]) -> Getter:
         return SoA({f: c[start:stop] for f, (c, _) in parts.items()}, [0, stop - start])
 
     return get
-
-
-class _Sequence:
-    """The run and lumi transitions around the events of consecutive chunks."""
-
-    def __init__(self) -> None:
-        self.run: int | None = None
-        self.lumi: int | None = None
-
-    def of_chunk(self, chunk: Chunk) -> Iterator[Transition]:
-        """The transitions of one chunk's events, cut from it one at a time."""
-        ids, getters, n = chunk
-        for i in range(n):
-            r, lu, ev = int(ids[0][i]), int(ids[1][i]), int(ids[2][i])
-            if r != self.run or lu != self.lumi:
-                if self.lumi is not None and self.run is not None:
-                    yield EndLumi(self.run, self.lumi)
-                if r != self.run:
-                    if self.run is not None:
-                        yield EndRun(self.run)
-                    yield BeginRun(r)
-                self.run, self.lumi = r, lu
-                yield BeginLumi(r, lu)
-            products = {key: get(i) for key, get in getters}
-            yield EventTransition(EventID(r, lu, ev), products)
-
-    def end(self) -> Iterator[Transition]:
-        """The end of the open lumi and run, if any."""
-        if self.run is not None and self.lumi is not None:
-            yield EndLumi(self.run, self.lumi)
-            yield EndRun(self.run)
