@@ -228,6 +228,8 @@ class ControllerHub(Hub):
             follower.inflight.pop(key, None)
         self.outbox.pop(key, None)
         self.delivered.pop(key, None)
+        if self.orphans:  # its result came from the lost follower after all: not resent
+            self.orphans = [(k, e) for k, e in self.orphans if k != key]
 
     # -- messages from followers
     def _on_message(self, peer: Peer, msg: list[Any], buffers: list[Any]) -> None:

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from actors.distributed import use_links
+from actors.distributed._controller_hub import ControllerHub
 from actors.distributed.follower import FollowerHub
 from actors.distributed.hub import _hubs
 from actors.errors import DistributedError, PeerLost, SchemaMismatch
-from actors.framework import JobReport, Process, run_process
+from actors.framework import EventID, JobReport, Process, run_process
 
 from .helpers import inproc_tables, run_all
 from .mods import RECORDS, M
@@ -217,6 +218,16 @@ async def test_lost_controller_is_reported_by_follower() -> None:
     assert "boom in event" in str(results["local"])
     text = str(results["remote"])
     assert "controller 'LOCAL'" in text and "disappeared" in text, text
+
+
+def test_an_orphaned_event_that_ends_before_the_replacement_joins_is_not_sent_again() -> None:
+    """A lost lone follower's result that is read after its loss ends the event: the
+    replacement must not get that event again (without its data it waited forever)."""
+    hub = ControllerHub("offload")
+    hub.resend = True
+    hub.orphans = [(29, EventID(1, 1, 29)), (30, EventID(1, 1, 30))]
+    hub.event_done(29)
+    assert hub.orphans == [(30, EventID(1, 1, 30))]
 
 
 async def test_a_send_that_finds_the_controller_gone_names_the_controller() -> None:
