@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +163,47 @@ def test_soa_round_trip(input_files: dict[str, Path], tmp_path: Path) -> None:  
         np.testing.assert_array_equal(copied[name], original[name])
     for field in ("pt", "eta", "phi", "mass", "charge"):
         assert ak.all(copied[f"Muon_{field}"] == original[f"Muon_{field}"])
+
+
+class ThreadRecordingOutput(RootOutput):
+    """A RootOutput that records the thread of every row and of every chunk write
+    (instances by file name in ``made``)."""
+
+    made: dict[str, ThreadRecordingOutput] = {}
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.row_threads: set[str] = set()
+        self.chunk_threads: list[str] = []
+        ThreadRecordingOutput.made[self.file] = self
+
+    def write(self, event: OutputEvent) -> Any:
+        self.row_threads.add(threading.current_thread().name)
+        return super().write(event)
+
+    def flush(self) -> None:
+        if self._rows:
+            self.chunk_threads.append(threading.current_thread().name)
+        super().flush()
+
+
+@pytest.mark.parametrize("threads", [0, 2])
+def test_rows_are_buffered_on_the_loop_and_chunks_written_off_it_with_threads(
+    tmp_path: Path, threads: int
+) -> None:
+    out = tmp_path / "threads.root"
+    p = make_process(out, commands=["drop *", "keep *_maker_value_*"], flush_events=7)
+    p.modules["out"].type = f"{HERE}:ThreadRecordingOutput"
+    run(p, streams=2, threads=threads)
+    module = ThreadRecordingOutput.made.pop(str(out))
+    main = threading.main_thread().name
+    assert module.row_threads == {main}  # run_on_loop: no hand-over per event
+    assert len(module.chunk_threads) == 5  # 30 accepted events: 4 chunks of 7, then end_job
+    if threads:
+        assert main not in module.chunk_threads  # the loop goes on while a chunk is written
+    else:
+        assert set(module.chunk_threads) == {main}  # no worker threads: on the loop
+    np.testing.assert_array_equal(read_tree(out)["event"], np.arange(2, 61, 2))
 
 
 def _output_event(index: int, value: float) -> OutputEvent:

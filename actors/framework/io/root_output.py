@@ -33,15 +33,22 @@ Contract:
   ``end_job``; after a failed job ``close()`` closes it as it is (the
   chunks flushed before the failure, without the rows still buffered).
   Errors name the file. Missing uproot/awkward ->
-  BackendUnavailable (extra ``hep``). ``write`` runs in a worker thread, one
-  call at a time (LEGACY concurrency).
+  BackendUnavailable (extra ``hep``).
+* Calls come one at a time (LEGACY concurrency) and run on the event loop
+  (``run_on_loop``): buffering an event's row takes microseconds, less than
+  a hand-over to a worker thread. Writing a chunk (every ``flush_events``
+  rows, and at ``end_job``) runs in a thread of its own, so the loop goes
+  on with the other modules and the links meanwhile; the call finishes when
+  the chunk is written, and the next one waits for it. With ``threads = 0``
+  the chunk is written on the loop, like every other module's work.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -59,6 +66,8 @@ _ID_TYPES = {"run": np.uint32, "luminosityBlock": np.uint32, "event": np.uint64}
 
 class RootOutput(OutputModule):
     """Writes a flat ROOT TTree (see the module docstring)."""
+
+    run_on_loop: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -117,7 +126,10 @@ class RootOutput(OutputModule):
         self._column_of[branch] = name
         return name
 
-    def write(self, event: OutputEvent) -> None:
+    def write(self, event: OutputEvent) -> Awaitable[None] | None:
+        """Buffer ``event``'s row; every ``flush_events`` rows, the awaitable that
+        writes them (see the module docstring). FrameworkError on an event out
+        of input order."""
         if event.index <= self._last_index:
             raise FrameworkError(
                 f"output {self.file!r}: event {event.id} (input index {event.index}) comes "
@@ -125,7 +137,17 @@ class RootOutput(OutputModule):
             )
         self._rows.append(event)
         if len(self._rows) >= self.flush_events:
-            self.flush()
+            return self._off_loop(self.flush)
+        return None
+
+    def _off_loop(self, work: Callable[[], None]) -> Awaitable[None] | None:
+        """``work`` in a thread of its own (an awaitable), or done here (None) in a
+        process without worker threads or outside an event loop."""
+        options = self.job_options
+        if (options is not None and options.threads == 0) or not _loop_running():
+            work()
+            return None
+        return asyncio.to_thread(work)
 
     def flush(self) -> None:
         """Write the buffered rows as one chunk (sorted by input index)."""
@@ -203,8 +225,12 @@ class RootOutput(OutputModule):
         except OSError as exc:
             raise ConfigError(f"cannot create output file: {exc}", file=self.file) from exc
 
-    def end_job(self) -> None:
-        """Flush what is left, make the tree if no event was written, close the file."""
+    def end_job(self) -> Awaitable[None] | None:
+        """Flush what is left, make the tree if no event was written, close the file
+        (off the loop, as ``write``'s chunks)."""
+        return self._off_loop(self._finish)
+
+    def _finish(self) -> None:
         try:
             self.flush()
             if self._file is None:
@@ -232,3 +258,11 @@ class RootOutput(OutputModule):
                     if dtype is not None:
                         schema.setdefault(self.column_name(branch), dtype)
         return schema
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
