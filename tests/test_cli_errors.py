@@ -28,6 +28,7 @@ import pytest
 from actors._cli import error_lines, report_error, setup_logging
 from actors.errors import BackendUnavailable, ConfigError, ModuleError, PeerLost
 from actors.framework.cli import main as run_main
+from actors.launch.cli import DEFAULT_STALL_REPORT_S
 from actors.launch.cli import main as launch_main
 from actors.split.cli import main as split_main
 from benchmarks.cli import main as bench_main
@@ -208,6 +209,11 @@ LAUNCH_CASES = [
         2,
     ),
     (["{d}/topology.toml", "--timeout", "0"], r"error: --timeout: must be > 0, got 0$", 2),
+    (
+        ["{d}/topology.toml", "--stall-report", "soon"],
+        r"error: --stall-report: expected a number of seconds, got 'soon' \(or 'off'\)$",
+        2,
+    ),
     (
         ["{d}/topology.toml", "--output", "{d}/no/o.root"],
         r"error: --output: folder not found: {d}/no$",
@@ -565,6 +571,30 @@ def test_launcher_passes_the_log_level_to_every_process(
     assert launch_main([str(files / "topo_tcp.toml"), "-v", "--dry-run"]) == 0
     described = capsys.readouterr().out
     assert described.count("ACTORS_LOG_LEVEL=info") == 2, described
+    assert not list((files / "tmp").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("flag", "expected"),
+    [
+        ([], DEFAULT_STALL_REPORT_S),
+        (["--stall-report", "off"], None),
+        (["--stall-report", "7"], 7.0),
+    ],
+)
+def test_launcher_asks_for_stall_reports_by_default(
+    files: Path, monkeypatch: pytest.MonkeyPatch, flag: list[str], expected: float | None
+) -> None:
+    """A hang is never silent: without ``--stall-report`` the watch still runs."""
+    seen: dict[str, object] = {}
+
+    def fake_run_plan(*args: object, stall_report: float | None = None, **kwargs: object) -> int:
+        seen["stall_report"] = stall_report
+        return 0
+
+    monkeypatch.setattr("actors.launch._process.run_plan", fake_run_plan)
+    assert launch_main([str(files / "topo_tcp.toml"), *flag]) == 0
+    assert seen == {"stall_report": expected}
     assert not list((files / "tmp").iterdir())
 
 

@@ -18,7 +18,9 @@ it as one JSON document (:mod:`actors.launch.report`). Exit status: 0 when
 every process succeeded, 2 for a usage or configuration error found before
 anything starts, otherwise that of the first process that failed (the others
 are stopped; 1 for a failed job, 2 for a configuration error in a process).
-Ctrl-C stops everything (exit 130), ``--timeout`` too (exit 124). ``--dry-run``
+Ctrl-C stops everything (exit 130), ``--timeout`` too (exit 124). When no event
+completes for ``--stall-report`` seconds (default :data:`DEFAULT_STALL_REPORT_S`;
+``off`` disables it) every process prints a stall report. ``--dry-run``
 prints the commands. Errors follow the style of every command line
 (:mod:`actors._cli`); ``--log-level``/``-v`` reaches every process through
 ``ACTORS_LOG_LEVEL``.
@@ -50,7 +52,19 @@ from .plan import LaunchPlan, ProcessLaunch, build_plan
 from .topology import Topology, load_topology
 
 # the plan's names too: ``actors.launch.cli.build_plan`` and the rest keep working
-__all__ = ["PROGRESS_MARK", "REPORT_MARK", "LaunchPlan", "ProcessLaunch", "build_plan", "main"]
+__all__ = [
+    "DEFAULT_STALL_REPORT_S",
+    "PROGRESS_MARK",
+    "REPORT_MARK",
+    "LaunchPlan",
+    "ProcessLaunch",
+    "build_plan",
+    "main",
+]
+
+#: ``--stall-report``'s default: a job in which no event completes for this long
+#: prints what every process waits for (a hang is never silent); ``off`` disables it.
+DEFAULT_STALL_REPORT_S = 120.0
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -119,10 +133,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--stall-report",
-        type=_positive_seconds,
-        default=None,
+        type=_seconds_or_off,
+        default=DEFAULT_STALL_REPORT_S,
         metavar="S",
-        help="when no event completes for S seconds, and before --timeout "
+        help="when no event completes for S seconds (default "
+        f"{DEFAULT_STALL_REPORT_S:g}; 'off': never), and before --timeout "
         "stops them, every process prints what it waits for",
     )
     parser.add_argument(
@@ -133,6 +148,16 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "file (schema: docs/topology.md)",
     )
     return parser.parse_args(argv)
+
+
+def _seconds_or_off(text: str) -> float | None:
+    """``--stall-report``'s value: seconds > 0, or ``off`` (None)."""
+    if text.strip().lower() == "off":
+        return None
+    try:
+        return _positive_seconds(text)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (or 'off')") from None
 
 
 def _positive_seconds(text: str) -> float:
