@@ -9,7 +9,7 @@ from __future__ import annotations
 from .core.actor import Actor
 from .core.ref import ActorRef
 from .core.supervision import SupervisorPolicy
-from .core.system import ActorSystem
+from .core.system import ActorSystem, preload
 from .errors import (
     ActorDead,
     ActorError,
@@ -71,4 +71,5 @@ __all__ = [
     "SupervisorPolicy",
     "TransportError",
     "__version__",
+    "preload",
 ]

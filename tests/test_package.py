@@ -49,6 +49,41 @@ def test_a_remote_ask_of_plain_data_loads_no_numpy() -> None:
     assert last_line(code) == "[]"
 
 
+_SERVE_AND_ASK = (
+    "import asyncio, json, sys\n"
+    "import actors\n"
+    "from actors import Actor, ActorSystem\n"
+    "class Echo(Actor):\n"
+    "    async def receive(self, message):\n"
+    "        return message\n"
+    "{preload}"
+    "before = set(sys.modules)\n"
+    "async def main():\n"
+    "    async with ActorSystem('server') as server, ActorSystem('client') as client:\n"
+    "        server.spawn(Echo, name='echo')\n"
+    "        ref = await client.remote(await server.serve('{url}'), 'echo', timeout=30)\n"
+    "        assert await ref.ask(7, timeout=30) == 7\n"
+    "asyncio.run(main())\n"
+    "print(json.dumps(sorted(m for m in set(sys.modules) - before if m.startswith('actors'))))\n"
+)
+
+
+@pytest.mark.parametrize("url", ["tcp://127.0.0.1:0", "shm://"])
+def test_preload_imports_what_serving_and_asking_need(url: str) -> None:
+    """After ``actors.preload(scheme)`` (before forking servers), serving an actor
+    and asking it over that scheme imports none of our modules."""
+    scheme = url.partition(":")[0]
+    without = json.loads(last_line(_SERVE_AND_ASK.format(preload="", url=url)))
+    assert f"actors.transports.stream.{scheme}" in without and "actors.core.remote" in without
+    preloaded = _SERVE_AND_ASK.format(preload=f"actors.preload({scheme!r})\n", url=url)
+    assert json.loads(last_line(preloaded)) == []
+
+
+def test_preload_of_an_unknown_scheme_lists_known_ones() -> None:
+    with pytest.raises(actors.ConfigError, match="unknown transport scheme 'carrier'; known: "):
+        actors.preload("tcp", "carrier")
+
+
 def test_every_error_is_exported_and_derives_from_actors_error() -> None:
     for name in errors.__all__:
         cls = getattr(errors, name)

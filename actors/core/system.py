@@ -19,7 +19,7 @@ from .supervision import SupervisorPolicy
 if TYPE_CHECKING:
     from .remote import RemoteHub
 
-__all__ = ["ActorSystem"]
+__all__ = ["ActorSystem", "preload"]
 
 log = logging.getLogger("actors")
 
@@ -27,6 +27,25 @@ log = logging.getLogger("actors")
 _running: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[ActorSystem]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+def preload(*schemes: str) -> None:
+    """Import now what serving actors and reaching remote ones over ``schemes`` needs.
+
+    That is the remote-actor layer, the codecs and each scheme's transport
+    backend, which ``import actors`` leaves to first use. Call it before
+    forking server processes (``multiprocessing`` with ``fork``), so that no
+    child imports them again on its way to its first reply (about 40 ms less
+    to a forked server's first reply on a 2-CPU VM, docs/benchmarks.md).
+    Libraries of ``mpi`` and ``ucx`` initialise on their first link, not
+    here. Raises ConfigError for an unknown scheme and BackendUnavailable
+    (naming the extra) for one whose dependency is missing. Any thread.
+    """
+    from ..transports import get_backend
+    from . import remote  # noqa: F401  (the remote-actor layer and what it imports)
+
+    for scheme in schemes:
+        get_backend(scheme)
 
 
 class ActorSystem:

@@ -3,9 +3,10 @@
 Prints one JSON line: ``{"peer": NAME, "results": {...}}``, or ``{"peer": NAME,
 "skipped": REASON}`` when the framework is not installed. Every peer runs the
 same workloads through its framework's recommended API, the actor in a second
-process (ours: a served ActorSystem in a child process; Ray: an actor in a
-Ray worker; Dask: an actor on a one-worker ``LocalCluster``; xoscar: an actor
-in the sub-pool of a one-process actor pool):
+process (ours: a served ActorSystem in a child process forked after
+``actors.preload``; Ray: an actor in a Ray worker; Dask: an actor on a
+one-worker ``LocalCluster``; xoscar: an actor in the sub-pool of a one-process
+actor pool):
 
 Ours runs twice per transport: with the defaults, and with ``ACTORS_LOOP_SPIN_US=100``
 ("loop spin", the opt-in that keeps an idle event loop polling for 100 µs after traffic).
@@ -126,7 +127,9 @@ def _ours(scheme: str, work: Workloads, repeat: int, spin_us: float = 0.0) -> di
     ``spin_us``: ``ACTORS_LOOP_SPIN_US`` of both processes (the opt-in that keeps an event
     loop awake after traffic; 0 = the default, off).
     """
-    import actors  # noqa: F401  (imported before the fork: both processes have it)
+    import actors
+
+    actors.preload(scheme)  # before the fork, as docs/actors.md says for forked servers
 
     os.environ["ACTORS_LOOP_SPIN_US"] = str(spin_us)
 
