@@ -37,9 +37,10 @@ def preload(*schemes: str) -> None:
     forking server processes (``multiprocessing`` with ``fork``), so that no
     child imports them again on its way to its first reply (about 40 ms less
     to a forked server's first reply on a 2-CPU VM, docs/benchmarks.md).
-    Libraries of ``mpi`` and ``ucx`` initialise on their first link, not
-    here. Raises ConfigError for an unknown scheme and BackendUnavailable
-    (naming the extra) for one whose dependency is missing. Any thread.
+    MPI (``mpi``) and a UCX context (``ucx``, which imports ucxx here) are
+    set up on the first link, not here. Raises ConfigError for an unknown
+    scheme and BackendUnavailable (naming the extra) for one whose
+    dependency is missing. Any thread.
     """
     from ..transports import get_backend
     from . import remote  # noqa: F401  (the remote-actor layer and what it imports)
