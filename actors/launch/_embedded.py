@@ -26,8 +26,10 @@ from rich.console import Console
 from .._cli import PROCESS_NAME, report_error
 from ..distributed.endpoints import use_links
 from ..errors import ActorsError
+from ..framework import stall
 from ._configs import config_roles, load_process_for
 from ._loss import LossPolicy
+from ._stall import watch_progress
 from .plan import LaunchPlan, ProcessLaunch
 from .topology import Topology
 
@@ -37,20 +39,31 @@ if TYPE_CHECKING:
 __all__ = ["run_embedded", "run_topology_async"]
 
 
-def run_embedded(plan: LaunchPlan, topology: Topology, state: LaunchState | None = None) -> int:
+def run_embedded(
+    plan: LaunchPlan,
+    topology: Topology,
+    state: LaunchState | None = None,
+    *,
+    timeout: float | None = None,
+    stall_report: float | None = None,
+) -> int:
     """Blocking entry point used by the launcher; returns the exit status.
 
     Errors are reported like every command line's (:func:`actors._cli.report_error`):
     2 for a configuration error or a missing extra, 1 for a failed job, 130 on
-    Ctrl-C. ``state``, when given, receives each process's report and exit code.
+    Ctrl-C, 124 when ``timeout`` seconds pass first (every job cancelled).
+    When no event completes for ``stall_report`` seconds (None: never), and
+    shortly before ``timeout``, the stall report of every job goes to stderr.
+    ``state``, when given, receives each process's report and exit code.
     """
+    console = Console(stderr=True)
     try:
-        reports = asyncio.run(run_topology_async(plan, topology))
+        reports = asyncio.run(_run_watched(plan, topology, console, timeout, stall_report))
+    except TimeoutError:
+        console.print(f"[red]timeout after {timeout} s: stopping every process[/red]")
+        return _failed(plan, state, 124)
     except (ActorsError, KeyboardInterrupt) as exc:
-        status = report_error(exc)
-        if state is not None:
-            state.exit_codes.update({p.name: status for p in plan.processes})
-        return status
+        return _failed(plan, state, report_error(exc))
     for name, (report, wall) in reports.items():
         Console(file=sys.stdout).rule(f"[bold]{name}[/bold]  ({wall:.2f} s)")
         report.print()
@@ -59,6 +72,42 @@ def run_embedded(plan: LaunchPlan, topology: Topology, state: LaunchState | None
             state.reports[name] = info
             state.exit_codes[name] = 0
     return 0
+
+
+def _failed(plan: LaunchPlan, state: LaunchState | None, status: int) -> int:
+    if state is not None:
+        state.exit_codes.update({p.name: status for p in plan.processes})
+    return status
+
+
+async def _run_watched(
+    plan: LaunchPlan,
+    topology: Topology,
+    console: Console,
+    timeout: float | None,
+    stall_s: float | None,
+) -> dict[str, tuple[Any, float]]:
+    """:func:`run_topology_async` within ``timeout`` (TimeoutError), its jobs'
+    stall report printed as :func:`run_embedded` says."""
+    done: dict[str, int] = {}
+
+    def progress(name: str, events: int) -> None:
+        done[name] = events
+
+    def ask(why: str) -> None:
+        console.print(f"[yellow]{why}: stall report of every process (embedded)[/yellow]")
+        stall.emit()
+
+    watch = asyncio.create_task(
+        watch_progress(lambda: True, lambda: sum(done.values()), ask, stall_s, timeout),
+        name="stall report watch",
+    )
+    try:
+        async with asyncio.timeout(timeout):
+            return await run_topology_async(plan, topology, progress)
+    finally:
+        watch.cancel()
+        await asyncio.gather(watch, return_exceptions=True)
 
 
 async def run_topology_async(

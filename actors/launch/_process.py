@@ -56,7 +56,7 @@ def run_plan(
     if plan.engine == "embedded":
         from ._embedded import run_embedded
 
-        return run_embedded(plan, topology, state=state)
+        return run_embedded(plan, topology, state=state, timeout=timeout, stall_report=stall_report)
     console = Console(stderr=True)
     state = state if state is not None else LaunchState([p.name for p in plan.processes])
     try:

@@ -11,6 +11,8 @@ Every process started by ``python -m actors.run`` prints a stall report on
   shortly before ``--timeout`` stops everything. It ends by itself when
   every child has ended.
 * :func:`print_report` prints a report line as a block under the process's name.
+* :func:`watch_progress` is that watch without processes: the embedded
+  engine (every process in the launcher) uses it with a report of its own jobs.
 
 Signals go to every ``python -m actors.run`` process of each child's
 process group that has its SIGUSR1 handler installed (``actors.run`` does it
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
 import os
@@ -36,7 +39,14 @@ from rich.text import Text
 
 from ..framework.stall import STALL_MARK
 
-__all__ = ["STALL_MARK", "print_report", "request_reports", "start_watch", "targets"]
+__all__ = [
+    "STALL_MARK",
+    "print_report",
+    "request_reports",
+    "start_watch",
+    "targets",
+    "watch_progress",
+]
 
 _TICK_S = 0.25
 #: the report before ``--timeout``: this long before it (at most a quarter of it)
@@ -156,35 +166,46 @@ async def _watch(
 ) -> None:
     forwarding = _forward_sigusr1(children, console)
     try:
-        await _poll(children, done, console, stall_s, timeout)
+        await watch_progress(
+            lambda: any(p.returncode is None for p in children),
+            done,
+            functools.partial(_ask, children, console),
+            stall_s,
+            timeout,
+        )
     finally:
         if forwarding:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR1)
 
 
-async def _poll(
-    children: list[asyncio.subprocess.Process],
+async def watch_progress(
+    alive: Callable[[], bool],
     done: Callable[[], int],
-    console: Console,
+    ask: Callable[[str], None],
     stall_s: float | None,
     timeout: float | None,
 ) -> None:
+    """Call ``ask(why)`` when ``done()`` (events done so far) has not changed for
+    ``stall_s`` seconds (None: never; again after each further ``stall_s``) and,
+    unless ``stall_s`` is None, once shortly before ``timeout``; return when
+    ``alive()`` is false. Runs on the caller's loop until then or cancelled.
+    """
     start = last_change = time.monotonic()
     last_done = done()
     before_timeout = None
     if timeout is not None and stall_s is not None:
         before_timeout = start + timeout - min(_BEFORE_TIMEOUT_S, timeout / 4)
-    while any(p.returncode is None for p in children):
+    while alive():
         await asyncio.sleep(_TICK_S)
         now = time.monotonic()
         if done() != last_done:
             last_done, last_change = done(), now
         elif stall_s is not None and now - last_change >= stall_s:
-            _ask(children, console, f"no event completed for {now - last_change:.0f} s")
+            ask(f"no event completed for {now - last_change:.0f} s")
             last_change = now  # the next report after another stall_s
         if before_timeout is not None and now >= before_timeout:
             before_timeout = None
-            _ask(children, console, "the --timeout is about to stop every process")
+            ask("the --timeout is about to stop every process")
 
 
 def _ask(children: list[asyncio.subprocess.Process], console: Console, why: str) -> None:

@@ -207,6 +207,27 @@ def test_launcher_gathers_every_process_report_on_a_stall(tmp_path: Path) -> Non
     assert "event 1:1:1 (stream 0): running ['back']" in text, text
 
 
+def test_embedded_launcher_reports_a_stall_and_keeps_its_timeout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """inproc links (every process in the launcher): the same watch, the jobs' own
+    report on stderr, and ``--timeout`` cancels them (status 124)."""
+    from actors.launch.cli import main as launch_main
+
+    (tmp_path / "local.toml").write_text(LOCAL_TOML)
+    (tmp_path / "remote.toml").write_text(REMOTE_TOML)
+    (tmp_path / "topology.toml").write_text(TOPOLOGY.replace('"tcp"', '"inproc"'))
+    start = time.monotonic()
+    argv = [str(tmp_path / "topology.toml"), "--stall-report", "1", "--timeout", "6"]
+    assert launch_main(argv) == 124
+    assert time.monotonic() - start < 30
+    err = capsys.readouterr().err
+    assert "no event completed for 1 s: stall report of every process (embedded)" in err, err
+    assert "the --timeout is about to stop every process" in err, err
+    assert "receiver 'back' waits for instance 2 of event 1:1:1 (key 1) on link 'offload'" in err
+    assert "timeout after 6.0 s: stopping every process" in err, err
+
+
 def _fake_process(proc: Path, pid: int, group: int, argv: list[str], caught: int) -> None:
     entry = proc / str(pid)
     entry.mkdir()
