@@ -59,11 +59,11 @@ def run_embedded(
     console = Console(stderr=True)
     try:
         reports = asyncio.run(_run_watched(plan, topology, console, timeout, stall_report))
-    except TimeoutError:
-        console.print(f"[red]timeout after {timeout} s: stopping every process[/red]")
-        return _failed(plan, state, 124)
     except (ActorsError, KeyboardInterrupt) as exc:
         return _failed(plan, state, report_error(exc))
+    if reports is None:
+        console.print(f"[red]timeout after {timeout} s: stopping every process[/red]")
+        return _failed(plan, state, 124)
     for name, (report, wall) in reports.items():
         Console(file=sys.stdout).rule(f"[bold]{name}[/bold]  ({wall:.2f} s)")
         report.print()
@@ -86,9 +86,9 @@ async def _run_watched(
     console: Console,
     timeout: float | None,
     stall_s: float | None,
-) -> dict[str, tuple[Any, float]]:
-    """:func:`run_topology_async` within ``timeout`` (TimeoutError), its jobs'
-    stall report printed as :func:`run_embedded` says."""
+) -> dict[str, tuple[Any, float]] | None:
+    """:func:`run_topology_async`'s result, or None when ``timeout`` passed first
+    (its jobs cancelled); their stall report printed as :func:`run_embedded` says."""
     done: dict[str, int] = {}
 
     def progress(name: str, events: int) -> None:
@@ -102,9 +102,14 @@ async def _run_watched(
         watch_progress(lambda: True, lambda: sum(done.values()), ask, stall_s, timeout),
         name="stall report watch",
     )
+    deadline = asyncio.timeout(timeout)
     try:
-        async with asyncio.timeout(timeout):
+        async with deadline:
             return await run_topology_async(plan, topology, progress)
+    except TimeoutError:
+        if deadline.expired():
+            return None
+        raise
     finally:
         watch.cancel()
         await asyncio.gather(watch, return_exceptions=True)
