@@ -58,7 +58,8 @@ def run_embedded(
     """
     console = Console(stderr=True)
     try:
-        reports = asyncio.run(_run_watched(plan, topology, console, timeout, stall_report))
+        done = state.done if state is not None else {}
+        reports = asyncio.run(_run_watched(plan, topology, console, timeout, stall_report, done))
     except (ActorsError, KeyboardInterrupt) as exc:
         return _failed(plan, state, report_error(exc))
     if reports is None:
@@ -86,10 +87,12 @@ async def _run_watched(
     console: Console,
     timeout: float | None,
     stall_s: float | None,
+    done: dict[str, int],
 ) -> dict[str, tuple[Any, float]] | None:
     """:func:`run_topology_async`'s result, or None when ``timeout`` passed first
-    (its jobs cancelled); their stall report printed as :func:`run_embedded` says."""
-    done: dict[str, int] = {}
+    (its jobs cancelled); their stall report printed as :func:`run_embedded` says.
+    ``done`` gets each process's events done while a stall can be reported
+    (no call per event otherwise)."""
 
     def progress(name: str, events: int) -> None:
         done[name] = events
@@ -98,21 +101,24 @@ async def _run_watched(
         console.print(f"[yellow]{why}: stall report of every process (embedded)[/yellow]")
         stall.emit()
 
-    watch = asyncio.create_task(
-        watch_progress(lambda: True, lambda: sum(done.values()), ask, stall_s, timeout),
-        name="stall report watch",
-    )
+    watch = None
+    if stall_s is not None:  # else the watch would never report: no watch, no progress calls
+        watch = asyncio.create_task(
+            watch_progress(lambda: True, lambda: sum(done.values()), ask, stall_s, timeout),
+            name="stall report watch",
+        )
     deadline = asyncio.timeout(timeout)
     try:
         async with deadline:
-            return await run_topology_async(plan, topology, progress)
+            return await run_topology_async(plan, topology, progress if watch else None)
     except TimeoutError:
         if deadline.expired():
             return None
         raise
     finally:
-        watch.cancel()
-        await asyncio.gather(watch, return_exceptions=True)
+        if watch is not None:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
 
 
 async def run_topology_async(
