@@ -158,9 +158,9 @@ LOOP_SPIN_US: Setting[float] = Setting(
     0.0,
     _non_negative,
     "µs",
-    "how long an event loop keeps polling, without sleeping, after a tcp:// or shm:// link "
-    "sent or received (0: sleep at once); pays for request/reply traffic between processes "
-    "with CPUs of their own",
+    "how long an event loop keeps polling, without sleeping, after a link sent or received "
+    "(0: sleep at once); pays for streams of messages between processes with CPUs of their "
+    "own: python -m actors.launch sets 5000 where its host has a CPU per process",
 )
 ASK_SPIN_US: Setting[float] = Setting(
     "ACTORS_ASK_SPIN_US",

@@ -29,15 +29,19 @@ from pathlib import Path
 from .._cli import LOG_LEVEL_ENV
 from ..distributed.endpoints import ENV_LINKS, LinkEndpoint, LinkTable
 from ..errors import BackendUnavailable, ConfigError
-from ..settings import CPUS, REPORT_FILE
+from ..settings import CPUS, LOOP_SPIN_US, REPORT_FILE
 from ._configs import config_roles
 from ._files import link_file, write_link_files
 from ._loss import check_failover
 from .topology import LinkSpec, ProcessSpec, Topology
 
-__all__ = ["LaunchPlan", "ProcessLaunch", "build_plan"]
+__all__ = ["LOOP_SPIN_WITH_CPUS_US", "LaunchPlan", "ProcessLaunch", "build_plan"]
 
 log = logging.getLogger("actors.launch")
+
+#: ``ACTORS_LOOP_SPIN_US`` of the processes the launcher starts on this host when it has a
+#: CPU for each of them (docs/topology.md, "Event loops that stay awake")
+LOOP_SPIN_WITH_CPUS_US = 5000
 
 
 @dataclass
@@ -220,7 +224,9 @@ def build_plan(
     tables = _link_tables(topology, run_id, rundir)
     ranks = _ranks(topology)
     ordered = sorted(topology.processes.items(), key=lambda item: ranks[item[0]])
-    cpus = _cpu_bindings(topology, engine, [spec for _, spec in ordered])
+    specs = [spec for _, spec in ordered]
+    cpus = _cpu_bindings(topology, engine, specs)
+    spins = _loop_spins(engine, specs)
     processes = []
     for name, spec in ordered:
         env = {
@@ -228,6 +234,7 @@ def build_plan(
             "ACTORS_PROGRESS_LINES": "1",
             REPORT_FILE.name: str(rundir / f"report-{name}.json"),
             **cpus.get(name, {}),
+            **spins.get(name, {}),
             **spec.env,
         }
         if log_level:
@@ -271,6 +278,33 @@ def _cpu_bindings(
     if len(here) < len(specs):
         log.info("bind_to = 'core' binds this host's processes; bind the others with mpiexec")
     return {spec.name: {CPUS.name: str(allowed[i % len(allowed)])} for i, spec in enumerate(here)}
+
+
+def _loop_spins(engine: str, specs: list[ProcessSpec]) -> dict[str, dict[str, str]]:
+    """``{process: {"ACTORS_LOOP_SPIN_US": "5000"}}`` for this host's processes when
+    this launcher may use at least one CPU per process: their event loops then stay
+    awake for 5 ms after link traffic instead of sleeping (a stream of events no longer
+    pays a cross-CPU wake-up per message). Nothing when more processes than CPUs share
+    the host (spinning loops would take the CPU the others need), for an embedded
+    topology (its links do not cross processes), for processes on other hosts (their
+    CPUs are not known here), or when ``ACTORS_LOOP_SPIN_US`` is set in the launcher's
+    environment (the user's choice holds); a process's own ``env`` overrides it."""
+    if engine == "embedded" or LOOP_SPIN_US.name in os.environ:
+        return {}
+    here = [spec for spec in specs if spec.is_local_host]
+    affinity = getattr(os, "sched_getaffinity", None)  # not on macOS
+    cpus = len(affinity(0)) if affinity is not None else os.cpu_count() or 1
+    if len(here) > cpus:
+        log.info("%d processes share %d CPUs: event loops sleep between messages", len(here), cpus)
+        return {}
+    log.info(
+        "%d processes, %d CPUs: event loops stay awake %d µs after link traffic (%s)",
+        len(here),
+        cpus,
+        LOOP_SPIN_WITH_CPUS_US,
+        LOOP_SPIN_US.name,
+    )
+    return {spec.name: {LOOP_SPIN_US.name: str(LOOP_SPIN_WITH_CPUS_US)} for spec in here}
 
 
 def _commands(plan: LaunchPlan, topology: Topology) -> list[list[str]]:

@@ -17,21 +17,32 @@ decides when that is worth it:
   nothing.
 
 :class:`LoopSpinner` polls at the level of the event loop instead: after
-traffic on a link it keeps the loop *awake* - it schedules a callback again and
-again (each yielding the CPU once, ``sched_yield``), so the loop polls its file
-descriptors without sleeping while every other ready task and callback still
-runs - for at most ``ACTORS_LOOP_SPIN_US`` (default 0: off). A process that
-sleeps in the kernel between a request and its reply pays a wake-up; on a
-virtual machine whose CPUs idle, waking a process on another CPU costs about as
-much as the rest of a small round trip. Measured on the 2-CPU machine, one
-remote ask after another between two processes: on two CPUs ~190-220 µs asleep,
-~95-120 µs with 100 µs of spin; unpinned (where the scheduler put them)
-~195-220 µs against ~110-125 µs. It costs where the two share one CPU (~95 µs
-asleep, ~160 µs spinning) and takes CPU from other processes and from the
-process's worker threads (a stream of events over tcp ran 15-30% slower with
-it), hence opt-in: for request/reply-heavy processes with CPUs to spare. The
-back-off of :class:`AdaptivePoll` applies: a spin that sees no traffic makes the
-next 1, 2, 4 ... :data:`BACKOFF_MAX` kicks skip spinning.
+traffic on a link (a message sent or received, on every transport: tcp://,
+shm://, mpi://, ucx://) it keeps the loop *awake* - it schedules a callback
+again and again (each yielding the CPU once, ``sched_yield``), so the loop polls
+its file descriptors without sleeping while every other ready task and callback
+still runs - for at most ``ACTORS_LOOP_SPIN_US`` (default 0: off; an mpi://
+header wait and the ucx:// progress engine poll on while it spins). A process
+that sleeps in the kernel between messages pays a wake-up; on a virtual machine
+whose CPUs idle, waking a process on another CPU costs about as much as the
+rest of a small round trip. The back-off of :class:`AdaptivePoll` applies: a
+spin that sees no traffic makes the next 1, 2, 4 ... :data:`BACKOFF_MAX` kicks
+skip spinning.
+
+Where it pays: processes with a CPU each that exchange a steady stream of
+messages. ``python -m actors.launch`` sets 5 ms for the processes it starts on a
+host with at least one CPU per process (:mod:`actors.launch.plan`): the dimuon
+offload on the 2-CPU machine ran 1.3-1.5x as fast with one stream per side
+and 1.5-1.9x with four over tcp:// and shm://, 1.7-1.9x with one over mpi://
+(docs/benchmarks.md, 2026-12-05 16:10 UTC). Where it costs: more processes than
+CPUs (4 followers and a controller on 2 CPUs: the empty chain 24,600-41,000
+against 60,000-65,000 events/s), and short windows that end before the next
+message (100 µs slowed streams of events by 15-30%; 3 ms was bimodal on the
+dimuon job, 5 ms and more were not); one remote ask after another between two
+processes on two CPUs: ~190-220 µs asleep, ~95-120 µs with 100 µs of spin, but
+~160 µs against ~95 µs where the two share one CPU. Hence off by default for
+plain processes and chosen by the launcher, which knows how many processes
+share the host.
 
 A second spinner per loop, for remote actors (:mod:`actors.core.remote`), is
 kicked only when a process sends an ask, receives its reply, or answers one,

@@ -210,3 +210,24 @@ def test_bind_to_errors_name_the_key_or_option(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_topology(write(tmp_path, GOOD)).override(bind_to="cores")
     assert info.value.key == "--bind-to"
+
+
+def test_loop_spin_only_where_each_process_has_a_cpu(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ACTORS_LOOP_SPIN_US", raising=False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1}, raising=False)
+
+    def spins(topology: str) -> dict[str, str | None]:
+        plan = build_plan(load_topology(write(tmp_path, topology)), rundir=tmp_path)
+        return {proc.name: proc.env.get("ACTORS_LOOP_SPIN_US") for proc in plan.processes}
+
+    assert spins(GOOD) == {"local": "5000", "remote": "5000"}  # 2 processes, 2 CPUs
+    third = '\n[process.third]\nconfig = "remote.toml"\n'
+    assert spins(GOOD + third) == {"local": None, "remote": None, "third": None}
+    own = '\n[process.third]\nconfig = "remote.toml"\nenv = { ACTORS_LOOP_SPIN_US = "0" }\n'
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert spins(GOOD + own) == {"local": "5000", "remote": "5000", "third": "0"}  # env wins
+    assert spins(GOOD.replace('"tcp"', '"inproc"')) == {"local": None, "remote": None}
+    monkeypatch.setenv("ACTORS_LOOP_SPIN_US", "200")  # the user's choice, inherited as is
+    assert spins(GOOD) == {"local": None, "remote": None}

@@ -4,8 +4,8 @@ Each check is a pair ``(server_side(link), client_side(link))`` of coroutines
 that run in two different MPI processes on the two ends of one fresh link and
 raise AssertionError on a violation. The shared suite
 (:mod:`actors.transports.testing`) runs first; these are the two checks that
-only make sense over MPI (the poller's header receive racing a cancel, and the
-size check before any MPI call).
+only make sense over MPI (the poller's header receive racing a cancel, the
+size check before any MPI call, and the loop spinner's kicks and header polls).
 """
 
 from __future__ import annotations
@@ -106,7 +106,45 @@ async def oversized_client(link: Link) -> None:
     await _ack(link)
 
 
+# -- the loop spinner: mpi:// traffic keeps the event loop awake, then lets it sleep --
+
+
+async def _ping_pong_spinning(link: Link, first: bool) -> None:
+    """50 round trips with ``ACTORS_LOOP_SPIN_US`` at 300 µs on this loop: the header
+    waits poll while the loop is awake; every message arrives; the loop is awake right
+    after the traffic and asleep 20 ms later."""
+    from actors.transports import loop_spinner
+
+    spinner = loop_spinner(asyncio.get_running_loop())
+    saved, spinner.seconds = spinner.seconds, 300e-6
+    try:
+        for i in range(50):
+            if first:
+                await link.send(b"%d" % i, [_pattern(i * 100, i)])
+            header, bufs = await link.recv()
+            assert header == b"%d" % i, header
+            assert bytes(bufs[0]) == _pattern(i * 100, i).tobytes()
+            if not first:
+                await link.send(header, bufs)
+        assert spinner.spinning, "traffic did not keep the loop awake"
+        await asyncio.sleep(0.02)
+        assert not spinner.spinning, "the loop stayed awake on a quiet link"
+    finally:
+        spinner.seconds = saved
+
+
+async def loop_spin_server(link: Link) -> None:
+    await _ping_pong_spinning(link, first=False)
+    await _ack(link)
+
+
+async def loop_spin_client(link: Link) -> None:
+    await _ping_pong_spinning(link, first=True)
+    await link.send(b"ack")
+
+
 CHECKS: list[Check] = [
     ("cancel_race", cancel_race_server, cancel_race_client),
     ("oversized", oversized_server, oversized_client),
+    ("loop_spin", loop_spin_server, loop_spin_client),
 ]

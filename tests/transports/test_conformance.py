@@ -30,7 +30,7 @@ from actors.transports import testing as conformance
 from actors.transports._handshake import client_handshake
 from actors.transports._spin import loop_spinner
 from actors.transports.stream._framing import ENTRY, MAGIC, PREFIX, VERSION
-from tests.transports.schemes import CROSS_PROCESS, LISTEN_URLS, params, require
+from tests.transports.schemes import CROSS_PROCESS, LISTEN_URLS, MARKS, params, require
 
 PEER_SCRIPT = Path(__file__).with_name("peer.py")
 MAX = conformance.MAX_MESSAGE_SIZE
@@ -348,13 +348,23 @@ async def test_malformed_frame_closes_only_that_link(raw_listener: Listener, fra
     await _assert_good_client(raw_listener)
 
 
-@pytest.mark.parametrize("setting", ["ACTORS_STREAM_SPIN_US", "ACTORS_LOOP_SPIN_US"])
-@pytest.mark.parametrize("spin_scheme", params(("tcp", "shm")))
+_SPIN_CASES = [
+    pytest.param(setting, scheme, id=f"{scheme}-{setting}", marks=MARKS.get(scheme, []))
+    for setting, schemes in (
+        ("ACTORS_STREAM_SPIN_US", ("tcp", "shm")),
+        ("ACTORS_LOOP_SPIN_US", ("tcp", "shm", "ucx")),  # mpi://: tests/transports/mpi_checks
+    )
+    for scheme in schemes
+]
+
+
+@pytest.mark.parametrize(("setting", "spin_scheme"), _SPIN_CASES)
 async def test_spinning_keeps_the_contract(
     spin_scheme: str, setting: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With ACTORS_STREAM_SPIN_US set, recv polls first; with ACTORS_LOOP_SPIN_US, traffic
-    keeps the loop awake until the link is quiet: same messages, same PeerLost."""
+    (sent or received, on every transport) keeps the loop awake until the link is quiet:
+    same messages, same PeerLost."""
     require(spin_scheme)
     monkeypatch.setenv(setting, "300")
     spinner = loop_spinner(asyncio.get_running_loop())

@@ -16,6 +16,7 @@ import asyncio
 from collections.abc import Callable
 
 from ...settings import MPI_MIN_SPINS, MPI_SPIN_S
+from .._spin import loop_spinner
 from ._inbox import Inbox
 from ._side import SideChannel
 
@@ -41,6 +42,9 @@ class HeaderWait:
         self._max_spin_s = MPI_SPIN_S.get()
         self._spin_s = self._max_spin_s  # the budget now: adapted by _adapt_spin
         self._min_spins = MPI_MIN_SPINS.get()
+        #: the loop's spinner (``ACTORS_LOOP_SPIN_US``): kicked by every message sent
+        #: or received; while it keeps the loop awake, a header wait polls instead of napping
+        self.spinner = loop_spinner(asyncio.get_running_loop())
         self._side: SideChannel | None = None
         self.peer_naps = False  # the peer's header waits nap: ring on every send
         self._naps_told = False  # we told the peer that ours nap (until we say awake)
@@ -53,11 +57,14 @@ class HeaderWait:
         """We just sent the peer a message: ring while its header waits nap."""
         if self.peer_naps and self._side is not None:
             self._side.ring()
+        self.spinner.kick()
 
     async def wait(self) -> None:
         """Wait until the inbox is ready: poll from this task for the link's
         spin budget (and at least ``ACTORS_MPI_MIN_SPINS`` times), then leave
-        it to the poller's naps, which the peer's doorbell cuts short.
+        it to the poller's naps, which the peer's doorbell cuts short. While
+        the loop's spinner keeps the loop awake (``ACTORS_LOOP_SPIN_US``, kicked
+        by traffic), the wait polls on past its budget instead of napping.
 
         The budget adapts (:meth:`_adapt_spin`): it stays at most
         ``ACTORS_MPI_SPIN_S`` while messages come within that, and drops to 0
@@ -72,7 +79,8 @@ class HeaderWait:
         inbox = self._inbox
         start = loop.time()
         budget = self._spin_s
-        if budget > 0.0 or self._min_spins:
+        spinner = self.spinner
+        if budget > 0.0 or self._min_spins or spinner.spinning:
             deadline = start + budget
             spins = 0
             while True:
@@ -82,7 +90,7 @@ class HeaderWait:
                     self._adapt_spin(loop.time() - start)
                     return
                 spins += 1
-                if spins >= self._min_spins and loop.time() > deadline:
+                if spins >= self._min_spins and loop.time() > deadline and not spinner.spinning:
                     break
         await inbox.wait(self._napping)
         self._adapt_spin(loop.time() - start)

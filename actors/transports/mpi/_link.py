@@ -307,6 +307,7 @@ class MPILink(Link):
         except ProtocolError as exc:
             await self._abort(f"{exc} from {self.peer}")
             raise ProtocolError(f"{exc} from {self.peer}; link closed") from None
+        self._header_wait.spinner.kick()  # traffic: keep the loop awake (ACTORS_LOOP_SPIN_US)
         if kind == KIND_LONG:
             inbox.restart()
             task = asyncio.get_running_loop().create_task(self._long_message(offset))

@@ -229,6 +229,7 @@ class UCXLink(Link):
             size = nbytes(f)
             self._inflight.append((eng.track(req, self, arr), size))
             self._inflight_bytes += size
+        eng.spinner.kick()  # traffic: keep the loop awake (ACTORS_LOOP_SPIN_US)
         if self._inflight:
             await self._drain(SEND_WINDOW)
 
@@ -330,6 +331,7 @@ class UCXLink(Link):
         self._prefix_req = None
         eng.check(req, what)
         self.poller.activity()
+        eng.spinner.kick()
         return self._prefix_length(req)
 
     def _prefix_length(self, req: ProbedRecv) -> int:

@@ -12,7 +12,9 @@ This engine runs in the event loop thread, with no extra thread:
 
 - while requests are pending it progresses the worker and yields to the loop
   (``sleep(0)``) for at most :func:`spin_seconds` after the last activity, which
-  keeps round trips in the tens of microseconds;
+  keeps round trips in the tens of microseconds, and on for as long as the
+  loop's spinner keeps the loop awake (``ACTORS_LOOP_SPIN_US``: the links kick
+  it with every message, see :mod:`actors.transports._spin`);
 - otherwise it *arms* the worker (``ucp_worker_arm``) and sleeps until the
   worker's epoll file descriptor becomes readable (``loop.add_reader``), a new
   request is submitted, or :data:`IDLE_TICK_SECONDS` pass (a safety net for
@@ -37,6 +39,7 @@ from typing import Any
 
 from ...errors import BackendUnavailable, PeerLost, ProtocolError
 from ...settings import UCX_SPIN_US
+from .._spin import loop_spinner
 
 __all__ = [
     "IDLE_TICK_SECONDS",
@@ -167,6 +170,8 @@ class Engine:
         self._wakeup = asyncio.Event()
         self._last_activity = time.perf_counter()
         self._spin_seconds = spin_seconds()
+        #: the loop's spinner (``ACTORS_LOOP_SPIN_US``), kicked by the links' traffic
+        self.spinner = loop_spinner(loop)
         self.closed = False
         loop.add_reader(self._fd, self._wakeup.set)
         self._task = loop.create_task(self._run(), name="ucx-progress")
@@ -277,7 +282,9 @@ class Engine:
         worker.progress()
         if self._complete():
             self._last_activity = time.perf_counter()
-        if self._pending and time.perf_counter() - self._last_activity < self._spin_seconds:
+        if self._pending and (
+            self.spinner.spinning or time.perf_counter() - self._last_activity < self._spin_seconds
+        ):
             return True
         return not worker.arm()  # not armed: events arrived meanwhile
 
