@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -370,7 +371,7 @@ def test_cli_validate_repredicts_saved_runs(
 ) -> None:
     monkeypatch.delenv("ACTORS_LOG_LEVEL", raising=False)  # set by launcher tests in-process
     from benchmarks.hlt_config import make_menu
-    from benchmarks.sizing_validate import CALIBRATION, PREDICTED, _profiles
+    from benchmarks.sizing_validate import AWAKE, CALIBRATION, PREDICTED, _profiles
 
     menu = make_menu(300)
     hlt = {lb: (100, t * 100) for lb, t in zip(menu.labels, menu.times, strict=True)}
@@ -394,6 +395,7 @@ def test_cli_validate_repredicts_saved_runs(
     assert profiles["offload"].cpu_ratio == 1.0
     assert 0.0 < profiles["offload"].gil_s < 1 / 400
     runs |= {name: _run(100.0) for name, *_ in PREDICTED}
+    runs[PREDICTED[0][0] + AWAKE] = _run(250.0)  # the launcher's default, beside the verdict
     links = [r | {"series": s} for r in _links() for s in ("tcp://", "shm://")]
     doc = {"parts": {"sizing": {"runs": runs, "link_records": links, "cores": 2.0}}}
     (tmp_path / "results.json").write_text(json.dumps(doc))
@@ -409,6 +411,19 @@ def test_cli_validate_repredicts_saved_runs(
     out = done.stdout
     assert all(name in out for name, *_ in PREDICTED)
     assert out.strip().endswith(f"of {len(PREDICTED)} within 15%")
+    first = next(line for line in out.splitlines() if line.startswith(PREDICTED[0][0]))
+    assert first.split()[-2] == "250.0"  # loops awake ev/s; the other runs have "-"
+
+
+def test_sizing_runs_choose_the_loop_spin_and_restore_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks.sizing_validate import _loop_spin
+
+    monkeypatch.setenv("ACTORS_LOOP_SPIN_US", "123")
+    with _loop_spin("0"):
+        assert os.environ["ACTORS_LOOP_SPIN_US"] == "0"  # the model's sleeping loops
+    with _loop_spin(None):
+        assert "ACTORS_LOOP_SPIN_US" not in os.environ  # the launcher chooses
+    assert os.environ["ACTORS_LOOP_SPIN_US"] == "123"
 
 
 def test_offload_layout_follows_the_filter() -> None:
