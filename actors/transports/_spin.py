@@ -33,7 +33,7 @@ Where it pays: processes with a CPU each that exchange a steady stream of
 messages. ``python -m actors.launch`` sets 5 ms for the processes it starts on a
 host with at least one CPU per process (:mod:`actors.launch.plan`): the dimuon
 offload on the 2-CPU machine ran 1.3-1.5x as fast with one stream per side
-and 1.5-1.9x with four over tcp:// and shm://, 1.7-1.9x with one over mpi://
+and 1.5-1.9x with four over tcp:// and shm://, 1.6-2.0x with one over mpi://
 (docs/benchmarks.md, 2026-12-05 16:10 UTC). Where it costs: more processes than
 CPUs (4 followers and a controller on 2 CPUs: the empty chain 24,600-41,000
 against 60,000-65,000 events/s), and short windows that end before the next
