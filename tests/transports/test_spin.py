@@ -8,7 +8,7 @@ import weakref
 
 import pytest
 
-from actors.transports._spin import BACKOFF_MAX, LoopSpinner, loop_spinner
+from actors.transports._spin import BACKOFF_MAX, AdaptivePoll, LoopSpinner, loop_spinner
 
 
 class Clock:
@@ -34,6 +34,25 @@ async def test_a_kick_keeps_the_loop_awake_until_its_window_ends() -> None:
     clock.now += 150e-6
     await _ticks()
     assert not spinner.spinning
+
+
+async def test_a_receive_does_not_poll_while_the_loop_is_kept_awake() -> None:
+    clock = Clock()
+    spinner = LoopSpinner(asyncio.get_running_loop(), 100e-6, clock)
+    poll = AdaptivePoll(1e-3, spinner)
+    poll.activity()
+    attempts: list[int] = []
+
+    def attempt() -> bool:
+        attempts.append(1)
+        return True
+
+    spinner.kick()
+    assert not poll.run(attempt) and not attempts  # the loop polls anyway: no receive poll
+    clock.now += 150e-6
+    await _ticks()
+    assert not spinner.spinning
+    assert poll.run(attempt) and attempts == [1]  # asleep again: the receive polls first
 
 
 async def test_a_spin_without_traffic_backs_off_exponentially() -> None:

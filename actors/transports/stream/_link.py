@@ -74,8 +74,8 @@ class StreamLink(Link):
         self.peer = peer
         self.capabilities = caps
         #: When and how long ``recv`` polls before it waits (see :mod:`._spin`).
-        self.poller = AdaptivePoll()
         self._spinner = loop_spinner(asyncio.get_running_loop())
+        self.poller = AdaptivePoll(spinner=self._spinner)
         self._sock = sock
         self._fd = sock.fileno()
         self._max = max_message_size

@@ -78,7 +78,7 @@ class UCXLink(Link):
         #: the prefix receive in progress (kept across a cancelled recv)
         self._prefix_req: ProbedRecv | None = None
         #: When and how long ``recv`` polls the worker before it waits (see :mod:`._spin`).
-        self.poller = AdaptivePoll(poll_seconds())
+        self.poller = AdaptivePoll(poll_seconds(), eng.spinner)
         self._inflight: deque[tuple[asyncio.Future[None], int]] = deque()
         self._inflight_bytes = 0
         self._closed = False
