@@ -323,7 +323,7 @@ def _run_all(ctx: Context, menu: Menu, log: Callable[[str], None]) -> dict[str, 
         if (transport == "-" or transport_unavailable(transport) is None)
         and (ctx.selects(name) or (name, kind, transport, remotes, streams) in CALIBRATION)
     ]
-    recs: dict[str, list[dict[str, Any]]] = {s[0]: [] for s in shapes}
+    recs: dict[str, list[dict[str, Any]]] = {}
     for round_no in range(ctx.repeat):
         if ctx.repeat > 1:
             log(f" round {round_no + 1} of {ctx.repeat}")

@@ -265,19 +265,26 @@ def _cpu_bindings(
     Python process) is not bound. A process's own ``env`` may set ACTORS_CPUS."""
     if topology.run.bind_to != "core":
         return {}
-    if engine == "embedded" or not hasattr(os, "sched_getaffinity"):
+    allowed = _allowed_cpus()
+    if engine == "embedded" or allowed is None:
         log.warning(
             "bind_to = 'core' ignored: %s",
             "one embedded process" if engine == "embedded" else "this platform cannot bind",
         )
         return {}
-    allowed = sorted(os.sched_getaffinity(0))
     here = [spec for spec in specs if spec.is_local_host]
     if len(here) > len(allowed):
         log.warning("bind_to = 'core': %d processes share %d CPUs", len(here), len(allowed))
     if len(here) < len(specs):
         log.info("bind_to = 'core' binds this host's processes; bind the others with mpiexec")
     return {spec.name: {CPUS.name: str(allowed[i % len(allowed)])} for i, spec in enumerate(here)}
+
+
+def _allowed_cpus() -> list[int] | None:
+    """The CPUs this launcher may use, sorted; None where the platform cannot say (macOS)."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    return sorted(os.sched_getaffinity(0))
 
 
 def _loop_spins(engine: str, specs: list[ProcessSpec]) -> dict[str, dict[str, str]]:
@@ -292,8 +299,8 @@ def _loop_spins(engine: str, specs: list[ProcessSpec]) -> dict[str, dict[str, st
     if engine == "embedded" or LOOP_SPIN_US.name in os.environ:
         return {}
     here = [spec for spec in specs if spec.is_local_host]
-    affinity = getattr(os, "sched_getaffinity", None)  # not on macOS
-    cpus = len(affinity(0)) if affinity is not None else os.cpu_count() or 1
+    allowed = _allowed_cpus()
+    cpus = len(allowed) if allowed is not None else os.cpu_count() or 1
     if len(here) > cpus:
         log.info("%d processes share %d CPUs: event loops sleep between messages", len(here), cpus)
         return {}
