@@ -270,7 +270,15 @@ async def cancelled_midway_client(link: Link) -> None:
 # -- close semantics ------------------------------------------------------------------
 
 
+#: Messages the close check sends right before it closes (every one must arrive).
+_BEFORE_CLOSE = 20
+
+
 async def close_server(link: Link) -> None:
+    for i in range(_BEFORE_CLOSE):
+        await _expect(link, b"before-close %d" % i)
+    (big,) = await _expect(link, b"big")
+    assert _bytes(big) == b"\x01" * (1 << 20), "the message sent before close arrived changed"
     await _expect(link, b"last")
     try:
         got = await link.recv()
@@ -292,6 +300,9 @@ async def close_server(link: Link) -> None:
 
 
 async def close_client(link: Link) -> None:
+    for i in range(_BEFORE_CLOSE):
+        await link.send(b"before-close %d" % i)
+    await link.send(b"big", [np.ones(1 << 20, np.uint8)])
     await link.send(b"last")
     await link.close()
     await link.close()  # idempotent

@@ -60,6 +60,7 @@ def test_oversized_announcement_is_refused_before_allocation() -> None:
         (struct.pack("<BBHIQ", 1, 0, 0, 10**6, 0), "too many"),
         (struct.pack("<BBHIQ", 1, 0, 0, 1, 0) + struct.pack("<QB", 1, 7), "kind 7"),
         (struct.pack("<BBHIQ", 1, 1, 0, 0, 1 << 20), "runs past"),
+        (struct.pack("<BBHIQ", 1, wire.GOODBYE, 0, 0, 3) + b"abc", "goodbye prefix"),
     ],
 )
 def test_malformed_prefixes_raise_protocol_error_naming_the_peer(prefix: bytes, match: str) -> None:
@@ -76,3 +77,9 @@ def test_too_many_buffers_is_refused_by_the_sender() -> None:
     n = wire.MAX_BUFFERS + 1
     with pytest.raises(ProtocolError, match="buffers"):
         wire.pack_prefix(b"", [0] * n, [False] * n, [b""] * n)
+
+
+def test_goodbye_prefix_announces_the_end_and_nothing_else() -> None:
+    layout = _parse(wire.GOODBYE_PREFIX)
+    assert layout.goodbye and layout.sizes == () and layout.total == 0
+    assert not _parse(wire.pack_prefix(b"h", [], [], [])[0]).goodbye

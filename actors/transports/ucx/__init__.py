@@ -29,10 +29,12 @@ or event-loop pass (8-byte RTT on a 2-core VM: 81 us vs 58 us raw ucxx; it was
 218 us).
 
 Peer death: UCX endpoint error handling is on; the endpoint's close callback
-marks the link lost and fails its pending requests, so pending ``recv`` and
-later ``send`` raise PeerLost (the kernel reports a killed peer's connection
-within milliseconds). Messages that arrived before the loss are still
-delivered.
+marks the link lost, so a later ``send`` raises PeerLost at once (the kernel
+reports a killed peer's connection within milliseconds). ``recv`` still takes
+the messages the peer sent before: up to its goodbye (the last message of a
+link closed with ``close()``), or for ``LOSS_GRACE_SECONDS`` (0.5 s) after the
+loss when no goodbye comes (UCX's report can overtake the last messages of a
+shared-memory queue); then pending requests fail and ``recv`` raises PeerLost.
 
 Loop rules: a link or listener belongs to the event loop it was made on
 (one UCX worker per loop); ``recv`` by one task at a time - a cancelled

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -33,6 +34,10 @@ __all__ = ["UCX_CAPABILITIES", "UCXLink"]
 log = logging.getLogger("actors.transports.ucx")
 UCX_CAPABILITIES = Capabilities(zero_copy_receive=True, device_memory=True, crosses_nodes=True)
 _CLOSE_TIMEOUT = 1.0
+#: How long a link whose endpoint UCX reported closed still takes messages
+#: when no goodbye came (a peer that died, or one whose goodbye is late): UCX's
+#: disconnect can overtake the last messages of a shared-memory queue.
+LOSS_GRACE_SECONDS = 0.5
 #: ``send`` returns once its frames are posted; it waits only while more than
 #: this many bytes of earlier sends are still being transferred (large frames
 #: complete when the peer receives them).
@@ -83,6 +88,8 @@ class UCXLink(Link):
         self._inflight_bytes = 0
         self._closed = False
         self._lost: str | None = None
+        self._lost_at = 0.0  # time.perf_counter() when UCX reported the endpoint closed
+        self._goodbye = False  # the peer's goodbye arrived: no message follows
         self._device_ok = True  # until a device buffer finds no cupy here
         eng.acquire()
         ep.set_close_callback(self._on_endpoint_closed)
@@ -94,10 +101,20 @@ class UCXLink(Link):
         return self._closed or self._lost is not None
 
     def _on_endpoint_closed(self) -> None:
-        """UCX endpoint error/close callback (runs inside worker progress)."""
+        """UCX endpoint error/close callback (runs inside worker progress).
+
+        Receives go on taking what arrives until the peer's goodbye or for
+        :data:`LOSS_GRACE_SECONDS`; then every wait of this link fails."""
         if self._lost is None:
             self._lost = "the peer closed the link or died"
+            self._lost_at = time.perf_counter()
+            self._eng.loop.call_later(LOSS_GRACE_SECONDS, self._grace_over)
+            self._eng.poke()
+
+    def _grace_over(self) -> None:
+        if not self._eng.closed:
             self._eng.fail(self, self.lost_error)
+            self._eng.fail(self._inflight, self.lost_error)
             self._eng.poke()
 
     def lost_error(self) -> PeerLost:
@@ -133,8 +150,12 @@ class UCXLink(Link):
         return owner.tag_recv_with_handle(arr, probe), int(probe.length)
 
     def ended(self) -> bool:
-        """True when no further message can come (link closed or lost, worker freed)."""
-        return self._closed or self._lost is not None or self._eng.worker is None
+        """True when no further message can come: the link closed, the peer's
+        goodbye taken, the worker freed, or the peer lost longer than
+        :data:`LOSS_GRACE_SECONDS` ago."""
+        if self._closed or self._goodbye or self._eng.worker is None:
+            return True
+        return self._lost is not None and time.perf_counter() - self._lost_at >= LOSS_GRACE_SECONDS
 
     async def _stream(self, data: bytes | None, size: int, what: str) -> bytes:
         """Handshake helper: stream-send ``data``, or stream-receive ``size`` bytes.
@@ -227,7 +248,8 @@ class UCXLink(Link):
                 eng.check(req, f"ucx send to {self.peer}")
                 continue
             size = nbytes(f)
-            self._inflight.append((eng.track(req, self, arr), size))
+            # owned by the deque: close() fails the receives only, and waits for these
+            self._inflight.append((eng.track(req, self._inflight, arr), size))
             self._inflight_bytes += size
         eng.spinner.kick()  # traffic: keep the loop awake (ACTORS_LOOP_SPIN_US)
         if self._inflight:
@@ -273,6 +295,10 @@ class UCXLink(Link):
             except ProtocolError:
                 await self.close()
                 raise
+            if layout.goodbye:
+                self._goodbye = True
+                self._lost = self._lost or "the peer closed the link"
+                raise self.lost_error()
             header, buffers, frames = self._unpack(layout)
             if not frames:
                 assert isinstance(header, bytes)
@@ -402,10 +428,10 @@ class UCXLink(Link):
         if self._lost is None and ep is not None and ep.alive:
             await self._eng.wait(req, what, self, arrays)
             return
-        # the peer is gone: only frames that arrived before the loss
+        # the peer is gone: only frames that arrived before the loss (or its goodbye)
         self._eng.worker.progress()
         req.poll()
-        if self._closed or not req.matched:
+        if self._closed or (not req.matched and self.ended()):
             raise self.lost_error()
         try:
             async with asyncio.timeout(2.0):
@@ -414,13 +440,14 @@ class UCXLink(Link):
             raise self.lost_error() from None
 
     async def _prefix_arrived(self) -> int:
-        """Receive a prefix frame that arrived before the peer was lost (its
-        length), else PeerLost."""
+        """Receive a prefix frame sent before the peer was lost (its length):
+        one that arrived, or arrives before the goodbye or within
+        :data:`LOSS_GRACE_SECONDS` of the loss; else PeerLost."""
         self._eng.worker.progress()
         req = ProbedRecv(self, self._prefix_arr)
         req.poll()  # takes a message that arrived before the loss
-        if self._closed or not req.matched:
-            raise self.lost_error()  # nothing had arrived
+        if self._closed or (not req.matched and self.ended()):
+            raise self.lost_error()  # nothing had arrived, nothing can
         try:
             async with asyncio.timeout(2.0):
                 await self._eng.wait(
@@ -450,6 +477,8 @@ class UCXLink(Link):
             ep.remove_close_callback()
             if ep.alive:
                 async with asyncio.timeout(_CLOSE_TIMEOUT):
+                    await self._drain(0)  # closing the endpoint cancels sends in flight
+                    await self._say_goodbye(ep)
                     await self._eng.wait(ep.close(), f"closing ucx link to {self.peer}")
         except (TimeoutError, PeerLost, ProtocolError):
             pass
@@ -459,6 +488,15 @@ class UCXLink(Link):
             del ep
             self._inflight.clear()
             self._eng.release()
+
+    async def _say_goodbye(self, ep: Any) -> None:
+        """Send the goodbye prefix (after everything sent so far, on the same tag),
+        unless the peer is lost or the handshake never gave its tag."""
+        if self._lost is not None or self._send_tag is None:
+            return
+        arr = _array(wire.GOODBYE_PREFIX)
+        req = self._post("send", ep.tag_send, arr, self._send_tag)
+        await self._eng.wait(req, f"goodbye to {self.peer}", None, arr)
 
 
 class _StreamChannel:

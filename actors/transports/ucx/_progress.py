@@ -72,9 +72,15 @@ IDLE_TICK_SECONDS = 0.25
 #: UCX options we choose when the user has not set them in the environment
 #: (``UCX_<NAME>``). ``self,sm,tcp`` work everywhere (no GPU, no RDMA device
 #: needed); ``cuda_copy,cuda_ipc`` are added when an NVIDIA driver is present
-#: (/dev/nvidiactl), to move device memory.
+#: (/dev/nvidiactl), to move device memory. ``MM_ERROR_HANDLING``: without it
+#: UCX leaves shared memory out of every endpoint made through a listener
+#: (ucxx's endpoints ask for peer-failure handling, which UCX's shared-memory
+#: transports do not offer by default), so two processes on one host talked
+#: over tcp/lo (``UCX_PROTO_INFO=y`` shows the lanes); the links' goodbye and
+#: loss grace (:mod:`._link`) keep every message a peer sent before it closed.
 DEFAULT_UCX_CONFIG = {
     "TLS": "self,sm,tcp",
+    "MM_ERROR_HANDLING": "y",
     "WARN_UNUSED_ENV_VARS": "n",
 }
 _GPU_TLS = ",cuda_copy,cuda_ipc"

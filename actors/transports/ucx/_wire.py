@@ -18,6 +18,13 @@ with the receiver's tag::
     header bytes           (when flags & HEADER_INLINE, else a frame of its own)
     inline buffers' bytes  (kind INLINE, in order)
 
+A *goodbye* prefix (flags & GOODBYE, no buffers, no header) is the last
+message a link sends when it is closed: UCX may report the peer's endpoint
+closed before its last messages are out of the shared-memory queue (its
+disconnect travels on another channel), so a receiver takes messages until
+the goodbye, and treats a link lost without one as gone only after a grace
+period (see :class:`~actors.transports.ucx._link.UCXLink`).
+
 Kinds: HOST and DEVICE buffers travel as frames of their own, received into a
 preallocated numpy / cupy buffer; INLINE (small host buffers) ride in the
 prefix, so a small message is one UCX message. The receiver parses exactly the
@@ -36,6 +43,8 @@ from ...errors import ProtocolError
 __all__ = [
     "CONTEXT",
     "DEVICE",
+    "GOODBYE",
+    "GOODBYE_PREFIX",
     "HEADER_INLINE",
     "HOST",
     "INLINE",
@@ -53,9 +62,12 @@ TAG = struct.Struct("<Q")
 
 VERSION = 1
 HEADER_INLINE = 1
+GOODBYE = 2
 HOST, DEVICE, INLINE = 0, 1, 2
 _FIXED = struct.Struct("<BBHIQ")
 _ENTRY = struct.Struct("<QB")
+#: The prefix a link sends last, when it is closed.
+GOODBYE_PREFIX = _FIXED.pack(VERSION, GOODBYE, 0, 0, 0)
 #: Largest prefix frame (receive buffer preallocated per link).
 PREFIX_CAPACITY = 64 << 10
 #: Host buffers up to this size travel inside the prefix (while it has room).
@@ -73,6 +85,7 @@ class Layout:
     sizes: tuple[int, ...]
     kinds: tuple[int, ...]
     data_offset: int  # offset of the inline header/buffers in the prefix
+    goodbye: bool = False  # the peer closed the link: no message follows
 
     @property
     def total(self) -> int:
@@ -129,6 +142,10 @@ def parse_prefix(prefix: memoryview, max_message_size: int, peer: str) -> Layout
     if version != VERSION:
         raise ProtocolError(f"unknown ucx:// frame version {version} from {peer}")
     offset = _FIXED.size
+    if flags & GOODBYE:
+        if nbufs or header_len or len(prefix) != offset:
+            raise ProtocolError(f"goodbye prefix from {peer} carries a message")
+        return Layout(0, True, (), (), offset, goodbye=True)
     if nbufs > MAX_BUFFERS or offset + nbufs * _ENTRY.size > len(prefix):
         raise ProtocolError(f"prefix from {peer} announces {nbufs} buffers; too many")
     sizes, kinds = [], []
