@@ -12,9 +12,11 @@ This engine runs in the event loop thread, with no extra thread:
 
 - while requests are pending it progresses the worker and yields to the loop
   (``sleep(0)``) for at most :func:`spin_seconds` after the last activity, which
-  keeps round trips in the tens of microseconds, and on for as long as the
-  loop's spinner keeps the loop awake (``ACTORS_LOOP_SPIN_US``: the links kick
-  it with every message, see :mod:`actors.transports._spin`);
+  keeps round trips in the tens of microseconds, and on for as long as one of
+  the loop's spinners keeps the loop awake (``ACTORS_LOOP_SPIN_US``: the links
+  kick it with every message; ``ACTORS_ASK_SPIN_US``: remote asks and their
+  replies; see :mod:`actors.transports._spin`) - an armed worker would make
+  the peer signal it, the slow way to learn of a message while awake;
 - otherwise it *arms* the worker (``ucp_worker_arm``) and sleeps until the
   worker's epoll file descriptor becomes readable (``loop.add_reader``), a new
   request is submitted, or :data:`IDLE_TICK_SECONDS` pass (a safety net for
@@ -38,7 +40,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ...errors import BackendUnavailable, PeerLost, ProtocolError
-from ...settings import UCX_SPIN_US
+from ...settings import ASK_SPIN_US, UCX_SPIN_US
 from .._spin import loop_spinner
 
 __all__ = [
@@ -178,6 +180,8 @@ class Engine:
         self._spin_seconds = spin_seconds()
         #: the loop's spinner (``ACTORS_LOOP_SPIN_US``), kicked by the links' traffic
         self.spinner = loop_spinner(loop)
+        #: the remote actors' spinner (``ACTORS_ASK_SPIN_US``): awake for a reply
+        self._ask_spinner = loop_spinner(loop, ASK_SPIN_US)
         self.closed = False
         loop.add_reader(self._fd, self._wakeup.set)
         self._task = loop.create_task(self._run(), name="ucx-progress")
@@ -289,7 +293,9 @@ class Engine:
         if self._complete():
             self._last_activity = time.perf_counter()
         if self._pending and (
-            self.spinner.spinning or time.perf_counter() - self._last_activity < self._spin_seconds
+            self.spinner.spinning
+            or self._ask_spinner.spinning
+            or time.perf_counter() - self._last_activity < self._spin_seconds
         ):
             return True
         return not worker.arm()  # not armed: events arrived meanwhile
