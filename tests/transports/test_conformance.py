@@ -366,7 +366,10 @@ async def test_spinning_keeps_the_contract(
     (sent or received, on every transport) keeps the loop awake until the link is quiet:
     same messages, same PeerLost."""
     require(spin_scheme)
-    monkeypatch.setenv(setting, "300")
+    # a loop spin long enough that a busy machine's scheduling cannot end it
+    # between the last message and the check (300 us did, beside two busy processes)
+    loop_spin = setting == "ACTORS_LOOP_SPIN_US"
+    monkeypatch.setenv(setting, "100000" if loop_spin else "300")
     spinner = loop_spinner(asyncio.get_running_loop())
     async with await listen(LISTEN_URLS[spin_scheme]()) as lst:
         server, client = await _pair(lst)
@@ -375,8 +378,8 @@ async def test_spinning_keeps_the_contract(
                 await client.send(b"%d" % i, [np.full(i * 1000, i % 256, np.uint8)])
                 header, bufs = await server.recv()
                 assert header == b"%d" % i and bytes(bufs[0]) == bytes([i % 256]) * i * 1000
-            assert spinner.spinning == (setting == "ACTORS_LOOP_SPIN_US")
-            await asyncio.sleep(0.01)
+            assert spinner.spinning == loop_spin
+            await asyncio.sleep(0.3)
             assert not spinner.spinning
             await client.close()
             with pytest.raises(PeerLost):

@@ -32,7 +32,7 @@ Peer death: UCX endpoint error handling is on; the endpoint's close callback
 marks the link lost, so a later ``send`` raises PeerLost at once (the kernel
 reports a killed peer's connection within milliseconds). ``recv`` still takes
 the messages the peer sent before: up to its goodbye (the last message of a
-link closed with ``close()``), or for ``LOSS_GRACE_SECONDS`` (0.5 s) after the
+link closed with ``close()``), or for ``LOSS_GRACE_SECONDS`` (0.1 s) after the
 loss when no goodbye comes (UCX's report can overtake the last messages of a
 shared-memory queue); then pending requests fail and ``recv`` raises PeerLost.
 

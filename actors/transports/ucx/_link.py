@@ -37,7 +37,7 @@ _CLOSE_TIMEOUT = 1.0
 #: How long a link whose endpoint UCX reported closed still takes messages
 #: when no goodbye came (a peer that died, or one whose goodbye is late): UCX's
 #: disconnect can overtake the last messages of a shared-memory queue.
-LOSS_GRACE_SECONDS = 0.5
+LOSS_GRACE_SECONDS = 0.1
 #: ``send`` returns once its frames are posted; it waits only while more than
 #: this many bytes of earlier sends are still being transferred (large frames
 #: complete when the peer receives them).
