@@ -278,7 +278,7 @@ async def close_server(link: Link) -> None:
     for i in range(_BEFORE_CLOSE):
         await _expect(link, b"before-close %d" % i)
     (big,) = await _expect(link, b"big")
-    assert _bytes(big) == b"\x01" * (1 << 20), "the message sent before close arrived changed"
+    assert _bytes(big) == b"\x01" * (1 << 20), "the 1 MiB message sent before close arrived altered"
     await _expect(link, b"last")
     try:
         got = await link.recv()
