@@ -1,4 +1,4 @@
-"""The ``ucx://`` wire format: prefix packing and validation (no UCX needed)."""
+"""The ``ucx://`` wire format (prefix packing, validation) and UCX options; no UCX needed."""
 
 from __future__ import annotations
 
@@ -83,3 +83,19 @@ def test_goodbye_prefix_announces_the_end_and_nothing_else() -> None:
     layout = _parse(wire.GOODBYE_PREFIX)
     assert layout.goodbye and layout.sizes == () and layout.total == 0
     assert not _parse(wire.pack_prefix(b"h", [], [], [])[0]).goodbye
+
+
+def test_ucx_options_put_shared_memory_in_endpoints_unless_the_user_chose() -> None:
+    """Without ``UCX_MM_ERROR_HANDLING=y`` UCX left shared memory out of every
+    endpoint made through a listener: two processes of one host used tcp/lo."""
+    from actors.transports.ucx._progress import ucx_config
+
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv("UCX_MM_ERROR_HANDLING", raising=False)
+        env.delenv("UCX_TLS", raising=False)
+        config = ucx_config()
+        assert config["MM_ERROR_HANDLING"] == "y" and "sm" in config["TLS"].split(",")
+        env.setenv("UCX_MM_ERROR_HANDLING", "n")
+        env.setenv("UCX_TLS", "tcp")
+        config = ucx_config()
+        assert "MM_ERROR_HANDLING" not in config and "TLS" not in config
