@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import time
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -88,7 +87,7 @@ class UCXLink(Link):
         self._inflight_bytes = 0
         self._closed = False
         self._lost: str | None = None
-        self._lost_at = 0.0  # time.perf_counter() when UCX reported the endpoint closed
+        self._grace_ended = False  # LOSS_GRACE_SECONDS passed since UCX reported the loss
         self._goodbye = False  # the peer's goodbye arrived: no message follows
         self._device_ok = True  # until a device buffer finds no cupy here
         eng.acquire()
@@ -107,11 +106,11 @@ class UCXLink(Link):
         :data:`LOSS_GRACE_SECONDS`; then every wait of this link fails."""
         if self._lost is None:
             self._lost = "the peer closed the link or died"
-            self._lost_at = time.perf_counter()
             self._eng.loop.call_later(LOSS_GRACE_SECONDS, self._grace_over)
             self._eng.poke()
 
     def _grace_over(self) -> None:
+        self._grace_ended = True
         if not self._eng.closed:
             self._eng.fail(self, self.lost_error)
             self._eng.fail(self._inflight, self.lost_error)
@@ -153,9 +152,7 @@ class UCXLink(Link):
         """True when no further message can come: the link closed, the peer's
         goodbye taken, the worker freed, or the peer lost longer than
         :data:`LOSS_GRACE_SECONDS` ago."""
-        if self._closed or self._goodbye or self._eng.worker is None:
-            return True
-        return self._lost is not None and time.perf_counter() - self._lost_at >= LOSS_GRACE_SECONDS
+        return self._closed or self._goodbye or self._grace_ended or self._eng.worker is None
 
     async def _stream(self, data: bytes | None, size: int, what: str) -> bytes:
         """Handshake helper: stream-send ``data``, or stream-receive ``size`` bytes.
@@ -428,34 +425,28 @@ class UCXLink(Link):
         if self._lost is None and ep is not None and ep.alive:
             await self._eng.wait(req, what, self, arrays)
             return
-        # the peer is gone: only frames that arrived before the loss (or its goodbye)
-        self._eng.worker.progress()
-        req.poll()
-        if self._closed or (not req.matched and self.ended()):
-            raise self.lost_error()
-        try:
-            async with asyncio.timeout(2.0):
-                await self._eng.wait(req, what, None, arrays)
-        except TimeoutError:
-            raise self.lost_error() from None
+        await self._after_loss(req, what, arrays)  # only frames sent before the loss
 
     async def _prefix_arrived(self) -> int:
-        """Receive a prefix frame sent before the peer was lost (its length):
-        one that arrived, or arrives before the goodbye or within
-        :data:`LOSS_GRACE_SECONDS` of the loss; else PeerLost."""
-        self._eng.worker.progress()
+        """Receive a prefix frame sent before the peer was lost (its length), else
+        PeerLost (see :meth:`_after_loss`)."""
         req = ProbedRecv(self, self._prefix_arr)
+        await self._after_loss(req, f"ucx message prefix from {self.peer}", self._prefix_arr)
+        return self._prefix_length(req)
+
+    async def _after_loss(self, req: ProbedRecv | ProbedFrames, what: str, keep: object) -> None:
+        """Wait for a probed receive on a lost link: one whose message arrived, or
+        arrives before the peer's goodbye or within :data:`LOSS_GRACE_SECONDS` of
+        the loss; PeerLost when none can (or it does not complete within 2 s)."""
+        self._eng.worker.progress()
         req.poll()  # takes a message that arrived before the loss
         if self._closed or (not req.matched and self.ended()):
             raise self.lost_error()  # nothing had arrived, nothing can
         try:
             async with asyncio.timeout(2.0):
-                await self._eng.wait(
-                    req, f"ucx message prefix from {self.peer}", None, self._prefix_arr
-                )
+                await self._eng.wait(req, what, None, keep)
         except TimeoutError:
             raise self.lost_error() from None
-        return self._prefix_length(req)
 
     # -- close -------------------------------------------------------------------
 
