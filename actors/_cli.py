@@ -50,6 +50,7 @@ __all__ = [
     "log_level",
     "non_negative_int",
     "positive_int",
+    "print_marker",
     "report_error",
     "run_main",
     "setup_logging",
@@ -308,6 +309,15 @@ def error_lines(exc: BaseException, *, debug: bool = False) -> tuple[list[str], 
 
 def _backend_text(exc: BackendUnavailable) -> str:
     return f"{exc.module} is not available" + (f" ({exc.detail})" if exc.detail else "")
+
+
+def print_marker(mark: str, text: str) -> None:
+    """Write one marker line (``mark``, ``text``, newline) for the launcher to stdout
+    in a single write: with ``PYTHONUNBUFFERED`` (which the launcher sets) ``print``
+    writes the newline apart, and ``mpiexec -prepend-rank`` then glues the lines of
+    two processes together. Lines up to ``PIPE_BUF`` (4 KiB) stay whole."""
+    sys.stdout.write(f"{mark}{text}\n")
+    sys.stdout.flush()
 
 
 def report_error(exc: BaseException, *, debug: bool = False, file: IO[str] | None = None) -> int:

@@ -599,7 +599,8 @@ def test_launcher_asks_for_stall_reports_by_default(
 
 
 def test_ctrl_c_exits_130(files: Path) -> None:
-    """SIGINT while events flow: the job stops, ``interrupted`` on stderr, status 130."""
+    """SIGINT while events flow: the job stops, ``interrupted`` on stderr, status 130,
+    announced on the last stdout line under the launcher."""
     endless = FAILING_CONFIG.replace("at = 3", "at = -1")  # never fails, no event limit
     (files / "endless.toml").write_text(endless)
     env = {**os.environ, "PYTHONPATH": str(REPO), "ACTORS_PROGRESS_LINES": "1"}
@@ -617,13 +618,15 @@ def test_ctrl_c_exits_130(files: Path) -> None:
             if line.startswith("@@actors-progress "):
                 break
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     assert proc.returncode == 130, err[-3000:]
     assert err.splitlines()[-1] == "interrupted", err[-3000:]
+    # the launcher's word of the end (one mpiexec for all shows no exit per process)
+    assert out.splitlines()[-1] == '@@actors-exit {"code": 130}', out[-3000:]
     assert "Traceback" not in err, err[-3000:]
 
 

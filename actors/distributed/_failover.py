@@ -24,6 +24,7 @@ import json
 import logging
 from typing import Any
 
+from .._cli import print_marker
 from ..errors import PeerLost
 from ..settings import PROGRESS_LINES
 from ..transports import Link
@@ -84,7 +85,7 @@ def announce(what: str, message: str, *, quiet: bool = False, **info: Any) -> No
     job's error).
     """
     if PROGRESS_LINES.get():
-        print(FAILOVER_MARK + json.dumps({"what": what, "message": message, **info}), flush=True)
+        print_marker(FAILOVER_MARK, json.dumps({"what": what, "message": message, **info}))
     elif not quiet:
         log.warning("%s", message)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -30,6 +31,7 @@ from .._cli import (
     check_output,
     non_negative_int,
     positive_int,
+    print_marker,
     run_main,
 )
 from ..errors import ConfigError
@@ -136,6 +138,11 @@ async def _run(process: Process, args: argparse.Namespace) -> JobReport:
 PROGRESS_LINES_ENV = PROGRESS_LINES.name
 PROGRESS_MARK = "@@actors-progress "
 REPORT_MARK = "@@actors-report "
+#: The last line of a process under the launcher: ``{"code": exit status}``. Under one
+#: ``mpiexec`` for every process (MPMD) the launcher sees no exit of its own per process,
+#: and a process that fails before MPI is initialised leaves the others waiting for it
+#: in ``MPI_Init``: this line is how the launcher learns it and stops the job.
+EXIT_MARK = "@@actors-exit "
 
 
 def _marker_progress(total: int | None) -> Callable[[int], None]:
@@ -145,7 +152,7 @@ def _marker_progress(total: int | None) -> Callable[[int], None]:
         now = time.monotonic()
         if now - last[0] >= 0.25 or done == total:
             last[0] = now
-            print(PROGRESS_MARK + json.dumps({"done": done, "total": total}), flush=True)
+            print_marker(PROGRESS_MARK, json.dumps({"done": done, "total": total}))
 
     return update
 
@@ -194,8 +201,22 @@ def _loop_runner() -> asyncio.Runner:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (0, 1 job failed, 2 usage/configuration, 130)."""
-    args = _parser().parse_args(argv)
-    return run_main(lambda: _main(args), args)
+    try:
+        args = _parser().parse_args(argv)
+        code = run_main(lambda: _main(args), args)
+    except SystemExit as exc:  # a usage error (2) or --help (0)
+        _tell_exit(exc.code if isinstance(exc.code, int) else int(exc.code is not None))
+        raise
+    _tell_exit(code)
+    return code
+
+
+def _tell_exit(code: int) -> None:
+    """Under the launcher, print the :data:`EXIT_MARK` line with the exit status
+    (nothing when its setting is malformed, already reported, or stdout is gone)."""
+    with contextlib.suppress(ConfigError, OSError):
+        if PROGRESS_LINES.get():
+            print_marker(EXIT_MARK, json.dumps({"code": code}))
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -207,7 +228,7 @@ def _main(args: argparse.Namespace) -> int:
     if PROGRESS_LINES.get():
         summary = {"events": report.events, "wall_s": report.wall_time, "report": report.to_dict()}
         line = json.dumps(summary)
-        print(REPORT_MARK + line, flush=True)
+        print_marker(REPORT_MARK, line)
         if REPORT_FILE.get():  # the launcher's copy: mpiexec may split a long line
             Path(REPORT_FILE.get()).write_text(line)
     if args.report_json:

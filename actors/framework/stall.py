@@ -39,6 +39,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from .._cli import print_marker
 from ..core.remote_stall import describe_remote_links
 from ..settings import PROGRESS_LINES
 
@@ -106,8 +107,7 @@ def emit() -> None:
     """Write :func:`report` out: a STALL_MARK line on stdout under the launcher, else stderr."""
     text = report()
     if PROGRESS_LINES.get():
-        sys.stdout.write(STALL_MARK + json.dumps({"pid": os.getpid(), "text": text}) + "\n")
-        sys.stdout.flush()
+        print_marker(STALL_MARK, json.dumps({"pid": os.getpid(), "text": text}))
     else:
         sys.stderr.write(text + "\n")
         sys.stderr.flush()

@@ -24,7 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..distributed.controller import FAILOVER_MARK
-from ..framework.cli import PROGRESS_MARK, REPORT_MARK
+from ..framework.cli import EXIT_MARK, PROGRESS_MARK, REPORT_MARK
 from ._stall import STALL_MARK, print_report
 
 __all__ = ["LaunchState", "handle_line", "print_summary", "progress_bar"]
@@ -49,6 +49,9 @@ class LaunchState:
     total: int | None = None
     reports: dict[str, dict[str, Any]] = field(default_factory=dict)
     exit_codes: dict[str, int] = field(default_factory=dict)
+    #: exit statuses the processes announced on their last line (``EXIT_MARK``): under one
+    #: mpiexec for all (MPMD) the only word of one process's end
+    ended: dict[str, int] = field(default_factory=dict)
     lost: dict[str, list[int]] = field(default_factory=dict)  # exit codes of lost instances
     restarts: dict[str, int] = field(default_factory=dict)  # replacements started
     resent: dict[str, int] = field(default_factory=dict)  # events resent after losing it
@@ -68,6 +71,8 @@ def handle_line(line: str, name: str, state: LaunchState, console: Console) -> N
     if line.startswith((PROGRESS_MARK, REPORT_MARK)) and _consume_marker(line, name, state):
         return
     if line.startswith(FAILOVER_MARK) and _consume_failover(line, name, state, console):
+        return
+    if line.startswith(EXIT_MARK) and _consume_exit(line, name, state):
         return
     prefix = Text(f"[{name}] ", style="bold cyan")
     console.print(prefix + Text(line), highlight=False, soft_wrap=True)
@@ -94,6 +99,15 @@ def _consume_marker(line: str, name: str, state: LaunchState) -> bool:
     state.done[name] = int(info.get("done", 0))
     if info.get("total") is not None and info.get("source", True):
         state.total = int(info["total"])
+    return True
+
+
+def _consume_exit(line: str, name: str, state: LaunchState) -> bool:
+    """Record the exit status a process announced; False (echo it) when malformed."""
+    info = _marked_object(line, EXIT_MARK)
+    if info is None or not isinstance(info.get("code"), int):
+        return False
+    state.ended[name] = info["code"]
     return True
 
 
@@ -145,7 +159,7 @@ def print_summary(state: LaunchState, console: Console) -> None:
         events = report.get("events")
         wall = report.get("wall_s")
         rate = f"{events / wall:,.0f}" if events and wall else "-"
-        code = state.exit_codes.get(name, state.exit_codes.get("mpiexec"))
+        code = state.exit_codes.get(name, state.ended.get(name, state.exit_codes.get("mpiexec")))
         row = [
             name,
             "-" if code is None else str(code),

@@ -16,7 +16,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,12 +60,45 @@ def run_plan(
     console = Console(stderr=True)
     state = state if state is not None else LaunchState([p.name for p in plan.processes])
     try:
-        return asyncio.run(supervise(plan, state, console, timeout, stall_report=stall_report))
+        return asyncio.run(
+            _until_terminated(
+                supervise(plan, state, console, timeout, stall_report=stall_report), console
+            )
+        )
     except KeyboardInterrupt:
         console.print("[red]interrupted: all processes stopped[/red]")
         return 130
     finally:
         print_summary(state, console)
+
+
+async def _until_terminated(work: Coroutine[Any, Any, int], console: Console) -> int:
+    """Await ``work`` (:func:`supervise`); SIGTERM (a batch system's stop, ``timeout``,
+    ``kill``) cancels it, which stops every process, and makes the status 143.
+
+    Without this, SIGTERM would end the launcher at once and leave its processes
+    (an ``mpiexec`` in a session of its own included) running without it."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    terminated: list[bool] = []
+
+    def on_sigterm() -> None:
+        if not terminated:  # a second SIGTERM must not cut the stop short
+            terminated.append(True)
+            task.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if not terminated:
+            raise
+        task.uncancel()
+        console.print("[red]terminated (SIGTERM): all processes stopped[/red]")
+        return 128 + signal.SIGTERM
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 async def supervise(
@@ -181,13 +214,14 @@ class _Watch:
     task_id: Any
     failures: list[int] = field(default_factory=list)
     retired: set[str] = field(default_factory=set)
+    _group: asyncio.TaskGroup | None = None  # the tasks of :meth:`run`
 
     async def run(self) -> int:
         """Wait for every child; the status of the first that failed the job, else 0."""
         policy = LossPolicy(self.plan)
-        async with asyncio.TaskGroup() as group:
+        async with asyncio.TaskGroup() as self._group:
             for index in range(len(self.children)):
-                group.create_task(self.follow(index, policy))
+                self._group.create_task(self.follow(index, policy))
         return _status(self.failures[0]) if self.failures else 0
 
     async def follow(self, index: int, policy: LossPolicy) -> None:
@@ -202,6 +236,8 @@ class _Watch:
                 self.progress.update(
                     self.task_id, completed=sum(self.state.done.values()), total=self.state.total
                 )
+                if name == "mpiexec":
+                    self.stop_on_announced_failure()
             code = await proc.wait()
             self.state.exit_codes[name] = code
             self.retire_replacements()
@@ -226,8 +262,24 @@ class _Watch:
                 return
             await self.restart(index, code)
 
+    def stop_on_announced_failure(self) -> None:
+        """MPMD: one mpiexec runs every process, so a process's failure shows only
+        as its announced exit status (``EXIT_MARK``); the first non-zero one fails
+        the job. mpiexec ends the others by itself only for a process that had
+        initialised MPI: the others would wait in ``MPI_Init`` for one that failed
+        before (a configuration error) for ever."""
+        if self.failures or self._group is None:
+            return
+        failed = next(((n, c) for n, c in self.state.ended.items() if c != 0), None)
+        if failed is not None:
+            self.failures.append(failed[1])
+            self._group.create_task(self._stop_others(*failed))
+
     async def fail(self, name: str, code: int) -> None:
         self.failures.append(code)
+        await self._stop_others(name, code)
+
+    async def _stop_others(self, name: str, code: int) -> None:
         self.console.print(
             f"[red]process {name!r} failed with exit code {code}; stopping the others[/red]"
         )

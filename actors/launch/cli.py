@@ -86,7 +86,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
             "       2 configuration error inside it; the others are stopped)\n"
             "  2    usage or configuration error found before anything started\n"
             "  124  --timeout expired (every process stopped)\n"
-            "  130  interrupted (Ctrl-C; every process stopped)"
+            "  130  interrupted (Ctrl-C; every process stopped)\n"
+            "  143  terminated (SIGTERM; every process stopped)"
         ),
         docs="docs/topology.md",
     )

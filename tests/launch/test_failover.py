@@ -7,7 +7,8 @@ and write exactly the single-process output (every accepted event once, in
 input order, bit for bit); the summary names the lost process and the events
 resent. Also: restarts (the replacement rejoins and gets events), ``--strict``
 and ``on_process_loss = "fail"``, a loss nobody absorbs, a killed controller,
-what MPMD mode refuses, and secrets kept off command lines.
+what MPMD mode refuses, a process failing before MPI starts in MPMD mode, Ctrl-C
+and SIGTERM, and secrets kept off command lines.
 """
 
 from __future__ import annotations
@@ -219,8 +220,12 @@ def test_killed_follower_over_mpi_port_files(nano: Path, single: Path, tmp_path:
 
 
 @pytest.mark.mpi
-def test_ctrl_c_of_mpi_job_leaves_no_segment(nano: Path, tmp_path: Path) -> None:
-    """SIGINT to the launcher mid-run: status 130, no process and no mpich_shm segment left."""
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_of_mpi_job_leaves_no_segment(
+    sig: signal.Signals, status: int, nano: Path, tmp_path: Path
+) -> None:
+    """SIGINT (Ctrl-C) or SIGTERM (a batch system's stop) to the launcher mid-run:
+    status 130 or 143, no process and no mpich_shm segment left."""
     before = {p.name for p in SHM.glob("mpich_shm_*")}
     topology = failover(tmp_path)
     signal_file = tmp_path / "running"
@@ -251,13 +256,45 @@ def test_ctrl_c_of_mpi_job_leaves_no_segment(nano: Path, tmp_path: Path) -> None
         while not signal_file.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert signal_file.exists(), "the job made no progress"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         text = proc.communicate(timeout=60)[0]
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    assert proc.returncode == 130, text[-4000:]
+    assert proc.returncode == status, text[-4000:]
+    assert_nothing_left(tmp_path)
+    left = {p.name for p in SHM.glob("mpich_shm_*")} - before
+    mapped = "".join(_maps())
+    assert not {n for n in left if f"/dev/shm/{n}" not in mapped}, (left, text[-3000:])
+
+
+@pytest.mark.mpi
+def test_mpmd_process_failing_before_mpi_starts_ends_the_job(tmp_path: Path) -> None:
+    """One mpiexec for all: a process that fails before it initialises MPI (here its
+    input file is missing) would leave the other waiting in MPI_Init for ever; the
+    launcher learns the failure from its last line and ends the job with its status."""
+    before = {p.name for p in SHM.glob("mpich_shm_*")}
+    for name in ("offload.toml", "offload_local.toml", "offload_remote.toml"):
+        (tmp_path / name).write_text((DIMUON / name).read_text())
+    (tmp_path / "modules.py").symlink_to(DIMUON / "modules.py")
+    start = time.monotonic()
+    run = subprocess.run(
+        [
+            *(sys.executable, "-m", "actors.launch", str(tmp_path / "offload.toml")),
+            *("--transport", "mpi", "--timeout", "80"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    text = run.stdout + run.stderr
+    assert run.returncode == 2, text[-4000:]  # the failed process's status, not the timeout's
+    assert "offload_local.toml:12: source: input file not found: nano.root" in text, text[-4000:]
+    assert "process 'local' failed with exit code 2; stopping the others" in text, text[-4000:]
+    assert time.monotonic() - start < 60, text[-4000:]
     assert_nothing_left(tmp_path)
     left = {p.name for p in SHM.glob("mpich_shm_*")} - before
     mapped = "".join(_maps())
