@@ -77,7 +77,8 @@ async def _until_terminated(work: Coroutine[Any, Any, int], console: Console) ->
     ``kill``) cancels it, which stops every process, and makes the status 143.
 
     Without this, SIGTERM would end the launcher at once and leave its processes
-    (an ``mpiexec`` in a session of its own included) running without it."""
+    (an ``mpiexec`` in a session of its own included) running without it. Off the
+    main thread (where no signal handler can be set) SIGTERM keeps its default."""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
@@ -88,7 +89,10 @@ async def _until_terminated(work: Coroutine[Any, Any, int], console: Console) ->
             terminated.append(True)
             task.cancel()
 
-    loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    try:
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    except (RuntimeError, ValueError):  # not the main thread: SIGTERM keeps its default
+        return await work
     try:
         return await work
     except asyncio.CancelledError:

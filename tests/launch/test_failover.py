@@ -13,6 +13,8 @@ and SIGTERM, and secrets kept off command lines.
 
 from __future__ import annotations
 
+import asyncio
+import io
 import os
 import random
 import re
@@ -20,12 +22,15 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from actors.launch import build_plan
+from actors.launch._process import _until_terminated
 from actors.launch.topology import load_topology
 
 from ..distributed.launching import DIMUON, REPO, assert_same_output
@@ -299,6 +304,22 @@ def test_mpmd_process_failing_before_mpi_starts_ends_the_job(tmp_path: Path) -> 
     left = {p.name for p in SHM.glob("mpich_shm_*")} - before
     mapped = "".join(_maps())
     assert not {n for n in left if f"/dev/shm/{n}" not in mapped}, (left, text[-3000:])
+
+
+def test_sigterm_guard_off_the_main_thread_just_runs_the_work() -> None:
+    """No signal handler can be set off the main thread: the launcher's work runs as is."""
+
+    async def work() -> int:
+        return 7
+
+    results: list[int] = []
+    console = Console(file=io.StringIO())
+    thread = threading.Thread(
+        target=lambda: results.append(asyncio.run(_until_terminated(work(), console)))
+    )
+    thread.start()
+    thread.join(10)
+    assert results == [7]
 
 
 def _maps() -> list[str]:
