@@ -321,9 +321,14 @@ def print_marker(mark: str, text: str) -> None:
 
 
 def report_error(exc: BaseException, *, debug: bool = False, file: IO[str] | None = None) -> int:
-    """Print the report of ``exc`` (see :func:`error_lines`) on stderr; returns the exit status."""
+    """Print the report of ``exc`` (see :func:`error_lines`) on stderr; returns the exit status.
+
+    One write with its newline: under ``PYTHONUNBUFFERED`` a ``print`` would send the
+    newline apart, and ``mpiexec`` may forward another line between the two."""
     lines, status = error_lines(exc, debug=debug)
-    print("\n".join(lines), file=file or sys.stderr, flush=True)
+    out = file or sys.stderr
+    out.write("\n".join(lines) + "\n")
+    out.flush()
     return status
 
 

@@ -33,6 +33,9 @@ _RANK_PREFIX = re.compile(r"^\[(\d+)\] ?")
 # Hydra's -prepend-rank writes the next chunk's prefix before a lone newline
 # (unbuffered output: text and newline arrive as two writes): drop it.
 _RANK_SUFFIX = re.compile(r"\[\d+\] ?$")
+# A rank's marker line glued to the end of another write (an error line of the same or
+# another rank, whose newline came in a later chunk): split the line before the marker.
+_GLUED_MARKER = re.compile(r"(?<=.)(?=\[\d+\] @@actors-)")
 
 
 @dataclass
@@ -61,7 +64,14 @@ class LaunchState:
 
 
 def handle_line(line: str, name: str, state: LaunchState, console: Console) -> None:
-    """Echo one output line with its process prefix, or consume a marker line."""
+    """Echo one output line with its process prefix, or consume a marker line.
+
+    Under one mpiexec (MPMD), a line may hold a rank's marker line glued to
+    another rank's text: each part is handled on its own."""
+    if name == "mpiexec" and _GLUED_MARKER.search(line):
+        for part in _GLUED_MARKER.split(line):
+            handle_line(part, name, state, console)
+        return
     match = _RANK_PREFIX.match(line) if name == "mpiexec" else None
     if match:
         name = state.names[int(match.group(1))] if int(match.group(1)) < len(state.names) else name
