@@ -68,8 +68,9 @@ def handle_line(line: str, name: str, state: LaunchState, console: Console) -> N
 
     Under one mpiexec (MPMD), a line may hold a rank's marker line glued to
     another rank's text: each part is handled on its own."""
-    if name == "mpiexec" and _GLUED_MARKER.search(line):
-        for part in _GLUED_MARKER.split(line):
+    parts = _GLUED_MARKER.split(line) if name == "mpiexec" else [line]
+    if len(parts) > 1:
+        for part in parts:
             handle_line(part, name, state, console)
         return
     match = _RANK_PREFIX.match(line) if name == "mpiexec" else None
