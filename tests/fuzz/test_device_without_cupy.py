@@ -135,14 +135,13 @@ def test_mpi_link_receives_device_flagged_buffers_into_host_memory(
     """A CUDA-aware MPI (or ACTORS_MPI_CUDA_AWARE=1) without cupy: the link used
     to call device_empty for a device-flagged buffer and raise BackendUnavailable
     from recv after the header was taken, leaving the body unmatched."""
+    from actors.transports.mpi._devices import LinkDevices
     from actors.transports.mpi._frame import DEVICE
-    from actors.transports.mpi._link import MPILink
 
-    link = object.__new__(MPILink)  # the allocation path only: no MPI needed
-    link.peer, link._cuda_aware, link._device_ok = "rank 1", True, True
+    devices = LinkDevices("rank 1", cuda_aware=True)  # the allocation path only: no MPI
     with caplog.at_level(logging.WARNING, logger="actors.transports.mpi"):
-        bufs = [link._allocate(16, DEVICE), link._allocate(8, DEVICE)]
-        out = link._deliver(bufs, bytes([DEVICE, DEVICE]))
+        bufs = [devices.allocate(16, DEVICE), devices.allocate(8, DEVICE)]
+        out = devices.deliver(bufs, bytes([DEVICE, DEVICE]))
     assert [memoryview(b).nbytes for b in out] == [16, 8]
     assert not any(hasattr(b, "__cuda_array_interface__") for b in out)
     warnings = [r.getMessage() for r in caplog.records]

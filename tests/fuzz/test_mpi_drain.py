@@ -28,13 +28,11 @@ from actors.transports.mpi import _drain
 from actors.transports.mpi._frame import (
     INLINED,
     KIND_BYE,
-    KIND_LONG,
     KIND_MESSAGE,
-    MAGIC,
-    PREFIX,
     TAG_DATA,
     TAG_LONG,
     long_header_limit,
+    pack_announcement,
     pack_header,
 )
 from actors.transports.mpi._inbox import Inbox
@@ -167,7 +165,7 @@ async def test_just_over_the_link_limit_is_refused_too() -> None:
 async def test_oversized_long_header_announcement_allocates_nothing() -> None:
     # a long header's size is a u32: its largest value, and one byte over the limit
     for size in ((1 << 32) - 1, long_header_limit(FUZZ_MAX) + 1):
-        inbox, comm = _inbox([PREFIX.pack(MAGIC, KIND_LONG, 0, size), _BYE])
+        inbox, comm = _inbox([pack_announcement(size), _BYE])
         error, peak = await _drain_traced(inbox)
         assert isinstance(error, ProtocolError) and "too large" in str(error)
         assert PEER in str(error)
@@ -176,7 +174,7 @@ async def test_oversized_long_header_announcement_allocates_nothing() -> None:
 
 async def test_long_header_hiding_an_oversized_message_is_refused() -> None:
     inner = pack_header(KIND_MESSAGE, b"x", [1 << 60], [0])
-    announce = PREFIX.pack(MAGIC, KIND_LONG, 0, len(inner))
+    announce = pack_announcement(len(inner))
     inbox, comm = _inbox([announce, _BYE], [inner])
     error, peak = await _drain_traced(inbox)
     assert isinstance(error, ProtocolError) and PEER in str(error)
@@ -187,7 +185,7 @@ async def test_long_header_hiding_an_oversized_message_is_refused() -> None:
 async def test_valid_traffic_is_drained_up_to_the_bye() -> None:
     small = pack_header(KIND_MESSAGE, b"m", [3, 1000], [INLINED, 0], [b"abc"])
     inner = pack_header(KIND_MESSAGE, b"L" * 200, [4096], [0])
-    announce = PREFIX.pack(MAGIC, KIND_LONG, 0, len(inner))
+    announce = pack_announcement(len(inner))
     inbox, comm = _inbox([small, announce, _BYE, small], [inner])
     error, _ = await _drain_traced(inbox)
     assert error is None

@@ -59,7 +59,7 @@ def header_message(draw: st.DrawFn) -> bytes:
         data[i] = draw(st.integers(0, 255))
     if draw(st.booleans()):  # fields the packer never writes
         fields = list(PREFIX.unpack_from(data))
-        index = draw(st.integers(0, 3))
+        index = draw(st.integers(0, 4))
         if index == 0:
             fields[0] = draw(st.one_of(st.just(MAGIC), st.binary(min_size=4, max_size=4)))
         else:

@@ -5,7 +5,8 @@ that run in two different MPI processes on the two ends of one fresh link and
 raise AssertionError on a violation. The shared suite
 (:mod:`actors.transports.testing`) runs first; these are the two checks that
 only make sense over MPI (the poller's header receive racing a cancel, the
-size check before any MPI call, and the loop spinner's kicks and header polls).
+size check before any MPI call, the loop spinner's kicks and header polls, and
+the side lane's order with the MPI lane while a receiver naps).
 """
 
 from __future__ import annotations
@@ -41,6 +42,18 @@ def emit(row: dict[str, Any]) -> None:
         f.write(line + "\n")
 
 
+def _race_sizes() -> tuple[int, int]:
+    from actors.transports.mpi._frame import SMALL
+    from actors.transports.mpi._sidelane import SIDE_LANE_MAX
+
+    inlined = SIDE_LANE_MAX + 1024
+    assert inlined <= SMALL, "the first size must stay inlined in its header message"
+    return inlined, 1 << 20
+
+
+RACE_SIZES = _race_sizes()
+
+
 def _pattern(size: int, seed: int) -> np.ndarray[Any, np.dtype[np.uint8]]:
     return (np.arange(size, dtype=np.uint64) * 2654435761 + seed).astype(np.uint8)
 
@@ -56,10 +69,13 @@ async def _ack(link: Link) -> None:
 async def cancel_race_server(link: Link) -> None:
     # Deterministic form of the race behind a former "header message of 0 bytes"
     # ProtocolError: the poller completes the header receive, and the recv is
-    # cancelled before its task resumes. Nothing may be lost.
+    # cancelled before its task resumes. Nothing may be lost. The sizes keep the
+    # message off the side lane (which a napping receiver's peer uses for small
+    # messages): one buffer inlined in a header message longer than SIDE_LANE_MAX,
+    # one sent as its own MPI message.
     from actors.transports.mpi._runtime import poller
 
-    for size in (8, 1 << 20):
+    for size in RACE_SIZES:
         task = asyncio.ensure_future(link.recv())
         for _ in range(10_000):  # until the recv waits in the poller
             probe = link.inbox.pending_wait  # type: ignore[attr-defined]
@@ -81,7 +97,7 @@ async def cancel_race_server(link: Link) -> None:
 
 
 async def cancel_race_client(link: Link) -> None:
-    for size in (8, 1 << 20):
+    for size in RACE_SIZES:
         assert (await link.recv())[0] == b"go"
         await link.send(b"race", [_pattern(size, 3)])
     await _ack(link)
@@ -143,8 +159,55 @@ async def loop_spin_client(link: Link) -> None:
     await link.send(b"ack")
 
 
+# -- the side lane: small messages to a napping receiver, in order with the MPI lane --
+
+#: sizes of the burst: side lane (small, inlined), MPI lane (inlined but longer than
+#: the side lane takes; own MPI messages), and a few side-lane messages behind each
+_BURST = [16, 200, 100_000, 8, 0, RACE_SIZES[0], 64, 1 << 20, 1, 32, 100_000, 8] * 4
+
+
+async def side_lane_server(link: Link) -> None:
+    """Wait in the poller's naps (the peer is told so), then receive a burst of
+    mixed sizes: every message in order and intact, some of them over the side lane;
+    a recv cancelled while it waits loses nothing."""
+    task = asyncio.ensure_future(link.recv())
+    for _ in range(10_000):  # until the recv waits in the poller (and told the peer)
+        if link.inbox.pending_wait is not None:  # type: ignore[attr-defined]
+            break
+        await asyncio.sleep(0.001)
+    await link.send(b"go")
+    got = [await task]
+    while len(got) < len(_BURST):
+        waiting = asyncio.ensure_future(link.recv())
+        await asyncio.sleep(0)
+        if len(got) % 5 == 0 and not waiting.done():
+            waiting.cancel()  # nothing may be lost by a cancelled recv
+        result = await asyncio.gather(waiting, return_exceptions=True)
+        if not isinstance(result[0], asyncio.CancelledError):
+            got.append(result[0])
+    for i, (size, (header, bufs)) in enumerate(zip(_BURST, got, strict=True)):
+        assert header == b"%d" % i, (i, header)
+        assert bytes(bufs[0]) == _pattern(size, i).tobytes(), (i, size)
+    delivered = link._side_lane.delivered  # type: ignore[attr-defined]
+    assert delivered > 0, "no message took the side lane"
+    await link.send(b"ack")
+
+
+async def side_lane_client(link: Link) -> None:
+    assert (await link.recv())[0] == b"go"
+    for _ in range(5000):  # the peer's "napping" comes on the side channel
+        if link._header_wait.peer_naps:  # type: ignore[attr-defined]
+            break
+        await asyncio.sleep(0.001)
+    assert link._header_wait.peer_naps, "the peer never said it naps"  # type: ignore[attr-defined]
+    for i, size in enumerate(_BURST):
+        await link.send(b"%d" % i, [_pattern(size, i)])
+    await _ack(link)
+
+
 CHECKS: list[Check] = [
     ("cancel_race", cancel_race_server, cancel_race_client),
     ("oversized", oversized_server, oversized_client),
     ("loop_spin", loop_spin_server, loop_spin_client),
+    ("side_lane", side_lane_server, side_lane_client),
 ]

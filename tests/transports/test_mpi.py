@@ -51,10 +51,10 @@ def _mpich_segments_of_dead_ranks() -> Iterator[None]:
     segments.clean()
 
 
-def _start(results: Path, *args: str) -> subprocess.Popen[str]:
+def _start(results: Path, *args: str, **extra_env: str) -> subprocess.Popen[str]:
     """Start ``mpiexec -n N python script ...``; results go to files in ``results``."""
     results.mkdir(exist_ok=True)
-    env = dict(os.environ, PYTHONPATH=str(REPO), MPI_RESULTS_DIR=str(results))
+    env = dict(os.environ, PYTHONPATH=str(REPO), MPI_RESULTS_DIR=str(results), **extra_env)
     cmd = [_mpiexec(), *args[:2], sys.executable, *args[2:]]
     return subprocess.Popen(
         cmd,
@@ -107,6 +107,18 @@ def _assert_all_checks_passed(rows: list[dict[str, Any]], sides: set[str]) -> No
 @pytest.mark.mpi
 def test_conformance_rank_mode(tmp_path: Path) -> None:
     proc = _start(tmp_path / "results", "-n", "2", str(HERE / "mpi_conformance.py"), "rank")
+    rc, _, err = _finish(proc, timeout=240)
+    _assert_all_checks_passed(_rows(tmp_path / "results"), {"server", "client"})
+    assert rc == 0, err[-3000:]
+
+
+@pytest.mark.mpi
+def test_conformance_rank_mode_with_napping_receivers(tmp_path: Path) -> None:
+    # No spin anywhere: every header wait naps at once, so small messages take
+    # the side lane (mpi._sidelane) and the suite checks its order with the MPI lane.
+    napping = {"ACTORS_MPI_SPIN_S": "0", "ACTORS_MPI_MIN_SPINS": "0", "ACTORS_LOOP_SPIN_US": "0"}
+    script = str(HERE / "mpi_conformance.py")
+    proc = _start(tmp_path / "results", "-n", "2", script, "rank", **napping)
     rc, _, err = _finish(proc, timeout=240)
     _assert_all_checks_passed(_rows(tmp_path / "results"), {"server", "client"})
     assert rc == 0, err[-3000:]
@@ -318,9 +330,14 @@ def test_receive_pool_reuses_memory_only_after_every_view_is_gone() -> None:
 
 
 def test_framing_long_announcement_and_header_bytes() -> None:
-    from actors.transports.mpi._frame import KIND_LONG, MAGIC, PREFIX, pack_header, unpack_header
+    from actors.transports.mpi._frame import (
+        KIND_LONG,
+        pack_announcement,
+        pack_header,
+        unpack_header,
+    )
 
-    assert unpack_header(PREFIX.pack(MAGIC, KIND_LONG, 0, 5000), 10)[::4] == (KIND_LONG, 5000)
+    assert unpack_header(pack_announcement(5000), 10)[::4] == (KIND_LONG, 5000)
     frame = pack_header(0, b"h" * 10, [1 << 20] * 20, bytes(20))
     kind, header, sizes, flags, offset = unpack_header(
         bytearray(frame) + bytes(99), 1 << 30, len(frame)

@@ -109,3 +109,42 @@ async def test_the_doorbell_bytes_become_events_and_count_as_heard(connection: A
     reason, _ = await events.first("lost")
     assert reason == "peer peer died (side channel closed)"
     await side.close(goodbye=False)
+
+
+async def test_side_lane_messages_arrive_whole_and_in_order_between_events(
+    connection: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACTORS_MPI_HEARTBEAT_S", "10")  # no heartbeat among the raw writes
+    monkeypatch.setenv("ACTORS_MPI_HEARTBEAT_TIMEOUT_S", "30")
+    (reader, writer), (peer_reader, peer_writer) = connection
+    events, frames = _Events(), []
+    side = SideChannel(reader, writer, "peer", events, frames.append)
+    peer = SideChannel(peer_reader, peer_writer, "me", _Events())
+    payloads = [b"x" * n for n in (0, 1, 300, 70_000 // 2, 5)]
+    assert all(peer.send_message(p) for p in payloads)
+    peer.ring()
+    peer_writer.write(b"m" + (3).to_bytes(4, "little"))  # one message in three writes
+    await peer_writer.drain()
+    await asyncio.sleep(0.05)
+    peer_writer.write(b"ab")
+    await asyncio.sleep(0.05)
+    peer_writer.write(b"cn")  # its last byte, then "napping" in the same write
+    await events.first("napping")
+    assert frames == [*payloads, b"abc"]
+    assert events.kinds() == ["ring", "napping"]
+    await peer.close(goodbye=True)
+    await events.first("closed")
+    await side.close(goodbye=False)
+
+
+async def test_an_oversized_side_lane_message_loses_the_link(connection: Any) -> None:
+    from actors.transports.mpi._side import SIDE_MESSAGE_MAX
+
+    (reader, writer), (_, peer_writer) = connection
+    events, frames = _Events(), []
+    side = SideChannel(reader, writer, "rank 3", events, frames.append)
+    peer_writer.write(b"m" + (SIDE_MESSAGE_MAX + 1).to_bytes(4, "little"))
+    reason, _ = await events.first("lost")
+    assert reason == f"side-lane message of {SIDE_MESSAGE_MAX + 1} bytes from rank 3 (limit 65536)"
+    assert frames == []
+    await side.close(goodbye=False)

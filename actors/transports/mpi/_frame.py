@@ -3,7 +3,7 @@
 All little endian. A message is one *header message* on :data:`TAG_HEADER`
 followed by its buffers on :data:`TAG_DATA`::
 
-    header message = b"HAM1" | kind u32 | nbufs u32 | hlen u32
+    header message = b"HAM2" | kind u32 | nbufs u32 | hlen u32 | seq u32
                      | size u64 * nbufs | flags u8 * nbufs | header (hlen bytes)
                      | inlined buffers (their bytes, in order)
 
@@ -12,7 +12,10 @@ message the closing side sends) or :data:`KIND_LONG` (the real header message
 is larger than the always-posted receive and follows on the long tag; ``hlen``
 gives its size). ``flags``: bit 0 (:data:`DEVICE`) device memory, bit 1
 (:data:`INLINED`) the buffer's bytes ride at the end of the header message
-instead of travelling as their own MPI message.
+instead of travelling as their own MPI message. ``seq`` numbers the messages
+of one direction of a link (from 0, modulo 2**32): a small message may travel
+on the side channel instead (:mod:`actors.transports.mpi._sidelane`), and the
+receiver delivers the two lanes in ``seq`` order.
 
 The structs are compiled once (one per buffer count, cached), so framing a
 message is a few C calls; :func:`unpack_header` validates everything a peer
@@ -39,11 +42,14 @@ __all__ = [
     "MAGIC",
     "MAX_BUFFERS",
     "PREFIX",
+    "SEQ_MASK",
     "SMALL",
     "TAG_DATA",
     "TAG_HEADER",
     "TAG_LONG",
+    "header_seq",
     "long_header_limit",
+    "pack_announcement",
     "pack_header",
     "unpack_header",
     "unpack_prefix",
@@ -55,19 +61,22 @@ TAG_LONG = 3  # header messages longer than INLINE
 INLINE = 128 << 10  # bytes of the always-active header receive
 CHUNK = 1 << 30  # bytes per Isend/Irecv: stays below the 2 GiB count limit of MPI-3
 SMALL = 32 << 10  # host buffers up to this size travel inside the header message
-MAGIC = b"HAM1"
+MAGIC = b"HAM2"
 KIND_MESSAGE, KIND_BYE, KIND_LONG = 0, 1, 2
 MAX_BUFFERS = 1 << 16
 DEVICE = 1
 INLINED = 2
-PREFIX = struct.Struct("<4sIII")
+PREFIX = struct.Struct("<4sIIII")
+SEQ_MASK = 0xFFFFFFFF
+_SEQ = struct.Struct("<I")
+_SEQ_OFFSET = 16  # of the seq field in PREFIX
 _KINDS = (KIND_MESSAGE, KIND_BYE, KIND_LONG)
 
 
 @lru_cache(maxsize=64)
 def _layout(n: int) -> struct.Struct:
     """Prefix, sizes and flags of a header message with ``n`` buffers, as one struct."""
-    return struct.Struct(f"<4sIII{n}Q{n}s")
+    return struct.Struct(f"<4sIIII{n}Q{n}s")
 
 
 _LAYOUTS = tuple(_layout(n) for n in range(17))
@@ -80,15 +89,30 @@ def pack_header(
     sizes: Sequence[int],
     flags: Sequence[int] | bytes,
     inline: Sequence[Any] = (),
+    seq: int = 0,
 ) -> bytes:
-    """The header message of one message; ``inline`` holds the bytes-like
-    buffers flagged :data:`INLINED`, in order."""
+    """The header message of one message, number ``seq`` of its direction;
+    ``inline`` holds the bytes-like buffers flagged :data:`INLINED`, in order."""
     n = len(sizes)
     layout = _LAYOUTS[n] if n <= 16 else _layout(n)
-    head = layout.pack(MAGIC, kind, n, len(header), *sizes, bytes(flags))
+    head = layout.pack(MAGIC, kind, n, len(header), seq, *sizes, bytes(flags))
     if inline:
         return b"".join((head, header, *inline))
     return head + header if header else head
+
+
+def pack_announcement(size: int, seq: int = 0) -> bytes:
+    """The :data:`KIND_LONG` header message announcing a long header message of
+    ``size`` bytes, number ``seq`` of its direction."""
+    return PREFIX.pack(MAGIC, KIND_LONG, 0, size, seq)
+
+
+def header_seq(data: Any, length: int) -> int | None:
+    """The ``seq`` of a header message of which ``length`` bytes are in
+    ``data``; None when it is too short to hold one (its parse will say why)."""
+    if length < PREFIX.size:
+        return None
+    return int(_SEQ.unpack_from(data, _SEQ_OFFSET)[0])
 
 
 def long_header_limit(max_size: int) -> int:
@@ -103,7 +127,7 @@ def unpack_prefix(data: Any) -> tuple[int, int, int]:
     """``(kind, nbufs, hlen)`` of a header message; ProtocolError if malformed."""
     if len(data) < PREFIX.size:
         raise ProtocolError(f"header message of {len(data)} bytes is too short")
-    magic, kind, n, hlen = PREFIX.unpack_from(data)
+    magic, kind, n, hlen, _ = PREFIX.unpack_from(data)
     if magic != MAGIC or kind not in _KINDS:
         raise ProtocolError(f"bad header message (magic {bytes(magic)!r}, kind {kind})")
     if n > MAX_BUFFERS:
@@ -125,7 +149,7 @@ def unpack_header(
         length = len(data)
     if length < PREFIX.size:
         raise ProtocolError(f"header message of {length} bytes is too short")
-    magic, kind, n, hlen = PREFIX.unpack_from(data)
+    magic, kind, n, hlen, _ = PREFIX.unpack_from(data)
     if magic != MAGIC or kind not in _KINDS:
         raise ProtocolError(f"bad header message (magic {bytes(magic)!r}, kind {kind})")
     if kind == KIND_LONG:
@@ -145,7 +169,7 @@ def unpack_header(
         inlined = size if flags[0] & INLINED else 0
     else:
         fields = (_LAYOUTS[n] if n <= 16 else _layout(n)).unpack_from(data)
-        sizes = list(fields[4:-1])
+        sizes = list(fields[5:-1])
         flags = fields[-1]
         total = hlen + sum(sizes)
         inlined = 0

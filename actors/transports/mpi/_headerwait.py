@@ -3,7 +3,9 @@
 MPI cannot wake an event loop, so a link waits for a header message in two
 stages (see :mod:`actors.transports.mpi._runtime` for the measurements): it
 polls from the waiting task for an adaptive spin budget, then hands the wait
-to the loop's poller, which naps. The doorbell on the side channel
+to the loop's poller, which naps. A message may also come on the side lane
+(:mod:`actors.transports.mpi._sidelane`); :meth:`HeaderWait.next_message`
+finds the lane that holds the next one. The doorbell on the side channel
 (:mod:`actors.transports.mpi._side`) cuts a nap short: a side whose waits nap
 tells its peer once (``napping``), the peer then rings after every send until
 told ``awake``. :class:`HeaderWait` holds both directions of that state for
@@ -19,6 +21,7 @@ from ...settings import MPI_MIN_SPINS, MPI_SPIN_S
 from .._spin import loop_spinner
 from ._inbox import Inbox
 from ._side import SideChannel
+from ._sidelane import SideLane
 
 __all__ = ["SPIN_FLOOR_S", "HeaderWait"]
 
@@ -59,12 +62,32 @@ class HeaderWait:
             self._side.ring()
         self.spinner.kick()
 
-    async def wait(self) -> None:
-        """Wait until the inbox is ready: poll from this task for the link's
-        spin budget (and at least ``ACTORS_MPI_MIN_SPINS`` times), then leave
-        it to the poller's naps, which the peer's doorbell cuts short. While
-        the loop's spinner keeps the loop awake (``ACTORS_LOOP_SPIN_US``, kicked
-        by traffic), the wait polls on past its budget instead of napping.
+    async def next_message(self, seq: int, lane: SideLane) -> bool:
+        """Wait until message number ``seq`` is next on one of the two lanes:
+        True when it is on the side ``lane``, False when the inbox holds it
+        (or holds a header message too short to be numbered: its parse says
+        why). A header message in the inbox that is ahead waits for the side-lane
+        messages before it. Cancel-safe; raises as :meth:`wait` does, and what
+        the lane's :meth:`~SideLane.fail` set."""
+        inbox = self._inbox
+        while True:
+            if lane.ready(seq):
+                return True
+            if not inbox.ready():
+                await self.wait(lambda: lane.ready(seq))
+            elif inbox.seq() in (seq, None):
+                return False
+            else:  # ahead of a side-lane message still on its way
+                await lane.arrival()
+
+    async def wait(self, side_ready: Callable[[], bool]) -> None:
+        """Wait until the inbox is ready or ``side_ready()`` (the next message
+        came on the side lane, :mod:`._sidelane`, which interrupts the
+        inbox's wait): poll from this task for the link's spin budget (and at
+        least ``ACTORS_MPI_MIN_SPINS`` times), then leave it to the poller's
+        naps, which the peer's doorbell cuts short. While the loop's spinner
+        keeps the loop awake (``ACTORS_LOOP_SPIN_US``, kicked by traffic), the
+        wait polls on past its budget instead of napping.
 
         The budget adapts (:meth:`_adapt_spin`): it stays at most
         ``ACTORS_MPI_SPIN_S`` while messages come within that, and drops to 0
@@ -86,15 +109,18 @@ class HeaderWait:
             while True:
                 await asyncio.sleep(0)
                 self._check_open()
-                if inbox.ready():
+                if inbox.ready() or side_ready():
                     self._adapt_spin(loop.time() - start)
                     return
                 spins += 1
                 if spins >= self._min_spins and loop.time() > deadline and not spinner.spinning:
                     break
-        await inbox.wait(self._napping)
+        while True:
+            await inbox.wait(self._napping)
+            self._check_open()
+            if inbox.ready() or side_ready():
+                break
         self._adapt_spin(loop.time() - start)
-        self._check_open()
 
     def _adapt_spin(self, waited: float) -> None:
         """Learn from one header wait of ``waited`` s: a message that came

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import PeerLost
-from ._frame import CHUNK, INLINE, INLINED, TAG_DATA, TAG_HEADER, unpack_header
+from ._frame import CHUNK, INLINE, INLINED, TAG_DATA, TAG_HEADER, header_seq, unpack_header
 from ._runtime import Poller, abandon
 
 __all__ = ["Inbox", "chunks"]
@@ -61,6 +61,7 @@ class Inbox:
         self._req.Start()
         self._in = False  # completed; its message is not parsed yet
         self._wait: asyncio.Future[Any] | None = None  # the poller's wait, while one runs
+        self._interrupted = False  # interrupt() ended the poller's wait, not a completion
 
     # -- the header receive -----------------------------------------------------------
 
@@ -71,6 +72,11 @@ class Inbox:
         if not self._in and self._req.Test(self._status):
             self._in = True
         return self._in
+
+    def seq(self) -> int | None:
+        """The ``seq`` of the received header message (only when :meth:`ready`);
+        None when it is too short to hold one (:meth:`parse` says why)."""
+        return header_seq(self._buf, self._status.Get_count(self._byte))
 
     def parse(self, max_size: int) -> tuple[int, bytes, list[int], bytes, int]:
         """``unpack_header`` of the received header message (only when
@@ -92,10 +98,11 @@ class Inbox:
 
     async def wait(self, on_nap: Callable[[], None] | None = None) -> None:
         """Hand the wait for a header message to the poller (backoff) until
-        :meth:`ready`; ``on_nap`` is called once the wait is handed over.
-        Cancel-safe: a completion that races with the cancellation (the poller
-        completed the request, the task was cancelled before it resumed) is
-        recorded, never lost. Raises what :meth:`fail` sets, or :attr:`error`."""
+        :meth:`ready` or :meth:`interrupt`; ``on_nap`` is called once the wait
+        is handed over. Cancel-safe: a completion that races with the
+        cancellation (the poller completed the request, the task was cancelled
+        before it resumed) is recorded, never lost. Raises what :meth:`fail`
+        sets, or :attr:`error`."""
         if self.ready():
             return
         self._wait = fut = self.poller.submit([self._req], None, passive=True, status=self._status)
@@ -104,7 +111,9 @@ class Inbox:
         try:
             await fut
         finally:
-            if fut.done() and not fut.cancelled() and fut.exception() is None:
+            if self._interrupted:
+                self._interrupted = False  # the request was not tested: still active
+            elif fut.done() and not fut.cancelled() and fut.exception() is None:
                 self._in = True  # the poller's Test completed it
             else:
                 fut.cancel()  # no-op when done; otherwise the poller forgets it
@@ -116,6 +125,14 @@ class Inbox:
         """The poller's future while :meth:`wait` has handed the wait over
         (None otherwise); done once the header receive completed."""
         return self._wait
+
+    def interrupt(self) -> None:
+        """End a running :meth:`wait` now, without a message (no-op without one;
+        the poller skips a wait that is done, so the request stays active)."""
+        fut = self._wait
+        if fut is not None and not fut.done():
+            self._interrupted = True
+            fut.set_result(None)
 
     def fail(self, exc: PeerLost) -> None:
         """Make a running :meth:`wait` raise ``exc`` now (no-op without one)."""

@@ -7,6 +7,10 @@ bytes, one ``Isend`` each straight from its memory. Host buffers up to
 :data:`SMALL` bytes ride inside the header message instead (one small copy,
 like MPI's own eager protocol, saving a message). A header message larger than
 :data:`INLINE` bytes is announced on TAG_HEADER and follows on :data:`TAG_LONG`.
+While the peer's header waits nap, a message whose header message is small and
+holds all its buffers takes the side lane instead (:mod:`._sidelane`: the TCP
+side channel, one write that is also the doorbell); every message carries its
+number, and ``recv`` delivers the two lanes in that order.
 
 Receiving: each side keeps one *persistent* receive of INLINE bytes active
 on TAG_HEADER, restarted as soon as a header message has been parsed; its
@@ -52,9 +56,10 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ...buffers import as_host_view, device_empty, device_to_host, host_to_device
-from ...errors import BackendUnavailable, PeerLost, ProtocolError
-from .._base import Capabilities, Link, Message, warn_no_device
+from ...buffers import as_host_view
+from ...errors import PeerLost, ProtocolError
+from .._base import Capabilities, Link, Message
+from ._devices import CUDA_INTERFACE, LinkDevices
 from ._drain import start_drain
 from ._frame import (
     CHUNK,
@@ -64,21 +69,22 @@ from ._frame import (
     KIND_BYE,
     KIND_LONG,
     KIND_MESSAGE,
-    MAGIC,
     PREFIX,
+    SEQ_MASK,
     SMALL,
     TAG_DATA,
     TAG_HEADER,
     TAG_LONG,
     long_header_limit,
+    pack_announcement,
     pack_header,
     unpack_header,
 )
 from ._headerwait import HeaderWait
 from ._inbox import Inbox, chunks, inlined_copies
-from ._pool import pool
 from ._runtime import Poller, abandon
 from ._side import SideChannel
+from ._sidelane import SIDE_LANE_MAX, SideLane
 
 __all__ = [  # the wire constants are re-exported from _frame
     "CHUNK",
@@ -95,7 +101,6 @@ __all__ = [  # the wire constants are re-exported from _frame
 log = logging.getLogger("actors.transports.mpi")
 
 BYE_GRACE_S = 5.0  # after the peer's goodbye, how long to wait for its BYE
-_CUDA = "__cuda_array_interface__"
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:
@@ -129,11 +134,13 @@ class MPILink(Link):
         self._comm = comm
         self._remote = remote
         self._max = max_message_size
-        self._cuda_aware = cuda_aware
-        self._device_ok = True  # until a device allocation finds no cupy here
+        self._devices = LinkDevices(peer, cuda_aware)
         self._side: SideChannel | None = None
         self._inbox = Inbox(mpi, poller, comm, remote)
         self._header_wait = HeaderWait(self._inbox, self._check_open, lambda: self._closed)
+        self._side_lane = SideLane(peer, max_message_size, self._inbox.interrupt)
+        self._send_seq = 0  # number of the next message sent (modulo 2**32)
+        self._recv_seq = 0  # number of the next message to deliver
         self._stash: asyncio.Task[Message] | None = None  # rest of a message a cancelled recv took
         self._closed = False
         self._bye_received = False
@@ -148,6 +155,13 @@ class MPILink(Link):
     def attach(self, side: SideChannel) -> None:
         self._side = side
         self._header_wait.attach(side)
+
+    def on_side_message(self, frame: bytes) -> None:
+        """Side channel callback: a side-lane message (see :mod:`._sidelane`)."""
+        try:
+            self._side_lane.put(frame)
+        except ProtocolError as exc:
+            self._lose(f"{exc}; link closed")
 
     def on_side_event(self, kind: str, reason: str) -> None:
         """Side channel callback: ``"lost"`` fails everything now; ``"closed"``
@@ -170,6 +184,7 @@ class MPILink(Link):
         if self._lost is None:
             self._lost = reason
         self._inbox.fail(PeerLost(self._lost))
+        self._side_lane.fail(PeerLost(self._lost))
 
     @property
     def closed(self) -> bool:
@@ -231,8 +246,8 @@ class MPILink(Link):
         inline: list[Any] = []
         big: list[Any] = []
         for buf in buffers:
-            if hasattr(buf, _CUDA):
-                view = self._device_out(buf)
+            if hasattr(buf, CUDA_INTERFACE):
+                view = self._devices.outgoing(buf)
                 flag = DEVICE
             else:  # as_host_view, inlined: this is the per-message hot path
                 view = memoryview(buf)
@@ -254,29 +269,35 @@ class MPILink(Link):
             raise ProtocolError(
                 f"message of {total} bytes exceeds max_message_size={self._max} on {self.peer}"
             )
-        frame = pack_header(KIND_MESSAGE, header, sizes, flags, inline)
-        reqs = self._post(frame, big)
+        seq = self._send_seq
+        self._send_seq = (seq + 1) & SEQ_MASK
+        frame = pack_header(KIND_MESSAGE, header, sizes, flags, inline, seq)
+        if not big and self._header_wait.peer_naps and self._side_lane_send(frame):
+            return
+        reqs = self._post(frame, big, seq)
         self._header_wait.sent()
         if len(reqs) == 1 and reqs[0].Test():
             return  # eager: done, no yield
         await self._complete(reqs, (frame, big), sending=True)
 
-    def _device_out(self, buf: Any) -> Any:
-        if not self._cuda_aware:
-            return memoryview(device_to_host(buf)).cast("B")  # the one staging copy
-        import cupy
+    def _side_lane_send(self, frame: bytes) -> bool:
+        """Send a header message that holds its whole message on the side lane
+        (the peer naps); False when it is too long or the side channel does
+        not take it now (then it goes over MPI: the peer orders the lanes)."""
+        side = self._side
+        if side is None or len(frame) > SIDE_LANE_MAX or not side.send_message(frame):
+            return False
+        self._header_wait.spinner.kick()  # traffic: keep the loop awake (ACTORS_LOOP_SPIN_US)
+        return True
 
-        cupy.cuda.get_current_stream().synchronize()
-        return cupy.asarray(buf).reshape(-1).view(cupy.uint8)
-
-    def _post(self, frame: bytes, big: list[Any]) -> list[Any]:
-        """Post the header message and every chunk, without yielding in between
-        (so that concurrent sends never interleave)."""
+    def _post(self, frame: bytes, big: list[Any], seq: int) -> list[Any]:
+        """Post the header message (number ``seq``) and every chunk, without
+        yielding in between (so that concurrent sends never interleave)."""
         byte, comm, dest = self._byte, self._comm, self._remote
         if len(frame) <= INLINE:
             reqs = [comm.Isend([frame, byte], dest, TAG_HEADER)]
         else:
-            announce = PREFIX.pack(MAGIC, KIND_LONG, 0, len(frame))
+            announce = pack_announcement(len(frame), seq)
             reqs = [
                 comm.Isend([announce, byte], dest, TAG_HEADER),
                 comm.Isend([frame, byte], dest, TAG_LONG),
@@ -294,11 +315,12 @@ class MPILink(Link):
         self._check_open()
         inbox = self._inbox
         try:
-            if not inbox.ready():
-                await self._header_wait.wait()
+            if await self._header_wait.next_message(self._recv_seq, self._side_lane):
+                return await self._from_side_lane()
         except self._mpi.Exception as exc:  # e.g. MPI_ERR_TRUNCATE: oversized header
             await self._abort(f"bad header message from {self.peer}: {exc}")
             raise ProtocolError(f"bad header message from {self.peer}: {exc}") from exc
+        self._recv_seq = (self._recv_seq + 1) & SEQ_MASK
         # The header receive is inactive now: parse, copy out, restart it.
         # From here on the message is ours: if this call is cancelled, the rest
         # is finished in the background and handed to the next recv.
@@ -320,6 +342,18 @@ class MPILink(Link):
         inbox.restart()
         return await self._rest(kind, header, sizes, flags, out, stash=True)
 
+    async def _from_side_lane(self) -> Message:
+        """The next message, from the side lane (only when it is there).
+        Raises ProtocolError (the link closed) when it is malformed."""
+        try:
+            message = self._side_lane.take()
+        except ProtocolError as exc:
+            await self._abort(str(exc))
+            raise ProtocolError(f"{exc}; link closed") from None
+        self._recv_seq = (self._recv_seq + 1) & SEQ_MASK
+        self._header_wait.spinner.kick()  # traffic: keep the loop awake (ACTORS_LOOP_SPIN_US)
+        return message
+
     async def _rest(
         self,
         kind: int,
@@ -339,7 +373,7 @@ class MPILink(Link):
             raise PeerLost(self._lost)
         if flags.count(INLINED) == len(flags):  # nothing left to receive
             return header, out
-        reqs = self._inbox.post_body(sizes, flags, out, self._allocate)
+        reqs = self._inbox.post_body(sizes, flags, out, self._devices.allocate)
 
         def finish_later(left: list[Any]) -> None:
             task = asyncio.get_running_loop().create_task(
@@ -348,13 +382,13 @@ class MPILink(Link):
             self._keep(task)
 
         await self._complete(reqs, out, sending=False, on_cancel=finish_later if stash else None)
-        return header, self._deliver(out, flags) if DEVICE in flags else out
+        return header, self._devices.deliver(out, flags) if DEVICE in flags else out
 
     async def _finish_body(
         self, reqs: list[Any], header: bytes, out: list[Any], flags: bytes
     ) -> Message:
         await self._complete(reqs, out, sending=False)
-        return header, self._deliver(out, flags)
+        return header, self._devices.deliver(out, flags)
 
     async def _long_message(self, size: int) -> Message:
         """The whole message behind a KIND_LONG announcement of ``size`` bytes."""
@@ -393,31 +427,6 @@ class MPILink(Link):
             raise ProtocolError(f"{exc} from {self.peer}; link closed") from None
         return kind, header, sizes, flags, inlined_copies(data, sizes, flags, offset)
 
-    def _allocate(self, size: int, flag: int) -> Any:
-        if flag & DEVICE and self._cuda_aware and self._device_ok:
-            try:
-                return device_empty(size)
-            except BackendUnavailable as exc:  # a peer's flag, not our misuse: host memory
-                self._no_device(exc)
-        return pool().take(size)
-
-    def _deliver(self, out: list[Any], flags: bytes) -> list[Any]:
-        result = []
-        for buf, flag in zip(out, flags, strict=True):
-            if flag & DEVICE and self._device_ok and not hasattr(buf, _CUDA):
-                try:
-                    buf = host_to_device(buf)  # staged: the one copy on this side
-                except BackendUnavailable as exc:
-                    self._no_device(exc)
-            result.append(buf)
-        return result
-
-    def _no_device(self, exc: BackendUnavailable) -> None:
-        """The peer sent device buffers but this process has no cupy: they stay
-        in host memory (decoding a cupy array from them raises CodecError)."""
-        self._device_ok = False
-        warn_no_device(log, self.peer, exc)
-
     # -- close ------------------------------------------------------------------------
 
     async def _abort(self, reason: str) -> None:
@@ -438,7 +447,7 @@ class MPILink(Link):
         # a peer that closed gracefully drains up to our BYE, also once its own BYE is in
         peer_waits = self._lost is None or self._bye_received
         if peer_waits:
-            bye = pack_header(KIND_BYE, b"", [], [])
+            bye = pack_header(KIND_BYE, b"", [], [], seq=self._send_seq)
             req = self._comm.Isend([bye, self._byte], self._remote, TAG_HEADER)
             with contextlib.suppress(PeerLost, TimeoutError):
                 async with asyncio.timeout(1.0):

@@ -128,7 +128,7 @@ class PortFileListener(QueuedListener):
         if link is None:
             writer.close()
             return
-        link.attach(SideChannel(reader, writer, peer, link.on_side_event))
+        link.attach(SideChannel(reader, writer, peer, link.on_side_event, link.on_side_message))
         if self._closed:  # closed while MPI Accept ran: nobody will accept it
             await link.close()
             return
@@ -198,7 +198,7 @@ async def connect_port_file(
             "own 'mpiexec -n 1'; see docs/mpi.md)"
         ) from exc
     link = _new_link(comm, url, caps, max_message_size)
-    link.attach(SideChannel(reader, writer, url, link.on_side_event))
+    link.attach(SideChannel(reader, writer, url, link.on_side_event, link.on_side_message))
     return link
 
 

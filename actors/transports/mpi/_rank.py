@@ -162,7 +162,7 @@ def _make_link(
         caps, max_message_size = owner._caps, owner._max
     assert caps is not None
     link = MPILink(load_mpi(), poller(), comm, remote, peer, caps, max_message_size, cuda_aware())
-    link.attach(SideChannel(reader, writer, peer, link.on_side_event))
+    link.attach(SideChannel(reader, writer, peer, link.on_side_event, link.on_side_message))
     return link
 
 

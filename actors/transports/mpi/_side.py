@@ -17,7 +17,10 @@ same peer, opened at link setup:
   writes ``n`` once; the peer then writes ``w`` after every ``send``, which
   wakes the napping loop at once (the kernel wakes it, like any socket), until
   the side writes ``a`` (its waits spin again). See
-  :mod:`actors.transports.mpi._runtime` (progress) for why.
+  :mod:`actors.transports.mpi._runtime` (progress) for why;
+- the side lane: while the peer naps, a small message travels here instead
+  of over MPI, as ``m`` | length u32 | its header message (which doubles as
+  the ring); see :mod:`actors.transports.mpi._sidelane`.
 
 Setup: the connection first runs the one mutual challenge-response of
 :mod:`actors.transports._handshake` (:func:`side_accept` / :func:`side_connect`;
@@ -37,6 +40,7 @@ import contextlib
 import json
 import logging
 import socket
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -45,6 +49,7 @@ from ...settings import MPI_HEARTBEAT_S, MPI_HEARTBEAT_TIMEOUT_S, MPI_SIDE_HOST
 from .._handshake import StreamsChannel, accept_handshake, connect_handshake
 
 __all__ = [
+    "SIDE_MESSAGE_MAX",
     "SideChannel",
     "advertised",
     "bind_host",
@@ -64,6 +69,10 @@ _GOODBYE = b"C"
 _NAPPING = b"n"  # "my header wait went to the poller's naps: ring me when you send"
 _RING = b"w"  # "I sent you a message: poll now"
 _AWAKE = b"a"  # "my header waits spin again: stop ringing"
+_MESSAGE = b"m"  # then a u32 length and a header message: the side lane
+_LENGTH = struct.Struct("<I")
+SIDE_MESSAGE_MAX = 64 << 10  # longest side-lane message accepted (senders stay far below)
+_BACKLOG = 256 << 10  # unsent bytes above which side-lane messages go over MPI instead
 
 
 def heartbeat_settings() -> tuple[float, float]:
@@ -180,7 +189,9 @@ class SideChannel:
     ``on_event(kind, reason)`` is called once on the loop with kind ``"closed"``
     (peer closed gracefully) or ``"lost"`` (EOF without goodbye, heartbeat
     timeout, socket error); before that, any number of times with kind
-    ``"napping"``, ``"awake"`` or ``"ring"`` (the doorbell, reason ``""``). :meth:`close`
+    ``"napping"``, ``"awake"`` or ``"ring"`` (the doorbell, reason ``""``), and
+    ``on_message(frame)`` with each side-lane message, in the order the peer
+    wrote them (a malformed one is reported as ``"lost"``). :meth:`close`
     says goodbye and stops watching.
     """
 
@@ -190,11 +201,14 @@ class SideChannel:
         writer: Any,
         peer: str,
         on_event: Callable[[str, str], None],
+        on_message: Callable[[bytes], None] | None = None,
     ) -> None:
         self._reader = reader
         self._writer = writer
         self._peer = peer
         self._on_event: Callable[[str, str], None] | None = on_event
+        self._on_message = on_message
+        self._unread = bytearray()  # the start of a side-lane message, until it is whole
         interval_s, timeout_s = heartbeat_settings()
         loop = asyncio.get_running_loop()
         self._heard = loop.time()  # when the peer's last bytes were read
@@ -219,12 +233,13 @@ class SideChannel:
                 self._silence.cancel()
 
     async def _read_events(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Read the peer's bytes until EOF, its goodbye or a socket error; every
-        read counts as hearing from it (no timer per read: the silence check
-        of :meth:`_check_silence` re-arms itself from the time last heard)."""
-        while True:
+        """Read the peer's bytes until EOF, its goodbye, a malformed side-lane
+        message or a socket error; every read counts as hearing from it (no
+        timer per read: the silence check of :meth:`_check_silence` re-arms
+        itself from the time last heard)."""
+        while self._on_event is not None:
             try:
-                data = await self._reader.read(64)
+                data = await self._reader.read(1 << 16)
             except OSError as exc:
                 self._report("lost", f"side channel to {self._peer} failed: {exc}")
                 return
@@ -232,18 +247,53 @@ class SideChannel:
             if not data:
                 self._report("lost", f"peer {self._peer} died (side channel closed)")
                 return
-            if _GOODBYE in data:
-                self._report("closed", f"peer {self._peer} closed the link")
-                return
-            callback = self._on_event
-            if callback is not None:
-                naps, wakes = data.rfind(_NAPPING), data.rfind(_AWAKE)
-                if naps > wakes:  # the later of the two is in force
-                    callback("napping", "")
-                elif wakes > naps:
-                    callback("awake", "")
-                if _RING in data:
-                    callback("ring", "")
+            if self._unread:
+                self._unread += data
+                data, self._unread = bytes(self._unread), bytearray()
+            self._dispatch(data)
+
+    def _dispatch(self, data: bytes) -> None:
+        """Report the events and side-lane messages in ``data``, in order; keep
+        an incomplete message's start for the next read."""
+        pos, end = 0, len(data)
+        while pos < end and self._on_event is not None:
+            byte = data[pos : pos + 1]
+            if byte == _MESSAGE:
+                if end - pos < 1 + _LENGTH.size:
+                    break
+                (size,) = _LENGTH.unpack_from(data, pos + 1)
+                if size > SIDE_MESSAGE_MAX:
+                    self._report(
+                        "lost",
+                        f"side-lane message of {size} bytes from {self._peer} "
+                        f"(limit {SIDE_MESSAGE_MAX})",
+                    )
+                    return
+                start = pos + 1 + _LENGTH.size
+                if end - start < size:
+                    break
+                if self._on_message is not None:
+                    self._on_message(data[start : start + size])
+                pos = start + size
+                continue
+            self._event(byte)
+            pos += 1
+        if pos < end:
+            self._unread += data[pos:]
+
+    def _event(self, byte: bytes) -> None:
+        """One single-byte event of the peer's (heartbeats count as heard only)."""
+        callback = self._on_event
+        if callback is None:
+            return
+        if byte == _GOODBYE:
+            self._report("closed", f"peer {self._peer} closed the link")
+        elif byte == _NAPPING:
+            callback("napping", "")
+        elif byte == _AWAKE:
+            callback("awake", "")
+        elif byte == _RING:
+            callback("ring", "")
 
     def _check_silence(self, timeout_s: float) -> None:
         """Timer callback: the peer is lost when nothing came for ``timeout_s``;
@@ -274,6 +324,22 @@ class SideChannel:
     def ring(self) -> None:
         """Wake the peer's napping header wait (we just sent it a message)."""
         self._write(_RING)
+
+    def send_message(self, frame: bytes) -> bool:
+        """Write one side-lane message (at most :data:`SIDE_MESSAGE_MAX`
+        bytes); False, having written nothing, when the channel is closing or
+        its unsent backlog is large (the peer does not read it): send it over
+        MPI then."""
+        writer = self._writer
+        if self._on_event is None or writer.is_closing():
+            return False
+        if writer.transport.get_write_buffer_size() > _BACKLOG:
+            return False
+        try:
+            writer.write(_MESSAGE + _LENGTH.pack(len(frame)) + frame)
+        except (OSError, RuntimeError):
+            return False
+        return True
 
     async def _beat(self, interval_s: float) -> None:
         while True:
