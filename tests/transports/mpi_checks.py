@@ -190,7 +190,36 @@ async def side_lane_server(link: Link) -> None:
         assert bytes(bufs[0]) == _pattern(size, i).tobytes(), (i, size)
     delivered = link._side_lane.delivered  # type: ignore[attr-defined]
     assert delivered > 0, "no message took the side lane"
+    await _waits_for_the_ring(link)
     await link.send(b"ack")
+
+
+async def _waits_for_the_ring(link: Link) -> None:
+    """Told the peer long enough ago that we nap: a recv waits for its ring, not in
+    the poller, and the ring of a message over MPI and a side-lane message end it."""
+    from actors.settings import MPI_SHORT_NAPS_S
+
+    task = asyncio.ensure_future(link.recv())
+    for _ in range(10_000):  # until the recv naps in the poller and told the peer so
+        if link.inbox.pending_wait is not None:  # type: ignore[attr-defined]
+            break
+        await asyncio.sleep(0.001)
+    await link.send(b"ring")
+    assert (await task)[0] == b"ready"
+    await asyncio.sleep(MPI_SHORT_NAPS_S.get() + 0.05)  # the peer has read that we nap
+    wait = link._header_wait  # type: ignore[attr-defined]
+    for size in (1 << 20, 8):
+        task = asyncio.ensure_future(link.recv())
+        for _ in range(5000):
+            if wait._bell is not None:
+                break
+            await asyncio.sleep(0.001)
+        assert wait._bell is not None, "the recv did not wait for the ring"
+        assert link.inbox.pending_wait is None  # type: ignore[attr-defined]
+        await link.send(b"ring %d" % size)
+        header, bufs = await task
+        assert header == b"rang %d" % size, header
+        assert bytes(bufs[0]) == _pattern(size, 7).tobytes()
 
 
 async def side_lane_client(link: Link) -> None:
@@ -202,6 +231,11 @@ async def side_lane_client(link: Link) -> None:
     assert link._header_wait.peer_naps, "the peer never said it naps"  # type: ignore[attr-defined]
     for i, size in enumerate(_BURST):
         await link.send(b"%d" % i, [_pattern(size, i)])
+    assert (await link.recv())[0] == b"ring"
+    await link.send(b"ready")
+    for size in (1 << 20, 8):  # the peer waits for the ring
+        assert (await link.recv())[0] == b"ring %d" % size
+        await link.send(b"rang %d" % size, [_pattern(size, 7)])
     await _ack(link)
 
 

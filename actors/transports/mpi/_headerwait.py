@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from ...settings import MPI_MIN_SPINS, MPI_SPIN_S
+from ...settings import MPI_MAX_SLEEP_S, MPI_MIN_SPINS, MPI_SHORT_NAPS_S, MPI_SPIN_S
 from .._spin import loop_spinner
 from ._inbox import Inbox
 from ._side import SideChannel
@@ -51,6 +51,10 @@ class HeaderWait:
         self._side: SideChannel | None = None
         self.peer_naps = False  # the peer's header waits nap: ring on every send
         self._naps_told = False  # we told the peer that ours nap (until we say awake)
+        self._naps_told_at = 0.0  # loop time when we told it
+        self._bell: asyncio.Future[None] | None = None  # a wait for the peer's ring
+        self._bell_s = MPI_MAX_SLEEP_S.get()  # the longest such wait without a poll
+        self._settle_s = MPI_SHORT_NAPS_S.get()  # after telling: the peer may not ring yet
 
     def attach(self, side: SideChannel) -> None:
         """The link's side channel is up: the doorbell writes on it."""
@@ -115,12 +119,39 @@ class HeaderWait:
                 spins += 1
                 if spins >= self._min_spins and loop.time() > deadline and not spinner.spinning:
                     break
-        while True:
-            await inbox.wait(self._napping)
-            self._check_open()
-            if inbox.ready() or side_ready():
-                break
+        if not (self._rung(loop) and await self._wait_for_ring(side_ready)):
+            while True:
+                await inbox.wait(self._napping)
+                self._check_open()
+                if inbox.ready() or side_ready():
+                    break
         self._adapt_spin(loop.time() - start)
+
+    def _rung(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """True when the peer rings for every message it sends us: it was told
+        that our waits nap long enough ago to have read it."""
+        return self._naps_told and loop.time() - self._naps_told_at > self._settle_s
+
+    async def _wait_for_ring(self, side_ready: Callable[[], bool]) -> bool:
+        """Wait for the peer's ring (or side-lane message) without the poller,
+        for at most ``ACTORS_MPI_MAX_SLEEP_S``: True when a message is then
+        there, False to wait through the poller."""
+        loop = asyncio.get_running_loop()
+        bell = self._bell = loop.create_future()
+        handle = loop.call_later(self._bell_s, _ring, bell)
+        try:
+            await bell
+        finally:
+            handle.cancel()
+            self._bell = None
+        self._check_open()
+        return self._inbox.ready() or side_ready()
+
+    def ring(self) -> None:
+        """The peer rang (a message is on its way) or the link failed: end a
+        wait for the ring now."""
+        if self._bell is not None:
+            _ring(self._bell)
 
     def _adapt_spin(self, waited: float) -> None:
         """Learn from one header wait of ``waited`` s: a message that came
@@ -133,7 +164,7 @@ class HeaderWait:
             self._spin_s /= 2.0
         else:
             self._spin_s = 0.0
-        if self._naps_told and self._spin_s >= top and self._side is not None:
+        if self._naps_told and 0.0 < top <= self._spin_s and self._side is not None:
             self._naps_told = False  # spinning pays again: the peer may stop ringing
             self._side.awake()
 
@@ -144,4 +175,10 @@ class HeaderWait:
         says awake."""
         if not self._naps_told and self._side is not None and not self._closed():
             self._naps_told = True
+            self._naps_told_at = asyncio.get_running_loop().time()
             self._side.napping()
+
+
+def _ring(bell: asyncio.Future[None]) -> None:
+    if not bell.done():
+        bell.set_result(None)

@@ -138,7 +138,7 @@ class MPILink(Link):
         self._side: SideChannel | None = None
         self._inbox = Inbox(mpi, poller, comm, remote)
         self._header_wait = HeaderWait(self._inbox, self._check_open, lambda: self._closed)
-        self._side_lane = SideLane(peer, max_message_size, self._inbox.interrupt)
+        self._side_lane = SideLane(peer, max_message_size, self._on_side_lane)
         self._send_seq = 0  # number of the next message sent (modulo 2**32)
         self._recv_seq = 0  # number of the next message to deliver
         self._stash: asyncio.Task[Message] | None = None  # rest of a message a cancelled recv took
@@ -163,17 +163,24 @@ class MPILink(Link):
         except ProtocolError as exc:
             self._lose(f"{exc}; link closed")
 
+    def _on_side_lane(self) -> None:
+        """A side-lane message arrived: cut the header wait short."""
+        self._inbox.interrupt()
+        self._header_wait.ring()
+
     def on_side_event(self, kind: str, reason: str) -> None:
         """Side channel callback: ``"lost"`` fails everything now; ``"closed"``
         fails sends now and lets ``recv`` drain up to the peer's BYE."""
         if kind == "ring":
             self._poller.ring()
+            self._header_wait.ring()
         elif kind == "napping":
             self._header_wait.peer_naps = True
         elif kind == "awake":
             self._header_wait.peer_naps = False
-        elif kind == "closed":
+        elif kind == "closed":  # its BYE follows (or came) over MPI
             self._peer_closing = reason
+            self._header_wait.ring()
             asyncio.get_running_loop().call_later(BYE_GRACE_S, self._lose, reason)
         else:
             self._lose(reason)
@@ -185,6 +192,7 @@ class MPILink(Link):
             self._lost = reason
         self._inbox.fail(PeerLost(self._lost))
         self._side_lane.fail(PeerLost(self._lost))
+        self._header_wait.ring()  # its wait then raises PeerLost
 
     @property
     def closed(self) -> bool:
@@ -449,6 +457,7 @@ class MPILink(Link):
         if peer_waits:
             bye = pack_header(KIND_BYE, b"", [], [], seq=self._send_seq)
             req = self._comm.Isend([bye, self._byte], self._remote, TAG_HEADER)
+            self._header_wait.sent()
             with contextlib.suppress(PeerLost, TimeoutError):
                 async with asyncio.timeout(1.0):
                     await self._complete([req], bye, sending=False)
