@@ -8,8 +8,9 @@ to the loop's poller, which naps. A message may also come on the side lane
 finds the lane that holds the next one. The doorbell on the side channel
 (:mod:`actors.transports.mpi._side`) cuts a nap short: a side whose waits nap
 tells its peer once (``napping``), the peer then rings after every send until
-told ``awake``. :class:`HeaderWait` holds both directions of that state for
-one link. Loop rules: the link's loop only.
+told ``awake``, and the waits then sleep on that ring instead of polling.
+:class:`HeaderWait` holds both directions of that state for one link. Loop
+rules: the link's loop only.
 """
 
 from __future__ import annotations
@@ -89,9 +90,13 @@ class HeaderWait:
         came on the side lane, :mod:`._sidelane`, which interrupts the
         inbox's wait): poll from this task for the link's spin budget (and at
         least ``ACTORS_MPI_MIN_SPINS`` times), then leave it to the poller's
-        naps, which the peer's doorbell cuts short. While the loop's spinner
-        keeps the loop awake (``ACTORS_LOOP_SPIN_US``, kicked by traffic), the
-        wait polls on past its budget instead of napping.
+        naps, which the peer's doorbell cuts short. Once the peer rings for
+        every message (told longer than ``ACTORS_MPI_SHORT_NAPS_S`` ago), the
+        wait first sleeps on the ring alone, for at most
+        ``ACTORS_MPI_MAX_SLEEP_S`` (a lost ring costs that much), and goes to
+        the poller only when that ends with nothing there. While the loop's
+        spinner keeps the loop awake (``ACTORS_LOOP_SPIN_US``, kicked by
+        traffic), the wait polls on past its budget instead of napping.
 
         The budget adapts (:meth:`_adapt_spin`): it stays at most
         ``ACTORS_MPI_SPIN_S`` while messages come within that, and drops to 0
