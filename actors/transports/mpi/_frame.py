@@ -42,7 +42,9 @@ __all__ = [
     "MAGIC",
     "MAX_BUFFERS",
     "PREFIX",
+    "SEQ_FIELD",
     "SEQ_MASK",
+    "SEQ_OFFSET",
     "SMALL",
     "TAG_DATA",
     "TAG_HEADER",
@@ -68,8 +70,8 @@ DEVICE = 1
 INLINED = 2
 PREFIX = struct.Struct("<4sIIII")
 SEQ_MASK = 0xFFFFFFFF
-_SEQ = struct.Struct("<I")
-_SEQ_OFFSET = 16  # of the seq field in PREFIX
+SEQ_FIELD = struct.Struct("<I")
+SEQ_OFFSET = 16  # of the seq field in PREFIX
 _KINDS = (KIND_MESSAGE, KIND_BYE, KIND_LONG)
 
 
@@ -112,7 +114,7 @@ def header_seq(data: Any, length: int) -> int | None:
     ``data``; None when it is too short to hold one (its parse will say why)."""
     if length < PREFIX.size:
         return None
-    return int(_SEQ.unpack_from(data, _SEQ_OFFSET)[0])
+    return int(SEQ_FIELD.unpack_from(data, SEQ_OFFSET)[0])
 
 
 def long_header_limit(max_size: int) -> int:

@@ -79,16 +79,16 @@ class HeaderWait:
             if lane.ready(seq):
                 return True
             if not inbox.ready():
-                await self.wait(lambda: lane.ready(seq))
+                await self.wait(lane, seq)
             elif inbox.seq() in (seq, None):
                 return False
             else:  # ahead of a side-lane message still on its way
                 await lane.arrival()
 
-    async def wait(self, side_ready: Callable[[], bool]) -> None:
-        """Wait until the inbox is ready or ``side_ready()`` (the next message
-        came on the side lane, :mod:`._sidelane`, which interrupts the
-        inbox's wait): poll from this task for the link's spin budget (and at
+    async def wait(self, lane: SideLane, seq: int) -> None:
+        """Wait until the inbox is ready or message ``seq`` is next on the side
+        ``lane`` (:mod:`._sidelane`, whose arrivals interrupt the inbox's
+        wait): poll from this task for the link's spin budget (and at
         least ``ACTORS_MPI_MIN_SPINS`` times), then leave it to the poller's
         naps, which the peer's doorbell cuts short. Once the peer rings for
         every message (told longer than ``ACTORS_MPI_SHORT_NAPS_S`` ago), the
@@ -118,17 +118,17 @@ class HeaderWait:
             while True:
                 await asyncio.sleep(0)
                 self._check_open()
-                if inbox.ready() or side_ready():
+                if inbox.ready() or (lane.pending and lane.ready(seq)):
                     self._adapt_spin(loop.time() - start)
                     return
                 spins += 1
                 if spins >= self._min_spins and loop.time() > deadline and not spinner.spinning:
                     break
-        if not (self._rung(loop) and await self._wait_for_ring(side_ready)):
+        if not (self._rung(loop) and await self._wait_for_ring(lane, seq)):
             while True:
                 await inbox.wait(self._napping)
                 self._check_open()
-                if inbox.ready() or side_ready():
+                if inbox.ready() or lane.ready(seq):
                     break
         self._adapt_spin(loop.time() - start)
 
@@ -137,7 +137,7 @@ class HeaderWait:
         that our waits nap long enough ago to have read it."""
         return self._naps_told and loop.time() - self._naps_told_at > self._settle_s
 
-    async def _wait_for_ring(self, side_ready: Callable[[], bool]) -> bool:
+    async def _wait_for_ring(self, lane: SideLane, seq: int) -> bool:
         """Wait for the peer's ring (or side-lane message) without the poller,
         for at most ``ACTORS_MPI_MAX_SLEEP_S``: True when a message is then
         there, False to wait through the poller."""
@@ -150,7 +150,7 @@ class HeaderWait:
             handle.cancel()
             self._bell = None
         self._check_open()
-        return self._inbox.ready() or side_ready()
+        return self._inbox.ready() or lane.ready(seq)
 
     def ring(self) -> None:
         """The peer rang (a message is on its way) or the link failed: end a

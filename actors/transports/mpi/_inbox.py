@@ -29,7 +29,17 @@ from typing import Any
 import numpy as np
 
 from ...errors import PeerLost
-from ._frame import CHUNK, INLINE, INLINED, TAG_DATA, TAG_HEADER, header_seq, unpack_header
+from ._frame import (
+    CHUNK,
+    INLINE,
+    INLINED,
+    SEQ_FIELD,
+    SEQ_OFFSET,
+    TAG_DATA,
+    TAG_HEADER,
+    header_seq,
+    unpack_header,
+)
 from ._runtime import Poller, abandon
 
 __all__ = ["Inbox", "chunks"]
@@ -62,6 +72,7 @@ class Inbox:
         self._in = False  # completed; its message is not parsed yet
         self._wait: asyncio.Future[Any] | None = None  # the poller's wait, while one runs
         self._interrupted = False  # interrupt() ended the poller's wait, not a completion
+        self._seq_field = SEQ_FIELD.unpack_from
 
     # -- the header receive -----------------------------------------------------------
 
@@ -77,6 +88,12 @@ class Inbox:
         """The ``seq`` of the received header message (only when :meth:`ready`);
         None when it is too short to hold one (:meth:`parse` says why)."""
         return header_seq(self._buf, self._status.Get_count(self._byte))
+
+    def is_seq(self, seq: int) -> bool:
+        """Fast form of ``seq() == seq`` for every message's path: reads the
+        field without checking the length received, so a header message too
+        short to hold one may answer True; :meth:`parse` then refuses it."""
+        return bool(self._seq_field(self._buf, SEQ_OFFSET)[0] == seq)
 
     def parse(self, max_size: int) -> tuple[int, bytes, list[int], bytes, int]:
         """``unpack_header`` of the received header message (only when

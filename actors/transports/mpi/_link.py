@@ -322,13 +322,19 @@ class MPILink(Link):
             return await self._finish_stash()
         self._check_open()
         inbox = self._inbox
+        lane, seq = self._side_lane, self._recv_seq
         try:
-            if await self._header_wait.next_message(self._recv_seq, self._side_lane):
+            if not lane.pending and not inbox.ready():
+                await self._header_wait.wait(lane, seq)
+            # the fast path: nothing came on the side lane, the inbox holds message seq
+            if (lane.pending or not inbox.is_seq(seq)) and await self._header_wait.next_message(
+                seq, lane
+            ):
                 return await self._from_side_lane()
         except self._mpi.Exception as exc:  # e.g. MPI_ERR_TRUNCATE: oversized header
             await self._abort(f"bad header message from {self.peer}: {exc}")
             raise ProtocolError(f"bad header message from {self.peer}: {exc}") from exc
-        self._recv_seq = (self._recv_seq + 1) & SEQ_MASK
+        self._recv_seq = (seq + 1) & SEQ_MASK
         # The header receive is inactive now: parse, copy out, restart it.
         # From here on the message is ours: if this call is cancelled, the rest
         # is finished in the background and handed to the next recv.

@@ -55,6 +55,9 @@ class SideLane:
         self._frames: deque[tuple[int, bytes]] = deque()
         self._arrival: asyncio.Future[None] | None = None
         self._failure: PeerLost | None = None
+        #: True while a side-lane message waits to be delivered (a plain attribute:
+        #: header waits read it on every poll)
+        self.pending = False
         #: messages taken from this lane so far (a diagnostic, read by the tests)
         self.delivered = 0
 
@@ -65,6 +68,7 @@ class SideLane:
         if seq is None:
             raise ProtocolError(f"side-lane message of {len(frame)} bytes from {self._peer}")
         self._frames.append((seq, frame))
+        self.pending = True
         arrival, self._arrival = self._arrival, None
         if arrival is not None and not arrival.done():
             arrival.set_result(None)
@@ -80,6 +84,7 @@ class SideLane:
         ``uint8`` copies. Raises ProtocolError when it is malformed, larger
         than ``max_message_size``, or has a buffer that is not inlined."""
         _, frame = self._frames.popleft()
+        self.pending = bool(self._frames)
         kind, header, sizes, flags, offset = unpack_header(frame, self._max)
         if kind != KIND_MESSAGE or flags.count(INLINED) != len(flags):
             raise ProtocolError(
@@ -105,3 +110,4 @@ class SideLane:
             arrival.set_exception(exc)
             arrival.exception()  # nobody may wait for it: no "never retrieved" log
         self._frames.clear()
+        self.pending = False
