@@ -158,6 +158,12 @@ class HeaderWait:
         if self._bell is not None:
             _ring(self._bell)
 
+    def arrived(self) -> None:
+        """A side-lane message arrived: end the wait now, whether it sleeps on
+        the ring or waits in the poller."""
+        self._inbox.interrupt()
+        self.ring()
+
     def _adapt_spin(self, waited: float) -> None:
         """Learn from one header wait of ``waited`` s: a message that came
         within the largest budget grows it (to twice the wait, at least

@@ -138,7 +138,7 @@ class MPILink(Link):
         self._side: SideChannel | None = None
         self._inbox = Inbox(mpi, poller, comm, remote)
         self._header_wait = HeaderWait(self._inbox, self._check_open, lambda: self._closed)
-        self._side_lane = SideLane(peer, max_message_size, self._on_side_lane)
+        self._side_lane = SideLane(peer, max_message_size, self._header_wait.arrived)
         self._send_seq = 0  # number of the next message sent (modulo 2**32)
         self._recv_seq = 0  # number of the next message to deliver
         self._stash: asyncio.Task[Message] | None = None  # rest of a message a cancelled recv took
@@ -162,11 +162,6 @@ class MPILink(Link):
             self._side_lane.put(frame)
         except ProtocolError as exc:
             self._lose(f"{exc}; link closed")
-
-    def _on_side_lane(self) -> None:
-        """A side-lane message arrived: cut the header wait short."""
-        self._inbox.interrupt()
-        self._header_wait.ring()
 
     def on_side_event(self, kind: str, reason: str) -> None:
         """Side channel callback: ``"lost"`` fails everything now; ``"closed"``
