@@ -68,7 +68,7 @@ run by name only:
   peers       the same actor workloads through Ray, Dask, xoscar, Thespian (~3 min;
               pip install 'hep-actors[peers]')
   scale       1 controller x 16 followers and 16 x 1: start-up, memory, events/s vs ideal
-  sizing      real offload/HLT runs vs the farm-sizing model's predictions (~4 min)"""
+  sizing      real offload/HLT runs vs the farm-sizing model's predictions (~2 min)"""
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -31,7 +31,7 @@ from actors.errors import ConfigError
 from .sizing_farm import SPEEDUPS, Farm, describe, plot_farm, project
 from .sizing_inputs import Profile, calibrate, link_costs, load_reports
 from .sizing_model import Crossing, LinkCost, Offload, Prediction, Stage, predict
-from .sizing_validate import COLUMNS, evaluate, table_rows
+from .sizing_validate import COLUMNS, evaluate, table_rows, verdict
 
 __all__ = ["main"]
 
@@ -216,7 +216,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     except (KeyError, ValueError) as exc:
         raise ConfigError(f"{args.results}: {exc}", key="results") from exc
     print(_table(COLUMNS, table_rows(rows)))
-    print(f"{sum(r['within'] for r in rows)} of {len(rows)} within 15%")
+    print(verdict(rows))
     return 0
 
 

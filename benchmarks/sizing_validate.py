@@ -1,6 +1,6 @@
 """The ``sizing`` part: real runs on this machine, predicted by the sizing model, compared.
 
-``python -m benchmarks sizing`` (by name only; ~70 s on 2 idle cores, ~3.5 minutes with
+``python -m benchmarks sizing`` (by name only; ~2 minutes on 2 idle cores, ~6 with
 ``--repeat 3``):
 
 1. link costs: the ``tcp://`` and ``shm://`` ping-pong of the ``transports`` part
@@ -17,10 +17,13 @@
    bytes crossing) - never from its own rate.
 
 Every run has event loops that sleep between messages (``ACTORS_LOOP_SPIN_US=0``): the
-model's processes. The predicted runs run a second time as the launcher starts them by
-default (on a host with a CPU per process their loops stay awake 5 ms after link traffic,
-docs/topology.md), reported beside them ("loops awake"), not part of the verdict: the model
-does not describe that case (docs/sizing.md, assumption 7).
+model's processes, and the verdict. The predicted runs run a second time as the launcher
+starts them by default (on a host with a CPU per process their loops stay awake 5 ms after
+link traffic, docs/topology.md: "loops awake"), predicted from calibration runs taken
+where the CPUs do not idle either (docs/sizing.md, assumption 7): the empty chain with
+its loops awake, and the single-process runs beside one busy process per other CPU
+("CPUs busy"). On this VM a wake-up on an idle CPU costs far more than on a busy one: the
+offload example in one process ran 1.5-2.2x faster beside a busy process.
 
 ``--select REGEX`` picks the predicted runs (the calibration runs always run);
 ``--repeat N`` runs N interleaved rounds and keeps each run's median.
@@ -45,6 +48,7 @@ from actors.settings import LOOP_SPIN_US
 from .candidates import CANDIDATES
 from .events import transport_unavailable
 from .hlt_config import Menu, make_menu, make_process, write_offloaded
+from .load import busy
 from .parts import Context, PartResult, register
 from .sizing_inputs import Profile, calibrate, link_costs
 from .sizing_model import Crossing, LinkCost, Offload, Prediction, predict
@@ -62,6 +66,8 @@ __all__ = ["CALIBRATION", "PREDICTED", "evaluate", "run"]
 
 HLT_MODULES = 300
 TOLERANCE = 0.15
+#: a run's (name, kind, transport, remotes, streams)
+Shape = tuple[str, str, str, int, int]
 #: (name, kind, transport, remotes, streams): calibration runs
 CALIBRATION = [
     ("empty tcp s1", "empty", "tcp", 1, 1),
@@ -81,8 +87,10 @@ PREDICTED = [
     ("hlt 1 remote shm s4", "hlt", "shm", 1, 4),
     ("hlt 2 remotes tcp s4", "hlt", "tcp", 2, 4),
 ]
-#: suffix of a predicted run's record measured with the launcher's default loop spin
+#: suffix of a run's record measured with the launcher's default loop spin
 AWAKE = " (loops awake)"
+#: suffix of a single-process calibration run measured beside one busy process per other CPU
+BUSY = " (CPUs busy)"
 #: events per run: each measured run spans ~1-4 s on an idle 2-core host
 _EVENTS = {"empty": 80000, "offload-single": 4000, "offload": 3000, "hlt-local": 120, "hlt": 150}
 #: products of the offload example: calib out (4096 float64), energy + peaks back
@@ -102,6 +110,16 @@ def _loop_spin(value: str | None) -> Iterator[None]:
         os.environ.pop(LOOP_SPIN_US.name, None)
         if saved is not None:
             os.environ[LOOP_SPIN_US.name] = saved
+
+
+def _variants(shape: Shape) -> list[tuple[str, str | None, int]]:
+    """``(label, ACTORS_LOOP_SPIN_US or None for the launcher's choice, busy processes)``
+    of every measurement of ``shape``: loops asleep, then its awake counterpart."""
+    name, kind = shape[0], shape[1]
+    asleep = (name, "0", 0)
+    if shape in CALIBRATION and kind != "empty":  # one process: no link keeps it awake
+        return [asleep, (name + BUSY, "0", max(1, (os.cpu_count() or 2) - 1))]
+    return [asleep, (name + AWAKE, None, 0)]
 
 
 def _measure(
@@ -197,13 +215,17 @@ def predict_hlt(
     return predict(client, streams=streams, offloads=offloads, cores=cores)
 
 
-def _profiles(cal: dict[str, dict[str, Any]]) -> dict[str, Profile]:
+def _profiles(
+    cal: dict[str, dict[str, Any]], *, empty: str = "", single: str = ""
+) -> dict[str, Profile]:
     """The HLT menu (synthetic source without products: the empty chain's base) gives
-    the framework's cost per module call; the offload example's base is what remains."""
-    base = 1.0 / cal["empty tcp s1"]["events_per_s"]
+    the framework's cost per module call; the offload example's base is what remains.
+    ``empty`` / ``single``: the suffix of the empty chain's / the single-process runs'
+    records to calibrate from (:data:`AWAKE`, :data:`BUSY` for the awake model)."""
+    base = 1.0 / cal["empty tcp s1" + empty]["events_per_s"]
 
     def fit(prefix: str, per_call: float | None) -> Profile:
-        one, many = cal[f"{prefix} s1"], cal[f"{prefix} s4"]
+        one, many = cal[f"{prefix} s1{single}"], cal[f"{prefix} s4{single}"]
         return calibrate(
             one["reports"]["local"],
             many["reports"]["local"],
@@ -222,7 +244,11 @@ def _profiles(cal: dict[str, dict[str, Any]]) -> dict[str, Profile]:
 def evaluate(
     records: dict[str, dict[str, Any]], links: dict[str, LinkCost], cores: float
 ) -> list[dict[str, Any]]:
-    """Predicted vs measured for every predicted run in ``records`` (name -> run record).
+    """Predicted vs measured for every predicted run in ``records`` (name -> run record),
+    loops asleep (the verdict) and as the launcher starts it: with loops awake where the
+    host has a CPU per process (``1 + remotes <= cores``), predicted from the awake
+    calibration records when all are there (``predicted_awake_events_per_s`` None
+    otherwise), and with loops asleep where it has not (the asleep prediction).
 
     Raises KeyError when a calibration run is missing or failed.
     """
@@ -230,19 +256,32 @@ def evaluate(
     if missing:
         raise KeyError(f"calibration runs missing or failed: {', '.join(missing)}")
     profiles = _profiles(records)
+    awake_labels = [label for shape in CALIBRATION for label, *_ in _variants(shape)[1:]]
+    awake_profiles = None
+    if all("events_per_s" in records.get(label, {}) for label in awake_labels):
+        awake_profiles = _profiles(records, empty=AWAKE, single=BUSY)
     menu = make_menu(HLT_MODULES)
+
+    def prediction(profile: dict[str, Profile], shape: Shape) -> Prediction:
+        _, kind, transport, remotes, streams = shape
+        if kind == "offload":
+            return predict_offload(profile["offload"], links[transport], streams, cores)
+        return predict_hlt(profile["hlt"], menu, links[transport], remotes, streams, cores)
+
     rows = []
-    for name, kind, transport, remotes, streams in PREDICTED:
+    for shape in PREDICTED:
+        name, transport = shape[0], shape[2]
         rec = records.get(name, {})
         if transport not in links or "events_per_s" not in rec:
             continue
-        if kind == "offload":
-            p = predict_offload(profiles["offload"], links[transport], streams, cores)
-        else:
-            p = predict_hlt(profiles["hlt"], menu, links[transport], remotes, streams, cores)
+        p = prediction(profiles, shape)
         measured = rec["events_per_s"]
         err = p.events_per_s / measured - 1.0
         awake = records.get(name + AWAKE, {}).get("events_per_s")
+        # the launcher keeps loops awake only where the host has a CPU per process
+        launched = awake_profiles if 1 + shape[3] <= cores else profiles
+        guess = None if launched is None else prediction(launched, shape).events_per_s
+        err_awake = None if awake is None or guess is None else guess / awake - 1.0
         rows.append(
             {
                 "name": name,
@@ -251,7 +290,9 @@ def evaluate(
                 "error": err,
                 "within": abs(err) <= TOLERANCE,
                 "measured_awake_events_per_s": awake,
-                "error_awake": None if awake is None else p.events_per_s / awake - 1.0,
+                "predicted_awake_events_per_s": guess,
+                "error_awake": err_awake,
+                "within_awake": None if err_awake is None else abs(err_awake) <= TOLERANCE,
                 "predicted_latency_ms": p.latency_s * 1e3,
                 "measured_latency_ms": rec.get("latency", {}).get("mean_ms"),
                 "bottleneck": p.bottleneck,
@@ -279,6 +320,7 @@ def table_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
             ms(r["predicted_latency_ms"]),
             ms(r["measured_latency_ms"]),
             r["bottleneck"],
+            ms(r.get("predicted_awake_events_per_s")),
             ms(r.get("measured_awake_events_per_s")),
             pct(r.get("error_awake")),
         ]
@@ -295,9 +337,19 @@ COLUMNS = [
     "pred. latency ms",
     "meas. latency ms",
     "model bottleneck",
+    "pred. awake ev/s",
     "loops awake ev/s",
     "error awake",
 ]
+
+
+def verdict(rows: list[dict[str, Any]]) -> str:
+    """``"N of M within 15% with loops asleep"``, plus the awake runs' count when predicted."""
+    text = f"{sum(r['within'] for r in rows)} of {len(rows)} within 15% with loops asleep"
+    awake = [r["within_awake"] for r in rows if r.get("within_awake") is not None]
+    if awake:
+        text += f", {sum(awake)} of {len(awake)} with loops awake"
+    return text
 
 
 def _link_records(ctx: Context) -> list[dict[str, Any]]:
@@ -328,9 +380,8 @@ def _run_all(ctx: Context, menu: Menu, log: Callable[[str], None]) -> dict[str, 
         if ctx.repeat > 1:
             log(f" round {round_no + 1} of {ctx.repeat}")
         for shape in shapes:
-            name, predicted = shape[0], shape not in CALIBRATION
-            for label, spin in [(name, "0")] + ([(name + AWAKE, None)] if predicted else []):
-                with _loop_spin(spin):
+            for label, spin, busy_processes in _variants(shape):
+                with _loop_spin(spin), busy(busy_processes):
                     rec = _measure(*shape[1:], menu, ctx.timeout)
                 recs.setdefault(label, []).append(rec)
                 shown = (
@@ -375,7 +426,7 @@ def run(ctx: Context) -> PartResult:
         },
         tables=[
             (
-                f"sizing: predicted vs measured ({within} of {len(rows)} within 15%; "
+                f"sizing: predicted vs measured ({verdict(rows)}; "
                 f"{cores:g} cores, load average {os.getloadavg()[0]:.1f})",
                 COLUMNS,
                 table_rows(rows),
