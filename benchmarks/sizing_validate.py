@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.framework import Process
+from actors.launch.plan import loops_stay_awake
 from actors.settings import LOOP_SPIN_US
 
 from .candidates import CANDIDATES
@@ -246,7 +247,7 @@ def evaluate(
 ) -> list[dict[str, Any]]:
     """Predicted vs measured for every predicted run in ``records`` (name -> run record),
     loops asleep (the verdict) and as the launcher starts it: with loops awake where the
-    host has a CPU per process (``1 + remotes <= cores``), predicted from the awake
+    host has a CPU per process (the launcher's :func:`loops_stay_awake`), from the awake
     calibration records when all are there (``predicted_awake_events_per_s`` None
     otherwise), and with loops asleep where it has not (the asleep prediction).
 
@@ -278,9 +279,10 @@ def evaluate(
         measured = rec["events_per_s"]
         err = p.events_per_s / measured - 1.0
         awake = records.get(name + AWAKE, {}).get("events_per_s")
-        # the launcher keeps loops awake only where the host has a CPU per process
-        launched = awake_profiles if 1 + shape[3] <= cores else profiles
-        guess = None if launched is None else prediction(launched, shape).events_per_s
+        guess: float | None = p.events_per_s  # as launched: asleep unless the launcher spins
+        if loops_stay_awake(1 + shape[3], int(cores)):
+            awake_p = None if awake_profiles is None else prediction(awake_profiles, shape)
+            guess = None if awake_p is None else awake_p.events_per_s
         err_awake = None if awake is None or guess is None else guess / awake - 1.0
         rows.append(
             {

@@ -35,7 +35,13 @@ from ._files import link_file, write_link_files
 from ._loss import check_failover
 from .topology import LinkSpec, ProcessSpec, Topology
 
-__all__ = ["LOOP_SPIN_WITH_CPUS_US", "LaunchPlan", "ProcessLaunch", "build_plan"]
+__all__ = [
+    "LOOP_SPIN_WITH_CPUS_US",
+    "LaunchPlan",
+    "ProcessLaunch",
+    "build_plan",
+    "loops_stay_awake",
+]
 
 log = logging.getLogger("actors.launch")
 
@@ -287,6 +293,12 @@ def _allowed_cpus() -> list[int] | None:
     return sorted(os.sched_getaffinity(0))
 
 
+def loops_stay_awake(processes: int, cpus: int) -> bool:
+    """Whether the launcher keeps the event loops of ``processes`` processes on a host
+    with ``cpus`` CPUs awake after link traffic: at most one process per CPU."""
+    return processes <= cpus
+
+
 def _loop_spins(engine: str, specs: list[ProcessSpec]) -> dict[str, dict[str, str]]:
     """``{process: {"ACTORS_LOOP_SPIN_US": "5000"}}`` for this host's processes when
     this launcher may use at least one CPU per process: their event loops then stay
@@ -301,7 +313,7 @@ def _loop_spins(engine: str, specs: list[ProcessSpec]) -> dict[str, dict[str, st
     here = [spec for spec in specs if spec.is_local_host]
     allowed = _allowed_cpus()
     cpus = len(allowed) if allowed is not None else os.cpu_count() or 1
-    if len(here) > cpus:
+    if not loops_stay_awake(len(here), cpus):
         log.info("%d processes share %d CPUs: event loops sleep between messages", len(here), cpus)
         return {}
     log.info(
