@@ -12,20 +12,31 @@ it with the values in force.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable
 from typing import Generic, NamedTuple, TypeVar
 
+from ._parse import (
+    non_negative,
+    non_negative_int,
+    one_of,
+    optional_bool,
+    parse_bool,
+    parse_cpu_list,
+    positive,
+    positive_int,
+)
 from .errors import ConfigError
 
 __all__ = [
     "ALLOW_PICKLE",
     "ASK_SPIN_US",
     "CPUS",
+    "HOST_PROCESSES",
     "LINKS",
     "LOG_LEVEL",
     "LOOP_SPIN_US",
+    "LOOP_SPIN_WITH_CPUS_US",
     "MPI_CUDA_AWARE",
     "MPI_HEARTBEAT_S",
     "MPI_HEARTBEAT_TIMEOUT_S",
@@ -44,79 +55,17 @@ __all__ = [
     "STREAM_SPIN_US",
     "UCX_SPIN_US",
     "Setting",
+    "host_processes",
+    "loops_stay_awake",
+    "parse_bool",
+    "parse_cpu_list",
+    "usable_cpus",
 ]
 
 T = TypeVar("T")
 
 
-def parse_bool(text: str) -> bool:
-    """``1/true/yes/on`` -> True, ``0/false/no/off/""`` -> False; else ValueError."""
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("", "0", "false", "no", "off"):
-        return False
-    raise ValueError(f"expected one of 1/0, true/false, yes/no, on/off, got {text!r}")
-
-
 _LOG_LEVELS = ("debug", "info", "warning", "error")
-
-
-def _one_of(text: str, choices: tuple[str, ...]) -> str:
-    value = text.strip().lower()
-    if value not in choices:
-        raise ValueError(f"expected one of {'|'.join(choices)}, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise ValueError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    """A finite number >= 0 (a spin or a span of time; 0 switches it off)."""
-    value = float(text)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"expected a finite number >= 0, got {text!r}")
-    return value
-
-
-def _positive(text: str) -> float:
-    """A finite number > 0 (an interval or timeout that 0 would turn into a busy loop)."""
-    value = float(text)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"expected a finite number > 0, got {text!r}")
-    return value
-
-
-def _optional_bool(text: str) -> bool | None:
-    return None if text.strip() == "" else parse_bool(text)
-
-
-def parse_cpu_list(text: str) -> frozenset[int]:
-    """``"0-3,8"`` -> {0, 1, 2, 3, 8}; ``""`` -> empty (no binding); else ValueError."""
-    cpus: set[int] = set()
-    for part in text.replace(" ", "").split(","):
-        if not part:
-            continue
-        first, dash, last = part.partition("-")
-        if not first.isdigit() or (dash and not last.isdigit()):
-            raise ValueError(f"expected CPU numbers and ranges like 0-3,8, got {text!r}")
-        low, high = int(first), int(last) if dash else int(first)
-        if high < low:
-            raise ValueError(f"empty CPU range {part!r} in {text!r}")
-        cpus.update(range(low, high + 1))
-    return frozenset(cpus)
 
 
 class Setting(NamedTuple, Generic[T]):
@@ -148,24 +97,77 @@ class Setting(NamedTuple, Generic[T]):
 STREAM_SPIN_US: Setting[float] = Setting(
     "ACTORS_STREAM_SPIN_US",
     100.0,
-    _non_negative,
+    non_negative,
     "µs",
     "longest poll of a tcp:// or shm:// receive right after traffic before it sleeps in the "
     "kernel (0 disables polling; no polls in a process with threads = 0)",
 )
+#: ``ACTORS_LOOP_SPIN_US`` where a host has a CPU per process of the job: what the launcher
+#: sets there, and what ``auto`` stands for there
+LOOP_SPIN_WITH_CPUS_US = 5000.0
+#: variables in which MPI launchers tell a process how many processes of its job share its
+#: host (MPICH and Intel MPI's Hydra, Open MPI's mpirun)
+_MPI_HOST_PROCESSES = ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE")
+
+
+def loops_stay_awake(processes: int, cpus: int) -> bool:
+    """Whether the event loops of ``processes`` processes on a host whose job may use
+    ``cpus`` CPUs stay awake after link traffic: at most one process per CPU."""
+    return processes <= cpus
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity; ``os.cpu_count()`` where the platform
+    cannot say). A process that ``mpiexec`` or ``ACTORS_CPUS`` bound to one CPU counts one."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def host_processes() -> int | None:
+    """How many processes of this job run on this host: ``ACTORS_HOST_PROCESSES`` when
+    set (non-zero), else the count the MPI launcher put in the environment, else None
+    (not known). Raises ConfigError naming a variable that does not parse."""
+    told = HOST_PROCESSES.get()
+    if told:
+        return told
+    for name in _MPI_HOST_PROCESSES:
+        raw = os.environ.get(name)
+        if raw is not None:
+            try:
+                return positive_int(raw)
+            except ValueError as exc:
+                raise ConfigError(f"environment variable {name}={raw!r}: {exc}") from exc
+    return None
+
+
+def _loop_spin(text: str) -> float:
+    """A spin in µs, or ``auto``: :data:`LOOP_SPIN_WITH_CPUS_US` where this host has a CPU
+    per process of the job (:func:`host_processes` against :func:`usable_cpus`), else 0
+    (also when the number of processes is not known)."""
+    if text.strip().lower() != "auto":
+        return non_negative(text)
+    count = host_processes()
+    if count is not None and loops_stay_awake(count, usable_cpus()):
+        return LOOP_SPIN_WITH_CPUS_US
+    return 0.0
+
+
 LOOP_SPIN_US: Setting[float] = Setting(
     "ACTORS_LOOP_SPIN_US",
     0.0,
-    _non_negative,
+    _loop_spin,
     "µs",
     "how long an event loop keeps polling, without sleeping, after a link sent or received "
     "(0: sleep at once); pays for streams of messages between processes with CPUs of their "
-    "own: python -m actors.launch sets 5000 where its host has a CPU per process",
+    "own: python -m actors.launch sets 5000 where its host has a CPU per process, and auto "
+    "(5000 when ACTORS_HOST_PROCESSES or the MPI launcher's count of this host's processes "
+    "is at most this process's CPUs, else 0) where mpiexec places the processes",
 )
 ASK_SPIN_US: Setting[float] = Setting(
     "ACTORS_ASK_SPIN_US",
     200.0,
-    _non_negative,
+    non_negative,
     "µs",
     "how long the event loop of a process keeps polling, without sleeping, after it sent or "
     "answered a remote actor's ask (0: sleep at once)",
@@ -173,7 +175,7 @@ ASK_SPIN_US: Setting[float] = Setting(
 SHM_MAX_SEGMENTS: Setting[int] = Setting(
     "ACTORS_SHM_MAX_SEGMENTS",
     4096,
-    _positive_int,
+    positive_int,
     "segments",
     "most shared-memory segments one shm:// link keeps mapped for its peer (each holds a "
     "descriptor): a peer that announces more is refused, that link closed with ProtocolError",
@@ -181,7 +183,7 @@ SHM_MAX_SEGMENTS: Setting[int] = Setting(
 SHM_MAX_MAPPED_BYTES: Setting[int] = Setting(
     "ACTORS_SHM_MAX_MAPPED_BYTES",
     64 << 30,
-    _positive_int,
+    positive_int,
     "bytes",
     "most bytes of those segments one shm:// link keeps mapped (at least 4x the link's "
     "max_message_size): beyond it likewise",
@@ -189,7 +191,7 @@ SHM_MAX_MAPPED_BYTES: Setting[int] = Setting(
 UCX_SPIN_US: Setting[float] = Setting(
     "ACTORS_UCX_SPIN_US",
     100.0,
-    _non_negative,
+    non_negative,
     "µs",
     "how long the ucx:// progress task keeps polling after the last activity (longer holds "
     "the GIL that a process's worker threads need)",
@@ -197,45 +199,45 @@ UCX_SPIN_US: Setting[float] = Setting(
 MPI_SPIN_S: Setting[float] = Setting(
     "ACTORS_MPI_SPIN_S",
     0.0005,
-    _non_negative,
+    non_negative,
     "s",
     "longest an mpi:// header wait polls before it naps (adaptive: 0 while replies come later)",
 )
 MPI_MAX_SLEEP_S: Setting[float] = Setting(
-    "ACTORS_MPI_MAX_SLEEP_S", 0.01, _positive, "s", "longest nap of an mpi:// wait between polls"
+    "ACTORS_MPI_MAX_SLEEP_S", 0.01, positive, "s", "longest nap of an mpi:// wait between polls"
 )
 MPI_MIN_SPINS: Setting[int] = Setting(
     "ACTORS_MPI_MIN_SPINS",
     0,
-    _non_negative_int,
+    non_negative_int,
     "polls",
     "polls an mpi:// wait makes before it may nap",
 )
 MPI_SHORT_NAPS_S: Setting[float] = Setting(
     "ACTORS_MPI_SHORT_NAPS_S",
     0.02,
-    _non_negative,
+    non_negative,
     "s",
     "how long an mpi:// wait keeps its naps short before they grow to the longest",
 )
 MPI_POOL_BYTES: Setting[int] = Setting(
     "ACTORS_MPI_POOL_BYTES",
     512 << 20,
-    _non_negative_int,
+    non_negative_int,
     "bytes",
     "most idle receive memory the mpi:// buffer pool keeps for reuse",
 )
 MPI_HEARTBEAT_S: Setting[float] = Setting(
     "ACTORS_MPI_HEARTBEAT_S",
     1.0,
-    _positive,
+    positive,
     "s",
     "interval of the heartbeat on an mpi:// link's TCP side channel",
 )
 MPI_HEARTBEAT_TIMEOUT_S: Setting[float] = Setting(
     "ACTORS_MPI_HEARTBEAT_TIMEOUT_S",
     30.0,
-    _positive,
+    positive,
     "s",
     "silence on the side channel after which the mpi:// peer counts as lost",
 )
@@ -250,7 +252,7 @@ MPI_SIDE_HOST: Setting[str] = Setting(
 MPI_CUDA_AWARE: Setting[bool | None] = Setting(
     "ACTORS_MPI_CUDA_AWARE",
     None,
-    _optional_bool,
+    optional_bool,
     "bool",
     "force (1) or forbid (0) passing device buffers to MPI directly (default: detected)",
 )
@@ -279,7 +281,7 @@ LINKS: Setting[str] = Setting(
 LOG_LEVEL: Setting[str] = Setting(
     "ACTORS_LOG_LEVEL",
     "warning",
-    lambda text: _one_of(text, _LOG_LEVELS),
+    lambda text: one_of(text, _LOG_LEVELS),
     "level",
     "level of the library's log messages on stderr in the command lines: "
     "debug, info, warning or error (--log-level and -v win; the launcher sets it for its "
@@ -301,6 +303,14 @@ RENDEZVOUS: Setting[str] = Setting(
     "rendezvous directory of a launched process's links (set by the launcher)",
 )
 
+HOST_PROCESSES: Setting[int] = Setting(
+    "ACTORS_HOST_PROCESSES",
+    0,
+    non_negative_int,
+    "processes",
+    "how many processes of the job run on this host, for ACTORS_LOOP_SPIN_US=auto (0: not "
+    "told; then MPI_LOCALNRANKS or OMPI_COMM_WORLD_LOCAL_SIZE of the MPI launcher count)",
+)
 CPUS: Setting[frozenset[int]] = Setting(
     "ACTORS_CPUS",
     frozenset(),
@@ -333,6 +343,7 @@ SETTINGS: tuple[Setting[object], ...] = (  # type: ignore[assignment]
     RENDEZVOUS,
     REPORT_FILE,
     LOG_LEVEL,
+    HOST_PROCESSES,
     CPUS,
 )
 

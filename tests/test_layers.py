@@ -7,7 +7,7 @@ Rules (docs/architecture.md):
 1. Layers depend only downward: foundation -> codecs -> transports -> core ->
    framework -> distributed -> launch | split -> the public entry points
    (``actors`` itself and ``actors.run``). Foundation modules (errors, buffers,
-   settings, tomlfile, _optional, _cli) may be imported by every layer. ``launch`` and
+   settings, _parse, tomlfile, _optional, _cli) may be imported by every layer. ``launch`` and
    ``split`` are siblings: neither imports the other.
 2. No cycle between packages (each folder is one package).
 3. No cycle between the modules of one package at run time: the imports that
@@ -37,6 +37,7 @@ FOUNDATION = frozenset(
         "actors.buffers",
         "actors.tomlfile",
         "actors.settings",
+        "actors._parse",
         "actors._cli",
     }
 )

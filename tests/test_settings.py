@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -109,3 +110,67 @@ def test_zero_switches_a_spin_off(monkeypatch: pytest.MonkeyPatch) -> None:
     for setting in (settings.STREAM_SPIN_US, settings.MPI_SPIN_S, settings.MPI_SHORT_NAPS_S):
         monkeypatch.setenv(setting.name, "0")
         assert setting.get() == 0.0
+
+
+def test_loop_spin_auto_counts_this_hosts_processes_against_its_cpus(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``auto``: 5000 µs where the job's processes on this host (ACTORS_HOST_PROCESSES,
+    else the MPI launcher's count) are at most this process's CPUs; 0 otherwise or when
+    nobody says how many there are."""
+    for name in ("ACTORS_HOST_PROCESSES", "MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    monkeypatch.setenv("ACTORS_LOOP_SPIN_US", " Auto ")
+    assert settings.LOOP_SPIN_US.get() == 0.0  # not told: sleep
+    for name, count, spin in [
+        ("MPI_LOCALNRANKS", "2", 5000.0),
+        ("MPI_LOCALNRANKS", "3", 0.0),
+        ("OMPI_COMM_WORLD_LOCAL_SIZE", "1", 5000.0),
+    ]:
+        monkeypatch.setenv(name, count)
+        assert settings.LOOP_SPIN_US.get() == spin, (name, count)
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("MPI_LOCALNRANKS", "1")
+    monkeypatch.setenv("ACTORS_HOST_PROCESSES", "3")  # the launcher's count wins
+    assert settings.LOOP_SPIN_US.get() == 0.0
+    monkeypatch.setenv("ACTORS_HOST_PROCESSES", "0")  # 0: not told
+    assert settings.LOOP_SPIN_US.get() == 5000.0
+    monkeypatch.setenv("MPI_LOCALNRANKS", "two")
+    with pytest.raises(ConfigError, match="MPI_LOCALNRANKS='two'"):
+        settings.LOOP_SPIN_US.get()
+    monkeypatch.setenv("ACTORS_LOOP_SPIN_US", "sometimes")
+    with pytest.raises(ConfigError, match="ACTORS_LOOP_SPIN_US='sometimes'"):
+        settings.LOOP_SPIN_US.get()
+
+
+@pytest.mark.mpi
+@pytest.mark.timeout(120)
+def test_loop_spin_auto_under_mpiexec_reads_its_count_of_this_hosts_processes(
+    tmp_path: Path,
+) -> None:
+    """Two processes started by the mpiexec the mpi extra installs resolve ``auto``
+    from the count it gives them, against their own CPUs (each writes its value to a
+    file of its own: mpiexec may interleave the two outputs)."""
+    pytest.importorskip("mpi4py", reason="mpiexec comes with the mpi extra")
+    mpiexec = shutil.which("mpiexec", path=f"{Path(sys.executable).parent}{os.pathsep}")
+    mpiexec = mpiexec or shutil.which("mpiexec")
+    if mpiexec is None:
+        pytest.skip("no mpiexec next to this Python nor on PATH")
+    code = (
+        "import os, sys; from actors.settings import LOOP_SPIN_US; "
+        "open(os.path.join(sys.argv[1], str(os.getpid())), 'w').write(str(LOOP_SPIN_US.get()))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ACTORS_HOST_PROCESSES"}
+    run = subprocess.run(
+        [mpiexec, "-n", "2", sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=100,
+        env=env | {"ACTORS_LOOP_SPIN_US": "auto"},
+        stdin=subprocess.DEVNULL,
+    )
+    assert run.returncode == 0, run.stderr
+    expected = "5000.0" if settings.usable_cpus() >= 2 else "0.0"
+    assert [f.read_text() for f in tmp_path.iterdir()] == [expected, expected]

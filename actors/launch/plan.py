@@ -29,7 +29,15 @@ from pathlib import Path
 from .._cli import LOG_LEVEL_ENV
 from ..distributed.endpoints import ENV_LINKS, LinkEndpoint, LinkTable
 from ..errors import BackendUnavailable, ConfigError
-from ..settings import CPUS, LOOP_SPIN_US, REPORT_FILE
+from ..settings import (
+    CPUS,
+    HOST_PROCESSES,
+    LOOP_SPIN_US,
+    LOOP_SPIN_WITH_CPUS_US,
+    REPORT_FILE,
+    loops_stay_awake,
+    usable_cpus,
+)
 from ._configs import config_roles
 from ._files import link_file, write_link_files
 from ._loss import check_failover
@@ -44,10 +52,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("actors.launch")
-
-#: ``ACTORS_LOOP_SPIN_US`` of the processes the launcher starts on this host when it has a
-#: CPU for each of them (docs/topology.md, "Event loops that stay awake")
-LOOP_SPIN_WITH_CPUS_US = 5000
 
 
 @dataclass
@@ -232,7 +236,7 @@ def build_plan(
     ordered = sorted(topology.processes.items(), key=lambda item: ranks[item[0]])
     specs = [spec for _, spec in ordered]
     cpus = _cpu_bindings(topology, engine, specs)
-    spins = _loop_spins(engine, specs)
+    spins = _loop_spins(engine, specs, topology)
     processes = []
     for name, spec in ordered:
         env = {
@@ -293,37 +297,61 @@ def _allowed_cpus() -> list[int] | None:
     return sorted(os.sched_getaffinity(0))
 
 
-def loops_stay_awake(processes: int, cpus: int) -> bool:
-    """Whether the launcher keeps the event loops of ``processes`` processes on a host
-    with ``cpus`` CPUs awake after link traffic: at most one process per CPU."""
-    return processes <= cpus
+def _placed_by_mpiexec(engine: str, topology: Topology) -> str | None:
+    """Why ``mpiexec`` rather than the topology decides where processes run (a host
+    file, a Slurm allocation), or None."""
+    if engine != "mpiexec":
+        return None
+    if topology.run.hostfile:
+        return f"host file {topology.run.hostfile}"
+    if "SLURM_JOB_ID" in os.environ:
+        return "the Slurm allocation"
+    return None
 
 
-def _loop_spins(engine: str, specs: list[ProcessSpec]) -> dict[str, dict[str, str]]:
-    """``{process: {"ACTORS_LOOP_SPIN_US": "5000"}}`` for this host's processes when
-    this launcher may use at least one CPU per process: their event loops then stay
-    awake for 5 ms after link traffic instead of sleeping (a stream of events no longer
-    pays a cross-CPU wake-up per message). Nothing when more processes than CPUs share
-    the host (spinning loops would take the CPU the others need), for an embedded
-    topology (its links do not cross processes), for processes on other hosts (their
-    CPUs are not known here), or when ``ACTORS_LOOP_SPIN_US`` is set in the launcher's
+def _loop_spins(
+    engine: str, specs: list[ProcessSpec], topology: Topology
+) -> dict[str, dict[str, str]]:
+    """``ACTORS_LOOP_SPIN_US`` (and ``ACTORS_HOST_PROCESSES``) per process: 5000 for
+    this host's processes when this launcher may use at least one CPU per process (their
+    event loops then stay awake for 5 ms after link traffic instead of sleeping: a stream
+    of events no longer pays a cross-CPU wake-up per message), nothing when more
+    processes than CPUs share it (spinning loops would take the CPU the others need);
+    ``auto`` for the processes that mpiexec places (on other hosts, or all of them with a
+    host file or inside a Slurm allocation): each decides at its start from the MPI
+    launcher's count of its host's processes against its own CPUs
+    (:data:`~actors.settings.LOOP_SPIN_US`). Nothing for an embedded topology (its links
+    do not cross processes), or when ``ACTORS_LOOP_SPIN_US`` is set in the launcher's
     environment (the user's choice holds); a process's own ``env`` overrides it."""
     if engine == "embedded" or LOOP_SPIN_US.name in os.environ:
         return {}
-    here = [spec for spec in specs if spec.is_local_host]
-    allowed = _allowed_cpus()
-    cpus = len(allowed) if allowed is not None else os.cpu_count() or 1
+    placed_by = _placed_by_mpiexec(engine, topology)
+    here = [spec for spec in specs if spec.is_local_host and placed_by is None]
+    spins = {spec.name: {LOOP_SPIN_US.name: "auto"} for spec in specs if spec not in here}
+    if len(here) < len(specs):
+        log.info(
+            "%d processes placed by mpiexec (%s): each keeps its event loop awake after "
+            "link traffic when its host has a CPU per process (%s=auto)",
+            len(specs) - len(here),
+            placed_by or "other hosts",
+            LOOP_SPIN_US.name,
+        )
+    if not here:
+        return spins
+    cpus = usable_cpus()
+    told = {HOST_PROCESSES.name: str(len(here))}
     if not loops_stay_awake(len(here), cpus):
         log.info("%d processes share %d CPUs: event loops sleep between messages", len(here), cpus)
-        return {}
+        return spins | {spec.name: told for spec in here}
     log.info(
-        "%d processes, %d CPUs: event loops stay awake %d µs after link traffic (%s)",
+        "%d processes, %d CPUs: event loops stay awake %g µs after link traffic (%s)",
         len(here),
         cpus,
         LOOP_SPIN_WITH_CPUS_US,
         LOOP_SPIN_US.name,
     )
-    return {spec.name: {LOOP_SPIN_US.name: str(LOOP_SPIN_WITH_CPUS_US)} for spec in here}
+    awake = {LOOP_SPIN_US.name: f"{LOOP_SPIN_WITH_CPUS_US:g}"}
+    return spins | {spec.name: awake | told for spec in here}
 
 
 def _commands(plan: LaunchPlan, topology: Topology) -> list[list[str]]:

@@ -202,7 +202,7 @@ def load_topology(path: str | Path) -> Topology:
     base = Path(path).resolve().parent
     data = doc.data
     _check_keys(doc, data, {"run", "process", "link"}, ())
-    run = _parse_run(doc, data.get("run", {}))
+    run = _parse_run(doc, data.get("run", {}), base)
     processes = _parse_processes(doc, data.get("process"), base)
     links = _parse_links(doc, data.get("link", []), processes)
     topology = Topology(Path(path).resolve(), run, processes, links)
@@ -252,7 +252,7 @@ def _typed(doc: TomlDocument, table: dict[str, Any], key: str, kind: type, *wher
     return value
 
 
-def _parse_run(doc: TomlDocument, table: Any) -> RunOptions:
+def _parse_run(doc: TomlDocument, table: Any, base: Path) -> RunOptions:
     _check_keys(doc, table, _RUN_KEYS, ("run",))
     run = RunOptions()
     run.events = _typed(doc, table, "events", int, "run")
@@ -270,7 +270,12 @@ def _parse_run(doc: TomlDocument, table: Any) -> RunOptions:
     run.mpi_mode = _typed(doc, table, "mpi_mode", str, "run") or run.mpi_mode
     if run.mpi_mode not in MPI_MODES:
         raise doc.error(f"one of {', '.join(MPI_MODES)}", "run", "mpi_mode")
-    run.hostfile = _typed(doc, table, "hostfile", str, "run") or None
+    hostfile = _typed(doc, table, "hostfile", str, "run")
+    if hostfile:  # like a process's config: relative to the topology file
+        found = (base / hostfile).resolve()
+        if not found.is_file():
+            raise doc.error(f"host file not found: {found}", "run", "hostfile")
+        run.hostfile = str(found)
     secret = _typed(doc, table, "secret", bool, "run")
     run.secret = True if secret is None else secret
     loss = _typed(doc, table, "on_process_loss", str, "run") or run.on_process_loss

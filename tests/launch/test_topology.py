@@ -80,6 +80,12 @@ def test_valid_topology_loads(tmp_path: Path) -> None:
             "run.transport",
             "unknown transport",
         ),
+        (
+            ('transport = "tcp"', 'transport = "tcp"\nhostfile = "nodes.txt"'),
+            5,
+            "run.hostfile",
+            "host file not found",
+        ),
         (("threads = 2", "threads = -1"), 8, "process.local.threads", ">= 0"),
         (("streams = 4", "streams = 0"), 9, "process.local.streams", ">= 1"),
         (("streams = 4", "stream = 4"), 9, "process.local.stream", "unknown key"),
@@ -231,3 +237,45 @@ def test_loop_spin_only_where_each_process_has_a_cpu(
     assert spins(GOOD.replace('"tcp"', '"inproc"')) == {"local": None, "remote": None}
     monkeypatch.setenv("ACTORS_LOOP_SPIN_US", "200")  # the user's choice, inherited as is
     assert spins(GOOD) == {"local": None, "remote": None}
+
+
+@pytest.mark.mpi
+def test_processes_that_mpiexec_places_decide_their_loop_spin_themselves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On another host, with a host file or inside a Slurm allocation, mpiexec places the
+    processes: they get ACTORS_LOOP_SPIN_US=auto (resolved from the MPI launcher's count of
+    their host's processes); this host's processes the launcher places get 5000 or nothing,
+    and ACTORS_HOST_PROCESSES."""
+    pytest.importorskip("mpi4py", reason="mpiexec comes with the mpi extra")
+    for name in ("ACTORS_LOOP_SPIN_US", "SLURM_JOB_ID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1}, raising=False)
+
+    def env(topology: str) -> dict[str, tuple[str | None, str | None]]:
+        plan = build_plan(load_topology(write(tmp_path, topology)), rundir=tmp_path)
+        assert plan.engine == "mpiexec"
+        return {
+            p.name: (p.env.get("ACTORS_LOOP_SPIN_US"), p.env.get("ACTORS_HOST_PROCESSES"))
+            for p in plan.processes
+        }
+
+    elsewhere = GOOD.replace('config = "remote.toml"', 'config = "remote.toml"\nhost = "node7"')
+    assert env(elsewhere) == {"local": ("5000", "1"), "remote": ("auto", None)}
+    third = '\n[process.third]\nconfig = "remote.toml"\n'
+    here = {"local": ("5000", "2"), "remote": ("auto", None), "third": ("5000", "2")}
+    assert env(elsewhere + third) == here  # 2 processes here, 2 CPUs
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0}, raising=False)
+    here = {"local": (None, "2"), "remote": ("auto", None), "third": (None, "2")}
+    assert env(elsewhere + third) == here  # 2 processes here, 1 CPU
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    mpi = GOOD.replace('"tcp"', '"mpi"')
+    assert env(mpi) == {"local": ("5000", "2"), "remote": ("5000", "2")}  # placed here
+    (tmp_path / "hosts").write_text("localhost:2\n")  # relative to the topology file
+    hostfile = mpi.replace("[run]\n", '[run]\nhostfile = "hosts"\n')
+    assert env(hostfile) == {"local": ("auto", None), "remote": ("auto", None)}
+    monkeypatch.setenv("SLURM_JOB_ID", "4711")
+    assert env(GOOD.replace('"tcp"', '"mpi"')) == {
+        "local": ("auto", None),
+        "remote": ("auto", None),
+    }
