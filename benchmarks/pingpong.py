@@ -134,14 +134,19 @@ async def measure_async(
     budget: Budget,
     start: Callable[[int, int], Awaitable[None]],
     iteration: Callable[[int], Awaitable[None]],
+    pause: Callable[[], Awaitable[None]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Time ``await iteration(size)`` per size (asyncio code); see the module doc."""
+    """Time ``await iteration(size)`` per size (asyncio code); see the module doc.
+    ``pause()``, when given, is awaited before every iteration, untimed (e.g. an idle
+    gap, so that every timed round trip starts from peers that sleep)."""
     out = []
     for size in sizes:
         warm = budget.warmup_for(size)
         await start(size, warm)
         warm_times = []
         for _ in range(warm):
+            if pause is not None:
+                await pause()
             t0 = time.perf_counter()
             await iteration(size)
             warm_times.append(time.perf_counter() - t0)
@@ -149,6 +154,8 @@ async def measure_async(
         await start(size, reps)
         samples = []
         for _ in range(reps):
+            if pause is not None:
+                await pause()
             t = time.perf_counter_ns()
             await iteration(size)
             samples.append(time.perf_counter_ns() - t)

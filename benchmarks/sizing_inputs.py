@@ -7,7 +7,9 @@
 * :func:`link_costs` reads a ``python -m benchmarks`` results.json (part
   ``transports``) or a list of its measurement records: per transport the
   one-way latency (half the smallest median round trip of the sizes up to
-  64 KiB) and the bandwidth (``bandwidth_GBps`` of the largest size).
+  64 KiB), the bandwidth (``bandwidth_GBps`` of the largest size) and, from
+  records with ``idle_gap_us`` (the sizing part's), the wake-ups of a round trip
+  between ends that idled before it.
 * :func:`calibrate` turns two single-process runs of one workload (1 stream,
   and ``S > 1`` streams) into a :class:`Profile`: the seconds per event that
   hold the GIL (``g``: the CPU per event the 1-stream run measured, and
@@ -75,18 +77,32 @@ def link_costs(doc: Any) -> dict[str, LinkCost]:
             or []
         )
     by: dict[str, list[dict[str, Any]]] = {}
+    idle: dict[str, list[dict[str, Any]]] = {}
     for rec in doc:
         if rec.get("role") == "transport" and rec.get("latency_us"):
-            by.setdefault(rec["series"].split(":")[0], []).append(rec)
+            into = idle if rec.get("idle_gap_us") else by
+            into.setdefault(rec["series"].split(":")[0], []).append(rec)
     out = {}
     for scheme, recs in by.items():
         small = [r["latency_us"] for r in recs if r["size"] <= 64 * 1024]
         big = max(recs, key=lambda r: r["size"])
         if small and big.get("bandwidth_GBps"):
-            out[scheme] = LinkCost(min(small) * 0.5e-6, big["bandwidth_GBps"] * 1e9)
+            wake_s = _wake_s(recs, idle.get(scheme, []))
+            out[scheme] = LinkCost(min(small) * 0.5e-6, big["bandwidth_GBps"] * 1e9, wake_s)
     if not out:
         raise ValueError("no transport measurement (run: python -m benchmarks transports)")
     return out
+
+
+def _wake_s(recs: list[dict[str, Any]], idle: list[dict[str, Any]]) -> float:
+    """The median round trip after an idle gap less the median round trip of the same
+    size (the smallest size measured both ways), in seconds; 0 without a gap record."""
+    rtt = {r["size"]: r["latency_us"] for r in recs}
+    both = sorted((r["size"], r["latency_us"]) for r in idle if r["size"] in rtt)
+    if not both:
+        return 0.0
+    size, after_idle = both[0]
+    return max(0.0, float(after_idle) - float(rtt[size])) * 1e-6
 
 
 def module_rates(report: dict[str, Any]) -> dict[str, tuple[float, float, str]]:

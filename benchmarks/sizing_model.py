@@ -18,7 +18,8 @@ Reiser & Lavenberg), multi-server stations by Seidmann's approximation:
   bound the CPU of every process together (``gil_s + cpu_s``);
 * a **crossing** (client -> server and back, per event) costs ``cpu_s`` of
   framework CPU under the GIL (half on each side) and ``delay_s`` of pure
-  delay, plus, per product, the link's ``latency + bytes / bandwidth``.
+  delay, plus the link's round trip, the wake-ups of ends that idled before it
+  (``wake_s``), and per product the link's ``latency + bytes / bandwidth``.
 
 :func:`predict` returns events/s and the mean event latency (Little's law:
 ``latency = events in flight / events/s``). Pure functions, no I/O.
@@ -93,10 +94,13 @@ def mva(stations: list[Station], population: int) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class LinkCost:
-    """A transport: one-way ``latency_s`` of a small message and ``bandwidth_Bps``."""
+    """A transport: one-way ``latency_s`` of a small message and ``bandwidth_Bps``;
+    ``wake_s``: what a round trip costs more when both ends idled before it (each
+    woke from sleep in the kernel; 0 where their event loops stay awake)."""
 
     latency_s: float
     bandwidth_Bps: float
+    wake_s: float = 0.0
 
     def time(self, nbytes: int) -> float:
         """Seconds to move one message of ``nbytes`` one way."""
@@ -115,9 +119,10 @@ class Crossing:
     share: float = 1.0  # the fraction of events whose products cross (a filter before)
 
     def transfer_s(self) -> float:
-        """Link time per event: the bare round trip plus every product (``share``)."""
+        """Link time per event: the bare round trip, the wake-ups of idle ends
+        (``link.wake_s``), plus every product (``share``)."""
         products = sum(self.link.time(b) for b in [*self.products_out, *self.products_back])
-        return 2 * self.link.time(0) + self.share * products
+        return 2 * self.link.time(0) + self.link.wake_s + self.share * products
 
 
 @dataclass(frozen=True)

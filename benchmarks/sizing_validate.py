@@ -4,7 +4,8 @@
 ``--repeat 3``):
 
 1. link costs: the ``tcp://`` and ``shm://`` ping-pong of the ``transports`` part
-   (quick sizes);
+   (quick sizes), and its 8-byte round trip after both ends idled 1 ms (the wake-ups
+   of a crossing between sleeping loops, docs/sizing.md assumption 4);
 2. calibration runs (their rates and CPU per event are inputs, never
    predicted): the empty controller -> follower chain over tcp (the per-event
    framework base), the offload example's modules in one process and the HLT
@@ -39,6 +40,7 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +69,9 @@ __all__ = ["CALIBRATION", "PREDICTED", "evaluate", "run"]
 
 HLT_MODULES = 300
 TOLERANCE = 0.15
+#: idle gap before the round trips that measure a crossing's wake-ups: about the work of
+#: one event of the offload example (its processes idle that long between messages)
+IDLE_GAP_US = 1000
 #: a run's (name, kind, transport, remotes, streams)
 Shape = tuple[str, str, str, int, int]
 #: (name, kind, transport, remotes, streams): calibration runs
@@ -263,11 +268,12 @@ def evaluate(
         awake_profiles = _profiles(records, empty=AWAKE, single=BUSY)
     menu = make_menu(HLT_MODULES)
 
-    def prediction(profile: dict[str, Profile], shape: Shape) -> Prediction:
+    def prediction(profile: dict[str, Profile], shape: Shape, awake: bool = False) -> Prediction:
         _, kind, transport, remotes, streams = shape
+        link = replace(links[transport], wake_s=0.0) if awake else links[transport]
         if kind == "offload":
-            return predict_offload(profile["offload"], links[transport], streams, cores)
-        return predict_hlt(profile["hlt"], menu, links[transport], remotes, streams, cores)
+            return predict_offload(profile["offload"], link, streams, cores)
+        return predict_hlt(profile["hlt"], menu, link, remotes, streams, cores)
 
     rows = []
     for shape in PREDICTED:
@@ -281,7 +287,7 @@ def evaluate(
         awake = records.get(name + AWAKE, {}).get("events_per_s")
         guess: float | None = p.events_per_s  # as launched: asleep unless the launcher spins
         if loops_stay_awake(1 + shape[3], int(cores)):
-            awake_p = None if awake_profiles is None else prediction(awake_profiles, shape)
+            awake_p = None if awake_profiles is None else prediction(awake_profiles, shape, True)
             guess = None if awake_p is None else awake_p.events_per_s
         err_awake = None if awake is None or guess is None else guess / awake - 1.0
         rows.append(
@@ -355,10 +361,20 @@ def verdict(rows: list[dict[str, Any]]) -> str:
 
 
 def _link_records(ctx: Context) -> list[dict[str, Any]]:
+    """The tcp:// and shm:// ping-pong, then its 8-byte round trip after both ends idled
+    :data:`IDLE_GAP_US` (records with ``idle_gap_us``: the wake-ups of a crossing)."""
     records: list[dict[str, Any]] = []
     for c in CANDIDATES:
         if c.name in ("tcp://", "shm://"):
             records += measure_candidate(c, ctx)[1]
+            after_idle = replace(
+                c,
+                name=f"{c.name} after {IDLE_GAP_US} µs idle",
+                extra=c.extra | {"gap_us": IDLE_GAP_US},
+                sizes=(8,),
+            )
+            idle = measure_candidate(after_idle, ctx)[1]
+            records += [r | {"idle_gap_us": IDLE_GAP_US} for r in idle]
     return records
 
 

@@ -9,6 +9,7 @@ import math
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,9 @@ def test_offload_latency_is_the_sum_along_the_event() -> None:
     # products of a quarter of the events only (a filter before the Sender)
     quarter = Crossing(link, products_out=[1000], products_back=[2000], share=0.25)
     assert quarter.transfer_s() == pytest.approx(2e-4 + 0.25 * (2e-4 + 3e-6))
+    # ends that idled before the round trip wake up: once per round trip
+    woken = Crossing(LinkCost(1e-4, 1e9, wake_s=1.5e-4), products_out=[1000])
+    assert woken.transfer_s() == pytest.approx(2e-4 + 1.5e-4 + 1e-4 + 1e-6)
     client = Stage("c", 0.001)
     server = Stage("s", 0.0, wait_s=0.01, threads=1)
     p = predict(client, streams=1, offloads=[Offload(server, crossing)])
@@ -249,7 +253,15 @@ def test_link_costs_from_transport_records() -> None:
     assert links["tcp"].bandwidth_Bps == pytest.approx(2e9)
     # the sizing part's results.json holds the link records it measured
     own = link_costs({"parts": {"sizing": {"link_records": _links()}}})
-    assert own["tcp"] == links["tcp"]
+    assert own["tcp"] == links["tcp"] and own["tcp"].wake_s == 0.0  # no idle-gap record
+    # the sizing part's round trip after an idle gap: its excess over the same size's
+    # median round trip is the crossing's wake-ups; it leaves the latency alone
+    idle = {"series": "tcp:// after 1000 µs idle", "role": "transport", "size": 8}
+    woken = link_costs([*_links(), idle | {"latency_us": 210.0, "idle_gap_us": 1000}])
+    assert woken["tcp"].wake_s == pytest.approx(150e-6)
+    assert woken["tcp"].latency_s == links["tcp"].latency_s
+    faster = link_costs([*_links(), idle | {"latency_us": 50.0, "idle_gap_us": 1000}])
+    assert faster["tcp"].wake_s == 0.0  # never negative
     with pytest.raises(ValueError, match="no transport"):
         link_costs([])
     with pytest.raises(ValueError, match="no transport"):
@@ -446,11 +458,16 @@ def test_awake_runs_are_predicted_from_the_awake_calibration() -> None:
     records |= {name: _run(300.0) for name, *_ in offloaded}
     records |= {name + AWAKE: _run(600.0) for name, *_ in offloaded}
     links = link_costs([r | {"series": s} for r in _links() for s in ("tcp://", "shm://")])
+    woken = {t: replace(link, wake_s=5e-4) for t, link in links.items()}
 
     rows = {row["name"]: row for row in evaluate(records, links, 2.0)}
+    slower = {row["name"]: row for row in evaluate(records, woken, 2.0)}
     for name, *_ in offloaded:
         row = rows[name]
         assert row["predicted_awake_events_per_s"] > 1.5 * row["predicted_events_per_s"]
+        # the wake-ups of idle ends slow the asleep prediction only: awake loops never sleep
+        assert slower[name]["predicted_events_per_s"] < row["predicted_events_per_s"]
+        assert slower[name]["predicted_awake_events_per_s"] == row["predicted_awake_events_per_s"]
         expected = row["predicted_awake_events_per_s"] / 600.0 - 1.0
         assert row["error_awake"] == pytest.approx(expected)
         assert row["within_awake"] == (abs(expected) <= 0.15)

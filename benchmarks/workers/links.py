@@ -43,8 +43,10 @@ async def echo(link: Link) -> None:
 
 
 async def measure_link(link: Link, args: Args) -> list[dict[str, Any]]:
-    """Ping-pong over ``link`` for every size (the peer runs :func:`echo`)."""
+    """Ping-pong over ``link`` for every size (the peer runs :func:`echo`); with
+    ``extra.gap_us``, both ends idle that long (untimed) before every round trip."""
     payload = alloc(max(args.sizes), args.device, 1)
+    gap_s = float(args.extra.get("gap_us", 0)) * 1e-6
 
     async def start(size: int, reps: int) -> None:
         return None
@@ -53,8 +55,13 @@ async def measure_link(link: Link, args: Args) -> list[dict[str, Any]]:
         await link.send(b"", [payload[:size]])
         await link.recv()
 
+    async def pause() -> None:
+        await asyncio.sleep(gap_s)
+
     try:
-        return await measure_async(args.sizes, args.budget, start, iteration)
+        return await measure_async(
+            args.sizes, args.budget, start, iteration, pause if gap_s > 0 else None
+        )
     finally:
         await link.close()
 
