@@ -56,6 +56,7 @@ __all__ = [
     "UCX_SPIN_US",
     "Setting",
     "host_processes",
+    "in_force",
     "loops_stay_awake",
     "parse_bool",
     "parse_cpu_list",
@@ -357,8 +358,30 @@ def table() -> str:
     return "\n".join(rows)
 
 
+def in_force() -> list[str]:
+    """One line per setting set in the environment: its text and, where that differs,
+    the value it stands for (``auto``: what it resolved to, and from what)."""
+    lines = []
+    for s in SETTINGS:
+        raw = os.environ.get(s.name)
+        if raw is None:
+            continue
+        line = f"{s.name}={raw!r} (set)"
+        try:
+            value = s.get()
+        except ConfigError as exc:
+            line += f": {exc}"
+        else:
+            if s is LOOP_SPIN_US and raw.strip().lower() == "auto":
+                line += (
+                    f" -> {value:g} µs ({host_processes() or 'unknown'} processes on this "
+                    f"host, {usable_cpus()} CPUs)"
+                )
+        lines.append(line)
+    return lines
+
+
 if __name__ == "__main__":
     print(table())
-    for s in SETTINGS:
-        if s.name in os.environ:
-            print(f"{s.name}={os.environ[s.name]!r} (set)")
+    for set_line in in_force():
+        print(set_line)

@@ -174,3 +174,17 @@ def test_loop_spin_auto_under_mpiexec_reads_its_count_of_this_hosts_processes(
     assert run.returncode == 0, run.stderr
     expected = "5000.0" if settings.usable_cpus() >= 2 else "0.0"
     assert [f.read_text() for f in tmp_path.iterdir()] == [expected, expected]
+
+
+def test_the_values_in_force_show_what_auto_resolved_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("ACTORS_LOOP_SPIN_US", "ACTORS_HOST_PROCESSES", "ACTORS_MPI_SPIN_S"):
+        monkeypatch.delenv(name, raising=False)
+    assert not any(line.startswith("ACTORS_LOOP_SPIN_US") for line in settings.in_force())
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    monkeypatch.setenv("ACTORS_LOOP_SPIN_US", "auto")
+    monkeypatch.setenv("ACTORS_HOST_PROCESSES", "3")
+    monkeypatch.setenv("ACTORS_MPI_SPIN_S", "soon")
+    lines = settings.in_force()
+    spin = "ACTORS_LOOP_SPIN_US='auto' (set) -> 5000 µs (3 processes on this host, 3 CPUs)"
+    assert spin in lines
+    assert any(line.startswith("ACTORS_MPI_SPIN_S='soon' (set): ") for line in lines)
