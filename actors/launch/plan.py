@@ -270,9 +270,11 @@ def _cpu_bindings(
 ) -> dict[str, dict[str, str]]:
     """``{process: {"ACTORS_CPUS": cpu}}`` for ``[run] bind_to = "core"``: this host's
     processes, in rank order, each on the next CPU this launcher may use (round
-    robin: more processes than CPUs share them, with a warning). Processes on
-    other hosts are left to mpiexec's binding options; an embedded topology (one
-    Python process) is not bound. A process's own ``env`` may set ACTORS_CPUS."""
+    robin: more processes than CPUs share them, with a warning). The processes that
+    mpiexec places (:func:`_placed_by_mpiexec`: on other hosts, or all with a host file
+    or in a Slurm allocation) are left to mpiexec's binding options; an embedded
+    topology (one Python process) is not bound. A process's own ``env`` may set
+    ACTORS_CPUS."""
     if topology.run.bind_to != "core":
         return {}
     allowed = _allowed_cpus()
@@ -282,7 +284,7 @@ def _cpu_bindings(
             "one embedded process" if engine == "embedded" else "this platform cannot bind",
         )
         return {}
-    here = [spec for spec in specs if spec.is_local_host]
+    here = _placed_here(engine, topology, specs)
     if len(here) > len(allowed):
         log.warning("bind_to = 'core': %d processes share %d CPUs", len(here), len(allowed))
     if len(here) < len(specs):
@@ -295,6 +297,13 @@ def _allowed_cpus() -> list[int] | None:
     if not hasattr(os, "sched_getaffinity"):
         return None
     return sorted(os.sched_getaffinity(0))
+
+
+def _placed_here(engine: str, topology: Topology, specs: list[ProcessSpec]) -> list[ProcessSpec]:
+    """The processes this launcher places on its own host (not mpiexec)."""
+    if _placed_by_mpiexec(engine, topology) is not None:
+        return []
+    return [spec for spec in specs if spec.is_local_host]
 
 
 def _placed_by_mpiexec(engine: str, topology: Topology) -> str | None:
@@ -326,7 +335,7 @@ def _loop_spins(
     if engine == "embedded" or LOOP_SPIN_US.name in os.environ:
         return {}
     placed_by = _placed_by_mpiexec(engine, topology)
-    here = [spec for spec in specs if spec.is_local_host and placed_by is None]
+    here = _placed_here(engine, topology, specs)
     spins = {spec.name: {LOOP_SPIN_US.name: "auto"} for spec in specs if spec not in here}
     if len(here) < len(specs):
         log.info(

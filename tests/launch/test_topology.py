@@ -274,8 +274,8 @@ def test_processes_that_mpiexec_places_decide_their_loop_spin_themselves(
     (tmp_path / "hosts").write_text("localhost:2\n")  # relative to the topology file
     hostfile = mpi.replace("[run]\n", '[run]\nhostfile = "hosts"\n')
     assert env(hostfile) == {"local": ("auto", None), "remote": ("auto", None)}
+    bound = hostfile.replace("[run]\n", '[run]\nbind_to = "core"\n')
+    plan = build_plan(load_topology(write(tmp_path, bound)), rundir=tmp_path)
+    assert all("ACTORS_CPUS" not in p.env for p in plan.processes)  # mpiexec binds them
     monkeypatch.setenv("SLURM_JOB_ID", "4711")
-    assert env(GOOD.replace('"tcp"', '"mpi"')) == {
-        "local": ("auto", None),
-        "remote": ("auto", None),
-    }
+    assert env(mpi) == {"local": ("auto", None), "remote": ("auto", None)}
