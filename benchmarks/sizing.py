@@ -31,7 +31,7 @@ from actors.errors import ConfigError
 from .sizing_farm import SPEEDUPS, Farm, describe, plot_farm, project
 from .sizing_inputs import Profile, calibrate, link_costs, load_reports
 from .sizing_model import Crossing, LinkCost, Offload, Prediction, Stage, predict
-from .sizing_validate import COLUMNS, evaluate, table_rows, verdict
+from .sizing_validate import COLUMNS, evaluate, links_line, table_rows, verdict
 
 __all__ = ["main"]
 
@@ -210,13 +210,13 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             key="results",
         )
     try:
-        rows = evaluate(
-            part["runs"], link_costs(part["link_records"]), args.cores or part.get("cores", 1.0)
-        )
+        links = link_costs(part["link_records"])
+        rows = evaluate(part["runs"], links, args.cores or part.get("cores", 1.0))
     except (KeyError, ValueError) as exc:
         raise ConfigError(f"{args.results}: {exc}", key="results") from exc
     print(_table(COLUMNS, table_rows(rows)))
     print(verdict(rows))
+    print(links_line(links))
     return 0
 
 

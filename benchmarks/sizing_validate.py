@@ -65,7 +65,7 @@ from .sizing_runs import (
 )
 from .transports import measure_candidate
 
-__all__ = ["CALIBRATION", "PREDICTED", "evaluate", "run"]
+__all__ = ["CALIBRATION", "PREDICTED", "evaluate", "links_line", "run"]
 
 HLT_MODULES = 300
 TOLERANCE = 0.15
@@ -351,6 +351,15 @@ COLUMNS = [
 ]
 
 
+def links_line(links: dict[str, LinkCost]) -> str:
+    """The link costs the predictions used: one-way latency and the wake-ups of a round
+    trip between ends that idled (``LinkCost.wake_s``), per transport."""
+    costs = ", ".join(
+        f"{t} {c.latency_s * 1e6:.1f} / {c.wake_s * 1e6:.0f} µs" for t, c in sorted(links.items())
+    )
+    return f"links (one way / wake-ups of an idle round trip): {costs}"
+
+
 def verdict(rows: list[dict[str, Any]]) -> str:
     """``"N of M within 15% with loops asleep"``, plus the awake runs' count when predicted."""
     text = f"{sum(r['within'] for r in rows)} of {len(rows)} within 15% with loops asleep"
@@ -445,7 +454,7 @@ def run(ctx: Context) -> PartResult:
         tables=[
             (
                 f"sizing: predicted vs measured ({verdict(rows)}; "
-                f"{cores:g} cores, load average {os.getloadavg()[0]:.1f})",
+                f"{cores:g} cores, load average {os.getloadavg()[0]:.1f}; {links_line(links)})",
                 COLUMNS,
                 table_rows(rows),
             )

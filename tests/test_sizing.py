@@ -422,7 +422,10 @@ def test_cli_validate_repredicts_saved_runs(
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert all(name in out for name, *_ in PREDICTED)
-    assert out.strip().endswith(f"of {len(PREDICTED)} within 15% with loops asleep")
+    *_, verdict_line, links_line = out.strip().splitlines()
+    assert verdict_line.endswith(f"of {len(PREDICTED)} within 15% with loops asleep")
+    assert links_line.startswith("links (one way / wake-ups of an idle round trip): ")
+    assert "tcp 20.0 / 0 µs" in links_line  # no idle-gap record: no wake-ups
     first = next(line for line in out.splitlines() if line.startswith(PREDICTED[0][0]))
     assert first.split()[-2] == "250.0"  # loops awake ev/s; the other runs have "-"
     assert first.split()[-3] == "-"  # no awake calibration runs: no awake prediction
