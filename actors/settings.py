@@ -132,13 +132,10 @@ def host_processes() -> int | None:
     told = HOST_PROCESSES.get()
     if told:
         return told
-    for name in _MPI_HOST_PROCESSES:
-        raw = os.environ.get(name)
-        if raw is not None:
-            try:
-                return positive_int(raw)
-            except ValueError as exc:
-                raise ConfigError(f"environment variable {name}={raw!r}: {exc}") from exc
+    for name in _MPI_HOST_PROCESSES:  # read like a setting: a bad value names the variable
+        count = Setting(name, 0, positive_int, "processes", "").get()
+        if count:
+            return count
     return None
 
 

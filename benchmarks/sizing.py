@@ -28,10 +28,10 @@ from typing import Any, NoReturn
 from actors._cli import CliParser, check_input, positive_int, run_main
 from actors.errors import ConfigError
 
+from .sizing_evaluate import COLUMNS, evaluate, links_line, table_rows, verdict
 from .sizing_farm import SPEEDUPS, Farm, describe, plot_farm, project
 from .sizing_inputs import Profile, calibrate, link_costs, load_reports
 from .sizing_model import Crossing, LinkCost, Offload, Prediction, Stage, predict
-from .sizing_validate import COLUMNS, evaluate, links_line, table_rows, verdict
 
 __all__ = ["main"]
 

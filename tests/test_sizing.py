@@ -383,7 +383,7 @@ def test_cli_validate_repredicts_saved_runs(
 ) -> None:
     monkeypatch.delenv("ACTORS_LOG_LEVEL", raising=False)  # set by launcher tests in-process
     from benchmarks.hlt_config import make_menu
-    from benchmarks.sizing_validate import AWAKE, CALIBRATION, PREDICTED, _profiles
+    from benchmarks.sizing_evaluate import AWAKE, CALIBRATION, PREDICTED, _profiles
 
     menu = make_menu(300)
     hlt = {lb: (100, t * 100) for lb, t in zip(menu.labels, menu.times, strict=True)}
@@ -432,8 +432,8 @@ def test_cli_validate_repredicts_saved_runs(
 
 
 def test_awake_runs_are_predicted_from_the_awake_calibration() -> None:
+    from benchmarks.sizing_evaluate import AWAKE, BUSY, CALIBRATION, PREDICTED, evaluate
     from benchmarks.sizing_inputs import link_costs
-    from benchmarks.sizing_validate import AWAKE, BUSY, CALIBRATION, PREDICTED, evaluate
 
     offload = {
         lb: (100, 0.003) for lb in ("t0", "calib", "threshold", "spectrum", "summary", "stamp")
@@ -493,7 +493,7 @@ def test_sizing_runs_choose_the_loop_spin_and_restore_it(monkeypatch: pytest.Mon
 
 
 def test_offload_layout_follows_the_filter() -> None:
-    from benchmarks.sizing_validate import predict_offload
+    from benchmarks.sizing_evaluate import predict_offload
 
     offload = {lb: (100, 0.003) for lb in ("t0", "calib", "threshold", "summary", "stamp")} | {
         "spectrum": (25, 0.003)
