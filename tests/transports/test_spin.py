@@ -55,6 +55,42 @@ async def test_a_receive_does_not_poll_while_the_loop_is_kept_awake() -> None:
     assert poll.run(attempt) and attempts == [1]  # asleep again: the receive polls first
 
 
+async def test_a_poll_runs_once_per_turn_and_ends_when_its_check_answers() -> None:
+    clock = Clock()
+    spinner = LoopSpinner(asyncio.get_running_loop(), 100e-6, clock)
+    assert spinner.poll(lambda: True) is None  # asleep: nothing to poll on
+    spinner.kick()
+    calls: list[int] = []
+
+    def check() -> bool:
+        calls.append(1)
+        return len(calls) == 3
+
+    polled = spinner.poll(check)
+    assert polled is not None
+    assert await asyncio.wait_for(polled, 1.0) is True
+    assert len(calls) == 3  # once per turn, never again once it answered
+    await _ticks()
+    assert len(calls) == 3 and spinner.spinning
+
+
+async def test_a_poll_ends_false_when_the_loop_sleeps_again_and_carries_errors() -> None:
+    clock = Clock()
+    spinner = LoopSpinner(asyncio.get_running_loop(), 100e-6, clock)
+    spinner.kick()
+    waiting = spinner.poll(lambda: False)
+    failing = spinner.poll(lambda: 1 / 0 > 0)
+    dropped = spinner.poll(lambda: pytest.fail("a cancelled poll is not called"))
+    assert waiting is not None and failing is not None and dropped is not None
+    dropped.cancel()
+    with pytest.raises(ZeroDivisionError):
+        await asyncio.wait_for(failing, 1.0)
+    assert not waiting.done()
+    clock.now += 150e-6  # the window ends: the waiting poll learns it
+    assert await asyncio.wait_for(waiting, 1.0) is False
+    assert not spinner.spinning
+
+
 async def test_a_spin_without_traffic_backs_off_exponentially() -> None:
     clock = Clock()
     spinner = LoopSpinner(asyncio.get_running_loop(), 100e-6, clock)

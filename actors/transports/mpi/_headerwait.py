@@ -54,6 +54,7 @@ class HeaderWait:
         self._naps_told = False  # we told the peer that ours nap (until we say awake)
         self._naps_told_at = 0.0  # loop time when we told it
         self._bell: asyncio.Future[None] | None = None  # a wait for the peer's ring
+        self._polled: asyncio.Future[bool] | None = None  # a wait on the spinner's polls
         self._bell_s = MPI_MAX_SLEEP_S.get()  # the longest such wait without a poll
         self._settle_s = MPI_SHORT_NAPS_S.get()  # after telling: the peer may not ring yet
 
@@ -96,7 +97,9 @@ class HeaderWait:
         ``ACTORS_MPI_MAX_SLEEP_S`` (a lost ring costs that much), and goes to
         the poller only when that ends with nothing there. While the loop's
         spinner keeps the loop awake (``ACTORS_LOOP_SPIN_US``, kicked by
-        traffic), the wait polls on past its budget instead of napping.
+        traffic), the wait polls on the spinner's turns instead, however long
+        (:meth:`_poll_awake`: no task step of its own per turn), and naps
+        only once the spinner stops.
 
         The budget adapts (:meth:`_adapt_spin`): it stays at most
         ``ACTORS_MPI_SPIN_S`` while messages come within that, and drops to 0
@@ -111,8 +114,11 @@ class HeaderWait:
         inbox = self._inbox
         start = loop.time()
         budget = self._spin_s
-        spinner = self.spinner
-        if budget > 0.0 or self._min_spins or spinner.spinning:
+        if self.spinner.spinning:
+            if await self._poll_awake(lane, seq):
+                self._adapt_spin(loop.time() - start)
+                return
+        elif budget > 0.0 or self._min_spins:
             deadline = start + budget
             spins = 0
             while True:
@@ -122,7 +128,7 @@ class HeaderWait:
                     self._adapt_spin(loop.time() - start)
                     return
                 spins += 1
-                if spins >= self._min_spins and loop.time() > deadline and not spinner.spinning:
+                if spins >= self._min_spins and loop.time() > deadline:
                     break
         if not (self._rung(loop) and await self._wait_for_ring(lane, seq)):
             while True:
@@ -131,6 +137,35 @@ class HeaderWait:
                 if inbox.ready() or lane.ready(seq):
                     break
         self._adapt_spin(loop.time() - start)
+
+    async def _poll_awake(self, lane: SideLane, seq: int) -> bool:
+        """While the loop's spinner keeps it awake, poll on its turns
+        (:meth:`LoopSpinner.poll`): True once the inbox is ready or message
+        ``seq`` is next on the side ``lane``, False once the spinner stops
+        first. A ring (:meth:`ring`: the peer's doorbell, a side-lane arrival,
+        the link lost) ends a poll early to check again. Raises as
+        :meth:`wait`."""
+        inbox = self._inbox
+
+        def there() -> bool:
+            return inbox.ready() or (lane.pending and lane.ready(seq))
+
+        while True:
+            polled = self.spinner.poll(there)
+            if polled is None:  # the loop sleeps again
+                self._check_open()
+                return there()
+            self._polled = polled
+            try:
+                found = await polled
+            finally:
+                self._polled = None
+                polled.cancel()  # no-op once done; a cancelled wait drops the poll
+            self._check_open()
+            if found or there():
+                return True
+            if not self.spinner.spinning:
+                return False
 
     def _rung(self, loop: asyncio.AbstractEventLoop) -> bool:
         """True when the peer rings for every message it sends us: it was told
@@ -157,6 +192,9 @@ class HeaderWait:
         wait for the ring now."""
         if self._bell is not None:
             _ring(self._bell)
+        polled = self._polled
+        if polled is not None and not polled.done():
+            polled.set_result(False)
 
     def arrived(self) -> None:
         """A side-lane message arrived: end the wait now, whether it sleeps on
