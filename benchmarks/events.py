@@ -223,7 +223,7 @@ COLUMNS = [
 def _dimuon_series(ctx: Context) -> list[dimuon.Offload]:
     """Per variant (default, bound, threads0) and stream count: the single-process
     job, then each offloading transport."""
-    if ctx.quick or dimuon.data_missing() is not None:
+    if ctx.quick:
         return []
     offloading = [t for t in ctx.transports if transport_unavailable(t) is None]
     variants = [(False, False), (False, True)]  # (bound, threads0)
@@ -235,7 +235,12 @@ def _dimuon_series(ctx: Context) -> list[dimuon.Offload]:
         for s in (1, 4)
         for t in (None, *offloading)
     ]
-    return [c for c in series if ctx.selects(c.label)]
+    chosen = [c for c in series if ctx.selects(c.label)]
+    missing = dimuon.data_missing()
+    if chosen and missing is not None:
+        ctx.log(f"  dimuon series: skipped: {missing}")
+        return []
+    return chosen
 
 
 def _dimuon_round(

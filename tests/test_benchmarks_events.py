@@ -284,3 +284,18 @@ def test_loaded_series_are_compared_with_tcp_of_the_same_series() -> None:
         ("ucx empty f1 s1", False),
     ]
     assert all(r["load"] == 2 for r in rows)
+
+
+def test_dimuon_series_without_the_real_events_are_skipped_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from benchmarks import dimuon, events
+
+    monkeypatch.setattr(dimuon, "data_missing", lambda: "/x/cms.root is absent")
+    said: list[str] = []
+    ctx = Context(quick=False, out=Path("."), transports=["tcp"], device="host", log=said.append)
+    assert events._dimuon_series(ctx) == []
+    assert said == ["  dimuon series: skipped: /x/cms.root is absent"]
+    said.clear()
+    ctx.select = "empty f1"  # no dimuon series chosen: nothing to say
+    assert events._dimuon_series(ctx) == [] and said == []
