@@ -218,20 +218,24 @@ class LoopSpinner:
         return fut
 
     def _run_polls(self, ending: bool) -> None:
-        keep = []
+        """One turn of the polls (every turn of an awake loop: the list is
+        rebuilt only when a poll ended)."""
+        ended = False
         for check, fut in self._polls:
-            if fut.done():
+            if fut.done():  # cancelled by its waiter
+                ended = True
                 continue
             try:
                 found = check()
             except Exception as exc:  # the poller's own failure: the waiter raises it
                 fut.set_exception(exc)
+                ended = True
                 continue
             if found or ending:
                 fut.set_result(found)
-            else:
-                keep.append((check, fut))
-        self._polls = keep
+                ended = True
+        if ended:
+            self._polls = [poll for poll in self._polls if not poll[1].done()]
 
     def _tick(self) -> None:
         loop = self._loop()
