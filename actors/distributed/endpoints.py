@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, PeerLost
-from ..transports import Link, Listener, connect, listen
+from ..transports import Link, Listener, connect, get_backend, listen, split_url
 
 __all__ = [
     "LinkEndpoint",
@@ -47,6 +47,8 @@ __all__ = [
 ENV_LINKS = "ACTORS_LINKS"
 ENV_RENDEZVOUS = "ACTORS_RENDEZVOUS"
 _NEEDS_RENDEZVOUS = ("tcp", "ucx")
+#: Longest wait between two looks for a server's address file (a stat each).
+_POLL_MAX_SECONDS = 0.02
 
 
 @dataclass(frozen=True)
@@ -183,7 +185,8 @@ async def connect_named(name: str, table: LinkTable | None = None, timeout: floa
     """Connect the client end of link ``name``, waiting for its server to publish.
 
     Raises PeerLost naming the link and peer when the server does not appear
-    within ``timeout`` seconds.
+    within ``timeout`` seconds; BackendUnavailable at once, before any wait,
+    when the link's transport cannot be loaded here.
     """
     table = table or current_links()
     endpoint = table.get(name, "client")
@@ -192,6 +195,8 @@ async def connect_named(name: str, table: LinkTable | None = None, timeout: floa
     deadline = loop.time() + timeout
     path = _address_file(table, name)
     if path is not None and _needs_rendezvous(url):
+        # load the transport (ucxx: 0.15 s) while the server starts, not after
+        get_backend(split_url(url)[0])
         delay = 0.005
         while not path.exists():
             if loop.time() > deadline:
@@ -200,7 +205,7 @@ async def connect_named(name: str, table: LinkTable | None = None, timeout: floa
                     f"within {timeout:.0f} s (no {path})"
                 )
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.2)
+            delay = min(delay * 2, _POLL_MAX_SECONDS)
         url = path.read_text().strip()
     remaining = max(deadline - loop.time(), 1.0)
     try:

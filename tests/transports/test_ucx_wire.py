@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 
 import pytest
@@ -99,3 +100,26 @@ def test_ucx_options_put_shared_memory_in_endpoints_unless_the_user_chose() -> N
         env.setenv("UCX_TLS", "tcp")
         config = ucx_config()
         assert "MM_ERROR_HANDLING" not in config and "TLS" not in config
+
+
+def test_ucx_load_time_options_are_set_for_the_import_only_and_never_over_the_user() -> None:
+    """UCX's default memory hooks cost 0.4 s at load: ours stand for the import
+    only (child processes and other UCX libraries never see them), and never
+    where the user chose the option or the transports."""
+    from actors.transports.ucx._progress import load_time_config
+
+    key = "UCX_MEM_MMAP_HOOK_MODE"
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv(key, raising=False)
+        env.delenv("UCX_TLS", raising=False)
+        with load_time_config():
+            assert os.environ[key] == "reloc"
+        assert key not in os.environ
+        env.setenv(key, "bistro")
+        with load_time_config():
+            assert os.environ[key] == "bistro"
+        assert os.environ[key] == "bistro"
+        env.delenv(key)
+        env.setenv("UCX_TLS", "rc,sm")
+        with load_time_config():
+            assert key not in os.environ

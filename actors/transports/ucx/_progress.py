@@ -37,10 +37,11 @@ thread. Importing this module does not import ucxx.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ...errors import BackendUnavailable, PeerLost, ProtocolError
@@ -48,9 +49,11 @@ from ...settings import ASK_SPIN_US, UCX_SPIN_US
 from .._spin import loop_spinner
 
 __all__ = [
+    "DEFAULT_UCX_LOAD_CONFIG",
     "IDLE_TICK_SECONDS",
     "Engine",
     "engine",
+    "load_time_config",
     "poll_seconds",
     "spin_seconds",
     "ucx_config",
@@ -91,6 +94,16 @@ DEFAULT_UCX_CONFIG = {
 }
 _GPU_TLS = ",cuda_copy,cuda_ipc"
 
+#: UCX options that its libraries read once, when they load (the import of
+#: ucxx), set for that import only when the user has set neither them nor
+#: ``UCX_TLS`` (the transports we choose). ``MEM_MMAP_HOOK_MODE``: UCX's
+#: default ("bistro") patches eight memory functions at load, waiting 50 ms
+#: after each (UCX 1.21), 0.4 s per process (the offload example's connect
+#: 1.25 -> 0.30 s); relocation-table hooks are installed at once, and the memory
+#: events they give matter to registration caches (InfiniBand), not to the
+#: transports of :data:`DEFAULT_UCX_CONFIG`.
+DEFAULT_UCX_LOAD_CONFIG = {"MEM_MMAP_HOOK_MODE": "reloc"}
+
 _ucxx: Any = None
 _engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Engine] = weakref.WeakKeyDictionary()
 
@@ -104,11 +117,35 @@ def ucxx_api() -> Any:
     global _ucxx
     if _ucxx is None:
         try:
-            import ucxx._lib.libucxx as api
+            with load_time_config():
+                import ucxx._lib.libucxx as api
         except ImportError as exc:
             raise BackendUnavailable("ucxx", "ucx", str(exc)) from exc
         _ucxx = api
     return _ucxx
+
+
+@contextlib.contextmanager
+def load_time_config() -> Iterator[None]:
+    """Set :data:`DEFAULT_UCX_LOAD_CONFIG` in the environment for the block, unless
+    the user chose the transports or the option; removed afterwards (child
+    processes and other UCX libraries never see it)."""
+    added = (
+        {}
+        if "UCX_TLS" in os.environ
+        else {
+            f"UCX_{k}": v
+            for k, v in DEFAULT_UCX_LOAD_CONFIG.items()
+            if f"UCX_{k}" not in os.environ
+        }
+    )
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key, value in added.items():
+            if os.environ.get(key) == value:
+                del os.environ[key]
 
 
 def ucx_config() -> dict[str, str]:
