@@ -224,7 +224,10 @@ class Engine:
         #: the remote actors' spinner (``ACTORS_ASK_SPIN_US``): awake for a reply
         self._ask_spinner = loop_spinner(loop, ASK_SPIN_US)
         self.closed = False
-        loop.add_reader(self._fd, self._wakeup.set)
+        #: the loop watches the worker's descriptor only while the engine sleeps on
+        #: it: awake, the unarmed worker's descriptor stays readable, and every turn
+        #: of the loop polled it and ran a callback for nothing
+        self._watching = False
         self._task = loop.create_task(self._run(), name="ucx-progress")
 
     def acquire(self) -> None:
@@ -338,8 +341,20 @@ class Engine:
             or self._ask_spinner.spinning
             or (self._pending and time.perf_counter() - self._last_activity < self._spin_seconds)
         ):
+            if self._watching:
+                self._watch(False)
             return True
+        if not self._watching:
+            self._watch(True)
         return not worker.arm()  # not armed: events arrived meanwhile
+
+    def _watch(self, on: bool) -> None:
+        """Watch the worker's descriptor from the loop (``on``), or stop."""
+        if on:
+            self.loop.add_reader(self._fd, self._wakeup.set)
+        else:
+            self.loop.remove_reader(self._fd)
+        self._watching = on
 
     async def _run(self) -> None:
         # No local reference to the worker here: a cancelled task's frame may
@@ -364,8 +379,8 @@ class Engine:
             del _engines[self.loop]
         self._task.cancel()
         del self._task
-        if not self.loop.is_closed():
-            self.loop.remove_reader(self._fd)
+        if self._watching and not self.loop.is_closed():
+            self._watch(False)
         for _ in range(3):  # let cancelled requests complete: they hold the worker
             self.worker.progress()
         for p in self._pending:
