@@ -123,3 +123,11 @@ def test_ucx_load_time_options_are_set_for_the_import_only_and_never_over_the_us
         env.setenv("UCX_TLS", "rc,sm")
         with load_time_config():
             assert key not in os.environ
+
+
+def test_header_prefix_is_the_prefix_of_a_message_without_buffers() -> None:
+    for header in (b"", b"h", b"x" * 1000, b"y" * (wire.PREFIX_CAPACITY - 16)):
+        assert wire.header_prefix(header) == wire.pack_prefix(header, [], [], [])[0]
+        layout = _parse(wire.header_prefix(header) or b"")
+        assert layout.header_inline and layout.header_len == len(header) and layout.sizes == ()
+    assert wire.header_prefix(b"z" * wire.PREFIX_CAPACITY) is None

@@ -90,6 +90,7 @@ class UCXLink(Link):
         self._grace_ended = False  # LOSS_GRACE_SECONDS passed since UCX reported the loss
         self._goodbye = False  # the peer's goodbye arrived: no message follows
         self._device_ok = True  # until a device buffer finds no cupy here
+        self._send_what = f"ucx send to {peer}"
         eng.acquire()
         ep.set_close_callback(self._on_endpoint_closed)
 
@@ -219,6 +220,16 @@ class UCXLink(Link):
         """
         ep = self._usable()
         header = bytes(header)
+        prefix = None if buffers or len(header) > self._max else wire.header_prefix(header)
+        # Post every frame before awaiting anything: messages never interleave.
+        self._post_frames(ep, [prefix] if prefix is not None else self._frames(header, buffers))
+        self._eng.spinner.kick()  # traffic: keep the loop awake (ACTORS_LOOP_SPIN_US)
+        if self._inflight:
+            await self._drain(SEND_WINDOW)
+
+    def _frames(self, header: bytes, buffers: Sequence[Any]) -> list[Any]:
+        """The frames of a message: its prefix, then the header and the buffers
+        that travel on their own. Raises ProtocolError (see :meth:`send`)."""
         bufs = [b if is_device(b) else as_host_view(b) for b in buffers]
         sizes = [nbytes(b) for b in bufs]
         device = [is_device(b) for b in bufs]
@@ -236,21 +247,22 @@ class UCXLink(Link):
         if not header_inline:
             frames.append(header)
         frames.extend(bufs[i] for i in separate if sizes[i] > 0)
-        # Post every frame before awaiting anything: messages never interleave.
+        return frames
+
+    def _post_frames(self, ep: Any, frames: list[Any]) -> None:
+        """Post the frames of one message in order; those not complete at once
+        are tracked (the link holds them until UCX is done)."""
         eng = self._eng
         for f in frames:
             arr = _array(f)
             req = self._post("send", ep.tag_send, arr, self._send_tag)
             if req.completed:  # small frames usually complete while posted
-                eng.check(req, f"ucx send to {self.peer}")
+                eng.check(req, self._send_what)
                 continue
             size = nbytes(f)
             # owned by the deque: close() fails the receives only, and waits for these
             self._inflight.append((eng.track(req, self._inflight, arr), size))
             self._inflight_bytes += size
-        eng.spinner.kick()  # traffic: keep the loop awake (ACTORS_LOOP_SPIN_US)
-        if self._inflight:
-            await self._drain(SEND_WINDOW)
 
     async def _drain(self, window: int) -> None:
         """Forget completed sends; wait while more than ``window`` bytes are in flight."""

@@ -52,6 +52,7 @@ __all__ = [
     "PREFIX_CAPACITY",
     "TAG",
     "Layout",
+    "header_prefix",
     "pack_prefix",
     "parse_prefix",
 ]
@@ -90,6 +91,15 @@ class Layout:
     @property
     def total(self) -> int:
         return self.header_len + sum(self.sizes)
+
+
+def header_prefix(header: bytes) -> bytes | None:
+    """The prefix frame of a message without buffers (what :func:`pack_prefix`
+    builds for it, with less work: most messages are such): None when the
+    header does not fit in a prefix."""
+    if len(header) > PREFIX_CAPACITY - _FIXED.size:
+        return None
+    return _FIXED.pack(VERSION, HEADER_INLINE, 0, 0, len(header)) + header
 
 
 def pack_prefix(
