@@ -131,3 +131,23 @@ def test_header_prefix_is_the_prefix_of_a_message_without_buffers() -> None:
         layout = _parse(wire.header_prefix(header) or b"")
         assert layout.header_inline and layout.header_len == len(header) and layout.sizes == ()
     assert wire.header_prefix(b"z" * wire.PREFIX_CAPACITY) is None
+
+
+def test_header_only_reads_exactly_the_prefixes_of_messages_without_buffers() -> None:
+    def read(prefix: bytes, max_size: int = 1 << 30) -> bytes | None:
+        buf = bytearray(wire.PREFIX_CAPACITY)
+        buf[: len(prefix)] = prefix
+        return wire.header_only(memoryview(buf)[: len(prefix)], max_size)
+
+    for header in (b"", b"h", b"x" * 1000):
+        assert read(wire.pack_prefix(header, [], [], [])[0]) == header
+    prefix = wire.header_prefix(b"abc")
+    assert prefix is not None
+    # anything else goes to parse_prefix, which reads it or raises
+    assert read(wire.pack_prefix(b"h", [3], [False], [b"abc"])[0]) is None
+    assert read(wire.pack_prefix(b"h", [9000], [False], [None])[0]) is None
+    assert read(wire.GOODBYE_PREFIX) is None
+    assert read(prefix[:-1]) is None and read(prefix + b"!") is None
+    assert read(prefix[:10]) is None
+    assert read(bytes([wire.VERSION + 1]) + prefix[1:]) is None
+    assert read(prefix, max_size=2) is None

@@ -91,6 +91,7 @@ class UCXLink(Link):
         self._goodbye = False  # the peer's goodbye arrived: no message follows
         self._device_ok = True  # until a device buffer finds no cupy here
         self._send_what = f"ucx send to {peer}"
+        self._prefix_what = f"ucx message prefix from {peer}"
         eng.acquire()
         ep.set_close_callback(self._on_endpoint_closed)
 
@@ -300,6 +301,9 @@ class UCXLink(Link):
                 # exactly the bytes of this prefix: the rest of the buffer holds
                 # older prefixes, never to be read as this one's
                 view = memoryview(self._prefix)[:received]
+                header_only = wire.header_only(view, self._max)
+                if header_only is not None:  # most messages: no buffers
+                    return header_only, []
                 layout = wire.parse_prefix(view, self._max, self.peer)
             except ProtocolError:
                 await self.close()
@@ -350,7 +354,7 @@ class UCXLink(Link):
                 return await self._prefix_arrived()
             req = self._prefix_req = ProbedRecv(self, self._prefix_arr)
         eng = self._eng
-        what = f"ucx message prefix from {self.peer}"
+        what = self._prefix_what
 
         def arrived() -> bool:
             eng.progress()

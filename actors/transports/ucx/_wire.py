@@ -52,6 +52,7 @@ __all__ = [
     "PREFIX_CAPACITY",
     "TAG",
     "Layout",
+    "header_only",
     "header_prefix",
     "pack_prefix",
     "parse_prefix",
@@ -133,6 +134,24 @@ def pack_prefix(
     flags = HEADER_INLINE if header_inline else 0
     fixed = _FIXED.pack(VERSION, flags, 0, len(sizes), len(header))
     return b"".join([fixed, *entries, *parts]), header_inline, separate
+
+
+def header_only(prefix: memoryview, max_message_size: int) -> bytes | None:
+    """The header of a message without buffers, read from its prefix (the
+    frame :func:`header_prefix` builds, exactly); None for any other prefix,
+    which :func:`parse_prefix` then reads (and rejects when malformed)."""
+    if len(prefix) < _FIXED.size:
+        return None
+    version, flags, _, nbufs, header_len = _FIXED.unpack_from(prefix)
+    if (
+        version != VERSION
+        or flags != HEADER_INLINE
+        or nbufs
+        or header_len > max_message_size
+        or _FIXED.size + header_len != len(prefix)
+    ):
+        return None
+    return bytes(prefix[_FIXED.size :])
 
 
 def parse_prefix(prefix: memoryview, max_message_size: int, peer: str) -> Layout:
