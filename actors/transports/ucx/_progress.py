@@ -130,15 +130,8 @@ def load_time_config() -> Iterator[None]:
     """Set :data:`DEFAULT_UCX_LOAD_CONFIG` in the environment for the block, unless
     the user chose the transports or the option; removed afterwards (child
     processes and other UCX libraries never see it)."""
-    added = (
-        {}
-        if "UCX_TLS" in os.environ
-        else {
-            f"UCX_{k}": v
-            for k, v in DEFAULT_UCX_LOAD_CONFIG.items()
-            if f"UCX_{k}" not in os.environ
-        }
-    )
+    chosen = {} if "UCX_TLS" in os.environ else _not_set(DEFAULT_UCX_LOAD_CONFIG)
+    added = {f"UCX_{k}": v for k, v in chosen.items()}
     os.environ.update(added)
     try:
         yield
@@ -148,9 +141,14 @@ def load_time_config() -> Iterator[None]:
                 del os.environ[key]
 
 
+def _not_set(defaults: dict[str, str]) -> dict[str, str]:
+    """The options of ``defaults`` whose ``UCX_<NAME>`` the user has not set."""
+    return {k: v for k, v in defaults.items() if f"UCX_{k}" not in os.environ}
+
+
 def ucx_config() -> dict[str, str]:
     """The UCX options passed to the context: our defaults minus what the user set."""
-    config = {k: v for k, v in DEFAULT_UCX_CONFIG.items() if f"UCX_{k}" not in os.environ}
+    config = _not_set(DEFAULT_UCX_CONFIG)
     if "TLS" in config and os.path.exists("/dev/nvidiactl"):
         config["TLS"] += _GPU_TLS
     return config
