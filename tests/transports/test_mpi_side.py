@@ -148,3 +148,43 @@ async def test_an_oversized_side_lane_message_loses_the_link(connection: Any) ->
     assert reason == f"side-lane message of {SIDE_MESSAGE_MAX + 1} bytes from rank 3 (limit 65536)"
     assert frames == []
     await side.close(goodbye=False)
+
+
+async def test_what_came_during_the_handshake_is_read_first_in_order(connection: Any) -> None:
+    """The channel takes the connection over from its stream pair after the
+    handshake: bytes that the stream pair had buffered come before later ones."""
+    (reader, writer), (_, peer_writer) = connection
+    events, frames = _Events(), []
+    peer_writer.write(b"last handshake line\nn" + b"m" + (2).to_bytes(4, "little") + b"xy")
+    await peer_writer.drain()
+    assert await reader.readuntil(b"\n") == b"last handshake line\n"
+    side = SideChannel(reader, writer, "peer", events, frames.append)
+    peer_writer.write(b"m" + (1).to_bytes(4, "little") + b"z" + b"w")
+    await events.first("ring")
+    assert events.kinds() == ["napping", "ring"]
+    assert frames == [b"xy", b"z"]
+    peer_writer.close()
+    reason, _ = await events.first("lost")
+    assert reason == "peer peer died (side channel closed)"
+    await side.close(goodbye=False)
+
+
+async def test_a_peer_that_closed_during_the_handshake_is_lost_at_once(connection: Any) -> None:
+    (reader, writer), (_, peer_writer) = connection
+    peer_writer.close()
+    assert await reader.read() == b""  # the stream pair read the EOF
+    events = _Events()
+    side = SideChannel(reader, writer, "rank 2", events)
+    assert events.kinds() == ["lost"]
+    assert events.seen[0][1] == "peer rank 2 died (side channel closed)"
+    await side.close(goodbye=False)
+
+
+async def test_the_writer_still_closes_promptly_after_the_takeover(connection: Any) -> None:
+    """Flow control and the close go on to the stream pair: ``wait_closed`` ends."""
+    (reader, writer), (peer_reader, _) = connection
+    side = SideChannel(reader, writer, "peer", _Events())
+    start = asyncio.get_running_loop().time()
+    await side.close(goodbye=True)
+    assert asyncio.get_running_loop().time() - start < 0.5
+    assert await peer_reader.read() == b"C"

@@ -193,6 +193,13 @@ class SideChannel:
     ``on_message(frame)`` with each side-lane message, in the order the peer
     wrote them (a malformed one is reported as ``"lost"``). :meth:`close`
     says goodbye and stops watching.
+
+    The channel takes the connection over from ``reader`` (which must not be
+    read afterwards): what the handshake left unread comes first, then the
+    peer's bytes are handled in protocol callbacks as they are read. A peer
+    whose EOF came during the setup is reported lost at once; one that also
+    wrote bytes before it is noticed when a heartbeat write fails. Loop rules:
+    construct and use on the connection's loop.
     """
 
     def __init__(
@@ -203,54 +210,62 @@ class SideChannel:
         on_event: Callable[[str, str], None],
         on_message: Callable[[bytes], None] | None = None,
     ) -> None:
-        self._reader = reader
         self._writer = writer
         self._peer = peer
         self._on_event: Callable[[str, str], None] | None = on_event
         self._on_message = on_message
         self._unread = bytearray()  # the start of a side-lane message, until it is whole
         interval_s, timeout_s = heartbeat_settings()
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._heard = loop.time()  # when the peer's last bytes were read
-        self._silence: asyncio.TimerHandle | None = None  # the silence check's next run
-        self._tasks = [
-            loop.create_task(self._watch(timeout_s), name=f"mpi-watch {peer}"),
-            loop.create_task(self._beat(interval_s), name=f"mpi-beat {peer}"),
-        ]
+        self._silence: asyncio.TimerHandle | None = loop.call_at(
+            self._heard + timeout_s, self._check_silence, timeout_s
+        )
+        self._beating = loop.create_task(self._beat(interval_s), name=f"mpi-beat {peer}")
+        self._take_over(reader, writer.transport)
+
+    def _take_over(self, reader: asyncio.StreamReader, transport: Any) -> None:
+        """Read the connection from now on in :class:`_SideProtocol`'s callbacks
+        (no task step per read), after what the handshake left in ``reader``."""
+        if reader.at_eof():  # the peer ended it during the setup
+            self._ended(reader.exception())
+            return
+        try:
+            left = _unread_bytes(reader)
+        except Exception as exc:  # the connection failed during the setup
+            self._ended(exc)
+            return
+        transport.set_protocol(_SideProtocol(transport.get_protocol(), self))
+        transport.resume_reading()  # the stream pair may have paused it (no-op otherwise)
+        if left:
+            self._received(left)
 
     def _report(self, kind: str, reason: str) -> None:
         callback, self._on_event = self._on_event, None
         if callback is not None:
             callback(kind, reason)
+        if self._on_event is None and self._silence is not None:
+            self._silence.cancel()
+            self._silence = None
 
-    async def _watch(self, timeout_s: float) -> None:
-        loop = asyncio.get_running_loop()
-        self._silence = loop.call_at(self._heard + timeout_s, self._check_silence, timeout_s)
-        try:
-            await self._read_events(loop)
-        finally:
-            if self._silence is not None:
-                self._silence.cancel()
+    def _received(self, data: bytes) -> None:
+        """The peer's bytes (every read counts as hearing from it: no timer per
+        read, the silence check of :meth:`_check_silence` re-arms itself from the
+        time last heard)."""
+        if self._on_event is None:
+            return
+        self._heard = self._loop.time()
+        if self._unread:
+            self._unread += data
+            data, self._unread = bytes(self._unread), bytearray()
+        self._dispatch(data)
 
-    async def _read_events(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Read the peer's bytes until EOF, its goodbye, a malformed side-lane
-        message or a socket error; every read counts as hearing from it (no
-        timer per read: the silence check of :meth:`_check_silence` re-arms
-        itself from the time last heard)."""
-        while self._on_event is not None:
-            try:
-                data = await self._reader.read(1 << 16)
-            except OSError as exc:
-                self._report("lost", f"side channel to {self._peer} failed: {exc}")
-                return
-            self._heard = loop.time()
-            if not data:
-                self._report("lost", f"peer {self._peer} died (side channel closed)")
-                return
-            if self._unread:
-                self._unread += data
-                data, self._unread = bytes(self._unread), bytearray()
-            self._dispatch(data)
+    def _ended(self, exc: BaseException | None) -> None:
+        """The connection ended: EOF (``exc`` None) or a socket error."""
+        if exc is None:
+            self._report("lost", f"peer {self._peer} died (side channel closed)")
+        else:
+            self._report("lost", f"side channel to {self._peer} failed: {exc}")
 
     def _dispatch(self, data: bytes) -> None:
         """Report the events and side-lane messages in ``data``, in order; keep
@@ -303,8 +318,8 @@ class SideChannel:
         if loop.time() < due:
             self._silence = loop.call_at(due, self._check_silence, timeout_s)
             return
+        self._silence = None
         self._report("lost", f"no heartbeat from {self._peer} for {timeout_s:g} s")
-        self._tasks[0].cancel()  # stop watching
 
     def _write(self, byte: bytes) -> None:
         if self._on_event is None or self._writer.is_closing():
@@ -354,8 +369,10 @@ class SideChannel:
     async def close(self, goodbye: bool) -> None:
         """Stop watching; write the goodbye byte first when ``goodbye``. Idempotent."""
         self._on_event = None
-        for task in self._tasks:
-            task.cancel()
+        self._beating.cancel()
+        if self._silence is not None:
+            self._silence.cancel()
+            self._silence = None
         if self._writer.is_closing():
             return
         if goodbye:
@@ -367,3 +384,46 @@ class SideChannel:
         with contextlib.suppress(OSError, TimeoutError):
             async with asyncio.timeout(1.0):
                 await self._writer.wait_closed()
+
+
+def _unread_bytes(reader: asyncio.StreamReader) -> bytes:
+    """What ``reader`` holds unread, taken now (its connection then belongs to
+    :class:`_SideProtocol`). Raises the reader's exception. A read after
+    ``feed_eof`` never waits, so the coroutine finishes on its first step."""
+    reader.feed_eof()
+    reading = reader.read()
+    try:
+        reading.send(None)
+    except StopIteration as done:
+        data: bytes = done.value
+        return data
+    reading.close()
+    raise RuntimeError("a StreamReader read at EOF waited")  # asyncio changed
+
+
+class _SideProtocol(asyncio.Protocol):
+    """The side connection's protocol after the handshake: bytes go straight to
+    the :class:`SideChannel`; flow control and the connection's end go on to the
+    stream pair's protocol as well, so that its writer's ``drain`` and
+    ``wait_closed`` keep working."""
+
+    def __init__(self, streams: Any, channel: SideChannel) -> None:
+        self._streams = streams
+        self._channel = channel
+
+    def data_received(self, data: bytes) -> None:
+        self._channel._received(data)
+
+    def eof_received(self) -> bool:
+        self._channel._ended(None)
+        return False  # the transport closes; connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._channel._ended(exc)
+        self._streams.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._streams.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._streams.resume_writing()
