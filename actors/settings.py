@@ -58,6 +58,7 @@ __all__ = [
     "host_processes",
     "in_force",
     "loops_stay_awake",
+    "mpi_spin_s",
     "parse_bool",
     "parse_cpu_list",
     "usable_cpus",
@@ -199,8 +200,24 @@ MPI_SPIN_S: Setting[float] = Setting(
     0.0005,
     non_negative,
     "s",
-    "longest an mpi:// header wait polls before it naps (adaptive: 0 while replies come later)",
+    "longest an mpi:// header wait polls before it naps (adaptive: 0 while replies come "
+    "later; unset: 0 where the host runs more of the job's processes than its CPUs)",
 )
+
+
+def mpi_spin_s() -> float:
+    """The longest spin of an ``mpi://`` header wait: ``ACTORS_MPI_SPIN_S`` when set;
+    otherwise 0 where this host runs more of the job's processes than this process has
+    CPUs (:func:`host_processes`: the loops sleep there, a polling wait would take the
+    CPU that another process of the job needs, and a napping peer gets small messages
+    over the side channel), else its default. Raises ConfigError as :meth:`Setting.get`."""
+    if MPI_SPIN_S.name not in os.environ:
+        count = host_processes()
+        if count is not None and not loops_stay_awake(count, usable_cpus()):
+            return 0.0
+    return MPI_SPIN_S.get()
+
+
 MPI_MAX_SLEEP_S: Setting[float] = Setting(
     "ACTORS_MPI_MAX_SLEEP_S", 0.01, positive, "s", "longest nap of an mpi:// wait between polls"
 )

@@ -188,3 +188,20 @@ def test_the_values_in_force_show_what_auto_resolved_to(monkeypatch: pytest.Monk
     spin = "ACTORS_LOOP_SPIN_US='auto' (set) -> 5000 µs (3 processes on this host, 3 CPUs)"
     assert spin in lines
     assert any(line.startswith("ACTORS_MPI_SPIN_S='soon' (set): ") for line in lines)
+
+
+def test_mpi_header_waits_do_not_spin_where_the_host_has_more_processes_than_cpus(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("ACTORS_MPI_SPIN_S", "MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setenv("ACTORS_HOST_PROCESSES", "5")
+    assert settings.mpi_spin_s() == 0.0
+    monkeypatch.setenv("ACTORS_HOST_PROCESSES", "2")
+    assert settings.mpi_spin_s() == settings.MPI_SPIN_S.default
+    monkeypatch.delenv("ACTORS_HOST_PROCESSES")
+    assert settings.mpi_spin_s() == settings.MPI_SPIN_S.default  # not known: the default
+    monkeypatch.setenv("ACTORS_HOST_PROCESSES", "5")
+    monkeypatch.setenv("ACTORS_MPI_SPIN_S", "0.001")  # the user's choice holds
+    assert settings.mpi_spin_s() == 0.001

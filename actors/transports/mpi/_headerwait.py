@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from ...settings import MPI_MAX_SLEEP_S, MPI_MIN_SPINS, MPI_SHORT_NAPS_S, MPI_SPIN_S
+from ...settings import MPI_MAX_SLEEP_S, MPI_MIN_SPINS, MPI_SHORT_NAPS_S, mpi_spin_s
 from .._spin import loop_spinner
 from ._inbox import Inbox
 from ._side import SideChannel
@@ -43,7 +43,7 @@ class HeaderWait:
         self._inbox = inbox
         self._check_open = check_open
         self._closed = closed
-        self._max_spin_s = MPI_SPIN_S.get()
+        self._max_spin_s = mpi_spin_s()
         self._spin_s = self._max_spin_s  # the budget now: adapted by _adapt_spin
         self._min_spins = MPI_MIN_SPINS.get()
         #: the loop's spinner (``ACTORS_LOOP_SPIN_US``): kicked by every message sent
