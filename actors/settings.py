@@ -140,16 +140,19 @@ def host_processes() -> int | None:
     return None
 
 
+def _cpu_per_process() -> bool | None:
+    """Whether this host has a CPU per process of the job (:func:`host_processes`
+    against :func:`usable_cpus`); None when the number of processes is not known."""
+    count = host_processes()
+    return None if count is None else loops_stay_awake(count, usable_cpus())
+
+
 def _loop_spin(text: str) -> float:
     """A spin in µs, or ``auto``: :data:`LOOP_SPIN_WITH_CPUS_US` where this host has a CPU
-    per process of the job (:func:`host_processes` against :func:`usable_cpus`), else 0
-    (also when the number of processes is not known)."""
+    per process of the job, else 0 (also when the number of processes is not known)."""
     if text.strip().lower() != "auto":
         return non_negative(text)
-    count = host_processes()
-    if count is not None and loops_stay_awake(count, usable_cpus()):
-        return LOOP_SPIN_WITH_CPUS_US
-    return 0.0
+    return LOOP_SPIN_WITH_CPUS_US if _cpu_per_process() else 0.0
 
 
 LOOP_SPIN_US: Setting[float] = Setting(
@@ -211,10 +214,8 @@ def mpi_spin_s() -> float:
     CPUs (:func:`host_processes`: the loops sleep there, a polling wait would take the
     CPU that another process of the job needs, and a napping peer gets small messages
     over the side channel), else its default. Raises ConfigError as :meth:`Setting.get`."""
-    if MPI_SPIN_S.name not in os.environ:
-        count = host_processes()
-        if count is not None and not loops_stay_awake(count, usable_cpus()):
-            return 0.0
+    if MPI_SPIN_S.name not in os.environ and _cpu_per_process() is False:
+        return 0.0
     return MPI_SPIN_S.get()
 
 

@@ -244,7 +244,10 @@ class SideChannel:
         callback, self._on_event = self._on_event, None
         if callback is not None:
             callback(kind, reason)
-        if self._on_event is None and self._silence is not None:
+        self._stop_silence_check()
+
+    def _stop_silence_check(self) -> None:
+        if self._silence is not None:
             self._silence.cancel()
             self._silence = None
 
@@ -318,7 +321,6 @@ class SideChannel:
         if loop.time() < due:
             self._silence = loop.call_at(due, self._check_silence, timeout_s)
             return
-        self._silence = None
         self._report("lost", f"no heartbeat from {self._peer} for {timeout_s:g} s")
 
     def _write(self, byte: bytes) -> None:
@@ -370,9 +372,7 @@ class SideChannel:
         """Stop watching; write the goodbye byte first when ``goodbye``. Idempotent."""
         self._on_event = None
         self._beating.cancel()
-        if self._silence is not None:
-            self._silence.cancel()
-            self._silence = None
+        self._stop_silence_check()
         if self._writer.is_closing():
             return
         if goodbye:
