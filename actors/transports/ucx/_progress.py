@@ -214,7 +214,9 @@ class Engine:
         self.worker.init_blocking_progress_mode()
         self._fd: int = self.worker.epoll_file_descriptor
         self._pending: list[_Pending] = []
-        self._wakeup = asyncio.Event()
+        #: what the engine sleeps on (None while it is awake): a plain future, set by a
+        #: poke, the descriptor or the idle tick (cheaper than an Event in a timeout)
+        self._sleep: asyncio.Future[None] | None = None
         self._last_activity = time.perf_counter()
         self._spin_seconds = spin_seconds()
         #: the loop's spinner (``ACTORS_LOOP_SPIN_US``), kicked by the links' traffic
@@ -296,7 +298,12 @@ class Engine:
 
     def _poke(self) -> None:
         self._last_activity = time.perf_counter()
-        self._wakeup.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        sleep = self._sleep
+        if sleep is not None and not sleep.done():
+            sleep.set_result(None)
 
     @staticmethod
     def _check(request: Any, what: str) -> None:
@@ -349,7 +356,7 @@ class Engine:
     def _watch(self, on: bool) -> None:
         """Watch the worker's descriptor from the loop (``on``), or stop."""
         if on:
-            self.loop.add_reader(self._fd, self._wakeup.set)
+            self.loop.add_reader(self._fd, self._wake)
         else:
             self.loop.remove_reader(self._fd)
         self._watching = on
@@ -361,12 +368,13 @@ class Engine:
             if self._step():
                 await asyncio.sleep(0)
                 continue
-            self._wakeup.clear()
+            sleep = self._sleep = self.loop.create_future()
+            tick = self.loop.call_later(IDLE_TICK_SECONDS, self._wake)
             try:
-                async with asyncio.timeout(IDLE_TICK_SECONDS):
-                    await self._wakeup.wait()
-            except TimeoutError:
-                pass
+                await sleep
+            finally:
+                tick.cancel()
+                self._sleep = None
 
     def close(self) -> None:
         """Stop progressing (the worker is freed when unreferenced); idempotent."""
