@@ -30,6 +30,7 @@ from actors._cli import CliParser, non_negative_int, positive_int, run_main
 
 from . import (  # noqa: F401  (register the parts)
     actor_level,
+    cpu,
     events,
     hlt,
     overhead,
@@ -64,6 +65,7 @@ parts (default: all, in this order):
   hlt         HLT-like menu of 300 modules, local only vs offloaded
 
 run by name only:
+  cpu         CPU per event through each transport, start-up and waiting apart (~3 min)
   overload    a controller feeding a follower 10x slower for 60 s: events/s, RSS over time
   peers       the same actor workloads through Ray, Dask, xoscar, Thespian (~3 min;
               pip install 'hep-actors[peers]')
@@ -122,14 +124,14 @@ def _parser() -> argparse.ArgumentParser:
         type=positive_int,
         default=1,
         metavar="N",
-        help="transports, events, hlt, sizing: rounds over the series; the best round "
+        help="transports, cpu, events, hlt, sizing: rounds over the series; the best round "
         "per size is kept (use 2-3 on a shared, noisy machine)",
     )
     ap.add_argument(
         "--select",
         metavar="REGEX",
         type=_regex,
-        help="events, hlt, scale, sizing: run only the series whose label matches, e.g. "
+        help="cpu, events, hlt, scale, sizing: run only the series whose label matches, e.g. "
         "'empty f1 s[14]|offload example' (labels: 'tcp empty f2 s4', "
         "'shm 1 MiB one way f1 s1', 'offloaded, 1 remote (mpi)')",
     )
@@ -236,9 +238,9 @@ def main(argv: list[str] | None = None) -> int:
 #: counts as given when its value is not the parser's default
 _PART_OPTIONS: dict[str, tuple[str, ...]] = {
     "load": ("events",),
-    "select": ("events", "hlt", "scale", "sizing"),
-    "transports": ("transports", "products", "actors", "events", "hlt"),
-    "repeat": ("transports", "events", "hlt", "sizing"),
+    "select": ("cpu", "events", "hlt", "scale", "sizing"),
+    "transports": ("transports", "products", "actors", "cpu", "events", "hlt"),
+    "repeat": ("transports", "cpu", "events", "hlt", "sizing"),
     "device": ("transports", "products"),
 }
 #: what "all" does not take: it would apply to one part and be recorded for every part

@@ -76,10 +76,13 @@ def _stamps(written: Written) -> tuple[list[float], list[float]]:
     return done, latency
 
 
-def run_written(written: Written, timeout: float, lead: int = 1) -> dict[str, Any]:
-    """Launch ``written.topology``; a record with ``events_per_s`` or with ``error``."""
+def run_written(
+    written: Written, timeout: float, lead: int = 1, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Launch ``written.topology`` (``env`` added to the launcher's environment); a
+    record with ``events_per_s`` or with ``error``."""
     argv = [python(), "-m", "actors.launch", str(written.topology), "--timeout", str(timeout)]
-    code, tail = run_command(argv, timeout=timeout + 15, tail_lines=60)
+    code, tail = run_command(argv, timeout=timeout + 15, tail_lines=60, env=env)
     if code != 0:
         lines = [ln.strip() for ln in tail.splitlines() if ln.strip()]
         errors = [ln for ln in lines if "rror" in ln or "failed" in ln]

@@ -20,7 +20,7 @@ from .pingpong import FULL, QUICK, QUICK_SIZES, SIZES, Budget
 __all__ = ["BY_NAME_ONLY", "ORDER", "PARTS", "Context", "PartResult", "register"]
 
 #: parts that run only when named: ``python -m benchmarks peers`` (not in ``all``)
-BY_NAME_ONLY = ["overload", "peers", "scale", "sizing"]
+BY_NAME_ONLY = ["cpu", "overload", "peers", "scale", "sizing"]
 #: the order in which ``all`` runs the parts
 ORDER = ["transports", "products", "actors", "events", "scheduling", "overhead", "hlt"]
 

@@ -282,19 +282,19 @@ BENCH_CASES = [
     (["all", "--load", "1"], r"error: --load: only the events part uses it, not 'all'$", 2),
     (
         ["peers", "--select", "tcp"],
-        r"error: --select: only the events, hlt, scale and sizing parts \(and all\) use it, "
+        r"error: --select: only the cpu, events, hlt, scale and sizing parts \(and all\) use it, "
         r"not 'peers'$",
         2,
     ),
     (
         ["peers", "--transports", "mpi"],
-        r"error: --transports: only the transports, products, actors, events and hlt parts "
+        r"error: --transports: only the transports, products, actors, cpu, events and hlt parts "
         r"\(and all\) use it, not 'peers'$",
         2,
     ),
     (
         ["peers", "--repeat", "3"],
-        r"error: --repeat: only the transports, events, hlt and sizing parts \(and all\) use "
+        r"error: --repeat: only the transports, cpu, events, hlt and sizing parts \(and all\) use "
         r"it, not 'peers'$",
         2,
     ),
