@@ -61,6 +61,7 @@ __all__ = [
     "mpi_spin_s",
     "parse_bool",
     "parse_cpu_list",
+    "ucx_spin_us",
     "usable_cpus",
 ]
 
@@ -196,7 +197,8 @@ UCX_SPIN_US: Setting[float] = Setting(
     non_negative,
     "µs",
     "how long the ucx:// progress task keeps polling after the last activity (longer holds "
-    "the GIL that a process's worker threads need)",
+    "the GIL that a process's worker threads need; unset: 0 where the host runs more of the "
+    "job's processes than its CPUs)",
 )
 MPI_SPIN_S: Setting[float] = Setting(
     "ACTORS_MPI_SPIN_S",
@@ -217,6 +219,17 @@ def mpi_spin_s() -> float:
     if MPI_SPIN_S.name not in os.environ and _cpu_per_process() is False:
         return 0.0
     return MPI_SPIN_S.get()
+
+
+def ucx_spin_us() -> float:
+    """How long the ``ucx://`` progress engine polls after the last activity, in µs:
+    ``ACTORS_UCX_SPIN_US`` when set; otherwise 0 where this host runs more of the job's
+    processes than this process has CPUs (:func:`host_processes`: the loops sleep there,
+    and a polling engine would take the CPU that another process of the job needs), else
+    its default. Raises ConfigError as :meth:`Setting.get`."""
+    if UCX_SPIN_US.name not in os.environ and _cpu_per_process() is False:
+        return 0.0
+    return UCX_SPIN_US.get()
 
 
 MPI_MAX_SLEEP_S: Setting[float] = Setting(

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -190,18 +191,29 @@ def test_the_values_in_force_show_what_auto_resolved_to(monkeypatch: pytest.Monk
     assert any(line.startswith("ACTORS_MPI_SPIN_S='soon' (set): ") for line in lines)
 
 
-def test_mpi_header_waits_do_not_spin_where_the_host_has_more_processes_than_cpus(
+@pytest.mark.parametrize(
+    ("spin", "setting", "chosen"),
+    [
+        (settings.mpi_spin_s, settings.MPI_SPIN_S, "0.001"),
+        (settings.ucx_spin_us, settings.UCX_SPIN_US, "50"),
+    ],
+    ids=["mpi header waits", "ucx engine"],
+)
+def test_transport_polls_do_not_spin_where_the_host_has_more_processes_than_cpus(
     monkeypatch: pytest.MonkeyPatch,
+    spin: Callable[[], float],
+    setting: settings.Setting[float],
+    chosen: str,
 ) -> None:
-    for name in ("ACTORS_MPI_SPIN_S", "MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE"):
+    for name in (setting.name, "MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1}, raising=False)
     monkeypatch.setenv("ACTORS_HOST_PROCESSES", "5")
-    assert settings.mpi_spin_s() == 0.0
+    assert spin() == 0.0
     monkeypatch.setenv("ACTORS_HOST_PROCESSES", "2")
-    assert settings.mpi_spin_s() == settings.MPI_SPIN_S.default
+    assert spin() == setting.default > 0
     monkeypatch.delenv("ACTORS_HOST_PROCESSES")
-    assert settings.mpi_spin_s() == settings.MPI_SPIN_S.default  # not known: the default
+    assert spin() == setting.default  # not known: the default
     monkeypatch.setenv("ACTORS_HOST_PROCESSES", "5")
-    monkeypatch.setenv("ACTORS_MPI_SPIN_S", "0.001")  # the user's choice holds
-    assert settings.mpi_spin_s() == 0.001
+    monkeypatch.setenv(setting.name, chosen)  # the user's choice holds
+    assert spin() == float(chosen)

@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ...errors import BackendUnavailable, PeerLost, ProtocolError
-from ...settings import ASK_SPIN_US, UCX_SPIN_US
+from ...settings import ASK_SPIN_US, ucx_spin_us
 from .._spin import loop_spinner
 
 __all__ = [
@@ -64,8 +64,9 @@ __all__ = [
 def spin_seconds() -> float:
     """How long the engine keeps polling after the last activity while requests
     are pending, before arming the worker and sleeping on its file descriptor
-    (setting ``ACTORS_UCX_SPIN_US``, read at each call)."""
-    return UCX_SPIN_US.get() * 1e-6
+    (:func:`~actors.settings.ucx_spin_us`: ``ACTORS_UCX_SPIN_US``, 0 by default where
+    the host runs more of the job's processes than CPUs; read at each call)."""
+    return ucx_spin_us() * 1e-6
 
 
 def poll_seconds() -> float:
