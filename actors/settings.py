@@ -216,9 +216,7 @@ def mpi_spin_s() -> float:
     CPUs (:func:`host_processes`: the loops sleep there, a polling wait would take the
     CPU that another process of the job needs, and a napping peer gets small messages
     over the side channel), else its default. Raises ConfigError as :meth:`Setting.get`."""
-    if MPI_SPIN_S.name not in os.environ and _cpu_per_process() is False:
-        return 0.0
-    return MPI_SPIN_S.get()
+    return _spin_unless_crowded(MPI_SPIN_S)
 
 
 def ucx_spin_us() -> float:
@@ -227,9 +225,15 @@ def ucx_spin_us() -> float:
     processes than this process has CPUs (:func:`host_processes`: the loops sleep there,
     and a polling engine would take the CPU that another process of the job needs), else
     its default. Raises ConfigError as :meth:`Setting.get`."""
-    if UCX_SPIN_US.name not in os.environ and _cpu_per_process() is False:
+    return _spin_unless_crowded(UCX_SPIN_US)
+
+
+def _spin_unless_crowded(setting: Setting[float]) -> float:
+    """``setting`` when the user set it; else 0 where this host runs more of the job's
+    processes than this process has CPUs, else the setting's default."""
+    if setting.name not in os.environ and _cpu_per_process() is False:
         return 0.0
-    return UCX_SPIN_US.get()
+    return setting.get()
 
 
 MPI_MAX_SLEEP_S: Setting[float] = Setting(

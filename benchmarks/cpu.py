@@ -56,13 +56,13 @@ def _launch(chain: Chain, ctx: Context) -> tuple[resource.struct_rusage, dict[st
 def marginal(transport: str, example: bool, few: int, many: int, ctx: Context) -> dict[str, Any]:
     """The marginal CPU per event of one series: launches with ``few`` and ``many``
     events; a record in µs per event, or with ``error``."""
-    start = resource.getrusage(resource.RUSAGE_CHILDREN)
-    after_few, record = _launch(Chain(transport, 1, 0, 1, few, example=example), ctx)
-    if "error" in record:
-        return {"error": record["error"]}
-    after_many, record = _launch(Chain(transport, 1, 0, 1, many, example=example), ctx)
-    if "error" in record:
-        return {"error": record["error"]}
+    usages = [resource.getrusage(resource.RUSAGE_CHILDREN)]
+    for events in (few, many):
+        usage, record = _launch(Chain(transport, 1, 0, 1, events, example=example), ctx)
+        if "error" in record:
+            return {"error": record["error"]}
+        usages.append(usage)
+    start, after_few, after_many = usages
 
     def per_event(field: str) -> float:
         first = getattr(after_few, field) - getattr(start, field)
