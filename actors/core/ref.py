@@ -76,7 +76,7 @@ class ActorRef(abc.ABC):
 
 def _expire(fut: asyncio.Future[Any], name: str, timeout: float) -> None:
     if not fut.done():
-        fut.set_exception(AskTimeout(f"no reply from actor {name!r} within {timeout} s"))
+        fut.set_exception(AskTimeout(f"no reply from actor {name!r} within {timeout:g} s"))
 
 
 class LocalActorRef(ActorRef):
@@ -124,7 +124,7 @@ class LocalActorRef(ActorRef):
                         return await mailbox.run_here(message)
                 except TimeoutError:
                     raise AskTimeout(
-                        f"no reply from actor {self.name!r} within {timeout} s"
+                        f"no reply from actor {self.name!r} within {timeout:g} s"
                     ) from None
         loop = cell.loop
         fut: asyncio.Future[Any] = loop.create_future()
@@ -157,7 +157,7 @@ class LocalActorRef(ActorRef):
             raise
         except TimeoutError:
             raise AskTimeout(
-                f"no reply from actor {self.name!r} within {timeout} s (its mailbox stayed full)"
+                f"no reply from actor {self.name!r} within {timeout:g} s (its mailbox stayed full)"
             ) from None
 
     def post(self, message: Any, reply: Callable[[Any, BaseException | None], None]) -> None:

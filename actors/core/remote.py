@@ -145,7 +145,7 @@ class _ClientLink:
         except TimeoutError:
             if deadline.expired():
                 raise AskTimeout(
-                    f"no reply from actor {target!r} at {self.url} within {timeout} s"
+                    f"no reply from actor {target!r} at {self.url} within {timeout:g} s"
                 ) from None
             raise
         finally:
@@ -259,7 +259,7 @@ class RemoteHub:
         try:
             await client.request(_wire.LOOKUP, name, None, timeout)
         except AskTimeout:
-            raise PeerLost(f"no answer from {url} within {timeout} s") from None
+            raise PeerLost(f"no answer from {url} within {timeout:g} s") from None
         return RemoteActorRef(client, name)
 
     async def close_servers(self) -> None:

@@ -145,7 +145,7 @@ async def accept_handshake(
         async with asyncio.timeout(timeout):
             return await _accept(channel, secret, peer, context, extra)
     except TimeoutError:
-        raise PeerLost(f"{peer} did not finish the handshake within {timeout} s") from None
+        raise PeerLost(f"{peer} did not finish the handshake within {timeout:g} s") from None
 
 
 async def _accept(
@@ -190,7 +190,7 @@ async def connect_handshake(
         async with asyncio.timeout(timeout):
             return await _connect(channel, secret, peer, context, extra)
     except TimeoutError:
-        raise PeerLost(f"{peer} did not finish the handshake within {timeout} s") from None
+        raise PeerLost(f"{peer} did not finish the handshake within {timeout:g} s") from None
 
 
 async def _connect(

@@ -7,6 +7,7 @@ initialise on this machine.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -248,15 +249,31 @@ async def test_quiet_link_sleeps_instead_of_polling(pair: tuple[Link, Link]) -> 
 
 
 def test_missing_ucxx_raises_backend_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
-    from actors.transports.ucx import _progress as _ucx_progress
+    from actors.transports.ucx import _library
 
-    monkeypatch.setattr(_ucx_progress, "_ucxx", None)
+    monkeypatch.setattr(_library, "_ucxx", None)
     monkeypatch.setitem(sys.modules, "ucxx", None)
     monkeypatch.setitem(sys.modules, "ucxx._lib", None)
     monkeypatch.setitem(sys.modules, "ucxx._lib.libucxx", None)
     with pytest.raises(BackendUnavailable) as info:
-        _ucx_progress.ucxx_api()
+        _library.ucxx_api()
     assert info.value.extra == "ucx" and "hep-actors[ucx]" in str(info.value)
+
+
+def test_loading_ucxx_leaves_the_environment_as_it_was() -> None:
+    """ucxx's import sets ``UCX_*`` variables of its own; the process (and every
+    child it starts) keeps the environment it had."""
+    code = (
+        "import os; before = dict(os.environ)\n"
+        "from actors.transports.ucx._library import ucxx_api, ucx_config; ucxx_api()\n"
+        "print(sorted(k for k in set(before) | set(os.environ) "
+        "if before.get(k) != os.environ.get(k)), ucx_config()['RNDV_THRESH'])"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UCX_")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.split() == ["[]", "intra:32K,inter:8192"], out.stdout
 
 
 def test_import_actors_does_not_import_ucxx() -> None:

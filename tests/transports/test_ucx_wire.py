@@ -89,7 +89,7 @@ def test_goodbye_prefix_announces_the_end_and_nothing_else() -> None:
 def test_ucx_options_put_shared_memory_in_endpoints_unless_the_user_chose() -> None:
     """Without ``UCX_MM_ERROR_HANDLING=y`` UCX left shared memory out of every
     endpoint made through a listener: two processes of one host used tcp/lo."""
-    from actors.transports.ucx._progress import ucx_config
+    from actors.transports.ucx._library import ucx_config
 
     with pytest.MonkeyPatch.context() as env:
         env.delenv("UCX_MM_ERROR_HANDLING", raising=False)
@@ -102,11 +102,37 @@ def test_ucx_options_put_shared_memory_in_endpoints_unless_the_user_chose() -> N
         assert "MM_ERROR_HANDLING" not in config and "TLS" not in config
 
 
+def test_options_ucxx_sets_at_import_go_to_the_context_below_ours_and_the_users() -> None:
+    """ucxx's import sets ``UCX_*`` variables (``UCX_RNDV_THRESH=8192``...): taken
+    out of the environment (child processes never read them as the user's),
+    passed to the context instead, below our options and any the user sets."""
+    from actors.transports.ucx import _library
+
+    with pytest.MonkeyPatch.context() as env:
+        env.setattr(_library, "_ucxx_options", {})
+        for name in ("UCX_RNDV_THRESH", "UCX_MEMTYPE_CACHE", "UCX_TLS"):
+            env.delenv(name, raising=False)
+        before = set(os.environ)
+        env.setenv("UCX_RNDV_THRESH", "8192")  # what ucxx's import does
+        env.setenv("UCX_MEMTYPE_CACHE", "n")
+        env.setenv("NOT_UCX", "1")
+        _library._take_back_ucxx_options(before)
+        assert "UCX_RNDV_THRESH" not in os.environ and "UCX_MEMTYPE_CACHE" not in os.environ
+        assert os.environ["NOT_UCX"] == "1"
+        config = _library.ucx_config()
+        assert config["MEMTYPE_CACHE"] == "n"
+        assert config["RNDV_THRESH"] == _library.DEFAULT_UCX_CONFIG["RNDV_THRESH"]
+        env.setenv("UCX_RNDV_THRESH", "64K")  # the user's choice
+        env.setenv("UCX_MEMTYPE_CACHE", "y")
+        config = _library.ucx_config()
+        assert "RNDV_THRESH" not in config and "MEMTYPE_CACHE" not in config
+
+
 def test_ucx_load_time_options_are_set_for_the_import_only_and_never_over_the_user() -> None:
     """UCX's default memory hooks cost 0.4 s at load: ours stand for the import
     only (child processes and other UCX libraries never see them), and never
     where the user chose the option or the transports."""
-    from actors.transports.ucx._progress import load_time_config
+    from actors.transports.ucx._library import load_time_config
 
     key = "UCX_MEM_MMAP_HOOK_MODE"
     with pytest.MonkeyPatch.context() as env:

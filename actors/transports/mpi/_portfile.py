@@ -185,7 +185,7 @@ async def connect_port_file(
                 raise
             verdict = await read_json(reader, url)
     except (TimeoutError, PeerLost) as exc:
-        raise PeerLost(f"cannot connect to {url}: {state} within {timeout} s") from exc
+        raise PeerLost(f"cannot connect to {url}: {state} within {timeout:g} s") from exc
     if not verdict.get("ok"):
         writer.close()
         raise AuthenticationError(f"{url}: {verdict.get('error', 'refused')}")

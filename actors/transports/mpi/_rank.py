@@ -210,7 +210,7 @@ async def connect_rank(
                 reader, writer, reply = await answered
         except TimeoutError:
             raise PeerLost(
-                f"nobody accepted at {url} within {timeout} s (is rank {target} listening?)"
+                f"nobody accepted at {url} within {timeout:g} s (is rank {target} listening?)"
             ) from None
     finally:
         server.close()

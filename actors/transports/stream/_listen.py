@@ -144,7 +144,7 @@ async def connect_stream(
                     raise
     except TimeoutError:
         raise PeerLost(
-            f"no listener accepted a connection at {address} within {timeout} s"
+            f"no listener accepted a connection at {address} within {timeout:g} s"
         ) from None
 
 

@@ -50,8 +50,9 @@ from typing import Any
 
 from ...errors import AuthenticationError, ConfigError, PeerLost, ProtocolError
 from .._base import Backend, Link, Listener, QueuedListener
+from ._library import ucxx_api
 from ._link import UCX_CAPABILITIES, UCXLink
-from ._progress import Engine, engine, ucxx_api
+from ._progress import Engine, engine
 
 __all__ = ["HANDSHAKE_TIMEOUT", "UCXBackend", "UCXLink", "UCXListener", "parse_address"]
 
@@ -174,7 +175,7 @@ class UCXBackend(Backend):
                         last = exc
                     await asyncio.sleep(0.05)
         except TimeoutError:
-            raise PeerLost(f"nobody accepted at {url} within {timeout} s ({last})") from None
+            raise PeerLost(f"nobody accepted at {url} within {timeout:g} s ({last})") from None
         finally:
             eng.release()
 

@@ -25,8 +25,9 @@ from .._base import Capabilities, Link, Message, warn_no_device
 from .._handshake import accept_handshake, connect_handshake
 from .._spin import AdaptivePoll
 from . import _wire as wire
+from ._library import ucxx_api
 from ._probe import ProbedFrames, ProbedRecv
-from ._progress import Engine, poll_seconds, ucxx_api
+from ._progress import Engine, poll_seconds
 
 __all__ = ["UCX_CAPABILITIES", "UCXLink"]
 

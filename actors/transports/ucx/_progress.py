@@ -37,27 +37,22 @@ thread. Importing this module does not import ucxx.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-from ...errors import BackendUnavailable, PeerLost, ProtocolError
+from ...errors import PeerLost, ProtocolError
 from ...settings import ASK_SPIN_US, ucx_spin_us
 from .._spin import loop_spinner
+from ._library import new_context, ucxx_api
 
 __all__ = [
-    "DEFAULT_UCX_LOAD_CONFIG",
     "IDLE_TICK_SECONDS",
     "Engine",
     "engine",
-    "load_time_config",
     "poll_seconds",
     "spin_seconds",
-    "ucx_config",
-    "ucxx_api",
 ]
 
 
@@ -79,91 +74,7 @@ def poll_seconds() -> float:
 #: Longest sleep without progressing the worker (safety net for timers).
 IDLE_TICK_SECONDS = 0.25
 
-#: UCX options we choose when the user has not set them in the environment
-#: (``UCX_<NAME>``). ``self,sm,tcp`` work everywhere (no GPU, no RDMA device
-#: needed); ``cuda_copy,cuda_ipc`` are added when an NVIDIA driver is present
-#: (/dev/nvidiactl), to move device memory. ``MM_ERROR_HANDLING``: without it
-#: UCX leaves shared memory out of every endpoint made through a listener
-#: (ucxx's endpoints ask for peer-failure handling, which UCX's shared-memory
-#: transports do not offer by default), so two processes on one host talked
-#: over tcp/lo (``UCX_PROTO_INFO=y`` shows the lanes); the links' goodbye and
-#: loss grace (:mod:`._link`) keep every message a peer sent before it closed.
-DEFAULT_UCX_CONFIG = {
-    "TLS": "self,sm,tcp",
-    "MM_ERROR_HANDLING": "y",
-    "WARN_UNUSED_ENV_VARS": "n",
-}
-_GPU_TLS = ",cuda_copy,cuda_ipc"
-
-#: UCX options that its libraries read once, when they load (the import of
-#: ucxx), set for that import only when the user has set neither them nor
-#: ``UCX_TLS`` (the transports we choose). ``MEM_MMAP_HOOK_MODE``: UCX's
-#: default ("bistro") patches eight memory functions at load, waiting 50 ms
-#: after each (UCX 1.21), 0.4 s per process (the offload example's connect
-#: 1.25 -> 0.30 s); relocation-table hooks are installed at once, and the memory
-#: events they give matter to registration caches (InfiniBand), not to the
-#: transports of :data:`DEFAULT_UCX_CONFIG`.
-DEFAULT_UCX_LOAD_CONFIG = {"MEM_MMAP_HOOK_MODE": "reloc"}
-
-_ucxx: Any = None
 _engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Engine] = weakref.WeakKeyDictionary()
-
-
-def ucxx_api() -> Any:
-    """Import and return ``ucxx._lib.libucxx``.
-
-    Raises BackendUnavailable("ucxx", "ucx") when ucxx (or its UCX libraries)
-    cannot be imported.
-    """
-    global _ucxx
-    if _ucxx is None:
-        try:
-            with load_time_config():
-                import ucxx._lib.libucxx as api
-        except ImportError as exc:
-            raise BackendUnavailable("ucxx", "ucx", str(exc)) from exc
-        _ucxx = api
-    return _ucxx
-
-
-@contextlib.contextmanager
-def load_time_config() -> Iterator[None]:
-    """Set :data:`DEFAULT_UCX_LOAD_CONFIG` in the environment for the block, unless
-    the user chose the transports or the option; removed afterwards (child
-    processes and other UCX libraries never see it)."""
-    chosen = {} if "UCX_TLS" in os.environ else _not_set(DEFAULT_UCX_LOAD_CONFIG)
-    added = {f"UCX_{k}": v for k, v in chosen.items()}
-    os.environ.update(added)
-    try:
-        yield
-    finally:
-        for key, value in added.items():
-            if os.environ.get(key) == value:
-                del os.environ[key]
-
-
-def _not_set(defaults: dict[str, str]) -> dict[str, str]:
-    """The options of ``defaults`` whose ``UCX_<NAME>`` the user has not set."""
-    return {k: v for k, v in defaults.items() if f"UCX_{k}" not in os.environ}
-
-
-def ucx_config() -> dict[str, str]:
-    """The UCX options passed to the context: our defaults minus what the user set."""
-    config = _not_set(DEFAULT_UCX_CONFIG)
-    if "TLS" in config and os.path.exists("/dev/nvidiactl"):
-        config["TLS"] += _GPU_TLS
-    return config
-
-
-def _new_context() -> Any:
-    api = ucxx_api()
-    try:
-        return api.UCXContext(
-            config_dict=ucx_config(),
-            feature_flags=(api.Feature.TAG, api.Feature.STREAM, api.Feature.WAKEUP),
-        )
-    except Exception as exc:  # UCX could not initialise (no usable transport)
-        raise BackendUnavailable("ucxx", "ucx", f"UCX context failed: {exc!r}") from exc
 
 
 def engine() -> Engine:
@@ -177,7 +88,7 @@ def engine() -> Engine:
     loop = asyncio.get_running_loop()
     eng = _engines.get(loop)
     if eng is None or eng.closed:
-        eng = Engine(_new_context(), loop)
+        eng = Engine(new_context(), loop)
         _engines[loop] = eng
     return eng
 
