@@ -43,9 +43,9 @@ __all__ = [
 #: ``RNDV_THRESH``: with ucxx's 8 KiB every message above it between two
 #: processes of one host went by rendezvous, which there means the receiver
 #: asking the sender for the data (shared-memory endpoints with error handling
-#: have no CMA): a wake-up of the sender per message. Within a host, messages up
-#: below 32 KiB now go eager (a 16 KiB echo between sleeping loops 420-440 -> 225-242 µs a
-#: round trip). Not more: an eager message is copied into the receiver's queue
+#: have no CMA): a wake-up of the sender per message. Within a host, messages
+#: below 32 KiB now go eager (a 16 KiB echo between sleeping loops 420-440 ->
+#: 225-242 µs a round trip). Not more: an eager message is copied into the receiver's queue
 #: whether or not it is read, so larger ones would lift the bound on what a link
 #: accepts while its peer does not read (the conformance suite's backpressure
 #: check, 2,048 x 64 KiB); UCX's own choice (``auto``) is eager up to ~570 KiB.
