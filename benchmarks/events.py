@@ -24,6 +24,9 @@ Series (full run), for every available transport (``inproc`` always, plus
 ``--quick``: inproc and tcp, empty events, 1 follower, 1 and 2 streams, 300 events
 (no dimuon series).
 ``--repeat N``: N interleaved rounds; the median and the best round are reported.
+Within a round each series runs over every transport back to back (the transports'
+order reversed every other round), so that a ratio to tcp:// compares runs seconds
+apart, not minutes: the speed of a shared VM drifts by 20-50% over minutes.
 ``--load N``: N busy processes run beside every series (:mod:`benchmarks.load`); the
 loaded target is every transport within 10% of tcp's rate in the same series.
 """
@@ -34,8 +37,9 @@ import importlib.util
 import os
 import statistics
 import tempfile
+from collections.abc import Callable, Hashable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from . import dimuon, dimuon_report
 from .chains import Chain
@@ -44,8 +48,9 @@ from .launched import run_written
 from .load import busy
 from .parts import Context, PartResult, register
 
-__all__ = ["TARGETS", "evaluate_targets", "grid", "run", "transport_unavailable"]
+__all__ = ["TARGETS", "evaluate_targets", "grid", "round_order", "run", "transport_unavailable"]
 
+T = TypeVar("T")
 MiB = 1 << 20
 #: events per series: enough for a steady window of about a second at the idle rates
 #: (10,000 empty events lasted 0.14 s idle and 0.3 s under load, where one descheduling
@@ -94,6 +99,25 @@ def grid(ctx: Context, transport: str) -> list[Chain]:
 
 def _key(c: Chain) -> tuple[str, str, int, int]:
     return (c.transport, c.scenario, c.followers, c.streams)
+
+
+def _series_key(c: Chain) -> tuple[str, int, int]:
+    return (c.scenario, c.followers, c.streams)
+
+
+def _offload_key(c: dimuon.Offload) -> tuple[bool, bool, int]:
+    return (c.bound, c.threads0, c.streams)
+
+
+def round_order(series: list[T], round_no: int, key: Callable[[T], Hashable]) -> list[T]:
+    """The runs of round ``round_no``: the series with the same ``key`` (all but the
+    transport) back to back, in their first appearance's order; within each group
+    the given order in even rounds, reversed in odd ones (no transport always first)."""
+    groups: dict[Hashable, list[T]] = {}
+    for c in series:
+        groups.setdefault(key(c), []).append(c)
+    step = -1 if round_no % 2 else 1
+    return [c for group in groups.values() for c in group[::step]]
 
 
 def _measure(c: Chain, ctx: Context) -> dict[str, Any]:
@@ -326,7 +350,7 @@ def run(ctx: Context) -> PartResult:
         for round_no in range(ctx.repeat):
             if ctx.repeat > 1:
                 ctx.log(f" round {round_no + 1} of {ctx.repeat}")
-            for c in series:
+            for c in round_order(series, round_no, _series_key):
                 rec = _measure(c, ctx)
                 samples.setdefault(_key(c), []).append(rec)
                 shown = (
@@ -338,7 +362,7 @@ def run(ctx: Context) -> PartResult:
                     f"  {c.transport:<6} {c.scenario:<18} followers {c.followers} "
                     f"streams {c.streams}: {shown}"
                 )
-            _dimuon_round(offloads, ctx, dimuon_samples)
+            _dimuon_round(round_order(offloads, round_no, _offload_key), ctx, dimuon_samples)
     return _result(
         ctx,
         [_summarise(c, samples[_key(c)]) for c in series],

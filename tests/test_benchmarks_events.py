@@ -15,7 +15,7 @@ from actors.framework import Process
 from actors.launch.topology import load_topology
 from benchmarks.bench_modules import Stamp
 from benchmarks.chains import Chain, write_chain
-from benchmarks.events import grid
+from benchmarks.events import grid, round_order
 from benchmarks.hlt_config import make_menu, make_process, write_offloaded
 from benchmarks.launched import latency_summary, steady_rate
 from benchmarks.parts import Context
@@ -57,6 +57,25 @@ def test_grid_quick_and_full() -> None:
         "10 MiB one way",
         "offload example",
     }
+
+
+def test_a_round_runs_each_series_over_every_transport_back_to_back() -> None:
+    """A ratio to tcp:// compares runs seconds apart (a shared VM's speed drifts over
+    minutes), and no transport runs first in every round."""
+    ctx = Context(quick=False, out=Path("."), transports=["tcp", "mpi"], device="host")
+    series = [c for t in ("tcp", "mpi", "ucx") for c in grid(ctx, t)]
+
+    def key(c: Chain) -> tuple[str, int, int]:
+        return (c.scenario, c.followers, c.streams)
+
+    first, second = round_order(series, 0, key), round_order(series, 1, key)
+    assert sorted(map(id, first)) == sorted(map(id, series)) == sorted(map(id, second))
+    assert [c.transport for c in first[:3]] == ["tcp", "mpi", "ucx"]
+    assert [c.transport for c in second[:3]] == ["ucx", "mpi", "tcp"]
+    for order in (first, second):
+        keys = [key(c) for c in order]
+        assert keys == [k for k in dict.fromkeys(keys) for _ in range(3)]
+        assert list(dict.fromkeys(keys)) == list(dict.fromkeys(key(c) for c in series))
 
 
 @pytest.mark.parametrize("payload", [0, 1 << 20])
