@@ -48,6 +48,7 @@ def entries(
                 "status": "ok",
                 "events_per_s": statistics.median(ok),
                 "samples_events_per_s": ok,
+                "round_events_per_s": [s.get("events_per_s") for s in samples[c.label]],
                 "samples": samples[c.label],
                 "whole_events_per_s": statistics.median(whole),
             }

@@ -305,6 +305,31 @@ def test_loaded_series_are_compared_with_tcp_of_the_same_series() -> None:
     assert all(r["load"] == 2 for r in rows)
 
 
+def test_transports_are_judged_on_the_median_of_ratios_within_each_round() -> None:
+    from benchmarks.events import _summarise, evaluate_loaded, paired_ratio
+
+    def entry(transport: str, rates: list[float | None]) -> dict[str, Any]:
+        samples = [{"window": 1} if r is None else {"events_per_s": r, "window": 1} for r in rates]
+        return _summarise(Chain(transport, 1, 0, 1, 100), samples)
+
+    # the machine slowed down in round 2: tcp and mpi both ran slower there
+    tcp = entry("tcp", [1000.0, 500.0, 1000.0])
+    mpi = entry("mpi", [1000.0, 450.0, 980.0])
+    assert mpi["round_events_per_s"] == [1000.0, 450.0, 980.0]
+    assert paired_ratio(mpi, tcp) == pytest.approx(0.98)  # median of 1.0, 0.9, 0.98
+    ucx = entry("ucx", [None, 200.0, 880.0])  # a failed round is left out of the pairs
+    assert paired_ratio(ucx, tcp) == pytest.approx((0.4 + 0.88) / 2)
+    # shm slow in one round of three: the paired median 1.0, the ratio of medians 0.5
+    shm = entry("shm", [500.0, 500.0, 1000.0])
+    rows = {r["series"]: r for r in evaluate_loaded([tcp, mpi, ucx, shm], load=2)}
+    assert rows["mpi empty f1 s1"]["met"] and not rows["mpi empty f1 s1"]["at_or_above"]
+    assert rows["mpi empty f1 s1"]["ratio_of_medians"] == pytest.approx(0.98)
+    assert not rows["ucx empty f1 s1"]["met"]
+    assert rows["shm empty f1 s1"]["ratio"] == pytest.approx(1.0)
+    assert rows["shm empty f1 s1"]["at_or_above"] is True
+    assert paired_ratio({"events_per_s": 90.0}, {"events_per_s": 100.0}) == pytest.approx(0.9)
+
+
 def test_dimuon_series_without_the_real_events_are_skipped_with_the_reason(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
