@@ -28,7 +28,8 @@ Within a round each series runs over every transport back to back (the transport
 order reversed every other round), so that a ratio to tcp:// compares runs seconds
 apart, not minutes: the speed of a shared VM drifts by 20-50% over minutes.
 ``--load N``: N busy processes run beside every series (:mod:`benchmarks.load`); the
-loaded target is every transport within 10% of tcp's rate in the same series.
+loaded target is every transport within 10% of tcp's rate in the same series, judged on
+the median of the ratios within a round (:func:`paired_ratio`).
 """
 
 from __future__ import annotations
