@@ -265,6 +265,24 @@ class Engine:
             self._watch(True)
         return not worker.arm()  # not armed: events arrived meanwhile
 
+    def _park(self) -> asyncio.Future[bool] | None:
+        """While a spinner keeps the loop awake: a future that ends with its spin,
+        the worker progressed in the meantime once per turn of the loop by the
+        spinner's poll (:meth:`_turn`: no task step of the engine per turn); None
+        when none spins (the engine then polls in its own steps)."""
+        for spinner in (self.spinner, self._ask_spinner):
+            if spinner.spinning:
+                return spinner.poll(self._turn)
+        return None
+
+    def _turn(self) -> bool:
+        """One turn of an awake loop: progress, settle completed requests; False
+        (the spinner's poll goes on until its spin ends)."""
+        self.worker.progress()
+        if self._pending and self._complete():
+            self._last_activity = time.perf_counter()
+        return False
+
     def _watch(self, on: bool) -> None:
         """Watch the worker's descriptor from the loop (``on``), or stop."""
         if on:
@@ -278,7 +296,8 @@ class Engine:
         # outlive it, and close() must free the worker.
         while not self.closed:
             if self._step():
-                await asyncio.sleep(0)
+                parked = self._park()
+                await (asyncio.sleep(0) if parked is None else parked)
                 continue
             sleep = self._sleep = self.loop.create_future()
             tick = self.loop.call_later(IDLE_TICK_SECONDS, self._wake)
