@@ -16,7 +16,8 @@ This engine runs in the event loop thread, with no extra thread:
   spinners keeps the loop awake (``ACTORS_LOOP_SPIN_US``: the links kick it
   with every message; ``ACTORS_ASK_SPIN_US``: remote asks and their replies;
   see :mod:`actors.transports._spin`) it progresses on every turn, requests
-  pending or not - an armed worker makes the peer signal it (over shared
+  pending or not, from that spinner's poll (:meth:`Engine._park`: no task step of
+  the engine per turn) - an armed worker makes the peer signal it (over shared
   memory a ``sendto`` on a Unix socket per message, and drains per arm: 4,191
   ``sendto``, 10,299 ``recvfrom`` and 21,653 ``read`` calls in 3 s of the
   offload example's remote process, none once an awake loop never arms), the
