@@ -264,9 +264,13 @@ class SideChannel:
         self._dispatch(data)
 
     def _ended(self, exc: BaseException | None) -> None:
-        """The connection ended: EOF (``exc`` None) or a socket error."""
+        """The connection ended: EOF (``exc`` None) or a socket error. A peer
+        that closes or dies with our heartbeats unread resets the connection
+        instead of closing it: the same loss, said the same way."""
         if exc is None:
             self._report("lost", f"peer {self._peer} died (side channel closed)")
+        elif isinstance(exc, ConnectionResetError | BrokenPipeError):
+            self._report("lost", f"peer {self._peer} died (side channel reset)")
         else:
             self._report("lost", f"side channel to {self._peer} failed: {exc}")
 
@@ -365,7 +369,7 @@ class SideChannel:
                 self._writer.write(_HEARTBEAT)
                 await self._writer.drain()
             except OSError as exc:
-                self._report("lost", f"side channel to {self._peer} failed: {exc}")
+                self._ended(exc)
                 return
 
     async def close(self, goodbye: bool) -> None:
