@@ -322,7 +322,7 @@ def evaluate_loaded(entries: list[dict[str, Any]], load: int) -> list[dict[str, 
         if e["transport"] in ("tcp", "inproc", "single process") or base is None:
             continue
         rate = e.get("events_per_s")
-        ratio = paired_ratio(e, base) if rate is not None else None
+        ratio = paired_ratio(e, base)
         label = (
             e.get("label") or f"{e['transport']} {e['scenario']} f{e['followers']} s{e['streams']}"
         )

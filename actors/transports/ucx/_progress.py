@@ -250,10 +250,7 @@ class Engine:
 
     def _step(self) -> bool:
         """Progress once; True to yield and poll again, False to sleep on the fd."""
-        worker = self.worker
-        worker.progress()
-        if self._complete():
-            self._last_activity = time.perf_counter()
+        self._pass()
         if (
             self.spinner.spinning
             or self._ask_spinner.spinning
@@ -264,7 +261,7 @@ class Engine:
             return True
         if not self._watching:
             self._watch(True)
-        return not worker.arm()  # not armed: events arrived meanwhile
+        return not self.worker.arm()  # not armed: events arrived meanwhile
 
     def _park(self) -> asyncio.Future[bool] | None:
         """While a spinner keeps the loop awake: a future that ends with its spin,
@@ -277,12 +274,16 @@ class Engine:
         return None
 
     def _turn(self) -> bool:
-        """One turn of an awake loop: progress, settle completed requests; False
-        (the spinner's poll goes on until its spin ends)."""
+        """One turn of an awake loop (:meth:`_pass`); False: the spinner's poll
+        goes on until its spin ends."""
+        self._pass()
+        return False
+
+    def _pass(self) -> None:
+        """Progress the worker once, settle completed requests, note the activity."""
         self.worker.progress()
         if self._pending and self._complete():
             self._last_activity = time.perf_counter()
-        return False
 
     def _watch(self, on: bool) -> None:
         """Watch the worker's descriptor from the loop (``on``), or stop."""
