@@ -37,6 +37,16 @@ _D = "actors.distributed"
 _M = "benchmarks.bench_modules"
 
 
+#: the events part's control (``--control``): tcp:// run a second time in every round,
+#: judged against tcp:// like every transport (how often tcp:// misses itself)
+CONTROL = "tcp-again"
+
+
+def scheme(transport: str) -> str:
+    """The URL scheme a series' transport runs on (the control runs tcp://)."""
+    return "tcp" if transport == CONTROL else transport
+
+
 @dataclass(frozen=True)
 class Chain:
     """One events series: who, how many, how big, over what."""
@@ -150,7 +160,7 @@ def write_chain(chain: Chain, workdir: Path) -> Written:
         processes[name] = _process_entry(f"{name}.toml", chain.streams, 1, reports[name])
         links.append({"name": name, "client": "local", "server": name})
     topology = {
-        "run": {"events": chain.events, "transport": chain.transport},
+        "run": {"events": chain.events, "transport": scheme(chain.transport)},
         "process": processes,
         "link": links,
     }
@@ -171,7 +181,7 @@ def write_offload_example(transport: str, streams: int, events: int, workdir: Pa
     (workdir / "remote.toml").write_text((example / "remote.toml").read_text())
     reports = {name: workdir / f"report-{name}.json" for name in ("local", "remote")}
     topology = {
-        "run": {"events": events, "transport": transport},
+        "run": {"events": events, "transport": scheme(transport)},
         "process": {
             "local": _process_entry("local.toml", streams, 1, reports["local"]),
             "remote": _process_entry("remote.toml", streams, 2, reports["remote"]),

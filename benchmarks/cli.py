@@ -142,6 +142,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="events: N busy processes beside every series (every core busy)",
     )
+    ap.add_argument(
+        "--control",
+        action="store_true",
+        help="events: run tcp:// twice in every round ('tcp-again'), judged against tcp:// "
+        "like every transport: how often tcp:// misses itself (the verdicts' noise floor)",
+    )
     return ap
 
 
@@ -238,13 +244,14 @@ def main(argv: list[str] | None = None) -> int:
 #: counts as given when its value is not the parser's default
 _PART_OPTIONS: dict[str, tuple[str, ...]] = {
     "load": ("events",),
+    "control": ("events",),
     "select": ("cpu", "events", "hlt", "scale", "sizing"),
     "transports": ("transports", "products", "actors", "cpu", "events", "hlt"),
     "repeat": ("transports", "cpu", "events", "hlt", "sizing"),
     "device": ("transports", "products"),
 }
 #: what "all" does not take: it would apply to one part and be recorded for every part
-_NOT_FOR_ALL = {"load"}
+_NOT_FOR_ALL = {"load", "control"}
 
 
 def _check_part_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -256,6 +263,10 @@ def _check_part_options(parser: argparse.ArgumentParser, args: argparse.Namespac
         given = getattr(args, option) != parser.get_default(option)
         if given and args.part not in takes:
             parser.error(f"--{option}: only {_who_uses(option, parts)} it, not {args.part!r}")
+    if args.control and args.quick:
+        parser.error("--control: a --quick run has no verdicts to calibrate")
+    if args.control and args.transports is not None and "tcp" not in args.transports:
+        parser.error("--control runs tcp:// again: --transports must include tcp")
 
 
 def _who_uses(option: str, parts: tuple[str, ...]) -> str:
@@ -282,6 +293,7 @@ def _main(args: argparse.Namespace, argv: list[str] | None) -> int:
         log=log,
         select=args.select,
         load=args.load,
+        control=args.control,
     )
     ctx.out.mkdir(parents=True, exist_ok=True)
     names = ORDER if args.part == "all" else [args.part]
@@ -296,6 +308,7 @@ def _main(args: argparse.Namespace, argv: list[str] | None) -> int:
         "repeat": ctx.repeat,
         "select": ctx.select,
         "load": ctx.load,
+        "control": ctx.control,
         "machine": describe_machine(),
         "versions": versions(mpiexec()),
         "bytecode": compile_bytecode(),

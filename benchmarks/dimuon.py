@@ -32,6 +32,7 @@ from typing import Any
 from actors.settings import CPUS
 from actors.tomlfile import dump_toml
 
+from .chains import scheme
 from .harness import REPO, python, run_command
 
 __all__ = ["DATA", "LONG", "SHORT", "TARGETS", "Offload", "data_missing", "measure"]
@@ -96,7 +97,8 @@ def _config(name: str, series: Offload, workdir: Path) -> Path:
 
 def _topology(series: Offload, workdir: Path) -> Path:
     doc: dict[str, Any] = tomllib.loads((EXAMPLE / "offload.toml").read_text())
-    doc["run"] = {"transport": series.transport}
+    assert series.transport is not None, "the single-process job has no topology"
+    doc["run"] = {"transport": scheme(series.transport)}
     for name, proc in doc["process"].items():
         proc.update(
             config=_config(proc["config"], series, workdir).name,

@@ -30,6 +30,10 @@ apart, not minutes: the speed of a shared VM drifts by 20-50% over minutes.
 ``--load N``: N busy processes run beside every series (:mod:`benchmarks.load`); the
 loaded target is every transport within 10% of tcp's rate in the same series, judged on
 the median of the ratios within a round (:func:`paired_ratio`).
+``--control``: tcp:// runs twice in every round, the second time as ``tcp-again``
+(just before tcp://, so that it and the transport after tcp:// are each one run away
+from it), judged against tcp:// like every transport: how many series a transport
+equal to tcp:// passes, the noise floor of the verdicts on this machine.
 """
 
 from __future__ import annotations
@@ -43,13 +47,22 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import dimuon, dimuon_report
-from .chains import Chain
+from .chains import CONTROL, Chain
 from .harness import mpiexec
 from .launched import run_written
 from .load import busy
 from .parts import Context, PartResult, register
 
-__all__ = ["TARGETS", "evaluate_targets", "grid", "round_order", "run", "transport_unavailable"]
+__all__ = [
+    "TARGETS",
+    "compared",
+    "evaluate_targets",
+    "grid",
+    "round_order",
+    "run",
+    "transport_unavailable",
+    "verdict_counts",
+]
 
 T = TypeVar("T")
 MiB = 1 << 20
@@ -63,6 +76,8 @@ QUICK_EVENTS = 300
 
 def transport_unavailable(scheme: str) -> str | None:
     """Why ``scheme`` cannot run here (None when it can)."""
+    if scheme == CONTROL:
+        return transport_unavailable("tcp")
     if scheme == "mpi":
         if importlib.util.find_spec("mpi4py") is None:
             return "mpi4py is not installed (pip install 'hep-actors[mpi]')"
@@ -81,10 +96,18 @@ def transport_unavailable(scheme: str) -> str | None:
     return None
 
 
+def compared(ctx: Context) -> list[str]:
+    """The transports compared to tcp:// (``ctx.transports``), with the control
+    just before tcp:// when ``ctx.control`` asks for it."""
+    if not ctx.control:
+        return list(ctx.transports)
+    return [u for t in ctx.transports for u in ((CONTROL, t) if t == "tcp" else (t,))]
+
+
 def _transports(ctx: Context) -> list[str]:
     if ctx.quick:
         return ["inproc"] + [t for t in ("tcp",) if t in ctx.transports]
-    return ["inproc", *ctx.transports]
+    return ["inproc", *compared(ctx)]
 
 
 def grid(ctx: Context, transport: str) -> list[Chain]:
@@ -254,7 +277,7 @@ def _dimuon_series(ctx: Context) -> list[dimuon.Offload]:
     job, then each offloading transport."""
     if ctx.quick:
         return []
-    offloading = [t for t in ctx.transports if transport_unavailable(t) is None]
+    offloading = [t for t in compared(ctx) if transport_unavailable(t) is None]
     variants = [(False, False), (False, True)]  # (bound, threads0)
     if hasattr(os, "sched_getaffinity"):
         variants.insert(1, (True, False))
@@ -330,6 +353,7 @@ def evaluate_loaded(entries: list[dict[str, Any]], load: int) -> list[dict[str, 
         rows.append(
             {
                 "series": label,
+                "transport": e["transport"],
                 "load": load,
                 "tcp_events_per_s": base["events_per_s"],
                 "events_per_s": rate,
@@ -340,6 +364,21 @@ def evaluate_loaded(entries: list[dict[str, Any]], load: int) -> list[dict[str, 
             }
         )
     return rows
+
+
+def verdict_counts(loaded: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per transport compared to tcp:// (first appearance's order): the series judged,
+    and how many of them were within 10% of tcp:// and at or above it."""
+    counts: dict[str, dict[str, Any]] = {}
+    for r in loaded:
+        c = counts.setdefault(
+            r["transport"],
+            {"transport": r["transport"], "series": 0, "within_10": 0, "at_or_above": 0},
+        )
+        c["series"] += 1
+        c["within_10"] += bool(r["met"])
+        c["at_or_above"] += bool(r["at_or_above"])
+    return list(counts.values())
 
 
 @register("events")
@@ -373,7 +412,7 @@ def run(ctx: Context) -> PartResult:
                     else (f"FAILED: {rec['error']}")
                 )
                 ctx.log(
-                    f"  {c.transport:<6} {c.scenario:<18} followers {c.followers} "
+                    f"  {c.transport:<9} {c.scenario:<18} followers {c.followers} "
                     f"streams {c.streams}: {shown}"
                 )
             _dimuon_round(round_order(offloads, round_no, _offload_key), ctx, dimuon_samples)
@@ -457,6 +496,19 @@ def _result(
             ],
         )
     )
+    counts = verdict_counts(loaded)
+    if counts:
+        control = " (tcp-again: tcp:// run again, the verdicts' noise floor)" if ctx.control else ""
+        tables.append(
+            (
+                f"against tcp://{under}: series per verdict{control}",
+                ["transport", "series", "within 10%", ">= tcp"],
+                [
+                    [c["transport"], str(c["series"]), str(c["within_10"]), str(c["at_or_above"])]
+                    for c in counts
+                ],
+            )
+        )
     return PartResult(
         "ok" if ok else "failed",
         None if ok else "no events series could run",
@@ -469,6 +521,8 @@ def _result(
             "load": ctx.load,
             "offload_ratio": offload,
             "loaded_vs_tcp": loaded,
+            "verdict_counts": counts,
+            "control": ctx.control,
         },
         tables=tables,
     )

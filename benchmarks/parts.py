@@ -37,6 +37,7 @@ class Context:
     log: Callable[[str], None] = print
     select: str | None = None  # events/hlt: regular expression on the series labels
     load: int = 0  # events: busy processes beside every series (--load N)
+    control: bool = False  # events: tcp:// run twice in every round (--control)
 
     def selects(self, label: str) -> bool:
         """Whether the series ``label`` is selected by ``--select`` (always without it)."""

@@ -343,3 +343,38 @@ def test_dimuon_series_without_the_real_events_are_skipped_with_the_reason(
     said.clear()
     ctx.select = "empty f1"  # no dimuon series chosen: nothing to say
     assert events._dimuon_series(ctx) == [] and said == []
+
+
+def test_the_control_runs_tcp_again_next_to_tcp_and_is_judged_like_a_transport(
+    tmp_path: Path, dimuon: Any
+) -> None:
+    from benchmarks.chains import CONTROL
+    from benchmarks.events import _summarise, compared, evaluate_loaded, verdict_counts
+
+    ctx = Context(quick=False, out=Path("."), transports=["tcp", "mpi"], device="host")
+    assert compared(ctx) == ["tcp", "mpi"]
+    ctx.control = True
+    assert compared(ctx) == [CONTROL, "tcp", "mpi"]
+    # each of the control and mpi:// runs next to tcp:// in every round
+    series = [c for t in compared(ctx) for c in grid(ctx, t)[:1]]
+    for n in (0, 1):
+        order = [c.transport for c in round_order(series, n, lambda c: c.scenario)]
+        assert order[1] == "tcp"
+    (tmp_path / "chain").mkdir()
+    written = Chain(CONTROL, 1, 0, 1, 100).write(tmp_path / "chain")
+    assert load_topology(written.topology).run.transport == "tcp"
+    dimuon._command(dimuon.Offload(CONTROL, 1), tmp_path, 1000, 60)
+    assert load_topology(tmp_path / "offload.toml").run.transport == "tcp"
+
+    def entry(transport: str, rates: list[float]) -> dict[str, Any]:
+        samples = [{"events_per_s": r, "window": 1} for r in rates]
+        return _summarise(Chain(transport, 1, 0, 1, 100), samples)
+
+    tcp = entry("tcp", [100.0, 100.0, 100.0])
+    rows = evaluate_loaded(
+        [tcp, entry(CONTROL, [95.0, 85.0, 101.0]), entry("mpi", [80.0, 85.0, 120.0])], load=2
+    )
+    assert verdict_counts(rows) == [
+        {"transport": CONTROL, "series": 1, "within_10": 1, "at_or_above": 0},
+        {"transport": "mpi", "series": 1, "within_10": 0, "at_or_above": 0},
+    ]

@@ -280,6 +280,13 @@ BENCH_CASES = [
     (["nosuch"], r"error: part: invalid choice: 'nosuch'", 2),
     (["sizing", "--load", "2"], r"error: --load: only the events part uses it, not 'sizing'$", 2),
     (["all", "--load", "1"], r"error: --load: only the events part uses it, not 'all'$", 2),
+    (["all", "--control"], r"error: --control: only the events part uses it, not 'all'$", 2),
+    (["events", "--control", "--quick"], r"error: --control: a --quick run has no verdicts", 2),
+    (
+        ["events", "--control", "--transports", "mpi"],
+        r"error: --control runs tcp:// again: --transports must include tcp$",
+        2,
+    ),
     (
         ["peers", "--select", "tcp"],
         r"error: --select: only the cpu, events, hlt, scale and sizing parts \(and all\) use it, "
