@@ -368,8 +368,10 @@ def evaluate_loaded(entries: list[dict[str, Any]], load: int) -> list[dict[str, 
 
 def verdict_counts(loaded: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per transport compared to tcp:// (first appearance's order): the series judged,
-    and how many of them were within 10% of tcp:// and at or above it."""
+    how many were within 10% of tcp:// and at or above it, and the median and the
+    lowest of their ratios (None when no series has one)."""
     counts: dict[str, dict[str, Any]] = {}
+    ratios: dict[str, list[float]] = {}
     for r in loaded:
         c = counts.setdefault(
             r["transport"],
@@ -378,6 +380,12 @@ def verdict_counts(loaded: list[dict[str, Any]]) -> list[dict[str, Any]]:
         c["series"] += 1
         c["within_10"] += bool(r["met"])
         c["at_or_above"] += bool(r["at_or_above"])
+        if r["ratio"] is not None:
+            ratios.setdefault(r["transport"], []).append(r["ratio"])
+    for transport, c in counts.items():
+        mine = ratios.get(transport)
+        c["median_ratio"] = statistics.median(mine) if mine else None
+        c["lowest_ratio"] = min(mine) if mine else None
     return list(counts.values())
 
 
@@ -502,9 +510,18 @@ def _result(
         tables.append(
             (
                 f"against tcp://{under}: series per verdict{control}",
-                ["transport", "series", "within 10%", ">= tcp"],
+                ["transport", "series", "within 10%", ">= tcp", "median ratio", "lowest"],
                 [
-                    [c["transport"], str(c["series"]), str(c["within_10"]), str(c["at_or_above"])]
+                    [
+                        c["transport"],
+                        str(c["series"]),
+                        str(c["within_10"]),
+                        str(c["at_or_above"]),
+                        *(
+                            "-" if x is None else f"{x:.2f}x"
+                            for x in (c["median_ratio"], c["lowest_ratio"])
+                        ),
+                    ]
                     for c in counts
                 ],
             )

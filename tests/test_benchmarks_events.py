@@ -375,6 +375,20 @@ def test_the_control_runs_tcp_again_next_to_tcp_and_is_judged_like_a_transport(
         [tcp, entry(CONTROL, [95.0, 85.0, 101.0]), entry("mpi", [80.0, 85.0, 120.0])], load=2
     )
     assert verdict_counts(rows) == [
-        {"transport": CONTROL, "series": 1, "within_10": 1, "at_or_above": 0},
-        {"transport": "mpi", "series": 1, "within_10": 0, "at_or_above": 0},
+        {
+            "transport": CONTROL,
+            "series": 1,
+            "within_10": 1,
+            "at_or_above": 0,
+            "median_ratio": pytest.approx(0.95),
+            "lowest_ratio": pytest.approx(0.95),
+        },
+        {
+            "transport": "mpi",
+            "series": 1,
+            "within_10": 0,
+            "at_or_above": 0,
+            "median_ratio": pytest.approx(0.85),
+            "lowest_ratio": pytest.approx(0.85),
+        },
     ]
