@@ -48,6 +48,7 @@ from typing import Any, TypeVar
 
 from . import dimuon, dimuon_report
 from .chains import CONTROL, Chain
+from .events_tables import NOTE, tables
 from .harness import mpiexec
 from .launched import run_written
 from .load import busy
@@ -190,41 +191,6 @@ def _summarise(c: Chain, samples: list[dict[str, Any]]) -> dict[str, Any]:
     return entry
 
 
-def _rows(entries: list[dict[str, Any]]) -> list[list[str]]:
-    rows = []
-    for e in entries:
-        if e["status"] != "ok":
-            rows.append(
-                [
-                    e["transport"],
-                    e["scenario"],
-                    str(e["followers"]),
-                    str(e["streams"]),
-                    e["status"],
-                    "-",
-                    "-",
-                    "-",
-                    e.get("reason", "")[:60],
-                ]
-            )
-            continue
-        launcher = e.get("launcher_events_per_s")
-        rows.append(
-            [
-                e["transport"],
-                e["scenario"],
-                str(e["followers"]),
-                str(e["streams"]),
-                f"{e['events_per_s']:,.0f}",
-                f"{e['best_events_per_s']:,.0f}",
-                f"{e['MB_per_s']:,.0f}" if "MB_per_s" in e else "-",
-                f"{launcher:,.0f}" if launcher else "-",
-                "",
-            ]
-        )
-    return rows
-
-
 #: issue 7: empty controller -> follower chain on the 2-core machine (reported, not asserted)
 TARGETS = {"mpi": 20_000.0, "shm": 10_000.0}
 
@@ -257,19 +223,6 @@ def evaluate_targets(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return rows
-
-
-COLUMNS = [
-    "transport",
-    "scenario",
-    "followers",
-    "streams",
-    "events/s",
-    "best",
-    "MB/s",
-    "launcher ev/s",
-    "note",
-]
 
 
 def _dimuon_series(ctx: Context) -> list[dimuon.Offload]:
@@ -439,107 +392,22 @@ def _result(
     offload: list[dict[str, Any]],
 ) -> PartResult:
     ok = any(e["status"] == "ok" for e in entries + offload)
-    targets = evaluate_targets(entries)
     loaded = evaluate_loaded(entries + offload, ctx.load)
-    verdict = {True: "met", False: "MISSED", None: "not measured"}
-    note = (
-        "events/s = steady rate of event completions on the followers (local side for "
-        "the offload example), median of rounds; launcher ev/s = controller events / "
-        "its job wall time in the median round, as in the launcher's summary"
-    )
-    under = f", under load {ctx.load}" if ctx.load else ""
-    tables = [
-        (f"events: controller -> followers{under} ({note})", COLUMNS, _rows(entries)),
-        (
-            "events targets (reported, not asserted)",
-            ["series", "target", "verdict", "measured"],
-            [[t["series"], t["target"], verdict[t["met"]], t["measured"]] for t in targets],
-        ),
-    ]
-    if offload:
-        tables.append(
-            (
-                f"dimuon offload ratio{under} (8,000 real events; rate from whole "
-                "commands, start-up cancelled; ratio to the single-process job of the "
-                "same run and streams; whole = 8,000 events / whole command, start-up "
-                "included, less sensitive to load swings)",
-                [
-                    "transport",
-                    "streams/side",
-                    "events/s",
-                    "ratio",
-                    "target",
-                    "verdict",
-                    "whole ev/s",
-                    "whole ratio",
-                ],
-                dimuon_report.rows(offload),
-            )
-        )
-    tables.append(
-        (
-            f"against tcp://{under} (reported, not asserted; ratio = median over the "
-            "rounds of the ratio within a round, where the two ran back to back; "
-            "ratio of medians beside it)",
-            [
-                "series",
-                "events/s",
-                "tcp events/s",
-                "ratio",
-                "of medians",
-                "within 10%",
-                ">= tcp",
-            ],
-            [
-                [
-                    r["series"],
-                    "failed" if r["events_per_s"] is None else f"{r['events_per_s']:,.0f}",
-                    f"{r['tcp_events_per_s']:,.0f}",
-                    "-" if r["ratio"] is None else f"{r['ratio']:.2f}x",
-                    "-" if r["ratio_of_medians"] is None else f"{r['ratio_of_medians']:.2f}x",
-                    verdict[r["met"]],
-                    verdict[r["at_or_above"]],
-                ]
-                for r in loaded
-            ],
-        )
-    )
-    counts = verdict_counts(loaded)
-    if counts:
-        control = " (tcp-again: tcp:// run again, the verdicts' noise floor)" if ctx.control else ""
-        tables.append(
-            (
-                f"against tcp://{under}: series per verdict{control}",
-                ["transport", "series", "within 10%", ">= tcp", "median ratio", "lowest"],
-                [
-                    [
-                        c["transport"],
-                        str(c["series"]),
-                        str(c["within_10"]),
-                        str(c["at_or_above"]),
-                        *(
-                            "-" if x is None else f"{x:.2f}x"
-                            for x in (c["median_ratio"], c["lowest_ratio"])
-                        ),
-                    ]
-                    for c in counts
-                ],
-            )
-        )
+    data = {
+        "series": entries,
+        "skipped": skipped,
+        "rounds": ctx.repeat,
+        "note": NOTE,
+        "targets": evaluate_targets(entries),
+        "load": ctx.load,
+        "offload_ratio": offload,
+        "loaded_vs_tcp": loaded,
+        "verdict_counts": verdict_counts(loaded),
+        "control": ctx.control,
+    }
     return PartResult(
         "ok" if ok else "failed",
         None if ok else "no events series could run",
-        data={
-            "series": entries,
-            "skipped": skipped,
-            "rounds": ctx.repeat,
-            "note": note,
-            "targets": targets,
-            "load": ctx.load,
-            "offload_ratio": offload,
-            "loaded_vs_tcp": loaded,
-            "verdict_counts": counts,
-            "control": ctx.control,
-        },
-        tables=tables,
+        data=data,
+        tables=tables(data),
     )

@@ -48,20 +48,15 @@ def _transports(part: dict[str, Any]) -> list[str]:
 
 
 def _events(part: dict[str, Any]) -> list[str]:
-    from .events import COLUMNS, _rows
+    from .events_tables import tables
 
     skipped = "".join(
         f"\n- {s['transport']}: skipped: {s['reason']}" for s in part.get("skipped", [])
     )
-    verdict = {True: "met", False: "MISSED", None: "not measured"}
-    targets = [
-        [t["series"], t["target"], verdict[t["met"]], t["measured"]]
-        for t in part.get("targets", [])
-    ]
-    return [
-        _table(COLUMNS, _rows(part["series"])) + ("\n" + skipped if skipped else ""),
-        _table(["series", "target", "verdict", "measured"], targets),
-    ]
+    out = [f"{title}\n\n{_table(columns, rows)}" for title, columns, rows in tables(part)]
+    if skipped:
+        out[0] += "\n" + skipped
+    return out
 
 
 def _products(part: dict[str, Any]) -> list[str]:

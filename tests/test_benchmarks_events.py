@@ -392,3 +392,29 @@ def test_the_control_runs_tcp_again_next_to_tcp_and_is_judged_like_a_transport(
             "lowest_ratio": pytest.approx(0.85),
         },
     ]
+
+
+def test_markdown_renders_every_table_of_the_events_part() -> None:
+    from benchmarks.events import _summarise, evaluate_loaded, verdict_counts
+    from benchmarks.events_tables import tables
+    from benchmarks.markdown import _events
+
+    entries = [
+        _summarise(Chain(t, 1, 0, 1, 100), [{"events_per_s": rate, "window": 1}])
+        for t, rate in (("tcp", 100.0), ("tcp-again", 95.0), ("mpi", 80.0))
+    ]
+    loaded = evaluate_loaded(entries, 2)
+    data = {
+        "series": entries,
+        "targets": [],
+        "load": 2,
+        "loaded_vs_tcp": loaded,
+        "verdict_counts": verdict_counts(loaded),
+        "control": True,
+    }
+    text = "\n\n".join(_events(data))
+    titles = [title for title, _, _ in tables(data)]
+    assert [line for line in text.splitlines() if line in titles] == titles
+    assert len(titles) == 4  # series, targets, against tcp://, verdict counts
+    assert "| mpi empty f1 s1 | 80 | 100 | 0.80x | 0.80x | MISSED | MISSED |" in text
+    assert "| tcp-again | 1 | 1 | 0 | 0.95x | 0.95x |" in text
