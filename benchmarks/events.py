@@ -48,6 +48,7 @@ from typing import Any, TypeVar
 
 from . import dimuon, dimuon_report
 from .chains import CONTROL, Chain
+from .chains import scheme as scheme_of
 from .events_tables import NOTE, tables
 from .harness import mpiexec
 from .launched import run_written
@@ -76,9 +77,8 @@ QUICK_EVENTS = 300
 
 
 def transport_unavailable(scheme: str) -> str | None:
-    """Why ``scheme`` cannot run here (None when it can)."""
-    if scheme == CONTROL:
-        return transport_unavailable("tcp")
+    """Why ``scheme`` cannot run here (None when it can; the control as tcp://)."""
+    scheme = scheme_of(scheme)
     if scheme == "mpi":
         if importlib.util.find_spec("mpi4py") is None:
             return "mpi4py is not installed (pip install 'hep-actors[mpi]')"
@@ -323,23 +323,23 @@ def verdict_counts(loaded: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per transport compared to tcp:// (first appearance's order): the series judged,
     how many were within 10% of tcp:// and at or above it, and the median and the
     lowest of their ratios (None when no series has one)."""
-    counts: dict[str, dict[str, Any]] = {}
-    ratios: dict[str, list[float]] = {}
+    groups: dict[str, list[dict[str, Any]]] = {}
     for r in loaded:
-        c = counts.setdefault(
-            r["transport"],
-            {"transport": r["transport"], "series": 0, "within_10": 0, "at_or_above": 0},
+        groups.setdefault(r["transport"], []).append(r)
+    counts = []
+    for transport, rows in groups.items():
+        ratios = [r["ratio"] for r in rows if r["ratio"] is not None]
+        counts.append(
+            {
+                "transport": transport,
+                "series": len(rows),
+                "within_10": sum(bool(r["met"]) for r in rows),
+                "at_or_above": sum(bool(r["at_or_above"]) for r in rows),
+                "median_ratio": statistics.median(ratios) if ratios else None,
+                "lowest_ratio": min(ratios) if ratios else None,
+            }
         )
-        c["series"] += 1
-        c["within_10"] += bool(r["met"])
-        c["at_or_above"] += bool(r["at_or_above"])
-        if r["ratio"] is not None:
-            ratios.setdefault(r["transport"], []).append(r["ratio"])
-    for transport, c in counts.items():
-        mine = ratios.get(transport)
-        c["median_ratio"] = statistics.median(mine) if mine else None
-        c["lowest_ratio"] = min(mine) if mine else None
-    return list(counts.values())
+    return counts
 
 
 @register("events")
