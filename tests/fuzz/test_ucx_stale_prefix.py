@@ -154,7 +154,7 @@ async def test_link_refuses_a_prefix_frame_over_its_capacity(
 
 # -- out-of-line frames: exactly the announced length ---------------------------------
 
-_BIG = 16 << 10  # above wire.INLINE_LIMIT: a frame of its own
+_BIG = wire.INLINE_LIMIT + (1 << 10)  # above wire.INLINE_LIMIT: a frame of its own
 
 
 def _announce(sizes: list[int], header: bytes = b"hdr") -> bytes:

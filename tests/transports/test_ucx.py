@@ -273,7 +273,7 @@ def test_loading_ucxx_leaves_the_environment_as_it_was() -> None:
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
-    assert out.stdout.split() == ["[]", "intra:32K,inter:8192"], out.stdout
+    assert out.stdout.split() == ["[]", "intra:64K,inter:8192"], out.stdout
 
 
 def test_import_actors_does_not_import_ucxx() -> None:

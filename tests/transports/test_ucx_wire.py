@@ -40,6 +40,20 @@ def test_large_and_device_buffers_travel_as_frames() -> None:
     assert layout.total == 1 + big + 10 + 5
 
 
+def test_buffers_ride_in_the_prefix_while_it_stays_within_the_inline_limit() -> None:
+    """A 32 KiB product travels inside its message's one frame (eager within a host);
+    a second one that would take the prefix past INLINE_LIMIT gets a frame of its own."""
+    product = memoryview(bytes(range(256)) * 128)  # 32 KiB, a host view as the link offers
+    prefix, header_inline, separate = wire.pack_prefix(b"h", [len(product)], [False], [product])
+    assert header_inline and separate == [] and len(prefix) <= wire.INLINE_LIMIT
+    layout = _parse(prefix)
+    assert layout.kinds == (wire.INLINE,)
+    assert prefix[layout.data_offset + 1 :] == product.tobytes()
+    prefix, _, separate = wire.pack_prefix(b"h", [32768, 32768], [False] * 2, [product] * 2)
+    assert separate == [1] and len(prefix) <= wire.INLINE_LIMIT
+    assert _parse(prefix).kinds == (wire.INLINE, wire.HOST)
+
+
 def test_long_header_gets_its_own_frame() -> None:
     header = bytes(wire.PREFIX_CAPACITY)
     prefix, header_inline, _ = wire.pack_prefix(header, [], [], [])

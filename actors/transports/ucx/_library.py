@@ -44,16 +44,19 @@ __all__ = [
 #: processes of one host went by rendezvous, which there means the receiver
 #: asking the sender for the data (shared-memory endpoints with error handling
 #: have no CMA): a wake-up of the sender per message. Within a host, messages
-#: below 32 KiB now go eager (a 16 KiB echo between sleeping loops 420-440 ->
-#: 225-242 µs a round trip). Not more: an eager message is copied into the receiver's queue
-#: whether or not it is read, so larger ones would lift the bound on what a link
-#: accepts while its peer does not read (the conformance suite's backpressure
-#: check, 2,048 x 64 KiB); UCX's own choice (``auto``) is eager up to ~570 KiB.
-#: Between hosts ucxx's 8 KiB stays.
+#: below 64 KiB go eager (a 16 KiB echo between sleeping loops 420-440 ->
+#: 225-242 µs a round trip; a 32 KiB one, which a threshold of 32 KiB still sent by
+#: rendezvous, 477 -> 276 µs and three wake-ups of each side per round trip -> one,
+#: 2026-12-07), and a link inlines buffers in its prefix up to just below it
+#: (:data:`._wire.INLINE_LIMIT`). Not more: an eager message is copied into the
+#: receiver's queue whether or not it is read, so larger ones would lift the bound on
+#: what a link accepts while its peer does not read (the conformance suite's
+#: backpressure check, 2,048 x 64 KiB); UCX's own choice (``auto``) is eager up to
+#: ~570 KiB. Between hosts ucxx's 8 KiB stays.
 DEFAULT_UCX_CONFIG = {
     "TLS": "self,sm,tcp",
     "MM_ERROR_HANDLING": "y",
-    "RNDV_THRESH": "intra:32K,inter:8192",
+    "RNDV_THRESH": "intra:64K,inter:8192",
     "WARN_UNUSED_ENV_VARS": "n",
 }
 _GPU_TLS = ",cuda_copy,cuda_ipc"

@@ -241,7 +241,7 @@ class UCXLink(Link):
                 f"message of {total} bytes exceeds max_message_size={self._max} on {self.peer}"
             )
         inline = [
-            None if dev or size > wire.INLINE_LIMIT else bytes(b)
+            None if dev or size > wire.INLINE_LIMIT else b
             for b, size, dev in zip(bufs, sizes, device, strict=True)
         ]
         prefix, header_inline, separate = wire.pack_prefix(header, sizes, device, inline)
