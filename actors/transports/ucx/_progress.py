@@ -106,6 +106,14 @@ class _Pending:
         self.keep = keep  # the memory UCX reads or writes: alive until completion
 
 
+def _fail(future: asyncio.Future[None], exc: BaseException) -> None:
+    """Fail a waiter's future, its exception marked as retrieved: the waiter (when
+    there still is one) gets it from its await, and a waiter that is gone leaves
+    no "exception was never retrieved" behind (no done callback per request)."""
+    future.set_exception(exc)
+    future.exception()
+
+
 def _map_error(exc: BaseException, what: str) -> BaseException:
     if isinstance(exc, ProtocolError | PeerLost):
         return exc  # a link's own verdict (e.g. a frame of the wrong length): as it is
@@ -130,6 +138,8 @@ class Engine:
         #: what the engine sleeps on (None while it is awake): a plain future, set by a
         #: poke, the descriptor or the idle tick (cheaper than an Event in a timeout)
         self._sleep: asyncio.Future[None] | None = None
+        #: the pending idle tick (:data:`IDLE_TICK_SECONDS`), None when none is
+        self._tick: asyncio.TimerHandle | None = None
         self._last_activity = time.perf_counter()
         self._spin_seconds = spin_seconds()
         #: the loop's spinner (``ACTORS_LOOP_SPIN_US``), kicked by the links' traffic
@@ -167,7 +177,6 @@ class Engine:
             self._check(request, what)
             return
         fut: asyncio.Future[None] = self.loop.create_future()
-        fut.add_done_callback(lambda f: f.cancelled() or f.exception())  # no "never retrieved"
         self._pending.append(_Pending(request, fut, owner, keep))
         self._poke()
         try:
@@ -180,7 +189,6 @@ class Engine:
     ) -> asyncio.Future[None]:
         """Like :meth:`wait` without awaiting: a future for a posted request."""
         fut: asyncio.Future[None] = self.loop.create_future()
-        fut.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._pending.append(_Pending(request, fut, owner, keep))
         self._poke()
         return fut
@@ -189,7 +197,7 @@ class Engine:
         """Fail the waiters of every pending request of ``owner`` (peer lost)."""
         for p in self._pending:
             if p.owner is owner and not p.future.done() and not p.request.completed:
-                p.future.set_exception(exc_factory())
+                _fail(p.future, exc_factory())
 
     def poke(self) -> None:
         """Make the engine progress now (e.g. after posting a request)."""
@@ -243,7 +251,7 @@ class Engine:
             try:
                 p.request.check_error()
             except Exception as exc:
-                p.future.set_exception(_map_error(exc, "ucx request"))
+                _fail(p.future, _map_error(exc, "ucx request"))
             else:
                 p.future.set_result(None)
         return True
@@ -302,12 +310,18 @@ class Engine:
                 await (asyncio.sleep(0) if parked is None else parked)
                 continue
             sleep = self._sleep = self.loop.create_future()
-            tick = self.loop.call_later(IDLE_TICK_SECONDS, self._wake)
+            if self._tick is None:  # one timer per tick, not per sleep
+                self._tick = self.loop.call_later(IDLE_TICK_SECONDS, self._on_tick)
             try:
                 await sleep
             finally:
-                tick.cancel()
                 self._sleep = None
+
+    def _on_tick(self) -> None:
+        """The idle tick: wake a sleeping engine (at most IDLE_TICK_SECONDS after it
+        fell asleep; the next sleep schedules the next tick)."""
+        self._tick = None
+        self._wake()
 
     def close(self) -> None:
         """Stop progressing (the worker is freed when unreferenced); idempotent."""
@@ -318,13 +332,16 @@ class Engine:
             del _engines[self.loop]
         self._task.cancel()
         del self._task
+        if self._tick is not None:
+            self._tick.cancel()
+            self._tick = None
         if self._watching and not self.loop.is_closed():
             self._watch(False)
         for _ in range(3):  # let cancelled requests complete: they hold the worker
             self.worker.progress()
         for p in self._pending:
             if not p.future.done():
-                p.future.set_exception(PeerLost("ucx engine closed"))
+                _fail(p.future, PeerLost("ucx engine closed"))
         self._pending.clear()
         self.worker = None
         self.context = None
