@@ -54,28 +54,14 @@ COLUMNS = [
 def _rows(entries: list[dict[str, Any]]) -> list[list[str]]:
     rows = []
     for e in entries:
+        series = [e["transport"], e["scenario"], str(e["followers"]), str(e["streams"])]
         if e["status"] != "ok":
-            rows.append(
-                [
-                    e["transport"],
-                    e["scenario"],
-                    str(e["followers"]),
-                    str(e["streams"]),
-                    e["status"],
-                    "-",
-                    "-",
-                    "-",
-                    e.get("reason", "")[:60],
-                ]
-            )
+            rows.append([*series, e["status"], "-", "-", "-", e.get("reason", "")[:60]])
             continue
         launcher = e.get("launcher_events_per_s")
         rows.append(
             [
-                e["transport"],
-                e["scenario"],
-                str(e["followers"]),
-                str(e["streams"]),
+                *series,
                 f"{e['events_per_s']:,.0f}",
                 f"{e['best_events_per_s']:,.0f}",
                 f"{e['MB_per_s']:,.0f}" if "MB_per_s" in e else "-",

@@ -232,18 +232,16 @@ class UCXLink(Link):
     def _frames(self, header: bytes, buffers: Sequence[Any]) -> list[Any]:
         """The frames of a message: its prefix, then the header and the buffers
         that travel on their own. Raises ProtocolError (see :meth:`send`)."""
-        bufs = [b if is_device(b) else as_host_view(b) for b in buffers]
+        device = [is_device(b) for b in buffers]
+        bufs = [b if dev else as_host_view(b) for b, dev in zip(buffers, device, strict=True)]
         sizes = [nbytes(b) for b in bufs]
-        device = [is_device(b) for b in bufs]
         total = len(header) + sum(sizes)
         if total > self._max:
             raise ProtocolError(
                 f"message of {total} bytes exceeds max_message_size={self._max} on {self.peer}"
             )
-        inline = [
-            None if dev or size > wire.INLINE_LIMIT else b
-            for b, size, dev in zip(bufs, sizes, device, strict=True)
-        ]
+        # every host buffer is offered; pack_prefix inlines while the prefix has room
+        inline = [None if dev else b for b, dev in zip(bufs, device, strict=True)]
         prefix, header_inline, separate = wire.pack_prefix(header, sizes, device, inline)
         frames: list[Any] = [prefix]
         if not header_inline:
