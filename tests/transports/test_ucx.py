@@ -248,6 +248,53 @@ async def test_quiet_link_sleeps_instead_of_polling(pair: tuple[Link, Link]) -> 
         eng.release()
 
 
+async def test_sleeping_engine_takes_messages_from_its_descriptor(
+    pair: tuple[Link, Link],
+) -> None:
+    """With no spin anywhere, an echo runs without a step of the engine's task per
+    message: the worker's descriptor callback progresses, settles and re-arms, and a
+    new receive does not wake the sleeping engine (what arrives signals the descriptor)."""
+    from actors.transports.ucx import _progress as _ucx_progress
+
+    server, client = pair
+    eng = _ucx_progress.engine()
+    eng.acquire()
+    try:
+        eng._spin_seconds = 0.0
+        for spinner in (eng.spinner, eng._ask_spinner):
+            spinner.seconds = 0.0
+        for link in (server, client):
+            link.poller.seconds = 0.0  # type: ignore[attr-defined]
+        steps = 0
+        original = eng._step
+
+        def counting_step() -> bool:
+            nonlocal steps
+            steps += 1
+            return original()
+
+        eng._step = counting_step  # type: ignore[method-assign]
+
+        async def echo() -> None:
+            while (message := await server.recv())[0] != b"stop":
+                await server.send(*message)
+
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(echo())
+            await asyncio.sleep(0.3)  # every spin over, the engine asleep on the descriptor
+            steps = 0
+            for i in range(300):
+                await client.send(b"%d" % i, [np.full(8, i, np.int64)])
+                header, buffers = await asyncio.wait_for(client.recv(), 5)
+                assert header == b"%d" % i and np.frombuffer(buffers[0], np.int64)[0] == i
+            woken = steps
+            await client.send(b"stop")
+        # the task polled twice a message before; now only the idle ticks (4 a second) wake it
+        assert woken <= 10, f"{woken} engine steps for 300 round trips"
+    finally:
+        eng.release()
+
+
 def test_missing_ucxx_raises_backend_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
     from actors.transports.ucx import _library
 

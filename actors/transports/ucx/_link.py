@@ -361,7 +361,7 @@ class UCXLink(Link):
 
         if not req.completed and not arrived() and not self.poller.run(arrived):
             try:
-                await eng.wait(req, what, self, self._prefix_arr)
+                await eng.wait(req, what, self, self._prefix_arr, on_arrival=not req.matched)
             except PeerLost:
                 if not req.completed:
                     self._prefix_req = None

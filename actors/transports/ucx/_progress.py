@@ -26,7 +26,11 @@ This engine runs in the event loop thread, with no extra thread:
   worker's epoll file descriptor becomes readable (``loop.add_reader``), a new
   request is submitted, or :data:`IDLE_TICK_SECONDS` pass (a safety net for
   events that do not signal the descriptor, e.g. keepalive timers). An idle
-  process therefore uses no CPU.
+  process therefore uses no CPU. While it sleeps, the descriptor's callback
+  (:meth:`Engine._on_readable`) progresses the worker, settles what completed and
+  re-arms, and with no spin configured a receive waiting for a message does not
+  wake it either: an exchange between sleeping loops takes no step of the
+  engine's task.
 
 Requests are awaited with :meth:`Engine.wait`, never with ucxx's ``wait()``.
 
@@ -74,6 +78,9 @@ def poll_seconds() -> float:
 
 #: Longest sleep without progressing the worker (safety net for timers).
 IDLE_TICK_SECONDS = 0.25
+#: Arms that :meth:`Engine._on_readable` tries (each after a progress) before it
+#: hands the busy worker to the engine's task.
+_ARM_TRIES = 2
 
 _engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Engine] = weakref.WeakKeyDictionary()
 
@@ -164,21 +171,30 @@ class Engine:
             self.close()
 
     async def wait(
-        self, request: Any, what: str, owner: object = None, keep: object = None
+        self,
+        request: Any,
+        what: str,
+        owner: object = None,
+        keep: object = None,
+        *,
+        on_arrival: bool = False,
     ) -> None:
         """Wait for a ucxx request; maps its failure to PeerLost/ProtocolError.
 
         ``owner`` groups requests so that :meth:`fail` can end them together.
         ``keep`` (the request's buffer) is referenced until the request
         completes - even when the waiter is cancelled or failed early, since
-        UCX may still access that memory.
+        UCX may still access that memory. ``on_arrival``: the request can only
+        complete once a message arrives (a probed receive that matched nothing
+        yet), so an engine asleep on the armed worker is not woken for it.
         """
         if request.completed:
             self._check(request, what)
             return
         fut: asyncio.Future[None] = self.loop.create_future()
         self._pending.append(_Pending(request, fut, owner, keep))
-        self._poke()
+        if not (on_arrival and self._asleep_armed()):
+            self._poke()
         try:
             await fut
         except (ProtocolError, PeerLost) as exc:
@@ -259,11 +275,7 @@ class Engine:
     def _step(self) -> bool:
         """Progress once; True to yield and poll again, False to sleep on the fd."""
         self._pass()
-        if (
-            self.spinner.spinning
-            or self._ask_spinner.spinning
-            or (self._pending and time.perf_counter() - self._last_activity < self._spin_seconds)
-        ):
+        if self._must_poll():
             if self._watching:
                 self._watch(False)
             return True
@@ -293,10 +305,49 @@ class Engine:
         if self._pending and self._complete():
             self._last_activity = time.perf_counter()
 
+    def _must_poll(self) -> bool:
+        """True while the engine progresses on every turn of the loop: a spinner
+        keeps the loop awake, or requests are pending within the spin after the
+        last activity (:func:`spin_seconds`)."""
+        if self.spinner.spinning or self._ask_spinner.spinning:
+            return True
+        return bool(self._pending) and (
+            time.perf_counter() - self._last_activity < self._spin_seconds
+        )
+
+    def _asleep_armed(self) -> bool:
+        """True while the engine sleeps on the armed worker's descriptor, with no
+        spin after activity configured (:func:`spin_seconds` 0) and no spinner
+        keeping the loop awake: a receive waiting for a message then needs no
+        wake-up, since the message signals the descriptor (:meth:`_on_readable`).
+        With a spin, a new request wakes the engine to poll for it (the spin
+        starts there)."""
+        sleep = self._sleep
+        return (
+            self._spin_seconds <= 0
+            and sleep is not None
+            and not sleep.done()
+            and not self._must_poll()
+        )
+
+    def _on_readable(self) -> None:
+        """The worker's descriptor became readable while the engine sleeps on it:
+        progress, settle completed requests and re-arm here, in the loop's
+        callback (a waiter runs on the next turn of the loop, and the engine's
+        task does not run at all); the engine wakes only when it must poll, or
+        when the worker stays busy after :data:`_ARM_TRIES` arms."""
+        self._pass()
+        if not self._must_poll():
+            for _ in range(_ARM_TRIES):
+                if self.worker.arm():
+                    return  # armed: sleep on
+                self._pass()  # events came meanwhile (UCX drains its signals per arm)
+        self._wake()
+
     def _watch(self, on: bool) -> None:
         """Watch the worker's descriptor from the loop (``on``), or stop."""
         if on:
-            self.loop.add_reader(self._fd, self._wake)
+            self.loop.add_reader(self._fd, self._on_readable)
         else:
             self.loop.remove_reader(self._fd)
         self._watching = on
