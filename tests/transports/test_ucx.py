@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -218,6 +219,23 @@ async def test_killed_peer_fails_pending_recv_and_next_send(ucx_ready: None) -> 
             proc.wait(10)
 
 
+class _StepCounter:
+    """Counts the steps of an engine's task (wraps its ``_step``); ``reset()`` starts over."""
+
+    def __init__(self, eng: Any) -> None:
+        self.steps = 0
+        original = eng._step
+
+        def counting_step() -> bool:
+            self.steps += 1
+            return bool(original())
+
+        eng._step = counting_step
+
+    def reset(self) -> None:
+        self.steps = 0
+
+
 async def test_quiet_link_sleeps_instead_of_polling(pair: tuple[Link, Link]) -> None:
     """A pending recv on a quiet link: the engine arms the worker and sleeps."""
     from actors.transports.ucx import _progress as _ucx_progress
@@ -226,19 +244,12 @@ async def test_quiet_link_sleeps_instead_of_polling(pair: tuple[Link, Link]) -> 
     eng = _ucx_progress.engine()
     eng.acquire()
     try:
-        steps = 0
-        original = eng._step
-
-        def counting_step() -> bool:
-            nonlocal steps
-            steps += 1
-            return original()
-
-        eng._step = counting_step  # type: ignore[method-assign]
+        counter = _StepCounter(eng)
         pending = asyncio.ensure_future(server.recv())
         await asyncio.sleep(0.2)  # past the spin window
-        steps = 0
+        counter.reset()
         await asyncio.sleep(1.0)
+        steps = counter.steps
         # polling would take thousands of steps in a second; sleeping on the
         # worker's file descriptor takes one per idle tick (4 per second)
         assert steps < 50, f"{steps} progress steps in 1 s on a quiet link"
@@ -265,15 +276,7 @@ async def test_sleeping_engine_takes_messages_from_its_descriptor(
             spinner.seconds = 0.0
         for link in (server, client):
             link.poller.seconds = 0.0  # type: ignore[attr-defined]
-        steps = 0
-        original = eng._step
-
-        def counting_step() -> bool:
-            nonlocal steps
-            steps += 1
-            return original()
-
-        eng._step = counting_step  # type: ignore[method-assign]
+        counter = _StepCounter(eng)
 
         async def echo() -> None:
             while (message := await server.recv())[0] != b"stop":
@@ -282,12 +285,12 @@ async def test_sleeping_engine_takes_messages_from_its_descriptor(
         async with asyncio.TaskGroup() as tg:
             tg.create_task(echo())
             await asyncio.sleep(0.3)  # every spin over, the engine asleep on the descriptor
-            steps = 0
+            counter.reset()
             for i in range(300):
                 await client.send(b"%d" % i, [np.full(8, i, np.int64)])
                 header, buffers = await asyncio.wait_for(client.recv(), 5)
                 assert header == b"%d" % i and np.frombuffer(buffers[0], np.int64)[0] == i
-            woken = steps
+            woken = counter.steps
             await client.send(b"stop")
         # the task polled twice a message before; now only the idle ticks (4 a second) wake it
         assert woken <= 10, f"{woken} engine steps for 300 round trips"
