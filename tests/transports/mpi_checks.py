@@ -42,16 +42,20 @@ def emit(row: dict[str, Any]) -> None:
         f.write(line + "\n")
 
 
-def _race_sizes() -> tuple[int, int]:
-    from actors.transports.mpi._frame import SMALL
+def _race_message() -> tuple[bytes, tuple[int, int]]:
+    """The header and buffer sizes of the cancel race: a header longer than
+    SIDE_LANE_MAX (the message stays off the side lane), the first buffer
+    inlined in its header message, the second sent as its own MPI message."""
+    from actors.transports.mpi._frame import INLINE, SMALL
     from actors.transports.mpi._sidelane import SIDE_LANE_MAX
 
-    inlined = SIDE_LANE_MAX + 1024
-    assert inlined <= SMALL, "the first size must stay inlined in its header message"
-    return inlined, 1 << 20
+    header = b"race" + b"." * SIDE_LANE_MAX
+    inlined = SMALL // 2
+    assert len(header) + inlined + 1024 <= INLINE, "the first buffer must stay inlined"
+    return header, (inlined, 1 << 20)
 
 
-RACE_SIZES = _race_sizes()
+RACE_HEADER, RACE_SIZES = _race_message()
 
 
 def _pattern(size: int, seed: int) -> np.ndarray[Any, np.dtype[np.uint8]]:
@@ -71,8 +75,8 @@ async def cancel_race_server(link: Link) -> None:
     # ProtocolError: the poller completes the header receive, and the recv is
     # cancelled before its task resumes. Nothing may be lost. The sizes keep the
     # message off the side lane (which a napping receiver's peer uses for small
-    # messages): one buffer inlined in a header message longer than SIDE_LANE_MAX,
-    # one sent as its own MPI message.
+    # messages): a header longer than SIDE_LANE_MAX with one buffer inlined in its
+    # header message, then one sent as its own MPI message.
     from actors.transports.mpi._runtime import poller
 
     for size in RACE_SIZES:
@@ -91,7 +95,7 @@ async def cancel_race_server(link: Link) -> None:
         task.cancel()
         (first,) = await asyncio.gather(task, return_exceptions=True)
         header, bufs = await link.recv() if isinstance(first, asyncio.CancelledError) else first
-        assert header == b"race", header
+        assert header == RACE_HEADER, header[:16]
         assert np.array_equal(np.frombuffer(bufs[0], np.uint8), _pattern(size, 3))
     await link.send(b"ack")
 
@@ -99,7 +103,7 @@ async def cancel_race_server(link: Link) -> None:
 async def cancel_race_client(link: Link) -> None:
     for size in RACE_SIZES:
         assert (await link.recv())[0] == b"go"
-        await link.send(b"race", [_pattern(size, 3)])
+        await link.send(RACE_HEADER, [_pattern(size, 3)])
     await _ack(link)
 
 
@@ -161,9 +165,16 @@ async def loop_spin_client(link: Link) -> None:
 
 # -- the side lane: small messages to a napping receiver, in order with the MPI lane --
 
-#: sizes of the burst: side lane (small, inlined), MPI lane (inlined but longer than
-#: the side lane takes; own MPI messages), and a few side-lane messages behind each
-_BURST = [16, 200, 100_000, 8, 0, RACE_SIZES[0], 64, 1 << 20, 1, 32, 100_000, 8] * 4
+#: sizes of the burst: side lane (inlined, up to 32 KiB), MPI lane (inlined but longer than
+#: the side lane takes: a RACE_HEADER; own MPI messages), and a few side-lane messages
+#: behind each
+_BURST = [16, 200, 100_000, 8, 0, RACE_SIZES[0], 64, 1 << 20, 1, 32, 32 << 10, 8] * 4
+
+
+def _burst_header(i: int, size: int) -> bytes:
+    """The header of burst message ``i``: padded past the side lane's limit for the
+    inlined buffer meant to go over MPI."""
+    return b"%d" % i + (RACE_HEADER if size == RACE_SIZES[0] else b"")
 
 
 async def side_lane_server(link: Link) -> None:
@@ -186,7 +197,7 @@ async def side_lane_server(link: Link) -> None:
         if not isinstance(result[0], asyncio.CancelledError):
             got.append(result[0])
     for i, (size, (header, bufs)) in enumerate(zip(_BURST, got, strict=True)):
-        assert header == b"%d" % i, (i, header)
+        assert header == _burst_header(i, size), (i, header[:16])
         assert bytes(bufs[0]) == _pattern(size, i).tobytes(), (i, size)
     delivered = link._side_lane.delivered  # type: ignore[attr-defined]
     assert delivered > 0, "no message took the side lane"
@@ -208,7 +219,7 @@ async def _waits_for_the_ring(link: Link) -> None:
     assert (await task)[0] == b"ready"
     await asyncio.sleep(MPI_SHORT_NAPS_S.get() + 0.05)  # the peer has read that we nap
     wait = link._header_wait  # type: ignore[attr-defined]
-    for size in (1 << 20, 8):
+    for size in (1 << 20, 32 << 10, 8):
         task = asyncio.ensure_future(link.recv())
         for _ in range(5000):
             if wait._bell is not None:
@@ -230,10 +241,10 @@ async def side_lane_client(link: Link) -> None:
         await asyncio.sleep(0.001)
     assert link._header_wait.peer_naps, "the peer never said it naps"  # type: ignore[attr-defined]
     for i, size in enumerate(_BURST):
-        await link.send(b"%d" % i, [_pattern(size, i)])
+        await link.send(_burst_header(i, size), [_pattern(size, i)])
     assert (await link.recv())[0] == b"ring"
     await link.send(b"ready")
-    for size in (1 << 20, 8):  # the peer waits for the ring
+    for size in (1 << 20, 32 << 10, 8):  # the peer waits for the ring
         assert (await link.recv())[0] == b"ring %d" % size
         await link.send(b"rang %d" % size, [_pattern(size, 7)])
     await _ack(link)
