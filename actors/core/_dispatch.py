@@ -103,6 +103,10 @@ class Dispatcher:
         self._workers: dict[asyncio.Task[None], tuple[_Item, Any] | None] = {}  # -> its call
         # idle workers wait on these futures
         self._parked: list[tuple[asyncio.Future[Any], asyncio.Task[None]]] = []
+        #: askers' tasks awaiting a message run in them (the fast path), and those of
+        #: them that :meth:`cancel_running` cancelled
+        self._here: set[asyncio.Task[Any]] = set()
+        self._cancelled_here: set[asyncio.Task[Any]] = set()
 
     # -- the asyncio.Queue subset ---------------------------------------------------
 
@@ -205,8 +209,10 @@ class Dispatcher:
     def cancel_running(self) -> None:
         """Pause and cancel the async messages running and the parked workers.
 
-        Sync code already running in a thread runs to its end (its reply is
-        still delivered).
+        An ask awaited in its asker's task (the fast path) ends there with
+        ActorError, except in the calling task itself (an actor stopping
+        itself from such a message: it runs to its end). Sync code already
+        running in a thread runs to its end (its reply is still delivered).
         """
         self.pause()
         for parked, _task in self._parked:
@@ -214,6 +220,11 @@ class Dispatcher:
         self._parked.clear()
         for task in list(self._workers):
             task.cancel()  # _worker_done answers the call it had
+        me = asyncio.current_task()
+        for task in self._here - self._cancelled_here:
+            if task is not me:
+                self._cancelled_here.add(task)
+                task.cancel()  # run_here / _awaited_here turn it into ActorError
 
     # -- the ask fast path --------------------------------------------------------------
 
@@ -226,14 +237,28 @@ class Dispatcher:
 
         Call only when :meth:`idle_now`. The message holds one of the actor's
         slots as any other; a plain ``receive`` still runs in the executor
-        when there is one. Cancelling the caller cancels the message.
+        when there is one. Cancelling the caller cancels the message;
+        :meth:`cancel_running` ends an awaited message with ActorError (a
+        plain ``receive`` running in the executor runs to its end).
         """
         receive = self._receive
         assert receive is not None
         self.active += 1
         try:
-            if self._is_async:
-                return await receive(message)
+            if self._is_async:  # _awaited_here inlined: this is every async module's call
+                task: Any = _current()
+                here = self._here
+                here.add(task)
+                try:
+                    return await receive(message)
+                except asyncio.CancelledError:
+                    if self._stopped_here(task):
+                        raise self._stopped_error() from None
+                    raise
+                finally:
+                    here.discard(task)
+                    if self._cancelled_here:  # cancel_running cancelled it: swallowed
+                        self._stopped_here(task)
             if self._executor is None:
                 result = receive(message)
             else:
@@ -241,10 +266,36 @@ class Dispatcher:
                 result = await loop.run_in_executor(self._executor, receive, message)
             known = _AWAITABLE.get(type(result))  # the type cache first: no call when known
             if known or (known is None and _awaitable(result)):
-                result = await result
+                result = await self._awaited_here(result)
             return result
         finally:
             self._release()
+
+    async def _awaited_here(self, awaitable: Awaitable[Any]) -> Any:
+        """Await a message's ``awaitable`` in the asker's task, where
+        :meth:`cancel_running` can cancel it: ActorError then, unless the task
+        was cancelled by someone else too (CancelledError). Loop thread only."""
+        task = _current_task()
+        here = self._here
+        here.add(task)
+        try:
+            return await awaitable
+        except asyncio.CancelledError:
+            if self._stopped_here(task):
+                raise self._stopped_error() from None
+            raise
+        finally:
+            here.discard(task)
+            if self._cancelled_here:  # cancel_running cancelled it, the message swallowed it
+                self._stopped_here(task)
+
+    def _stopped_here(self, task: asyncio.Task[Any]) -> bool:
+        """True when :meth:`cancel_running` cancelled ``task`` and nobody else did
+        (its cancellation is then withdrawn: the caller raises ActorError)."""
+        if task not in self._cancelled_here:
+            return False
+        self._cancelled_here.discard(task)
+        return not task.uncancel()
 
     def call_here(self, message: Any) -> Any:
         """:meth:`run_here` without a coroutine, when the actor is :attr:`inline` and idle.
@@ -279,7 +330,7 @@ class Dispatcher:
     async def _rest_here(self, awaitable: Awaitable[Any]) -> Any:
         """The rest of a :meth:`call_here` whose ``receive`` returned ``awaitable``."""
         try:
-            return await awaitable
+            return await self._awaited_here(awaitable)
         finally:
             if self._queue or self._idle is not None:
                 self._release()
@@ -425,17 +476,29 @@ class Dispatcher:
             del item, awaitable, message, reply, result, error
             item, awaitable = await parked
 
+    def _stopped_error(self) -> ActorError:
+        return ActorError(f"actor {self.name!r} was stopped while processing the message")
+
     def _cancelled(self, reply: Any) -> None:
         self.active -= 1
         if not self.active and self._idle is not None and not self._idle.done():
             self._idle.set_result(None)
-        error = ActorError(f"actor {self.name!r} was stopped while processing the message")
+        error = self._stopped_error()
         if isinstance(reply, asyncio.Future):
             if not reply.done():
                 reply.set_exception(error)
         elif reply is not None:
             with contextlib.suppress(Exception):
                 reply(None, error)
+
+
+_current = asyncio.current_task
+
+
+def _current_task() -> asyncio.Task[Any]:
+    task = asyncio.current_task()
+    assert task is not None, "a message run in its asker's task needs a task"
+    return task
 
 
 def _as_exception(name: str, error: BaseException) -> Exception:

@@ -204,9 +204,10 @@ class LocalActorRef(ActorRef):
 
     def cancel(self) -> None:
         """Stop the actor now, without waiting: as :meth:`stop`, and also cancel
-        the messages it is running in its worker tasks (sync code running in a
-        thread runs to its end; an ask processed in its asker's task ends with
-        that task). Await :meth:`stop` afterwards to wait for the end.
+        the messages it is running, in its worker tasks and in askers' tasks (an
+        ask processed in its asker's task raises ActorError there, unless the
+        asker was cancelled too; sync code running in a thread runs to its end).
+        Await :meth:`stop` afterwards to wait for the end.
         """
         self._cell.cancel()
 

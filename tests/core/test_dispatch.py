@@ -119,6 +119,95 @@ async def test_cancel_cancels_running_async_messages_and_fails_their_replies() -
         assert not ref.is_alive
 
 
+class Stubborn(Actor):
+    """Async receive that waits on a gate; ("swallow", x) ignores a cancellation and
+    answers x; a plain ("later", ...) is not handled here."""
+
+    def __init__(self, gate: asyncio.Event) -> None:
+        self.gate = gate
+        self.started = asyncio.Event()
+
+    async def receive(self, message: Any) -> Any:
+        self.started.set()
+        try:
+            await self.gate.wait()
+        except asyncio.CancelledError:
+            if isinstance(message, tuple) and message[0] == "swallow":
+                return message[1]
+            raise
+        return message
+
+
+async def _ask_in_a_task(ref: Any, message: Any) -> asyncio.Task[Any]:
+    task = asyncio.ensure_future(ref.ask(message))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    return task
+
+
+async def test_cancel_ends_an_ask_run_in_its_askers_task_with_actor_error() -> None:
+    gate = asyncio.Event()
+    async with ActorSystem("t") as system:
+        ref = system.spawn(Stubborn, gate, name="s", concurrency=2)
+        await asyncio.sleep(0)  # on_start
+        asker = await _ask_in_a_task(ref, "stuck")
+        assert not asker.done()
+        ref.cancel()  # type: ignore[attr-defined]
+        with pytest.raises(ActorError, match="'s' was stopped while processing the message"):
+            await asyncio.wait_for(asker, 5)
+        assert asker.cancelling() == 0  # the cancellation was withdrawn, not left pending
+        await asyncio.wait_for(ref.stop(), 5)
+
+
+async def test_cancel_of_an_ask_in_its_askers_task_that_swallows_it_returns_the_reply() -> None:
+    gate = asyncio.Event()
+    async with ActorSystem("t") as system:
+        ref = system.spawn(Stubborn, gate, name="s", concurrency=2)
+        await asyncio.sleep(0)  # on_start
+
+        async def ask_then_wait() -> tuple[Any, int]:
+            reply = await ref.ask(("swallow", 7))
+            await asyncio.sleep(0.01)  # no cancellation left pending in this task
+            return reply, asyncio.current_task().cancelling()  # type: ignore[union-attr]
+
+        asker = asyncio.ensure_future(ask_then_wait())
+        for _ in range(20):
+            await asyncio.sleep(0)
+        ref.cancel()  # type: ignore[attr-defined]
+        assert await asyncio.wait_for(asker, 5) == (7, 0)
+        await asyncio.wait_for(ref.stop(), 5)
+
+
+async def test_an_askers_own_cancellation_wins_over_cancel() -> None:
+    gate = asyncio.Event()
+    async with ActorSystem("t") as system:
+        ref = system.spawn(Stubborn, gate, name="s", concurrency=2)
+        await asyncio.sleep(0)  # on_start
+        asker = await _ask_in_a_task(ref, "stuck")
+        ref.cancel()  # type: ignore[attr-defined]
+        asker.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(asker, 5)
+        await asyncio.wait_for(ref.stop(), 5)
+
+
+async def test_cancel_ends_the_awaited_rest_of_a_plain_receive_run_in_the_askers_task() -> None:
+    gate = asyncio.Event()
+
+    class PlainThenAwait(Actor):
+        def receive(self, message: Any) -> Any:  # type: ignore[override]
+            return gate.wait()  # the plain receive's awaitable: awaited in the asker's task
+
+    async with ActorSystem("t") as system:
+        ref = system.spawn(PlainThenAwait, name="p")
+        await asyncio.sleep(0)  # on_start
+        asker = await _ask_in_a_task(ref, "stuck")
+        ref.cancel()  # type: ignore[attr-defined]
+        with pytest.raises(ActorError, match="'p' was stopped while processing the message"):
+            await asyncio.wait_for(asker, 5)
+        await asyncio.wait_for(ref.stop(), 5)
+
+
 async def test_an_ask_to_an_idle_actor_runs_in_the_askers_task() -> None:
     class WhichTask(Actor):
         async def receive(self, message: Any) -> Any:
