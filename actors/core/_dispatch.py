@@ -248,6 +248,7 @@ class Dispatcher:
             if self._is_async:  # _awaited_here inlined: this is every async module's call
                 task: Any = _current()
                 here = self._here
+                outer = task not in here  # (an ask of this actor from its own message)
                 here.add(task)
                 try:
                     return await receive(message)
@@ -256,7 +257,8 @@ class Dispatcher:
                         raise self._stopped_error() from None
                     raise
                 finally:
-                    here.discard(task)
+                    if outer:
+                        here.discard(task)
                     if self._cancelled_here:  # cancel_running cancelled it: swallowed
                         self._stopped_here(task)
             if self._executor is None:
@@ -277,6 +279,7 @@ class Dispatcher:
         was cancelled by someone else too (CancelledError). Loop thread only."""
         task = _current_task()
         here = self._here
+        outer = task not in here  # (an ask of this actor from its own message)
         here.add(task)
         try:
             return await awaitable
@@ -285,7 +288,8 @@ class Dispatcher:
                 raise self._stopped_error() from None
             raise
         finally:
-            here.discard(task)
+            if outer:
+                here.discard(task)
             if self._cancelled_here:  # cancel_running cancelled it, the message swallowed it
                 self._stopped_here(task)
 

@@ -178,6 +178,27 @@ async def test_cancel_of_an_ask_in_its_askers_task_that_swallows_it_returns_the_
         await asyncio.wait_for(ref.stop(), 5)
 
 
+async def test_cancel_reaches_a_message_that_asked_its_own_actor_in_the_same_task() -> None:
+    gate = asyncio.Event()
+
+    class AsksItself(Actor):
+        async def receive(self, message: Any) -> Any:
+            if message == "inner":
+                return "inner done"
+            assert await self.self_ref.ask("inner") == "inner done"  # run in this task too
+            await gate.wait()
+            return message
+
+    async with ActorSystem("t") as system:
+        ref = system.spawn(AsksItself, name="a", concurrency=2)
+        await asyncio.sleep(0)  # on_start
+        asker = await _ask_in_a_task(ref, "outer")
+        ref.cancel()  # type: ignore[attr-defined]
+        with pytest.raises(ActorError, match="'a' was stopped while processing the message"):
+            await asyncio.wait_for(asker, 5)
+        await asyncio.wait_for(ref.stop(), 5)
+
+
 async def test_an_askers_own_cancellation_wins_over_cancel() -> None:
     gate = asyncio.Event()
     async with ActorSystem("t") as system:

@@ -186,7 +186,7 @@ class HeaderWait:
             self._bell = None
         self._check_open()
         # the side lane first: a side-lane message needs no MPI call (an MPI test
-        # costs 4-5 µs here, the GIL released and taken again)
+        # cost 4-5 µs in the offload example's remote process with sleeping loops)
         return lane.ready(seq) or self._inbox.ready()
 
     def ring(self) -> None:
