@@ -240,9 +240,13 @@ class LoopSpinner:
     def _tick(self) -> None:
         loop = self._loop()
         if loop is not None and self._clock() < self._until:
+            # A peer on this CPU (or anything else runnable) goes first; the polls
+            # come after the yield, so that a message they find is taken by its
+            # task in the next turn without a yield in between (the dimuon job over
+            # mpi:// with one stream: +4%, 6 of 7 alternating rounds, 2026-12-07).
+            os.sched_yield()
             if self._polls:
                 self._run_polls(ending=False)
-            os.sched_yield()  # a peer on this CPU (or anything else runnable) goes first
             loop.call_soon(self._tick)
             return
         self._scheduled = False
