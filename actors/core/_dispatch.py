@@ -277,7 +277,7 @@ class Dispatcher:
         """Await a message's ``awaitable`` in the asker's task, where
         :meth:`cancel_running` can cancel it: ActorError then, unless the task
         was cancelled by someone else too (CancelledError). Loop thread only."""
-        task = _current_task()
+        task: Any = _current()  # (awaited: always inside a task)
         here = self._here
         outer = task not in here  # (an ask of this actor from its own message)
         here.add(task)
@@ -497,12 +497,6 @@ class Dispatcher:
 
 
 _current = asyncio.current_task
-
-
-def _current_task() -> asyncio.Task[Any]:
-    task = asyncio.current_task()
-    assert task is not None, "a message run in its asker's task needs a task"
-    return task
 
 
 def _as_exception(name: str, error: BaseException) -> Exception:
