@@ -35,7 +35,7 @@ import contextlib
 import contextvars
 import inspect
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Executor
 from typing import Any
 
@@ -224,7 +224,7 @@ class Dispatcher:
         for task in self._here - self._cancelled_here:
             if task is not me:
                 self._cancelled_here.add(task)
-                task.cancel()  # run_here / _awaited_here turn it into ActorError
+                task.cancel()  # _awaited_here turns it into ActorError
 
     # -- the ask fast path --------------------------------------------------------------
 
@@ -232,51 +232,51 @@ class Dispatcher:
         """True when a message sent now would start at once (a free slot, nobody waiting)."""
         return self.active < self._limit and self._receive is not None and not self._queue
 
-    async def run_here(self, message: Any) -> Any:
-        """Process ``message`` in the calling task (an ask to an idle actor); return the reply.
+    def run_here(self, message: Any) -> Coroutine[Any, Any, Any]:
+        """Process ``message`` in the calling task (an ask to an idle actor): a
+        coroutine to await at once (as :meth:`call_here`'s), whose result is the reply.
 
         Call only when :meth:`idle_now`. The message holds one of the actor's
-        slots as any other; a plain ``receive`` still runs in the executor
-        when there is one. Cancelling the caller cancels the message;
-        :meth:`cancel_running` ends an awaited message with ActorError (a
-        plain ``receive`` running in the executor runs to its end).
+        slots as any other, freed when the coroutine ends, whatever the
+        outcome; a plain ``receive`` still runs in the executor when there is
+        one. Cancelling the caller cancels the message; :meth:`cancel_running`
+        ends an awaited message with ActorError (a plain ``receive`` running in
+        the executor runs to its end). Raises what ``receive`` raised.
         """
         receive = self._receive
         assert receive is not None
         self.active += 1
+        if not self._is_async:
+            return self._plain_here(receive, message)
         try:
-            if self._is_async:  # _awaited_here inlined: this is every async module's call
-                task: Any = _current()
-                here = self._here
-                outer = task not in here  # (an ask of this actor from its own message)
-                here.add(task)
-                try:
-                    return await receive(message)
-                except asyncio.CancelledError:
-                    if self._stopped_here(task):
-                        raise self._stopped_error() from None
-                    raise
-                finally:
-                    if outer:
-                        here.discard(task)
-                    if self._cancelled_here:  # cancel_running cancelled it: swallowed
-                        self._stopped_here(task)
+            coroutine = receive(message)  # every async module's call: one frame, no more
+        except BaseException:
+            self._release()
+            raise
+        return self._awaited_here(coroutine)
+
+    async def _plain_here(self, receive: Callable[[Any], Any], message: Any) -> Any:
+        """:meth:`run_here` for a plain ``receive`` (in the executor when there is one)."""
+        try:
             if self._executor is None:
                 result = receive(message)
             else:
                 loop = asyncio.get_running_loop()
                 result = await loop.run_in_executor(self._executor, receive, message)
-            known = _AWAITABLE.get(type(result))  # the type cache first: no call when known
-            if known or (known is None and _awaitable(result)):
-                result = await self._awaited_here(result)
-            return result
-        finally:
+        except BaseException:
             self._release()
+            raise
+        known = _AWAITABLE.get(type(result))  # the type cache first: no call when known
+        if known or (known is None and _awaitable(result)):
+            return await self._awaited_here(result)
+        self._release()
+        return result
 
     async def _awaited_here(self, awaitable: Awaitable[Any]) -> Any:
         """Await a message's ``awaitable`` in the asker's task, where
-        :meth:`cancel_running` can cancel it: ActorError then, unless the task
-        was cancelled by someone else too (CancelledError). Loop thread only."""
+        :meth:`cancel_running` can cancel it (ActorError then, unless the task
+        was cancelled by someone else too: CancelledError), then free the
+        message's slot. Loop thread only."""
         task: Any = _current()  # (awaited: always inside a task)
         here = self._here
         outer = task not in here  # (an ask of this actor from its own message)
@@ -292,6 +292,10 @@ class Dispatcher:
                 here.discard(task)
             if self._cancelled_here:  # cancel_running cancelled it, the message swallowed it
                 self._stopped_here(task)
+            if self._queue or self._idle is not None:
+                self._release()
+            else:
+                self.active -= 1  # the common end: nobody waits, no call
 
     def _stopped_here(self, task: asyncio.Task[Any]) -> bool:
         """True when :meth:`cancel_running` cancelled ``task`` and nobody else did
@@ -324,22 +328,12 @@ class Dispatcher:
             raise
         known = _AWAITABLE.get(type(result))
         if known or (known is None and _awaitable(result)):
-            return self._rest_here(result)
+            return self._awaited_here(result)
         if self._queue or self._idle is not None:
             self._release()
         else:
             self.active -= 1  # the common end: nobody waits, no call
         return result
-
-    async def _rest_here(self, awaitable: Awaitable[Any]) -> Any:
-        """The rest of a :meth:`call_here` whose ``receive`` returned ``awaitable``."""
-        try:
-            return await self._awaited_here(awaitable)
-        finally:
-            if self._queue or self._idle is not None:
-                self._release()
-            else:
-                self.active -= 1  # the common end: nobody waits, no call
 
     def _release(self) -> None:
         """A message processed in its caller is done: free its slot, start the next."""

@@ -145,16 +145,29 @@ async def _ask_in_a_task(ref: Any, message: Any) -> asyncio.Task[Any]:
     return task
 
 
+async def _spawn_and_ask(
+    system: ActorSystem, factory: Any, *args: Any, name: str, message: Any, concurrency: int = 1
+) -> tuple[Any, asyncio.Task[Any]]:
+    """Spawn an actor and, once it started, ask it ``message`` in a task of its own."""
+    ref = system.spawn(factory, *args, name=name, concurrency=concurrency)
+    await asyncio.sleep(0)  # on_start
+    return ref, await _ask_in_a_task(ref, message)
+
+
+async def _expect_stopped(asker: asyncio.Task[Any], name: str) -> None:
+    with pytest.raises(ActorError, match=f"'{name}' was stopped while processing the message"):
+        await asyncio.wait_for(asker, 5)
+
+
 async def test_cancel_ends_an_ask_run_in_its_askers_task_with_actor_error() -> None:
     gate = asyncio.Event()
     async with ActorSystem("t") as system:
-        ref = system.spawn(Stubborn, gate, name="s", concurrency=2)
-        await asyncio.sleep(0)  # on_start
-        asker = await _ask_in_a_task(ref, "stuck")
+        ref, asker = await _spawn_and_ask(
+            system, Stubborn, gate, name="s", message="stuck", concurrency=2
+        )
         assert not asker.done()
-        ref.cancel()  # type: ignore[attr-defined]
-        with pytest.raises(ActorError, match="'s' was stopped while processing the message"):
-            await asyncio.wait_for(asker, 5)
+        ref.cancel()
+        await _expect_stopped(asker, "s")
         assert asker.cancelling() == 0  # the cancellation was withdrawn, not left pending
         await asyncio.wait_for(ref.stop(), 5)
 
@@ -190,22 +203,21 @@ async def test_cancel_reaches_a_message_that_asked_its_own_actor_in_the_same_tas
             return message
 
     async with ActorSystem("t") as system:
-        ref = system.spawn(AsksItself, name="a", concurrency=2)
-        await asyncio.sleep(0)  # on_start
-        asker = await _ask_in_a_task(ref, "outer")
-        ref.cancel()  # type: ignore[attr-defined]
-        with pytest.raises(ActorError, match="'a' was stopped while processing the message"):
-            await asyncio.wait_for(asker, 5)
+        ref, asker = await _spawn_and_ask(
+            system, AsksItself, name="a", message="outer", concurrency=2
+        )
+        ref.cancel()
+        await _expect_stopped(asker, "a")
         await asyncio.wait_for(ref.stop(), 5)
 
 
 async def test_an_askers_own_cancellation_wins_over_cancel() -> None:
     gate = asyncio.Event()
     async with ActorSystem("t") as system:
-        ref = system.spawn(Stubborn, gate, name="s", concurrency=2)
-        await asyncio.sleep(0)  # on_start
-        asker = await _ask_in_a_task(ref, "stuck")
-        ref.cancel()  # type: ignore[attr-defined]
+        ref, asker = await _spawn_and_ask(
+            system, Stubborn, gate, name="s", message="stuck", concurrency=2
+        )
+        ref.cancel()
         asker.cancel()
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(asker, 5)
@@ -220,12 +232,9 @@ async def test_cancel_ends_the_awaited_rest_of_a_plain_receive_run_in_the_askers
             return gate.wait()  # the plain receive's awaitable: awaited in the asker's task
 
     async with ActorSystem("t") as system:
-        ref = system.spawn(PlainThenAwait, name="p")
-        await asyncio.sleep(0)  # on_start
-        asker = await _ask_in_a_task(ref, "stuck")
-        ref.cancel()  # type: ignore[attr-defined]
-        with pytest.raises(ActorError, match="'p' was stopped while processing the message"):
-            await asyncio.wait_for(asker, 5)
+        ref, asker = await _spawn_and_ask(system, PlainThenAwait, name="p", message="stuck")
+        ref.cancel()
+        await _expect_stopped(asker, "p")
         await asyncio.wait_for(ref.stop(), 5)
 
 
