@@ -61,6 +61,7 @@ __all__ = [
     "evaluate_targets",
     "grid",
     "round_order",
+    "round_ratios",
     "run",
     "transport_unavailable",
     "verdict_counts",
@@ -265,16 +266,23 @@ def _dimuon_round(
             ctx.log(f"  {c.label}: {shown}")
 
 
-def paired_ratio(entry: dict[str, Any], tcp: dict[str, Any]) -> float | None:
-    """``entry``'s rate against tcp's in the same series: the median over the rounds
-    where both ran of the ratio within the round (the two ran back to back there,
-    while the machine's speed drifts between rounds); the ratio of the medians for
-    entries without per-round rates; None when either never ran."""
+def round_ratios(entry: dict[str, Any], tcp: dict[str, Any]) -> list[float]:
+    """``entry``'s rate over tcp's within each round where both ran (back to back);
+    empty for entries without per-round rates."""
     mine, base = entry.get("round_events_per_s"), tcp.get("round_events_per_s")
-    if mine and base and len(mine) == len(base):
-        ratios = [x / y for x, y in zip(mine, base, strict=True) if x and y]
-        if ratios:
-            return float(statistics.median(ratios))
+    if not (mine and base and len(mine) == len(base)):
+        return []
+    return [x / y for x, y in zip(mine, base, strict=True) if x and y]
+
+
+def paired_ratio(entry: dict[str, Any], tcp: dict[str, Any]) -> float | None:
+    """``entry``'s rate against tcp's in the same series: the median of
+    :func:`round_ratios` (the two ran back to back within a round, while the
+    machine's speed drifts between rounds); the ratio of the medians for entries
+    without per-round rates; None when either never ran."""
+    ratios = round_ratios(entry, tcp)
+    if ratios:
+        return float(statistics.median(ratios))
     rate, base_rate = entry.get("events_per_s"), tcp.get("events_per_s")
     return rate / base_rate if rate and base_rate else None
 
@@ -314,6 +322,7 @@ def evaluate_loaded(entries: list[dict[str, Any]], load: int) -> list[dict[str, 
                 "ratio_of_medians": rate / base["events_per_s"] if rate is not None else None,
                 "met": missed if ratio is None else ratio >= 0.9,
                 "at_or_above": missed if ratio is None else ratio >= 1.0,
+                "round_ratios": round_ratios(e, base),
             }
         )
     return rows
@@ -322,13 +331,17 @@ def evaluate_loaded(entries: list[dict[str, Any]], load: int) -> list[dict[str, 
 def verdict_counts(loaded: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per transport compared to tcp:// (first appearance's order): the series judged,
     how many were within 10% of tcp:// and at or above it, and the median and the
-    lowest of their ratios (None when no series has one)."""
+    lowest of their ratios (None when no series has one); the same counts over the
+    single rounds of every series (``rounds``, ``rounds_within_10``,
+    ``rounds_at_or_above``: with a few rounds a series' median still follows the
+    noise, the share of rounds less so)."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in loaded:
         groups.setdefault(r["transport"], []).append(r)
     counts = []
     for transport, rows in groups.items():
         ratios = [r["ratio"] for r in rows if r["ratio"] is not None]
+        single = [x for r in rows for x in r.get("round_ratios", [])]
         counts.append(
             {
                 "transport": transport,
@@ -337,6 +350,9 @@ def verdict_counts(loaded: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "at_or_above": sum(bool(r["at_or_above"]) for r in rows),
                 "median_ratio": statistics.median(ratios) if ratios else None,
                 "lowest_ratio": min(ratios) if ratios else None,
+                "rounds": len(single),
+                "rounds_within_10": sum(x >= 0.9 for x in single),
+                "rounds_at_or_above": sum(x >= 1.0 for x in single),
             }
         )
     return counts

@@ -100,9 +100,17 @@ def _count_rows(counts: list[dict[str, Any]]) -> list[list[str]]:
             str(c["at_or_above"]),
             _x(c.get("median_ratio")),
             _x(c.get("lowest_ratio")),
+            _of_rounds(c, "rounds_within_10"),
+            _of_rounds(c, "rounds_at_or_above"),
         ]
         for c in counts
     ]
+
+
+def _of_rounds(counts: dict[str, Any], key: str) -> str:
+    """``n of N`` single rounds (``-`` for results without per-round counts)."""
+    rounds = counts.get("rounds")
+    return f"{counts[key]} of {rounds}" if rounds else "-"
 
 
 def tables(data: dict[str, Any]) -> list[Table]:
@@ -150,8 +158,18 @@ def tables(data: dict[str, Any]) -> list[Table]:
         )
         out.append(
             (
-                f"against tcp://{under}: series per verdict{control}",
-                ["transport", "series", "within 10%", ">= tcp", "median ratio", "lowest"],
+                f"against tcp://{under}: series per verdict{control}; single rounds "
+                "(each series' ratio within every round) per verdict beside",
+                [
+                    "transport",
+                    "series",
+                    "within 10%",
+                    ">= tcp",
+                    "median ratio",
+                    "lowest",
+                    "rounds within 10%",
+                    "rounds >= tcp",
+                ],
                 _count_rows(data["verdict_counts"]),
             )
         )

@@ -382,6 +382,9 @@ def test_the_control_runs_tcp_again_next_to_tcp_and_is_judged_like_a_transport(
             "at_or_above": 0,
             "median_ratio": pytest.approx(0.95),
             "lowest_ratio": pytest.approx(0.95),
+            "rounds": 3,
+            "rounds_within_10": 2,  # 0.95 and 1.01: 0.85 is not
+            "rounds_at_or_above": 1,
         },
         {
             "transport": "mpi",
@@ -390,6 +393,9 @@ def test_the_control_runs_tcp_again_next_to_tcp_and_is_judged_like_a_transport(
             "at_or_above": 0,
             "median_ratio": pytest.approx(0.85),
             "lowest_ratio": pytest.approx(0.85),
+            "rounds": 3,
+            "rounds_within_10": 1,  # 1.2 alone
+            "rounds_at_or_above": 1,
         },
     ]
 
@@ -417,4 +423,7 @@ def test_markdown_renders_every_table_of_the_events_part() -> None:
     assert [line for line in text.splitlines() if line in titles] == titles
     assert len(titles) == 4  # series, targets, against tcp://, verdict counts
     assert "| mpi empty f1 s1 | 80 | 100 | 0.80x | 0.80x | MISSED | MISSED |" in text
-    assert "| tcp-again | 1 | 1 | 0 | 0.95x | 0.95x |" in text
+    assert "| tcp-again | 1 | 1 | 0 | 0.95x | 0.95x | 1 of 1 | 0 of 1 |" in text
+    # results written before the single rounds were counted still render
+    del data["verdict_counts"][0]["rounds"]
+    assert "| tcp-again | 1 | 1 | 0 | 0.95x | 0.95x | - | - |" in "\n\n".join(_events(data))
