@@ -15,11 +15,14 @@ decides when that is worth it:
   that cannot run while we poll) makes the next 1, 2, 4 ... :data:`BACKOFF_MAX`
   receives skip polling, so a pattern that polling does not help costs next to
   nothing;
-- never while the loop's :class:`LoopSpinner` keeps the loop awake: the loop
-  polls its descriptors anyway, and a receive's poll would hold everything else
-  on it up (the dimuon offload with the launcher's loop spin, one stream per
-  side: tcp:// 0.77-0.78x -> 0.85x of one process, shm:// 0.77-0.80x -> 0.90x,
-  ucx:// 0.63-0.64x -> 0.70x).
+- never while a :class:`LoopSpinner` of the loop (the links' or the remote
+  actors') keeps the loop awake: the loop polls its descriptors anyway, and a
+  receive's poll would hold everything else on it up (the dimuon offload with
+  the launcher's loop spin, one stream per side: tcp:// 0.77-0.78x -> 0.85x of
+  one process, shm:// 0.77-0.80x -> 0.90x, ucx:// 0.63-0.64x -> 0.70x; one
+  remote ask after another between two processes on two CPUs, where the
+  server's poll held up the reply its actor had just queued: tcp:// 149-230 ->
+  101-192 µs, shm:// 159-182 -> 97-124 µs, three alternating rounds, 2026-12-07).
 
 :class:`LoopSpinner` polls at the level of the event loop instead: after
 traffic on a link (a message sent or received, on every transport: tcp://,
@@ -84,6 +87,7 @@ __all__ = [
     "BACKOFF_MAX",
     "SPIN_AFTER_SECONDS",
     "AdaptivePoll",
+    "LoopAwake",
     "LoopSpinner",
     "loop_spinner",
     "receive_polls_enabled",
@@ -120,11 +124,12 @@ class AdaptivePoll:
 
         Returns True when an attempt succeeded, False when polling was skipped
         or came back empty (the caller then waits in the event loop). Skipped
-        while the loop's spinner (given at construction) keeps the loop awake:
-        the loop then polls anyway, and a receive's poll would hold up the rest
-        of it.
+        while any spinner of the loop (that of the spinner given at
+        construction: :attr:`LoopSpinner.loop_awake`) keeps the loop awake: the
+        loop then polls anyway, and a receive's poll would hold up the rest of
+        it, such as the reply an actor just queued.
         """
-        if self.seconds <= 0 or (self._spinner is not None and self._spinner.spinning):
+        if self.seconds <= 0 or (self._spinner is not None and self._spinner.loop_awake):
             return False
         clock = time.perf_counter
         now = clock()
@@ -151,6 +156,7 @@ class LoopSpinner:
     """Keeps one event loop polling for ``seconds`` after each :meth:`kick` (module doc)."""
 
     __slots__ = (
+        "_awake",
         "_backoff",
         "_clock",
         "_kicked",
@@ -167,8 +173,11 @@ class LoopSpinner:
         loop: asyncio.AbstractEventLoop,
         seconds: float,
         clock: Callable[[], float] = time.perf_counter,
+        awake: LoopAwake | None = None,
     ) -> None:
         self.seconds = seconds
+        #: shared by the spinners of one loop (:func:`loop_spinner`): how many spin now
+        self._awake = LoopAwake() if awake is None else awake
         self._loop = weakref.ref(loop)  # the registry's value must not keep its key alive
         self._clock = clock
         self._until = 0.0
@@ -180,8 +189,14 @@ class LoopSpinner:
 
     @property
     def spinning(self) -> bool:
-        """True while the loop is kept awake."""
+        """True while this spinner keeps the loop awake."""
         return self._scheduled
+
+    @property
+    def loop_awake(self) -> bool:
+        """True while this spinner or another of its loop's (:func:`loop_spinner`)
+        keeps the loop awake."""
+        return self._awake.spinners > 0
 
     def kick(self) -> None:
         """Traffic now: keep the loop awake for ``seconds`` more (unless backing off)."""
@@ -199,6 +214,7 @@ class LoopSpinner:
             return
         self._until = self._clock() + self.seconds
         self._scheduled = True
+        self._awake.spinners += 1
         self._kicked = False
         loop.call_soon(self._tick)
 
@@ -250,6 +266,7 @@ class LoopSpinner:
             loop.call_soon(self._tick)
             return
         self._scheduled = False
+        self._awake.spinners -= 1
         if self._polls:
             self._run_polls(ending=True)
         if self._kicked:
@@ -259,9 +276,19 @@ class LoopSpinner:
             self._backoff = min(2 * self._backoff, BACKOFF_MAX)
 
 
-_spinners: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, LoopSpinner]] = (
-    weakref.WeakKeyDictionary()
-)
+class LoopAwake:
+    """How many spinners of one event loop keep it awake now (loop thread only)."""
+
+    __slots__ = ("spinners",)
+
+    def __init__(self) -> None:
+        self.spinners = 0
+
+
+#: loop -> its spinners by setting name, and their shared :class:`LoopAwake`
+_spinners: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, tuple[dict[str, LoopSpinner], LoopAwake]
+] = weakref.WeakKeyDictionary()
 
 
 def loop_spinner(
@@ -270,10 +297,11 @@ def loop_spinner(
     """The spinner of ``loop`` whose window is ``setting`` (µs; default
     ``ACTORS_LOOP_SPIN_US``, kicked by stream links; ``ACTORS_ASK_SPIN_US`` is kicked by
     remote asks and their replies), made on first use with the setting read then."""
-    per_loop = _spinners.setdefault(loop, {})
+    per_loop, awake = _spinners.setdefault(loop, ({}, LoopAwake()))
     spinner = per_loop.get(setting.name)
     if spinner is None:
-        spinner = per_loop[setting.name] = LoopSpinner(loop, setting.get() * 1e-6)
+        spinner = LoopSpinner(loop, setting.get() * 1e-6, awake=awake)
+        per_loop[setting.name] = spinner
     return spinner
 
 

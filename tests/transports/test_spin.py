@@ -8,7 +8,14 @@ import weakref
 
 import pytest
 
-from actors.transports._spin import BACKOFF_MAX, AdaptivePoll, LoopSpinner, loop_spinner
+from actors.settings import Setting
+from actors.transports._spin import (
+    BACKOFF_MAX,
+    AdaptivePoll,
+    LoopAwake,
+    LoopSpinner,
+    loop_spinner,
+)
 
 
 class Clock:
@@ -53,6 +60,40 @@ async def test_a_receive_does_not_poll_while_the_loop_is_kept_awake() -> None:
     await _ticks()
     assert not spinner.spinning
     assert poll.run(attempt) and attempts == [1]  # asleep again: the receive polls first
+
+
+async def test_a_receive_does_not_poll_while_another_spinner_keeps_its_loop_awake() -> None:
+    # the remote actors' spinner (ACTORS_ASK_SPIN_US) beside the links': a receive's poll
+    # held up the reply an actor had just queued (one ask after another: ~150 -> ~100 µs)
+    clock, awake, loop = Clock(), LoopAwake(), asyncio.get_running_loop()
+    links = LoopSpinner(loop, 0.0, clock, awake)
+    asks = LoopSpinner(loop, 100e-6, clock, awake)
+    poll = AdaptivePoll(1e-3, links)
+    poll.activity()
+    attempts: list[int] = []
+
+    def attempt() -> bool:
+        attempts.append(1)
+        return True
+
+    asks.kick()
+    assert asks.spinning and links.loop_awake and not links.spinning
+    assert not poll.run(attempt) and not attempts
+    clock.now += 150e-6
+    await _ticks()
+    assert not asks.spinning and not links.loop_awake
+    assert poll.run(attempt) and attempts == [1]
+
+
+async def test_the_spinners_of_one_loop_know_when_another_keeps_it_awake() -> None:
+    loop = asyncio.get_running_loop()
+    mine = loop_spinner(loop, Setting("TEST_MINE_SPIN_US", 0.0, float, "µs", "test"))
+    other = loop_spinner(loop, Setting("TEST_OTHER_SPIN_US", 1e3, float, "µs", "test"))
+    assert not mine.loop_awake
+    other.kick()
+    assert mine.loop_awake and not mine.spinning
+    await asyncio.sleep(5e-3)
+    assert not other.spinning and not mine.loop_awake
 
 
 async def test_a_poll_runs_once_per_turn_and_ends_when_its_check_answers() -> None:
