@@ -43,30 +43,12 @@ async def test_a_kick_keeps_the_loop_awake_until_its_window_ends() -> None:
     assert not spinner.spinning
 
 
-async def test_a_receive_does_not_poll_while_the_loop_is_kept_awake() -> None:
-    clock = Clock()
-    spinner = LoopSpinner(asyncio.get_running_loop(), 100e-6, clock)
-    poll = AdaptivePoll(1e-3, spinner)
-    poll.activity()
-    attempts: list[int] = []
-
-    def attempt() -> bool:
-        attempts.append(1)
-        return True
-
-    spinner.kick()
-    assert not poll.run(attempt) and not attempts  # the loop polls anyway: no receive poll
-    clock.now += 150e-6
-    await _ticks()
-    assert not spinner.spinning
-    assert poll.run(attempt) and attempts == [1]  # asleep again: the receive polls first
-
-
-async def test_a_receive_does_not_poll_while_another_spinner_keeps_its_loop_awake() -> None:
-    # the remote actors' spinner (ACTORS_ASK_SPIN_US) beside the links': a receive's poll
-    # held up the reply an actor had just queued (one ask after another: ~150 -> ~100 µs)
+@pytest.mark.parametrize("kicked", ["its own", "another of its loop"])
+async def test_a_receive_does_not_poll_while_a_spinner_keeps_its_loop_awake(kicked: str) -> None:
+    # another: the remote actors' spinner (ACTORS_ASK_SPIN_US) beside the links'; a receive's
+    # poll held up the reply an actor had just queued (one ask after another: ~150 -> ~100 µs)
     clock, awake, loop = Clock(), LoopAwake(), asyncio.get_running_loop()
-    links = LoopSpinner(loop, 0.0, clock, awake)
+    links = LoopSpinner(loop, 100e-6, clock, awake)
     asks = LoopSpinner(loop, 100e-6, clock, awake)
     poll = AdaptivePoll(1e-3, links)
     poll.activity()
@@ -76,13 +58,13 @@ async def test_a_receive_does_not_poll_while_another_spinner_keeps_its_loop_awak
         attempts.append(1)
         return True
 
-    asks.kick()
-    assert asks.spinning and links.loop_awake and not links.spinning
-    assert not poll.run(attempt) and not attempts
+    (links if kicked == "its own" else asks).kick()
+    assert links.loop_awake and links.spinning == (kicked == "its own")
+    assert not poll.run(attempt) and not attempts  # the loop polls anyway: no receive poll
     clock.now += 150e-6
     await _ticks()
-    assert not asks.spinning and not links.loop_awake
-    assert poll.run(attempt) and attempts == [1]
+    assert not links.loop_awake
+    assert poll.run(attempt) and attempts == [1]  # asleep again: the receive polls first
 
 
 async def test_the_spinners_of_one_loop_know_when_another_keeps_it_awake() -> None:
