@@ -309,7 +309,7 @@ class Engine:
         """True while the engine progresses on every turn of the loop: a spinner
         keeps the loop awake, or requests are pending within the spin after the
         last activity (:func:`spin_seconds`)."""
-        if self.spinner.spinning or self._ask_spinner.spinning:
+        if self.spinner.loop_awake:  # this spinner or the ask spinner (one count per loop)
             return True
         return bool(self._pending) and (
             time.perf_counter() - self._last_activity < self._spin_seconds
