@@ -143,22 +143,24 @@ def test_options_ucxx_sets_at_import_go_to_the_context_below_ours_and_the_users(
 
 
 def test_ucx_load_time_options_are_set_for_the_import_only_and_never_over_the_user() -> None:
-    """UCX's default memory hooks cost 0.4 s at load: ours stand for the import
-    only (child processes and other UCX libraries never see them), and never
-    where the user chose the option or the transports."""
+    """UCX's memory hooks wait 0.4 s at load: our shorter grace stands for the
+    import only (child processes and other UCX libraries never see it), and
+    never where the user chose the option or the transports."""
     from actors.transports.ucx._library import load_time_config
 
-    key = "UCX_MEM_MMAP_HOOK_MODE"
+    key = "UCX_MEM_BISTRO_GRACE_DURATION"
     with pytest.MonkeyPatch.context() as env:
         env.delenv(key, raising=False)
         env.delenv("UCX_TLS", raising=False)
+        env.delenv("UCX_MEM_MMAP_HOOK_MODE", raising=False)
         with load_time_config():
-            assert os.environ[key] == "reloc"
+            assert os.environ[key] == "5ms"
+            assert "UCX_MEM_MMAP_HOOK_MODE" not in os.environ  # reloc: see test_ucx.py
         assert key not in os.environ
-        env.setenv(key, "bistro")
+        env.setenv(key, "50ms")
         with load_time_config():
-            assert os.environ[key] == "bistro"
-        assert os.environ[key] == "bistro"
+            assert os.environ[key] == "50ms"
+        assert os.environ[key] == "50ms"
         env.delenv(key)
         env.setenv("UCX_TLS", "rc,sm")
         with load_time_config():

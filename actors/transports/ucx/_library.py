@@ -63,13 +63,20 @@ _GPU_TLS = ",cuda_copy,cuda_ipc"
 
 #: UCX options that its libraries read once, when they load (the import of
 #: ucxx), set for that import only when the user has set neither them nor
-#: ``UCX_TLS`` (the transports we choose). ``MEM_MMAP_HOOK_MODE``: UCX's
-#: default ("bistro") patches eight memory functions at load, waiting 50 ms
-#: after each (UCX 1.21), 0.4 s per process (the offload example's connect
-#: 1.25 -> 0.30 s); relocation-table hooks are installed at once, and the memory
-#: events they give matter to registration caches (InfiniBand), not to the
-#: transports of :data:`DEFAULT_UCX_CONFIG`.
-DEFAULT_UCX_LOAD_CONFIG = {"MEM_MMAP_HOOK_MODE": "reloc"}
+#: ``UCX_TLS`` (the transports we choose). ``MEM_BISTRO_GRACE_DURATION``: UCX's
+#: memory hooks (default mode "bistro") patch eight memory functions of libc and
+#: wait 50 ms after each for threads that may be running the patched code
+#: (UCX 1.21): 0.4 s per process (ucx:// listen, connect and a first message
+#: 0.67-0.68 -> 0.22-0.28 s with 5 ms). Threads are rare at that point, and
+#: one inside the first bytes of such a function for 5 ms rarer still. Not the
+#: relocation-table mode ("reloc", as fast; our choice from 2026-12-06): it also
+#: puts UCX's own ``malloc`` and ``free`` in the tables of every library loaded
+#: later, and one that frees what glibc allocated aborts the process (cramjam,
+#: which uproot imports, after a first ucx:// link: "munmap_chunk(): invalid
+#: pointer"); without those (``MEM_MALLOC_RELOC=n``) UCX has no memory events,
+#: keeps no registration cache, and crashes aborting a rendezvous send (a
+#: message refused for its size), 2026-12-07.
+DEFAULT_UCX_LOAD_CONFIG = {"MEM_BISTRO_GRACE_DURATION": "5ms"}
 
 _ucxx: Any = None
 #: the options ucxx's import put in the environment (names without ``UCX_``),
