@@ -46,6 +46,7 @@ from ..settings import ASK_SPIN_US
 from ..transports import Link, Listener, connect, listen, loop_spinner
 from ..transports.session import Session
 from . import _wire, remote_stall
+from ._deadlines import Deadlines
 from ._serving import MAX_INFLIGHT, ServedLink
 from .ref import ActorRef
 
@@ -59,6 +60,18 @@ log = logging.getLogger("actors.core.remote")
 #: Frames waiting to be sent on one client link before tell/ask wait.
 OUTBOX_SIZE = 64
 
+#: A pending request: target, reply future, frame kind, time.monotonic() at the start.
+_Pending = tuple[str, "asyncio.Future[Any]", int, float]
+
+
+def _expire(url: str, pending: dict[int, _Pending], corr: int, timeout: float) -> None:
+    """Fail a pending request past its deadline (not a method: no cycle through the link)."""
+    target, fut, _kind, _started = pending[corr]
+    if not fut.done():
+        fut.set_exception(
+            AskTimeout(f"no reply from actor {target!r} at {url} within {timeout:g} s")
+        )
+
 
 class _ClientLink:
     """The calling side of one link to a serving system."""
@@ -68,9 +81,10 @@ class _ClientLink:
         self.link = link
         self.lost: BaseException | None = None
         self.dead_targets: set[str] = set()
-        #: correlation id -> (target, reply future, frame kind, time.monotonic() at the start)
-        self._pending: dict[int, tuple[str, asyncio.Future[Any], int, float]] = {}
+        self._pending: dict[int, _Pending] = {}
         self._ids = itertools.count(1)
+        #: the pending requests' timeouts, behind one timer of the loop
+        self._deadlines = Deadlines(self._pending, functools.partial(_expire, url, self._pending))
         self.session = Session(link, f"actor link to {url}", outbox_size=OUTBOX_SIZE)
         #: keeps the loop awake while a reply is due (ACTORS_ASK_SPIN_US)
         self._spinner = loop_spinner(asyncio.get_running_loop(), ASK_SPIN_US)
@@ -80,15 +94,23 @@ class _ClientLink:
         if self.lost is None:
             self.lost = exc
             log.info("link to %s lost: %s", self.url, exc)
-        pending, self._pending = self._pending, {}
+        self._deadlines.clear()
+        pending = dict(self._pending)
+        self._pending.clear()  # (shared with the deadlines)
         for target, fut, _kind, _started in pending.values():
             if not fut.done():
                 fut.set_exception(self._lost_error(target))
 
-    async def _enqueue(self, frame: bytes, buffers: list[Any], target: str) -> None:
+    async def _enqueue(
+        self,
+        frame: bytes,
+        buffers: list[Any],
+        target: str,
+        abandon: asyncio.Future[Any] | None = None,
+    ) -> bool:
+        """Queue a frame; False when ``abandon`` ended the wait for room first."""
         try:
-            await self.session.put(frame, buffers)
-            return
+            return await self.session.put(frame, buffers, abandon=abandon)
         except TransportError as exc:  # lost (or closed) before or while we waited for room
             lost = exc
         self._lose(lost)
@@ -131,22 +153,27 @@ class _ClientLink:
         await self._enqueue(_wire.pack_header(_wire.TELL, target, 0, body), buffers, target)
 
     async def request(self, kind: int, target: str, message: Any, timeout: float | None) -> Any:
+        """Send a request frame and await its reply; the timeout covers the round trip.
+
+        Raises AskTimeout past ``timeout`` (waiting for room in the outbox
+        included), PeerLost when the link is lost, the remote error otherwise.
+        """
         self.check(target)
         body, buffers = encode(message)
         corr = next(self._ids)
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
         self._pending[corr] = (target, fut, kind, time.monotonic())
+        if timeout is not None:
+            self._deadlines.add(loop, corr, timeout)
         header = _wire.pack_header(kind, target, corr, body)
         try:
-            async with asyncio.timeout(timeout) as deadline:
-                await self._enqueue(header, buffers, target)
+            if await self._enqueue(header, buffers, target, fut):
                 self._spinner.kick()
-                return await fut
-        except TimeoutError:
-            if deadline.expired():
-                raise AskTimeout(
-                    f"no reply from actor {target!r} at {self.url} within {timeout:g} s"
-                ) from None
+            return await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                fut.exception()  # expired as the asker was cancelled: nothing to log
             raise
         finally:
             self._pending.pop(corr, None)

@@ -38,6 +38,7 @@ methods run on that loop (not thread-safe).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -52,6 +53,12 @@ log = logging.getLogger("actors.transports.session")
 
 #: One queued outgoing message: header, buffers, and a token for ``on_sent``.
 Frame = tuple[bytes, Sequence[Any], Any]
+
+
+def _end_wait(room: asyncio.Future[None], _abandoned: asyncio.Future[Any]) -> None:
+    if not room.done():
+        room.set_result(None)
+
 
 MessageHandler = Callable[[bytes, list[Any]], Awaitable[None] | None]
 
@@ -141,20 +148,46 @@ class Session:
         await self.link.close()
         raise error
 
-    async def put(self, header: bytes, buffers: Sequence[Any] = (), token: Any = None) -> None:
+    async def put(
+        self,
+        header: bytes,
+        buffers: Sequence[Any] = (),
+        token: Any = None,
+        abandon: asyncio.Future[Any] | None = None,
+    ) -> bool:
         """Queue a frame behind earlier ones; waits while the outbox is full.
 
-        Raises the session's error when it is lost (also while waiting).
+        With ``abandon``: once that future is done (the ask it belongs to
+        timed out, say), stop waiting and queue nothing. Returns whether the
+        frame was queued. Raises the session's error when it is lost (also
+        while waiting).
         """
         while True:
             self._check()
+            if abandon is not None and abandon.done():
+                if self._room and len(self._frames) < self.outbox_size:
+                    self._give_room()  # the room this waiter may have been given
+                return False
             if not self.outbox_size or len(self._frames) < self.outbox_size:
                 break
             room = asyncio.get_running_loop().create_future()
             self._room.append(room)
-            await room  # the abort or close sets the error here
+            if abandon is None:
+                await room  # the abort or close sets the error here
+            else:
+                await self._room_or(room, abandon)
         self._frames.append((header, buffers, token))
         self._wake.set()
+        return True
+
+    @staticmethod
+    async def _room_or(room: asyncio.Future[None], abandon: asyncio.Future[Any]) -> None:
+        wake = functools.partial(_end_wait, room)
+        abandon.add_done_callback(wake)
+        try:
+            await room
+        finally:
+            abandon.remove_done_callback(wake)
 
     def post(self, header: bytes, buffers: Sequence[Any] = (), token: Any = None) -> bool:
         """Queue a frame without waiting (the caller bounds how many).

@@ -188,6 +188,32 @@ async def test_remote_tell_has_backpressure(pair: tuple[ActorSystem, ActorSystem
     assert tuple(await ref.ask("sum", timeout=30)) == (total, total)
 
 
+async def test_remote_ask_times_out_while_the_outbox_is_full(
+    pair: tuple[ActorSystem, ActorSystem, str],
+) -> None:
+    server, client, address = pair
+    gate = asyncio.Event()
+    server.spawn(Stats, gate, name="stats", mailbox_size=4)
+    ref = await client.remote(address, "stats")
+    total = 5_000
+    payload = np.ones(4096)  # 32 KiB tells: they fill every buffer while the gate is shut
+
+    async def produce() -> None:
+        for _ in range(total):
+            await ref.tell(payload)
+
+    producer = asyncio.create_task(produce())
+    await asyncio.sleep(0.3)
+    assert not producer.done()
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(AskTimeout, match=r"'stats' at .* within 0.2 s"):
+        await ref.ask("sum", timeout=0.2)  # its frame never left the client's outbox
+    assert asyncio.get_running_loop().time() - started < 5
+    gate.set()
+    await asyncio.wait_for(producer, 60)
+    assert tuple(await ref.ask("sum", timeout=30)) == (4096 * total, total)  # every tell arrived
+
+
 async def test_lost_link_fails_pending_asks_and_later_calls_with_peer_lost(url: str) -> None:
     gate = asyncio.Event()
     async with ActorSystem("client") as client:

@@ -262,3 +262,68 @@ async def test_failed_direct_send_aborts_and_closes_the_link(pair: tuple[Link, L
         await rb.gone.wait()
     await a.close()
     await b.close()
+
+
+class GatedLink(StuckLink):
+    """A link whose first send waits for ``gate``; ``on_send`` runs at every send, before it."""
+
+    def __init__(self, on_send: Any = None) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.sent: list[bytes] = []
+        self.on_send = on_send
+
+    async def send(self, header: bytes, buffers: Sequence[Any] = ()) -> None:
+        self.sent.append(bytes(header))
+        if self.on_send is not None:
+            self.on_send(len(self.sent))
+        if len(self.sent) == 1:
+            await self.gate.wait()
+
+
+async def test_an_abandoned_put_queues_nothing_and_passes_its_room_on() -> None:
+    ask_ended = asyncio.get_running_loop().create_future()
+
+    def on_send(count: int) -> None:
+        if count == 2:  # the room freed by this send went to the first waiter: now abandon it
+            ask_ended.set_result(None)
+
+    link = GatedLink(on_send)
+    a = Session(link, "a", outbox_size=1)
+    ra = Recorder()
+    a.start(ra.on_message, ra.on_lost)
+    assert await a.put(b"1") and await a.put(b"2")  # "1" is being sent, "2" fills the outbox
+    abandoned = asyncio.ensure_future(a.put(b"3", abandon=ask_ended))
+    waiting = asyncio.ensure_future(a.put(b"4"))
+    await asyncio.sleep(0.02)
+    assert not abandoned.done() and not waiting.done()
+    link.gate.set()
+    async with asyncio.timeout(5):
+        assert await abandoned is False
+        assert await waiting is True  # it got the room the abandoned put was given
+        await a.flush()
+    assert link.sent == [b"1", b"2", b"4"] and not ra.lost
+    assert await a.put(b"5", abandon=ask_ended) is False  # abandoned before it waits: not queued
+    await a.close()
+
+
+async def test_a_put_abandoned_while_it_waits_returns_at_once() -> None:
+    link = GatedLink()
+    a = Session(link, "a", outbox_size=1)
+    ra = Recorder()
+    a.start(ra.on_message, ra.on_lost)
+    await a.put(b"1")
+    await a.put(b"2")
+    ask_ended = asyncio.get_running_loop().create_future()
+    put = asyncio.ensure_future(a.put(b"3", abandon=ask_ended))
+    await asyncio.sleep(0.02)
+    assert not put.done()
+    ask_ended.set_exception(TimeoutError("ask timed out"))
+    async with asyncio.timeout(5):
+        assert await put is False
+    ask_ended.exception()
+    link.gate.set()
+    async with asyncio.timeout(5):
+        await a.flush()
+    assert link.sent == [b"1", b"2"]
+    await a.close()
