@@ -108,6 +108,13 @@ class Link(_Closes):
     async def send(self, header: bytes, buffers: Sequence[Any] = ()) -> None:
         """Send one message. Raises PeerLost if the link is closed or the peer gone."""
 
+    async def send_many(self, messages: Sequence[tuple[bytes, Sequence[Any]]]) -> None:
+        """Send ``messages`` (header, buffers) in order, as one :meth:`send`
+        each would; a backend may write several in one system call. Raises as
+        ``send`` does; after an error, some of them may have gone."""
+        for header, buffers in messages:
+            await self.send(header, buffers)
+
     @abc.abstractmethod
     async def recv(self) -> Message:
         """Receive the next message. Raises PeerLost, ProtocolError."""

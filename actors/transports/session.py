@@ -5,8 +5,9 @@ message and hands it to ``on_message(header, buffers)``; when that returns an
 awaitable (a handler that waits, e.g. for mailbox space) the reader awaits it
 before it receives the next message, so a slow consumer slows the peer
 (backpressure through the transport). The *writer* sends the frames queued in
-the outbox, in order, one at a time; a send is never cancelled midway except
-by :meth:`close` or a loss. The session knows nothing of what the messages
+the outbox, in order: one alone with ``link.send``, several found together with
+one ``link.send_many`` (small ones then share a system call); a send is never
+cancelled midway except by :meth:`close` or a loss. The session knows nothing of what the messages
 mean: remote actor refs and distributed peers both sit on top of it.
 
 Rules (the same for every user):
@@ -50,6 +51,9 @@ from ._base import Link
 __all__ = ["Frame", "Session"]
 
 log = logging.getLogger("actors.transports.session")
+
+#: Most queued frames the writer hands to the link's ``send_many`` at once.
+BATCH_FRAMES = 64
 
 #: One queued outgoing message: header, buffers, and a token for ``on_sent``.
 Frame = tuple[bytes, Sequence[Any], Any]
@@ -264,6 +268,9 @@ class Session:
                 if self._before_write is not None:
                     self._before_write()
                 while frames:
+                    if len(frames) > 1:
+                        await self._write_batch()
+                        continue
                     header, buffers, token = frames.popleft()
                     self._busy = True
                     if self._room:
@@ -278,6 +285,22 @@ class Session:
         except Exception as exc:
             self._abort(exc, "sending")
             await self.link.close()
+
+    async def _write_batch(self) -> None:
+        """Send the frames queued now (up to :data:`BATCH_FRAMES`) with one
+        ``send_many``: small ones then leave in one system call."""
+        frames = self._frames
+        batch = [frames.popleft() for _ in range(min(len(frames), BATCH_FRAMES))]
+        self._busy = True
+        for _ in batch:
+            if not self._room:
+                break
+            self._give_room()
+        await self.link.send_many([(header, buffers) for header, buffers, _token in batch])
+        self._busy = False
+        if self._on_sent is not None:
+            for _header, _buffers, token in batch:
+                self._on_sent(token)
 
     # -- waits and loss
     def _give_room(self) -> None:

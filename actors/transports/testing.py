@@ -424,6 +424,37 @@ async def send_after_close_client(link: Link) -> None:
     raise AssertionError("send on a closed link did not raise PeerLost")
 
 
+# -- send_many: a batch arrives as one send each would --------------------------------
+
+N_BATCH = 1500
+
+
+def _batch() -> list[tuple[bytes, list[Any]]]:
+    """600 header-only messages (more than one system call's share), then some
+    with buffers among the rest, and an empty one."""
+    batch: list[tuple[bytes, list[Any]]] = []
+    for i in range(N_BATCH):
+        buffers = [np.full(i, i % 251, np.uint8)] if i >= 600 and i % 100 == 0 else []
+        batch.append((b"m%d" % i, buffers))
+    batch.append((b"", []))
+    return batch
+
+
+async def send_many_server(link: Link) -> None:
+    for i, (header, buffers) in enumerate(_batch()):
+        got, bufs = await link.recv()
+        assert got == header, f"message {i} of a batch arrived as {got[:60]!r}"
+        assert [_bytes(b) for b in bufs] == [_bytes(b) for b in buffers], f"message {i}"
+    await link.send(b"done")
+
+
+async def send_many_client(link: Link) -> None:
+    batch = _batch()
+    await link.send_many(batch[:700])
+    await link.send_many(batch[700:])
+    await _expect(link, b"done")
+
+
 CHECKS: list[Check] = [
     ("ordered_10000", ordered_server, ordered_client),
     ("shapes", shapes_server, shapes_client),
@@ -437,6 +468,7 @@ CHECKS: list[Check] = [
     ("backpressure", backpressure_server, backpressure_client),
     ("odd_buffers", odd_buffers_server, odd_buffers_client),
     ("send_after_close", send_after_close_server, send_after_close_client),
+    ("send_many", send_many_server, send_many_client),
 ]
 
 

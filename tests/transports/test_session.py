@@ -327,3 +327,25 @@ async def test_a_put_abandoned_while_it_waits_returns_at_once() -> None:
         await a.flush()
     assert link.sent == [b"1", b"2"]
     await a.close()
+
+
+async def test_a_burst_of_frames_leaves_in_order_with_every_token(pair: tuple[Link, Link]) -> None:
+    client, server = pair
+    sent: list[Any] = []
+    a = Session(client, "a", on_sent=sent.append)
+    b = Session(server, "b")
+    ra, rb = Recorder(), Recorder()
+    a.start(ra.on_message, ra.on_lost)
+    b.start(rb.on_message, rb.on_lost)
+    for i in range(300):  # queued without yielding: the writer finds them together
+        a.post(b"f%d" % i, [np.full(3, i, np.int64)] if i % 50 == 7 else [], i)
+    await a.flush()
+    async with asyncio.timeout(5):
+        while len(rb.messages) < 300:
+            rb.got.clear()
+            await rb.got.wait()
+    assert [bytes(h) for h, _ in rb.messages] == [b"f%d" % i for i in range(300)]
+    assert [len(bufs) for _, bufs in rb.messages] == [int(i % 50 == 7) for i in range(300)]
+    assert sent == list(range(300))
+    await a.close()
+    await b.close()

@@ -184,6 +184,25 @@ class StreamLink(Link):
             )
         return entries, views
 
+    async def send_many(self, messages: Sequence[tuple[bytes, Sequence[Any]]]) -> None:
+        """Send ``messages`` in order; consecutive ones without buffers leave
+        together (one ``sendmsg`` where the socket takes them all). Raises as
+        :meth:`send` does; after an error, some of them may have gone."""
+        iov: list[Any] = []
+        size = 0
+        for header, buffers in messages:
+            if buffers:
+                if iov:
+                    await self._send_iov(iov, size, size)
+                    iov, size = [], 0
+                await self.send(header, buffers)
+                continue
+            preamble = encode_preamble(KIND_DATA, header, [])
+            iov.append(preamble)
+            size += len(preamble)
+        if iov:
+            await self._send_iov(iov, size, size)
+
     async def _send_frame(
         self,
         kind: int,
@@ -197,6 +216,11 @@ class StreamLink(Link):
         if views:
             size += sum(v.nbytes for v in views)
             iov.extend(v for v in views if v.nbytes)
+        await self._send_iov(iov, size, pre, fds)
+
+    async def _send_iov(self, iov: list[Any], size: int, pre: int, fds: Sequence[int] = ()) -> None:
+        """Write ``iov`` (``size`` bytes, of which the first ``pre`` are the
+        preamble to send on its own ahead of a large payload) as one unit."""
         split = not fds and size - pre >= _SPLIT_PREAMBLE
         sent_any = False
         if not self._senders:
