@@ -24,6 +24,9 @@ __all__ = ["Deadlines"]
 
 #: Heap entries tolerated beyond twice the pending asks before a compaction.
 _SLACK = 64
+#: A deadline this close counts as passed when the timer fires: uvloop's clock
+#: moves in milliseconds, and a timer may fire before ``loop.time()`` reaches it.
+_EARLY = 1e-3
 
 
 class Deadlines:
@@ -31,7 +34,7 @@ class Deadlines:
 
     ``pending`` answers whether a correlation id is still pending (the
     link's table of pending asks); ``expire(corr, timeout)`` is called on the
-    loop for each one whose deadline passed, once.
+    loop for each one whose deadline passed (up to 1 ms early), once.
     """
 
     __slots__ = ("_expire", "_heap", "_pending", "_timer")
@@ -74,7 +77,7 @@ class Deadlines:
     def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = None
         heap, pending = self._heap, self._pending
-        now = loop.time()
+        now = loop.time() + _EARLY
         while heap and heap[0][0] <= now:
             _deadline, corr, timeout = heapq.heappop(heap)
             if corr in pending:
