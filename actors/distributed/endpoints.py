@@ -164,6 +164,15 @@ def published_address(name: str, table: LinkTable | None = None) -> str | None:
         return None
 
 
+def _load_ucx_before_mpi(table: LinkTable) -> None:
+    """Load ucx:// before mpi:// where this process has links of both: an MPI library
+    built with UCX (MPICH's ch4:ucx) brings a UCX of its own, after which ucxx's
+    does not load (ConfigError), while the other way round both work."""
+    schemes = {split_url(endpoint.url)[0] for endpoint in table.endpoints.values()}
+    if "ucx" in schemes and "mpi" in schemes:
+        get_backend("ucx")
+
+
 def _needs_rendezvous(url: str) -> bool:
     return url.partition("://")[0] in _NEEDS_RENDEZVOUS
 
@@ -172,6 +181,7 @@ async def listen_named(name: str, table: LinkTable | None = None) -> Listener:
     """Listen on the server end of link ``name`` and publish the bound address."""
     table = table or current_links()
     endpoint = table.get(name, "server")
+    _load_ucx_before_mpi(table)
     listener = await listen(endpoint.url, secret=endpoint.secret)
     path = _address_file(table, name)
     if path is not None:
@@ -190,6 +200,7 @@ async def connect_named(name: str, table: LinkTable | None = None, timeout: floa
     """
     table = table or current_links()
     endpoint = table.get(name, "client")
+    _load_ucx_before_mpi(table)
     url = endpoint.url
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

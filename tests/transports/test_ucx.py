@@ -366,3 +366,57 @@ def test_a_library_loaded_after_a_link_does_not_corrupt_the_heap(ucx_ready: None
         capture_output=True, text=True, env=env, timeout=60,
     )  # fmt: skip
     assert out.returncode == 0 and out.stdout.strip() == "loaded", out.stderr[-2000:]
+
+
+_UCX_AFTER_MPI = """
+import asyncio
+from actors.distributed.endpoints import LinkEndpoint, LinkTable, listen_named
+
+table = LinkTable({
+    "cpu": LinkEndpoint("cpu", "server", "mpi://rank/0"),
+    "gpu": LinkEndpoint("gpu", "server", "ucx://127.0.0.1:0"),
+})
+
+async def main():
+    first = await listen_named("cpu", table)  # initialises MPI: ucx:// is loaded before it
+    second = await listen_named("gpu", table)
+    await second.close()
+    await first.close()
+
+asyncio.run(main())
+print("both")
+"""
+
+_MPI_THEN_UCX = """
+from mpi4py import MPI  # MPI first, alone
+import actors
+try:
+    actors.preload("ucx")
+except actors.ConfigError as exc:
+    print("refused:", exc)
+else:
+    print("loaded")
+"""
+
+
+def _run_python(code: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UCX_")}
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def test_a_process_with_mpi_and_ucx_links_loads_ucx_first(ucx_ready: None) -> None:
+    """MPICH built with UCX brings a UCX of its own: loaded first, it keeps ucxx's
+    from loading. A process whose links use both loads ucx:// before MPI; one
+    that initialised MPI on its own gets a ConfigError that says what to do."""
+    if importlib.util.find_spec("mpi4py") is None:
+        pytest.skip("mpi4py not installed (extra [mpi])")
+    both = _run_python(_UCX_AFTER_MPI)
+    assert both.returncode == 0 and both.stdout.split() == ["both"], both.stderr[-2000:]
+    alone = _run_python(_MPI_THEN_UCX)
+    assert alone.returncode == 0, alone.stderr[-2000:]
+    if alone.stdout.startswith("loaded"):
+        return  # this MPI library brings no UCX of its own: nothing clashes
+    assert alone.stdout.startswith("refused:") and "load ucx:// first" in alone.stdout
+    assert "actors.preload('ucx')" in alone.stdout

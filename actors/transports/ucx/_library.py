@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator
 from typing import Any
 
-from ...errors import BackendUnavailable
+from ...errors import BackendUnavailable, ConfigError
 
 __all__ = [
     "DEFAULT_UCX_CONFIG",
@@ -89,7 +90,8 @@ def ucxx_api() -> Any:
     the module docstring).
 
     Raises BackendUnavailable("ucxx", "ucx") when ucxx (or its UCX libraries)
-    cannot be imported.
+    cannot be imported; ConfigError when MPI was loaded first in this process
+    with a UCX of its own (MPICH's ch4:ucx), which keeps ucxx's from loading.
     """
     global _ucxx
     if _ucxx is None:
@@ -99,10 +101,24 @@ def ucxx_api() -> Any:
                 import ucxx._lib.libucxx as api
         except ImportError as exc:
             raise BackendUnavailable("ucxx", "ucx", str(exc)) from exc
+        except OSError as exc:  # a UCX library of the same name was loaded before
+            raise _load_error(exc) from exc
         finally:
             _take_back_ucxx_options(before)
         _ucxx = api
     return _ucxx
+
+
+def _load_error(exc: OSError) -> Exception:
+    """What to raise when ucxx's UCX libraries do not load (``exc``)."""
+    if "mpi4py.MPI" in sys.modules:
+        return ConfigError(
+            "ucx:// cannot load its UCX libraries after MPI in this process: the MPI "
+            f"library brought a UCX of its own ({exc}); load ucx:// first "
+            "(actors.preload('ucx') before the first mpi:// link; the launcher does so "
+            "for a process with links of both), or use one of them per process"
+        )
+    return BackendUnavailable("ucxx", "ucx", f"its UCX libraries do not load: {exc}")
 
 
 def _take_back_ucxx_options(before: set[str]) -> None:
