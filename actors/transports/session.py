@@ -5,8 +5,8 @@ message and hands it to ``on_message(header, buffers)``; when that returns an
 awaitable (a handler that waits, e.g. for mailbox space) the reader awaits it
 before it receives the next message, so a slow consumer slows the peer
 (backpressure through the transport). The *writer* sends the frames queued in
-the outbox, in order: one alone with ``link.send``, several found together with
-one ``link.send_many`` (small ones then share a system call); a send is never
+the outbox, in order: one by one with ``link.send``, and those without buffers
+found together with one ``link.send_many`` (one system call); a send is never
 cancelled midway except by :meth:`close` or a loss. The session knows nothing of what the messages
 mean: remote actor refs and distributed peers both sit on top of it.
 
@@ -268,7 +268,7 @@ class Session:
                 if self._before_write is not None:
                     self._before_write()
                 while frames:
-                    if len(frames) > 1:
+                    if len(frames) > 1 and not frames[0][1]:
                         await self._write_batch()
                         continue
                     header, buffers, token = frames.popleft()
@@ -287,10 +287,14 @@ class Session:
             await self.link.close()
 
     async def _write_batch(self) -> None:
-        """Send the frames queued now (up to :data:`BATCH_FRAMES`) with one
-        ``send_many``: small ones then leave in one system call."""
+        """Send the frames without buffers at the head of the outbox (up to
+        :data:`BATCH_FRAMES`) with one ``send_many``: they then leave in one
+        system call. Frames with buffers go one by one, so that no more of
+        them are held than the outbox allows."""
         frames = self._frames
-        batch = [frames.popleft() for _ in range(min(len(frames), BATCH_FRAMES))]
+        batch: list[Frame] = []
+        while frames and not frames[0][1] and len(batch) < BATCH_FRAMES:
+            batch.append(frames.popleft())
         self._busy = True
         for _ in batch:
             if not self._room:
