@@ -95,9 +95,9 @@ class _ClientLink:
             self.lost = exc
             log.info("link to %s lost: %s", self.url, exc)
         self._deadlines.clear()
-        pending = dict(self._pending)
+        pending = list(self._pending.values())
         self._pending.clear()  # (shared with the deadlines)
-        for target, fut, _kind, _started in pending.values():
+        for target, fut, _kind, _started in pending:
             if not fut.done():
                 fut.set_exception(self._lost_error(target))
 

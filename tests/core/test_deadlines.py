@@ -24,10 +24,14 @@ class Expired:
             self.all_done.set()
 
 
-async def test_pending_asks_expire_in_deadline_order_once_each() -> None:
-    loop = asyncio.get_running_loop()
+def _watched() -> tuple[asyncio.AbstractEventLoop, Expired, Deadlines]:
+    """The running loop, a link's pending table, and its deadlines."""
     seen = Expired()
-    deadlines = Deadlines(seen.pending, seen.expire)
+    return asyncio.get_running_loop(), seen, Deadlines(seen.pending, seen.expire)
+
+
+async def test_pending_asks_expire_in_deadline_order_once_each() -> None:
+    loop, seen, deadlines = _watched()
     for corr, timeout in ((1, 0.06), (2, 0.02), (3, 0.04), (4, 0.03)):
         seen.pending[corr] = "ask"
         deadlines.add(loop, corr, timeout)
@@ -42,9 +46,7 @@ async def test_pending_asks_expire_in_deadline_order_once_each() -> None:
 
 
 async def test_an_earlier_deadline_rearms_the_timer() -> None:
-    loop = asyncio.get_running_loop()
-    seen = Expired()
-    deadlines = Deadlines(seen.pending, seen.expire)
+    loop, seen, deadlines = _watched()
     seen.pending[1] = seen.pending[2] = "ask"
     deadlines.add(loop, 1, 30.0)
     deadlines.add(loop, 2, 0.01)
@@ -55,9 +57,7 @@ async def test_an_earlier_deadline_rearms_the_timer() -> None:
 
 
 async def test_entries_of_answered_asks_do_not_pile_up() -> None:
-    loop = asyncio.get_running_loop()
-    seen = Expired()
-    deadlines = Deadlines(seen.pending, seen.expire)
+    loop, seen, deadlines = _watched()
     seen.pending[0] = "ask that stays"
     deadlines.add(loop, 0, 60.0)
     for corr in range(1, 100_001):  # one ask after another, each answered at once
@@ -70,9 +70,7 @@ async def test_entries_of_answered_asks_do_not_pile_up() -> None:
 
 
 async def test_clear_cancels_every_expiry() -> None:
-    loop = asyncio.get_running_loop()
-    seen = Expired()
-    deadlines = Deadlines(seen.pending, seen.expire)
+    loop, seen, deadlines = _watched()
     seen.pending[1] = "ask"
     deadlines.add(loop, 1, 0.01)
     deadlines.clear()

@@ -48,6 +48,13 @@ class Recorder:
         self.gone.set()
 
 
+def started(session: Session) -> tuple[Session, Recorder]:
+    """``session``, started with the callbacks of a new Recorder."""
+    recorder = Recorder()
+    session.start(recorder.on_message, recorder.on_lost)
+    return session, recorder
+
+
 async def test_put_reaches_the_handler_in_order(pair: tuple[Link, Link]) -> None:
     client, server = pair
     a, b = Session(client, "a", outbox_size=2), Session(server, "b")
@@ -136,9 +143,7 @@ class StuckLink(Link):
 
 async def test_waiting_put_fails_when_the_link_is_lost() -> None:
     link = StuckLink()
-    a = Session(link, "a", outbox_size=2)
-    ra = Recorder()
-    a.start(ra.on_message, ra.on_lost)
+    a, ra = started(Session(link, "a", outbox_size=2))
     puts = asyncio.gather(*(a.put(b"x") for _ in range(6)))
     flush = asyncio.ensure_future(a.flush())
     await asyncio.sleep(0.05)
@@ -157,9 +162,7 @@ async def test_waiting_put_fails_when_the_link_is_lost() -> None:
 
 async def test_close_fails_pending_waits_and_is_idempotent() -> None:
     link = StuckLink()
-    a = Session(link, "a", outbox_size=1)
-    ra = Recorder()
-    a.start(ra.on_message, ra.on_lost)
+    a, ra = started(Session(link, "a", outbox_size=1))
     puts = asyncio.gather(*(a.put(b"x") for _ in range(4)))
     await asyncio.sleep(0.05)
     await a.close()
@@ -192,9 +195,7 @@ async def test_close_does_not_swallow_cancellation(pair: tuple[Link, Link]) -> N
 
 async def test_writer_error_aborts_the_session(pair: tuple[Link, Link]) -> None:
     client, _server = pair
-    a = Session(client, "link 'w'")
-    ra = Recorder()
-    a.start(ra.on_message, ra.on_lost)
+    a, ra = started(Session(client, "link 'w'"))
     await a.put(b"x", [object()])  # not a buffer: the link's send raises
     async with asyncio.timeout(5):
         await ra.gone.wait()
@@ -230,9 +231,7 @@ async def test_received_buffers_are_released_when_dropped(pair: tuple[Link, Link
 
 async def test_send_bypasses_the_outbox_and_reports_loss(pair: tuple[Link, Link]) -> None:
     client, server = pair
-    a = Session(client, "a")
-    ra = Recorder()
-    a.start(ra.on_message, ra.on_lost)
+    a, ra = started(Session(client, "a"))
     rb = Recorder()
     b = Session(server, "b")
     b.start(rb.on_message, rb.on_lost)
@@ -249,9 +248,7 @@ async def test_send_bypasses_the_outbox_and_reports_loss(pair: tuple[Link, Link]
 
 async def test_failed_direct_send_aborts_and_closes_the_link(pair: tuple[Link, Link]) -> None:
     client, server = pair
-    a = Session(client, "link 's'")
-    ra = Recorder()
-    a.start(ra.on_message, ra.on_lost)
+    a, ra = started(Session(client, "link 's'"))
     rb = Recorder()
     b = Session(server, "b")
     b.start(rb.on_message, rb.on_lost)
@@ -289,9 +286,7 @@ async def test_an_abandoned_put_queues_nothing_and_passes_its_room_on() -> None:
             ask_ended.set_result(None)
 
     link = GatedLink(on_send)
-    a = Session(link, "a", outbox_size=1)
-    ra = Recorder()
-    a.start(ra.on_message, ra.on_lost)
+    a, ra = started(Session(link, "a", outbox_size=1))
     assert await a.put(b"1") and await a.put(b"2")  # "1" is being sent, "2" fills the outbox
     abandoned = asyncio.ensure_future(a.put(b"3", abandon=ask_ended))
     waiting = asyncio.ensure_future(a.put(b"4"))
@@ -309,9 +304,7 @@ async def test_an_abandoned_put_queues_nothing_and_passes_its_room_on() -> None:
 
 async def test_a_put_abandoned_while_it_waits_returns_at_once() -> None:
     link = GatedLink()
-    a = Session(link, "a", outbox_size=1)
-    ra = Recorder()
-    a.start(ra.on_message, ra.on_lost)
+    a, _ = started(Session(link, "a", outbox_size=1))
     await a.put(b"1")
     await a.put(b"2")
     ask_ended = asyncio.get_running_loop().create_future()
