@@ -93,8 +93,14 @@ def _medians(rounds: list[dict[str, float]]) -> dict[str, float]:
 # -- ours: hep-actors, a served ActorSystem in a child process ----------------------------
 
 
-def _serve_ours(url: str, conn: Any) -> None:
-    """The server process: serve an Echo actor, send its address, run until ``conn`` closes."""
+def _serve_ours(url: str, conn: Any, parents_end: Any) -> None:
+    """The server process: serve an Echo actor, send its address, run until ``conn`` closes.
+
+    ``parents_end`` is the parent's end of the pipe, which the fork copied: closed here
+    first, else ``conn`` never reaches its end and the server outlives the client (the
+    parent then waited out its 10 s join and killed it).
+    """
+    parents_end.close()
     from actors import Actor, ActorSystem
 
     class Echo(Actor):
@@ -136,18 +142,24 @@ def _ours(scheme: str, work: Workloads, repeat: int, spin_us: float = 0.0) -> di
     url = {"tcp": "tcp://127.0.0.1:0", "shm": "shm://"}[scheme]
     fork = multiprocessing.get_context("fork")
     mine, theirs = fork.Pipe()
-    server = fork.Process(target=_serve_ours, args=(url, theirs), daemon=True)
+    server = fork.Process(target=_serve_ours, args=(url, theirs, mine), daemon=True)
     server.start()
     theirs.close()
     try:
         address = mine.recv()
-        return asyncio.run(_ours_client(address, work, repeat))
+        figures = asyncio.run(_ours_client(address, work, repeat))
     finally:
         mine.close()
         server.join(10)
         if server.is_alive():
             server.kill()
             server.join()
+    if server.exitcode != 0:
+        raise RuntimeError(
+            f"the {scheme}:// server process ended with exit code {server.exitcode} "
+            "(-9: killed after 10 s, it did not stop when the client closed the pipe)"
+        )
+    return figures
 
 
 async def _ours_client(address: str, work: Workloads, repeat: int) -> dict[str, float]:
