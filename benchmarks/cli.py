@@ -67,7 +67,7 @@ parts (default: all, in this order):
 run by name only:
   cpu         CPU per event through each transport, start-up and waiting apart (~3 min)
   overload    a controller feeding a follower 10x slower for 60 s: events/s, RSS over time
-  peers       the same actor workloads through Ray, Dask, xoscar, Thespian (~3 min;
+  peers       the same actor workloads through Ray, Dask, xoscar, Thespian (~5 min;
               pip install 'hep-actors[peers]')
   scale       1 controller x 16 followers and 16 x 1: start-up, memory, events/s vs ideal
   sizing      real offload/HLT runs vs the farm-sizing model's predictions (~2 min)"""
