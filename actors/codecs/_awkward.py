@@ -26,6 +26,7 @@ import numpy as np
 
 from .._optional import optional_module
 from ..errors import CodecError
+from ._akplain import PlainArrays
 from ._arrays import CACHE_LIMIT, array_meta, dtype_of_descr
 
 __all__ = ["AwkwardCodec"]
@@ -43,12 +44,18 @@ class AwkwardCodec:
 
     def __init__(self) -> None:
         self._ak: Any = None
+        self._plain: PlainArrays | None = None
 
     def _awkward(self) -> Any:
         """The awkward module (imported on first use; BackendUnavailable without it)."""
         if self._ak is None:
             self._ak = optional_module("awkward", "hep")
         return self._ak
+
+    def _plain_arrays(self) -> PlainArrays:
+        if self._plain is None:
+            self._plain = PlainArrays(self._awkward())
+        return self._plain
 
     def encode(self, obj: Any) -> tuple[Any, list[Any]]:
         direct = _direct_encode(obj)
@@ -64,7 +71,8 @@ class AwkwardCodec:
         ak = self._awkward()
         kind = meta[0] if isinstance(meta, list) and meta else None
         if kind in _DIRECT_KINDS:
-            return ak.Array(_direct_layout(ak, meta, buffers))
+            plain = self._plain_arrays()
+            return plain.array(_direct_layout(ak, plain, meta, buffers))
         form, length, keys = meta
         container = {k: np.frombuffer(b, dtype="uint8") for k, b in zip(keys, buffers, strict=True)}
         return ak.from_buffers(_form(ak, form), length, container)
@@ -106,12 +114,12 @@ def _direct_encode(obj: Any) -> tuple[list[Any], list[Any]] | None:
     return ["ListOffsetArray", off_meta[0], meta[0]], [off_flat, flat]
 
 
-def _direct_layout(ak: Any, meta: list[Any], buffers: list[Any]) -> Any:
+def _direct_layout(ak: Any, plain: PlainArrays, meta: list[Any], buffers: list[Any]) -> Any:
     """The layout of a directly encoded array; raises CodecError on inconsistent data."""
     if meta[0] == "NumpyArray":
         _, descr = meta
         (buffer,) = buffers
-        return ak.contents.NumpyArray(np.frombuffer(buffer, dtype=dtype_of_descr(descr)))
+        return plain.numpy_layout(np.frombuffer(buffer, dtype=dtype_of_descr(descr)))
     _, off_descr, descr = meta
     off_buffer, buffer = buffers
     content = np.frombuffer(buffer, dtype=dtype_of_descr(descr))
@@ -121,7 +129,7 @@ def _direct_layout(ak: Any, meta: list[Any], buffers: list[Any]) -> Any:
     else:
         _check_offsets(offsets, len(content))
         index = ak.index.Index(offsets)
-    return ak.contents.ListOffsetArray(index, ak.contents.NumpyArray(content))
+    return ak.contents.ListOffsetArray(index, plain.numpy_layout(content))
 
 
 def _small_index(ak: Any, descr: str, offsets: np.ndarray[Any, Any], n_content: int) -> Any:
