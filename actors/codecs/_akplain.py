@@ -24,7 +24,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["PlainArrays"]
+from .._optional import optional_module
+
+__all__ = ["PlainArrays", "shared_plain_arrays"]
 
 _DATA, _LAYOUT = "_data", "_layout"
 
@@ -84,6 +86,16 @@ class PlainArrays:
 
 
 _UNKNOWN: Any = object()
+_shared: PlainArrays | None = None
+
+
+def shared_plain_arrays() -> PlainArrays:
+    """The process's :class:`PlainArrays` (imports awkward: BackendUnavailable without
+    the ``hep`` extra)."""
+    global _shared
+    if _shared is None:
+        _shared = PlainArrays(optional_module("awkward", "hep"))
+    return _shared
 
 
 def _numpy_samples(dtype: np.dtype[Any]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:

@@ -26,7 +26,7 @@ import numpy as np
 
 from .._optional import optional_module
 from ..errors import CodecError
-from ._akplain import PlainArrays
+from ._akplain import PlainArrays, shared_plain_arrays
 from ._arrays import CACHE_LIMIT, array_meta, dtype_of_descr
 
 __all__ = ["AwkwardCodec"]
@@ -44,18 +44,12 @@ class AwkwardCodec:
 
     def __init__(self) -> None:
         self._ak: Any = None
-        self._plain: PlainArrays | None = None
 
     def _awkward(self) -> Any:
         """The awkward module (imported on first use; BackendUnavailable without it)."""
         if self._ak is None:
             self._ak = optional_module("awkward", "hep")
         return self._ak
-
-    def _plain_arrays(self) -> PlainArrays:
-        if self._plain is None:
-            self._plain = PlainArrays(self._awkward())
-        return self._plain
 
     def encode(self, obj: Any) -> tuple[Any, list[Any]]:
         direct = _direct_encode(obj)
@@ -71,7 +65,7 @@ class AwkwardCodec:
         ak = self._awkward()
         kind = meta[0] if isinstance(meta, list) and meta else None
         if kind in _DIRECT_KINDS:
-            plain = self._plain_arrays()
+            plain = shared_plain_arrays()
             return plain.array(_direct_layout(ak, plain, meta, buffers))
         form, length, keys = meta
         container = {k: np.frombuffer(b, dtype="uint8") for k, b in zip(keys, buffers, strict=True)}

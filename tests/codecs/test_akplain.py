@@ -107,3 +107,13 @@ def test_a_class_with_per_instance_state_is_constructed(cls: type, copied: bool)
     assert (plain._arrays[ak.contents.NumpyArray] is not None) is copied
     if not copied:
         assert made._cache == [] and made._cache is not plain.array(layout)._cache
+
+
+def test_the_public_builder_is_the_codecs_own() -> None:
+    from actors.codecs import plain_awkward_arrays
+    from actors.codecs._akplain import shared_plain_arrays
+
+    plain = plain_awkward_arrays()
+    assert plain is shared_plain_arrays()
+    made = plain.numpy_array(np.array([3, 1], dtype=np.int16))
+    assert ak.to_list(made) == [3, 1] and str(made.type) == "2 * int16"

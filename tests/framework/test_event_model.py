@@ -115,3 +115,16 @@ def test_freeze_value_makes_arrays_read_only_and_learns_types_with_nothing_to_fr
     assert freeze_value(proxy) is proxy and Proxy not in PLAIN_TYPES
     again = np.ones(2)
     assert freeze_value(again) is again and not again.flags.writeable  # arrays stay frozen
+
+
+def test_awkward_arrays_and_records_have_nothing_to_freeze_and_are_learnt() -> None:
+    ak = pytest.importorskip("awkward", reason="awkward not installed (extra [hep])")
+    from actors.framework.event import PLAIN_TYPES, freeze_value
+
+    class Muons(ak.Array):  # a behavior's subclass: an awkward array too
+        pass
+
+    muons = ak.Array([{"flags": [1, 2], "pt": [30.0, 20.0]}])  # a field named like numpy's
+    for value in (muons, muons[0], Muons([1.0, 2.0]), ak.Array([1.0])):
+        assert freeze_value(value) is value and type(value) in PLAIN_TYPES
+    assert ak.to_list(muons.flags) == [[1, 2]]

@@ -45,6 +45,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..._optional import optional_module
+from ...codecs import plain_awkward_arrays
 from ...errors import ConfigError, FrameworkError
 from ..event import EventID
 from ..module import Declarer
@@ -256,8 +257,8 @@ class RootSource(Source):
             content.flags.writeable = False
             if self.jagged == "numpy":
                 return lambda i: content[offsets[i] : offsets[i + 1]]
-            numpy_array = ak.contents.NumpyArray
-            return lambda i: ak.Array(numpy_array(content[offsets[i] : offsets[i + 1]]))
+            plain = plain_awkward_arrays().numpy_array  # ak.Array(NumpyArray(...)), cheaper
+            return lambda i: plain(content[offsets[i] : offsets[i + 1]])
         return array.__getitem__  # type: ignore[no-any-return]
 
 
