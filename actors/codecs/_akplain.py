@@ -55,19 +55,24 @@ class PlainArrays:
 
     def array(self, layout: Any) -> Any:
         """``ak.Array(layout)`` of a parameterless NumpyArray or ListOffsetArray layout."""
+        if layout.parameters:
+            return self._ak.Array(layout)
+        return self._parameterless_array(layout)
+
+    def numpy_array(self, data: np.ndarray[Any, Any]) -> Any:
+        """``ak.Array(ak.contents.NumpyArray(data))`` of a 1-D numpy array."""
+        return self._parameterless_array(self.numpy_layout(data))
+
+    def _parameterless_array(self, layout: Any) -> Any:
         cls = type(layout)
         attrs = self._arrays.get(cls, _UNKNOWN)
         if attrs is _UNKNOWN:
             samples = self._layout_samples(cls)
             attrs = None if samples is None else _learn(self._ak.Array, samples, _LAYOUT)
             self._arrays[cls] = attrs
-        if attrs is None or layout.parameters:
+        if attrs is None:
             return self._ak.Array(layout)
         return _copy(self._ak.Array, attrs, _LAYOUT, layout)
-
-    def numpy_array(self, data: np.ndarray[Any, Any]) -> Any:
-        """``ak.Array(ak.contents.NumpyArray(data))`` of a 1-D numpy array."""
-        return self.array(self.numpy_layout(data))
 
     def _layout_samples(self, cls: type) -> tuple[Any, Any] | None:
         """Two different layouts of class ``cls`` (None: a class this module does not copy)."""

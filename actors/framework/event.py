@@ -170,10 +170,11 @@ def freeze_value(value: Any) -> Any:
     cls = type(value)
     if cls in PLAIN_TYPES:
         return value
-    flags = None if _awkward_highlevel(cls) else getattr(value, "flags", None)
+    highlevel = _awkward_highlevel(cls)
+    flags = None if highlevel else getattr(value, "flags", None)
     if flags is None:
         if len(PLAIN_TYPES) < _PLAIN_TYPES_MAX and (
-            _awkward_highlevel(cls) or not (hasattr(cls, "flags") or hasattr(cls, "__getattr__"))
+            highlevel or not (hasattr(cls, "flags") or hasattr(cls, "__getattr__"))
         ):
             PLAIN_TYPES.add(cls)  # (one set operation: safe from any thread)
         return value
@@ -183,13 +184,23 @@ def freeze_value(value: Any) -> Any:
     return value
 
 
+#: class -> whether it is one of awkward's high-level classes (numpy arrays ask per value)
+_AWKWARD_HIGHLEVEL: dict[type, bool] = {}
+
+
 def _awkward_highlevel(cls: type) -> bool:
     """An ``ak.Array`` or ``ak.Record`` (or a behavior's subclass): immutable, nothing to
-    freeze; their ``__getattr__`` looks up fields (a failed ``flags`` lookup: ~3 µs)."""
-    return any(
-        c.__module__ == "awkward.highlevel" and c.__name__ in ("Array", "Record")
-        for c in cls.__mro__
-    )
+    freeze; their ``__getattr__`` looks up fields (a failed ``flags`` lookup: ~3 µs).
+    Cached per class (up to :data:`_PLAIN_TYPES_MAX` classes)."""
+    known = _AWKWARD_HIGHLEVEL.get(cls)
+    if known is None:
+        known = any(
+            c.__module__ == "awkward.highlevel" and c.__name__ in ("Array", "Record")
+            for c in cls.__mro__
+        )
+        if len(_AWKWARD_HIGHLEVEL) < _PLAIN_TYPES_MAX:
+            _AWKWARD_HIGHLEVEL[cls] = known  # (one dict operation: safe from any thread)
+    return known
 
 
 class Event:
