@@ -14,6 +14,11 @@ runner and its descendants) created, never another job's on the machine:
   before it unlinks it, so the check waits up to :data:`SETTLE_S` seconds for
   such segments to go before it fails;
 - no child process of the test runner may still run.
+
+Property tests (hypothesis) run under the ``deterministic`` profile, loaded
+here: derandomized (the same examples every run), no example database, no
+per-example deadline. ``pytest --hypothesis-profile default`` explores at
+random instead.
 """
 
 from __future__ import annotations
@@ -28,6 +33,10 @@ from pathlib import Path
 
 import psutil  # declared in the [dev] extra: the leak checks never switch themselves off
 import pytest
+from hypothesis import settings
+
+settings.register_profile("deterministic", derandomize=True, database=None, deadline=None)
+settings.load_profile("deterministic")
 
 SHM_DIR = Path("/dev/shm")
 SHM_PREFIX = "hep-actors-"

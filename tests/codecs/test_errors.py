@@ -207,7 +207,7 @@ def test_zero_size_structured_items_round_trip() -> None:
     assert back.dtype == sent.dtype and back.shape == (4, 2)
 
 
-@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@settings(max_examples=300)
 @given(st.binary(max_size=64), st.integers(min_value=0, max_value=3))
 def test_random_bytes_never_raise_anything_but_codec_error(data: bytes, nbuf: int) -> None:
     try:
@@ -219,7 +219,7 @@ def test_random_bytes_never_raise_anything_but_codec_error(data: bytes, nbuf: in
 _SAMPLE = {"a": np.arange(6, dtype="<i4").reshape(2, 3), "t": (1, "x", 2**70), "f": 1.5}
 
 
-@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@settings(max_examples=300)
 @given(st.data())
 def test_corrupted_headers_never_raise_anything_but_codec_error(data: st.DataObject) -> None:
     header, buffers = encode(_SAMPLE)

@@ -34,7 +34,7 @@ dtypes = st.one_of(
 arrays = hnp.arrays(dtype=dtypes, shape=hnp.array_shapes(min_dims=0, max_dims=4, min_side=0))
 
 
-@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@settings(max_examples=200)
 @given(arrays)
 def test_numpy_roundtrip_any_dtype_and_shape(arr: np.ndarray[Any, Any]) -> None:
     out = roundtrip(arr)
@@ -42,7 +42,7 @@ def test_numpy_roundtrip_any_dtype_and_shape(arr: np.ndarray[Any, Any]) -> None:
     assert out.dtype.byteorder == arr.dtype.byteorder
 
 
-@settings(max_examples=80, deadline=None, derandomize=True, database=None)
+@settings(max_examples=80)
 @given(arrays, st.integers(min_value=1, max_value=3), st.booleans())
 def test_non_contiguous_views_roundtrip(
     arr: np.ndarray[Any, Any], step: int, transpose: bool
@@ -73,13 +73,13 @@ plain = st.recursive(
 )
 
 
-@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@settings(max_examples=200)
 @given(plain)
 def test_nested_plain_data_with_arrays_roundtrip(obj: Any) -> None:
     assert_same(obj, roundtrip(obj))
 
 
-@settings(max_examples=100, deadline=None, derandomize=True, database=None)
+@settings(max_examples=100)
 @given(plain)
 def test_encode_parts_roundtrip_and_name(obj: Any) -> None:
     name, meta, buffers = encode_parts(obj)
